@@ -1,0 +1,126 @@
+//! The journal's storage: one row per committed change in `_eddy_journal`, and the durable
+//! cursors that remember how far a reader got.
+
+use eddy_core::{Event, EventKind, Lineage, Source};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqliteExecutor};
+
+use crate::BusError;
+
+pub(crate) async fn insert(conn: &mut SqliteConnection, e: &Event) -> Result<(), BusError> {
+    sqlx::query(
+        "INSERT INTO _eddy_journal
+             (seq, event_id, source_kind, source_name, kind, key, time_ms, payload,
+              cause_event, cause_invocation, hops)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.seq as i64)
+    .bind(e.id.to_string())
+    .bind(e.source.kind())
+    .bind(e.source.name())
+    .bind(e.kind.as_str())
+    .bind(&e.key)
+    .bind(e.time_ms)
+    .bind(e.payload.to_string())
+    .bind(e.lineage.cause_event.map(|id| id.to_string()))
+    .bind(e.lineage.cause_invocation.as_deref())
+    .bind(i64::from(e.lineage.hops))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn last_seq(db: impl SqliteExecutor<'_>) -> Result<u64, BusError> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM _eddy_journal")
+        .fetch_one(db)
+        .await?;
+    Ok(last.unwrap_or(0) as u64)
+}
+
+pub(crate) async fn set_cursor(
+    conn: &mut SqliteConnection,
+    name: &str,
+    seq: u64,
+) -> Result<(), BusError> {
+    sqlx::query(
+        "INSERT INTO _eddy_cursors (name, seq) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+    )
+    .bind(name)
+    .bind(seq as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn cursor(
+    db: impl SqliteExecutor<'_>,
+    name: &str,
+) -> Result<Option<u64>, BusError> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM _eddy_cursors WHERE name = ?")
+        .bind(name)
+        .fetch_optional(db)
+        .await?;
+    Ok(seq.map(|s| s as u64))
+}
+
+const COLUMNS: &str = "seq, event_id, source_kind, source_name, kind, key, time_ms, payload, cause_event, cause_invocation, hops";
+
+pub(crate) async fn read_after(
+    db: impl SqliteExecutor<'_>,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<Event>, BusError> {
+    let sql = format!("SELECT {COLUMNS} FROM _eddy_journal WHERE seq > ? ORDER BY seq LIMIT ?");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after as i64)
+        .bind(i64::from(limit))
+        .fetch_all(db)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn by_id(
+    db: impl SqliteExecutor<'_>,
+    id: &str,
+) -> Result<Option<Event>, BusError> {
+    let sql = format!("SELECT {COLUMNS} FROM _eddy_journal WHERE event_id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(decode).transpose()
+}
+
+fn decode(row: &SqliteRow) -> Result<Event, BusError> {
+    let seq: i64 = row.try_get("seq")?;
+    let corrupt = |reason: String| BusError::CorruptRecord { seq, reason };
+    let source = Source::from_parts(row.try_get("source_kind")?, row.try_get("source_name")?)
+        .map_err(corrupt)?;
+    let kind: EventKind = row.try_get::<&str, _>("kind")?.parse().map_err(corrupt)?;
+    let id = row
+        .try_get::<&str, _>("event_id")?
+        .parse()
+        .map_err(|e: uuid::Error| corrupt(e.to_string()))?;
+    let payload =
+        serde_json::from_str(row.try_get("payload")?).map_err(|e| corrupt(e.to_string()))?;
+    let cause_event = row
+        .try_get::<Option<&str>, _>("cause_event")?
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: uuid::Error| corrupt(e.to_string()))?;
+    Ok(Event {
+        seq: seq as u64,
+        id,
+        source,
+        kind,
+        key: row.try_get("key")?,
+        time_ms: row.try_get("time_ms")?,
+        payload,
+        lineage: Lineage {
+            cause_event,
+            cause_invocation: row.try_get("cause_invocation")?,
+            hops: row.try_get::<i64, _>("hops")? as u32,
+        },
+    })
+}

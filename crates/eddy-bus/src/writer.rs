@@ -1,0 +1,200 @@
+//! The single writer. SQLite has one writer at a time; instead of letting requests fight for the
+//! lock, every write is a job sent to one task. The task takes all jobs that are waiting, runs
+//! each inside its own savepoint of one transaction, commits once (one fsync for the lot), and
+//! only then answers each job. A job that fails is rolled back to its savepoint and does not
+//! disturb the others; a failed commit fails them all.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use eddy_core::{Event, EventId, NewEvent};
+use sqlx::SqliteConnection;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::BusError;
+use crate::journal;
+
+/// How many jobs one transaction takes at most: enough to amortise the fsync, few enough that a
+/// batch's latency stays small.
+const MAX_BATCH: usize = 512;
+/// Jobs waiting for the writer. When full, writers wait: the queue pushes back, it never drops.
+pub(crate) const QUEUE_DEPTH: usize = 4096;
+
+/// A boxed future that borrows the transaction for its lifetime.
+pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = T> + Send + 't>>;
+
+/// What a finished job hands back: whether it succeeded, and how to answer its caller once the
+/// transaction's fate is known.
+struct JobOutcome {
+    ok: bool,
+    answer: Answer,
+}
+
+type Job = Box<dyn for<'t> FnOnce(&'t mut WriteTx) -> TxFuture<'t, JobOutcome> + Send>;
+
+/// The transaction a write job runs in. Jobs use [`WriteTx::conn`] for their own statements and
+/// [`WriteTx::append`] to record the change's event in the same transaction.
+pub struct WriteTx {
+    conn: SqliteConnection,
+    next_seq: u64,
+}
+
+impl WriteTx {
+    /// The connection, inside the open transaction.
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
+    /// Appends an event to the journal. It commits, or rolls back, with the job's own writes.
+    pub async fn append(&mut self, event: NewEvent) -> Result<Event, BusError> {
+        let event = Event {
+            seq: self.next_seq,
+            id: EventId::generate(),
+            source: event.source,
+            kind: event.kind,
+            key: event.key,
+            time_ms: crate::now_ms(),
+            payload: event.payload,
+            lineage: event.lineage,
+        };
+        journal::insert(&mut self.conn, &event).await?;
+        self.next_seq += 1;
+        Ok(event)
+    }
+
+    /// Saves a durable cursor position in this transaction, so that work derived from the
+    /// journal and the cursor that records it commit together.
+    pub async fn set_cursor(&mut self, name: &str, seq: u64) -> Result<(), BusError> {
+        journal::set_cursor(&mut self.conn, name, seq).await
+    }
+}
+
+/// The sending side, held by [`crate::Bus`].
+#[derive(Clone)]
+pub(crate) struct WriterHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl WriterHandle {
+    pub(crate) async fn start(
+        mut conn: SqliteConnection,
+        committed: watch::Sender<u64>,
+    ) -> Result<Self, BusError> {
+        let last = journal::last_seq(&mut conn).await?;
+        committed.send_replace(last);
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let tx = WriteTx {
+            conn,
+            next_seq: last + 1,
+        };
+        tokio::spawn(run(tx, queue, committed));
+        Ok(Self { jobs })
+    }
+
+    pub(crate) async fn write<T, E, F>(&self, job: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<BusError> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut WriteTx) -> TxFuture<'t, Result<T, E>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |tx| {
+            Box::pin(async move {
+                let result = job(tx).await;
+                JobOutcome {
+                    ok: result.is_ok(),
+                    answer: Box::new(move |commit| {
+                        let _ = reply.send(commit.map_err(E::from).and(result));
+                    }),
+                }
+            })
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| E::from(BusError::WriterStopped))?;
+        answer.await.map_err(|_| {
+            E::from(BusError::NotCommitted(
+                "the transaction it was part of failed".into(),
+            ))
+        })?
+    }
+}
+
+async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::Sender<u64>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let first_seq = tx.next_seq;
+        let mut answers = Vec::with_capacity(batch.len());
+        let result = run_batch(&mut tx, &mut batch, &mut answers).await;
+        // Jobs that never ran are dropped here; their callers learn that nothing committed.
+        batch.clear();
+        match result {
+            Ok(()) => {
+                if tx.next_seq != first_seq {
+                    committed.send_replace(tx.next_seq - 1);
+                }
+                for answer in answers {
+                    answer(Ok(()));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "write transaction failed; its whole batch is rolled back");
+                tx.next_seq = first_seq;
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut tx.conn).await;
+                let message = error.to_string();
+                for answer in answers {
+                    answer(Err(BusError::NotCommitted(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+type Answer = Box<dyn FnOnce(Result<(), BusError>) + Send>;
+
+/// Runs a batch in one transaction, collecting each job's answer. `Err` means the transaction
+/// itself failed and nothing in it committed.
+async fn run_batch(
+    tx: &mut WriteTx,
+    batch: &mut Vec<Job>,
+    answers: &mut Vec<Answer>,
+) -> Result<(), BusError> {
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut tx.conn)
+        .await?;
+    // A lone job needs no savepoint: if it fails, the whole transaction is rolled back.
+    let isolate = batch.len() > 1;
+    for job in batch.drain(..) {
+        answers.push(run_job(tx, job, isolate).await?);
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut tx.conn).await?;
+    Ok(())
+}
+
+/// Runs one job; a failed job is undone. `Err` means the transaction itself is broken.
+async fn run_job(tx: &mut WriteTx, job: Job, isolate: bool) -> Result<Answer, BusError> {
+    let seq_before = tx.next_seq;
+    if isolate {
+        sqlx::raw_sql("SAVEPOINT job").execute(&mut tx.conn).await?;
+    }
+    let outcome = job(tx).await;
+    let undo = match (outcome.ok, isolate) {
+        (true, true) => "RELEASE job",
+        (true, false) => "",
+        (false, true) => "ROLLBACK TO job; RELEASE job",
+        // A lone job failed: roll back everything and start a fresh, empty transaction so the
+        // COMMIT that follows commits nothing.
+        (false, false) => "ROLLBACK; BEGIN IMMEDIATE",
+    };
+    if !outcome.ok {
+        tx.next_seq = seq_before;
+    }
+    if !undo.is_empty() {
+        if let Err(e) = sqlx::raw_sql(undo).execute(&mut tx.conn).await {
+            (outcome.answer)(Err(BusError::NotCommitted(e.to_string())));
+            return Err(e.into());
+        }
+    }
+    Ok(outcome.answer)
+}

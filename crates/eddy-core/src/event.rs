@@ -1,0 +1,251 @@
+//! The event envelope: what the journal stores for every committed change, and what triggers,
+//! handler payloads and tracing read back.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::names::{BucketName, FunctionName, TableName};
+
+/// A stable, time-ordered event id (UUIDv7). Handlers use it for idempotency: a redelivered
+/// event carries the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(Uuid);
+
+impl EventId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Where a change happened.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    Bucket(BucketName),
+    Table(TableName),
+    /// An asynchronous invocation queued for a function.
+    Function(FunctionName),
+}
+
+impl Source {
+    /// The source's type as the journal stores it: `bucket`, `table` or `function`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Bucket(_) => "bucket",
+            Source::Table(_) => "table",
+            Source::Function(_) => "function",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Bucket(b) => b.as_str(),
+            Source::Table(t) => t.as_str(),
+            Source::Function(f) => f.as_str(),
+        }
+    }
+
+    /// Rebuilds a source from its stored parts.
+    pub fn from_parts(kind: &str, name: &str) -> Result<Self, String> {
+        let wrap = |e: crate::InvalidName| e.to_string();
+        match kind {
+            "bucket" => BucketName::new(name).map(Source::Bucket).map_err(wrap),
+            "table" => TableName::new(name).map(Source::Table).map_err(wrap),
+            "function" => FunctionName::new(name).map(Source::Function).map_err(wrap),
+            other => Err(format!("unknown event source type {other:?}")),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind(), self.name())
+    }
+}
+
+/// What happened. The string forms are the names AWS uses in S3 and DynamoDB-Streams events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    ObjectCreatedPut,
+    ObjectCreatedCopy,
+    ObjectCreatedCompleteMultipartUpload,
+    ObjectRemovedDelete,
+    RowInsert,
+    RowModify,
+    RowRemove,
+    /// An asynchronous (`Event`) invocation.
+    Invoke,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 8] = [
+        EventKind::ObjectCreatedPut,
+        EventKind::ObjectCreatedCopy,
+        EventKind::ObjectCreatedCompleteMultipartUpload,
+        EventKind::ObjectRemovedDelete,
+        EventKind::RowInsert,
+        EventKind::RowModify,
+        EventKind::RowRemove,
+        EventKind::Invoke,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ObjectCreatedPut => "ObjectCreated:Put",
+            EventKind::ObjectCreatedCopy => "ObjectCreated:Copy",
+            EventKind::ObjectCreatedCompleteMultipartUpload => {
+                "ObjectCreated:CompleteMultipartUpload"
+            }
+            EventKind::ObjectRemovedDelete => "ObjectRemoved:Delete",
+            EventKind::RowInsert => "INSERT",
+            EventKind::RowModify => "MODIFY",
+            EventKind::RowRemove => "REMOVE",
+            EventKind::Invoke => "Invoke",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown event kind {s:?}"))
+    }
+}
+
+/// Which event and invocation caused a write, and how many handler hops separate it from a
+/// write that no handler made. Loop protection reads `hops`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub cause_event: Option<EventId>,
+    pub cause_invocation: Option<String>,
+    pub hops: u32,
+}
+
+impl Lineage {
+    /// A write made by a client, not by a handler.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// A write made by a handler that was invoked (as `invocation`) for `event`.
+    pub fn caused_by(event: &Event, invocation: impl Into<String>) -> Self {
+        Self {
+            cause_event: Some(event.id),
+            cause_invocation: Some(invocation.into()),
+            hops: event.lineage.hops + 1,
+        }
+    }
+}
+
+/// An event as a producer hands it to the journal; the journal adds sequence, id and time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub source: Source,
+    pub kind: EventKind,
+    /// The object key or the row's primary key in its canonical form; events of one key are
+    /// ordered by their sequence.
+    pub key: String,
+    pub payload: Value,
+    pub lineage: Lineage,
+}
+
+/// A committed journal record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Global, gap-free, increasing in commit order.
+    pub seq: u64,
+    pub id: EventId,
+    pub source: Source,
+    pub kind: EventKind,
+    pub key: String,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    pub payload: Value,
+    pub lineage: Lineage,
+}
+
+impl Event {
+    /// The object change this event records, for object events.
+    pub fn object_change(&self) -> Result<ObjectChange, serde_json::Error> {
+        serde_json::from_value(self.payload.clone())
+    }
+
+    /// The row change this event records, for table events.
+    pub fn row_change(&self) -> Result<RowChange, serde_json::Error> {
+        serde_json::from_value(self.payload.clone())
+    }
+}
+
+/// The payload of an object event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectChange {
+    pub size: u64,
+    /// MD5 hex for single-part objects, `md5-of-md5s-N` for multipart ones; unquoted.
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// The payload of a row event: the key, the image after the change (none for REMOVE) and the
+/// image before it (none for INSERT).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowChange {
+    pub keys: Map<String, Value>,
+    pub new: Option<Map<String, Value>>,
+    pub old: Option<Map<String, Value>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_aws_names() {
+        for kind in EventKind::ALL {
+            assert_eq!(kind.as_str().parse::<EventKind>().unwrap(), kind);
+        }
+        assert!("s3:ObjectCreated:Put".parse::<EventKind>().is_err());
+    }
+
+    #[test]
+    fn sources_round_trip() {
+        let s = Source::from_parts("bucket", "photos").unwrap();
+        assert_eq!(s.to_string(), "bucket/photos");
+        assert!(Source::from_parts("table", "Bad Name").is_err());
+        assert!(Source::from_parts("queue", "x").is_err());
+    }
+
+    #[test]
+    fn event_ids_are_time_ordered() {
+        let a = EventId::generate();
+        let b = EventId::generate();
+        assert!(a < b);
+        assert_eq!(a.to_string().parse::<EventId>().unwrap(), a);
+    }
+}

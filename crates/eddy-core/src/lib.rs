@@ -1,0 +1,10 @@
+//! eddy's vocabulary, shared by every other crate: validated names, event ids, the event
+//! envelope that the journal stores, and the error kinds that the server maps to wire codes.
+
+pub mod error;
+pub mod event;
+pub mod names;
+
+pub use error::{Classify, ErrorKind, InvalidName};
+pub use event::{Event, EventId, EventKind, Lineage, NewEvent, ObjectChange, RowChange, Source};
+pub use names::{BucketName, ColumnName, FunctionName, ObjectKey, TableName};
