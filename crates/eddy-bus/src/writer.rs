@@ -190,11 +190,11 @@ async fn run_job(tx: &mut WriteTx, job: Job, isolate: bool) -> Result<Answer, Bu
     if !outcome.ok {
         tx.next_seq = seq_before;
     }
-    if !undo.is_empty() {
-        if let Err(e) = sqlx::raw_sql(undo).execute(&mut tx.conn).await {
-            (outcome.answer)(Err(BusError::NotCommitted(e.to_string())));
-            return Err(e.into());
-        }
+    if !undo.is_empty()
+        && let Err(e) = sqlx::raw_sql(undo).execute(&mut tx.conn).await
+    {
+        (outcome.answer)(Err(BusError::NotCommitted(e.to_string())));
+        return Err(e.into());
     }
     Ok(outcome.answer)
 }

@@ -1,1 +1,22 @@
+//! eddy's object store: buckets with S3's naming rules, objects whose bytes live in
+//! content-addressed blobs on disk, multipart uploads, listing in S3 order, and the object
+//! events (`ObjectCreated:*`, `ObjectRemoved:Delete`) committed with each change.
+//!
+//! Order of work for every change: the bytes stream to a temporary file while SHA-256 and MD5
+//! are computed, the file is fsynced and renamed into place, and only then do the metadata and
+//! the event commit, together. A crash leaves at most a blob nothing refers to, which
+//! [`ObjectStore::collect_garbage`] removes.
 
+mod blobs;
+mod error;
+mod list;
+mod model;
+mod multipart;
+mod rows;
+mod store;
+
+pub use blobs::BlobInfo;
+pub use error::ObjectError;
+pub use model::*;
+pub use multipart::CompletedPart;
+pub use store::{ObjectBody, ObjectStore};
