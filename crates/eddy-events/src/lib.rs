@@ -1,1 +1,251 @@
+//! The events handlers receive, built from journal records:
+//!
+//! - [`s3_record`]: an S3 event notification record, exactly as S3 sends one to Lambda;
+//! - [`dynamodb_record`]: a DynamoDB-Streams record with typed attribute values;
+//! - [`plain_record`]: eddy's simpler record for handlers that were not written for AWS.
+//!
+//! Handlers receive records wrapped as `{"Records": [...]}` ([`envelope`]).
 
+mod time;
+
+use eddy_core::{Event, EventKind, Source};
+use serde_json::{Map, Value, json};
+
+pub use time::iso8601_millis;
+
+/// The region eddy reports in ARNs and records.
+pub const REGION: &str = "us-east-1";
+/// The account id eddy reports in ARNs.
+pub const ACCOUNT_ID: &str = "000000000000";
+/// The principal eddy reports as the owner and the requester.
+pub const PRINCIPAL_ID: &str = "EDDY";
+
+/// An event that cannot be shown in the requested shape.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("a {kind} event from {origin} has no {format} form")]
+    WrongSource {
+        kind: EventKind,
+        origin: String,
+        format: &'static str,
+    },
+    #[error("event {seq} has a payload that does not fit its kind: {reason}")]
+    BadPayload { seq: u64, reason: String },
+}
+
+/// Wraps records the way Lambda delivers them.
+pub fn envelope(records: Vec<Value>) -> Value {
+    json!({ "Records": records })
+}
+
+/// The S3 notification record for an object event. `configuration_id` names the trigger.
+pub fn s3_record(event: &Event, configuration_id: &str) -> Result<Value, FormatError> {
+    let Source::Bucket(bucket) = &event.source else {
+        return Err(wrong_source(event, "S3"));
+    };
+    let mut object = Map::new();
+    object.insert("key".into(), Value::String(encode_s3_key(&event.key)));
+    if event.kind != EventKind::ObjectRemovedDelete {
+        let change = event.object_change().map_err(|e| bad_payload(event, e))?;
+        object.insert("size".into(), json!(change.size));
+        object.insert("eTag".into(), json!(change.etag));
+    }
+    object.insert("sequencer".into(), json!(format!("{:016X}", event.seq)));
+    let request_id = event.id.to_string().replace('-', "").to_uppercase();
+    Ok(json!({
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": REGION,
+        "eventTime": iso8601_millis(event.time_ms),
+        "eventName": event.kind.as_str(),
+        "userIdentity": { "principalId": PRINCIPAL_ID },
+        "requestParameters": { "sourceIPAddress": "127.0.0.1" },
+        "responseElements": {
+            "x-amz-request-id": &request_id[..16],
+            "x-amz-id-2": request_id,
+        },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": configuration_id,
+            "bucket": {
+                "name": bucket.as_str(),
+                "ownerIdentity": { "principalId": PRINCIPAL_ID },
+                "arn": format!("arn:aws:s3:::{bucket}"),
+            },
+            "object": object,
+        },
+    }))
+}
+
+/// The DynamoDB-Streams record for a row event. `stream_label` is the stream's creation time
+/// as DynamoDB writes it (`2026-11-25T10:00:00.000`).
+pub fn dynamodb_record(event: &Event, stream_label: &str) -> Result<Value, FormatError> {
+    let Source::Table(table) = &event.source else {
+        return Err(wrong_source(event, "DynamoDB-Streams"));
+    };
+    let change = event.row_change().map_err(|e| bad_payload(event, e))?;
+    let mut record = Map::new();
+    record.insert(
+        "ApproximateCreationDateTime".into(),
+        json!(event.time_ms / 1000),
+    );
+    record.insert("Keys".into(), item(&change.keys));
+    if let Some(new) = &change.new {
+        record.insert("NewImage".into(), item(new));
+    }
+    if let Some(old) = &change.old {
+        record.insert("OldImage".into(), item(old));
+    }
+    let size: usize = ["Keys", "NewImage", "OldImage"]
+        .iter()
+        .filter_map(|k| record.get(*k))
+        .map(|v| v.to_string().len())
+        .sum();
+    record.insert("SequenceNumber".into(), json!(format!("{:021}", event.seq)));
+    record.insert("SizeBytes".into(), json!(size));
+    record.insert("StreamViewType".into(), json!("NEW_AND_OLD_IMAGES"));
+    Ok(json!({
+        "eventID": event.id.to_string().replace('-', ""),
+        "eventName": event.kind.as_str(),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": record,
+        "eventSourceARN": format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table}/stream/{stream_label}"),
+    }))
+}
+
+/// eddy's plain record: the change without AWS's wrapping or type annotations.
+pub fn plain_record(event: &Event) -> Result<Value, FormatError> {
+    let common = json!({
+        "event_id": event.id.to_string(),
+        "sequence": event.seq,
+        "time": iso8601_millis(event.time_ms),
+    });
+    let mut record = match &event.source {
+        Source::Bucket(bucket) => {
+            let (kind, _) = event
+                .kind
+                .as_str()
+                .split_once(':')
+                .unwrap_or((event.kind.as_str(), ""));
+            let mut r = json!({ "type": kind, "event_name": event.kind.as_str(), "bucket": bucket.as_str(), "key": event.key });
+            if event.kind != EventKind::ObjectRemovedDelete {
+                let change = event.object_change().map_err(|e| bad_payload(event, e))?;
+                r["size"] = json!(change.size);
+                r["etag"] = json!(change.etag);
+            }
+            r
+        }
+        Source::Table(table) => {
+            let change = event.row_change().map_err(|e| bad_payload(event, e))?;
+            json!({
+                "type": event.kind.as_str(),
+                "table": table.as_str(),
+                "key": change.keys,
+                "record": change.new,
+                "old_record": change.old,
+            })
+        }
+        Source::Function(_) => return Err(wrong_source(event, "plain")),
+    };
+    let map = record.as_object_mut().expect("records are objects");
+    map.extend(common.as_object().expect("an object").clone());
+    Ok(record)
+}
+
+/// A DynamoDB item: each attribute as a typed attribute value.
+pub fn item(row: &Map<String, Value>) -> Value {
+    Value::Object(
+        row.iter()
+            .map(|(k, v)| (k.clone(), attribute_value(v)))
+            .collect(),
+    )
+}
+
+/// A JSON value as a DynamoDB attribute value: `S`, `N` (as a string), `BOOL`, `NULL`, `L`, `M`.
+pub fn attribute_value(value: &Value) -> Value {
+    match value {
+        Value::Null => json!({ "NULL": true }),
+        Value::Bool(b) => json!({ "BOOL": b }),
+        Value::Number(n) => json!({ "N": number_text(n) }),
+        Value::String(s) => json!({ "S": s }),
+        Value::Array(items) => {
+            json!({ "L": items.iter().map(attribute_value).collect::<Vec<_>>() })
+        }
+        Value::Object(map) => json!({ "M": item(map) }),
+    }
+}
+
+/// DynamoDB writes numbers without a trailing `.0`.
+fn number_text(n: &serde_json::Number) -> String {
+    let text = n.to_string();
+    match text.strip_suffix(".0") {
+        Some(whole) => whole.to_string(),
+        None => text,
+    }
+}
+
+/// Encodes an object key as S3 does in event notifications (form encoding): letters, digits,
+/// `-`, `_`, `.`, `*` and `/` stay, a space becomes `+`, every other byte of the UTF-8 becomes
+/// `%XX`.
+pub fn encode_s3_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' | b'/' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+fn wrong_source(event: &Event, format: &'static str) -> FormatError {
+    FormatError::WrongSource {
+        kind: event.kind,
+        origin: event.source.to_string(),
+        format,
+    }
+}
+
+fn bad_payload(event: &Event, e: serde_json::Error) -> FormatError {
+    FormatError::BadPayload {
+        seq: event.seq,
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_encoded_as_s3_encodes_them() {
+        let cases = [
+            ("uploads/red flower.jpg", "uploads/red+flower.jpg"),
+            ("a+b", "a%2Bb"),
+            ("100%", "100%25"),
+            ("ü/ключ", "%C3%BC/%D0%BA%D0%BB%D1%8E%D1%87"),
+            ("(1),'x'=y:z~", "%281%29%2C%27x%27%3Dy%3Az%7E"),
+            ("safe-_.*", "safe-_.*"),
+        ];
+        for (key, encoded) in cases {
+            assert_eq!(encode_s3_key(key), encoded, "{key}");
+        }
+    }
+
+    #[test]
+    fn values_become_typed_attributes() {
+        let v = json!({"s": "x", "i": 1, "f": 2.5, "whole": 10.0, "b": true, "n": null, "l": [1, "a"], "m": {"k": false}});
+        assert_eq!(
+            item(v.as_object().unwrap()),
+            json!({
+                "s": {"S": "x"}, "i": {"N": "1"}, "f": {"N": "2.5"}, "whole": {"N": "10"}, "b": {"BOOL": true},
+                "n": {"NULL": true}, "l": {"L": [{"N": "1"}, {"S": "a"}]}, "m": {"M": {"k": {"BOOL": false}}}
+            })
+        );
+    }
+}
