@@ -1,1 +1,78 @@
+//! Helpers shared by the end-to-end tests: opening a data directory the way eddy does, and the
+//! invariants every test checks after the fact.
 
+use std::path::Path;
+use std::time::Duration;
+
+use eddy_bus::{Bus, BusError};
+use eddy_core::Event;
+use eddy_objects::ObjectStore;
+use eddy_tables::TableStore;
+
+/// An opened data directory with its stores.
+pub struct Eddy {
+    pub bus: Bus,
+    pub objects: ObjectStore,
+    pub tables: TableStore,
+}
+
+impl Eddy {
+    /// Opens `dir`, waiting while a process that is going away still holds its lock.
+    pub async fn open(dir: &Path) -> Eddy {
+        let mut tries = 0;
+        let bus = loop {
+            match Bus::open(dir).await {
+                Ok(bus) => break bus,
+                Err(BusError::DataDirInUse { .. }) if tries < 250 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("opening {}: {e}", dir.display()),
+            }
+        };
+        let objects = ObjectStore::open(bus.clone()).expect("object store opens");
+        let tables = TableStore::open(bus.clone())
+            .await
+            .expect("table store opens");
+        Eddy {
+            bus,
+            objects,
+            tables,
+        }
+    }
+
+    /// The whole journal, in order.
+    pub async fn journal(&self) -> Vec<Event> {
+        let mut all = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |e: &Event| e.seq);
+            let batch = self
+                .bus
+                .read_after(after, 10_000)
+                .await
+                .expect("journal reads");
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    }
+
+    /// Checks the database file and the journal's numbering: SQLite's integrity check passes
+    /// and sequence numbers run 1, 2, 3, … without a gap.
+    pub async fn assert_sound(&self) {
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(self.bus.readers())
+            .await
+            .expect("integrity check runs");
+        assert_eq!(check, "ok");
+        for (i, e) in self.journal().await.iter().enumerate() {
+            assert_eq!(
+                e.seq,
+                i as u64 + 1,
+                "the journal has a gap before seq {}",
+                e.seq
+            );
+        }
+    }
+}

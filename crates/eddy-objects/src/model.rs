@@ -30,6 +30,13 @@ pub struct ObjectMeta {
     pub sequencer: u64,
 }
 
+/// What a delete removed, and the sequence number of its `ObjectRemoved:Delete` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removed {
+    pub old: ObjectMeta,
+    pub seq: u64,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct PutOptions {
     pub content_type: Option<String>,

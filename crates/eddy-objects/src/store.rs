@@ -236,7 +236,7 @@ impl ObjectStore {
         bucket: &BucketName,
         key: &ObjectKey,
         lineage: Lineage,
-    ) -> Result<Option<ObjectMeta>, ObjectError> {
+    ) -> Result<Option<Removed>, ObjectError> {
         let (bucket, key) = (bucket.clone(), key.clone());
         self.bus
             .write(move |tx| {
@@ -250,9 +250,13 @@ impl ObjectStore {
                         .bind(key.as_str())
                         .execute(tx.conn())
                         .await?;
-                    tx.append(object_event(&old, EventKind::ObjectRemovedDelete, lineage))
+                    let event = tx
+                        .append(object_event(&old, EventKind::ObjectRemovedDelete, lineage))
                         .await?;
-                    Ok(Some(old))
+                    Ok(Some(Removed {
+                        old,
+                        seq: event.seq,
+                    }))
                 })
             })
             .await

@@ -60,7 +60,11 @@ async fn put_get_head_delete_with_one_event_each() {
         .delete_object(&bucket("photos"), &key("a/red flower.jpg"), Lineage::root())
         .await
         .unwrap();
-    assert_eq!(removed.unwrap().etag, meta.etag);
+    let removed = removed.unwrap();
+    assert_eq!(
+        (removed.old.etag.as_str(), removed.seq),
+        (meta.etag.as_str(), 2)
+    );
     // Deleting what is not there succeeds (as in S3) and records nothing.
     assert!(
         f.store
