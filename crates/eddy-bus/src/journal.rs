@@ -2,31 +2,45 @@
 //! cursors that remember how far a reader got.
 
 use eddy_core::{Event, EventKind, Lineage, Source};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqliteExecutor};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Row, SqliteConnection, SqliteExecutor};
 
 use crate::BusError;
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, e: &Event) -> Result<(), BusError> {
-    sqlx::query(
-        "INSERT INTO _eddy_journal
-             (seq, event_id, source_kind, source_name, kind, key, time_ms, payload,
-              cause_event, cause_invocation, hops)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(e.seq as i64)
-    .bind(e.id.to_string())
-    .bind(e.source.kind())
-    .bind(e.source.name())
-    .bind(e.kind.as_str())
-    .bind(&e.key)
-    .bind(e.time_ms)
-    .bind(e.payload.to_string())
-    .bind(e.lineage.cause_event.map(|id| id.to_string()))
-    .bind(e.lineage.cause_invocation.as_deref())
-    .bind(i64::from(e.lineage.hops))
-    .execute(conn)
-    .await?;
+/// Rows per insert statement: 11 parameters each stays far below SQLite's limit of 32,766.
+const INSERT_CHUNK: usize = 256;
+
+/// Writes events with as few statements as possible (each statement is a round trip).
+pub(crate) async fn insert_all(conn: &mut SqliteConnection, events: &[Event]) -> Result<(), BusError> {
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let mut args = SqliteArguments::default();
+        for e in chunk {
+            bind_event(&mut args, e).map_err(sqlx::Error::Encode)?;
+        }
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO _eddy_journal
+                 (seq, event_id, source_kind, source_name, kind, key, time_ms, payload,
+                  cause_event, cause_invocation, hops)
+             VALUES {rows}"
+        );
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn bind_event(args: &mut SqliteArguments, e: &Event) -> Result<(), sqlx::error::BoxDynError> {
+    args.add(e.seq as i64)?;
+    args.add(e.id.to_string())?;
+    args.add(e.source.kind())?;
+    args.add(e.source.name().to_string())?;
+    args.add(e.kind.as_str())?;
+    args.add(e.key.clone())?;
+    args.add(e.time_ms)?;
+    args.add(e.payload.to_string())?;
+    args.add(e.lineage.cause_event.map(|id| id.to_string()))?;
+    args.add(e.lineage.cause_invocation.clone())?;
+    args.add(i64::from(e.lineage.hops))?;
     Ok(())
 }
 
