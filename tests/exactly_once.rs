@@ -49,6 +49,7 @@ async fn one_event_per_committed_change_and_none_for_failures() {
         );
         tasks.push(tokio::spawn(async move {
             let mut committed: Vec<Committed> = Vec::new();
+            let mut never_written = Vec::new();
             let mut failures = 0;
             for i in 0..STEPS {
                 // Ids collide across writers on purpose: some inserts must fail with KeyExists.
@@ -56,11 +57,28 @@ async fn one_event_per_committed_change_and_none_for_failures() {
                 let key = Key::new(&schema, vec![json!(id)]).unwrap();
                 let object_key = format!("k{}", (i + w) % 20);
                 let outcome: Option<Committed> = match i % 6 {
-                    0 => tables
-                        .insert(&table, vec![json!({"id": id, "v": i})], Lineage::root())
-                        .await
-                        .ok()
-                        .map(|c| (c[0].seq.unwrap(), EventKind::RowInsert, key.canonical())),
+                    0 => {
+                        // Two rows in one job; the second often collides, and then the first,
+                        // already written, must be undone too.
+                        let fresh = 1_000 + w * STEPS + i;
+                        let rows = vec![json!({"id": fresh, "v": i}), json!({"id": id, "v": i})];
+                        match tables.insert(&table, rows, Lineage::root()).await {
+                            Ok(c) => {
+                                let fresh_key =
+                                    Key::new(&schema, vec![json!(fresh)]).unwrap().canonical();
+                                committed.push((
+                                    c[0].seq.unwrap(),
+                                    EventKind::RowInsert,
+                                    fresh_key,
+                                ));
+                                Some((c[1].seq.unwrap(), EventKind::RowInsert, key.canonical()))
+                            }
+                            Err(_) => {
+                                never_written.push(fresh);
+                                None
+                            }
+                        }
+                    }
                     1 => tables
                         .put(
                             &table,
@@ -143,15 +161,23 @@ async fn one_event_per_committed_change_and_none_for_failures() {
                     None => failures += 1,
                 }
             }
-            (committed, failures)
+            (committed, never_written, failures)
         }));
     }
-    let mut committed = Vec::new();
-    let mut failures = 0;
+    let (mut committed, mut never_written, mut failures) = (Vec::new(), Vec::new(), 0);
     for t in tasks {
-        let (c, f) = t.await.unwrap();
+        let (c, n, f) = t.await.unwrap();
         committed.extend(c);
+        never_written.extend(n);
         failures += f;
+    }
+    assert!(!never_written.is_empty(), "some two-row inserts collided");
+    for id in never_written {
+        let key = Key::new(&schema, vec![json!(id)]).unwrap();
+        assert!(
+            eddy.tables.get(&table, &key).await.unwrap().is_none(),
+            "row {id} of a failed batch was kept"
+        );
     }
     assert!(
         failures > WRITERS as usize * STEPS as usize / 6,

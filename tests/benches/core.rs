@@ -30,8 +30,13 @@ const SMALL_OBJECTS: u64 = 2_000;
 const LARGE: usize = 64 * 1024 * 1024;
 
 fn main() {
-    let root = tempfile::tempdir_in(std::env::var("EDDY_BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let root =
+        tempfile::tempdir_in(std::env::var("EDDY_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut fresh = {
         let mut n = 0;
         move || {
@@ -41,8 +46,29 @@ fn main() {
             dir
         }
     };
-    println!("machine: {} cores, {}", std::thread::available_parallelism().unwrap(), cpu_model());
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().unwrap(),
+        cpu_model()
+    );
+    // `cargo bench --bench core -- rows` runs only that part; likewise `small` and `large`.
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    if wanted("rows") {
+        bench_rows(&rt, &mut fresh);
+    }
+    if wanted("small") {
+        bench_small(&rt, &mut fresh);
+    }
+    if wanted("large") {
+        bench_large(&rt, &mut fresh);
+    }
+}
 
+fn bench_rows(rt: &tokio::runtime::Runtime, fresh: &mut impl FnMut() -> std::path::PathBuf) {
     let (mut raw, mut eddy_rows, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         raw.push(rt.block_on(raw_sqlite_inserts(&fresh())));
@@ -60,7 +86,9 @@ fn main() {
         ms(percentile(&latencies, 0.50)),
         ms(percentile(&latencies, 0.99))
     );
+}
 
+fn bench_small(rt: &tokio::runtime::Runtime, fresh: &mut impl FnMut() -> std::path::PathBuf) {
     let (mut files, mut puts) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         files.push(small_files(&fresh()));
@@ -69,8 +97,13 @@ fn main() {
     let (files, puts) = (median(files), median(puts));
     println!("1 KiB objects:");
     println!("  create + write + fsync + rename, one at a time: {files:>7.0} files/s");
-    println!("  eddy put_object, {REQUESTERS} requesters:             {puts:>7.0} puts/s  ({:.1}x)", puts / files);
+    println!(
+        "  eddy put_object, {REQUESTERS} requesters:             {puts:>7.0} puts/s  ({:.1}x)",
+        puts / files
+    );
+}
 
+fn bench_large(rt: &tokio::runtime::Runtime, fresh: &mut impl FnMut() -> std::path::PathBuf) {
     let data: Vec<u8> = (0..LARGE).map(|i| (i * 31 % 251) as u8).collect();
     let data = Arc::new(data);
     let (mut plain, mut large) = (Vec::new(), Vec::new());
@@ -81,13 +114,20 @@ fn main() {
     let (plain, large) = (median(plain), median(large));
     println!("64 MiB object:");
     println!("  write + fsync:            {plain:>7.0} MB/s");
-    println!("  eddy put_object (hashed): {large:>7.0} MB/s  ({:.2}x)", large / plain);
+    println!(
+        "  eddy put_object (hashed): {large:>7.0} MB/s  ({:.2}x)",
+        large / plain
+    );
 }
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
@@ -112,14 +152,25 @@ async fn raw_sqlite_inserts(dir: &Path) -> f64 {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
     let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
-    sqlx::raw_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL) STRICT").execute(&mut conn).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL) STRICT")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     // The baseline gets the same budget of time as eddy would need for ROWS, but as it is much
     // slower, a quarter of the rows is enough for a stable rate.
     let n = ROWS / 4;
     let start = Instant::now();
     for i in 0..n as i64 {
-        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
-        sqlx::query("INSERT INTO t (id, v) VALUES (?, ?)").bind(i).bind(i).execute(&mut conn).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t (id, v) VALUES (?, ?)")
+            .bind(i)
+            .bind(i)
+            .execute(&mut conn)
+            .await
+            .unwrap();
         sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
     }
     n as f64 / start.elapsed().as_secs_f64()
@@ -129,10 +180,19 @@ async fn eddy_inserts(dir: &Path) -> (f64, Vec<Duration>) {
     let eddy = Eddy::open(dir).await;
     let table = TableName::new("t").unwrap();
     let columns = vec![
-        Column { name: ColumnName::new("id").unwrap(), ty: ColumnType::Integer, nullable: false },
-        Column { name: ColumnName::new("v").unwrap(), ty: ColumnType::Integer, nullable: false },
+        Column {
+            name: ColumnName::new("id").unwrap(),
+            ty: ColumnType::Integer,
+            nullable: false,
+        },
+        Column {
+            name: ColumnName::new("v").unwrap(),
+            ty: ColumnType::Integer,
+            nullable: false,
+        },
     ];
-    let schema = TableSchema::new(table.clone(), columns, vec![ColumnName::new("id").unwrap()]).unwrap();
+    let schema =
+        TableSchema::new(table.clone(), columns, vec![ColumnName::new("id").unwrap()]).unwrap();
     eddy.tables.declare(schema).await.unwrap();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -142,7 +202,10 @@ async fn eddy_inserts(dir: &Path) -> (f64, Vec<Duration>) {
             let mut latencies = Vec::new();
             for i in (r..ROWS).step_by(REQUESTERS as usize) {
                 let t = Instant::now();
-                tables.insert(&table, vec![json!({"id": i, "v": i})], Lineage::root()).await.unwrap();
+                tables
+                    .insert(&table, vec![json!({"id": i, "v": i})], Lineage::root())
+                    .await
+                    .unwrap();
                 latencies.push(t.elapsed());
             }
             latencies
@@ -183,7 +246,10 @@ async fn small_puts(dir: &Path) -> f64 {
                 let mut body = [0u8; 1024];
                 body[..8].copy_from_slice(&i.to_le_bytes());
                 let key = ObjectKey::new(format!("obj/{i}")).unwrap();
-                objects.put_object(&bucket, &key, &mut &body[..], PutOptions::default()).await.unwrap();
+                objects
+                    .put_object(&bucket, &key, &mut &body[..], PutOptions::default())
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -207,6 +273,9 @@ async fn large_put(dir: &Path, data: Arc<Vec<u8>>) -> f64 {
     eddy.objects.create_bucket(&bucket).await.unwrap();
     let start = Instant::now();
     let key = ObjectKey::new("large.bin").unwrap();
-    eddy.objects.put_object(&bucket, &key, &mut data.as_slice(), PutOptions::default()).await.unwrap();
+    eddy.objects
+        .put_object(&bucket, &key, &mut data.as_slice(), PutOptions::default())
+        .await
+        .unwrap();
     data.len() as f64 / 1e6 / start.elapsed().as_secs_f64()
 }

@@ -11,7 +11,10 @@ use crate::BusError;
 const INSERT_CHUNK: usize = 256;
 
 /// Writes events with as few statements as possible (each statement is a round trip).
-pub(crate) async fn insert_all(conn: &mut SqliteConnection, events: &[Event]) -> Result<(), BusError> {
+pub(crate) async fn insert_all(
+    conn: &mut SqliteConnection,
+    events: &[Event],
+) -> Result<(), BusError> {
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut args = SqliteArguments::default();
         for e in chunk {
@@ -24,7 +27,9 @@ pub(crate) async fn insert_all(conn: &mut SqliteConnection, events: &[Event]) ->
                   cause_event, cause_invocation, hops)
              VALUES {rows}"
         );
-        sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(&mut *conn).await?;
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

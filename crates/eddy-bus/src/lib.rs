@@ -73,13 +73,14 @@ impl Bus {
     /// committed (durably). If `job` fails, its writes and events are undone and its error
     /// returned; other jobs in the same transaction are unaffected.
     ///
-    /// The job must not wait for anything but its own statements: while it runs, every other
-    /// write waits.
+    /// The job may be run more than once (only the last run counts), so it must do nothing
+    /// outside the transaction. It must not wait for anything but its own statements: while
+    /// it runs, every other write waits.
     pub async fn write<T, E, F>(&self, job: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<BusError> + Send + 'static,
-        F: for<'t> FnOnce(&'t mut WriteTx) -> TxFuture<'t, Result<T, E>> + Send + 'static,
+        F: for<'t> Fn(&'t mut WriteTx) -> TxFuture<'t, Result<T, E>> + Send + Sync + 'static,
     {
         self.inner.writer.write(job).await
     }
@@ -122,8 +123,11 @@ impl Bus {
     /// Saves the durable cursor `name` at `seq`.
     pub async fn save_cursor(&self, name: &str, seq: u64) -> Result<(), BusError> {
         let name = name.to_string();
-        self.write(move |tx| Box::pin(async move { tx.set_cursor(&name, seq).await }))
-            .await
+        self.write(move |tx| {
+            let name = name.clone();
+            Box::pin(async move { tx.set_cursor(&name, seq).await })
+        })
+        .await
     }
 }
 

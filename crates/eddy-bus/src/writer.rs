@@ -1,13 +1,18 @@
 //! The single writer. SQLite has one writer at a time; instead of letting requests fight for the
 //! lock, every write is a job sent to one task. The task takes all jobs that are waiting, runs
-//! each inside its own savepoint of one transaction, commits once (one fsync for the lot), and
-//! only then answers each job. A job that fails is rolled back to its savepoint and does not
-//! disturb the others; a failed commit fails them all.
+//! them in one transaction, commits once (one fsync for the lot), and only then answers each
+//! job. A failed commit fails them all.
 //!
 //! Each statement is a round trip to SQLite's connection thread, and round trips, not SQLite,
-//! bound the writer's rate. So the events that jobs append are held in memory and written with
-//! one multi-row insert just before the commit, and savepoints nest rather than being released
-//! one by one: a successful job costs one round trip more than its own statements.
+//! bound the writer's rate. So the work per job is kept to the job's own statements:
+//!
+//! - the events jobs append are held in memory and written with one multi-row insert just
+//!   before the commit;
+//! - jobs run optimistically, without savepoints. Jobs rarely fail, but when one does, its
+//!   writes may be half done: the transaction is rolled back, the failed job is answered with
+//!   its error, and the others run again, each in its own savepoint, so that a second failure
+//!   undoes only itself. That is why a job must be callable more than once (`Fn`), and must
+//!   not do anything outside the transaction.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,14 +33,19 @@ pub(crate) const QUEUE_DEPTH: usize = 4096;
 /// A boxed future that borrows the transaction for its lifetime.
 pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = T> + Send + 't>>;
 
-/// What a finished job hands back: whether it succeeded, and how to answer its caller once the
-/// transaction's fate is known.
+/// What a finished run of a job hands back: whether it succeeded, and how to answer its caller
+/// once the transaction's fate is known.
 struct JobOutcome {
     ok: bool,
     answer: Answer,
 }
 
-type Job = Box<dyn for<'t> FnOnce(&'t mut WriteTx) -> TxFuture<'t, JobOutcome> + Send>;
+/// A job, callable once per attempt. Dropping it unanswered tells its caller that nothing
+/// committed.
+type Job = Box<dyn for<'t> Fn(&'t mut WriteTx) -> TxFuture<'t, JobOutcome> + Send + Sync>;
+
+/// Where a job's result goes; shared by its attempts, used by the one that counts.
+type Reply<T, E> = std::sync::Arc<std::sync::Mutex<Option<oneshot::Sender<Result<T, E>>>>>;
 
 /// The transaction a write job runs in. Jobs use [`WriteTx::conn`] for their own statements and
 /// [`WriteTx::append`] to record the change's event in the same transaction.
@@ -104,16 +114,21 @@ impl WriterHandle {
     where
         T: Send + 'static,
         E: From<BusError> + Send + 'static,
-        F: for<'t> FnOnce(&'t mut WriteTx) -> TxFuture<'t, Result<T, E>> + Send + 'static,
+        F: for<'t> Fn(&'t mut WriteTx) -> TxFuture<'t, Result<T, E>> + Send + Sync + 'static,
     {
-        let (reply, answer) = oneshot::channel();
+        let (sender, answer) = oneshot::channel();
+        let reply: Reply<T, E> = std::sync::Arc::new(std::sync::Mutex::new(Some(sender)));
         let job: Job = Box::new(move |tx| {
+            let (attempt, reply) = (job(tx), reply.clone());
             Box::pin(async move {
-                let result = job(tx).await;
+                let result = attempt.await;
                 JobOutcome {
                     ok: result.is_ok(),
                     answer: Box::new(move |commit| {
-                        let _ = reply.send(commit.map_err(E::from).and(result));
+                        let sender = reply.lock().expect("reply lock").take();
+                        if let Some(sender) = sender {
+                            let _ = sender.send(commit.map_err(E::from).and(result));
+                        }
                     }),
                 }
             })
@@ -135,7 +150,7 @@ async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let first_seq = tx.next_seq;
         let mut answers = Vec::with_capacity(batch.len());
-        let result = run_batch(&mut tx, &mut batch, &mut answers).await;
+        let result = run_batch(&mut tx, &batch, &mut answers).await;
         // Jobs that never ran are dropped here; their callers learn that nothing committed.
         batch.clear();
         match result {
@@ -167,16 +182,37 @@ type Answer = Box<dyn FnOnce(Result<(), BusError>) + Send>;
 /// itself failed and nothing in it committed.
 async fn run_batch(
     tx: &mut WriteTx,
-    batch: &mut Vec<Job>,
+    batch: &[Job],
     answers: &mut Vec<Answer>,
 ) -> Result<(), BusError> {
     sqlx::raw_sql("BEGIN IMMEDIATE")
         .execute(&mut tx.conn)
         .await?;
-    // A lone job needs no savepoint: if it fails, the whole transaction is rolled back.
-    let isolate = batch.len() > 1;
-    for job in batch.drain(..) {
-        answers.push(run_job(tx, job, isolate).await?);
+    let seq_before = tx.next_seq;
+    let mut failed = None;
+    for (i, job) in batch.iter().enumerate() {
+        let outcome = job(tx).await;
+        if !outcome.ok {
+            failed = Some((i, outcome));
+            break;
+        }
+        answers.push(outcome.answer);
+    }
+    if let Some((index, failure)) = failed {
+        // The failed job may have written half its work: start over without it, isolating
+        // every other job in a savepoint. Its answer stands: it failed on the state the jobs
+        // before it left, which is the state they leave again.
+        sqlx::raw_sql("ROLLBACK; BEGIN IMMEDIATE")
+            .execute(&mut tx.conn)
+            .await?;
+        (tx.next_seq, tx.pending) = (seq_before, Vec::new());
+        answers.clear();
+        answers.push(failure.answer);
+        for (i, job) in batch.iter().enumerate() {
+            if i != index {
+                answers.push(run_isolated(tx, job).await?);
+            }
+        }
     }
     journal::insert_all(&mut tx.conn, &tx.pending).await?;
     tx.pending.clear();
@@ -184,26 +220,21 @@ async fn run_batch(
     Ok(())
 }
 
-/// Runs one job; a failed job is undone. `Err` means the transaction itself is broken.
-async fn run_job(tx: &mut WriteTx, job: Job, isolate: bool) -> Result<Answer, BusError> {
+/// Runs a job in its own savepoint, so its failure undoes only its own writes. `Err` means the
+/// transaction itself is broken.
+async fn run_isolated(tx: &mut WriteTx, job: &Job) -> Result<Answer, BusError> {
     let (seq_before, pending_before) = (tx.next_seq, tx.pending.len());
-    if isolate {
-        // Savepoints nest: the COMMIT releases them all at once.
-        sqlx::raw_sql("SAVEPOINT job").execute(&mut tx.conn).await?;
-    }
+    sqlx::raw_sql("SAVEPOINT job").execute(&mut tx.conn).await?;
     let outcome = job(tx).await;
-    if outcome.ok {
-        return Ok(outcome.answer);
-    }
-    tx.next_seq = seq_before;
-    tx.pending.truncate(pending_before);
-    let undo = if isolate {
-        "ROLLBACK TO job; RELEASE job"
+    let undo = if outcome.ok {
+        "RELEASE job"
     } else {
-        // A lone job failed: roll back everything and start a fresh, empty transaction so the
-        // COMMIT that follows commits nothing.
-        "ROLLBACK; BEGIN IMMEDIATE"
+        "ROLLBACK TO job; RELEASE job"
     };
+    if !outcome.ok {
+        tx.next_seq = seq_before;
+        tx.pending.truncate(pending_before);
+    }
     if let Err(e) = sqlx::raw_sql(undo).execute(&mut tx.conn).await {
         (outcome.answer)(Err(BusError::NotCommitted(e.to_string())));
         return Err(e.into());

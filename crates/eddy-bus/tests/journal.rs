@@ -28,8 +28,11 @@ enum TestError {
 async fn append(bus: &Bus, key: &str) -> Result<u64, TestError> {
     let key = key.to_string();
     bus.write(move |tx| {
+        let key = key.clone();
         Box::pin(async move {
             let e = tx.append(event(&key)).await?;
+            // A real write before the failure, which must be undone with the event.
+            tx.set_cursor(&key, e.seq).await?;
             if key.starts_with("bad") {
                 return Err(TestError::Refused(key));
             }
@@ -74,6 +77,16 @@ async fn events_commit_with_their_job_and_only_then() {
     }
     assert!(events.iter().all(|e| !e.key.starts_with("bad")));
     assert_eq!(bus.last_seq(), acked.len() as u64);
+    for i in 0..200 {
+        let (good, bad) = (format!("k-{i}"), format!("bad-{i}"));
+        let expected = acked.iter().find(|(_, k)| *k == good).map(|(seq, _)| *seq);
+        assert_eq!(bus.cursor(&good).await.unwrap(), expected);
+        assert_eq!(
+            bus.cursor(&bad).await.unwrap(),
+            None,
+            "a failed job's writes are undone"
+        );
+    }
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ impl ObjectStore {
         let user_meta = serde_json::to_string(&opts.user_meta).expect("string maps serialize");
         self.bus
             .write(move |tx| {
+                let (bucket, key, id, opts, user_meta) = (bucket.clone(), key.clone(), id.clone(), opts.clone(), user_meta.clone());
                 Box::pin(async move {
                     rows::require_bucket(tx.conn(), &bucket).await?;
                     sqlx::query(
@@ -75,6 +76,7 @@ impl ObjectStore {
         let this = self.clone();
         self.bus
             .write(move |tx| {
+                let (this, bucket, key, id, part_etag, blob) = (this.clone(), bucket.clone(), key.clone(), id.clone(), part_etag.clone(), blob.clone());
                 Box::pin(async move {
                     this.upload(tx.conn(), &bucket, &key, &id).await?;
                     sqlx::query(
@@ -141,6 +143,13 @@ impl ObjectStore {
         let (id, this) = (upload_id.to_string(), self.clone());
         self.bus
             .write(move |tx| {
+                let (this, meta, id, expected, lineage) = (
+                    this.clone(),
+                    meta.clone(),
+                    id.clone(),
+                    expected.clone(),
+                    lineage.clone(),
+                );
                 Box::pin(async move {
                     this.upload(tx.conn(), &meta.bucket, &meta.key, &id).await?;
                     // A part replaced while the parts were being joined: the join is stale.
@@ -183,6 +192,8 @@ impl ObjectStore {
         );
         self.bus
             .write(move |tx| {
+                let (this, bucket, key, id) =
+                    (this.clone(), bucket.clone(), key.clone(), id.clone());
                 Box::pin(async move {
                     this.upload(tx.conn(), &bucket, &key, &id).await?;
                     sqlx::query("DELETE FROM _eddy_uploads WHERE upload_id = ?")

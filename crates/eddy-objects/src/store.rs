@@ -65,6 +65,7 @@ impl ObjectStore {
         let name = name.clone();
         self.bus
             .write(move |tx| {
+                let name = name.clone();
                 Box::pin(async move {
                     let inserted = sqlx::query(
                         "INSERT INTO _eddy_buckets (name, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -87,6 +88,7 @@ impl ObjectStore {
         let name = name.clone();
         self.bus
             .write(move |tx| {
+                let name = name.clone();
                 Box::pin(async move {
                     rows::require_bucket(tx.conn(), &name).await?;
                     let has_objects: bool = sqlx::query_scalar(
@@ -168,6 +170,7 @@ impl ObjectStore {
     ) -> Result<ObjectMeta, ObjectError> {
         self.bus
             .write(move |tx| {
+                let (meta, lineage) = (meta.clone(), lineage.clone());
                 Box::pin(async move {
                     rows::require_bucket(tx.conn(), &meta.bucket).await?;
                     commit_in(tx, meta, kind, lineage).await
@@ -240,6 +243,7 @@ impl ObjectStore {
         let (bucket, key) = (bucket.clone(), key.clone());
         self.bus
             .write(move |tx| {
+                let (bucket, key, lineage) = (bucket.clone(), key.clone(), lineage.clone());
                 Box::pin(async move {
                     rows::require_bucket(tx.conn(), &bucket).await?;
                     let Some(old) = rows::get(tx.conn(), &bucket, &key).await? else {
@@ -280,6 +284,14 @@ impl ObjectStore {
         let _refs = self.blob_refs.read().await;
         self.bus
             .write(move |tx| {
+                let (src_bucket, src_key, dst_bucket, dst_key, directive, lineage) = (
+                    src_bucket.clone(),
+                    src_key.clone(),
+                    dst_bucket.clone(),
+                    dst_key.clone(),
+                    directive.clone(),
+                    lineage.clone(),
+                );
                 Box::pin(async move {
                     rows::require_bucket(tx.conn(), &src_bucket).await?;
                     rows::require_bucket(tx.conn(), &dst_bucket).await?;

@@ -123,6 +123,7 @@ impl TableStore {
         let name = stored.name().to_string();
         self.bus
             .write(move |tx| {
+                let (ddl, name, record) = (ddl.clone(), name.clone(), record.clone());
                 Box::pin(async move {
                     for statement in ddl {
                         sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
@@ -200,6 +201,7 @@ impl TableStore {
             .collect::<Result<Vec<_>, TableError>>()?;
         self.bus
             .write(move |tx| {
+                let (checked, schema, lineage) = (checked.clone(), schema.clone(), lineage.clone());
                 Box::pin(async move {
                     let mut changes = Vec::with_capacity(checked.len());
                     for (key, row, values) in checked {
@@ -228,6 +230,13 @@ impl TableStore {
         let row = normalize(&schema, &row);
         self.bus
             .write(move |tx| {
+                let (schema, key, values, row, lineage) = (
+                    schema.clone(),
+                    key.clone(),
+                    values.clone(),
+                    row.clone(),
+                    lineage.clone(),
+                );
                 Box::pin(async move {
                     let old = select(tx.conn(), &schema, &key).await?;
                     match &old {
@@ -264,6 +273,8 @@ impl TableStore {
         }
         self.bus
             .write(move |tx| {
+                let (schema, key, patch, lineage) =
+                    (schema.clone(), key.clone(), patch.clone(), lineage.clone());
                 Box::pin(async move {
                     let old = select(tx.conn(), &schema, &key)
                         .await?
@@ -292,6 +303,7 @@ impl TableStore {
         let schema = self.schema(table)?;
         self.bus
             .write(move |tx| {
+                let (schema, key, lineage) = (schema.clone(), key.clone(), lineage.clone());
                 Box::pin(async move {
                     let Some(old) = select(tx.conn(), &schema, &key).await? else {
                         return Ok(None);
