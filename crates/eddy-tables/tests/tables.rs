@@ -537,3 +537,31 @@ async fn schemas_migrate_by_adding_nullable_columns_only() {
         .expect("sqlite3 is installed");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1|a|paid");
 }
+
+/// Schemas arrive as data (manifests, HTTP); hostile names are refused with a clear message
+/// before any SQL exists.
+#[test]
+fn hostile_names_in_schemas_are_refused() {
+    let schema = |name: &str, column: &str| {
+        json!({"name": name, "columns": [{"name": "id", "type": "integer"}, {"name": column, "type": "text", "nullable": true}], "primary_key": ["id"]})
+    };
+    let cases = [
+        (schema("orders; DROP TABLE x", "c"), "invalid table name \"orders; DROP TABLE x\""),
+        (schema("orders\"", "c"), "invalid table name"),
+        (schema("my orders", "c"), "invalid table name"),
+        (schema("_eddy_journal", "c"), "invalid table name"),
+        (schema("sqlite_master", "c"), "reserved by SQLite"),
+        (schema("orders", "a\"b"), "invalid column name \"a\\\"b\""),
+        (schema("orders", "x'); --"), "invalid column name"),
+        (schema("orders", "has space"), "invalid column name"),
+        (schema("orders", &"c".repeat(2000)), "column names are a letter followed by up to 62"),
+        (schema("orders", "ID"), "clash"),
+        (json!({"name": "orders", "columns": [{"name": "id", "type": "uuid"}], "primary_key": ["id"]}), "unknown variant `uuid`"),
+        (json!({"name": "orders", "columns": [{"name": "id", "type": "integer"}], "primary_key": ["id"], "extra": 1}), "unknown field `extra`"),
+    ];
+    for (input, expected) in cases {
+        let err = serde_json::from_value::<TableSchema>(input.clone()).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+        assert!(err.len() < 400, "the error quotes a bounded part of the input: {}", err.len());
+    }
+}
