@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use eddy_core::{BucketName, ColumnName, EventKind, Lineage, ObjectKey, TableName};
+use eddy_core::{BucketName, EventKind, Lineage, ObjectKey, TableName};
 use eddy_objects::{ListParams, ListPosition, PutOptions};
-use eddy_tables::{Column, ColumnType, Key, TableSchema};
-use eddy_tests::Eddy;
+use eddy_tables::{ColumnType, Key, TableSchema};
+use eddy_tests::{Eddy, schema};
 use md5::{Digest, Md5};
 use serde_json::json;
 use sha2::Sha256;
@@ -31,35 +31,16 @@ fn table(name: &str) -> TableName {
     TableName::new(name).unwrap()
 }
 
-fn column(name: &str, ty: ColumnType) -> Column {
-    Column {
-        name: ColumnName::new(name).unwrap(),
-        ty,
-        nullable: false,
-    }
-}
-
 fn schemas() -> [TableSchema; 2] {
-    let key = |k: &str| vec![ColumnName::new(k).unwrap()];
     [
-        TableSchema::new(
-            table("items"),
-            vec![
-                column("id", ColumnType::Integer),
-                column("payload", ColumnType::Text),
-            ],
-            key("id"),
-        )
-        .unwrap(),
-        TableSchema::new(
-            table("counters"),
-            vec![
-                column("task", ColumnType::Integer),
-                column("n", ColumnType::Integer),
-            ],
-            key("task"),
-        )
-        .unwrap(),
+        schema(
+            "items",
+            &[("id", ColumnType::Integer), ("payload", ColumnType::Text)],
+        ),
+        schema(
+            "counters",
+            &[("task", ColumnType::Integer), ("n", ColumnType::Integer)],
+        ),
     ]
 }
 

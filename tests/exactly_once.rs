@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use eddy_core::{BucketName, ColumnName, EventKind, Lineage, ObjectKey, TableName};
+use eddy_core::{BucketName, EventKind, Lineage, ObjectKey, TableName};
 use eddy_objects::PutOptions;
-use eddy_tables::{Column, ColumnType, Key, TableSchema};
-use eddy_tests::Eddy;
+use eddy_tables::{ColumnType, Key};
+use eddy_tests::{Eddy, schema};
 use serde_json::json;
 
 const WRITERS: u64 = 8;
@@ -22,20 +22,10 @@ async fn one_event_per_committed_change_and_none_for_failures() {
     let bucket = BucketName::new("shared").unwrap();
     let table = TableName::new("things").unwrap();
     eddy.objects.create_bucket(&bucket).await.unwrap();
-    let columns = vec![
-        Column {
-            name: ColumnName::new("id").unwrap(),
-            ty: ColumnType::Integer,
-            nullable: false,
-        },
-        Column {
-            name: ColumnName::new("v").unwrap(),
-            ty: ColumnType::Integer,
-            nullable: false,
-        },
-    ];
-    let schema =
-        TableSchema::new(table.clone(), columns, vec![ColumnName::new("id").unwrap()]).unwrap();
+    let schema = schema(
+        "things",
+        &[("id", ColumnType::Integer), ("v", ColumnType::Integer)],
+    );
     eddy.tables.declare(schema.clone()).await.unwrap();
 
     let mut tasks = Vec::new();

@@ -5,9 +5,28 @@ use std::path::Path;
 use std::time::Duration;
 
 use eddy_bus::{Bus, BusError};
-use eddy_core::Event;
+use eddy_core::{ColumnName, Event, TableName};
 use eddy_objects::ObjectStore;
-use eddy_tables::TableStore;
+use eddy_tables::{Column, ColumnType, TableSchema, TableStore};
+
+/// A schema of required columns with the first column as the primary key.
+pub fn schema(table: &str, columns: &[(&str, ColumnType)]) -> TableSchema {
+    let columns: Vec<Column> = columns
+        .iter()
+        .map(|(name, ty)| Column {
+            name: ColumnName::new(*name).expect("a valid column name"),
+            ty: *ty,
+            nullable: false,
+        })
+        .collect();
+    let key = vec![columns[0].name.clone()];
+    TableSchema::new(
+        TableName::new(table).expect("a valid table name"),
+        columns,
+        key,
+    )
+    .expect("a valid schema")
+}
 
 /// An opened data directory with its stores.
 pub struct Eddy {

@@ -15,10 +15,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eddy_core::{BucketName, ColumnName, Lineage, ObjectKey, TableName};
+use eddy_core::{BucketName, Lineage, ObjectKey, TableName};
 use eddy_objects::PutOptions;
-use eddy_tables::{Column, ColumnType, TableSchema};
-use eddy_tests::Eddy;
+use eddy_tables::ColumnType;
+use eddy_tests::{Eddy, schema};
 use serde_json::json;
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
@@ -179,20 +179,10 @@ async fn raw_sqlite_inserts(dir: &Path) -> f64 {
 async fn eddy_inserts(dir: &Path) -> (f64, Vec<Duration>) {
     let eddy = Eddy::open(dir).await;
     let table = TableName::new("t").unwrap();
-    let columns = vec![
-        Column {
-            name: ColumnName::new("id").unwrap(),
-            ty: ColumnType::Integer,
-            nullable: false,
-        },
-        Column {
-            name: ColumnName::new("v").unwrap(),
-            ty: ColumnType::Integer,
-            nullable: false,
-        },
-    ];
-    let schema =
-        TableSchema::new(table.clone(), columns, vec![ColumnName::new("id").unwrap()]).unwrap();
+    let schema = schema(
+        "t",
+        &[("id", ColumnType::Integer), ("v", ColumnType::Integer)],
+    );
     eddy.tables.declare(schema).await.unwrap();
     let start = Instant::now();
     let mut tasks = Vec::new();

@@ -542,11 +542,12 @@ async fn schemas_migrate_by_adding_nullable_columns_only() {
 /// before any SQL exists.
 #[test]
 fn hostile_names_in_schemas_are_refused() {
-    let schema = |name: &str, column: &str| {
-        json!({"name": name, "columns": [{"name": "id", "type": "integer"}, {"name": column, "type": "text", "nullable": true}], "primary_key": ["id"]})
-    };
+    let schema = |name: &str, column: &str| json!({"name": name, "columns": [{"name": "id", "type": "integer"}, {"name": column, "type": "text", "nullable": true}], "primary_key": ["id"]});
     let cases = [
-        (schema("orders; DROP TABLE x", "c"), "invalid table name \"orders; DROP TABLE x\""),
+        (
+            schema("orders; DROP TABLE x", "c"),
+            "invalid table name \"orders; DROP TABLE x\"",
+        ),
         (schema("orders\"", "c"), "invalid table name"),
         (schema("my orders", "c"), "invalid table name"),
         (schema("_eddy_journal", "c"), "invalid table name"),
@@ -554,14 +555,32 @@ fn hostile_names_in_schemas_are_refused() {
         (schema("orders", "a\"b"), "invalid column name \"a\\\"b\""),
         (schema("orders", "x'); --"), "invalid column name"),
         (schema("orders", "has space"), "invalid column name"),
-        (schema("orders", &"c".repeat(2000)), "column names are a letter followed by up to 62"),
+        (
+            schema("orders", &"c".repeat(2000)),
+            "column names are a letter followed by up to 62",
+        ),
         (schema("orders", "ID"), "clash"),
-        (json!({"name": "orders", "columns": [{"name": "id", "type": "uuid"}], "primary_key": ["id"]}), "unknown variant `uuid`"),
-        (json!({"name": "orders", "columns": [{"name": "id", "type": "integer"}], "primary_key": ["id"], "extra": 1}), "unknown field `extra`"),
+        (
+            json!({"name": "orders", "columns": [{"name": "id", "type": "uuid"}], "primary_key": ["id"]}),
+            "unknown variant `uuid`",
+        ),
+        (
+            json!({"name": "orders", "columns": [{"name": "id", "type": "integer"}], "primary_key": ["id"], "extra": 1}),
+            "unknown field `extra`",
+        ),
     ];
     for (input, expected) in cases {
-        let err = serde_json::from_value::<TableSchema>(input.clone()).unwrap_err().to_string();
-        assert!(err.contains(expected), "{err:?} should contain {expected:?}");
-        assert!(err.len() < 400, "the error quotes a bounded part of the input: {}", err.len());
+        let err = serde_json::from_value::<TableSchema>(input.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(expected),
+            "{err:?} should contain {expected:?}"
+        );
+        assert!(
+            err.len() < 400,
+            "the error quotes a bounded part of the input: {}",
+            err.len()
+        );
     }
 }
