@@ -4,7 +4,9 @@
 pub mod error;
 pub mod event;
 pub mod names;
+pub mod schema;
 
 pub use error::{Classify, ErrorKind, InvalidName};
 pub use event::{Event, EventId, EventKind, Lineage, NewEvent, ObjectChange, RowChange, Source};
 pub use names::{BucketName, ColumnName, FunctionName, ObjectKey, TableName};
+pub use schema::{Column, ColumnType, MAX_COLUMNS, SchemaError, TableSchema};

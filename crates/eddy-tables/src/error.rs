@@ -9,8 +9,10 @@ pub enum TableError {
     InvalidName(#[from] InvalidName),
     #[error("table {0:?} does not exist")]
     NoSuchTable(String),
-    #[error("invalid schema for table {table:?}: {reason}")]
-    InvalidSchema { table: String, reason: String },
+    #[error(transparent)]
+    InvalidSchema(#[from] eddy_core::SchemaError),
+    #[error("the stored schema of table {table:?} cannot be read: {reason}")]
+    CorruptCatalog { table: String, reason: String },
     #[error("table {table:?} cannot change this way without losing data: {}; declare a new table instead", changes.join("; "))]
     DestructiveChange { table: String, changes: Vec<String> },
     #[error("table {table:?} has no column {column:?}; its columns are {accepted}")]
@@ -65,6 +67,7 @@ impl Classify for TableError {
             NoSuchTable(_) | NoSuchRow(_) => ErrorKind::NotFound,
             KeyExists(_) | DestructiveChange { .. } => ErrorKind::Conflict,
             BatchTooLarge { .. } => ErrorKind::TooLarge,
+            CorruptCatalog { .. } => ErrorKind::Internal,
             Bus(e) => e.kind(),
             _ => ErrorKind::InvalidInput,
         }

@@ -10,7 +10,7 @@ mod schema;
 mod store;
 mod values;
 
+pub use eddy_core::{Column, ColumnType, MAX_COLUMNS, SchemaError, TableSchema};
 pub use error::TableError;
-pub use schema::{Column, ColumnType, MAX_COLUMNS, TableSchema};
 pub use store::{Change, Declared, MAX_BATCH_ROWS, MAX_PAGE_ROWS, Page, Query, TableStore};
 pub use values::{Key, Row};

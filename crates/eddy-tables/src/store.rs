@@ -11,8 +11,9 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::{Row as _, SqliteConnection};
 
 use crate::TableError;
-use crate::schema::{TableSchema, quote, quote_list};
+use crate::schema::{add_column_sql, create_sql, migration, quote, quote_list};
 use crate::values::{Key, Row, SqlValue, decode_row, encode, encode_row, normalize};
+use eddy_core::TableSchema;
 
 /// The most rows one batch insert takes.
 pub const MAX_BATCH_ROWS: usize = 1000;
@@ -68,15 +69,15 @@ pub struct TableStore {
 
 impl TableStore {
     pub async fn open(bus: Bus) -> Result<Self, TableError> {
-        let stored = sqlx::query("SELECT schema FROM _eddy_tables")
+        let stored = sqlx::query("SELECT name, schema FROM _eddy_tables")
             .fetch_all(bus.readers())
             .await?;
         let mut schemas = HashMap::new();
         for row in stored {
             let schema: TableSchema =
                 serde_json::from_str(row.try_get("schema")?).map_err(|e| {
-                    TableError::InvalidSchema {
-                        table: "(stored)".into(),
+                    TableError::CorruptCatalog {
+                        table: row.try_get("name").unwrap_or_default(),
                         reason: e.to_string(),
                     }
                 })?;
@@ -94,13 +95,13 @@ impl TableStore {
         let existing = self.schema(schema.name()).ok();
         let (outcome, stored) = match existing {
             None => (Declared::Created, schema),
-            Some(old) => match old.migration_to(&schema) {
+            Some(old) => match migration(&old, &schema) {
                 Ok(added) if added.is_empty() => return Ok(Declared::Unchanged),
                 Ok(added) => (
                     Declared::Migrated {
                         added: added.iter().map(|c| c.name.to_string()).collect(),
                     },
-                    old.with_columns(&added),
+                    old.with_added_columns(&added)?,
                 ),
                 Err(changes) => {
                     return Err(TableError::DestructiveChange {
@@ -111,12 +112,12 @@ impl TableStore {
             },
         };
         let ddl: Vec<String> = match &outcome {
-            Declared::Created => vec![stored.create_sql()],
+            Declared::Created => vec![create_sql(&stored)],
             _ => stored
                 .columns()
                 .iter()
                 .filter(|c| outcome_adds(&outcome, c.name.as_str()))
-                .map(|c| stored.add_column_sql(c))
+                .map(|c| add_column_sql(&stored, c))
                 .collect(),
         };
         let record = serde_json::to_string(&stored).expect("schemas serialize");

@@ -6,7 +6,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Row as _};
 
 use crate::TableError;
-use crate::schema::{Column, ColumnType, TableSchema};
+use eddy_core::{Column, ColumnType, TableSchema};
 
 /// A row: column names to JSON values.
 pub type Row = Map<String, Value>;
