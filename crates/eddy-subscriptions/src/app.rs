@@ -1,0 +1,265 @@
+//! The validated, resolved app that manifests declare: buckets, tables, functions, triggers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use eddy_core::{BucketName, FunctionName, Source, TableSchema};
+
+use crate::filter::{EventSet, Filter};
+use crate::yaml::Pos;
+
+/// Where something was declared.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    pub file: String,
+    pub pos: Pos,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.pos.line, self.pos.column)
+    }
+}
+
+/// Everything the manifests declare, checked and with references resolved.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct App {
+    pub buckets: Vec<BucketSpec>,
+    pub tables: Vec<TableSpec>,
+    pub functions: Vec<FunctionSpec>,
+    pub triggers: Vec<TriggerSpec>,
+}
+
+impl App {
+    pub fn function(&self, name: &FunctionName) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|f| &f.name == name)
+    }
+
+    pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        self.tables
+            .iter()
+            .find(|t| t.schema.name().as_str() == name)
+    }
+
+    pub fn bucket(&self, name: &str) -> Option<&BucketSpec> {
+        self.buckets.iter().find(|b| b.name.as_str() == name)
+    }
+
+    pub fn trigger(&self, name: &str) -> Option<&TriggerSpec> {
+        self.triggers.iter().find(|t| t.name == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BucketSpec {
+    pub name: BucketName,
+    /// A folder whose files become objects of this bucket.
+    pub watch: Option<PathBuf>,
+    pub at: Origin,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableSpec {
+    pub schema: TableSchema,
+    pub at: Origin,
+}
+
+/// The smallest and largest memory a function may have, in MB, as on Lambda.
+pub const MEMORY_MB: (u32, u32) = (128, 10_240);
+/// The longest timeout, as on Lambda.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionSpec {
+    pub name: FunctionName,
+    pub runtime: Runtime,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    /// Parallel invocations at most; further work waits.
+    pub concurrency: u32,
+    pub environment: BTreeMap<String, String>,
+    pub role: Vec<Statement>,
+    pub at: Origin,
+}
+
+impl FunctionSpec {
+    pub const DEFAULT_MEMORY_MB: u32 = 128;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+    pub const DEFAULT_CONCURRENCY: u32 = 4;
+}
+
+/// How a function runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// One process per invocation: the event on stdin, the result on stdout.
+    Exec {
+        command: Vec<String>,
+        dir: PathBuf,
+    },
+    Nodejs {
+        handler: String,
+        code: PathBuf,
+    },
+    Python {
+        handler: String,
+        code: PathBuf,
+    },
+    /// Any executable that speaks the Lambda Runtime API.
+    Provided {
+        command: Vec<String>,
+        dir: PathBuf,
+    },
+    /// POST the event to a URL; the signing secret comes from an environment variable.
+    Webhook {
+        url: String,
+        secret_env: Option<String>,
+    },
+    /// A handler registered in the embedding Rust program under the function's name.
+    InProcess,
+}
+
+impl Runtime {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Runtime::Exec { .. } => "exec",
+            Runtime::Nodejs { .. } => "nodejs",
+            Runtime::Python { .. } => "python",
+            Runtime::Provided { .. } => "provided",
+            Runtime::Webhook { .. } => "webhook",
+            Runtime::InProcess => "in_process",
+        }
+    }
+}
+
+/// One statement of a role: allow or deny these actions on these resources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub effect: Effect,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// The actions a role can name; `*` after a colon, or alone, is a wildcard.
+pub const ACTIONS: [&str; 8] = [
+    "objects:read",
+    "objects:write",
+    "objects:delete",
+    "objects:list",
+    "tables:read",
+    "tables:write",
+    "functions:invoke",
+    "admin:*",
+];
+
+impl Statement {
+    /// Whether this statement names `action` on `resource` (wildcards: a trailing `*`).
+    pub fn covers(&self, action: &str, resource: &str) -> bool {
+        self.actions.iter().any(|a| glob(a, action))
+            && self.resources.iter().any(|r| glob(r, resource))
+    }
+}
+
+/// Deny wins over allow; nothing allowed means denied.
+pub fn role_allows(role: &[Statement], action: &str, resource: &str) -> bool {
+    let named = |effect| {
+        role.iter()
+            .any(|s| s.effect == effect && s.covers(action, resource))
+    };
+    named(Effect::Allow) && !named(Effect::Deny)
+}
+
+/// `pattern` with an optional trailing `*` matching any rest.
+fn glob(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerSpec {
+    /// Unique; handlers see it as the S3 event's `configurationId`.
+    pub name: String,
+    pub function: FunctionName,
+    pub source: Source,
+    pub events: EventSet,
+    pub filter: Filter,
+    pub retry: RetryPolicy,
+    pub ordering: Ordering,
+    pub format: Format,
+    pub enabled: bool,
+    pub at: Origin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// An event older than this is dead-lettered instead of tried again.
+    pub max_event_age: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            max_event_age: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ordering {
+    /// Deliveries run in parallel, in any order.
+    #[default]
+    Unordered,
+    /// The events of one object key or primary key run one at a time, in commit order.
+    PerKey,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// S3 notifications and DynamoDB-Streams records.
+    #[default]
+    Aws,
+    /// eddy's plain records.
+    Plain,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(effect: Effect, actions: &[&str], resources: &[&str]) -> Statement {
+        Statement {
+            effect,
+            actions: actions.iter().map(|s| s.to_string()).collect(),
+            resources: resources.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn deny_wins_and_nothing_allowed_is_denied() {
+        let role = vec![
+            statement(Effect::Allow, &["objects:*"], &["bucket/photos/*"]),
+            statement(Effect::Deny, &["objects:delete"], &["*"]),
+        ];
+        assert!(role_allows(&role, "objects:read", "bucket/photos/a.jpg"));
+        assert!(!role_allows(&role, "objects:delete", "bucket/photos/a.jpg"));
+        assert!(!role_allows(&role, "objects:read", "bucket/other/a.jpg"));
+        assert!(!role_allows(&role, "tables:read", "table/orders"));
+        assert!(!role_allows(&[], "objects:read", "bucket/photos/a"));
+    }
+}

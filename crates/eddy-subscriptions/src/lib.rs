@@ -1,0 +1,5 @@
+//! Manifests, filters and matching.
+
+pub mod app;
+pub mod filter;
+pub mod yaml;
