@@ -177,7 +177,7 @@ pub fn role_allows(role: &[Statement], action: &str, resource: &str) -> bool {
 }
 
 /// `pattern` with an optional trailing `*` matching any rest.
-fn glob(pattern: &str, value: &str) -> bool {
+pub(crate) fn glob(pattern: &str, value: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => value.starts_with(prefix),
         None => pattern == value,

@@ -1,5 +1,16 @@
-//! Manifests, filters and matching.
+//! eddy's manifests and triggers: YAML files read into a validated, resolved [`App`] (every
+//! mistake reported with its place, what was found and what is accepted), the filters that
+//! decide which events a trigger takes, and the index that matches events to triggers.
 
 pub mod app;
 pub mod filter;
+pub mod findings;
+mod load;
+mod read;
 pub mod yaml;
+
+pub use app::*;
+pub use filter::{Clause, EventSet, EventView, Filter};
+pub use findings::{Finding, Findings, Severity};
+pub use load::{Loaded, ManifestText, load, load_files};
+pub use read::parse_duration;
