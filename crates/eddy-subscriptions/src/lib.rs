@@ -5,6 +5,7 @@
 pub mod app;
 pub mod filter;
 pub mod findings;
+mod index;
 mod load;
 mod read;
 pub mod yaml;
@@ -12,5 +13,6 @@ pub mod yaml;
 pub use app::*;
 pub use filter::{Clause, EventSet, EventView, Filter};
 pub use findings::{Finding, Findings, Severity};
+pub use index::{Explanation, MatchIndex};
 pub use load::{Loaded, ManifestText, load, load_files};
 pub use read::parse_duration;
