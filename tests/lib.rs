@@ -9,6 +9,52 @@ use eddy_core::{ColumnName, Event, TableName};
 use eddy_objects::ObjectStore;
 use eddy_tables::{Column, ColumnType, TableSchema, TableStore};
 
+/// Loads an app from manifest text; relative paths start at `dir`. Panics with the findings
+/// if it has errors.
+pub fn app(dir: &Path, manifest: &str) -> eddy_subscriptions::App {
+    let loaded = eddy_subscriptions::load(&[eddy_subscriptions::ManifestText {
+        name: "app.yaml",
+        text: manifest,
+        dir,
+    }]);
+    loaded
+        .app
+        .unwrap_or_else(|| panic!("the test manifest is invalid:\n{}", loaded.findings))
+}
+
+/// Declares the app's tables and creates its buckets (as `eddy serve` will).
+pub async fn provision(eddy: &Eddy, app: &eddy_subscriptions::App) {
+    for bucket in &app.buckets {
+        match eddy.objects.create_bucket(&bucket.name).await {
+            Ok(()) | Err(eddy_objects::ObjectError::BucketAlreadyExists(_)) => {}
+            Err(e) => panic!("creating bucket {}: {e}", bucket.name),
+        }
+    }
+    for table in &app.tables {
+        eddy.tables
+            .declare(table.schema.clone())
+            .await
+            .expect("the table declares");
+    }
+}
+
+/// Waits for `condition` to hold, checking every 10 ms, for at most 20 seconds: for effects
+/// that happen in other tasks or processes. The bound only keeps a broken test from hanging.
+pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A schema of required columns with the first column as the primary key.
 pub fn schema(table: &str, columns: &[(&str, ColumnType)]) -> TableSchema {
     let columns: Vec<Column> = columns

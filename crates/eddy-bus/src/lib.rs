@@ -100,6 +100,15 @@ impl Bus {
         journal::read_after(self.readers(), after, limit).await
     }
 
+    /// The event with sequence number `seq`, if there is one.
+    pub async fn event_at(&self, seq: u64) -> Result<Option<Event>, BusError> {
+        Ok(self
+            .read_after(seq.saturating_sub(1), 1)
+            .await?
+            .into_iter()
+            .find(|e| e.seq == seq))
+    }
+
     /// The event with this id, if there is one.
     pub async fn event(&self, id: &str) -> Result<Option<Event>, BusError> {
         journal::by_id(self.readers(), id).await

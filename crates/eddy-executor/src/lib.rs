@@ -1,0 +1,701 @@
+//! eddy's executor: turns journal events into durable deliveries and runs them.
+//!
+//! - The **dispatcher** follows the journal (woken by each commit, never polling), matches each
+//!   event against the triggers, and writes one delivery per match together with its durable
+//!   cursor, so a restart neither skips nor repeats an event.
+//! - The **scheduler** leases due deliveries — respecting each function's concurrency and,
+//!   for `per_key` triggers, the commit order of each key — and runs them.
+//! - Each attempt is **settled** in one transaction with its invocation record: done, retried
+//!   later (backoff with jitter), or dead-lettered with a reason. Leases held by a process that
+//!   died return to ready when the next one starts.
+//!
+//! Time comes from a [`Clock`], so tests move it instead of sleeping.
+
+mod backoff;
+pub mod clock;
+mod error;
+mod payload;
+pub mod runtime;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use eddy_bus::{Bus, BusError};
+use eddy_core::{Event, EventKind, FunctionName, Lineage, NewEvent, Source};
+use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex, Ordering, RetryPolicy};
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ExecError;
+pub use runtime::{Context, FunctionError, Handler, Outcome};
+pub use store::{DeadLetter, DeadReason, DeliveryCounts, InvocationRecord};
+
+use store::{Leased, NewDelivery, Settlement};
+
+/// The journal cursor of the dispatcher.
+const CURSOR: &str = "dispatcher";
+/// The trigger name of deliveries for asynchronous invocations.
+pub const INVOKE_TRIGGER: &str = "$invoke";
+
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    /// An event more hops than this from a write no handler made is dead-lettered.
+    pub max_hops: u32,
+    /// Deliveries leased per round at most.
+    pub lease_batch: u32,
+    /// How long a lease outlives the function's timeout before it counts as abandoned.
+    pub lease_grace: Duration,
+    /// The scheduler looks for due work at least this often, whatever it was told.
+    pub safety_poll: Duration,
+    /// DynamoDB stream labels (table creation times) by table name.
+    pub stream_labels: HashMap<String, String>,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            max_hops: 16,
+            lease_batch: 256,
+            lease_grace: Duration::from_secs(30),
+            safety_poll: Duration::from_secs(5),
+            stream_labels: HashMap::new(),
+        }
+    }
+}
+
+/// A finished synchronous invocation.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub request_id: String,
+    pub outcome: Outcome,
+    pub duration: Duration,
+}
+
+/// The running executor. Dropping it does not stop it; call [`Executor::shutdown`].
+pub struct Executor {
+    inner: Arc<Inner>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Inner {
+    bus: Bus,
+    clock: Arc<dyn Clock>,
+    config: ExecutorConfig,
+    app: RwLock<Arc<Compiled>>,
+    handlers: RwLock<runtime::Handlers>,
+    /// Per function, one permit per invocation it may run at once (its concurrency).
+    slots: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
+    /// Wakes the scheduler: new deliveries, or a slot or key that came free.
+    wake: Notify,
+    stop: watch::Sender<bool>,
+}
+
+struct Compiled {
+    app: App,
+    index: MatchIndex,
+}
+
+impl Executor {
+    /// Starts the dispatcher and the scheduler for `app`. Leases left by a previous process
+    /// return to ready first.
+    pub async fn start(
+        bus: Bus,
+        app: App,
+        clock: Arc<dyn Clock>,
+        config: ExecutorConfig,
+    ) -> Result<Self, ExecError> {
+        let released = store::release_all(&bus).await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "deliveries held by a previous process are ready again"
+            );
+        }
+        let inner = Arc::new(Inner {
+            bus,
+            clock,
+            config,
+            app: RwLock::new(Arc::new(Compiled {
+                index: MatchIndex::new(&app),
+                app,
+            })),
+            handlers: RwLock::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            stop: watch::Sender::new(false),
+        });
+        let tasks = vec![
+            tokio::spawn(dispatch(inner.clone())),
+            tokio::spawn(schedule(inner.clone())),
+        ];
+        Ok(Self {
+            inner,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// Replaces the app (its functions and triggers) from now on.
+    pub fn set_app(&self, app: App) {
+        *self.inner.app.write().expect("app lock") = Arc::new(Compiled {
+            index: MatchIndex::new(&app),
+            app,
+        });
+        self.inner.wake.notify_one();
+    }
+
+    /// Registers the Rust handler of an `in_process` function.
+    pub fn register(&self, function: FunctionName, handler: Arc<dyn Handler>) {
+        self.inner
+            .handlers
+            .write()
+            .expect("handler lock")
+            .insert(function, handler);
+        self.inner.wake.notify_one();
+    }
+
+    /// Runs a function now and returns its result or its error; no retries (`RequestResponse`).
+    pub async fn invoke(
+        &self,
+        function: &FunctionName,
+        payload: Value,
+        caller: Lineage,
+    ) -> Result<Invocation, ExecError> {
+        let inner = &self.inner;
+        let spec = inner.function(function)?;
+        let Ok(permit) = inner.slots(&spec).try_acquire_owned() else {
+            return Err(ExecError::Throttled {
+                function: function.to_string(),
+                concurrency: spec.concurrency,
+            });
+        };
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let lineage = Lineage {
+            cause_event: caller.cause_event,
+            cause_invocation: Some(request_id.clone()),
+            hops: caller.hops + 1,
+        };
+        let attempt = inner
+            .run(&spec, &payload, request_id.clone(), None, lineage)
+            .await;
+        drop(permit);
+        inner.wake.notify_one();
+        let (outcome, record) = attempt.map_err(|e| ExecError::Unrunnable {
+            function: function.to_string(),
+            reason: e.0,
+        })?;
+        let duration = Duration::from_micros(record.duration_us);
+        store::settle(
+            &inner.bus,
+            None,
+            Settlement::Done,
+            Some(record),
+            inner.clock.now_ms(),
+        )
+        .await?;
+        Ok(Invocation {
+            request_id,
+            outcome,
+            duration,
+        })
+    }
+
+    /// Queues an invocation durably (`Event`): it is delivered with retries like any trigger.
+    pub async fn invoke_async(
+        &self,
+        function: &FunctionName,
+        payload: Value,
+        lineage: Lineage,
+    ) -> Result<Event, ExecError> {
+        self.inner.function(function)?;
+        let event = NewEvent {
+            source: Source::Function(function.clone()),
+            kind: EventKind::Invoke,
+            key: uuid::Uuid::new_v4().to_string(),
+            payload,
+            lineage,
+        };
+        self.inner
+            .bus
+            .write(move |tx| {
+                let event = event.clone();
+                Box::pin(async move { tx.append(event).await.map_err(ExecError::from) })
+            })
+            .await
+    }
+
+    /// Which triggers the event with this id fires, and why each did or did not.
+    pub async fn explain(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(Event, Vec<Explanation>)>, ExecError> {
+        let Some(event) = self.inner.bus.event(event_id).await? else {
+            return Ok(None);
+        };
+        let explanations = self.inner.compiled().index.explain(&event);
+        Ok(Some((event, explanations)))
+    }
+
+    pub async fn dead_letters(
+        &self,
+        function: Option<&FunctionName>,
+    ) -> Result<Vec<DeadLetter>, ExecError> {
+        store::dead_letters(&self.inner.bus, function).await
+    }
+
+    /// Delivers one dead letter again, from its first attempt. Returns whether there was one.
+    pub async fn redrive(&self, delivery_id: i64) -> Result<bool, ExecError> {
+        let n = store::redrive(
+            &self.inner.bus,
+            Some(delivery_id),
+            None,
+            self.inner.clock.now_ms(),
+        )
+        .await?;
+        self.inner.wake.notify_one();
+        Ok(n > 0)
+    }
+
+    /// Delivers every dead letter of a function again. Returns how many.
+    pub async fn redrive_function(&self, function: &FunctionName) -> Result<u64, ExecError> {
+        let n = store::redrive(
+            &self.inner.bus,
+            None,
+            Some(function.clone()),
+            self.inner.clock.now_ms(),
+        )
+        .await?;
+        self.inner.wake.notify_one();
+        Ok(n)
+    }
+
+    pub async fn counts(&self) -> Result<DeliveryCounts, ExecError> {
+        store::counts(&self.inner.bus).await
+    }
+
+    /// Recorded attempts of a function, or for one event, oldest first.
+    pub async fn invocations(
+        &self,
+        function: Option<&FunctionName>,
+        event_seq: Option<u64>,
+    ) -> Result<Vec<InvocationRecord>, ExecError> {
+        store::invocations(&self.inner.bus, function, event_seq).await
+    }
+
+    /// The journal position the dispatcher has turned into deliveries.
+    pub async fn dispatched_through(&self) -> Result<u64, ExecError> {
+        Ok(self.inner.bus.cursor(CURSOR).await?.unwrap_or(0))
+    }
+
+    /// Stops taking work and waits for the dispatcher and scheduler to stop. Attempts already
+    /// running finish; anything leased but unsettled returns to ready at the next start.
+    pub async fn shutdown(&self) {
+        self.inner.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("task lock"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Inner {
+    fn compiled(&self) -> Arc<Compiled> {
+        self.app.read().expect("app lock").clone()
+    }
+
+    fn function(&self, name: &FunctionName) -> Result<FunctionSpec, ExecError> {
+        self.compiled()
+            .app
+            .function(name)
+            .cloned()
+            .ok_or_else(|| ExecError::NoSuchFunction(name.to_string()))
+    }
+
+    /// The concurrency permits of a function (made anew when its concurrency changes).
+    fn slots(&self, function: &FunctionSpec) -> Arc<Semaphore> {
+        let mut slots = self.slots.lock().expect("slots lock");
+        let entry = slots.entry(function.name.to_string()).or_insert_with(|| {
+            (
+                function.concurrency,
+                Arc::new(Semaphore::new(function.concurrency as usize)),
+            )
+        });
+        if entry.0 != function.concurrency {
+            *entry = (
+                function.concurrency,
+                Arc::new(Semaphore::new(function.concurrency as usize)),
+            );
+        }
+        entry.1.clone()
+    }
+
+    /// One attempt: runs the function and builds its invocation record.
+    async fn run(
+        &self,
+        function: &FunctionSpec,
+        payload: &Value,
+        request_id: String,
+        event: Option<&Event>,
+        lineage: Lineage,
+    ) -> Result<(Outcome, InvocationRecord), runtime::Unrunnable> {
+        let start_ms = self.clock.now_ms();
+        let context = Context {
+            request_id: request_id.clone(),
+            function_name: function.name.clone(),
+            memory_mb: function.memory_mb,
+            deadline_ms: start_ms + function.timeout.as_millis() as i64,
+            invoked_function_arn: runtime::function_arn(&function.name),
+            event_id: event.map(|e| e.id),
+            lineage,
+        };
+        let handler = self
+            .handlers
+            .read()
+            .expect("handler lock")
+            .get(&function.name)
+            .cloned();
+        let started = Instant::now();
+        let outcome = runtime::invoke(function, handler, payload, context).await?;
+        let (outcome_name, error_type, error) = match &outcome.result {
+            Ok(_) => ("success", None, None),
+            Err(e) => (
+                if outcome.timed_out {
+                    "timeout"
+                } else {
+                    "error"
+                },
+                Some(e.error_type.clone()),
+                Some(e.message.clone()),
+            ),
+        };
+        let record = InvocationRecord {
+            request_id,
+            function: function.name.to_string(),
+            delivery_id: None,
+            event_seq: event.map(|e| e.seq),
+            attempt: 1,
+            start_ms,
+            duration_us: started.elapsed().as_micros() as u64,
+            outcome: outcome_name.into(),
+            error_type,
+            error,
+            output: outcome.logs.clone(),
+            truncated: outcome.truncated,
+        };
+        Ok((outcome, record))
+    }
+}
+
+/// Follows the journal and turns matched events into deliveries.
+async fn dispatch(inner: Arc<Inner>) {
+    let start = match inner.bus.cursor(CURSOR).await {
+        Ok(position) => position.unwrap_or(0),
+        Err(error) => {
+            tracing::error!(%error, "the dispatcher cannot read its cursor; it does not start");
+            return;
+        }
+    };
+    let mut follower = inner.bus.follow(start);
+    let mut stop = inner.stop.subscribe();
+    loop {
+        let events = tokio::select! {
+            events = follower.next() => events,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let events = match events {
+            Ok(events) => events,
+            Err(BusError::WriterStopped) => return,
+            Err(error) => {
+                tracing::error!(%error, "the dispatcher cannot read the journal; trying again");
+                inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
+                continue;
+            }
+        };
+        let deliveries = plan(&inner, &events);
+        let last = events.last().map_or(0, |e| e.seq);
+        // Deliveries and cursor commit together. Until they do, the batch is retried: the
+        // follower has moved on, so giving up would skip these events.
+        loop {
+            let now = inner.clock.now_ms();
+            let rows = deliveries.clone();
+            let written = inner
+                .bus
+                .write(move |tx| {
+                    let rows = rows.clone();
+                    Box::pin(async move {
+                        store::create(tx, &rows, now).await?;
+                        tx.set_cursor(CURSOR, last).await?;
+                        Ok::<_, ExecError>(())
+                    })
+                })
+                .await;
+            match written {
+                Ok(()) => break,
+                Err(ExecError::Bus(BusError::WriterStopped)) => return,
+                Err(error) => {
+                    tracing::error!(%error, "the dispatcher cannot record deliveries; trying again");
+                    inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
+                }
+            }
+        }
+        inner.wake.notify_one();
+    }
+}
+
+/// The deliveries a batch of events makes.
+fn plan(inner: &Inner, events: &[Event]) -> Vec<NewDelivery> {
+    let compiled = inner.compiled();
+    let mut deliveries = Vec::new();
+    for event in events {
+        let matched: Vec<(String, String, Option<String>)> = match &event.source {
+            Source::Function(f) => vec![(INVOKE_TRIGGER.to_string(), f.to_string(), None)],
+            _ => compiled
+                .index
+                .matching(event)
+                .into_iter()
+                .map(|t| {
+                    let order_key = (t.ordering == Ordering::PerKey)
+                        .then(|| format!("{}\u{1f}{}\u{1f}{}", t.name, event.source, event.key));
+                    (t.name.clone(), t.function.to_string(), order_key)
+                })
+                .collect(),
+        };
+        let dead = (event.lineage.hops > inner.config.max_hops).then(|| {
+            (
+                store::DeadReason::RecursionLimit,
+                format!(
+                    "the event is {} handler hops from a client's write; at most {} are delivered",
+                    event.lineage.hops, inner.config.max_hops
+                ),
+            )
+        });
+        deliveries.extend(
+            matched
+                .into_iter()
+                .map(|(trigger, function, order_key)| NewDelivery {
+                    event_seq: event.seq,
+                    event_time_ms: event.time_ms,
+                    trigger,
+                    function,
+                    order_key,
+                    dead: dead.clone(),
+                }),
+        );
+    }
+    deliveries
+}
+
+/// Leases due deliveries and runs them, waiting between rounds for a wake-up or the next due
+/// time.
+async fn schedule(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let mut last_expiry = i64::MIN;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let now = inner.clock.now_ms();
+        let safety = inner.config.safety_poll.as_millis() as i64;
+        if now.saturating_sub(last_expiry) >= safety {
+            if let Err(error) = store::expire_leases(&inner.bus, now).await {
+                tracing::error!(%error, "cannot expire leases");
+            }
+            last_expiry = now;
+        }
+        let leased = lease_round(&inner, now).await;
+        let busy = !leased.is_empty();
+        for delivery in leased {
+            tokio::spawn(deliver(inner.clone(), delivery));
+        }
+        if busy {
+            continue;
+        }
+        let next_due = store::next_due(&inner.bus).await.ok().flatten();
+        // Work that is due but could not be leased waits for a slot or a key to come free,
+        // which wakes the scheduler; the safety poll covers anything missed.
+        let wake_at = match next_due {
+            Some(due) if due > now => due.min(now + safety),
+            _ => now + safety,
+        };
+        tokio::select! {
+            _ = inner.wake.notified() => {}
+            _ = inner.clock.sleep_until(wake_at) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
+    let compiled = inner.compiled();
+    // Free slots now; a synchronous invocation may take one meanwhile, and the delivery then
+    // waits for the next free slot: the cap on running invocations holds either way.
+    let room: HashMap<String, u32> = compiled
+        .app
+        .functions
+        .iter()
+        .map(|f| {
+            (
+                f.name.to_string(),
+                inner.slots(f).available_permits() as u32,
+            )
+        })
+        .collect();
+    let grace = inner.config.lease_grace.as_millis() as i64;
+    let timeouts: HashMap<String, i64> = compiled
+        .app
+        .functions
+        .iter()
+        .map(|f| (f.name.to_string(), f.timeout.as_millis() as i64))
+        .collect();
+    // A delivery for a function the app no longer has is leased (room 1) and dead-lettered.
+    let leased = store::lease(
+        &inner.bus,
+        now,
+        inner.config.lease_batch,
+        move |f| room.get(f).copied().unwrap_or(1),
+        move |f| now + timeouts.get(f).copied().unwrap_or(0) + grace,
+    )
+    .await;
+    leased.unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot lease deliveries");
+        Vec::new()
+    })
+}
+
+/// Runs one leased delivery, within its function's concurrency, and settles it.
+async fn deliver(inner: Arc<Inner>, delivery: Leased) {
+    let function = inner
+        .compiled()
+        .app
+        .functions
+        .iter()
+        .find(|f| f.name.as_str() == delivery.function)
+        .cloned();
+    let permit = match &function {
+        Some(f) => inner.slots(f).acquire_owned().await.ok(),
+        None => None,
+    };
+    if let Err(error) = attempt(&inner, &delivery).await {
+        // The lease expires and the delivery is tried again.
+        tracing::error!(%error, delivery = delivery.id, "a delivery attempt could not be settled");
+    }
+    drop(permit);
+    inner.wake.notify_one();
+}
+
+async fn attempt(inner: &Inner, d: &Leased) -> Result<(), ExecError> {
+    let now = inner.clock.now_ms();
+    let compiled = inner.compiled();
+    let trigger = compiled.app.trigger(&d.trigger);
+    let policy = trigger.map(|t| t.retry).unwrap_or_default();
+    let dead = |reason, error: String| Settlement::Dead { reason, error };
+    let Some(function) = compiled
+        .app
+        .functions
+        .iter()
+        .find(|f| f.name.as_str() == d.function)
+    else {
+        let why = format!("function `{}` is not declared", d.function);
+        return store::settle(
+            &inner.bus,
+            Some(d.id),
+            dead(DeadReason::FunctionMissing, why),
+            None,
+            now,
+        )
+        .await;
+    };
+    if too_old(&policy, d.event_time_ms, now) {
+        let why = format!(
+            "the event is older than {:?}, the trigger's max_event_age",
+            policy.max_event_age
+        );
+        return store::settle(
+            &inner.bus,
+            Some(d.id),
+            dead(DeadReason::EventAgeExceeded, why),
+            None,
+            now,
+        )
+        .await;
+    }
+    let event = inner.bus.event_at(d.event_seq).await?.ok_or_else(|| {
+        ExecError::Corrupt(format!(
+            "delivery {} names event {}, which is not in the journal",
+            d.id, d.event_seq
+        ))
+    })?;
+    let label = match &event.source {
+        Source::Table(t) => inner
+            .config
+            .stream_labels
+            .get(t.as_str())
+            .map(String::as_str),
+        _ => None,
+    };
+    let payload = match payload::build(&event, trigger, &d.trigger, label) {
+        Ok(payload) => payload,
+        Err(e) => {
+            return store::settle(
+                &inner.bus,
+                Some(d.id),
+                dead(DeadReason::RetriesExhausted, e.to_string()),
+                None,
+                now,
+            )
+            .await;
+        }
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let lineage = Lineage::caused_by(&event, request_id.clone());
+    let (outcome, mut record) = match inner
+        .run(function, &payload, request_id, Some(&event), lineage)
+        .await
+    {
+        Ok(ran) => ran,
+        Err(unrunnable) => {
+            return store::settle(
+                &inner.bus,
+                Some(d.id),
+                dead(DeadReason::FunctionMissing, unrunnable.0),
+                None,
+                now,
+            )
+            .await;
+        }
+    };
+    record.delivery_id = Some(d.id);
+    record.attempt = d.attempt;
+    let settled_at = inner.clock.now_ms();
+    let settlement = match outcome.result {
+        Ok(_) => Settlement::Done,
+        Err(error) => next_step(&policy, d, error, settled_at),
+    };
+    store::settle(&inner.bus, Some(d.id), settlement, Some(record), settled_at).await
+}
+
+fn too_old(policy: &RetryPolicy, event_time_ms: i64, at_ms: i64) -> bool {
+    at_ms - event_time_ms > policy.max_event_age.as_millis() as i64
+}
+
+/// After a failed attempt: try again later, or dead-letter.
+fn next_step(policy: &RetryPolicy, d: &Leased, error: FunctionError, now: i64) -> Settlement {
+    let error = format!("{}: {}", error.error_type, error.message);
+    if d.attempt >= policy.max_attempts {
+        return Settlement::Dead {
+            reason: DeadReason::RetriesExhausted,
+            error,
+        };
+    }
+    let at_ms = now + backoff::delay(policy, d.attempt, backoff::random_unit()).as_millis() as i64;
+    if too_old(policy, d.event_time_ms, at_ms) {
+        return Settlement::Dead {
+            reason: DeadReason::EventAgeExceeded,
+            error,
+        };
+    }
+    Settlement::Retry { at_ms, error }
+}

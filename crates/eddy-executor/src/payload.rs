@@ -1,0 +1,32 @@
+//! The event a handler receives for a delivery, in the trigger's format.
+
+use eddy_core::{Event, Source};
+use eddy_events::{FormatError, dynamodb_record, envelope, plain_record, s3_record};
+use eddy_subscriptions::{Format, TriggerSpec};
+use serde_json::Value;
+
+/// The stream label when the table's creation time is not known.
+const DEFAULT_STREAM_LABEL: &str = "1970-01-01T00:00:00.000";
+
+/// The handler's event: an asynchronous invocation's own payload, or the trigger's record.
+/// `trigger_name` stands in when the trigger is gone (the app was reloaded since).
+pub(crate) fn build(
+    event: &Event,
+    trigger: Option<&TriggerSpec>,
+    trigger_name: &str,
+    stream_label: Option<&str>,
+) -> Result<Value, FormatError> {
+    if let Source::Function(_) = event.source {
+        return Ok(event.payload.clone());
+    }
+    match trigger.map(|t| t.format).unwrap_or_default() {
+        Format::Plain => plain_record(event),
+        Format::Aws => match event.source {
+            Source::Table(_) => Ok(envelope(vec![dynamodb_record(
+                event,
+                stream_label.unwrap_or(DEFAULT_STREAM_LABEL),
+            )?])),
+            _ => Ok(envelope(vec![s3_record(event, trigger_name)?])),
+        },
+    }
+}

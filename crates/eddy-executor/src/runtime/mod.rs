@@ -1,0 +1,188 @@
+//! Running a function once: the runtimes this eddy has, the context every invocation gets, and
+//! the outcome it reports.
+
+mod exec;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eddy_core::{EventId, FunctionName, Lineage};
+use eddy_subscriptions::{FunctionSpec, Runtime};
+use serde_json::Value;
+
+/// The most output (logs) kept per invocation; more is cut, with a marker.
+pub const LOG_LIMIT: usize = 256 * 1024;
+/// The largest result a function may return, as Lambda's synchronous response limit.
+pub const RESULT_LIMIT: usize = 6 * 1024 * 1024;
+
+/// What an invocation knows about itself.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub request_id: String,
+    pub function_name: FunctionName,
+    pub memory_mb: u32,
+    /// When the invocation times out, in milliseconds since the Unix epoch.
+    pub deadline_ms: i64,
+    pub invoked_function_arn: String,
+    /// The event being delivered, for triggered and asynchronous invocations.
+    pub event_id: Option<EventId>,
+    /// The lineage to give writes the handler makes, so loops can be seen and stopped.
+    pub lineage: Lineage,
+}
+
+/// An error the function reported, as Lambda reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionError {
+    pub error_type: String,
+    pub message: String,
+}
+
+impl FunctionError {
+    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error_type: error_type.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The error as Lambda's JSON shows it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({ "errorType": self.error_type, "errorMessage": self.message })
+    }
+}
+
+/// How one invocation ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub result: Result<Value, FunctionError>,
+    pub timed_out: bool,
+    /// What the function wrote to its log, at most [`LOG_LIMIT`] bytes.
+    pub logs: String,
+    pub truncated: bool,
+}
+
+impl Outcome {
+    fn timeout(timeout: Duration, logs: String, truncated: bool) -> Self {
+        Self {
+            result: Err(FunctionError::new(
+                "Sandbox.Timedout",
+                format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+            )),
+            timed_out: true,
+            logs,
+            truncated,
+        }
+    }
+}
+
+/// A function written in Rust and run inside the eddy process: for embedding eddy as a
+/// library, and for benchmarks.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, event: Value, context: Context) -> Result<Value, FunctionError>;
+}
+
+/// Why a function cannot run at all (as opposed to running and failing).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unrunnable(pub String);
+
+pub type Handlers = HashMap<FunctionName, Arc<dyn Handler>>;
+
+/// Runs `function` once with `payload`, enforcing its timeout. `handler` is the registered
+/// handler of an `in_process` function.
+pub async fn invoke(
+    function: &FunctionSpec,
+    handler: Option<Arc<dyn Handler>>,
+    payload: &Value,
+    context: Context,
+) -> Result<Outcome, Unrunnable> {
+    match &function.runtime {
+        Runtime::InProcess => {
+            let handler = handler.ok_or_else(|| {
+                Unrunnable(format!(
+                    "no in-process handler is registered for function `{}`",
+                    function.name
+                ))
+            })?;
+            Ok(in_process(handler.as_ref(), function.timeout, payload, context).await)
+        }
+        Runtime::Exec { command, dir } => {
+            Ok(exec::run(function, command, dir, payload, &context).await)
+        }
+        other => Err(Unrunnable(format!(
+            "this eddy cannot run {} functions yet (runtimes available: exec, in_process)",
+            other.name()
+        ))),
+    }
+}
+
+async fn in_process(
+    handler: &dyn Handler,
+    timeout: Duration,
+    payload: &Value,
+    context: Context,
+) -> Outcome {
+    match tokio::time::timeout(timeout, handler.handle(payload.clone(), context)).await {
+        Ok(result) => Outcome {
+            result,
+            timed_out: false,
+            logs: String::new(),
+            truncated: false,
+        },
+        // The handler's future is dropped: Rust code cannot be killed, only cancelled.
+        Err(_) => Outcome::timeout(timeout, String::new(), false),
+    }
+}
+
+/// The environment every process-based runtime gets, as Lambda sets it.
+pub fn lambda_environment(function: &FunctionSpec, context: &Context) -> Vec<(String, String)> {
+    let name = function.name.to_string();
+    let mut env = vec![
+        ("AWS_LAMBDA_FUNCTION_NAME".to_string(), name.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+            function.memory_mb.to_string(),
+        ),
+        ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+            format!("/aws/lambda/{name}"),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME".into(),
+            format!("eddy/[$LATEST]{}", context.request_id),
+        ),
+        ("AWS_REGION".into(), eddy_events::REGION.into()),
+        ("AWS_DEFAULT_REGION".into(), eddy_events::REGION.into()),
+        ("TZ".into(), ":UTC".into()),
+        ("EDDY_REQUEST_ID".into(), context.request_id.clone()),
+        (
+            "EDDY_FUNCTION_ARN".into(),
+            context.invoked_function_arn.clone(),
+        ),
+        ("EDDY_DEADLINE_MS".into(), context.deadline_ms.to_string()),
+        ("EDDY_HOPS".into(), context.lineage.hops.to_string()),
+    ];
+    if let Some(id) = context.event_id {
+        env.push(("EDDY_EVENT_ID".into(), id.to_string()));
+    }
+    env.extend(
+        function
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    env
+}
+
+/// The ARN Lambda would give the function.
+pub fn function_arn(name: &FunctionName) -> String {
+    format!(
+        "arn:aws:lambda:{}:{}:function:{name}",
+        eddy_events::REGION,
+        eddy_events::ACCOUNT_ID
+    )
+}

@@ -1,0 +1,443 @@
+//! Deliveries and invocation records in the database: creating them from matched events,
+//! leasing the due ones, settling each attempt, dead letters and redrive.
+
+use eddy_bus::{Bus, WriteTx};
+use eddy_core::FunctionName;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::ExecError;
+
+/// A delivery to create for a matched event.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NewDelivery {
+    pub event_seq: u64,
+    pub event_time_ms: i64,
+    pub trigger: String,
+    pub function: String,
+    pub order_key: Option<String>,
+    /// Set when the delivery is dead from the start (loop protection).
+    pub dead: Option<(DeadReason, String)>,
+}
+
+/// Why a delivery was dead-lettered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadReason {
+    RetriesExhausted,
+    EventAgeExceeded,
+    RecursionLimit,
+    FunctionMissing,
+}
+
+impl DeadReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::RetriesExhausted => "RetriesExhausted",
+            DeadReason::EventAgeExceeded => "EventAgeExceeded",
+            DeadReason::RecursionLimit => "RecursionLimit",
+            DeadReason::FunctionMissing => "FunctionMissing",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Self::RetriesExhausted,
+            Self::EventAgeExceeded,
+            Self::RecursionLimit,
+            Self::FunctionMissing,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// A delivery a worker holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Leased {
+    pub id: i64,
+    pub event_seq: u64,
+    pub event_time_ms: i64,
+    pub trigger: String,
+    pub function: String,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+}
+
+/// A dead-lettered delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub delivery_id: i64,
+    pub event_seq: u64,
+    pub trigger: String,
+    pub function: String,
+    pub reason: DeadReason,
+    pub last_error: Option<String>,
+    pub attempts: u32,
+    pub time_ms: i64,
+}
+
+/// How many deliveries are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub ready: u64,
+    pub leased: u64,
+    pub done: u64,
+    pub dead: u64,
+}
+
+impl DeliveryCounts {
+    pub fn total(&self) -> u64 {
+        self.ready + self.leased + self.done + self.dead
+    }
+}
+
+/// One recorded attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvocationRecord {
+    pub request_id: String,
+    pub function: String,
+    pub delivery_id: Option<i64>,
+    pub event_seq: Option<u64>,
+    pub attempt: u32,
+    pub start_ms: i64,
+    pub duration_us: u64,
+    /// `success`, `error` or `timeout`.
+    pub outcome: String,
+    pub error_type: Option<String>,
+    pub error: Option<String>,
+    pub output: String,
+    pub truncated: bool,
+}
+
+/// Creates deliveries (once per event and trigger, whatever happens) in the caller's transaction.
+pub(crate) async fn create(
+    tx: &mut WriteTx,
+    deliveries: &[NewDelivery],
+    now_ms: i64,
+) -> Result<(), ExecError> {
+    for d in deliveries {
+        let (state, reason, error) = match &d.dead {
+            Some((reason, error)) => ("dead", Some(reason.as_str()), Some(error.as_str())),
+            None => ("ready", None, None),
+        };
+        sqlx::query(
+            "INSERT INTO _eddy_deliveries
+                 (event_seq, event_time_ms, trigger, function, order_key, state, next_attempt_ms,
+                  dead_reason, last_error, updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (event_seq, trigger) DO NOTHING",
+        )
+        .bind(d.event_seq as i64)
+        .bind(d.event_time_ms)
+        .bind(&d.trigger)
+        .bind(&d.function)
+        .bind(d.order_key.as_deref())
+        .bind(state)
+        .bind(now_ms)
+        .bind(reason)
+        .bind(error)
+        .bind(now_ms)
+        .execute(tx.conn())
+        .await?;
+    }
+    Ok(())
+}
+
+/// Returns every leased delivery to ready: at start, no worker of a previous process holds one.
+pub(crate) async fn release_all(bus: &Bus) -> Result<u64, ExecError> {
+    bus.write(|tx| {
+        Box::pin(async move {
+            let done = sqlx::query("UPDATE _eddy_deliveries SET state = 'ready', lease_until_ms = NULL WHERE state = 'leased'")
+                .execute(tx.conn())
+                .await?;
+            Ok(done.rows_affected())
+        })
+    })
+    .await
+}
+
+/// Returns leases that ran out (their worker is gone) to ready.
+pub(crate) async fn expire_leases(bus: &Bus, now_ms: i64) -> Result<u64, ExecError> {
+    bus.write(move |tx| {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE _eddy_deliveries SET state = 'ready', lease_until_ms = NULL
+                 WHERE state = 'leased' AND lease_until_ms < ?",
+            )
+            .bind(now_ms)
+            .execute(tx.conn())
+            .await?;
+            Ok(done.rows_affected())
+        })
+    })
+    .await
+}
+
+/// Candidates for leasing: due, ready, and — for ordered deliveries — the oldest unfinished of
+/// their key.
+const DUE: &str =
+    "SELECT id, event_seq, event_time_ms, trigger, function, attempts FROM _eddy_deliveries d
+     WHERE state = 'ready' AND next_attempt_ms <= ?
+       AND (order_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM _eddy_deliveries e
+             WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
+               AND e.state IN ('ready', 'leased')))
+     ORDER BY id LIMIT ?";
+
+/// Leases due deliveries, at most `room(function)` per function; each lease lasts until
+/// `lease_until(function)`.
+pub(crate) async fn lease<R, L>(
+    bus: &Bus,
+    now_ms: i64,
+    limit: u32,
+    room: R,
+    lease_until: L,
+) -> Result<Vec<Leased>, ExecError>
+where
+    R: Fn(&str) -> u32 + Send + Sync + 'static,
+    L: Fn(&str) -> i64 + Send + Sync + 'static,
+{
+    let (room, lease_until) = (std::sync::Arc::new(room), std::sync::Arc::new(lease_until));
+    bus.write(move |tx| {
+        let (room, lease_until) = (room.clone(), lease_until.clone());
+        Box::pin(async move {
+            let rows = sqlx::query(DUE).bind(now_ms).bind(i64::from(limit)).fetch_all(tx.conn()).await?;
+            let mut taken: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+            let mut leased = Vec::new();
+            for row in &rows {
+                let d = decode_leased(row)?;
+                let used = taken.entry(d.function.clone()).or_default();
+                if *used >= room(&d.function) {
+                    continue;
+                }
+                *used += 1;
+                sqlx::query("UPDATE _eddy_deliveries SET state = 'leased', attempts = attempts + 1, lease_until_ms = ?, updated_ms = ? WHERE id = ?")
+                    .bind(lease_until(&d.function))
+                    .bind(now_ms)
+                    .bind(d.id)
+                    .execute(tx.conn())
+                    .await?;
+                leased.push(d);
+            }
+            Ok(leased)
+        })
+    })
+    .await
+}
+
+fn decode_leased(row: &SqliteRow) -> Result<Leased, ExecError> {
+    Ok(Leased {
+        id: row.try_get("id")?,
+        event_seq: row.try_get::<i64, _>("event_seq")? as u64,
+        event_time_ms: row.try_get("event_time_ms")?,
+        trigger: row.try_get("trigger")?,
+        function: row.try_get("function")?,
+        attempt: row.try_get::<i64, _>("attempts")? as u32 + 1,
+    })
+}
+
+/// The earliest time a ready delivery is due, if any is waiting.
+pub(crate) async fn next_due(bus: &Bus) -> Result<Option<i64>, ExecError> {
+    Ok(sqlx::query_scalar(
+        "SELECT min(next_attempt_ms) FROM _eddy_deliveries WHERE state = 'ready'",
+    )
+    .fetch_one(bus.readers())
+    .await?)
+}
+
+/// What to do with a delivery after an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Settlement {
+    Done,
+    Retry { at_ms: i64, error: String },
+    Dead { reason: DeadReason, error: String },
+}
+
+/// Records the attempt and moves the delivery on, in one transaction.
+pub(crate) async fn settle(
+    bus: &Bus,
+    delivery_id: Option<i64>,
+    settlement: Settlement,
+    record: Option<InvocationRecord>,
+    now_ms: i64,
+) -> Result<(), ExecError> {
+    bus.write(move |tx| {
+        let (settlement, record) = (settlement.clone(), record.clone());
+        Box::pin(async move {
+            if let Some(record) = &record {
+                insert_invocation(tx, record).await?;
+            }
+            let Some(id) = delivery_id else { return Ok(()) };
+            let (state, next, error, reason) = match &settlement {
+                Settlement::Done => ("done", now_ms, None, None),
+                Settlement::Retry { at_ms, error } => ("ready", *at_ms, Some(error.as_str()), None),
+                Settlement::Dead { reason, error } => ("dead", now_ms, Some(error.as_str()), Some(reason.as_str())),
+            };
+            sqlx::query(
+                "UPDATE _eddy_deliveries
+                 SET state = ?, next_attempt_ms = ?, last_error = coalesce(?, last_error), dead_reason = ?,
+                     lease_until_ms = NULL, updated_ms = ?
+                 WHERE id = ?",
+            )
+            .bind(state)
+            .bind(next)
+            .bind(error)
+            .bind(reason)
+            .bind(now_ms)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn insert_invocation(tx: &mut WriteTx, r: &InvocationRecord) -> Result<(), ExecError> {
+    sqlx::query(
+        "INSERT INTO _eddy_invocations
+             (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
+              error_type, error, output, truncated)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&r.request_id)
+    .bind(&r.function)
+    .bind(r.delivery_id)
+    .bind(r.event_seq.map(|s| s as i64))
+    .bind(i64::from(r.attempt))
+    .bind(r.start_ms)
+    .bind(r.duration_us as i64)
+    .bind(&r.outcome)
+    .bind(r.error_type.as_deref())
+    .bind(r.error.as_deref())
+    .bind(&r.output)
+    .bind(r.truncated)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+const DEAD_COLUMNS: &str =
+    "id, event_seq, trigger, function, dead_reason, last_error, attempts, updated_ms";
+
+/// Dead letters, oldest first, of one function or all.
+pub(crate) async fn dead_letters(
+    bus: &Bus,
+    function: Option<&FunctionName>,
+) -> Result<Vec<DeadLetter>, ExecError> {
+    let sql = format!(
+        "SELECT {DEAD_COLUMNS} FROM _eddy_deliveries WHERE state = 'dead' AND (? IS NULL OR function = ?) ORDER BY id"
+    );
+    let name = function.map(|f| f.to_string());
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(name.clone())
+        .bind(name)
+        .fetch_all(bus.readers())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let reason: String = r.try_get("dead_reason")?;
+            Ok(DeadLetter {
+                delivery_id: r.try_get("id")?,
+                event_seq: r.try_get::<i64, _>("event_seq")? as u64,
+                trigger: r.try_get("trigger")?,
+                function: r.try_get("function")?,
+                reason: DeadReason::parse(&reason).ok_or_else(|| {
+                    ExecError::Corrupt(format!("unknown dead-letter reason {reason:?}"))
+                })?,
+                last_error: r.try_get("last_error")?,
+                attempts: r.try_get::<i64, _>("attempts")? as u32,
+                time_ms: r.try_get("updated_ms")?,
+            })
+        })
+        .collect()
+}
+
+/// Sends dead letters back to be delivered afresh (attempts start again): one by id, or every
+/// one of a function. Returns how many.
+pub(crate) async fn redrive(
+    bus: &Bus,
+    delivery: Option<i64>,
+    function: Option<FunctionName>,
+    now_ms: i64,
+) -> Result<u64, ExecError> {
+    let function = function.map(|f| f.to_string());
+    bus.write(move |tx| {
+        let function = function.clone();
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE _eddy_deliveries
+                 SET state = 'ready', attempts = 0, next_attempt_ms = ?, dead_reason = NULL, updated_ms = ?
+                 WHERE state = 'dead' AND (? IS NULL OR id = ?) AND (? IS NULL OR function = ?)",
+            )
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(delivery)
+            .bind(delivery)
+            .bind(function.clone())
+            .bind(function)
+            .execute(tx.conn())
+            .await?;
+            Ok(done.rows_affected())
+        })
+    })
+    .await
+}
+
+pub(crate) async fn counts(bus: &Bus) -> Result<DeliveryCounts, ExecError> {
+    let rows = sqlx::query("SELECT state, count(*) AS n FROM _eddy_deliveries GROUP BY state")
+        .fetch_all(bus.readers())
+        .await?;
+    let mut counts = DeliveryCounts::default();
+    for row in rows {
+        let n = row.try_get::<i64, _>("n")? as u64;
+        match row.try_get::<&str, _>("state")? {
+            "ready" => counts.ready = n,
+            "leased" => counts.leased = n,
+            "done" => counts.done = n,
+            _ => counts.dead = n,
+        }
+    }
+    Ok(counts)
+}
+
+/// Recorded attempts, newest last: of one function, or for one event.
+pub(crate) async fn invocations(
+    bus: &Bus,
+    function: Option<&FunctionName>,
+    event_seq: Option<u64>,
+) -> Result<Vec<InvocationRecord>, ExecError> {
+    let name = function.map(|f| f.to_string());
+    let seq = event_seq.map(|s| s as i64);
+    let rows = sqlx::query(
+        "SELECT request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
+                error_type, error, output, truncated
+         FROM _eddy_invocations
+         WHERE (? IS NULL OR function = ?) AND (? IS NULL OR event_seq = ?)
+         ORDER BY start_ms, rowid",
+    )
+    .bind(name.clone())
+    .bind(name)
+    .bind(seq)
+    .bind(seq)
+    .fetch_all(bus.readers())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(InvocationRecord {
+                request_id: r.try_get("request_id")?,
+                function: r.try_get("function")?,
+                delivery_id: r.try_get("delivery_id")?,
+                event_seq: r.try_get::<Option<i64>, _>("event_seq")?.map(|s| s as u64),
+                attempt: r.try_get::<i64, _>("attempt")? as u32,
+                start_ms: r.try_get("start_ms")?,
+                duration_us: r.try_get::<i64, _>("duration_us")? as u64,
+                outcome: r.try_get("outcome")?,
+                error_type: r.try_get("error_type")?,
+                error: r.try_get("error")?,
+                output: r.try_get("output")?,
+                truncated: r.try_get("truncated")?,
+            })
+        })
+        .collect()
+}
