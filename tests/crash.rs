@@ -5,15 +5,13 @@
 //! half-written file shows up as an object. Then it does it again on the same directory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use eddy_core::{BucketName, EventKind, Lineage, ObjectKey, TableName};
 use eddy_objects::{ListParams, ListPosition, PutOptions};
 use eddy_tables::{ColumnType, Key, TableSchema};
-use eddy_tests::{Eddy, schema};
+use eddy_tests::{Eddy, kill_child_while_writing, schema};
 use md5::{Digest, Md5};
 use serde_json::json;
 use sha2::Sha256;
@@ -78,48 +76,15 @@ fn acknowledged_writes_survive_sigkill() {
 
 /// Runs one child, kills it with SIGKILL once it is writing, and returns what it printed.
 fn crash_once(dir: &Path, round: u64) -> Vec<String> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "acknowledged_writes_survive_sigkill",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_ROUND, round.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut lines = Vec::new();
-    // libtest may print the test's name on the same line before the child's own output.
-    while !lines.iter().any(|l: &String| l.ends_with("READY")) {
-        lines.push(
-            rx.recv_timeout(deadline - Instant::now())
-                .expect("the child got ready"),
-        );
-    }
-    // A different moment each round; no random-number crate needed for that.
-    let clock = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let jitter = (u64::from(clock) ^ (round * 7919)) % 500;
-    std::thread::sleep(Duration::from_millis(200 + jitter));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    reader.join().unwrap();
-    lines.extend(rx.try_iter());
-    lines
+    let round_text = round.to_string();
+    kill_child_while_writing(
+        "acknowledged_writes_survive_sigkill",
+        &[
+            (CHILD_DIR, dir.as_os_str()),
+            (CHILD_ROUND, round_text.as_ref()),
+        ],
+        round,
+    )
 }
 
 fn run_child(dir: &Path, round: u64) {

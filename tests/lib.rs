@@ -55,6 +55,52 @@ where
     }
 }
 
+/// Runs this test binary again as a child that executes only `test` (which sees `env` and
+/// acts as the child), waits until it prints `READY`, lets it work for 200–700 ms (a different
+/// moment for each `round`), kills it with SIGKILL and returns every line it printed.
+pub fn kill_child_while_writing(
+    test: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    round: u64,
+) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the child starts");
+    let stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    // libtest may print the test's name on the same line before the child's own output.
+    while !lines.iter().any(|l: &String| l.ends_with("READY")) {
+        lines.push(
+            rx.recv_timeout(deadline - std::time::Instant::now())
+                .expect("the child got ready"),
+        );
+    }
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .subsec_nanos();
+    let jitter = (u64::from(clock) ^ (round * 7919)) % 500;
+    std::thread::sleep(Duration::from_millis(200 + jitter));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("the child is reaped");
+    reader.join().expect("the reader ends");
+    lines.extend(rx.try_iter());
+    lines
+}
+
 /// A schema of required columns with the first column as the primary key.
 pub fn schema(table: &str, columns: &[(&str, ColumnType)]) -> TableSchema {
     let columns: Vec<Column> = columns
