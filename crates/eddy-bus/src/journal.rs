@@ -99,6 +99,19 @@ pub(crate) async fn read_after(
     rows.iter().map(decode).collect()
 }
 
+/// The events with these sequence numbers (those that exist), in order.
+pub(crate) async fn at(db: impl SqliteExecutor<'_>, seqs: &[u64]) -> Result<Vec<Event>, BusError> {
+    let list = serde_json::to_string(seqs).expect("numbers serialize");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM _eddy_journal WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(list)
+        .fetch_all(db)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
 pub(crate) async fn by_id(
     db: impl SqliteExecutor<'_>,
     id: &str,

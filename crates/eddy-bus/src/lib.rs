@@ -102,11 +102,12 @@ impl Bus {
 
     /// The event with sequence number `seq`, if there is one.
     pub async fn event_at(&self, seq: u64) -> Result<Option<Event>, BusError> {
-        Ok(self
-            .read_after(seq.saturating_sub(1), 1)
-            .await?
-            .into_iter()
-            .find(|e| e.seq == seq))
+        Ok(journal::at(self.readers(), &[seq]).await?.pop())
+    }
+
+    /// The events with these sequence numbers (those that exist), in order; one query.
+    pub async fn events_at(&self, seqs: &[u64]) -> Result<Vec<Event>, BusError> {
+        journal::at(self.readers(), seqs).await
     }
 
     /// The event with this id, if there is one.

@@ -26,7 +26,7 @@ use eddy_bus::{Bus, BusError};
 use eddy_core::{Event, EventKind, FunctionName, Lineage, NewEvent, Source};
 use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex, Ordering, RetryPolicy};
 use serde_json::Value;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -34,7 +34,7 @@ pub use error::ExecError;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
 pub use store::{DeadLetter, DeadReason, DeliveryCounts, InvocationRecord};
 
-use store::{Leased, NewDelivery, Settlement};
+use store::{Leased, NewDelivery, Settle, Settlement};
 
 /// The journal cursor of the dispatcher.
 const CURSOR: &str = "dispatcher";
@@ -92,7 +92,12 @@ struct Inner {
     /// Wakes the scheduler: new deliveries, or a slot or key that came free.
     wake: Notify,
     stop: watch::Sender<bool>,
+    /// Finished attempts on their way to the settler, which records them in batches.
+    settled: mpsc::Sender<Settle>,
 }
+
+/// Finished attempts waiting to be recorded at most; beyond, attempts wait (push back).
+const SETTLE_QUEUE: usize = 4096;
 
 struct Compiled {
     app: App,
@@ -115,6 +120,7 @@ impl Executor {
                 "deliveries held by a previous process are ready again"
             );
         }
+        let (settled, settle_queue) = mpsc::channel(SETTLE_QUEUE);
         let inner = Arc::new(Inner {
             bus,
             clock,
@@ -127,10 +133,12 @@ impl Executor {
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stop: watch::Sender::new(false),
+            settled,
         });
         let tasks = vec![
             tokio::spawn(dispatch(inner.clone())),
             tokio::spawn(schedule(inner.clone())),
+            tokio::spawn(settle(inner.clone(), settle_queue)),
         ];
         Ok(Self {
             inner,
@@ -188,14 +196,13 @@ impl Executor {
             reason: e.0,
         })?;
         let duration = Duration::from_micros(record.duration_us);
-        store::settle(
-            &inner.bus,
-            None,
-            Settlement::Done,
-            Some(record),
-            inner.clock.now_ms(),
-        )
-        .await?;
+        let record = Settle {
+            delivery_id: None,
+            settlement: Settlement::Done,
+            record: Some(record),
+            now_ms: inner.clock.now_ms(),
+        };
+        store::settle_all(&inner.bus, vec![record]).await?;
         Ok(Invocation {
             request_id,
             outcome,
@@ -507,8 +514,22 @@ async fn schedule(inner: Arc<Inner>) {
         }
         let leased = lease_round(&inner, now).await;
         let busy = !leased.is_empty();
-        for delivery in leased {
-            tokio::spawn(deliver(inner.clone(), delivery));
+        if busy {
+            // One read for the round's events rather than one per delivery.
+            let seqs: Vec<u64> = leased.iter().map(|d| d.event_seq).collect();
+            let events: HashMap<u64, Arc<Event>> = match inner.bus.events_at(&seqs).await {
+                Ok(events) => events.into_iter().map(|e| (e.seq, Arc::new(e))).collect(),
+                Err(error) => {
+                    // The leases expire and the deliveries are tried again.
+                    tracing::error!(%error, "cannot read the events of leased deliveries");
+                    HashMap::new()
+                }
+            };
+            for delivery in leased {
+                if let Some(event) = events.get(&delivery.event_seq) {
+                    tokio::spawn(deliver(inner.clone(), delivery, event.clone()));
+                }
+            }
         }
         if busy {
             continue;
@@ -565,8 +586,9 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
     })
 }
 
-/// Runs one leased delivery, within its function's concurrency, and settles it.
-async fn deliver(inner: Arc<Inner>, delivery: Leased) {
+/// Runs one leased delivery, within its function's concurrency, and hands the outcome to the
+/// settler.
+async fn deliver(inner: Arc<Inner>, delivery: Leased, event: Arc<Event>) {
     let function = inner
         .compiled()
         .app
@@ -578,56 +600,45 @@ async fn deliver(inner: Arc<Inner>, delivery: Leased) {
         Some(f) => inner.slots(f).acquire_owned().await.ok(),
         None => None,
     };
-    if let Err(error) = attempt(&inner, &delivery).await {
-        // The lease expires and the delivery is tried again.
-        tracing::error!(%error, delivery = delivery.id, "a delivery attempt could not be settled");
-    }
+    let (settlement, record) = attempt(&inner, &delivery, &event, function.as_ref()).await;
     drop(permit);
-    inner.wake.notify_one();
+    let settle = Settle {
+        delivery_id: Some(delivery.id),
+        settlement,
+        record,
+        now_ms: inner.clock.now_ms(),
+    };
+    // Only fails once the settler has stopped; the lease then expires and it runs again.
+    let _ = inner.settled.send(settle).await;
 }
 
-async fn attempt(inner: &Inner, d: &Leased) -> Result<(), ExecError> {
+/// One attempt at a delivery, and what should become of it.
+async fn attempt(
+    inner: &Inner,
+    d: &Leased,
+    event: &Event,
+    function: Option<&FunctionSpec>,
+) -> (Settlement, Option<InvocationRecord>) {
     let now = inner.clock.now_ms();
     let compiled = inner.compiled();
     let trigger = compiled.app.trigger(&d.trigger);
     let policy = trigger.map(|t| t.retry).unwrap_or_default();
-    let dead = |reason, error: String| Settlement::Dead { reason, error };
-    let Some(function) = compiled
-        .app
-        .functions
-        .iter()
-        .find(|f| f.name.as_str() == d.function)
-    else {
-        let why = format!("function `{}` is not declared", d.function);
-        return store::settle(
-            &inner.bus,
-            Some(d.id),
-            dead(DeadReason::FunctionMissing, why),
-            None,
-            now,
-        )
-        .await;
+    let dead = |reason, error: String| (Settlement::Dead { reason, error }, None);
+    let Some(function) = function else {
+        return dead(
+            DeadReason::FunctionMissing,
+            format!("function `{}` is not declared", d.function),
+        );
     };
     if too_old(&policy, d.event_time_ms, now) {
-        let why = format!(
-            "the event is older than {:?}, the trigger's max_event_age",
-            policy.max_event_age
+        return dead(
+            DeadReason::EventAgeExceeded,
+            format!(
+                "the event is older than {:?}, the trigger's max_event_age",
+                policy.max_event_age
+            ),
         );
-        return store::settle(
-            &inner.bus,
-            Some(d.id),
-            dead(DeadReason::EventAgeExceeded, why),
-            None,
-            now,
-        )
-        .await;
     }
-    let event = inner.bus.event_at(d.event_seq).await?.ok_or_else(|| {
-        ExecError::Corrupt(format!(
-            "delivery {} names event {}, which is not in the journal",
-            d.id, d.event_seq
-        ))
-    })?;
     let label = match &event.source {
         Source::Table(t) => inner
             .config
@@ -636,45 +647,61 @@ async fn attempt(inner: &Inner, d: &Leased) -> Result<(), ExecError> {
             .map(String::as_str),
         _ => None,
     };
-    let payload = match payload::build(&event, trigger, &d.trigger, label) {
+    let payload = match payload::build(event, trigger, &d.trigger, label) {
         Ok(payload) => payload,
-        Err(e) => {
-            return store::settle(
-                &inner.bus,
-                Some(d.id),
-                dead(DeadReason::RetriesExhausted, e.to_string()),
-                None,
-                now,
-            )
-            .await;
-        }
+        Err(e) => return dead(DeadReason::RetriesExhausted, e.to_string()),
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let lineage = Lineage::caused_by(&event, request_id.clone());
+    let lineage = Lineage::caused_by(event, request_id.clone());
     let (outcome, mut record) = match inner
-        .run(function, &payload, request_id, Some(&event), lineage)
+        .run(function, &payload, request_id, Some(event), lineage)
         .await
     {
         Ok(ran) => ran,
-        Err(unrunnable) => {
-            return store::settle(
-                &inner.bus,
-                Some(d.id),
-                dead(DeadReason::FunctionMissing, unrunnable.0),
-                None,
-                now,
-            )
-            .await;
-        }
+        Err(unrunnable) => return dead(DeadReason::FunctionMissing, unrunnable.0),
     };
     record.delivery_id = Some(d.id);
     record.attempt = d.attempt;
-    let settled_at = inner.clock.now_ms();
     let settlement = match outcome.result {
         Ok(_) => Settlement::Done,
-        Err(error) => next_step(&policy, d, error, settled_at),
+        Err(error) => next_step(&policy, d, error, inner.clock.now_ms()),
     };
-    store::settle(&inner.bus, Some(d.id), settlement, Some(record), settled_at).await
+    (settlement, Some(record))
+}
+
+/// Records finished attempts, as many at a time as have finished, in one transaction each
+/// round; then wakes the scheduler (a key may be free now).
+async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>) {
+    let mut stop = inner.stop.subscribe();
+    let mut batch = Vec::new();
+    loop {
+        let stopping = tokio::select! {
+            n = queue.recv_many(&mut batch, 1024) => if n == 0 { return } else { false },
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        if stopping {
+            // Record what has finished; later attempts are released at the next start.
+            while let Ok(s) = queue.try_recv() {
+                batch.push(s);
+            }
+            if !batch.is_empty() {
+                let _ = store::settle_all(&inner.bus, batch).await;
+            }
+            return;
+        }
+        loop {
+            match store::settle_all(&inner.bus, batch.clone()).await {
+                Ok(()) => break,
+                Err(ExecError::Bus(BusError::WriterStopped)) => return,
+                Err(error) => {
+                    tracing::error!(%error, "cannot record finished attempts; trying again");
+                    inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
+                }
+            }
+        }
+        batch.clear();
+        inner.wake.notify_one();
+    }
 }
 
 fn too_old(policy: &RetryPolicy, event_time_ms: i64, at_ms: i64) -> bool {

@@ -3,8 +3,9 @@
 
 use eddy_bus::{Bus, WriteTx};
 use eddy_core::FunctionName;
+use sqlx::Arguments;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 
 use crate::ExecError;
 
@@ -109,38 +110,61 @@ pub struct InvocationRecord {
     pub truncated: bool,
 }
 
-/// Creates deliveries (once per event and trigger, whatever happens) in the caller's transaction.
+/// Rows per multi-row insert: far below SQLite's 32,766 parameters.
+const CHUNK: usize = 200;
+
+/// Creates deliveries (once per event and trigger, whatever happens) in the caller's
+/// transaction, with as few statements as possible.
 pub(crate) async fn create(
     tx: &mut WriteTx,
     deliveries: &[NewDelivery],
     now_ms: i64,
 ) -> Result<(), ExecError> {
-    for d in deliveries {
-        let (state, reason, error) = match &d.dead {
-            Some((reason, error)) => ("dead", Some(reason.as_str()), Some(error.as_str())),
-            None => ("ready", None, None),
-        };
-        sqlx::query(
+    for chunk in deliveries.chunks(CHUNK) {
+        let mut args = SqliteArguments::default();
+        for d in chunk {
+            let (state, reason, error) = match &d.dead {
+                Some((reason, error)) => ("dead", Some(reason.as_str()), Some(error.clone())),
+                None => ("ready", None, None),
+            };
+            add(&mut args, d.event_seq as i64)?;
+            add(&mut args, d.event_time_ms)?;
+            add(&mut args, d.trigger.clone())?;
+            add(&mut args, d.function.clone())?;
+            add(&mut args, d.order_key.clone())?;
+            add(&mut args, state)?;
+            add(&mut args, now_ms)?;
+            add(&mut args, reason)?;
+            add(&mut args, error)?;
+            add(&mut args, now_ms)?;
+        }
+        let sql = format!(
             "INSERT INTO _eddy_deliveries
                  (event_seq, event_time_ms, trigger, function, order_key, state, next_attempt_ms,
                   dead_reason, last_error, updated_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES {}
              ON CONFLICT (event_seq, trigger) DO NOTHING",
-        )
-        .bind(d.event_seq as i64)
-        .bind(d.event_time_ms)
-        .bind(&d.trigger)
-        .bind(&d.function)
-        .bind(d.order_key.as_deref())
-        .bind(state)
-        .bind(now_ms)
-        .bind(reason)
-        .bind(error)
-        .bind(now_ms)
-        .execute(tx.conn())
-        .await?;
+            rows(chunk.len(), 10)
+        );
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .execute(tx.conn())
+            .await?;
     }
     Ok(())
+}
+
+fn add<'q, T>(args: &mut SqliteArguments, value: T) -> Result<(), ExecError>
+where
+    T: sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + 'q,
+{
+    args.add(value)
+        .map_err(|e| ExecError::Bus(eddy_bus::BusError::Database(sqlx::Error::Encode(e))))
+}
+
+/// `(?, ?, …), (?, ?, …), …`: `n` rows of `width` placeholders.
+fn rows(n: usize, width: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(", "));
+    vec![row; n].join(", ")
 }
 
 /// Returns every leased delivery to ready: at start, no worker of a previous process holds one.
@@ -207,17 +231,26 @@ where
             for row in &rows {
                 let d = decode_leased(row)?;
                 let used = taken.entry(d.function.clone()).or_default();
-                if *used >= room(&d.function) {
+                if *used < room(&d.function) {
+                    *used += 1;
+                    leased.push(d);
+                }
+            }
+            // One statement per function (each has its own lease length).
+            for function in taken.keys() {
+                let ids: Vec<i64> = leased.iter().filter(|d| &d.function == function).map(|d| d.id).collect();
+                if ids.is_empty() {
                     continue;
                 }
-                *used += 1;
-                sqlx::query("UPDATE _eddy_deliveries SET state = 'leased', attempts = attempts + 1, lease_until_ms = ?, updated_ms = ? WHERE id = ?")
-                    .bind(lease_until(&d.function))
-                    .bind(now_ms)
-                    .bind(d.id)
-                    .execute(tx.conn())
-                    .await?;
-                leased.push(d);
+                sqlx::query(
+                    "UPDATE _eddy_deliveries SET state = 'leased', attempts = attempts + 1, lease_until_ms = ?, updated_ms = ?
+                     WHERE id IN (SELECT value FROM json_each(?))",
+                )
+                .bind(lease_until(function))
+                .bind(now_ms)
+                .bind(serde_json::to_string(&ids).expect("numbers serialize"))
+                .execute(tx.conn())
+                .await?;
             }
             Ok(leased)
         })
@@ -253,67 +286,98 @@ pub(crate) enum Settlement {
     Dead { reason: DeadReason, error: String },
 }
 
-/// Records the attempt and moves the delivery on, in one transaction.
-pub(crate) async fn settle(
-    bus: &Bus,
-    delivery_id: Option<i64>,
-    settlement: Settlement,
-    record: Option<InvocationRecord>,
-    now_ms: i64,
-) -> Result<(), ExecError> {
+/// One finished attempt (or a delivery that could not be attempted) to record.
+#[derive(Clone, Debug)]
+pub(crate) struct Settle {
+    pub delivery_id: Option<i64>,
+    pub settlement: Settlement,
+    pub record: Option<InvocationRecord>,
+    pub now_ms: i64,
+}
+
+/// Records attempts and moves their deliveries on, all in one transaction and as few
+/// statements as possible: the common case, success, is one statement for the lot.
+pub(crate) async fn settle_all(bus: &Bus, batch: Vec<Settle>) -> Result<(), ExecError> {
+    let batch = std::sync::Arc::new(batch);
     bus.write(move |tx| {
-        let (settlement, record) = (settlement.clone(), record.clone());
+        let batch = batch.clone();
         Box::pin(async move {
-            if let Some(record) = &record {
-                insert_invocation(tx, record).await?;
+            let records: Vec<&InvocationRecord> = batch.iter().filter_map(|s| s.record.as_ref()).collect();
+            insert_invocations(tx, &records).await?;
+            let done: Vec<i64> = batch
+                .iter()
+                .filter(|s| s.settlement == Settlement::Done)
+                .filter_map(|s| s.delivery_id)
+                .collect();
+            if !done.is_empty() {
+                let now = batch.iter().map(|s| s.now_ms).max().unwrap_or(0);
+                sqlx::query(
+                    "UPDATE _eddy_deliveries SET state = 'done', lease_until_ms = NULL, updated_ms = ?
+                     WHERE id IN (SELECT value FROM json_each(?))",
+                )
+                .bind(now)
+                .bind(serde_json::to_string(&done).expect("numbers serialize"))
+                .execute(tx.conn())
+                .await?;
             }
-            let Some(id) = delivery_id else { return Ok(()) };
-            let (state, next, error, reason) = match &settlement {
-                Settlement::Done => ("done", now_ms, None, None),
-                Settlement::Retry { at_ms, error } => ("ready", *at_ms, Some(error.as_str()), None),
-                Settlement::Dead { reason, error } => ("dead", now_ms, Some(error.as_str()), Some(reason.as_str())),
-            };
-            sqlx::query(
-                "UPDATE _eddy_deliveries
-                 SET state = ?, next_attempt_ms = ?, last_error = coalesce(?, last_error), dead_reason = ?,
-                     lease_until_ms = NULL, updated_ms = ?
-                 WHERE id = ?",
-            )
-            .bind(state)
-            .bind(next)
-            .bind(error)
-            .bind(reason)
-            .bind(now_ms)
-            .bind(id)
-            .execute(tx.conn())
-            .await?;
+            for s in batch.iter().filter(|s| s.settlement != Settlement::Done) {
+                let Some(id) = s.delivery_id else { continue };
+                let (state, next, error, reason) = match &s.settlement {
+                    Settlement::Retry { at_ms, error } => ("ready", *at_ms, error.as_str(), None),
+                    Settlement::Dead { reason, error } => ("dead", s.now_ms, error.as_str(), Some(reason.as_str())),
+                    Settlement::Done => unreachable!("filtered out above"),
+                };
+                sqlx::query(
+                    "UPDATE _eddy_deliveries
+                     SET state = ?, next_attempt_ms = ?, last_error = ?, dead_reason = ?, lease_until_ms = NULL, updated_ms = ?
+                     WHERE id = ?",
+                )
+                .bind(state)
+                .bind(next)
+                .bind(error)
+                .bind(reason)
+                .bind(s.now_ms)
+                .bind(id)
+                .execute(tx.conn())
+                .await?;
+            }
             Ok(())
         })
     })
     .await
 }
 
-async fn insert_invocation(tx: &mut WriteTx, r: &InvocationRecord) -> Result<(), ExecError> {
-    sqlx::query(
-        "INSERT INTO _eddy_invocations
-             (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
-              error_type, error, output, truncated)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&r.request_id)
-    .bind(&r.function)
-    .bind(r.delivery_id)
-    .bind(r.event_seq.map(|s| s as i64))
-    .bind(i64::from(r.attempt))
-    .bind(r.start_ms)
-    .bind(r.duration_us as i64)
-    .bind(&r.outcome)
-    .bind(r.error_type.as_deref())
-    .bind(r.error.as_deref())
-    .bind(&r.output)
-    .bind(r.truncated)
-    .execute(tx.conn())
-    .await?;
+async fn insert_invocations(
+    tx: &mut WriteTx,
+    records: &[&InvocationRecord],
+) -> Result<(), ExecError> {
+    for chunk in records.chunks(CHUNK) {
+        let mut args = SqliteArguments::default();
+        for r in chunk {
+            add(&mut args, r.request_id.clone())?;
+            add(&mut args, r.function.clone())?;
+            add(&mut args, r.delivery_id)?;
+            add(&mut args, r.event_seq.map(|s| s as i64))?;
+            add(&mut args, i64::from(r.attempt))?;
+            add(&mut args, r.start_ms)?;
+            add(&mut args, r.duration_us as i64)?;
+            add(&mut args, r.outcome.clone())?;
+            add(&mut args, r.error_type.clone())?;
+            add(&mut args, r.error.clone())?;
+            add(&mut args, r.output.clone())?;
+            add(&mut args, r.truncated)?;
+        }
+        let sql = format!(
+            "INSERT INTO _eddy_invocations
+                 (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
+                  error_type, error, output, truncated)
+             VALUES {}",
+            rows(chunk.len(), 12)
+        );
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .execute(tx.conn())
+            .await?;
+    }
     Ok(())
 }
 
