@@ -425,7 +425,7 @@ async fn dispatch(inner: Arc<Inner>) {
         let last = events.last().map_or(0, |e| e.seq);
         // Deliveries and cursor commit together. Until they do, the batch is retried: the
         // follower has moved on, so giving up would skip these events.
-        loop {
+        let created = loop {
             let now = inner.clock.now_ms();
             let rows = deliveries.clone();
             let written = inner
@@ -433,28 +433,65 @@ async fn dispatch(inner: Arc<Inner>) {
                 .write(move |tx| {
                     let rows = rows.clone();
                     Box::pin(async move {
-                        store::create(tx, &rows, now).await?;
+                        let created = store::create(tx, &rows, now).await?;
                         tx.set_cursor(CURSOR, last).await?;
-                        Ok::<_, ExecError>(())
+                        Ok::<_, ExecError>(created)
                     })
                 })
                 .await;
             match written {
-                Ok(()) => break,
+                Ok(created) => break created,
                 Err(ExecError::Bus(BusError::WriterStopped)) => return,
                 Err(error) => {
                     tracing::error!(%error, "the dispatcher cannot record deliveries; trying again");
                     inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
                 }
             }
+        };
+        // Deliveries created leased run now, with their events at hand: no lease round, no read.
+        let by_seq: HashMap<u64, Arc<Event>> =
+            events.into_iter().map(|e| (e.seq, Arc::new(e))).collect();
+        for c in created.into_iter().filter(|c| c.leased) {
+            let Some(planned) = deliveries
+                .iter()
+                .find(|d| d.event_seq == c.event_seq && d.trigger == c.trigger)
+            else {
+                continue;
+            };
+            let leased = Leased {
+                id: c.id,
+                event_seq: c.event_seq,
+                event_time_ms: planned.event_time_ms,
+                trigger: c.trigger,
+                function: planned.function.clone(),
+                attempt: 1,
+            };
+            tokio::spawn(deliver(inner.clone(), leased, by_seq[&c.event_seq].clone()));
         }
         inner.wake.notify_one();
     }
 }
 
-/// The deliveries a batch of events makes.
+/// The deliveries a batch of events makes. Unordered ones whose function has a free slot now
+/// are created leased, to run at once; the rest wait for the scheduler.
 fn plan(inner: &Inner, events: &[Event]) -> Vec<NewDelivery> {
     let compiled = inner.compiled();
+    let now = inner.clock.now_ms();
+    let grace = inner.config.lease_grace.as_millis() as i64;
+    let mut room: HashMap<String, (usize, i64)> = compiled
+        .app
+        .functions
+        .iter()
+        .map(|f| {
+            (
+                f.name.to_string(),
+                (
+                    inner.slots(f).available_permits(),
+                    now + f.timeout.as_millis() as i64 + grace,
+                ),
+            )
+        })
+        .collect();
     let mut deliveries = Vec::new();
     for event in events {
         let matched: Vec<(String, String, Option<String>)> = match &event.source {
@@ -479,18 +516,24 @@ fn plan(inner: &Inner, events: &[Event]) -> Vec<NewDelivery> {
                 ),
             )
         });
-        deliveries.extend(
-            matched
-                .into_iter()
-                .map(|(trigger, function, order_key)| NewDelivery {
-                    event_seq: event.seq,
-                    event_time_ms: event.time_ms,
-                    trigger,
-                    function,
-                    order_key,
-                    dead: dead.clone(),
-                }),
-        );
+        for (trigger, function, order_key) in matched {
+            let lease_until = match room.get_mut(&function) {
+                Some((free, until)) if *free > 0 && order_key.is_none() && dead.is_none() => {
+                    *free -= 1;
+                    Some(*until)
+                }
+                _ => None,
+            };
+            deliveries.push(NewDelivery {
+                event_seq: event.seq,
+                event_time_ms: event.time_ms,
+                trigger,
+                function,
+                order_key,
+                dead: dead.clone(),
+                lease_until,
+            });
+        }
     }
     deliveries
 }

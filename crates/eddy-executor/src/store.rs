@@ -19,6 +19,17 @@ pub(crate) struct NewDelivery {
     pub order_key: Option<String>,
     /// Set when the delivery is dead from the start (loop protection).
     pub dead: Option<(DeadReason, String)>,
+    /// Set when the delivery is created leased (its function has room now), until then.
+    pub lease_until: Option<i64>,
+}
+
+/// A delivery that `create` wrote (not one that existed already).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Created {
+    pub id: i64,
+    pub event_seq: u64,
+    pub trigger: String,
+    pub leased: bool,
 }
 
 /// Why a delivery was dead-lettered.
@@ -119,13 +130,15 @@ pub(crate) async fn create(
     tx: &mut WriteTx,
     deliveries: &[NewDelivery],
     now_ms: i64,
-) -> Result<(), ExecError> {
+) -> Result<Vec<Created>, ExecError> {
+    let mut created = Vec::new();
     for chunk in deliveries.chunks(CHUNK) {
         let mut args = SqliteArguments::default();
         for d in chunk {
-            let (state, reason, error) = match &d.dead {
-                Some((reason, error)) => ("dead", Some(reason.as_str()), Some(error.clone())),
-                None => ("ready", None, None),
+            let (state, reason, error) = match (&d.dead, d.lease_until) {
+                (Some((reason, error)), _) => ("dead", Some(reason.as_str()), Some(error.clone())),
+                (None, Some(_)) => ("leased", None, None),
+                (None, None) => ("ready", None, None),
             };
             add(&mut args, d.event_seq as i64)?;
             add(&mut args, d.event_time_ms)?;
@@ -133,24 +146,35 @@ pub(crate) async fn create(
             add(&mut args, d.function.clone())?;
             add(&mut args, d.order_key.clone())?;
             add(&mut args, state)?;
+            add(&mut args, i64::from(d.lease_until.is_some()))?;
             add(&mut args, now_ms)?;
+            add(&mut args, d.lease_until)?;
             add(&mut args, reason)?;
             add(&mut args, error)?;
             add(&mut args, now_ms)?;
         }
         let sql = format!(
             "INSERT INTO _eddy_deliveries
-                 (event_seq, event_time_ms, trigger, function, order_key, state, next_attempt_ms,
-                  dead_reason, last_error, updated_ms)
+                 (event_seq, event_time_ms, trigger, function, order_key, state, attempts, next_attempt_ms,
+                  lease_until_ms, dead_reason, last_error, updated_ms)
              VALUES {}
-             ON CONFLICT (event_seq, trigger) DO NOTHING",
-            rows(chunk.len(), 10)
+             ON CONFLICT (event_seq, trigger) DO NOTHING
+             RETURNING id, event_seq, trigger, state",
+            rows(chunk.len(), 12)
         );
-        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-            .execute(tx.conn())
+        let inserted = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(tx.conn())
             .await?;
+        for row in inserted {
+            created.push(Created {
+                id: row.try_get("id")?,
+                event_seq: row.try_get::<i64, _>("event_seq")? as u64,
+                trigger: row.try_get("trigger")?,
+                leased: row.try_get::<&str, _>("state")? == "leased",
+            });
+        }
     }
-    Ok(())
+    Ok(created)
 }
 
 fn add<'q, T>(args: &mut SqliteArguments, value: T) -> Result<(), ExecError>
