@@ -582,3 +582,108 @@ triggers: [{function: looper, source: table/chain, events: ['*']}]
     );
     h.executor.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_events_and_missing_handlers_are_dead_lettered_with_their_reason() {
+    let clock = ManualClock::starting_now();
+    let h = start(
+        "buckets: [{name: inbox}]
+functions: [{name: flaky, runtime: in_process}, {name: unregistered, runtime: in_process}]
+triggers:
+  - {function: flaky, source: bucket/inbox, events: [object:created], retry: {max_attempts: 10, backoff: 1m..1m, max_event_age: 90s}}
+  - {function: unregistered, source: bucket/inbox, events: [object:created]}
+",
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let flaky = Arc::new(Recorder::default());
+    *flaky.failing.lock().unwrap() = true;
+    h.executor.register(name("flaky"), flaky.clone());
+    let bucket = BucketName::new("inbox").unwrap();
+    h.eddy
+        .objects
+        .put_object(
+            &bucket,
+            &ObjectKey::new("a").unwrap(),
+            &mut &b"x"[..],
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    wait_for("both deliveries to be tried", || async {
+        let dead = h.executor.dead_letters(None).await.unwrap();
+        dead.iter().any(|d| d.function == "unregistered") && !flaky.calls.lock().unwrap().is_empty()
+    })
+    .await;
+    // The retry after the first failure would come 30–60 s later, within the event's 90 s.
+    // Then the next would be past them: dead-lettered for its age, not its attempts.
+    while h
+        .executor
+        .dead_letters(Some(&name("flaky")))
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        clock.advance(Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let dead = h.executor.dead_letters(None).await.unwrap();
+    let reason = |f: &str| dead.iter().find(|d| d.function == f).map(|d| d.reason);
+    assert_eq!(reason("unregistered"), Some(DeadReason::FunctionMissing));
+    assert_eq!(reason("flaky"), Some(DeadReason::EventAgeExceeded));
+    assert!(
+        flaky.calls.lock().unwrap().len() < 10,
+        "stopped by age, not by attempts"
+    );
+    h.executor.shutdown().await;
+}
+
+/// Holds every invocation until released, counting those that entered.
+struct Gate(tokio::sync::Semaphore, std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl Handler for Gate {
+    async fn handle(&self, _event: Value, _context: Context) -> Result<Value, FunctionError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _pass = self.0.acquire().await.unwrap();
+        Ok(Value::Null)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_invocations_beyond_the_concurrency_are_throttled() {
+    let h = start(
+        "functions: [{name: gated, runtime: in_process, concurrency: 2}]\n",
+        Arc::new(SystemClock),
+    )
+    .await;
+    let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0), Default::default()));
+    h.executor.register(name("gated"), gate.clone());
+    let executor = Arc::new(h.executor);
+    let running: Vec<_> = (0..2)
+        .map(|_| {
+            let executor = executor.clone();
+            tokio::spawn(async move {
+                executor
+                    .invoke(&name("gated"), json!({}), Lineage::root())
+                    .await
+            })
+        })
+        .collect();
+    wait_for("both to hold a slot", || async {
+        gate.1.load(std::sync::atomic::Ordering::SeqCst) == 2
+    })
+    .await;
+    let third = executor
+        .invoke(&name("gated"), json!({}), Lineage::root())
+        .await;
+    assert!(
+        matches!(third, Err(ExecError::Throttled { concurrency: 2, .. })),
+        "{third:?}"
+    );
+    gate.0.add_permits(2);
+    for r in running {
+        assert!(r.await.unwrap().unwrap().outcome.result.is_ok());
+    }
+    executor.shutdown().await;
+}
