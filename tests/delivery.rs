@@ -12,7 +12,7 @@ use eddy_core::{BucketName, FunctionName, Lineage, ObjectKey, TableName};
 use eddy_executor::*;
 use eddy_objects::PutOptions;
 use eddy_tables::{Key, TableStore};
-use eddy_tests::{Eddy, app, provision, wait_for};
+use eddy_tests::{Eddy, app, start_executor, upload, wait_for};
 use serde_json::{Value, json};
 
 struct Harness {
@@ -24,12 +24,7 @@ struct Harness {
 async fn start(manifest: &str, clock: Arc<dyn Clock>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let manifest = manifest.replace("$DIR", dir.path().to_str().unwrap());
-    let app = app(dir.path(), &manifest);
-    let eddy = Eddy::open(&dir.path().join("data")).await;
-    provision(&eddy, &app).await;
-    let executor = Executor::start(eddy.bus.clone(), app, clock, ExecutorConfig::default())
-        .await
-        .unwrap();
+    let (eddy, executor) = start_executor(dir.path(), app(dir.path(), &manifest), clock).await;
     Harness {
         dir,
         eddy,
@@ -229,17 +224,7 @@ triggers:
     let flaky = Arc::new(Recorder::default());
     *flaky.failing.lock().unwrap() = true;
     h.executor.register(name("flaky"), flaky.clone());
-    let bucket = BucketName::new("inbox").unwrap();
-    h.eddy
-        .objects
-        .put_object(
-            &bucket,
-            &ObjectKey::new("a").unwrap(),
-            &mut &b"x"[..],
-            PutOptions::default(),
-        )
-        .await
-        .unwrap();
+    upload(&h.eddy, "inbox", "a").await;
 
     // Each failed attempt n is retried after a delay within [d/2, d], d = 2s, 4s, 8s.
     let mut attempt_times = Vec::new();
@@ -599,17 +584,7 @@ triggers:
     let flaky = Arc::new(Recorder::default());
     *flaky.failing.lock().unwrap() = true;
     h.executor.register(name("flaky"), flaky.clone());
-    let bucket = BucketName::new("inbox").unwrap();
-    h.eddy
-        .objects
-        .put_object(
-            &bucket,
-            &ObjectKey::new("a").unwrap(),
-            &mut &b"x"[..],
-            PutOptions::default(),
-        )
-        .await
-        .unwrap();
+    upload(&h.eddy, "inbox", "a").await;
     wait_for("both deliveries to be tried", || async {
         let dead = h.executor.dead_letters(None).await.unwrap();
         dead.iter().any(|d| d.function == "unregistered") && !flaky.calls.lock().unwrap().is_empty()

@@ -9,11 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_core::{BucketName, ObjectKey};
-use eddy_executor::{Executor, ExecutorConfig, SystemClock};
-use eddy_objects::PutOptions;
+use eddy_executor::{Executor, SystemClock};
 use eddy_subscriptions::MatchIndex;
-use eddy_tests::{Eddy, app, kill_child_while_writing, provision, wait_for};
+use eddy_tests::{Eddy, app, kill_child_while_writing, start_executor, upload, wait_for};
 
 const CHILD_DIR: &str = "EDDY_DELIVERY_CRASH_DIR";
 const ROUNDS: u64 = 3;
@@ -32,18 +30,7 @@ triggers:
 }
 
 async fn start(dir: &Path) -> (Eddy, Executor) {
-    let app = manifest(dir);
-    let eddy = Eddy::open(&dir.join("data")).await;
-    provision(&eddy, &app).await;
-    let executor = Executor::start(
-        eddy.bus.clone(),
-        app,
-        Arc::new(SystemClock),
-        ExecutorConfig::default(),
-    )
-    .await
-    .unwrap();
-    (eddy, executor)
+    start_executor(dir, manifest(dir), Arc::new(SystemClock)).await
 }
 
 #[test]
@@ -107,13 +94,9 @@ fn run_child(dir: &Path) {
     rt.block_on(async {
         let (eddy, _executor) = start(dir).await;
         println!("READY");
-        let bucket = BucketName::new("inbox").unwrap();
         for i in 0.. {
-            let key = ObjectKey::new(format!("{}-{i}", std::process::id())).unwrap();
-            eddy.objects
-                .put_object(&bucket, &key, &mut &b"x"[..], PutOptions::default())
-                .await
-                .unwrap();
+            let key = format!("{}-{i}", std::process::id());
+            upload(&eddy, "inbox", &key).await;
             println!("ACK {key}");
             // Leave the executor room to run deliveries while uploads continue.
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -38,6 +38,40 @@ pub async fn provision(eddy: &Eddy, app: &eddy_subscriptions::App) {
     }
 }
 
+/// Opens `dir/data`, provisions the app's buckets and tables, and starts an executor for it.
+pub async fn start_executor(
+    dir: &Path,
+    app: eddy_subscriptions::App,
+    clock: std::sync::Arc<dyn eddy_executor::Clock>,
+) -> (Eddy, eddy_executor::Executor) {
+    let eddy = Eddy::open(&dir.join("data")).await;
+    provision(&eddy, &app).await;
+    let executor = eddy_executor::Executor::start(
+        eddy.bus.clone(),
+        app,
+        clock,
+        eddy_executor::ExecutorConfig::default(),
+    )
+    .await
+    .expect("the executor starts");
+    (eddy, executor)
+}
+
+/// Uploads a small object.
+pub async fn upload(eddy: &Eddy, bucket: &str, key: &str) {
+    let bucket = eddy_core::BucketName::new(bucket).expect("a valid bucket name");
+    let key = eddy_core::ObjectKey::new(key).expect("a valid key");
+    eddy.objects
+        .put_object(
+            &bucket,
+            &key,
+            &mut &b"bytes"[..],
+            eddy_objects::PutOptions::default(),
+        )
+        .await
+        .expect("the upload succeeds");
+}
+
 /// Waits for `condition` to hold, checking every 10 ms, for at most 20 seconds: for effects
 /// that happen in other tasks or processes. The bound only keeps a broken test from hanging.
 pub async fn wait_for<F, Fut>(what: &str, mut condition: F)

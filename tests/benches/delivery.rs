@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use eddy_core::{FunctionName, Lineage, TableName};
-use eddy_executor::{Context, Executor, ExecutorConfig, FunctionError, Handler, SystemClock};
-use eddy_tests::{Eddy, app, provision};
+use eddy_executor::{Context, Executor, FunctionError, Handler, SystemClock};
+use eddy_tests::{Eddy, app, start_executor};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -50,18 +50,7 @@ functions: [{{name: h, runtime: in_process, concurrency: {concurrency}}}]
 triggers: [{{function: h, source: table/t, events: [row:insert]}}]
 "
     );
-    let app = app(dir, &manifest);
-    let eddy = Eddy::open(&dir.join("data")).await;
-    provision(&eddy, &app).await;
-    let executor = Executor::start(
-        eddy.bus.clone(),
-        app,
-        Arc::new(SystemClock),
-        ExecutorConfig::default(),
-    )
-    .await
-    .unwrap();
-    (eddy, executor)
+    start_executor(dir, app(dir, &manifest), Arc::new(SystemClock)).await
 }
 
 fn main() {
