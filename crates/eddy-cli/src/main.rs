@@ -1,5 +1,8 @@
 //! The `eddy` command.
 
+mod serve;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +21,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run eddy: the table, Lambda and admin APIs, and the functions the manifests declare.
+    Serve {
+        /// Manifest files, checked together as one app.
+        manifests: Vec<PathBuf>,
+        /// Where data lives (created if missing).
+        #[arg(long, default_value = "./.eddy")]
+        data_dir: PathBuf,
+        /// The address to listen on; port 0 picks a free port. Loopback only for now.
+        #[arg(long, default_value = "127.0.0.1:7171")]
+        listen: SocketAddr,
+    },
     /// Check manifests without a server: print every error and warning, exit non-zero on errors.
     Validate {
         /// Manifest files; they are checked together, as one app.
@@ -29,6 +43,28 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Validate { manifests } => validate(&manifests),
+        Command::Serve {
+            manifests,
+            data_dir,
+            listen,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+            match runtime.block_on(serve::run(&manifests, &data_dir, listen)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -180,6 +180,11 @@ pub fn lambda_environment(function: &FunctionSpec, context: &Context) -> Vec<(St
 
 /// The ARN Lambda would give the function.
 pub fn function_arn(name: &FunctionName) -> String {
+    function_arn_text(name.as_str())
+}
+
+/// The ARN for a function name that may not be valid (for error messages).
+pub fn function_arn_text(name: &str) -> String {
     format!(
         "arn:aws:lambda:{}:{}:function:{name}",
         eddy_events::REGION,

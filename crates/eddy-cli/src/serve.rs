@@ -1,0 +1,89 @@
+//! `eddy serve`: wires the stores, the executor and the HTTP surfaces together.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, bail};
+use eddy_bus::Bus;
+use eddy_executor::{Executor, ExecutorConfig, SystemClock};
+use eddy_objects::{ObjectError, ObjectStore};
+use eddy_server::Services;
+use eddy_subscriptions::App;
+use eddy_tables::TableStore;
+
+pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() {
+        bail!(
+            "eddy has no authentication yet, so it listens on loopback addresses only (127.0.0.1, ::1); got {listen}"
+        );
+    }
+    let loaded = eddy_subscriptions::load_files(manifests);
+    if !loaded.findings.is_empty() {
+        eprintln!("{}", loaded.findings);
+    }
+    let Some(app) = loaded.app else {
+        bail!("the manifests have errors; nothing was started");
+    };
+    let bus = Bus::open(data_dir)
+        .await
+        .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+    let objects = ObjectStore::open(bus.clone())?;
+    let tables = TableStore::open(bus.clone()).await?;
+    provision(&app, &objects, &tables).await?;
+    let executor = Arc::new(
+        Executor::start(
+            bus.clone(),
+            app.clone(),
+            Arc::new(SystemClock),
+            ExecutorConfig::default(),
+        )
+        .await?,
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    let services = Arc::new(Services {
+        bus,
+        objects,
+        tables,
+        executor: executor.clone(),
+        app: RwLock::new(Arc::new(app)),
+    });
+    // Scripts and tests read this line to find the port.
+    println!("eddy listening on http://{address}");
+    tracing::info!(%address, data_dir = %data_dir.display(), "eddy is serving");
+    eddy_server::serve(listener, services, shutdown_signal()).await?;
+    tracing::info!("stopping: no new requests; finishing the executor");
+    executor.shutdown().await;
+    Ok(())
+}
+
+/// Creates the app's buckets and declares its tables (adding columns where the manifest did).
+async fn provision(app: &App, objects: &ObjectStore, tables: &TableStore) -> anyhow::Result<()> {
+    for bucket in &app.buckets {
+        match objects.create_bucket(&bucket.name).await {
+            Ok(()) | Err(ObjectError::BucketAlreadyExists(_)) => {}
+            Err(e) => return Err(e).with_context(|| format!("creating bucket {}", bucket.name)),
+        }
+    }
+    for table in &app.tables {
+        let outcome = tables
+            .declare(table.schema.clone())
+            .await
+            .with_context(|| format!("declaring table {} ({})", table.schema.name(), table.at))?;
+        tracing::info!(table = %table.schema.name(), ?outcome, "table declared");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

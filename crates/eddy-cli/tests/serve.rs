@@ -1,0 +1,656 @@
+//! `eddy serve` end to end: the real binary on a free port, driven by an HTTP client and by
+//! the AWS CLI (`aws lambda …`, installed by `.ci/run`).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Eddy {
+    child: Child,
+    base: String,
+    dir: tempfile::TempDir,
+    http: ureq::Agent,
+}
+
+impl Drop for Eddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `eddy serve` on a manifest (`$DIR` stands for the test's folder) and waits until it
+/// says where it listens.
+fn serve(manifest: &str) -> Eddy {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        manifest.replace("$DIR", dir.path().to_str().unwrap()),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "serve",
+            "app.yaml",
+            "--data-dir",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .env("EDDY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("eddy listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let http = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    Eddy {
+        child,
+        base,
+        dir,
+        http,
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Eddy {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let mut request = http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request
+            .header("content-type", "application/json")
+            .body(body.unwrap_or("").to_string())
+            .unwrap();
+        let mut response = self.http.run(request).unwrap();
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(20 << 20)
+            .read_to_string()
+            .unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn json(&self, method: &str, path: &str, body: Value) -> Answer {
+        self.call(method, path, &[], Some(&body.to_string()))
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, &[], None)
+    }
+
+    fn wait_for(&self, what: &str, mut condition: impl FnMut(&Eddy) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !condition(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+const ORDERS: &str = "tables:
+  - {name: orders, primary_key: id, columns: {id: integer, status: text, total: real}}
+  - {name: lines, primary_key: [order_id, sku], columns: {order_id: integer, sku: text, n: integer}}
+";
+
+#[test]
+fn the_table_api_reads_and_writes_rows() {
+    let eddy = serve(ORDERS);
+    assert_eq!(eddy.get("/_eddy/health").body, json!({"status": "ok"}));
+    let created = eddy.json(
+        "POST",
+        "/_eddy/v1/tables/orders/rows",
+        json!([{"id": 1, "status": "paid", "total": 10}, {"id": 2, "status": "new"}]),
+    );
+    assert_eq!(created.status, 201);
+    assert_eq!(
+        created.body["rows"][0],
+        json!({"id": 1, "status": "paid", "total": 10.0})
+    );
+    assert_eq!(
+        eddy.get("/_eddy/v1/tables/orders/rows/1").body["status"],
+        "paid"
+    );
+    let patched = eddy.json(
+        "PATCH",
+        "/_eddy/v1/tables/orders/rows/1",
+        json!({"status": "shipped"}),
+    );
+    assert_eq!(
+        (patched.status, patched.body["status"].as_str()),
+        (200, Some("shipped"))
+    );
+    let put = eddy.json(
+        "PUT",
+        "/_eddy/v1/tables/orders/rows/3",
+        json!({"status": "new"}),
+    );
+    assert_eq!(
+        put.body,
+        json!({"id": 3, "status": "new", "total": null}),
+        "the key comes from the path"
+    );
+    let page = eddy.get("/_eddy/v1/tables/orders/rows?status=new&limit=1");
+    assert_eq!(page.body["rows"].as_array().unwrap().len(), 1);
+    let next = page.body["next"].as_str().unwrap().to_string();
+    let rest = eddy.get(&format!(
+        "/_eddy/v1/tables/orders/rows?status=new&limit=1&after={}",
+        encode(&next)
+    ));
+    assert_eq!(rest.body["rows"][0]["id"], 3);
+    assert_eq!(
+        eddy.call("DELETE", "/_eddy/v1/tables/orders/rows/2", &[], None)
+            .status,
+        204
+    );
+    assert_eq!(eddy.get("/_eddy/v1/tables/orders/rows/2").status, 404);
+
+    // Composite keys: one path segment per key column; an encoded slash stays in its value.
+    eddy.json(
+        "POST",
+        "/_eddy/v1/tables/lines/rows",
+        json!({"order_id": 1, "sku": "a/b", "n": 2}),
+    );
+    assert_eq!(eddy.get("/_eddy/v1/tables/lines/rows/1/a%2Fb").body["n"], 2);
+
+    // The journal holds one event per change.
+    let events = eddy.get("/_eddy/v1/events").body;
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["INSERT", "INSERT", "MODIFY", "INSERT", "REMOVE", "INSERT"]
+    );
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn bad_table_requests_get_clear_errors_and_change_nothing() {
+    let eddy = serve(ORDERS);
+    let cases: Vec<(Answer, u16, &str)> = vec![
+        (
+            eddy.call(
+                "POST",
+                "/_eddy/v1/tables/orders/rows",
+                &[],
+                Some("{not json"),
+            ),
+            400,
+            "",
+        ),
+        (
+            eddy.json("POST", "/_eddy/v1/tables/orders/rows", json!({"id": "x"})),
+            400,
+            "WrongType",
+        ),
+        (
+            eddy.json(
+                "POST",
+                "/_eddy/v1/tables/orders/rows",
+                json!({"id": 5, "colour": "red"}),
+            ),
+            400,
+            "UnknownColumn",
+        ),
+        (
+            eddy.json("POST", "/_eddy/v1/tables/missing/rows", json!({"id": 5})),
+            404,
+            "NoSuchTable",
+        ),
+        (
+            eddy.json("POST", "/_eddy/v1/tables/Bad%20Name/rows", json!({"id": 5})),
+            400,
+            "InvalidName",
+        ),
+        (
+            eddy.get("/_eddy/v1/tables/orders/rows/abc"),
+            400,
+            "WrongType",
+        ),
+        (eddy.get("/_eddy/v1/tables/lines/rows/1"), 400, "KeyShape"),
+        (
+            eddy.json(
+                "PATCH",
+                "/_eddy/v1/tables/orders/rows/9",
+                json!({"status": "x"}),
+            ),
+            404,
+            "NoSuchRow",
+        ),
+        (
+            eddy.json("PUT", "/_eddy/v1/tables/orders/rows/9", json!({"id": 8})),
+            400,
+            "KeyChange",
+        ),
+        (
+            eddy.get("/_eddy/v1/tables/orders/rows?limit=lots"),
+            400,
+            "InvalidQuery",
+        ),
+        (
+            eddy.get("/_eddy/v1/tables/orders/rows?colour=red"),
+            400,
+            "UnknownColumn",
+        ),
+    ];
+    for (i, (answer, status, code)) in cases.iter().enumerate() {
+        assert_eq!(answer.status, *status, "case {i}: {:?}", answer.body);
+        if !code.is_empty() {
+            assert_eq!(
+                answer.body["error"]["code"], *code,
+                "case {i}: {:?}",
+                answer.body
+            );
+            assert!(!answer.body["error"]["message"].as_str().unwrap().is_empty());
+        }
+    }
+    assert_eq!(
+        oversized(&eddy, "/_eddy/v1/tables/orders/rows", 7 << 20),
+        413
+    );
+    eddy.json("POST", "/_eddy/v1/tables/orders/rows", json!({"id": 1}));
+    let duplicate = eddy.json("POST", "/_eddy/v1/tables/orders/rows", json!({"id": 1}));
+    assert_eq!(
+        (duplicate.status, duplicate.body["error"]["code"].as_str()),
+        (409, Some("KeyExists"))
+    );
+    assert_eq!(
+        eddy.get("/_eddy/v1/events").body["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "only the one good insert changed anything"
+    );
+}
+
+/// Announces a body of `length` bytes and returns the status the server answers before any of
+/// it is sent: a limit is enforced without reading (or buffering) the body.
+fn oversized(eddy: &Eddy, path: &str, length: usize) -> u16 {
+    use std::io::{Read, Write};
+    let address = eddy.base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(address).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(tcp, "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+const FUNCTIONS: &str = "tables: [{name: orders, primary_key: id, columns: {id: integer, status: text}}]
+functions:
+  - {name: echo, runtime: exec, command: [sh, -c, 'cat; echo \"echo ran\" >&2']}
+  - {name: broken, runtime: exec, command: [sh, -c, 'echo \"bad input\" >&2; exit 1']}
+  - {name: audit, runtime: exec, command: [sh, -c, 'cat > \"$OUT/$EDDY_REQUEST_ID.json\"; echo audited >&2'], environment: {OUT: $DIR}}
+triggers:
+  - {function: audit, source: table/orders, events: [row:insert]}
+";
+
+#[test]
+fn the_lambda_api_invokes_functions() {
+    let eddy = serve(FUNCTIONS);
+    let path = |f: &str| format!("/2015-03-31/functions/{f}/invocations");
+    let ok = eddy.call(
+        "POST",
+        &path("echo"),
+        &[("x-amz-log-type", "Tail")],
+        Some(r#"{"n": 1}"#),
+    );
+    assert_eq!((ok.status, &ok.body), (200, &json!({"n": 1})));
+    let log = ok.header("x-amz-log-result").unwrap();
+    assert_eq!(decode_base64(log), "echo ran\n");
+    let failed = eddy.call("POST", &path("broken"), &[], Some("{}"));
+    assert_eq!(
+        (failed.status, failed.header("x-amz-function-error")),
+        (200, Some("Unhandled"))
+    );
+    assert_eq!(failed.body["errorType"], "Runtime.ExitError");
+    assert_eq!(
+        eddy.call(
+            "POST",
+            &path("echo"),
+            &[("x-amz-invocation-type", "DryRun")],
+            Some("{}")
+        )
+        .status,
+        204
+    );
+    let queued = eddy.call(
+        "POST",
+        &path("echo"),
+        &[("x-amz-invocation-type", "Event")],
+        Some(r#"{"later": true}"#),
+    );
+    assert_eq!(queued.status, 202);
+    eddy.wait_for("the queued invocation", |e| {
+        e.get("/_eddy/v1/invocations?function=echo").body["invocations"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    });
+
+    let missing = eddy.call("POST", &path("nope"), &[], Some("{}"));
+    assert_eq!(
+        (missing.status, missing.header("x-amzn-ErrorType")),
+        (404, Some("ResourceNotFoundException"))
+    );
+    let not_json = eddy.call("POST", &path("echo"), &[], Some("{oops"));
+    assert_eq!(
+        (not_json.status, not_json.header("x-amzn-ErrorType")),
+        (400, Some("InvalidRequestContentException"))
+    );
+    // An asynchronous payload over 1 MB (but under the 6 MB request limit) is refused as Lambda does.
+    let big = format!("\"{}\"", "x".repeat(2 << 20));
+    let too_big = eddy.call(
+        "POST",
+        &path("echo"),
+        &[("x-amz-invocation-type", "Event")],
+        Some(&big),
+    );
+    assert_eq!(
+        (too_big.status, too_big.header("x-amzn-ErrorType")),
+        (413, Some("RequestTooLargeException"))
+    );
+    assert_eq!(oversized(&eddy, &path("echo"), 7 << 20), 413);
+    let listed = eddy.get("/2015-03-31/functions/").body;
+    assert_eq!(listed["Functions"].as_array().unwrap().len(), 3);
+}
+
+fn decode_base64(text: &str) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|c| *c != b'=') {
+        bits = (bits << 6) | alphabet.iter().position(|a| *a == c).unwrap() as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_row_change_runs_its_function_and_the_run_is_visible_through_the_admin_api() {
+    let eddy = serve(FUNCTIONS);
+    eddy.json(
+        "POST",
+        "/_eddy/v1/tables/orders/rows",
+        json!({"id": 7, "status": "paid"}),
+    );
+    eddy.wait_for("the triggered run", |e| {
+        !e.get("/_eddy/v1/invocations?function=audit").body["invocations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+    let run = eddy.get("/_eddy/v1/invocations?function=audit").body["invocations"][0].clone();
+    assert_eq!(
+        (run["outcome"].as_str(), run["log"].as_str()),
+        (Some("success"), Some("audited\n"))
+    );
+    let written = std::fs::read_to_string(
+        eddy.dir
+            .path()
+            .join(format!("{}.json", run["request_id"].as_str().unwrap())),
+    )
+    .unwrap();
+    let event: Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(
+        event["Records"][0]["dynamodb"]["NewImage"]["status"],
+        json!({"S": "paid"})
+    );
+    let id = eddy.get("/_eddy/v1/events").body["events"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let explained = eddy.get(&format!("/_eddy/v1/events/{id}")).body;
+    assert_eq!(explained["triggers"][0]["matched"], true);
+    assert_eq!(explained["invocations"][0]["request_id"], run["request_id"]);
+    assert_eq!(
+        eddy.get("/_eddy/v1/triggers").body["triggers"][0]["function"],
+        "audit"
+    );
+}
+
+fn aws(eddy: &Eddy, args: &[&str]) -> std::process::Output {
+    Command::new("aws")
+        .args(args)
+        .args(["--endpoint-url", &eddy.base, "--region", "us-east-1"])
+        .env("AWS_ACCESS_KEY_ID", "eddy")
+        .env("AWS_SECRET_ACCESS_KEY", "eddy-development")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("the AWS CLI is installed (.ci/run installs it)")
+}
+
+#[test]
+fn the_aws_cli_invokes_and_lists_functions() {
+    let eddy = serve(FUNCTIONS);
+    let out_file = eddy.dir.path().join("out.json");
+    let run = aws(
+        &eddy,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "echo",
+            "--payload",
+            r#"{"hello": "world"}"#,
+            "--log-type",
+            "Tail",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(reply["StatusCode"], 200);
+    assert_eq!(
+        decode_base64(reply["LogResult"].as_str().unwrap()),
+        "echo ran\n"
+    );
+    let result: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(result, json!({"hello": "world"}));
+
+    let failed = aws(
+        &eddy,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "broken",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    let reply: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(reply["FunctionError"], "Unhandled");
+
+    let missing = aws(
+        &eddy,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "nope",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    let listed = aws(&eddy, &["lambda", "list-functions"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let names: Vec<String> = serde_json::from_slice::<Value>(&listed.stdout).unwrap()["Functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["FunctionName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["echo", "broken", "audit"]);
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm_and_keeps_what_it_acknowledged() {
+    let mut eddy = serve(ORDERS);
+    eddy.json(
+        "POST",
+        "/_eddy/v1/tables/orders/rows",
+        json!({"id": 1, "status": "kept"}),
+    );
+    let pid = eddy.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = eddy.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // Served again on the same data: the row is there.
+    let data = eddy.dir.path().to_path_buf();
+    let again = serve_in(&data, ORDERS);
+    assert_eq!(
+        again.get("/_eddy/v1/tables/orders/rows/1").body["status"],
+        "kept"
+    );
+}
+
+/// Like `serve`, in an existing folder (to restart on the same data).
+fn serve_in(dir: &Path, manifest: &str) -> Eddy {
+    let mut eddy = serve(manifest);
+    let _ = eddy.child.kill();
+    let _ = eddy.child.wait();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "serve",
+            "app.yaml",
+            "--data-dir",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir)
+        .env("EDDY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    eddy.base = line
+        .trim()
+        .trim_start_matches("eddy listening on ")
+        .to_string();
+    eddy.child = child;
+    eddy
+}
+
+#[test]
+fn serve_refuses_bad_manifests_and_public_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), "functions: [{name: f}]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["serve", "bad.yaml", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("function `f` is missing the required field `runtime`")
+            && stderr.contains("nothing was started"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback addresses only"));
+}

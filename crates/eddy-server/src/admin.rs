@@ -1,0 +1,226 @@
+//! The admin API under `/_eddy/v1/`: functions and triggers from the loaded manifests, events
+//! with the explanation of which triggers matched, invocations with their logs, dead letters
+//! and redrive.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use eddy_core::{Event, FunctionName};
+use eddy_executor::{DeadLetter, InvocationRecord};
+use eddy_subscriptions::{Filter, Format, Ordering};
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::error::ApiError;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub async fn functions(State(s): State<Shared>) -> Json<Value> {
+    let functions: Vec<Value> = s
+        .app()
+        .functions
+        .iter()
+        .map(crate::lambda::configuration)
+        .collect();
+    Json(json!({ "functions": functions }))
+}
+
+pub async fn triggers(State(s): State<Shared>) -> Json<Value> {
+    let triggers: Vec<Value> = s
+        .app()
+        .triggers
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "function": t.function.as_str(),
+                "source": t.source.to_string(),
+                "events": t.events.kinds().map(|k| k.as_str()).collect::<Vec<_>>(),
+                "filtered": t.filter != Filter::None,
+                "ordering": if t.ordering == Ordering::PerKey { "per_key" } else { "unordered" },
+                "format": if t.format == Format::Plain { "plain" } else { "aws" },
+                "enabled": t.enabled,
+                "retry": {
+                    "max_attempts": t.retry.max_attempts,
+                    "backoff_min_ms": t.retry.backoff_min.as_millis() as u64,
+                    "backoff_max_ms": t.retry.backoff_max.as_millis() as u64,
+                    "max_event_age_ms": t.retry.max_event_age.as_millis() as u64,
+                },
+            })
+        })
+        .collect();
+    Json(json!({ "triggers": triggers }))
+}
+
+fn event_json(e: &Event) -> Value {
+    json!({
+        "id": e.id.to_string(),
+        "sequence": e.seq,
+        "source": e.source.to_string(),
+        "kind": e.kind.as_str(),
+        "key": e.key,
+        "time_ms": e.time_ms,
+        "payload": e.payload,
+        "lineage": {
+            "cause_event": e.lineage.cause_event.map(|id| id.to_string()),
+            "cause_invocation": e.lineage.cause_invocation,
+            "hops": e.lineage.hops,
+        },
+    })
+}
+
+/// `GET /_eddy/v1/events?after=SEQ&limit=N`: events in commit order.
+pub async fn events(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let number = |name: &str, default: u64| -> Result<u64> {
+        q.get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidQuery",
+                        format!("{name} must be a whole number; got {v:?}"),
+                    )
+                })
+            })
+            .unwrap_or(Ok(default))
+    };
+    let (after, limit) = (number("after", 0)?, number("limit", 100)?.min(1000));
+    let events = s.bus.read_after(after, limit as u32).await?;
+    Ok(Json(
+        json!({ "events": events.iter().map(event_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `GET /_eddy/v1/events/{id}`: the event, and for each trigger on its source whether it
+/// matched and why.
+pub async fn event(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let Some((event, explanations)) = s.executor.explain(&id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchEvent",
+            format!("no event with id {id:?}"),
+        ));
+    };
+    let triggers: Vec<Value> = explanations
+        .iter()
+        .map(|x| {
+            json!({
+                "trigger": x.trigger,
+                "function": x.function,
+                "matched": x.matched,
+                "clauses": x.clauses.iter().map(|c| json!({"clause": c.clause, "passed": c.passed, "saw": c.detail})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let invocations = s.executor.invocations(None, Some(event.seq)).await?;
+    Ok(Json(json!({
+        "event": event_json(&event),
+        "triggers": triggers,
+        "invocations": invocations.iter().map(invocation_json).collect::<Vec<_>>(),
+    })))
+}
+
+fn invocation_json(r: &InvocationRecord) -> Value {
+    json!({
+        "request_id": r.request_id,
+        "function": r.function,
+        "delivery_id": r.delivery_id,
+        "event_sequence": r.event_seq,
+        "attempt": r.attempt,
+        "start_ms": r.start_ms,
+        "duration_ms": r.duration_us as f64 / 1000.0,
+        "outcome": r.outcome,
+        "error_type": r.error_type,
+        "error": r.error,
+        "log": r.output,
+        "log_truncated": r.truncated,
+    })
+}
+
+fn function_param(q: &HashMap<String, String>) -> Result<Option<FunctionName>> {
+    Ok(q.get("function").map(FunctionName::new).transpose()?)
+}
+
+/// `GET /_eddy/v1/invocations?function=NAME&event=SEQ`
+pub async fn invocations(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let function = function_param(&q)?;
+    let event = q
+        .get("event")
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidQuery",
+                    format!("event must be a sequence number; got {v:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let records = s.executor.invocations(function.as_ref(), event).await?;
+    Ok(Json(
+        json!({ "invocations": records.iter().map(invocation_json).collect::<Vec<_>>() }),
+    ))
+}
+
+fn dead_letter_json(d: &DeadLetter) -> Value {
+    json!({
+        "id": d.delivery_id,
+        "event_sequence": d.event_seq,
+        "trigger": d.trigger,
+        "function": d.function,
+        "reason": d.reason.as_str(),
+        "last_error": d.last_error,
+        "attempts": d.attempts,
+        "time_ms": d.time_ms,
+    })
+}
+
+/// `GET /_eddy/v1/dead-letters?function=NAME`
+pub async fn dead_letters(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let function = function_param(&q)?;
+    let dead = s.executor.dead_letters(function.as_ref()).await?;
+    Ok(Json(
+        json!({ "dead_letters": dead.iter().map(dead_letter_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `POST /_eddy/v1/dead-letters/{id}/redrive`
+pub async fn redrive(State(s): State<Shared>, Path(id): Path<i64>) -> Result<Json<Value>> {
+    if s.executor.redrive(id).await? {
+        Ok(Json(json!({ "redriven": 1 })))
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchDeadLetter",
+            format!("no dead letter with id {id}"),
+        ))
+    }
+}
+
+/// `POST /_eddy/v1/functions/{name}/redrive`: every dead letter of the function.
+pub async fn redrive_function(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>> {
+    let name = FunctionName::new(name)?;
+    if s.app().function(&name).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NoSuchFunction",
+            format!("function {name:?} does not exist"),
+        ));
+    }
+    let n = s.executor.redrive_function(&name).await?;
+    Ok(Json(json!({ "redriven": n })))
+}

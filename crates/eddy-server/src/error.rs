@@ -1,0 +1,90 @@
+//! Errors as the table and admin APIs send them: `{"error": {"code": …, "message": …}}` with the
+//! status of the error's kind. The one place where error kinds become HTTP statuses.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use eddy_core::{Classify, ErrorKind};
+use serde_json::json;
+
+/// The HTTP status for an error kind.
+pub fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error answer of the table and admin APIs.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// From a library error: its kind gives the status, its variant the code. Internal errors
+    /// are logged in full and answered without details.
+    pub fn from_error<E: Classify + std::fmt::Display + std::fmt::Debug>(error: E) -> Self {
+        let kind = error.kind();
+        if kind == ErrorKind::Internal {
+            tracing::error!(%error, "internal error");
+            return Self::new(
+                status(kind),
+                "InternalError",
+                "eddy failed to complete the request; see its log",
+            );
+        }
+        let code = format!("{error:?}")
+            .split(['(', ' ', '{'])
+            .next()
+            .unwrap_or("Error")
+            .to_string();
+        Self::new(status(kind), code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<eddy_tables::TableError> for ApiError {
+    fn from(e: eddy_tables::TableError) -> Self {
+        Self::from_error(e)
+    }
+}
+
+impl From<eddy_executor::ExecError> for ApiError {
+    fn from(e: eddy_executor::ExecError) -> Self {
+        Self::from_error(e)
+    }
+}
+
+impl From<eddy_bus::BusError> for ApiError {
+    fn from(e: eddy_bus::BusError) -> Self {
+        Self::from_error(e)
+    }
+}
+
+impl From<eddy_core::InvalidName> for ApiError {
+    fn from(e: eddy_core::InvalidName) -> Self {
+        Self::from_error(e)
+    }
+}

@@ -1,0 +1,151 @@
+//! eddy's HTTP surfaces on one listener: the table API and the admin API under `/_eddy/`, and
+//! the Lambda API under `/2015-03-31/`. (Paths that begin with `/_` can never be bucket names,
+//! and `2015-03-31` is refused as one, so the S3 API can later take every other path.)
+//!
+//! No authentication yet: serve on loopback only until SigV4 arrives.
+
+mod admin;
+pub mod error;
+mod lambda;
+mod tables;
+
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use eddy_bus::Bus;
+use eddy_core::{EventId, Lineage};
+use eddy_executor::Executor;
+use eddy_objects::ObjectStore;
+use eddy_subscriptions::App;
+use eddy_tables::TableStore;
+
+pub use lambda::{ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT};
+
+/// Everything the handlers reach.
+pub struct Services {
+    pub bus: Bus,
+    pub objects: ObjectStore,
+    pub tables: TableStore,
+    pub executor: Arc<Executor>,
+    pub app: RwLock<Arc<App>>,
+}
+
+impl Services {
+    pub fn app(&self) -> Arc<App> {
+        self.app.read().expect("app lock").clone()
+    }
+}
+
+pub type Shared = Arc<Services>;
+
+/// The largest JSON body of the table and admin APIs, and of an invoke (the synchronous limit;
+/// the asynchronous one is checked by the handler).
+const BODY_LIMIT: usize = SYNC_PAYLOAD_LIMIT + 1;
+
+pub fn router(services: Shared) -> Router {
+    Router::new()
+        .route(
+            "/_eddy/health",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route(
+            "/_eddy/v1/tables/{table}/rows",
+            post(tables::insert).get(tables::list),
+        )
+        .route(
+            "/_eddy/v1/tables/{table}/rows/{*key}",
+            get(tables::get)
+                .put(tables::put)
+                .patch(tables::patch)
+                .delete(tables::delete),
+        )
+        .route("/_eddy/v1/functions", get(admin::functions))
+        .route(
+            "/_eddy/v1/functions/{name}/redrive",
+            post(admin::redrive_function),
+        )
+        .route("/_eddy/v1/triggers", get(admin::triggers))
+        .route("/_eddy/v1/events", get(admin::events))
+        .route("/_eddy/v1/events/{id}", get(admin::event))
+        .route("/_eddy/v1/invocations", get(admin::invocations))
+        .route("/_eddy/v1/dead-letters", get(admin::dead_letters))
+        .route("/_eddy/v1/dead-letters/{id}/redrive", post(admin::redrive))
+        .route("/2015-03-31/functions", get(lambda::list_functions))
+        .route("/2015-03-31/functions/", get(lambda::list_functions))
+        .route("/2015-03-31/functions/{name}", get(lambda::get_function))
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(lambda::invoke),
+        )
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(refuse_oversized))
+        .with_state(services)
+}
+
+/// Answers 413 as soon as a request announces a body over the limit, without reading it.
+/// (Bodies without a length are cut off at the same limit while they are read.)
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match announced {
+        Some(length) if length > SYNC_PAYLOAD_LIMIT => {
+            let message = format!(
+                "the request body is {length} bytes; at most {SYNC_PAYLOAD_LIMIT} are accepted"
+            );
+            if request.uri().path().starts_with("/2015-03-31/") {
+                lambda::error(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestTooLargeException",
+                    message,
+                )
+            } else {
+                error::ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "TooLarge",
+                    message,
+                )
+                .into_response()
+            }
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    services: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small answers go out at once instead of waiting for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(services))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The lineage a handler passes back when it writes through the API: `X-Eddy-Cause-Event`
+/// (its `EDDY_EVENT_ID`) and `X-Eddy-Hops` (its `EDDY_HOPS`). A client's own write has none.
+pub fn lineage_of(headers: &HeaderMap) -> Lineage {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    Lineage {
+        cause_event: text("x-eddy-cause-event").and_then(|v| v.parse::<EventId>().ok()),
+        cause_invocation: text("x-eddy-cause-invocation").map(str::to_string),
+        hops: text("x-eddy-hops")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
+}
