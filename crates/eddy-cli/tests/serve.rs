@@ -31,10 +31,15 @@ fn serve(manifest: &str) -> Eddy {
         manifest.replace("$DIR", dir.path().to_str().unwrap()),
     )
     .unwrap();
+    spawn(dir, "app.yaml")
+}
+
+/// Runs `eddy serve MANIFEST` in `dir` with its data in `dir/data`.
+fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args([
             "serve",
-            "app.yaml",
+            manifest,
             "--data-dir",
             "data",
             "--listen",
@@ -591,43 +596,52 @@ fn serve_stops_cleanly_on_sigterm_and_keeps_what_it_acknowledged() {
     let status = eddy.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     // Served again on the same data: the row is there.
-    let data = eddy.dir.path().to_path_buf();
-    let again = serve_in(&data, ORDERS);
+    let dir = std::mem::replace(&mut eddy.dir, tempfile::tempdir().unwrap());
+    let again = spawn(dir, "app.yaml");
     assert_eq!(
         again.get("/_eddy/v1/tables/orders/rows/1").body["status"],
         "kept"
     );
 }
 
-/// Like `serve`, in an existing folder (to restart on the same data).
-fn serve_in(dir: &Path, manifest: &str) -> Eddy {
-    let mut eddy = serve(manifest);
-    let _ = eddy.child.kill();
-    let _ = eddy.child.wait();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args([
-            "serve",
-            "app.yaml",
-            "--data-dir",
-            "data",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(dir)
-        .env("EDDY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
+/// The README's quickstart works as it says.
+#[test]
+fn the_quickstart_runs() {
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/quickstart/app.yaml")
+        .canonicalize()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    eddy.base = line
-        .trim()
-        .trim_start_matches("eddy listening on ")
-        .to_string();
-    eddy.child = child;
-    eddy
+    let eddy = spawn(tempfile::tempdir().unwrap(), quickstart.to_str().unwrap());
+    let greeting = eddy.call(
+        "POST",
+        "/2015-03-31/functions/greet/invocations",
+        &[],
+        Some(r#"{"name": "ada"}"#),
+    );
+    assert_eq!(greeting.body, json!({"greeting": "hello, ada"}));
+    eddy.json(
+        "POST",
+        "/_eddy/v1/tables/orders/rows",
+        json!({"id": 1, "customer": "ada", "total": 12.5, "status": "paid"}),
+    );
+    eddy.json(
+        "PATCH",
+        "/_eddy/v1/tables/orders/rows/1",
+        json!({"status": "shipped"}),
+    );
+    eddy.wait_for("both order events to be handled", |e| {
+        e.get("/_eddy/v1/invocations?function=on-order").body["invocations"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    });
+    let runs = eddy.get("/_eddy/v1/invocations?function=on-order").body;
+    let log = runs["invocations"][1]["log"].as_str().unwrap();
+    assert!(
+        log.starts_with("order event: {") && log.contains("\"type\":\"MODIFY\""),
+        "{log}"
+    );
 }
 
 #[test]
