@@ -5,6 +5,7 @@
 //! an encoded `/`.
 
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -90,10 +91,8 @@ pub async fn list(
 /// `GET …/rows/{key}`
 pub async fn get(
     State(s): State<Shared>,
-    Path((name, _)): Path<(String, String)>,
-    uri: Uri,
+    KeyedRow { table, key }: KeyedRow,
 ) -> Result<Json<Value>> {
-    let (table, key) = keyed(&s, &name, &uri)?;
     match s.tables.get(&table, &key).await? {
         Some(row) => Ok(Json(Value::Object(row))),
         None => Err(no_row(&key)),
@@ -104,12 +103,10 @@ pub async fn get(
 /// given, they must match the path.
 pub async fn put(
     State(s): State<Shared>,
-    Path((name, _)): Path<(String, String)>,
-    uri: Uri,
+    KeyedRow { table, key }: KeyedRow,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>> {
-    let (table, key) = keyed(&s, &name, &uri)?;
     let schema = s.tables.schema(&table)?;
     let row = with_key(&schema, &key, body)?;
     let change = s.tables.put(&table, row, lineage_of(&headers)).await?;
@@ -119,12 +116,10 @@ pub async fn put(
 /// `PATCH …/rows/{key}`: merges the body into the row; 404 when there is none.
 pub async fn patch(
     State(s): State<Shared>,
-    Path((name, _)): Path<(String, String)>,
-    uri: Uri,
+    KeyedRow { table, key }: KeyedRow,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>> {
-    let (table, key) = keyed(&s, &name, &uri)?;
     let change = s
         .tables
         .update(&table, key, body, lineage_of(&headers))
@@ -135,11 +130,9 @@ pub async fn patch(
 /// `DELETE …/rows/{key}`: 204, or 404 when there is no such row.
 pub async fn delete(
     State(s): State<Shared>,
-    Path((name, _)): Path<(String, String)>,
-    uri: Uri,
+    KeyedRow { table, key }: KeyedRow,
     headers: axum::http::HeaderMap,
 ) -> Result<StatusCode> {
-    let (table, key) = keyed(&s, &name, &uri)?;
     match s
         .tables
         .delete(&table, key.clone(), lineage_of(&headers))
@@ -162,7 +155,28 @@ fn no_row(key: &Key) -> ApiError {
     )
 }
 
-/// The table and the key from the raw path: the segments after `/rows/`, each decoded.
+/// The table and row key a `…/rows/{key}` request names. The key comes from the raw path:
+/// the segments after `/rows/`, each percent-decoded on its own.
+pub struct KeyedRow {
+    table: TableName,
+    key: Key,
+}
+
+impl FromRequestParts<Shared> for KeyedRow {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        s: &Shared,
+    ) -> Result<Self> {
+        let Path((name, _)) = Path::<(String, String)>::from_request_parts(parts, s)
+            .await
+            .map_err(|e| bad("InvalidPath", e.body_text()))?;
+        let (table, key) = keyed(s, &name, &parts.uri)?;
+        Ok(Self { table, key })
+    }
+}
+
 fn keyed(s: &Shared, name: &str, uri: &Uri) -> Result<(TableName, Key)> {
     let table = table(name)?;
     let schema = s.tables.schema(&table)?;
