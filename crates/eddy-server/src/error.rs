@@ -37,7 +37,8 @@ impl ApiError {
         }
     }
 
-    /// From a library error: its kind gives the status, its variant the code. Internal errors
+    /// From a library error: its kind gives the status, its variant's name the code (read
+    /// from the derived `Debug` form, so a new variant needs no table here). Internal errors
     /// are logged in full and answered without details.
     pub fn from_error<E: Classify + std::fmt::Display + std::fmt::Debug>(error: E) -> Self {
         let kind = error.kind();
