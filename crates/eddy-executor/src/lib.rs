@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ExecError;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
-pub use store::{DeadLetter, DeadReason, DeliveryCounts, InvocationRecord};
+pub use store::{DeadLetter, DeadReason, DeliveryCounts, InvocationRecord, InvocationTotals};
 
 use store::{Leased, NewDelivery, Settle, Settlement};
 
@@ -281,6 +281,17 @@ impl Executor {
 
     pub async fn counts(&self) -> Result<DeliveryCounts, ExecError> {
         store::counts(&self.inner.bus).await
+    }
+
+    /// Recorded attempts, totalled per function and outcome.
+    pub async fn invocation_totals(&self) -> Result<Vec<InvocationTotals>, ExecError> {
+        store::invocation_totals(&self.inner.bus).await
+    }
+
+    /// How long the oldest waiting delivery's event has waited, if any waits.
+    pub async fn oldest_pending_age(&self) -> Result<Option<Duration>, ExecError> {
+        let oldest = store::oldest_pending_ms(&self.inner.bus).await?;
+        Ok(oldest.map(|t| Duration::from_millis((self.inner.clock.now_ms() - t).max(0) as u64)))
     }
 
     /// Recorded attempts of a function, or for one event, oldest first.

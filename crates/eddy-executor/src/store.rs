@@ -472,6 +472,47 @@ pub(crate) async fn redrive(
     .await
 }
 
+/// Totals of recorded attempts for one function and outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvocationTotals {
+    pub function: String,
+    /// `success`, `error` or `timeout`.
+    pub outcome: String,
+    pub count: u64,
+    pub duration_us: u64,
+    /// Attempts after the first (retries), among `count`.
+    pub retries: u64,
+}
+
+pub(crate) async fn invocation_totals(bus: &Bus) -> Result<Vec<InvocationTotals>, ExecError> {
+    let rows = sqlx::query(
+        "SELECT function, outcome, count(*) AS n, sum(duration_us) AS us, sum(attempt > 1) AS retries
+         FROM _eddy_invocations GROUP BY function, outcome ORDER BY function, outcome",
+    )
+    .fetch_all(bus.readers())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(InvocationTotals {
+                function: r.try_get("function")?,
+                outcome: r.try_get("outcome")?,
+                count: r.try_get::<i64, _>("n")? as u64,
+                duration_us: r.try_get::<i64, _>("us")? as u64,
+                retries: r.try_get::<i64, _>("retries")? as u64,
+            })
+        })
+        .collect()
+}
+
+/// When the oldest delivery still waiting (ready or leased) was created, by its event's time.
+pub(crate) async fn oldest_pending_ms(bus: &Bus) -> Result<Option<i64>, ExecError> {
+    Ok(sqlx::query_scalar(
+        "SELECT min(event_time_ms) FROM _eddy_deliveries WHERE state IN ('ready', 'leased')",
+    )
+    .fetch_one(bus.readers())
+    .await?)
+}
+
 pub(crate) async fn counts(bus: &Bus) -> Result<DeliveryCounts, ExecError> {
     let rows = sqlx::query("SELECT state, count(*) AS n FROM _eddy_deliveries GROUP BY state")
         .fetch_all(bus.readers())

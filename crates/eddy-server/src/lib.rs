@@ -7,6 +7,7 @@
 mod admin;
 pub mod error;
 mod lambda;
+mod metrics;
 mod tables;
 
 use std::sync::{Arc, RwLock};
@@ -62,6 +63,7 @@ pub fn router(services: Shared) -> Router {
                 .patch(tables::patch)
                 .delete(tables::delete),
         )
+        .route("/_eddy/metrics", get(metrics::metrics))
         .route("/_eddy/v1/functions", get(admin::functions))
         .route(
             "/_eddy/v1/functions/{name}/redrive",
