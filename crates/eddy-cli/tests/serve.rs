@@ -486,6 +486,21 @@ fn a_row_change_runs_its_function_and_the_run_is_visible_through_the_admin_api()
         eddy.get("/_eddy/v1/triggers").body["triggers"][0]["function"],
         "audit"
     );
+
+    let metrics = eddy.get("/_eddy/metrics").body;
+    let text = metrics.as_str().unwrap();
+    for line in [
+        "eddy_deliveries{state=\"done\"} 1",
+        "eddy_deliveries{state=\"ready\"} 0",
+        "eddy_invocations_total{function=\"audit\",outcome=\"success\"} 1",
+        "eddy_oldest_pending_delivery_age_seconds 0",
+        "eddy_journal_last_sequence 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing from:\n{text}"
+        );
+    }
 }
 
 fn aws(eddy: &Eddy, args: &[&str]) -> std::process::Output {
