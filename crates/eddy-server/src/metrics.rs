@@ -5,9 +5,13 @@ use std::fmt::Write;
 
 use axum::extract::State;
 use axum::response::IntoResponse;
+use eddy_executor::InvocationTotals;
 
 use crate::Shared;
 use crate::error::ApiError;
+
+/// A per-function metric: name, help, and its value from the totals.
+type Series = (&'static str, &'static str, fn(&InvocationTotals) -> f64);
 
 /// Writes a metric family's HELP and TYPE lines.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -33,46 +37,34 @@ pub async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiEr
     ] {
         let _ = writeln!(out, "eddy_deliveries{{state=\"{state}\"}} {n}");
     }
-    family(
-        &mut out,
-        "eddy_invocations_total",
-        "counter",
-        "Recorded attempts by function and outcome.",
-    );
-    for t in &totals {
-        let _ = writeln!(
-            out,
-            "eddy_invocations_total{{function=\"{}\",outcome=\"{}\"}} {}",
-            t.function, t.outcome, t.count
-        );
-    }
-    family(
-        &mut out,
-        "eddy_invocation_seconds_total",
-        "counter",
-        "Time spent in attempts by function and outcome.",
-    );
-    for t in &totals {
-        let _ = writeln!(
-            out,
-            "eddy_invocation_seconds_total{{function=\"{}\",outcome=\"{}\"}} {}",
-            t.function,
-            t.outcome,
-            t.duration_us as f64 / 1e6
-        );
-    }
-    family(
-        &mut out,
-        "eddy_retries_total",
-        "counter",
-        "Attempts after the first, by function and outcome.",
-    );
-    for t in totals.iter().filter(|t| t.retries > 0) {
-        let _ = writeln!(
-            out,
-            "eddy_retries_total{{function=\"{}\",outcome=\"{}\"}} {}",
-            t.function, t.outcome, t.retries
-        );
+    let per_function: [Series; 3] = [
+        (
+            "eddy_invocations_total",
+            "Recorded attempts by function and outcome.",
+            |t| t.count as f64,
+        ),
+        (
+            "eddy_invocation_seconds_total",
+            "Time spent in attempts by function and outcome.",
+            |t| t.duration_us as f64 / 1e6,
+        ),
+        (
+            "eddy_retries_total",
+            "Attempts after the first, by function and outcome.",
+            |t| t.retries as f64,
+        ),
+    ];
+    for (name, help, value) in per_function {
+        family(&mut out, name, "counter", help);
+        for t in &totals {
+            let _ = writeln!(
+                out,
+                "{name}{{function=\"{}\",outcome=\"{}\"}} {}",
+                t.function,
+                t.outcome,
+                value(t)
+            );
+        }
     }
     family(
         &mut out,
