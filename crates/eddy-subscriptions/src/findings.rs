@@ -25,6 +25,14 @@ impl Finding {
         self.notes.push(note.into());
         self
     }
+
+    /// Adds "did you mean …?" when there is a close match (from [`did_you_mean`]).
+    pub fn suggest(&mut self, close_match: Option<impl std::fmt::Display>) -> &mut Self {
+        if let Some(s) = close_match {
+            self.notes.push(format!("help: did you mean `{s}`?"));
+        }
+        self
+    }
 }
 
 impl fmt::Display for Finding {

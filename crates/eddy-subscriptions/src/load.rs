@@ -179,65 +179,63 @@ fn check_references(app: &App, declared: &[String], draft: &TriggerDraft, findin
     if let Some((function, pos)) = &draft.function
         && !declared.contains(&format!("function/{function}"))
     {
-        let suggestion = did_you_mean(
-            function.as_str(),
-            app.functions.iter().map(|f| f.name.as_str()),
-        );
-        let finding = findings.push(
-            Severity::Error,
-            at(*pos),
-            format!("the trigger runs function `{function}`, which is not declared"),
-        );
-        if let Some(s) = suggestion {
-            finding.note(format!("help: did you mean `{s}`?"));
-        }
+        findings
+            .push(
+                Severity::Error,
+                at(*pos),
+                format!("the trigger runs function `{function}`, which is not declared"),
+            )
+            .suggest(did_you_mean(
+                function.as_str(),
+                app.functions.iter().map(|f| f.name.as_str()),
+            ));
     }
     let Some((source, pos)) = &draft.source else {
         return;
     };
     match source {
         Source::Bucket(b) if !declared.contains(&source.to_string()) => {
-            let suggestion = did_you_mean(b.as_str(), app.buckets.iter().map(|b| b.name.as_str()));
-            let finding = findings.push(
-                Severity::Error,
-                at(*pos),
-                format!("the trigger's source bucket `{b}` is not declared"),
-            );
-            if let Some(s) = suggestion {
-                finding.note(format!("help: did you mean `bucket/{s}`?"));
-            }
+            findings
+                .push(
+                    Severity::Error,
+                    at(*pos),
+                    format!("the trigger's source bucket `{b}` is not declared"),
+                )
+                .suggest(
+                    did_you_mean(b.as_str(), app.buckets.iter().map(|b| b.name.as_str()))
+                        .map(|s| format!("bucket/{s}")),
+                );
         }
         Source::Table(name) => match app.table(name.as_str()) {
             None if declared.contains(&source.to_string()) => {}
             None => {
-                let suggestion = did_you_mean(
-                    name.as_str(),
-                    app.tables.iter().map(|t| t.schema.name().as_str()),
-                );
-                let finding = findings.push(
-                    Severity::Error,
-                    at(*pos),
-                    format!("the trigger's source table `{name}` is not declared"),
-                );
-                if let Some(s) = suggestion {
-                    finding.note(format!("help: did you mean `table/{s}`?"));
-                }
+                findings
+                    .push(
+                        Severity::Error,
+                        at(*pos),
+                        format!("the trigger's source table `{name}` is not declared"),
+                    )
+                    .suggest(
+                        did_you_mean(
+                            name.as_str(),
+                            app.tables.iter().map(|t| t.schema.name().as_str()),
+                        )
+                        .map(|s| format!("table/{s}")),
+                    );
             }
             Some(table) => {
                 for (column, pos) in &draft.columns {
                     if table.schema.column(column).is_none() {
-                        let suggestion = did_you_mean(
-                            column,
-                            table.schema.columns().iter().map(|c| c.name.as_str()),
-                        );
-                        let finding = findings.push(
-                            Severity::Error,
-                            at(*pos),
-                            format!("table `{name}` has no column `{column}`"),
-                        );
-                        if let Some(s) = suggestion {
-                            finding.note(format!("help: did you mean `{s}`?"));
-                        }
+                        let finding = findings
+                            .push(
+                                Severity::Error,
+                                at(*pos),
+                                format!("table `{name}` has no column `{column}`"),
+                            )
+                            .suggest(did_you_mean(
+                                column,
+                                table.schema.columns().iter().map(|c| c.name.as_str()),
+                            ));
                         finding.note(format!("its columns are: {}", table.schema.column_list()));
                     }
                 }

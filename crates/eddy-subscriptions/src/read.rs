@@ -197,13 +197,9 @@ impl<'a> Reader<'a> {
                 self.error(key.pos, format!("`{}` is given twice in {what}", key.name))
                     .note(format!("first given at {first}"));
             } else if !known.contains(&key.name.as_str()) {
-                let suggestion = did_you_mean(&key.name, known.iter().copied());
-                let finding =
-                    self.error(key.pos, format!("unknown field `{}` in {what}", key.name));
-                if let Some(s) = suggestion {
-                    finding.note(format!("help: did you mean `{s}`?"));
-                }
-                finding.note(format!("expected one of: {}", known.join(", ")));
+                self.error(key.pos, format!("unknown field `{}` in {what}", key.name))
+                    .suggest(did_you_mean(&key.name, known.iter().copied()))
+                    .note(format!("expected one of: {}", known.join(", ")));
             }
         }
         for name in required {
@@ -486,12 +482,9 @@ impl<'a> Reader<'a> {
                     "object" | "map" | "array" => Some("json"),
                     _ => None,
                 };
-                let suggestion = synonym.or_else(|| did_you_mean(other, COLUMN_TYPES));
-                let finding = self.error(node.pos, format!("unknown column type `{other}`"));
-                if let Some(s) = suggestion {
-                    finding.note(format!("help: did you mean `{s}`?"));
-                }
-                finding.note(format!("expected one of: {}", COLUMN_TYPES.join(", ")));
+                self.error(node.pos, format!("unknown column type `{other}`"))
+                    .suggest(synonym.or_else(|| did_you_mean(other, COLUMN_TYPES)))
+                    .note(format!("expected one of: {}", COLUMN_TYPES.join(", ")));
                 return None;
             }
         };
@@ -561,11 +554,9 @@ impl<'a> Reader<'a> {
             "webhook" => (&["url", "secret_env"], &["url"]),
             "in_process" => (&[], &[]),
             other => {
-                let suggestion = did_you_mean(other, RUNTIMES);
-                let finding = self.error(node.pos, format!("unknown runtime `{other}`"));
-                if let Some(s) = suggestion {
-                    finding.note(format!("help: did you mean `{s}`?"));
-                }
+                let finding = self
+                    .error(node.pos, format!("unknown runtime `{other}`"))
+                    .suggest(did_you_mean(other, RUNTIMES));
                 finding.note(format!("expected one of: {}", RUNTIMES.join(", ")));
                 return None;
             }
@@ -730,11 +721,9 @@ impl<'a> Reader<'a> {
         let mut ok = true;
         for (action, pos) in &actions {
             if !valid_action(action) {
-                let suggestion = did_you_mean(action, ACTIONS);
-                let finding = self.error(*pos, format!("unknown action `{action}`"));
-                if let Some(s) = suggestion {
-                    finding.note(format!("help: did you mean `{s}`?"));
-                }
+                let finding = self
+                    .error(*pos, format!("unknown action `{action}`"))
+                    .suggest(did_you_mean(action, ACTIONS));
                 finding.note(format!(
                     "expected one of: {}, or a wildcard such as objects:* or *",
                     ACTIONS.join(", ")
@@ -857,11 +846,9 @@ impl<'a> Reader<'a> {
             return Some(*value);
         }
         let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-        let suggestion = did_you_mean(&text, names.iter().copied());
-        let finding = self.error(node.pos, format!("unknown {what} `{text}`"));
-        if let Some(s) = suggestion {
-            finding.note(format!("help: did you mean `{s}`?"));
-        }
+        let finding = self
+            .error(node.pos, format!("unknown {what} `{text}`"))
+            .suggest(did_you_mean(&text, names.iter().copied()));
         finding.note(format!("expected one of: {}", names.join(", ")));
         None
     }
@@ -911,11 +898,9 @@ impl<'a> Reader<'a> {
                     ok = false;
                 }
                 None => {
-                    let suggestion = did_you_mean(&pattern, names.clone());
-                    let finding = self.error(pos, format!("unknown event type `{pattern}`"));
-                    if let Some(s) = suggestion {
-                        finding.note(format!("help: did you mean `{s}`?"));
-                    }
+                    let finding = self
+                        .error(pos, format!("unknown event type `{pattern}`"))
+                        .suggest(did_you_mean(&pattern, names.clone()));
                     finding.note(format!(
                         "expected one of: {}",
                         names.collect::<Vec<_>>().join(", ")
