@@ -31,15 +31,26 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
     let objects = ObjectStore::open(bus.clone())?;
     let tables = TableStore::open(bus.clone()).await?;
     provision(&app, &objects, &tables).await?;
-    let executor = Arc::new(
-        Executor::start(
-            bus.clone(),
-            app.clone(),
-            Arc::new(SystemClock),
-            ExecutorConfig::default(),
-        )
-        .await?,
-    );
+    // DynamoDB names a table's stream by its creation time, without the zone letter.
+    let stream_labels = tables
+        .created()
+        .await?
+        .into_iter()
+        .map(|(table, ms)| {
+            (
+                table,
+                eddy_events::iso8601_millis(ms)
+                    .trim_end_matches('Z')
+                    .to_string(),
+            )
+        })
+        .collect();
+    let config = ExecutorConfig {
+        stream_labels,
+        ..ExecutorConfig::default()
+    };
+    let executor =
+        Arc::new(Executor::start(bus.clone(), app.clone(), Arc::new(SystemClock), config).await?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -475,6 +475,17 @@ fn a_row_change_runs_its_function_and_the_run_is_visible_through_the_admin_api()
         event["Records"][0]["dynamodb"]["NewImage"]["status"],
         json!({"S": "paid"})
     );
+    // The stream is named by the table's creation time, as DynamoDB names it.
+    let arn = event["Records"][0]["eventSourceARN"].as_str().unwrap();
+    let label = arn.rsplit("/stream/").next().unwrap();
+    assert!(
+        arn.starts_with("arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/20"),
+        "{arn}"
+    );
+    assert!(
+        label.len() == 23 && label.as_bytes()[10] == b'T' && !label.ends_with('Z'),
+        "{label}"
+    );
     let id = eddy.get("/_eddy/v1/events").body["events"][0]["id"]
         .as_str()
         .unwrap()

@@ -161,6 +161,17 @@ impl TableStore {
             .ok_or_else(|| TableError::NoSuchTable(table.to_string()))
     }
 
+    /// When each table was first declared (milliseconds since the Unix epoch), by name: the
+    /// time DynamoDB-Streams records name their stream by.
+    pub async fn created(&self) -> Result<HashMap<String, i64>, TableError> {
+        let rows = sqlx::query("SELECT name, created_ms FROM _eddy_tables")
+            .fetch_all(self.bus.readers())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("created_ms")?)))
+            .collect()
+    }
+
     /// Every declared table's schema, by name.
     pub fn schemas(&self) -> Vec<Arc<TableSchema>> {
         let mut all: Vec<_> = self
