@@ -25,7 +25,7 @@ impl ObjectStore {
         }
         let prefix = params.prefix.as_str();
         let delimiter = params.delimiter.as_deref().filter(|d| !d.is_empty());
-        let mut position = start_position(prefix, params.start.as_ref());
+        let mut position = start_position(prefix, delimiter, params.start.as_ref());
         let mut count = 0;
         'scan: loop {
             let batch = self.scan(bucket, &position, SCAN_BATCH).await?;
@@ -95,13 +95,26 @@ impl ObjectStore {
 }
 
 /// Where a listing starts: at the prefix, or at the requested position if that is later.
-fn start_position(prefix: &str, start: Option<&ListPosition>) -> ListPosition {
+/// A start after a common prefix itself starts past every key under it: S3 hands out the last
+/// common prefix as the `NextMarker` of a truncated v1 listing, and resuming there must not
+/// return that prefix again.
+fn start_position(
+    prefix: &str,
+    delimiter: Option<&str>,
+    start: Option<&ListPosition>,
+) -> ListPosition {
     let at_prefix = ListPosition::From(prefix.to_string());
     match start {
         None => at_prefix,
         Some(ListPosition::After(k)) | Some(ListPosition::From(k)) if k.as_str() < prefix => {
             at_prefix
         }
+        Some(ListPosition::After(k)) => delimiter
+            .filter(|_| k.starts_with(prefix))
+            .and_then(|d| common_prefix(k, prefix, d))
+            .filter(|cp| cp == k)
+            .and_then(|cp| successor(&cp))
+            .map_or_else(|| ListPosition::After(k.clone()), ListPosition::From),
         Some(p) => p.clone(),
     }
 }
