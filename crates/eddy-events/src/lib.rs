@@ -6,12 +6,10 @@
 //!
 //! Handlers receive records wrapped as `{"Records": [...]}` ([`envelope`]).
 
-mod time;
-
 use eddy_core::{Event, EventKind, Source};
 use serde_json::{Map, Value, json};
 
-pub use time::iso8601_millis;
+pub use eddy_core::time::iso8601_millis;
 
 /// The region eddy reports in ARNs and records.
 pub const REGION: &str = "us-east-1";
