@@ -48,11 +48,14 @@ fn main() -> ExitCode {
             data_dir,
             listen,
         } => {
+            // s3s logs every refused client request at ERROR level; eddy logs its own failures,
+            // so s3s stays quiet unless EDDY_LOG names it.
+            let mut filter = std::env::var("EDDY_LOG").unwrap_or_else(|_| "info".into());
+            if !filter.contains("s3s") {
+                filter.push_str(",s3s=off");
+            }
             tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
-                        .unwrap_or_else(|_| "info".into()),
-                )
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();

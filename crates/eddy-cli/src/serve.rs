@@ -9,15 +9,13 @@ use eddy_bus::Bus;
 use eddy_executor::{Executor, ExecutorConfig, SystemClock};
 use eddy_objects::{ObjectError, ObjectStore};
 use eddy_server::Services;
+use eddy_server::auth::{DEV_ACCESS_KEY_ID, Principals, development_credentials};
+use eddy_sigv4::Credentials;
 use eddy_subscriptions::App;
 use eddy_tables::TableStore;
 
 pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
-    if !listen.ip().is_loopback() {
-        bail!(
-            "eddy has no authentication yet, so it listens on loopback addresses only (127.0.0.1, ::1); got {listen}"
-        );
-    }
+    let root = root_credentials(listen)?;
     let loaded = eddy_subscriptions::load_files(manifests);
     if !loaded.findings.is_empty() {
         eprintln!("{}", loaded.findings);
@@ -61,6 +59,7 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
         tables,
         executor: executor.clone(),
         app: RwLock::new(Arc::new(app)),
+        principals: Principals::new(root),
     });
     // Scripts and tests read this line to find the port.
     println!("eddy listening on http://{address}");
@@ -69,6 +68,29 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
     tracing::info!("stopping: no new requests; finishing the executor");
     executor.shutdown().await;
     Ok(())
+}
+
+/// The root credentials from `EDDY_ACCESS_KEY_ID` and `EDDY_SECRET_ACCESS_KEY`, or the
+/// documented development ones, which anyone can read, so only behind a loopback address.
+fn root_credentials(listen: SocketAddr) -> anyhow::Result<Credentials> {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    match (var("EDDY_ACCESS_KEY_ID"), var("EDDY_SECRET_ACCESS_KEY")) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+        }),
+        (None, None) if listen.ip().is_loopback() => {
+            tracing::info!(
+                access_key_id = DEV_ACCESS_KEY_ID,
+                "using the development credentials (set EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY to choose your own)"
+            );
+            Ok(development_credentials())
+        }
+        (None, None) => bail!(
+            "eddy listens on {listen}, which is not a loopback address, so the development credentials are refused: set EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY"
+        ),
+        _ => bail!("set both EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY, or neither"),
+    }
 }
 
 /// Creates the app's buckets and declares its tables (adding columns where the manifest did).

@@ -1,149 +1,14 @@
 //! `eddy serve` end to end: the real binary on a free port, driven by an HTTP client and by
 //! the AWS CLI (`aws lambda …`, installed by `.ci/run`).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::*;
 use serde_json::{Value, json};
-
-struct Eddy {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
-    http: ureq::Agent,
-}
-
-impl Drop for Eddy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `eddy serve` on a manifest (`$DIR` stands for the test's folder) and waits until it
-/// says where it listens.
-fn serve(manifest: &str) -> Eddy {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("app.yaml"),
-        manifest.replace("$DIR", dir.path().to_str().unwrap()),
-    )
-    .unwrap();
-    spawn(dir, "app.yaml")
-}
-
-/// Runs `eddy serve MANIFEST` in `dir` with its data in `dir/data`.
-fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args([
-            "serve",
-            manifest,
-            "--data-dir",
-            "data",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(dir.path())
-        .env("EDDY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("eddy listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    let http = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    Eddy {
-        child,
-        base,
-        dir,
-        http,
-    }
-}
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl Eddy {
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> Answer {
-        let url = format!("{}{path}", self.base);
-        let mut request = http::Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let request = request
-            .header("content-type", "application/json")
-            .body(body.unwrap_or("").to_string())
-            .unwrap();
-        let mut response = self.http.run(request).unwrap();
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(20 << 20)
-            .read_to_string()
-            .unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    fn json(&self, method: &str, path: &str, body: Value) -> Answer {
-        self.call(method, path, &[], Some(&body.to_string()))
-    }
-
-    fn get(&self, path: &str) -> Answer {
-        self.call("GET", path, &[], None)
-    }
-
-    fn wait_for(&self, what: &str, mut condition: impl FnMut(&Eddy) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !condition(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 const ORDERS: &str = "tables:
   - {name: orders, primary_key: id, columns: {id: integer, status: text, total: real}}
@@ -514,18 +379,6 @@ fn a_row_change_runs_its_function_and_the_run_is_visible_through_the_admin_api()
     }
 }
 
-fn aws(eddy: &Eddy, args: &[&str]) -> std::process::Output {
-    Command::new("aws")
-        .args(args)
-        .args(["--endpoint-url", &eddy.base, "--region", "us-east-1"])
-        .env("AWS_ACCESS_KEY_ID", "eddy")
-        .env("AWS_SECRET_ACCESS_KEY", "eddy-development")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .expect("the AWS CLI is installed (.ci/run installs it)")
-}
-
 #[test]
 fn the_aws_cli_invokes_and_lists_functions() {
     let eddy = serve(FUNCTIONS);
@@ -692,5 +545,86 @@ fn serve_refuses_bad_manifests_and_public_addresses() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback addresses only"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not a loopback address, so the development credentials are refused"),
+        "{stderr}"
+    );
+}
+
+/// Without valid credentials nothing but the health check answers, and nothing changes.
+#[test]
+fn every_surface_but_health_needs_credentials() {
+    let eddy = serve(FUNCTIONS);
+    assert_eq!(eddy.call_unsigned("GET", "/_eddy/health").status, 200);
+    let unsigned = eddy.call(
+        "POST",
+        "/_eddy/v1/tables/orders/rows",
+        &[("authorization", "")],
+        Some(r#"{"id": 1, "status": "sneaky"}"#),
+    );
+    assert_eq!(unsigned.status, 401);
+    assert_eq!(unsigned.body["error"]["code"], "MissingAuthentication");
+    let wrong_token = eddy.call(
+        "GET",
+        "/_eddy/v1/functions",
+        &[("authorization", "Bearer not-the-secret")],
+        None,
+    );
+    assert_eq!(wrong_token.status, 403);
+    assert_eq!(wrong_token.body["error"]["code"], "SignatureDoesNotMatch");
+    let bearer = format!("Bearer {}", eddy_server::auth::DEV_SECRET_ACCESS_KEY);
+    let token = eddy.call(
+        "GET",
+        "/_eddy/v1/functions",
+        &[("authorization", &bearer)],
+        None,
+    );
+    assert_eq!(token.status, 200, "the secret works as a bearer token on /_eddy/");
+    let metrics = eddy.call_unsigned("GET", "/_eddy/metrics");
+    assert_eq!(metrics.status, 401);
+
+    let invoke = eddy.call(
+        "POST",
+        "/2015-03-31/functions/echo/invocations",
+        &[("authorization", "")],
+        Some("{}"),
+    );
+    assert_eq!(invoke.status, 401);
+    assert_eq!(
+        invoke.header("x-amzn-ErrorType"),
+        Some("MissingAuthenticationTokenException")
+    );
+    let bearer_invoke = eddy.call(
+        "POST",
+        "/2015-03-31/functions/echo/invocations",
+        &[("authorization", &bearer)],
+        Some("{}"),
+    );
+    assert_eq!(bearer_invoke.status, 400, "the Lambda API takes signatures only");
+    let out = Command::new("aws")
+        .args(["lambda", "invoke", "--function-name", "echo", "/dev/null"])
+        .args(["--endpoint-url", &eddy.base, "--region", "us-east-1"])
+        .env("AWS_ACCESS_KEY_ID", eddy_server::auth::DEV_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("InvalidSignatureException"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        eddy.get("/_eddy/v1/tables/orders/rows").body["rows"],
+        json!([]),
+        "no refused request wrote a row"
+    );
+    assert_eq!(
+        eddy.get("/_eddy/v1/invocations?function=echo").body["invocations"],
+        json!([]),
+        "no refused request ran a function"
+    );
 }

@@ -43,7 +43,7 @@ impl ObjectBody {
     }
 
     /// A reader of exactly the selected bytes.
-    pub fn into_reader(self) -> impl AsyncRead + Send + Unpin {
+    pub fn into_reader(self) -> impl AsyncRead + Send + Sync + Unpin {
         use tokio::io::AsyncReadExt;
         let len = self.len();
         self.file.take(len)

@@ -89,3 +89,91 @@ impl From<eddy_core::InvalidName> for ApiError {
         Self::from_error(e)
     }
 }
+
+/// An object store failure as the S3 API reports it: S3's own code for each condition.
+/// Internal errors are logged in full and answered without details.
+pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
+    use eddy_objects::ObjectError as E;
+    use s3s::S3ErrorCode as C;
+    let code = match &error {
+        E::InvalidName(_) => C::InvalidArgument,
+        E::NoSuchBucket(_) => C::NoSuchBucket,
+        E::BucketAlreadyExists(_) => C::BucketAlreadyOwnedByYou,
+        E::BucketNotEmpty(_) => C::BucketNotEmpty,
+        E::NoSuchKey { .. } => C::NoSuchKey,
+        E::NoSuchUpload(_) => C::NoSuchUpload,
+        E::InvalidPart(_) => C::InvalidPart,
+        E::InvalidPartOrder => C::InvalidPartOrder,
+        E::EntityTooSmall { .. } => C::EntityTooSmall,
+        E::InvalidPartNumber(_) => C::InvalidArgument,
+        E::NoParts => C::MalformedXML,
+        E::InvalidRange { .. } => C::InvalidRange,
+        E::BadDigest => C::BadDigest,
+        E::TooLarge { .. } => C::EntityTooLarge,
+        E::InvalidRequest(_) => C::InvalidRequest,
+        E::Body(_) => C::IncompleteBody,
+        E::Bus(_) | E::Io { .. } => match error.kind() {
+            ErrorKind::Unavailable => C::ServiceUnavailable,
+            _ => {
+                tracing::error!(%error, "internal error");
+                return s3s::S3Error::with_message(
+                    C::InternalError,
+                    "eddy failed to complete the request; see its log",
+                );
+            }
+        },
+    };
+    s3s::S3Error::with_message(code, error.to_string())
+}
+
+/// A refused credential check. The Lambda API answers with the error types AWS uses; the
+/// `/_eddy/` API with its JSON error.
+pub fn auth_error(lambda: bool, error: &eddy_sigv4::SigError) -> Response {
+    use eddy_sigv4::SigError as E;
+    let (status, lambda_type, code) = match error {
+        E::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "MissingAuthenticationTokenException",
+            "MissingAuthentication",
+        ),
+        E::Malformed(_) => (
+            StatusCode::BAD_REQUEST,
+            "IncompleteSignatureException",
+            "MalformedAuthorization",
+        ),
+        E::UnknownAccessKey(_) => (
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "InvalidAccessKeyId",
+        ),
+        E::TooSkewed(_) => (
+            StatusCode::FORBIDDEN,
+            "InvalidSignatureException",
+            "RequestTimeTooSkewed",
+        ),
+        E::Mismatch => (
+            StatusCode::FORBIDDEN,
+            "InvalidSignatureException",
+            "SignatureDoesNotMatch",
+        ),
+    };
+    if lambda {
+        crate::lambda::error(status, lambda_type, error.to_string())
+    } else {
+        ApiError::new(status, code, error.to_string()).into_response()
+    }
+}
+
+/// A body over `limit` bytes, on the Lambda API or the `/_eddy/` API.
+pub fn too_large(lambda: bool, limit: usize) -> Response {
+    let message = format!("the request body is over the {limit} bytes accepted");
+    if lambda {
+        crate::lambda::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            message,
+        )
+    } else {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "TooLarge", message).into_response()
+    }
+}

@@ -1,13 +1,13 @@
-//! eddy's HTTP surfaces on one listener: the table API and the admin API under `/_eddy/`, and
-//! the Lambda API under `/2015-03-31/`. (Paths that begin with `/_` can never be bucket names,
-//! and `2015-03-31` is refused as one, so the S3 API can later take every other path.)
-//!
-//! No authentication yet: serve on loopback only until SigV4 arrives.
+//! eddy's HTTP surfaces on one listener: the table API and the admin API under `/_eddy/`, the
+//! Lambda API under `/2015-03-31/`, and the S3 API on every other path. (Paths that begin with
+//! `/_` can never be bucket names, and `2015-03-31` is refused as one, so they never collide.)
 
 mod admin;
+pub mod auth;
 pub mod error;
 mod lambda;
 mod metrics;
+mod s3;
 mod tables;
 
 use std::sync::{Arc, RwLock};
@@ -32,6 +32,7 @@ pub struct Services {
     pub tables: TableStore,
     pub executor: Arc<Executor>,
     pub app: RwLock<Arc<App>>,
+    pub principals: auth::Principals,
 }
 
 impl Services {
@@ -44,10 +45,10 @@ pub type Shared = Arc<Services>;
 
 /// The largest JSON body of the table and admin APIs, and of an invoke (the synchronous limit;
 /// the asynchronous one is checked by the handler).
-const BODY_LIMIT: usize = SYNC_PAYLOAD_LIMIT + 1;
+pub(crate) const BODY_LIMIT: usize = SYNC_PAYLOAD_LIMIT + 1;
 
 pub fn router(services: Shared) -> Router {
-    Router::new()
+    let api = Router::new()
         .route(
             "/_eddy/health",
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
@@ -83,8 +84,69 @@ pub fn router(services: Shared) -> Router {
             post(lambda::invoke),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            services.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn(refuse_oversized))
-        .with_state(services)
+        .with_state(services.clone());
+    let s3 = s3_service(services);
+    // The S3 API streams bodies of any size, so none of the API's layers apply to it.
+    api.fallback(move |request: axum::extract::Request| serve_s3(s3.clone(), request))
+}
+
+fn s3_service(services: Shared) -> s3s::service::S3Service {
+    let mut builder = s3s::service::S3ServiceBuilder::new(s3::EddyS3::new(services.clone()));
+    builder.set_auth(auth::S3Principals(services));
+    builder.set_host(s3::VirtualHosts {
+        domain: "localhost".into(),
+    });
+    builder.build()
+}
+
+async fn serve_s3(
+    s3: s3s::service::S3Service,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let asked = auth::presign_too_long(request.uri().query(), std::time::SystemTime::now());
+    let refusal = if let Some(asked) = asked {
+        s3s::S3Error::with_message(
+            s3s::S3ErrorCode::AuthorizationQueryParametersError,
+            format!(
+                "{asked} asks for too long a life: a presigned URL may last at most {} seconds (7 days)",
+                auth::MAX_PRESIGN_SECONDS
+            ),
+        )
+    } else {
+        let headers = request.headers();
+        let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+            || headers
+                .get(axum::http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        match s3.call(request.map(s3s::Body::http_body_unsync)).await {
+            Ok(mut response) => {
+                // A refusal may come before the body was read (a client that sent
+                // `Expect: 100-continue` has not even sent it yet): what the client sends
+                // next must not be read as a new request, so the connection ends here.
+                if has_body && !response.status().is_success() {
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                return response.map(axum::body::Body::new);
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "the S3 service failed");
+                return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        }
+    };
+    match refusal.to_http_response() {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
+    }
 }
 
 /// Answers 413 as soon as a request announces a body over the limit, without reading it.
@@ -93,32 +155,16 @@ async fn refuse_oversized(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let announced = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     match announced {
-        Some(length) if length > SYNC_PAYLOAD_LIMIT => {
-            let message = format!(
-                "the request body is {length} bytes; at most {SYNC_PAYLOAD_LIMIT} are accepted"
-            );
-            if request.uri().path().starts_with("/2015-03-31/") {
-                lambda::error(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "RequestTooLargeException",
-                    message,
-                )
-            } else {
-                error::ApiError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "TooLarge",
-                    message,
-                )
-                .into_response()
-            }
-        }
+        Some(length) if length > SYNC_PAYLOAD_LIMIT => error::too_large(
+            request.uri().path().starts_with("/2015-03-31/"),
+            SYNC_PAYLOAD_LIMIT,
+        ),
         _ => next.run(request).await,
     }
 }

@@ -1,0 +1,264 @@
+//! The harness of the end-to-end tests: `eddy serve` on a free port, and clients that sign
+//! their requests with the development credentials, as a user's would.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use eddy_server::auth::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY};
+use serde_json::Value;
+
+pub struct Eddy {
+    pub child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    http: ureq::Agent,
+}
+
+impl Drop for Eddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `eddy serve` on a manifest (`$DIR` stands for the test's folder) and waits until it
+/// says where it listens.
+pub fn serve(manifest: &str) -> Eddy {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        manifest.replace("$DIR", dir.path().to_str().unwrap()),
+    )
+    .unwrap();
+    spawn(dir, "app.yaml")
+}
+
+/// Runs `eddy serve MANIFEST` in `dir` with its data in `dir/data`.
+pub fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "serve",
+            manifest,
+            "--data-dir",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .env("EDDY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("eddy listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let http = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    Eddy {
+        child,
+        base,
+        dir,
+        http,
+    }
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Eddy {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let mut request = http::Request::builder().method(method).uri(url);
+        // An empty `authorization` asks for a request without credentials.
+        for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
+            request = request.header(*k, *v);
+        }
+        let mut request = request
+            .header("content-type", "application/json")
+            .header("host", self.base.trim_start_matches("http://"))
+            .body(body.unwrap_or("").to_string())
+            .unwrap();
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            sign(&mut request);
+        }
+        let mut response = self.http.run(request).unwrap();
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(20 << 20)
+            .read_to_string()
+            .unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request without credentials.
+    pub fn call_unsigned(&self, method: &str, path: &str) -> Answer {
+        self.call(method, path, &[("authorization", "")], None)
+    }
+
+    pub fn json(&self, method: &str, path: &str, body: Value) -> Answer {
+        self.call(method, path, &[], Some(&body.to_string()))
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, &[], None)
+    }
+
+    pub fn wait_for(&self, what: &str, mut condition: impl FnMut(&Eddy) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !condition(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Signs a request with AWS Signature V4 and the development credentials.
+fn sign(request: &mut http::Request<String>) {
+    let credentials = eddy_sigv4::Credentials {
+        access_key_id: DEV_ACCESS_KEY_ID.into(),
+        secret_access_key: DEV_SECRET_ACCESS_KEY.into(),
+    };
+    let (path, query) = (
+        request.uri().path().to_string(),
+        request.uri().query().unwrap_or("").to_string(),
+    );
+    let hash = eddy_sigv4::sha256_hex(request.body().as_bytes());
+    let method = request.method().to_string();
+    let signed = eddy_sigv4::Request {
+        method: &method,
+        path: &path,
+        query: &query,
+        headers: request.headers(),
+        payload_sha256: &hash,
+    };
+    let service = if path.starts_with("/2015-03-31/") {
+        "lambda"
+    } else {
+        "eddy"
+    };
+    for (name, value) in eddy_sigv4::sign(
+        &credentials,
+        "us-east-1",
+        service,
+        &signed,
+        SystemTime::now(),
+    ) {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+}
+
+/// Runs the AWS CLI against eddy with the development credentials.
+pub fn aws(eddy: &Eddy, args: &[&str]) -> std::process::Output {
+    Command::new("aws")
+        .args(args)
+        .args(["--endpoint-url", &eddy.base, "--region", "us-east-1"])
+        .env("AWS_ACCESS_KEY_ID", DEV_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", DEV_SECRET_ACCESS_KEY)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("the AWS CLI is installed (.ci/run installs it)")
+}
+
+/// What every boto3 script starts with: clients for eddy, and `error(call, …)` that returns
+/// `[status, code]` of a failed call (or `None` when it succeeds).
+const BOTO3_PRELUDE: &str = r#"
+import base64, hashlib, json, os, sys, time, urllib.request, urllib.error
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+def client(service, secret=os.environ["SECRET"], key=os.environ["KEY"], style="path"):
+    return boto3.client(service, endpoint_url=os.environ["EDDY"], region_name="us-east-1",
+        aws_access_key_id=key, aws_secret_access_key=secret,
+        config=Config(s3={"addressing_style": style}, retries={"max_attempts": 1},
+                      signature_version="s3v4" if service == "s3" else None))
+
+s3 = client("s3")
+
+def error(call, *args, **kwargs):
+    try:
+        call(*args, **kwargs)
+        return None
+    except ClientError as e:
+        return [e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]]
+
+def fetch(url, method="GET", data=None, headers={}):
+    """A plain HTTP request (a presigned URL): [status, body]."""
+    request = urllib.request.Request(url, method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request) as r:
+            return [r.status, r.read().decode("latin-1")]
+    except urllib.error.HTTPError as e:
+        return [e.code, e.read().decode("latin-1")]
+
+out = {}
+"#;
+
+/// Runs a Python script with boto3 against eddy and returns the JSON of its `out` dict.
+pub fn boto3(eddy: &Eddy, script: &str) -> Value {
+    let program = format!("{BOTO3_PRELUDE}\n{script}\nprint(json.dumps(out, default=str))\n");
+    let output = Command::new("python3")
+        .args(["-c", &program])
+        .env("EDDY", &eddy.base)
+        .env("KEY", DEV_ACCESS_KEY_ID)
+        .env("SECRET", DEV_SECRET_ACCESS_KEY)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("python3 with boto3 is installed (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the boto3 script failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}

@@ -1,0 +1,443 @@
+//! The S3 API end to end: `eddy serve` driven by boto3 and the AWS CLI, as users drive S3.
+//! Every failure is checked for its status and S3 code, and for having changed nothing.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const BUCKETS: &str = "buckets: [{name: photos}]\n";
+
+#[test]
+fn objects_round_trip_through_boto3() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+s3.create_bucket(Bucket="docs")
+out["buckets"] = sorted(b["Name"] for b in s3.list_buckets()["Buckets"])
+body = b"0123456789" * 100
+put = s3.put_object(Bucket="docs", Key="notes/a b.txt", Body=body, ContentType="text/plain",
+                    Metadata={"author": "ada"})
+out["etag"] = put["ETag"]
+out["md5"] = '"' + hashlib.md5(body).hexdigest() + '"'
+head = s3.head_object(Bucket="docs", Key="notes/a b.txt")
+out["head"] = [head["ContentLength"], head["ContentType"], head["Metadata"]]
+got = s3.get_object(Bucket="docs", Key="notes/a b.txt")
+out["same"] = got["Body"].read() == body
+part = s3.get_object(Bucket="docs", Key="notes/a b.txt", Range="bytes=2-5")
+out["range"] = [part["ResponseMetadata"]["HTTPStatusCode"], part["ContentRange"], part["Body"].read().decode()]
+out["suffix"] = s3.get_object(Bucket="docs", Key="notes/a b.txt", Range="bytes=-3")["Body"].read().decode()
+out["bad_range"] = error(s3.get_object, Bucket="docs", Key="notes/a b.txt", Range="bytes=5000-")
+out["if_none_match"] = error(s3.get_object, Bucket="docs", Key="notes/a b.txt", IfNoneMatch=put["ETag"])
+out["if_match_other"] = error(s3.get_object, Bucket="docs", Key="notes/a b.txt", IfMatch='"0000"')
+out["if_match_same"] = error(s3.get_object, Bucket="docs", Key="notes/a b.txt", IfMatch=put["ETag"])
+import datetime
+later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+earlier = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+out["modified_since_later"] = error(s3.get_object, Bucket="docs", Key="notes/a b.txt", IfModifiedSince=later)
+out["modified_since_earlier"] = error(s3.get_object, Bucket="docs", Key="notes/a b.txt", IfModifiedSince=earlier)
+out["unmodified_since_earlier"] = error(s3.head_object, Bucket="docs", Key="notes/a b.txt", IfUnmodifiedSince=earlier)
+s3.copy_object(Bucket="photos", Key="copied.txt", CopySource={"Bucket": "docs", "Key": "notes/a b.txt"},
+               MetadataDirective="REPLACE", Metadata={"author": "grace"}, ContentType="text/markdown")
+copied = s3.head_object(Bucket="photos", Key="copied.txt")
+out["copied"] = [copied["ETag"], copied["ContentType"], copied["Metadata"]]
+out["self_copy"] = error(s3.copy_object, Bucket="docs", Key="notes/a b.txt", CopySource="docs/notes/a b.txt")
+for k in ["notes/b.txt", "notes/deep/c.txt", "zebra.txt", "../escape.txt"]:
+    s3.put_object(Bucket="docs", Key=k, Body=k.encode())
+out["escape"] = s3.get_object(Bucket="docs", Key="../escape.txt")["Body"].read().decode()
+page = s3.list_objects_v2(Bucket="docs", Prefix="notes/", Delimiter="/")
+out["v2"] = [[o["Key"] for o in page["Contents"]], [p["Prefix"] for p in page["CommonPrefixes"]]]
+keys, token = [], None
+while True:
+    args = {"Bucket": "docs", "MaxKeys": 2}
+    if token: args["ContinuationToken"] = token
+    page = s3.list_objects_v2(**args)
+    keys += [o["Key"] for o in page["Contents"]]
+    if not page["IsTruncated"]: break
+    token = page["NextContinuationToken"]
+out["paged_v2"] = keys
+keys, marker = [], ""
+while True:
+    page = s3.list_objects(Bucket="docs", MaxKeys=1, Delimiter="/", Marker=marker)
+    keys += [o["Key"] for o in page.get("Contents", [])] + [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    if not page["IsTruncated"]: break
+    marker = page["NextMarker"]
+out["paged_v1"] = keys
+out["start_after"] = [o["Key"] for o in s3.list_objects_v2(Bucket="docs", StartAfter="notes/deep/c.txt")["Contents"]]
+deleted = s3.delete_objects(Bucket="docs", Delete={"Objects": [{"Key": "zebra.txt"}, {"Key": "never-was"}]})
+out["deleted"] = sorted(d["Key"] for d in deleted["Deleted"])
+s3.delete_object(Bucket="docs", Key="notes/b.txt")
+out["after_delete"] = [o["Key"] for o in s3.list_objects_v2(Bucket="docs")["Contents"]]
+out["not_empty"] = error(s3.delete_bucket, Bucket="docs")
+"#,
+    );
+    assert_eq!(out["buckets"], json!(["docs", "photos"]));
+    assert_eq!(out["etag"], out["md5"], "a single PUT's ETag is its MD5");
+    assert_eq!(out["head"], json!([1000, "text/plain", {"author": "ada"}]));
+    assert_eq!(out["same"], true);
+    assert_eq!(out["range"], json!([206, "bytes 2-5/1000", "2345"]));
+    assert_eq!(out["suffix"], "789");
+    assert_eq!(out["bad_range"], json!([416, "InvalidRange"]));
+    assert_eq!(out["if_none_match"], json!([304, "304"]));
+    assert_eq!(out["if_match_other"], json!([412, "PreconditionFailed"]));
+    assert_eq!(out["if_match_same"], json!(null));
+    assert_eq!(out["modified_since_later"], json!([304, "304"]));
+    assert_eq!(out["modified_since_earlier"], json!(null));
+    assert_eq!(out["unmodified_since_earlier"], json!([412, "412"]));
+    assert_eq!(
+        out["copied"],
+        json!([out["etag"], "text/markdown", {"author": "grace"}])
+    );
+    assert_eq!(out["self_copy"], json!([400, "InvalidRequest"]));
+    assert_eq!(out["escape"], "../escape.txt", "keys are names, not paths");
+    assert_eq!(
+        out["v2"],
+        json!([["notes/a b.txt", "notes/b.txt"], ["notes/deep/"]])
+    );
+    assert_eq!(
+        out["paged_v2"],
+        json!([
+            "../escape.txt",
+            "notes/a b.txt",
+            "notes/b.txt",
+            "notes/deep/c.txt",
+            "zebra.txt"
+        ])
+    );
+    assert_eq!(
+        out["paged_v1"],
+        json!(["../", "notes/", "zebra.txt"]),
+        "each common prefix once across v1 pages"
+    );
+    assert_eq!(out["start_after"], json!(["zebra.txt"]));
+    assert_eq!(out["deleted"], json!(["never-was", "zebra.txt"]));
+    assert_eq!(
+        out["after_delete"],
+        json!(["../escape.txt", "notes/a b.txt", "notes/deep/c.txt"])
+    );
+    assert_eq!(out["not_empty"], json!([409, "BucketNotEmpty"]));
+}
+
+#[test]
+fn multipart_uploads_through_boto3_and_the_aws_cli() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+MiB = 1024 * 1024
+first, last = os.urandom(5 * MiB), os.urandom(1234)
+up = s3.create_multipart_upload(Bucket="photos", Key="big.bin", ContentType="application/x-big",
+                                Metadata={"kind": "test"})["UploadId"]
+e1 = s3.upload_part(Bucket="photos", Key="big.bin", UploadId=up, PartNumber=1, Body=first)["ETag"]
+e2 = s3.upload_part(Bucket="photos", Key="big.bin", UploadId=up, PartNumber=2, Body=last)["ETag"]
+out["parts"] = [[p["PartNumber"], p["Size"]] for p in s3.list_parts(Bucket="photos", Key="big.bin", UploadId=up)["Parts"]]
+out["uploads"] = [u["Key"] for u in s3.list_multipart_uploads(Bucket="photos")["Uploads"]]
+out["wrong_etag"] = error(s3.complete_multipart_upload, Bucket="photos", Key="big.bin", UploadId=up,
+    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": '"ffff"'}]})
+out["out_of_order"] = error(s3.complete_multipart_upload, Bucket="photos", Key="big.bin", UploadId=up,
+    MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]})
+out["absent_before"] = error(s3.head_object, Bucket="photos", Key="big.bin")
+done = s3.complete_multipart_upload(Bucket="photos", Key="big.bin", UploadId=up,
+    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+digests = hashlib.md5(hashlib.md5(first).digest() + hashlib.md5(last).digest()).hexdigest()
+out["etag"] = [done["ETag"], '"' + digests + '-2"']
+got = s3.get_object(Bucket="photos", Key="big.bin")
+out["same"] = got["Body"].read() == first + last
+out["meta"] = [got["ContentType"], got["Metadata"]]
+out["completed_twice"] = error(s3.complete_multipart_upload, Bucket="photos", Key="big.bin", UploadId=up,
+    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
+small = s3.create_multipart_upload(Bucket="photos", Key="small.bin")["UploadId"]
+s1 = s3.upload_part(Bucket="photos", Key="small.bin", UploadId=small, PartNumber=1, Body=b"tiny")["ETag"]
+s2 = s3.upload_part(Bucket="photos", Key="small.bin", UploadId=small, PartNumber=2, Body=b"tiny")["ETag"]
+out["too_small"] = error(s3.complete_multipart_upload, Bucket="photos", Key="small.bin", UploadId=small,
+    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": s1}, {"PartNumber": 2, "ETag": s2}]})
+s3.abort_multipart_upload(Bucket="photos", Key="small.bin", UploadId=small)
+out["aborted"] = error(s3.list_parts, Bucket="photos", Key="small.bin", UploadId=small)
+out["bad_part_number"] = error(s3.upload_part, Bucket="photos", Key="x", UploadId=up, PartNumber=10001, Body=b"x")
+out["keys"] = [o["Key"] for o in s3.list_objects_v2(Bucket="photos")["Contents"]]
+"#,
+    );
+    assert_eq!(out["parts"], json!([[1, 5 * 1024 * 1024], [2, 1234]]));
+    assert_eq!(out["uploads"], json!(["big.bin"]));
+    assert_eq!(out["wrong_etag"], json!([400, "InvalidPart"]));
+    assert_eq!(out["out_of_order"], json!([400, "InvalidPartOrder"]));
+    assert_eq!(out["absent_before"], json!([404, "404"]));
+    assert_eq!(out["etag"][0], out["etag"][1], "S3's multipart ETag");
+    assert_eq!(out["same"], true);
+    assert_eq!(out["meta"], json!(["application/x-big", {"kind": "test"}]));
+    assert_eq!(out["completed_twice"], json!([404, "NoSuchUpload"]));
+    assert_eq!(out["too_small"], json!([400, "EntityTooSmall"]));
+    assert_eq!(out["aborted"], json!([404, "NoSuchUpload"]));
+    assert_eq!(out["bad_part_number"], json!([400, "InvalidArgument"]));
+    assert_eq!(out["keys"], json!(["big.bin"]));
+
+    // The AWS CLI switches to multipart above 8 MiB.
+    let file = eddy.dir.path().join("cli.bin");
+    let bytes: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let up = aws(
+        &eddy,
+        &[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            file.to_str().unwrap(),
+            "s3://photos/cli.bin",
+        ],
+    );
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let back = eddy.dir.path().join("back.bin");
+    let down = aws(
+        &eddy,
+        &[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            "s3://photos/cli.bin",
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(std::fs::read(&back).unwrap() == bytes);
+    let head = aws(
+        &eddy,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "photos",
+            "--key",
+            "cli.bin",
+        ],
+    );
+    let head: serde_json::Value = serde_json::from_slice(&head.stdout).unwrap();
+    assert!(
+        head["ETag"].as_str().unwrap().ends_with("-3\""),
+        "uploaded in three 8 MiB parts: {head}"
+    );
+}
+
+#[test]
+fn presigned_urls_and_signatures() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+s3.put_object(Bucket="photos", Key="cat.jpg", Body=b"meow")
+get = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "cat.jpg"}, ExpiresIn=60)
+out["get"] = fetch(get)
+put = s3.generate_presigned_url("put_object", Params={"Bucket": "photos", "Key": "dog.jpg"}, ExpiresIn=60)
+out["put"] = fetch(put, "PUT", b"woof")[0]
+out["put_result"] = s3.get_object(Bucket="photos", Key="dog.jpg")["Body"].read().decode()
+out["tampered"] = fetch(get.replace("cat.jpg", "cau.jpg"))[0]
+v2 = boto3.client("s3", endpoint_url=os.environ["EDDY"], region_name="us-east-1",
+    aws_access_key_id=os.environ["KEY"], aws_secret_access_key=os.environ["SECRET"],
+    config=Config(s3={"addressing_style": "path"}, signature_version="s3"))
+out["v2"] = fetch(v2.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "cat.jpg"}, ExpiresIn=60))
+out["v2_too_long"] = fetch(v2.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "cat.jpg"}, ExpiresIn=8 * 24 * 3600))[0]
+out["too_long"] = fetch(s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "cat.jpg"}, ExpiresIn=8 * 24 * 3600))
+short = s3.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "cat.jpg"}, ExpiresIn=1)
+time.sleep(2.1)
+out["expired"] = fetch(short)
+forged = client("s3", secret="not-the-secret")
+out["wrong_secret"] = error(forged.put_object, Bucket="photos", Key="forged", Body=b"x")
+out["wrong_secret_presigned"] = fetch(forged.generate_presigned_url("get_object", Params={"Bucket": "photos", "Key": "cat.jpg"}))[0]
+out["unknown_key"] = error(client("s3", key="AKIDUNKNOWN").list_buckets)
+out["anonymous"] = fetch(os.environ["EDDY"] + "/photos/cat.jpg")[0]
+out["anonymous_put"] = fetch(os.environ["EDDY"] + "/photos/anon", "PUT", b"x")[0]
+out["keys"] = [o["Key"] for o in s3.list_objects_v2(Bucket="photos")["Contents"]]
+"#,
+    );
+    assert_eq!(out["get"], json!([200, "meow"]));
+    assert_eq!(out["put"], 200);
+    assert_eq!(out["put_result"], "woof");
+    assert_eq!(out["tampered"], 403);
+    assert_eq!(
+        out["v2"],
+        json!([200, "meow"]),
+        "Signature V2 URLs work too"
+    );
+    assert_eq!(out["v2_too_long"], 400);
+    assert_eq!(out["too_long"][0], 400);
+    assert!(
+        out["too_long"][1]
+            .as_str()
+            .unwrap()
+            .contains("AuthorizationQueryParametersError"),
+        "{}",
+        out["too_long"]
+    );
+    assert_eq!(out["expired"][0], 403);
+    assert!(out["expired"][1].as_str().unwrap().contains("AccessDenied"));
+    assert_eq!(out["wrong_secret"], json!([403, "SignatureDoesNotMatch"]));
+    assert_eq!(out["wrong_secret_presigned"], 403);
+    assert_eq!(out["unknown_key"], json!([403, "InvalidAccessKeyId"]));
+    assert_eq!(out["anonymous"], 403);
+    assert_eq!(out["anonymous_put"], 403);
+    assert_eq!(
+        out["keys"],
+        json!(["cat.jpg", "dog.jpg"]),
+        "nothing else was written"
+    );
+}
+
+#[test]
+fn bad_s3_requests_get_s3_errors_and_change_nothing() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+import http.client
+
+def raw(method, path, body=b"", headers={}, send_body=True):
+    """A signed request built by hand, for what SDKs would never send."""
+    url = os.environ["EDDY"] + path
+    headers = dict(headers)
+    if body:
+        headers["Content-Length"] = str(len(body))
+    request = AWSRequest(method=method, url=url, data=body, headers=headers)
+    S3SigV4Auth(Credentials(os.environ["KEY"], os.environ["SECRET"]), "s3", "us-east-1").add_auth(request)
+    host = os.environ["EDDY"].split("//")[1]
+    conn = http.client.HTTPConnection(host, timeout=10)
+    conn.putrequest(method, path, skip_accept_encoding=True, skip_host=True)
+    conn.putheader("Host", host)
+    for name, value in request.headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    if send_body and body:
+        conn.send(body)
+    response = conn.getresponse()
+    return [response.status, response.read().decode()]
+
+out["bad_md5"] = error(s3.put_object, Bucket="photos", Key="a", Body=b"hello",
+                       ContentMD5=base64.b64encode(hashlib.md5(b"other").digest()).decode())
+out["not_md5"] = error(s3.put_object, Bucket="photos", Key="a", Body=b"hello", ContentMD5="bm90IG1kNQ==")
+out["no_bucket"] = error(s3.put_object, Bucket="nowhere", Key="a", Body=b"x")
+out["no_bucket_list"] = error(s3.list_objects_v2, Bucket="nowhere")
+out["no_key"] = error(s3.get_object, Bucket="photos", Key="missing")
+out["bad_bucket_name"] = error(s3.create_bucket, Bucket="Bad_Name")
+out["reserved_bucket"] = error(s3.create_bucket, Bucket="2015-03-31")
+out["exists"] = error(s3.create_bucket, Bucket="photos")
+out["long_key"] = error(s3.put_object, Bucket="photos", Key="k" * 2000, Body=b"x")
+out["big_metadata"] = error(s3.put_object, Bucket="photos", Key="a", Body=b"x", Metadata={"m": "v" * 3000})
+out["bad_token"] = error(s3.list_objects_v2, Bucket="photos", ContinuationToken="zz")
+out["malformed_delete"] = raw("POST", "/photos?delete", b"<Delete><Object><Key>a</Key>", {"Content-MD5": base64.b64encode(hashlib.md5(b"<Delete><Object><Key>a</Key>").digest()).decode()})
+out["too_big"] = raw("PUT", "/photos/huge", b"", {"Content-Length": str(6 * 1024**3), "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}, send_body=False)
+out["nul_key"] = raw("PUT", "/photos/nul%00key", b"x")
+out["keys"] = [o["Key"] for o in s3.list_objects_v2(Bucket="photos").get("Contents", [])]
+out["buckets"] = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+"#,
+    );
+    assert_eq!(out["bad_md5"], json!([400, "BadDigest"]));
+    assert_eq!(out["not_md5"], json!([400, "InvalidDigest"]));
+    assert_eq!(out["no_bucket"], json!([404, "NoSuchBucket"]));
+    assert_eq!(out["no_bucket_list"], json!([404, "NoSuchBucket"]));
+    assert_eq!(out["no_key"], json!([404, "NoSuchKey"]));
+    assert_eq!(out["bad_bucket_name"][0], 400);
+    assert_eq!(out["reserved_bucket"][0], 400);
+    assert_eq!(out["exists"], json!([409, "BucketAlreadyOwnedByYou"]));
+    assert_eq!(out["long_key"], json!([400, "KeyTooLongError"]));
+    assert_eq!(out["big_metadata"], json!([400, "MetadataTooLarge"]));
+    assert_eq!(out["bad_token"], json!([400, "InvalidArgument"]));
+    assert_eq!(out["malformed_delete"][0], 400, "{}", out["malformed_delete"]);
+    assert!(
+        out["malformed_delete"][1]
+            .as_str()
+            .unwrap()
+            .contains("MalformedXML"),
+        "{}",
+        out["malformed_delete"]
+    );
+    assert_eq!(out["too_big"][0], 400);
+    assert!(
+        out["too_big"][1]
+            .as_str()
+            .unwrap()
+            .contains("EntityTooLarge"),
+        "{}",
+        out["too_big"]
+    );
+    assert_eq!(out["nul_key"][0], 400, "{}", out["nul_key"]);
+    assert_eq!(out["keys"], json!([]), "no failed request wrote anything");
+    assert_eq!(out["buckets"], json!(["photos"]));
+}
+
+#[test]
+fn virtual_hosted_style_names_the_bucket_in_the_host() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+import http.client
+s3.put_object(Bucket="photos", Key="v.txt", Body=b"virtual")
+port = os.environ["EDDY"].rsplit(":", 1)[1]
+request = AWSRequest(method="GET", url=f"http://photos.localhost:{port}/v.txt")
+S3SigV4Auth(Credentials(os.environ["KEY"], os.environ["SECRET"]), "s3", "us-east-1").add_auth(request)
+conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+conn.putrequest("GET", "/v.txt", skip_accept_encoding=True, skip_host=True)
+for name, value in request.headers.items():
+    conn.putheader(name, value)
+conn.putheader("Host", f"photos.localhost:{port}")
+conn.endheaders()
+response = conn.getresponse()
+out["virtual"] = [response.status, response.read().decode()]
+"#,
+    );
+    assert_eq!(out["virtual"], json!([200, "virtual"]));
+}
+
+/// The whole loop: a real S3 client uploads, the triggered function runs, and its log can be
+/// read through the admin API.
+#[test]
+fn an_upload_runs_its_function_and_the_log_is_visible() {
+    let eddy = serve(
+        "buckets: [{name: photos}]
+functions:
+  - {name: on-upload, runtime: exec, command: [sh, -c, 'cat >&2; echo >&2; echo \"saw an upload\" >&2']}
+triggers:
+  - {function: on-upload, source: bucket/photos, events: ['object:created:*'], filter: {suffix: [.jpg]}}
+",
+    );
+    boto3(
+        &eddy,
+        r#"
+s3.put_object(Bucket="photos", Key="holiday/red flower.jpg", Body=b"jpeg bytes")
+s3.put_object(Bucket="photos", Key="notes.txt", Body=b"not a photo")
+"#,
+    );
+    eddy.wait_for("the upload's function to run", |e| {
+        e.get("/_eddy/v1/invocations?function=on-upload").body["invocations"]
+            .as_array()
+            .is_some_and(|runs| !runs.is_empty())
+    });
+    let runs = eddy.get("/_eddy/v1/invocations?function=on-upload").body;
+    let runs = runs["invocations"].as_array().unwrap();
+    assert_eq!(
+        runs.len(),
+        1,
+        "the .txt upload matched no trigger: {runs:?}"
+    );
+    let log = runs[0]["log"].as_str().unwrap();
+    let (event, rest) = log.split_once('\n').unwrap();
+    assert!(rest.contains("saw an upload"), "{log}");
+    let event: serde_json::Value = serde_json::from_str(event).unwrap();
+    let record = &event["Records"][0];
+    assert_eq!(record["eventName"], "ObjectCreated:Put", "{event}");
+    assert_eq!(record["s3"]["object"]["key"], "holiday/red+flower.jpg");
+    assert_eq!(record["s3"]["object"]["size"], 10);
+}

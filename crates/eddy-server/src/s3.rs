@@ -1,0 +1,806 @@
+//! The S3 API: `s3s` parses, authenticates and answers the wire protocol; this module maps
+//! each operation onto the object store. Bodies stream in both directions.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use eddy_core::{BucketName, ObjectKey};
+use eddy_objects::{
+    ByteRange, ListPage, ListParams, ListPosition, ObjectError, ObjectMeta, PutOptions,
+};
+use futures_util::{StreamExt, TryStreamExt};
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use tokio::io::AsyncRead;
+
+use crate::Shared;
+use crate::error::s3_error;
+
+/// S3 limits user metadata (names and values of `x-amz-meta-*`) to 2 KB in all.
+const MAX_USER_METADATA_BYTES: usize = 2048;
+
+/// The owner every bucket and object reports: eddy has one account.
+const OWNER_ID: &str = "eddy";
+
+/// Virtual-hosted-style addressing: `BUCKET.localhost[:port]` names the bucket (most systems
+/// resolve `*.localhost` to the loopback address). Every other host is path-style.
+pub struct VirtualHosts {
+    pub domain: String,
+}
+
+impl s3s::host::S3Host for VirtualHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        let name = host.rsplit_once(':').map_or(host, |(name, _port)| name);
+        let vhost = s3s::host::VirtualHost::new(host);
+        Ok(
+            match name
+                .strip_suffix(self.domain.as_str())
+                .and_then(|rest| rest.strip_suffix('.'))
+            {
+                Some(bucket) if !bucket.is_empty() => vhost.with_bucket(bucket),
+                _ => vhost,
+            },
+        )
+    }
+}
+
+pub struct EddyS3 {
+    services: Shared,
+}
+
+impl EddyS3 {
+    pub fn new(services: Shared) -> Self {
+        Self { services }
+    }
+}
+
+fn bucket_name(name: &str) -> S3Result<BucketName> {
+    BucketName::new(name)
+        .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidBucketName, e.to_string()))
+}
+
+fn object_key(key: &str) -> S3Result<ObjectKey> {
+    ObjectKey::new(key).map_err(|e| {
+        let code = if key.len() > 1024 {
+            S3ErrorCode::KeyTooLongError
+        } else {
+            S3ErrorCode::InvalidArgument
+        };
+        S3Error::with_message(code, e.to_string())
+    })
+}
+
+fn timestamp(ms: i64) -> Timestamp {
+    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+fn etag(meta: &ObjectMeta) -> ETag {
+    ETag::Strong(meta.etag.clone())
+}
+
+fn owner() -> Owner {
+    Owner {
+        display_name: Some(OWNER_ID.into()),
+        id: Some(OWNER_ID.into()),
+    }
+}
+
+/// The decoded `Content-MD5` header: 16 bytes in base64.
+fn content_md5(header: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+    use base64::Engine;
+    let Some(text) = header else { return Ok(None) };
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidDigest,
+                "Content-MD5 must be the base64 of the body's 16-byte MD5 digest",
+            )
+        })
+}
+
+fn user_metadata(metadata: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
+    let metadata: BTreeMap<String, String> = metadata.unwrap_or_default().into_iter().collect();
+    let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_USER_METADATA_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MetadataTooLarge,
+            format!(
+                "the x-amz-meta-* headers hold {size} bytes; at most {MAX_USER_METADATA_BYTES} are allowed"
+            ),
+        ));
+    }
+    Ok(metadata)
+}
+
+/// Refuses a body whose announced length is over the limit before reading any of it.
+fn check_announced_length(length: Option<i64>) -> S3Result<()> {
+    let limit = eddy_objects::MAX_PUT_BYTES;
+    match length {
+        Some(n) if n as u64 > limit => Err(s3_error(ObjectError::TooLarge { limit })),
+        _ => Ok(()),
+    }
+}
+
+/// A request body as a reader; a missing body reads as empty.
+fn body_reader(body: Option<StreamingBlob>) -> impl AsyncRead + Send + Unpin {
+    let stream = futures_util::stream::iter(body)
+        .flatten()
+        .map_err(std::io::Error::other);
+    tokio_util::io::StreamReader::new(stream)
+}
+
+fn byte_range(range: Range) -> ByteRange {
+    match range {
+        Range::Int {
+            first,
+            last: Some(last),
+        } => ByteRange::FromTo(first, last),
+        Range::Int { first, last: None } => ByteRange::From(first),
+        Range::Suffix { length } => ByteRange::Suffix(length),
+    }
+}
+
+/// HTTP dates carry whole seconds; compare modification times at that precision.
+fn modified_after(meta: &ObjectMeta, since: &Timestamp) -> bool {
+    timestamp(meta.last_modified_ms / 1000 * 1000) > *since
+}
+
+fn condition_matches(condition: &ETagCondition, meta: &ObjectMeta) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(tag) => tag.value() == meta.etag,
+    }
+}
+
+/// The conditional headers of a GET or HEAD, checked in the order RFC 9110 §13.2.2 gives.
+fn check_preconditions(
+    meta: &ObjectMeta,
+    if_match: Option<&ETagCondition>,
+    if_unmodified_since: Option<&Timestamp>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let failed = |code| Err(S3Error::new(code));
+    match if_match {
+        Some(c) if !condition_matches(c, meta) => return failed(S3ErrorCode::PreconditionFailed),
+        None if if_unmodified_since.is_some_and(|t| modified_after(meta, t)) => {
+            return failed(S3ErrorCode::PreconditionFailed);
+        }
+        _ => {}
+    }
+    match if_none_match {
+        Some(c) if condition_matches(c, meta) => failed(S3ErrorCode::NotModified),
+        None if if_modified_since.is_some_and(|t| !modified_after(meta, t)) => {
+            failed(S3ErrorCode::NotModified)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn listed_object(meta: &ObjectMeta) -> Object {
+    Object {
+        e_tag: Some(etag(meta)),
+        key: Some(meta.key.to_string()),
+        last_modified: Some(timestamp(meta.last_modified_ms)),
+        size: Some(meta.size as i64),
+        storage_class: Some(ObjectStorageClass::from_static(
+            ObjectStorageClass::STANDARD,
+        )),
+        owner: Some(owner()),
+        ..Default::default()
+    }
+}
+
+fn common_prefixes(page: &ListPage) -> Option<Vec<CommonPrefix>> {
+    Some(
+        page.common_prefixes
+            .iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(p.clone()),
+            })
+            .collect(),
+    )
+}
+
+fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+    match requested {
+        None => Ok(eddy_objects::MAX_LIST_KEYS),
+        Some(n) if n >= 0 => Ok(n as usize),
+        Some(n) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!("max-keys must be 0 or more; got {n}"),
+        )),
+    }
+}
+
+impl EddyS3 {
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: Option<String>,
+        delimiter: Option<String>,
+        start: Option<ListPosition>,
+        max: Option<i32>,
+    ) -> S3Result<ListPage> {
+        let params = ListParams {
+            prefix: prefix.unwrap_or_default(),
+            delimiter,
+            start,
+            max_keys: max_keys(max)?,
+        };
+        self.services
+            .objects
+            .list_objects(&bucket_name(bucket)?, &params)
+            .await
+            .map_err(s3_error)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for EddyS3 {
+    async fn list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let buckets = self
+            .services
+            .objects
+            .list_buckets()
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(
+                buckets
+                    .into_iter()
+                    .map(|b| Bucket {
+                        name: Some(b.name.to_string()),
+                        creation_date: Some(timestamp(b.created_ms)),
+                        bucket_region: Some(eddy_events::REGION.into()),
+                    })
+                    .collect(),
+            ),
+            owner: Some(owner()),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let name = bucket_name(&req.input.bucket)?;
+        self.services
+            .objects
+            .create_bucket(&name)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{name}")),
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        let name = bucket_name(&req.input.bucket)?;
+        if !self
+            .services
+            .objects
+            .bucket_exists(&name)
+            .await
+            .map_err(s3_error)?
+        {
+            return Err(s3_error(ObjectError::NoSuchBucket(name.to_string())));
+        }
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(eddy_events::REGION.into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.head_bucket(req.map_input(|i| HeadBucketInput {
+            bucket: i.bucket,
+            expected_bucket_owner: i.expected_bucket_owner,
+        }))
+        .await?;
+        // us-east-1 is reported as an empty location, as S3 does.
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let name = bucket_name(&req.input.bucket)?;
+        self.services
+            .objects
+            .delete_bucket(&name)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let lineage = crate::lineage_of(&req.headers);
+        let input = req.input;
+        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        check_announced_length(input.content_length)?;
+        let opts = PutOptions {
+            content_type: input.content_type,
+            user_meta: user_metadata(input.metadata)?,
+            content_md5: content_md5(input.content_md5.as_deref())?,
+            max_size: None,
+            lineage,
+        };
+        let mut body = body_reader(input.body);
+        let meta = self
+            .services
+            .objects
+            .put_object(&bucket, &key, &mut body, opts)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(etag(&meta)),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        let meta = self
+            .services
+            .objects
+            .head_object(&bucket, &key)
+            .await
+            .map_err(s3_error)?;
+        check_preconditions(
+            &meta,
+            input.if_match.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+        )?;
+        let (content_length, content_range) = match input.range {
+            None => (meta.size, None),
+            Some(range) => {
+                let (start, end) = byte_range(range)
+                    .resolve(meta.size)
+                    .ok_or_else(|| s3_error(ObjectError::InvalidRange { size: meta.size }))?;
+                (
+                    end - start,
+                    Some(format!("bytes {start}-{}/{}", end - 1, meta.size)),
+                )
+            }
+        };
+        Ok(S3Response::new(HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(content_length as i64),
+            content_range,
+            content_type: meta.content_type.clone(),
+            e_tag: Some(etag(&meta)),
+            last_modified: Some(timestamp(meta.last_modified_ms)),
+            metadata: Some(meta.user_meta.clone().into_iter().collect()),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        let objects = &self.services.objects;
+        let meta = objects.head_object(&bucket, &key).await.map_err(s3_error)?;
+        check_preconditions(
+            &meta,
+            input.if_match.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+        )?;
+        let body = objects
+            .get_object(&bucket, &key, input.range.map(byte_range))
+            .await
+            .map_err(s3_error)?;
+        if body.meta.etag != meta.etag {
+            // Replaced between the check and the open: the check no longer says anything.
+            return Err(S3Error::with_message(
+                S3ErrorCode::PreconditionFailed,
+                "the object changed while the request was checked; retry it",
+            ));
+        }
+        let (start, end) = body.range;
+        let content_range = input
+            .range
+            .map(|_| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size));
+        let stream = tokio_util::io::ReaderStream::new(body.into_reader());
+        Ok(S3Response::new(GetObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            body: Some(StreamingBlob::wrap(stream)),
+            content_length: Some((end - start) as i64),
+            content_range,
+            content_type: meta.content_type.clone(),
+            e_tag: Some(etag(&meta)),
+            last_modified: Some(timestamp(meta.last_modified_ms)),
+            metadata: Some(meta.user_meta.clone().into_iter().collect()),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let lineage = crate::lineage_of(&req.headers);
+        let (bucket, key) = (bucket_name(&req.input.bucket)?, object_key(&req.input.key)?);
+        self.services
+            .objects
+            .delete_object(&bucket, &key, lineage)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let lineage = crate::lineage_of(&req.headers);
+        let input = req.input;
+        let bucket = bucket_name(&input.bucket)?;
+        if input.delete.objects.len() > eddy_objects::MAX_LIST_KEYS {
+            return Err(S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                format!(
+                    "a DeleteObjects request names at most {} keys; got {}",
+                    eddy_objects::MAX_LIST_KEYS,
+                    input.delete.objects.len()
+                ),
+            ));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for id in input.delete.objects {
+            let outcome = match object_key(&id.key) {
+                Ok(key) => self
+                    .services
+                    .objects
+                    .delete_object(&bucket, &key, lineage.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(s3_error),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(id.key),
+                    ..Default::default()
+                }),
+                Err(e) => errors.push(Error {
+                    code: Some(e.code().as_str().to_string()),
+                    key: Some(id.key),
+                    message: e.message().map(str::to_string),
+                    version_id: None,
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let lineage = crate::lineage_of(&req.headers);
+        let input = req.input;
+        let CopySource::Bucket {
+            bucket: src_bucket,
+            key: src_key,
+            version_id: None,
+        } = &input.copy_source
+        else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "x-amz-copy-source must be BUCKET/KEY (eddy keeps no versions or access points)",
+            ));
+        };
+        let src = (bucket_name(src_bucket)?, object_key(src_key)?);
+        let dst = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let directive = if replace {
+            eddy_objects::MetadataDirective::Replace {
+                content_type: input.content_type,
+                user_meta: user_metadata(input.metadata)?,
+            }
+        } else {
+            eddy_objects::MetadataDirective::Copy
+        };
+        let meta = self
+            .services
+            .objects
+            .copy_object((&src.0, &src.1), (&dst.0, &dst.1), directive, lineage)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&meta)),
+                last_modified: Some(timestamp(meta.last_modified_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let input = req.input;
+        let marker = input.marker.filter(|m| !m.is_empty());
+        let page = self
+            .list(
+                &input.bucket,
+                input.prefix.clone(),
+                input.delimiter.clone(),
+                marker.clone().map(ListPosition::After),
+                input.max_keys,
+            )
+            .await?;
+        // The last key or common prefix of the page, whichever sorts later, as S3 gives it.
+        let next_marker = page.is_truncated().then(|| {
+            let last_key = page.objects.last().map(|o| o.key.to_string());
+            let last_prefix = page.common_prefixes.last().cloned();
+            last_key.max(last_prefix).unwrap_or_default()
+        });
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: Some(input.prefix.unwrap_or_default()),
+            marker,
+            max_keys: input.max_keys.or(Some(eddy_objects::MAX_LIST_KEYS as i32)),
+            is_truncated: Some(page.is_truncated()),
+            contents: Some(page.objects.iter().map(listed_object).collect()),
+            common_prefixes: common_prefixes(&page),
+            delimiter: input.delimiter,
+            next_marker,
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        let start = match (&input.continuation_token, &input.start_after) {
+            (Some(token), _) => Some(ListPosition::from_token(token).ok_or_else(|| {
+                S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    "the continuation token is not one this server gave out",
+                )
+            })?),
+            (None, Some(after)) if !after.is_empty() => Some(ListPosition::After(after.clone())),
+            (None, _) => None,
+        };
+        let page = self
+            .list(
+                &input.bucket,
+                input.prefix.clone(),
+                input.delimiter.clone(),
+                start,
+                input.max_keys,
+            )
+            .await?;
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(input.prefix.unwrap_or_default()),
+            max_keys: input.max_keys.or(Some(eddy_objects::MAX_LIST_KEYS as i32)),
+            key_count: Some((page.objects.len() + page.common_prefixes.len()) as i32),
+            continuation_token: input.continuation_token,
+            is_truncated: Some(page.is_truncated()),
+            next_continuation_token: page.next.as_ref().map(ListPosition::token),
+            contents: Some(page.objects.iter().map(listed_object).collect()),
+            common_prefixes: common_prefixes(&page),
+            delimiter: input.delimiter,
+            encoding_type: input.encoding_type,
+            start_after: input.start_after,
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let lineage = crate::lineage_of(&req.headers);
+        let input = req.input;
+        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        let opts = PutOptions {
+            content_type: input.content_type,
+            user_meta: user_metadata(input.metadata)?,
+            lineage,
+            ..Default::default()
+        };
+        let upload_id = self
+            .services
+            .objects
+            .create_multipart_upload(&bucket, &key, opts)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = req.input;
+        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        let part_number = u32::try_from(input.part_number)
+            .map_err(|_| s3_error(ObjectError::InvalidPartNumber(0)))?;
+        check_announced_length(input.content_length)?;
+        let md5 = content_md5(input.content_md5.as_deref())?;
+        let mut body = body_reader(input.body);
+        let etag = self
+            .services
+            .objects
+            .upload_part(&bucket, &key, &input.upload_id, part_number, &mut body, md5)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let lineage = crate::lineage_of(&req.headers);
+        let input = req.input;
+        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        let parts = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let number = p.part_number.and_then(|n| u32::try_from(n).ok());
+                match (number, p.e_tag) {
+                    (Some(n), Some(tag)) => Ok((n, tag.value().to_string())),
+                    _ => Err(S3Error::with_message(
+                        S3ErrorCode::MalformedXML,
+                        "every <Part> needs a <PartNumber> of 1 or more and an <ETag>",
+                    )),
+                }
+            })
+            .collect::<S3Result<Vec<_>>>()?;
+        let meta = self
+            .services
+            .objects
+            .complete_multipart_upload(&bucket, &key, &input.upload_id, &parts, lineage)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(etag(&meta)),
+            location: Some(format!("/{bucket}/{key}")),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        self.services
+            .objects
+            .abort_multipart_upload(&bucket, &key, &input.upload_id)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        let parts = self
+            .services
+            .objects
+            .list_parts(&bucket, &key, &input.upload_id)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            is_truncated: Some(false),
+            owner: Some(owner()),
+            parts: Some(
+                parts
+                    .into_iter()
+                    .map(|p| Part {
+                        e_tag: Some(ETag::Strong(p.etag)),
+                        last_modified: Some(timestamp(p.last_modified_ms)),
+                        part_number: Some(p.part_number as i32),
+                        size: Some(p.size as i64),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let bucket = bucket_name(&input.bucket)?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let uploads = self
+            .services
+            .objects
+            .list_multipart_uploads(&bucket)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            is_truncated: Some(false),
+            uploads: Some(
+                uploads
+                    .into_iter()
+                    .filter(|u| u.key.as_str().starts_with(&prefix))
+                    .map(|u| MultipartUpload {
+                        initiated: Some(timestamp(u.created_ms)),
+                        key: Some(u.key.to_string()),
+                        upload_id: Some(u.upload_id),
+                        owner: Some(owner()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+}
