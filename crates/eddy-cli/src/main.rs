@@ -1,6 +1,7 @@
 //! The `eddy` command.
 
 mod serve;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +29,8 @@ enum Command {
         /// Where data lives (created if missing).
         #[arg(long, default_value = "./.eddy")]
         data_dir: PathBuf,
-        /// The address to listen on; port 0 picks a free port. Loopback only for now.
+        /// The address to listen on; port 0 picks a free port. Anything but a loopback address
+        /// needs EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY.
         #[arg(long, default_value = "127.0.0.1:7171")]
         listen: SocketAddr,
     },

@@ -1,5 +1,6 @@
 //! `eddy serve`: wires the stores, the executor and the HTTP surfaces together.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -28,23 +29,8 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let objects = ObjectStore::open(bus.clone())?;
     let tables = TableStore::open(bus.clone()).await?;
-    provision(&app, &objects, &tables).await?;
-    // DynamoDB names a table's stream by its creation time, without the zone letter.
-    let stream_labels = tables
-        .created()
-        .await?
-        .into_iter()
-        .map(|(table, ms)| {
-            (
-                table,
-                eddy_events::iso8601_millis(ms)
-                    .trim_end_matches('Z')
-                    .to_string(),
-            )
-        })
-        .collect();
     let config = ExecutorConfig {
-        stream_labels,
+        stream_labels: provision(&app, &objects, &tables).await?,
         ..ExecutorConfig::default()
     };
     let executor =
@@ -61,6 +47,8 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
         app: RwLock::new(Arc::new(app)),
         principals: Principals::new(root),
     });
+    // Reloads and ingests until eddy stops.
+    let _watching = crate::watch::start(manifests, data_dir, services.clone()).await?;
     // Scripts and tests read this line to find the port.
     println!("eddy listening on http://{address}");
     tracing::info!(%address, data_dir = %data_dir.display(), "eddy is serving");
@@ -93,8 +81,44 @@ fn root_credentials(listen: SocketAddr) -> anyhow::Result<Credentials> {
     }
 }
 
+/// Loads the manifests again and, when they are valid and their tables can be declared,
+/// runs the new app from now on. Otherwise the running app stays; every finding is logged.
+pub async fn reload(manifests: &[PathBuf], services: &Services) {
+    let loaded = eddy_subscriptions::load_files(manifests);
+    let Some(app) = loaded.app else {
+        tracing::error!(
+            "the changed manifests have errors; still running the previous configuration\n{}",
+            loaded.findings
+        );
+        return;
+    };
+    if !loaded.findings.is_empty() {
+        tracing::warn!("{}", loaded.findings);
+    }
+    match provision(&app, &services.objects, &services.tables).await {
+        Ok(stream_labels) => {
+            tracing::info!(
+                functions = app.functions.len(),
+                triggers = app.triggers.len(),
+                "applied the changed manifests"
+            );
+            services.executor.set_app(app.clone(), stream_labels);
+            *services.app.write().expect("app lock") = Arc::new(app);
+        }
+        Err(e) => tracing::error!(
+            "the changed manifests cannot be applied; still running the previous configuration: {e:#}"
+        ),
+    }
+}
+
 /// Creates the app's buckets and declares its tables (adding columns where the manifest did).
-async fn provision(app: &App, objects: &ObjectStore, tables: &TableStore) -> anyhow::Result<()> {
+/// Returns each table's DynamoDB stream label: its creation time without the zone letter, as
+/// DynamoDB names a stream.
+async fn provision(
+    app: &App,
+    objects: &ObjectStore,
+    tables: &TableStore,
+) -> anyhow::Result<HashMap<String, String>> {
     for bucket in &app.buckets {
         match objects.create_bucket(&bucket.name).await {
             Ok(()) | Err(ObjectError::BucketAlreadyExists(_)) => {}
@@ -108,7 +132,11 @@ async fn provision(app: &App, objects: &ObjectStore, tables: &TableStore) -> any
             .with_context(|| format!("declaring table {} ({})", table.schema.name(), table.at))?;
         tracing::info!(table = %table.schema.name(), ?outcome, "table declared");
     }
-    Ok(())
+    let labels = tables.created().await?.into_iter().map(|(table, ms)| {
+        let label = eddy_events::iso8601_millis(ms);
+        (table, label.trim_end_matches('Z').to_string())
+    });
+    Ok(labels.collect())
 }
 
 /// Resolves on SIGINT or SIGTERM.

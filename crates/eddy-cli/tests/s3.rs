@@ -351,7 +351,11 @@ out["buckets"] = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     assert_eq!(out["long_key"], json!([400, "KeyTooLongError"]));
     assert_eq!(out["big_metadata"], json!([400, "MetadataTooLarge"]));
     assert_eq!(out["bad_token"], json!([400, "InvalidArgument"]));
-    assert_eq!(out["malformed_delete"][0], 400, "{}", out["malformed_delete"]);
+    assert_eq!(
+        out["malformed_delete"][0], 400,
+        "{}",
+        out["malformed_delete"]
+    );
     assert!(
         out["malformed_delete"][1]
             .as_str()

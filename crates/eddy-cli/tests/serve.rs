@@ -580,7 +580,10 @@ fn every_surface_but_health_needs_credentials() {
         &[("authorization", &bearer)],
         None,
     );
-    assert_eq!(token.status, 200, "the secret works as a bearer token on /_eddy/");
+    assert_eq!(
+        token.status, 200,
+        "the secret works as a bearer token on /_eddy/"
+    );
     let metrics = eddy.call_unsigned("GET", "/_eddy/metrics");
     assert_eq!(metrics.status, 401);
 
@@ -601,7 +604,10 @@ fn every_surface_but_health_needs_credentials() {
         &[("authorization", &bearer)],
         Some("{}"),
     );
-    assert_eq!(bearer_invoke.status, 400, "the Lambda API takes signatures only");
+    assert_eq!(
+        bearer_invoke.status, 400,
+        "the Lambda API takes signatures only"
+    );
     let out = Command::new("aws")
         .args(["lambda", "invoke", "--function-name", "echo", "/dev/null"])
         .args(["--endpoint-url", &eddy.base, "--region", "us-east-1"])

@@ -51,7 +51,8 @@ pub struct ExecutorConfig {
     pub lease_grace: Duration,
     /// The scheduler looks for due work at least this often, whatever it was told.
     pub safety_poll: Duration,
-    /// DynamoDB stream labels (table creation times) by table name.
+    /// DynamoDB stream labels (table creation times) by table name, until [`Executor::set_app`]
+    /// gives new ones.
     pub stream_labels: HashMap<String, String>,
 }
 
@@ -102,6 +103,7 @@ const SETTLE_QUEUE: usize = 4096;
 struct Compiled {
     app: App,
     index: MatchIndex,
+    stream_labels: HashMap<String, String>,
 }
 
 impl Executor {
@@ -121,14 +123,16 @@ impl Executor {
             );
         }
         let (settled, settle_queue) = mpsc::channel(SETTLE_QUEUE);
+        let compiled = Compiled {
+            index: MatchIndex::new(&app),
+            app,
+            stream_labels: config.stream_labels.clone(),
+        };
         let inner = Arc::new(Inner {
             bus,
             clock,
             config,
-            app: RwLock::new(Arc::new(Compiled {
-                index: MatchIndex::new(&app),
-                app,
-            })),
+            app: RwLock::new(Arc::new(compiled)),
             handlers: RwLock::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -146,11 +150,13 @@ impl Executor {
         })
     }
 
-    /// Replaces the app (its functions and triggers) from now on.
-    pub fn set_app(&self, app: App) {
+    /// Replaces the app (its functions and triggers) and the tables' stream labels from now
+    /// on. Deliveries already made stay; events not yet dispatched match the new triggers.
+    pub fn set_app(&self, app: App, stream_labels: HashMap<String, String>) {
         *self.inner.app.write().expect("app lock") = Arc::new(Compiled {
             index: MatchIndex::new(&app),
             app,
+            stream_labels,
         });
         self.inner.wake.notify_one();
     }
@@ -694,11 +700,7 @@ async fn attempt(
         );
     }
     let label = match &event.source {
-        Source::Table(t) => inner
-            .config
-            .stream_labels
-            .get(t.as_str())
-            .map(String::as_str),
+        Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
         _ => None,
     };
     let payload = match payload::build(event, trigger, &d.trigger, label) {

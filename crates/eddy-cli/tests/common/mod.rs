@@ -47,8 +47,9 @@ pub fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
             "127.0.0.1:0",
         ])
         .current_dir(dir.path())
-        .env("EDDY_LOG", "warn")
+        .env("EDDY_LOG", "info")
         .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("eddy.log")).unwrap())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -150,10 +151,19 @@ impl Eddy {
         self.call("GET", path, &[], None)
     }
 
+    /// What eddy has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("eddy.log")).unwrap_or_default()
+    }
+
     pub fn wait_for(&self, what: &str, mut condition: impl FnMut(&Eddy) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !condition(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; eddy logged:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

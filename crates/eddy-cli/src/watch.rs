@@ -1,0 +1,321 @@
+//! What `eddy serve` follows on disk: its manifests and the code folders of their functions (a
+//! change reloads the app), and each bucket's `watch` folder (its files become objects).
+//!
+//! Changes arrive debounced, so an editor's burst of writes or a file still being copied is
+//! seen once, after it settles.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use eddy_core::{BucketName, ObjectKey};
+use eddy_objects::{ListParams, ObjectError, PutOptions};
+use eddy_server::{Services, Shared};
+use eddy_subscriptions::{App, Runtime};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+
+/// How long the disk must be quiet before a change is acted on.
+const SETTLE: Duration = Duration::from_millis(200);
+/// Batches of changes waiting to be handled before the watcher thread waits for room.
+const QUEUE: usize = 64;
+
+/// Follows the disk while it lives.
+pub struct Watching {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The paths that matter for one app.
+#[derive(Default)]
+struct Targets {
+    manifests: Vec<PathBuf>,
+    code: Vec<PathBuf>,
+    buckets: Vec<(BucketName, PathBuf)>,
+}
+
+impl Targets {
+    fn of(manifests: &[PathBuf], app: &App) -> Self {
+        let code = app.functions.iter().filter_map(|f| match &f.runtime {
+            Runtime::Nodejs { code, .. } | Runtime::Python { code, .. } => Some(code),
+            Runtime::Provided { dir, .. } => Some(dir),
+            _ => None,
+        });
+        let buckets = app
+            .buckets
+            .iter()
+            .filter_map(|b| Some((b.name.clone(), canonical(b.watch.as_ref()?))));
+        Self {
+            manifests: manifests.iter().map(canonical).collect(),
+            code: code.map(canonical).collect(),
+            buckets: buckets.collect(),
+        }
+    }
+
+    /// Each folder to watch, and whether to watch below it. A manifest's folder is watched
+    /// rather than the file, which editors replace by renaming.
+    fn roots(&self) -> HashSet<(PathBuf, bool)> {
+        let parents = self
+            .manifests
+            .iter()
+            .filter_map(|m| Some((m.parent()?.to_path_buf(), false)));
+        let below = self.code.iter().chain(self.buckets.iter().map(|(_, d)| d));
+        parents.chain(below.map(|d| (d.clone(), true))).collect()
+    }
+
+    fn reloads(&self, path: &Path) -> bool {
+        self.manifests.iter().any(|m| m == path) || self.code.iter().any(|d| path.starts_with(d))
+    }
+
+    fn bucket_of(&self, path: &Path) -> Option<&(BucketName, PathBuf)> {
+        self.buckets.iter().find(|(_, dir)| path.starts_with(dir))
+    }
+}
+
+fn canonical(path: &PathBuf) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())
+}
+
+/// The file watcher and the folders it has been told to watch.
+struct Roots {
+    debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    watched: HashSet<(PathBuf, bool)>,
+}
+
+impl Roots {
+    /// Watches what `targets` needs and is not watched yet. (Folders an old app needed stay
+    /// watched; changes there are ignored.)
+    fn follow(&mut self, targets: &Targets) {
+        for (root, recursive) in targets.roots() {
+            if self.watched.contains(&(root.clone(), recursive)) {
+                continue;
+            }
+            let mode = if recursive {
+                RecursiveMode::Recursive
+            } else {
+                RecursiveMode::NonRecursive
+            };
+            match self.debouncer.watch(&root, mode) {
+                Ok(()) => {
+                    self.watched.insert((root, recursive));
+                }
+                Err(e) => tracing::warn!(path = %root.display(), error = %e, "cannot watch"),
+            }
+        }
+    }
+}
+
+/// Starts following the manifests, code folders and watch folders of the running app. Files
+/// already in the watch folders are ingested before this returns (those whose object differs),
+/// so eddy serves a bucket that matches its folder.
+pub async fn start(
+    manifests: &[PathBuf],
+    data_dir: &Path,
+    services: Shared,
+) -> anyhow::Result<Watching> {
+    let (changes, mut queue) = tokio::sync::mpsc::channel::<DebounceEventResult>(QUEUE);
+    let debouncer = new_debouncer(SETTLE, None, move |result| {
+        let _ = changes.blocking_send(result);
+    })
+    .context("starting the file watcher")?;
+    let mut roots = Roots {
+        debouncer,
+        watched: HashSet::new(),
+    };
+    let manifests = manifests.to_vec();
+    let data_dir = canonical(&data_dir.to_path_buf());
+    let mut targets = Targets::of(&manifests, &services.app());
+    roots.follow(&targets);
+    for (bucket, dir) in &targets.buckets {
+        sync_path(&services, bucket, dir, dir).await;
+    }
+    let task = tokio::spawn(async move {
+        while let Some(result) = queue.recv().await {
+            let paths = match result {
+                Ok(events) => changed_paths(events),
+                Err(errors) => {
+                    errors
+                        .iter()
+                        .for_each(|e| tracing::warn!(error = %e, "file watcher"));
+                    continue;
+                }
+            };
+            let mut reload = false;
+            for path in paths.iter().filter(|p| !p.starts_with(&data_dir)) {
+                if let Some((bucket, dir)) = targets.bucket_of(path) {
+                    sync_path(&services, bucket, dir, path).await;
+                } else if targets.reloads(path) {
+                    reload = true;
+                }
+            }
+            if reload {
+                tracing::info!("manifests or function code changed; reloading");
+                crate::serve::reload(&manifests, &services).await;
+                let before: HashSet<_> = targets.buckets.iter().cloned().collect();
+                targets = Targets::of(&manifests, &services.app());
+                roots.follow(&targets);
+                for (bucket, dir) in targets.buckets.iter().filter(|b| !before.contains(b)) {
+                    sync_path(&services, bucket, dir, dir).await;
+                }
+            }
+        }
+    });
+    Ok(Watching { task })
+}
+
+/// The paths that were created, changed or removed (not merely read).
+fn changed_paths(events: Vec<notify_debouncer_full::DebouncedEvent>) -> BTreeSet<PathBuf> {
+    events
+        .into_iter()
+        .filter(|e| !matches!(e.kind, EventKind::Access(_)))
+        .flat_map(|e| e.event.paths)
+        .collect()
+}
+
+/// Brings the objects under `path` in line with the disk: each regular file there becomes the
+/// object named by its path below `dir` (unless the object already holds the same bytes), and
+/// a path that is gone takes its object, and the objects below it, away.
+async fn sync_path(services: &Services, bucket: &BucketName, dir: &Path, path: &Path) {
+    let files = {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || regular_files(&path))
+            .await
+            .unwrap_or_default()
+    };
+    let outcome = if files.is_empty() && std::fs::symlink_metadata(path).is_err() {
+        remove_below(services, bucket, &key_of(dir, path)).await
+    } else {
+        let mut result = Ok(());
+        for file in files {
+            result = result.and(ingest(services, bucket, &key_of(dir, &file), &file).await);
+        }
+        result
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(bucket = %bucket, path = %path.display(), error = %e, "watch folder not synced");
+    }
+}
+
+/// The object key of a file below `dir`: its relative path with `/` between the parts.
+fn key_of(dir: &Path, file: &Path) -> String {
+    let relative = file.strip_prefix(dir).unwrap_or(file);
+    let parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
+/// The regular files at or below `path` (symbolic links are not followed).
+fn regular_files(path: &Path) -> Vec<PathBuf> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Vec::new();
+    };
+    if meta.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    if !meta.is_dir() {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    entries.sort();
+    entries.iter().flat_map(|e| regular_files(e)).collect()
+}
+
+async fn ingest(
+    services: &Services,
+    bucket: &BucketName,
+    key: &str,
+    file: &Path,
+) -> Result<(), ObjectError> {
+    let key = ObjectKey::new(key)?;
+    if holds_same_bytes(services, bucket, &key, file).await {
+        return Ok(());
+    }
+    let mut reader = match tokio::fs::File::open(file).await {
+        Ok(reader) => reader,
+        // Gone again before it could be read: its removal comes as a change of its own.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ObjectError::Body(e)),
+    };
+    let meta = services
+        .objects
+        .put_object(bucket, &key, &mut reader, PutOptions::default())
+        .await?;
+    tracing::info!(bucket = %bucket, key = %key, size = meta.size, "ingested from the watch folder");
+    Ok(())
+}
+
+/// Whether the object already has the file's bytes: same size, and the same MD5 when the
+/// ETag is one.
+async fn holds_same_bytes(
+    services: &Services,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    file: &Path,
+) -> bool {
+    let Ok(meta) = services.objects.head_object(bucket, key).await else {
+        return false;
+    };
+    let size = tokio::fs::metadata(file).await.map(|m| m.len()).ok();
+    if size != Some(meta.size) || meta.etag.contains('-') {
+        return false;
+    }
+    let file = file.to_path_buf();
+    let md5 = tokio::task::spawn_blocking(move || {
+        use md5::{Digest, Md5};
+        let mut hasher = Md5::new();
+        std::io::copy(&mut std::fs::File::open(file).ok()?, &mut hasher).ok()?;
+        Some(hex::encode(hasher.finalize()))
+    })
+    .await
+    .ok()
+    .flatten();
+    md5.as_deref() == Some(meta.etag.as_str())
+}
+
+/// Removes the object `key` and every object below `key/`.
+async fn remove_below(
+    services: &Services,
+    bucket: &BucketName,
+    key: &str,
+) -> Result<(), ObjectError> {
+    if key.is_empty() {
+        return Ok(()); // the watch folder itself went away: keep what was ingested
+    }
+    let objects = &services.objects;
+    let mut doomed = vec![key.to_string()];
+    let mut params = ListParams {
+        prefix: format!("{key}/"),
+        max_keys: eddy_objects::MAX_LIST_KEYS,
+        ..ListParams::default()
+    };
+    loop {
+        let page = objects.list_objects(bucket, &params).await?;
+        doomed.extend(page.objects.iter().map(|o| o.key.to_string()));
+        match page.next {
+            Some(next) => params.start = Some(next),
+            None => break,
+        }
+    }
+    for key in doomed {
+        let key = ObjectKey::new(key)?;
+        if objects
+            .delete_object(bucket, &key, Default::default())
+            .await?
+            .is_some()
+        {
+            tracing::info!(bucket = %bucket, key = %key, "removed: its file left the watch folder");
+        }
+    }
+    Ok(())
+}
