@@ -1,6 +1,5 @@
 //! `eddy serve`: wires the stores, the executor and the HTTP surfaces together.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -8,11 +7,10 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, bail};
 use eddy_bus::Bus;
 use eddy_executor::{Executor, ExecutorConfig, SystemClock};
-use eddy_objects::{ObjectError, ObjectStore};
+use eddy_objects::ObjectStore;
 use eddy_server::Services;
 use eddy_server::auth::{DEV_ACCESS_KEY_ID, Principals, development_credentials};
 use eddy_sigv4::Credentials;
-use eddy_subscriptions::App;
 use eddy_tables::TableStore;
 
 pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
@@ -30,7 +28,7 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
     let objects = ObjectStore::open(bus.clone())?;
     let tables = TableStore::open(bus.clone()).await?;
     let config = ExecutorConfig {
-        stream_labels: provision(&app, &objects, &tables).await?,
+        stream_labels: eddy_server::provision(&app, &objects, &tables).await?,
         ..ExecutorConfig::default()
     };
     let executor =
@@ -95,48 +93,11 @@ pub async fn reload(manifests: &[PathBuf], services: &Services) {
     if !loaded.findings.is_empty() {
         tracing::warn!("{}", loaded.findings);
     }
-    match provision(&app, &services.objects, &services.tables).await {
-        Ok(stream_labels) => {
-            tracing::info!(
-                functions = app.functions.len(),
-                triggers = app.triggers.len(),
-                "applied the changed manifests"
-            );
-            services.executor.set_app(app.clone(), stream_labels);
-            *services.app.write().expect("app lock") = Arc::new(app);
-        }
-        Err(e) => tracing::error!(
-            "the changed manifests cannot be applied; still running the previous configuration: {e:#}"
-        ),
+    if let Err(e) = services.apply(app).await {
+        tracing::error!(
+            "the changed manifests cannot be applied; still running the previous configuration: {e}"
+        );
     }
-}
-
-/// Creates the app's buckets and declares its tables (adding columns where the manifest did).
-/// Returns each table's DynamoDB stream label: its creation time without the zone letter, as
-/// DynamoDB names a stream.
-async fn provision(
-    app: &App,
-    objects: &ObjectStore,
-    tables: &TableStore,
-) -> anyhow::Result<HashMap<String, String>> {
-    for bucket in &app.buckets {
-        match objects.create_bucket(&bucket.name).await {
-            Ok(()) | Err(ObjectError::BucketAlreadyExists(_)) => {}
-            Err(e) => return Err(e).with_context(|| format!("creating bucket {}", bucket.name)),
-        }
-    }
-    for table in &app.tables {
-        let outcome = tables
-            .declare(table.schema.clone())
-            .await
-            .with_context(|| format!("declaring table {} ({})", table.schema.name(), table.at))?;
-        tracing::info!(table = %table.schema.name(), ?outcome, "table declared");
-    }
-    let labels = tables.created().await?.into_iter().map(|(table, ms)| {
-        let label = eddy_events::iso8601_millis(ms);
-        (table, label.trim_end_matches('Z').to_string())
-    });
-    Ok(labels.collect())
 }
 
 /// Resolves on SIGINT or SIGTERM.

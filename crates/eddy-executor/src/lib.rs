@@ -32,7 +32,9 @@ use tokio::task::JoinHandle;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ExecError;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
-pub use store::{DeadLetter, DeadReason, DeliveryCounts, InvocationRecord, InvocationTotals};
+pub use store::{
+    DeadLetter, DeadReason, DeliveryCounts, InvocationPage, InvocationRecord, InvocationTotals,
+};
 
 use store::{Leased, NewDelivery, Settle, Settlement};
 
@@ -300,13 +302,26 @@ impl Executor {
         Ok(oldest.map(|t| Duration::from_millis((self.inner.clock.now_ms() - t).max(0) as u64)))
     }
 
-    /// Recorded attempts of a function, or for one event, oldest first.
+    /// Recorded attempts of a function, or for one event, in the order they were recorded.
     pub async fn invocations(
         &self,
         function: Option<&FunctionName>,
         event_seq: Option<u64>,
     ) -> Result<Vec<InvocationRecord>, ExecError> {
-        store::invocations(&self.inner.bus, function, event_seq).await
+        let page = store::invocations(&self.inner.bus, function, event_seq, 0, u32::MAX).await?;
+        Ok(page.records)
+    }
+
+    /// At most `limit` recorded attempts after position `after` (0 for the first): what
+    /// `eddy logs --follow` reads page after page.
+    pub async fn invocation_page(
+        &self,
+        function: Option<&FunctionName>,
+        event_seq: Option<u64>,
+        after: i64,
+        limit: u32,
+    ) -> Result<InvocationPage, ExecError> {
+        store::invocations(&self.inner.bus, function, event_seq, after, limit).await
     }
 
     /// The journal position the dispatcher has turned into deliveries.

@@ -121,6 +121,14 @@ pub struct InvocationRecord {
     pub truncated: bool,
 }
 
+/// Invocation records in the order they were recorded, and where the next page starts.
+#[derive(Clone, Debug, Default)]
+pub struct InvocationPage {
+    pub records: Vec<InvocationRecord>,
+    /// Pass as `after` for the records recorded since (the position of the last one here).
+    pub next: i64,
+}
+
 /// Rows per multi-row insert: far below SQLite's 32,766 parameters.
 const CHUNK: usize = 200;
 
@@ -535,38 +543,47 @@ pub(crate) async fn invocations(
     bus: &Bus,
     function: Option<&FunctionName>,
     event_seq: Option<u64>,
-) -> Result<Vec<InvocationRecord>, ExecError> {
+    after: i64,
+    limit: u32,
+) -> Result<InvocationPage, ExecError> {
     let name = function.map(|f| f.to_string());
     let seq = event_seq.map(|s| s as i64);
     let rows = sqlx::query(
-        "SELECT request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
-                error_type, error, output, truncated
+        "SELECT rowid, request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us,
+                outcome, error_type, error, output, truncated
          FROM _eddy_invocations
-         WHERE (? IS NULL OR function = ?) AND (? IS NULL OR event_seq = ?)
-         ORDER BY start_ms, rowid",
+         WHERE (? IS NULL OR function = ?) AND (? IS NULL OR event_seq = ?) AND rowid > ?
+         ORDER BY rowid
+         LIMIT ?",
     )
     .bind(name.clone())
     .bind(name)
     .bind(seq)
     .bind(seq)
+    .bind(after)
+    .bind(i64::from(limit))
     .fetch_all(bus.readers())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(InvocationRecord {
-                request_id: r.try_get("request_id")?,
-                function: r.try_get("function")?,
-                delivery_id: r.try_get("delivery_id")?,
-                event_seq: r.try_get::<Option<i64>, _>("event_seq")?.map(|s| s as u64),
-                attempt: r.try_get::<i64, _>("attempt")? as u32,
-                start_ms: r.try_get("start_ms")?,
-                duration_us: r.try_get::<i64, _>("duration_us")? as u64,
-                outcome: r.try_get("outcome")?,
-                error_type: r.try_get("error_type")?,
-                error: r.try_get("error")?,
-                output: r.try_get("output")?,
-                truncated: r.try_get("truncated")?,
-            })
-        })
-        .collect()
+    let mut page = InvocationPage {
+        records: Vec::with_capacity(rows.len()),
+        next: after,
+    };
+    for r in &rows {
+        page.next = r.try_get("rowid")?;
+        page.records.push(InvocationRecord {
+            request_id: r.try_get("request_id")?,
+            function: r.try_get("function")?,
+            delivery_id: r.try_get("delivery_id")?,
+            event_seq: r.try_get::<Option<i64>, _>("event_seq")?.map(|s| s as u64),
+            attempt: r.try_get::<i64, _>("attempt")? as u32,
+            start_ms: r.try_get("start_ms")?,
+            duration_us: r.try_get::<i64, _>("duration_us")? as u64,
+            outcome: r.try_get("outcome")?,
+            error_type: r.try_get("error_type")?,
+            error: r.try_get("error")?,
+            output: r.try_get("output")?,
+            truncated: r.try_get("truncated")?,
+        });
+    }
+    Ok(page)
 }

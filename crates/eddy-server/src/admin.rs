@@ -71,26 +71,31 @@ fn event_json(e: &Event) -> Value {
     })
 }
 
+/// A whole-number query parameter, or its default.
+fn number(q: &HashMap<String, String>, name: &str, default: u64) -> Result<u64> {
+    q.get(name).map_or(Ok(default), |v| {
+        v.parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidQuery",
+                format!("{name} must be a whole number; got {v:?}"),
+            )
+        })
+    })
+}
+
+/// `limit`: 100 unless given, at most 1000.
+fn page_limit(q: &HashMap<String, String>) -> Result<u32> {
+    Ok(number(q, "limit", 100)?.min(1000) as u32)
+}
+
 /// `GET /_eddy/v1/events?after=SEQ&limit=N`: events in commit order.
 pub async fn events(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
-    let number = |name: &str, default: u64| -> Result<u64> {
-        q.get(name)
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidQuery",
-                        format!("{name} must be a whole number; got {v:?}"),
-                    )
-                })
-            })
-            .unwrap_or(Ok(default))
-    };
-    let (after, limit) = (number("after", 0)?, number("limit", 100)?.min(1000));
-    let events = s.bus.read_after(after, limit as u32).await?;
+    let (after, limit) = (number(&q, "after", 0)?, page_limit(&q)?);
+    let events = s.bus.read_after(after, limit).await?;
     Ok(Json(
         json!({ "events": events.iter().map(event_json).collect::<Vec<_>>() }),
     ))
@@ -146,28 +151,26 @@ fn function_param(q: &HashMap<String, String>) -> Result<Option<FunctionName>> {
     Ok(q.get("function").map(FunctionName::new).transpose()?)
 }
 
-/// `GET /_eddy/v1/invocations?function=NAME&event=SEQ`
+/// `GET /_eddy/v1/invocations?function=NAME&event=SEQ&after=POS&limit=N`: recorded attempts in
+/// the order they were recorded; `next` is the `after` of the following page.
 pub async fn invocations(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
     let function = function_param(&q)?;
     let event = q
-        .get("event")
-        .map(|v| {
-            v.parse::<u64>().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidQuery",
-                    format!("event must be a sequence number; got {v:?}"),
-                )
-            })
-        })
+        .contains_key("event")
+        .then(|| number(&q, "event", 0))
         .transpose()?;
-    let records = s.executor.invocations(function.as_ref(), event).await?;
-    Ok(Json(
-        json!({ "invocations": records.iter().map(invocation_json).collect::<Vec<_>>() }),
-    ))
+    let after = number(&q, "after", 0)? as i64;
+    let page = s
+        .executor
+        .invocation_page(function.as_ref(), event, after, page_limit(&q)?)
+        .await?;
+    Ok(Json(json!({
+        "invocations": page.records.iter().map(invocation_json).collect::<Vec<_>>(),
+        "next": page.next,
+    })))
 }
 
 fn dead_letter_json(d: &DeadLetter) -> Value {

@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod auth;
+mod deploy;
 pub mod error;
 mod lambda;
 mod metrics;
@@ -23,6 +24,7 @@ use eddy_objects::ObjectStore;
 use eddy_subscriptions::App;
 use eddy_tables::TableStore;
 
+pub use deploy::{ProvisionError, provision};
 pub use lambda::{ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT};
 
 /// Everything the handlers reach.
@@ -55,7 +57,7 @@ pub fn router(services: Shared) -> Router {
         )
         .route(
             "/_eddy/v1/tables/{table}/rows",
-            post(tables::insert).get(tables::list),
+            post(tables::insert).get(tables::list).put(tables::upsert),
         )
         .route(
             "/_eddy/v1/tables/{table}/rows/{*key}",
@@ -71,6 +73,7 @@ pub fn router(services: Shared) -> Router {
             post(admin::redrive_function),
         )
         .route("/_eddy/v1/triggers", get(admin::triggers))
+        .route("/_eddy/v1/deploy", post(deploy::deploy))
         .route("/_eddy/v1/events", get(admin::events))
         .route("/_eddy/v1/events/{id}", get(admin::event))
         .route("/_eddy/v1/invocations", get(admin::invocations))

@@ -44,6 +44,20 @@ pub async fn insert(
     Ok((StatusCode::CREATED, Json(json!({ "rows": rows }))).into_response())
 }
 
+/// `PUT …/rows`: inserts or replaces the row whose key the body's key columns give.
+pub async fn upsert(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>> {
+    let change = s
+        .tables
+        .put(&table(&name)?, body, lineage_of(&headers))
+        .await?;
+    Ok(Json(change.new.map(Value::Object).unwrap_or_default()))
+}
+
 /// `GET …/rows?col=value&limit=&after=`: rows in key order, a page at a time.
 pub async fn list(
     State(s): State<Shared>,
