@@ -1,5 +1,11 @@
-//! The `eddy` command.
+//! The `eddy` command: `serve` and `validate` work on this machine; every other command talks
+//! to a running eddy (`--endpoint`) with signed requests.
 
+mod admin;
+mod client;
+mod functions;
+mod objects;
+mod rows;
 mod serve;
 mod watch;
 
@@ -7,7 +13,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
 
 #[derive(Parser)]
 #[command(
@@ -16,13 +23,62 @@ use clap::{Parser, Subcommand};
     about = "Event-driven storage: objects, tables and the functions their changes run"
 )]
 struct Cli {
+    #[command(flatten)]
+    connection: Connection,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where the running eddy is, and the credentials to sign requests with.
+#[derive(Args)]
+struct Connection {
+    /// The eddy to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "EDDY_ENDPOINT",
+        default_value = "http://127.0.0.1:7171"
+    )]
+    endpoint: String,
+    /// The access key to sign with (the development key unless set).
+    #[arg(
+        long,
+        global = true,
+        env = "EDDY_ACCESS_KEY_ID",
+        hide_env_values = true
+    )]
+    access_key_id: Option<String>,
+    /// Its secret (the development secret unless set).
+    #[arg(
+        long,
+        global = true,
+        env = "EDDY_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    secret_access_key: Option<String>,
+}
+
+impl Connection {
+    fn client(&self) -> anyhow::Result<client::Client> {
+        let dev = eddy_server::auth::development_credentials();
+        let credentials = match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) => eddy_sigv4::Credentials {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
+            },
+            (None, None) => dev,
+            _ => anyhow::bail!("give both --access-key-id and --secret-access-key, or neither"),
+        };
+        client::Client::new(&self.endpoint, credentials)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run eddy: the table, Lambda and admin APIs, and the functions the manifests declare.
+    /// Run eddy: the S3, Lambda, table and admin APIs, and the functions the manifests declare.
     Serve {
         /// Manifest files, checked together as one app.
         manifests: Vec<PathBuf>,
@@ -40,37 +96,244 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
+    /// Check manifests and run them on the running eddy, without a restart.
+    Deploy {
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+    },
+    /// Copy a file to an object or an object to a file: `eddy cp FILE s3://BUCKET/KEY`,
+    /// `eddy cp s3://BUCKET/KEY FILE` (`-` writes to stdout).
+    Cp { source: String, target: String },
+    /// List buckets, or the objects of `s3://BUCKET[/PREFIX]`.
+    Ls {
+        target: Option<String>,
+        /// Every object below the prefix, not one level.
+        #[arg(long, short)]
+        recursive: bool,
+    },
+    /// Delete an object: `eddy rm s3://BUCKET/KEY`.
+    Rm { target: String },
+    /// Rows of a table.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Run a function and print its result.
+    Invoke {
+        name: String,
+        /// The event: JSON, or @FILE.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Queue it (retried on failure) instead of waiting for the result.
+        #[arg(long = "async")]
+        asynchronous: bool,
+        /// Print the end of the function's log to stderr.
+        #[arg(long)]
+        log: bool,
+    },
+    /// A function's invocations with their logs, oldest first.
+    Logs {
+        name: String,
+        /// Keep printing new invocations as they are recorded.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// The event journal.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Dead letters: deliveries that ran out of retries.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand)]
+enum TableCommand {
+    /// Insert or replace a row (JSON, or @FILE) by its key columns.
+    Put { table: String, row: String },
+    /// Read a row by its key: one value per key column, in key order.
+    Get { table: String, key: Vec<String> },
+    /// Rows in key order, optionally only those whose columns equal values.
+    Scan {
+        table: String,
+        /// COLUMN=VALUE; repeat for more.
+        #[arg(long = "where")]
+        filters: Vec<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Delete a row by its key.
+    Delete { table: String, key: Vec<String> },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// The last events, oldest first.
+    Tail {
+        #[arg(long, default_value_t = 20)]
+        last: u32,
+        /// Keep printing events as they commit.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// One event: which triggers matched it, clause by clause, and what ran.
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Dead letters, of one function or all.
+    List {
+        #[arg(long)]
+        function: Option<String>,
+    },
+    /// Deliver a dead letter (or all of a function's) again from its first attempt.
+    Redrive {
+        id: Option<i64>,
+        #[arg(long)]
+        function: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Validate { manifests } => validate(&manifests),
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Validate { manifests } => return validate(&manifests),
         Command::Serve {
             manifests,
             data_dir,
             listen,
         } => {
-            // s3s logs every refused client request at ERROR level; eddy logs its own failures,
-            // so s3s stays quiet unless EDDY_LOG names it.
-            let mut filter = std::env::var("EDDY_LOG").unwrap_or_else(|_| "info".into());
-            if !filter.contains("s3s") {
-                filter.push_str(",s3s=off");
-            }
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+            init_logging();
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-            match runtime.block_on(serve::run(&manifests, &data_dir, listen)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            runtime.block_on(serve::run(&manifests, &data_dir, listen))
+        }
+        command => cli
+            .connection
+            .client()
+            .and_then(|client| remote(&client, command, json)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+fn init_logging() {
+    // s3s logs every refused client request at ERROR level; eddy logs its own failures, so
+    // s3s stays quiet unless EDDY_LOG names it.
+    let mut filter = std::env::var("EDDY_LOG").unwrap_or_else(|_| "info".into());
+    if !filter.contains("s3s") {
+        filter.push_str(",s3s=off");
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Prints a command's answer: as JSON with `--json`, else in its human form.
+fn output(json: bool, value: &Value, human: impl FnOnce(&Value)) {
+    if json {
+        println!("{value}");
+    } else {
+        human(value);
+    }
+}
+
+/// The human form of an answer that needs no special layout.
+fn pretty(value: &Value) {
+    match value {
+        Value::Null => {}
+        Value::String(s) => println!("{s}"),
+        other => println!(
+            "{}",
+            serde_json::to_string_pretty(other).unwrap_or_default()
+        ),
+    }
+}
+
+/// The commands that talk to a running eddy.
+fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { .. } | Command::Validate { .. } => unreachable!("handled in main"),
+        Command::Deploy { manifests } => {
+            let answer = admin::deploy(client, &manifests)?;
+            output(json, &answer, |a| {
+                if let Some(w) = a["warnings"].as_str().filter(|w| !w.is_empty()) {
+                    eprintln!("{w}");
+                }
+                println!(
+                    "deployed: {} functions, {} triggers",
+                    a["functions"], a["triggers"]
+                );
+            });
+        }
+        Command::Cp { source, target } => {
+            let answer = objects::cp(client, &source, &target)?;
+            if target != "-" {
+                output(json, &answer, |a| {
+                    let what = a["uploaded"]
+                        .as_str()
+                        .or(a["downloaded"].as_str())
+                        .unwrap_or("");
+                    println!("copied {what} ({} bytes)", a["size"]);
+                });
+            }
+        }
+        Command::Ls { target, recursive } => {
+            let listing = objects::ls(client, target.as_deref(), recursive)?;
+            output(json, &listing, objects::print_listing);
+        }
+        Command::Rm { target } => output(json, &objects::rm(client, &target)?, |_| {}),
+        Command::Table(table) => {
+            let answer = match table {
+                TableCommand::Put { table, row } => rows::put(client, &table, &row)?,
+                TableCommand::Get { table, key } => rows::get(client, &table, &key)?,
+                TableCommand::Delete { table, key } => rows::delete(client, &table, &key)?,
+                TableCommand::Scan {
+                    table,
+                    filters,
+                    limit,
+                } => rows::scan(client, &table, &filters, limit)?,
+            };
+            output(json, &answer, pretty);
+        }
+        Command::Invoke {
+            name,
+            payload,
+            asynchronous,
+            log,
+        } => {
+            let invoked = functions::invoke(client, &name, payload.as_deref(), asynchronous, log)?;
+            if let Some(log) = &invoked.log {
+                eprint!("{log}");
+            }
+            output(json, &invoked.result, pretty);
+        }
+        Command::Logs { name, follow } => functions::logs(client, &name, follow, |record| {
+            output(json, record, functions::print_invocation);
+        })?,
+        Command::Events(EventsCommand::Tail { last, follow }) => {
+            admin::tail(client, last, follow, |event| {
+                output(json, event, admin::print_event)
+            })?;
+        }
+        Command::Events(EventsCommand::Show { id }) => {
+            output(json, &admin::show(client, &id)?, admin::print_explained);
+        }
+        Command::Dlq(DlqCommand::List { function }) => {
+            let answer = admin::dead_letters(client, function.as_deref())?;
+            output(json, &answer, admin::print_dead_letters);
+        }
+        Command::Dlq(DlqCommand::Redrive { id, function }) => {
+            let answer = admin::redrive(client, id, function.as_deref())?;
+            output(json, &answer, |a| println!("redriven: {}", a["redriven"]));
+        }
+    }
+    Ok(())
 }
 
 fn validate(manifests: &[PathBuf]) -> ExitCode {

@@ -3,6 +3,7 @@
 //! and redrive.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -89,16 +90,36 @@ fn page_limit(q: &HashMap<String, String>) -> Result<u32> {
     Ok(number(q, "limit", 100)?.min(1000) as u32)
 }
 
-/// `GET /_eddy/v1/events?after=SEQ&limit=N`: events in commit order.
+/// The longest `wait` a request for events may ask for.
+const MAX_EVENT_WAIT_SECONDS: u64 = 60;
+
+/// `GET /_eddy/v1/events?after=SEQ&limit=N&last=N&wait=SECONDS`: events in commit order, after
+/// `SEQ` or the last `N`. With `wait`, a request that would find none waits up to that long for
+/// the next commit (what `eddy events tail --follow` asks for).
 pub async fn events(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
-    let (after, limit) = (number(&q, "after", 0)?, page_limit(&q)?);
-    let events = s.bus.read_after(after, limit).await?;
-    Ok(Json(
-        json!({ "events": events.iter().map(event_json).collect::<Vec<_>>() }),
-    ))
+    let limit = page_limit(&q)?;
+    let after = if q.contains_key("last") {
+        s.bus.last_seq().saturating_sub(number(&q, "last", 0)?)
+    } else {
+        number(&q, "after", 0)?
+    };
+    let wait = number(&q, "wait", 0)?.min(MAX_EVENT_WAIT_SECONDS);
+    let mut events = s.bus.read_after(after, limit).await?;
+    if events.is_empty() && wait > 0 {
+        let mut follower = s.bus.follow(after);
+        let next = tokio::time::timeout(Duration::from_secs(wait), follower.next()).await;
+        if let Ok(found) = next {
+            events = found?;
+            events.truncate(limit as usize);
+        }
+    }
+    Ok(Json(json!({
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        "next": events.last().map_or(after, |e| e.seq),
+    })))
 }
 
 /// `GET /_eddy/v1/events/{id}`: the event, and for each trigger on its source whether it

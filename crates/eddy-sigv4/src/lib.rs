@@ -29,6 +29,16 @@ const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
 /// The same, keeping the path's slashes.
 const ENCODE_PATH: &AsciiSet = &ENCODE.remove(b'/');
 
+/// Percent-encodes a query value or a path segment as AWS does: all but `A-Z a-z 0-9 - _ . ~`.
+pub fn uri_encode(text: &str) -> String {
+    utf8_percent_encode(text, ENCODE).to_string()
+}
+
+/// [`uri_encode`], keeping the slashes of a path (or of an object key).
+pub fn uri_encode_path(text: &str) -> String {
+    utf8_percent_encode(text, ENCODE_PATH).to_string()
+}
+
 /// An access key and its secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -292,7 +302,7 @@ fn canonical_request(request: &Request<'_>, service: &str, signed_headers: &[&st
     let uri = if service == "s3" {
         path.to_string()
     } else {
-        utf8_percent_encode(path, ENCODE_PATH).to_string()
+        uri_encode_path(path)
     };
     let headers: String = signed_headers
         .iter()
@@ -317,10 +327,7 @@ fn canonical_request(request: &Request<'_>, service: &str, signed_headers: &[&st
 
 /// The query's pairs, each name and value encoded AWS's way, sorted.
 fn canonical_query(query: &str) -> String {
-    let encode = |s: &str| {
-        let decoded = percent_decode_str(s).decode_utf8_lossy();
-        utf8_percent_encode(&decoded, ENCODE).to_string()
-    };
+    let encode = |s: &str| uri_encode(&percent_decode_str(s).decode_utf8_lossy());
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())

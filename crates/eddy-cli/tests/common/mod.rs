@@ -272,3 +272,37 @@ pub fn boto3(eddy: &Eddy, script: &str) -> Value {
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
+
+/// Runs an `eddy` client command against `eddy`, in its folder.
+pub fn cli(eddy: &Eddy, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .current_dir(eddy.dir.path())
+        .env("EDDY_ENDPOINT", &eddy.base)
+        .env_remove("EDDY_ACCESS_KEY_ID")
+        .env_remove("EDDY_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap()
+}
+
+/// Runs an `eddy` client command that must succeed and returns its stdout.
+pub fn cli_ok(eddy: &Eddy, args: &[&str]) -> String {
+    let out = cli(eddy, args);
+    assert!(
+        out.status.success(),
+        "eddy {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs an `eddy` client command that must fail and returns its stderr.
+pub fn cli_err(eddy: &Eddy, args: &[&str]) -> String {
+    let out = cli(eddy, args);
+    assert!(
+        !out.status.success(),
+        "eddy {args:?} should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}

@@ -1,0 +1,287 @@
+//! The `eddy` client commands against a running `eddy serve`: objects, rows, invoke, logs,
+//! events, dead letters and deploy, each with its human and `--json` output and its errors.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn objects_go_both_ways_and_large_ones_in_parts() {
+    let eddy = serve("buckets: [{name: photos}]\n");
+    let dir = eddy.dir.path();
+    std::fs::write(dir.join("small.txt"), "hello").unwrap();
+    let big: Vec<u8> = (0..70 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect();
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+
+    let up = json_of(&cli_ok(
+        &eddy,
+        &["cp", "small.txt", "s3://photos/docs/", "--json"],
+    ));
+    assert_eq!(
+        up["key"], "docs/small.txt",
+        "a key ending in / takes the file's name"
+    );
+    let up = json_of(&cli_ok(
+        &eddy,
+        &["--json", "cp", "big.bin", "s3://photos/big.bin"],
+    ));
+    assert!(
+        up["etag"].as_str().unwrap().ends_with("-5"),
+        "70 MiB goes up in five 16 MiB parts: {up}"
+    );
+
+    assert_eq!(
+        cli_ok(&eddy, &["cp", "s3://photos/docs/small.txt", "-"]),
+        "hello"
+    );
+    cli_ok(&eddy, &["cp", "s3://photos/big.bin", "back.bin"]);
+    assert!(std::fs::read(dir.join("back.bin")).unwrap() == big);
+
+    let listing = json_of(&cli_ok(&eddy, &["ls", "s3://photos", "--json"]));
+    assert_eq!(listing["prefixes"], json!(["docs/"]));
+    assert_eq!(listing["objects"][0]["key"], "big.bin");
+    let human = cli_ok(&eddy, &["ls", "-r", "s3://photos"]);
+    assert!(
+        human.contains("docs/small.txt") && human.contains("73400320"),
+        "{human}"
+    );
+    let buckets = json_of(&cli_ok(&eddy, &["ls", "--json"]));
+    assert_eq!(buckets["buckets"][0]["name"], "photos");
+
+    cli_ok(&eddy, &["rm", "s3://photos/docs/small.txt"]);
+    let listing = json_of(&cli_ok(&eddy, &["ls", "-r", "s3://photos", "--json"]));
+    assert_eq!(listing["objects"].as_array().unwrap().len(), 1);
+
+    let err = cli_err(&eddy, &["cp", "small.txt", "s3://nowhere/x"]);
+    assert!(err.contains("NoSuchBucket"), "{err}");
+    let err = cli_err(&eddy, &["cp", "s3://photos/missing", "out"]);
+    assert!(err.contains("NoSuchKey"), "{err}");
+    assert!(
+        !dir.join("out").exists(),
+        "a failed download writes no file"
+    );
+    let err = cli_err(&eddy, &["cp", "a", "b"]);
+    assert!(
+        err.contains("one side of eddy cp must be s3://BUCKET/KEY"),
+        "{err}"
+    );
+    let err = cli_err(
+        &eddy,
+        &[
+            "ls",
+            "--access-key-id",
+            "eddy-dev",
+            "--secret-access-key",
+            "wrong",
+        ],
+    );
+    assert!(err.contains("SignatureDoesNotMatch"), "{err}");
+    let err = cli_err(&eddy, &["ls", "--endpoint", "http://127.0.0.1:1"]);
+    assert!(
+        err.contains("cannot reach eddy at http://127.0.0.1:1"),
+        "{err}"
+    );
+}
+
+const APP: &str = "tables: [{name: orders, primary_key: id, columns: {id: integer, status: text}}]
+functions:
+  - {name: echo, runtime: exec, command: [sh, -c, 'echo \"echo ran\" >&2; cat']}
+  - {name: fail, runtime: exec, command: [sh, -c, 'echo \"it broke\" >&2; exit 3']}
+  - {name: audit, runtime: exec, command: [sh, -c, 'echo \"audit saw a row\" >&2']}
+triggers:
+  - {function: audit, source: table/orders, events: [row:insert]}
+  - {function: fail, source: table/orders, events: [row:remove], retry: {max_attempts: 1}}
+";
+
+#[test]
+fn rows_and_invocations_from_the_command_line() {
+    let eddy = serve(APP);
+    let row = json_of(&cli_ok(
+        &eddy,
+        &[
+            "table",
+            "put",
+            "orders",
+            r#"{"id": 7, "status": "paid"}"#,
+            "--json",
+        ],
+    ));
+    assert_eq!(row, json!({"id": 7, "status": "paid"}));
+    std::fs::write(
+        eddy.dir.path().join("row.json"),
+        r#"{"id": 8, "status": "new"}"#,
+    )
+    .unwrap();
+    cli_ok(&eddy, &["table", "put", "orders", "@row.json"]);
+    assert_eq!(
+        json_of(&cli_ok(&eddy, &["table", "get", "orders", "7", "--json"]))["status"],
+        "paid"
+    );
+    let scanned = json_of(&cli_ok(
+        &eddy,
+        &["table", "scan", "orders", "--where", "status=new", "--json"],
+    ));
+    assert_eq!(scanned["rows"], json!([{"id": 8, "status": "new"}]));
+    let err = cli_err(&eddy, &["table", "put", "orders", "{not json"]);
+    assert!(err.contains("the row is not valid JSON"), "{err}");
+    let err = cli_err(&eddy, &["table", "put", "orders", r#"{"id": "x"}"#]);
+    assert!(err.contains("WrongType"), "{err}");
+    let err = cli_err(&eddy, &["table", "get", "orders", "99"]);
+    assert!(err.contains("NoSuchRow"), "{err}");
+
+    let result = json_of(&cli_ok(
+        &eddy,
+        &["invoke", "echo", "--payload", r#"{"n": 1}"#, "--json"],
+    ));
+    assert_eq!(result, json!({"n": 1}));
+    let out = cli(&eddy, &["invoke", "echo", "--log"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("echo ran"));
+    let err = cli_err(&eddy, &["invoke", "fail"]);
+    assert!(
+        err.contains("it broke") && err.contains("the function failed"),
+        "{err}"
+    );
+    let err = cli_err(&eddy, &["invoke", "nobody"]);
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    let queued = json_of(&cli_ok(&eddy, &["invoke", "echo", "--async", "--json"]));
+    assert_eq!(queued["accepted"], true);
+
+    eddy.wait_for("the row trigger", |e| {
+        e.get("/_eddy/v1/invocations?function=audit").body["invocations"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    });
+    let logs = cli_ok(&eddy, &["logs", "audit"]);
+    assert_eq!(logs.matches("audit saw a row").count(), 2, "{logs}");
+    let records: Vec<Value> = cli_ok(&eddy, &["logs", "audit", "--json"])
+        .lines()
+        .map(json_of)
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["outcome"], "success");
+
+    cli_ok(&eddy, &["table", "delete", "orders", "7"]);
+    eddy.wait_for("the failing delivery to be dead-lettered", |e| {
+        e.get("/_eddy/v1/dead-letters").body["dead_letters"]
+            .as_array()
+            .is_some_and(|d| d.len() == 1)
+    });
+    let dead = json_of(&cli_ok(&eddy, &["dlq", "list", "--json"]));
+    let id = dead["dead_letters"][0]["id"].to_string();
+    assert!(cli_ok(&eddy, &["dlq", "list"]).contains("RetriesExhausted"));
+    let redriven = json_of(&cli_ok(&eddy, &["dlq", "redrive", &id, "--json"]));
+    assert_eq!(redriven["redriven"], 1);
+    let err = cli_err(&eddy, &["dlq", "redrive"]);
+    assert!(err.contains("name one dead letter"), "{err}");
+}
+
+/// Starts a long-running client command and returns its stdout lines as they come.
+fn follow(eddy: &Eddy, args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .env("EDDY_ENDPOINT", &eddy.base)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, receiver)
+}
+
+fn next_line(lines: &std::sync::mpsc::Receiver<String>) -> Value {
+    let line = lines
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a line within 20 s");
+    json_of(&line)
+}
+
+#[test]
+fn events_and_logs_can_be_followed_and_explained() {
+    let eddy = serve(APP);
+    let (mut events, event_lines) = follow(&eddy, &["events", "tail", "--follow", "--json"]);
+    let (mut logs, log_lines) = follow(&eddy, &["logs", "audit", "--follow", "--json"]);
+    eddy.json(
+        "POST",
+        "/_eddy/v1/tables/orders/rows",
+        json!({"id": 1, "status": "new"}),
+    );
+    let event = next_line(&event_lines);
+    assert_eq!(event["kind"], "INSERT");
+    let run = next_line(&log_lines);
+    assert!(
+        run["log"].as_str().unwrap().contains("audit saw a row"),
+        "{run}"
+    );
+    eddy.json(
+        "POST",
+        "/_eddy/v1/tables/orders/rows",
+        json!({"id": 2, "status": "new"}),
+    );
+    assert_eq!(next_line(&event_lines)["key"], "[2]");
+    let _ = (events.kill(), logs.kill(), events.wait(), logs.wait());
+
+    let id = event["id"].as_str().unwrap();
+    let explained = cli_ok(&eddy, &["events", "show", id]);
+    assert!(
+        explained.contains("trigger audit-on-orders: matched")
+            && explained.contains("trigger fail-on-orders: did not match"),
+        "{explained}"
+    );
+    let err = cli_err(&eddy, &["events", "show", "not-an-id"]);
+    assert!(err.contains("NoSuchEvent"), "{err}");
+    let tail = cli_ok(&eddy, &["events", "tail", "--last", "1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+}
+
+#[test]
+fn deploy_applies_valid_manifests_and_reports_invalid_ones() {
+    let eddy = serve(APP);
+    let dir = eddy.dir.path();
+    std::fs::write(
+        dir.join("more.yaml"),
+        "functions: [{name: fresh, runtime: exec, command: [cat]}]\n",
+    )
+    .unwrap();
+    let out = cli_ok(&eddy, &["deploy", "app.yaml", "more.yaml"]);
+    assert!(out.contains("deployed: 4 functions, 2 triggers"), "{out}");
+    assert_eq!(
+        json_of(&cli_ok(
+            &eddy,
+            &["invoke", "fresh", "--payload", "[1]", "--json"]
+        )),
+        json!([1])
+    );
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "functions: [{name: broken, runtime: exec}]\n",
+    )
+    .unwrap();
+    let err = cli_err(&eddy, &["deploy", "app.yaml", "bad.yaml"]);
+    assert!(
+        err.contains("InvalidManifest")
+            && err.contains("function `broken` is missing `command`, which the exec runtime needs"),
+        "{err}"
+    );
+    assert_eq!(
+        json_of(&cli_ok(&eddy, &["invoke", "fresh", "--json"])),
+        json!({}),
+        "the deployed app still runs"
+    );
+}
