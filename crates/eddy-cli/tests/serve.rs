@@ -458,12 +458,20 @@ fn the_aws_cli_invokes_and_lists_functions() {
 
 #[test]
 fn serve_stops_cleanly_on_sigterm_and_keeps_what_it_acknowledged() {
-    let mut eddy = serve(ORDERS);
+    let mut eddy = serve(&format!(
+        "{ORDERS}functions:
+  - {{name: slow, runtime: exec, command: [sh, -c, 'touch $DIR/started; sleep 1; echo finished >&2']}}
+triggers:
+  - {{function: slow, source: table/orders, events: [row:insert]}}
+"
+    ));
     eddy.json(
         "POST",
         "/_eddy/v1/tables/orders/rows",
         json!({"id": 1, "status": "kept"}),
     );
+    let started = eddy.dir.path().join("started");
+    eddy.wait_for("the function to start", |_| started.exists());
     let pid = eddy.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -474,16 +482,27 @@ fn serve_stops_cleanly_on_sigterm_and_keeps_what_it_acknowledged() {
     );
     let status = eddy.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    // Served again on the same data: the row is there.
+    assert!(
+        eddy.log().contains("stopping"),
+        "the shutdown is logged: {}",
+        eddy.log()
+    );
+    // Served again on the same data: the row is there, and the running invocation finished
+    // before eddy stopped, so it is recorded once and not run again.
     let dir = std::mem::replace(&mut eddy.dir, tempfile::tempdir().unwrap());
     let again = spawn(dir, "app.yaml");
     assert_eq!(
         again.get("/_eddy/v1/tables/orders/rows/1").body["status"],
         "kept"
     );
+    let runs = again.get("/_eddy/v1/invocations?function=slow").body;
+    let runs = runs["invocations"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["outcome"], "success");
+    assert!(runs[0]["log"].as_str().unwrap().contains("finished"));
 }
 
-/// The README's quickstart works as it says.
+/// The README's quickstart tour works as it says: the same clients, the same commands.
 #[test]
 fn the_quickstart_runs() {
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -491,36 +510,74 @@ fn the_quickstart_runs() {
         .canonicalize()
         .unwrap();
     let eddy = spawn(tempfile::tempdir().unwrap(), quickstart.to_str().unwrap());
-    let greeting = eddy.call(
-        "POST",
-        "/2015-03-31/functions/greet/invocations",
-        &[],
-        Some(r#"{"name": "ada"}"#),
+
+    // An upload runs on-upload.
+    std::fs::write(eddy.dir.path().join("cat.jpg"), "not really a cat").unwrap();
+    let cat = eddy.dir.path().join("cat.jpg");
+    let up = aws(
+        &eddy,
+        &["s3", "cp", cat.to_str().unwrap(), "s3://photos/cat.jpg"],
     );
-    assert_eq!(greeting.body, json!({"greeting": "hello, ada"}));
-    eddy.json(
-        "POST",
-        "/_eddy/v1/tables/orders/rows",
-        json!({"id": 1, "customer": "ada", "total": 12.5, "status": "paid"}),
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
     );
-    eddy.json(
-        "PATCH",
-        "/_eddy/v1/tables/orders/rows/1",
-        json!({"status": "shipped"}),
+    eddy.wait_for("the upload to be handled", |e| {
+        cli_ok(e, &["logs", "on-upload"]).contains("new photo: cat.jpg (16 bytes)")
+    });
+
+    // Row changes run on-order, with the change as a plain event.
+    let bearer = format!("Bearer {}", eddy_server::auth::DEV_SECRET_ACCESS_KEY);
+    let row = r#"{"id": 1, "customer": "ada", "total": 12.5, "status": "paid"}"#;
+    let auth = [("authorization", bearer.as_str())];
+    assert_eq!(
+        eddy.call("POST", "/_eddy/v1/tables/orders/rows", &auth, Some(row))
+            .status,
+        201
+    );
+    let patch = r#"{"status": "shipped"}"#;
+    assert_eq!(
+        eddy.call(
+            "PATCH",
+            "/_eddy/v1/tables/orders/rows/1",
+            &auth,
+            Some(patch)
+        )
+        .status,
+        200
     );
     eddy.wait_for("both order events to be handled", |e| {
-        e.get("/_eddy/v1/invocations?function=on-order").body["invocations"]
-            .as_array()
-            .unwrap()
-            .len()
+        cli_ok(e, &["logs", "on-order"])
+            .matches("order event: {")
+            .count()
             == 2
     });
-    let runs = eddy.get("/_eddy/v1/invocations?function=on-order").body;
-    let log = runs["invocations"][1]["log"].as_str().unwrap();
-    assert!(
-        log.starts_with("order event: {") && log.contains("\"type\":\"MODIFY\""),
-        "{log}"
+    assert!(cli_ok(&eddy, &["logs", "on-order"]).contains("\"type\":\"MODIFY\""));
+
+    // greet answers the AWS CLI.
+    let out_file = eddy.dir.path().join("out.json");
+    let invoked = aws(
+        &eddy,
+        &[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "greet",
+            "--payload",
+            r#"{"name": "ada"}"#,
+            "--log-type",
+            "Tail",
+            out_file.to_str().unwrap(),
+        ],
     );
+    assert!(
+        invoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&invoked.stderr)
+    );
+    let greeting: Value = serde_json::from_slice(&std::fs::read(out_file).unwrap()).unwrap();
+    assert_eq!(greeting, json!({"greeting": "hello, ada"}));
 }
 
 #[test]

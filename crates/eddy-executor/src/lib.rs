@@ -28,6 +28,7 @@ use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex, Ordering, R
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ExecError;
@@ -94,7 +95,12 @@ struct Inner {
     slots: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
     /// Wakes the scheduler: new deliveries, or a slot or key that came free.
     wake: Notify,
+    /// Set at shutdown: the dispatcher and the scheduler stop taking work.
     stop: watch::Sender<bool>,
+    /// The attempts running now; shutdown waits for them.
+    attempts: TaskTracker,
+    /// Set at shutdown once every attempt has finished: the settler records the last and stops.
+    drained: watch::Sender<bool>,
     /// Finished attempts on their way to the settler, which records them in batches.
     settled: mpsc::Sender<Settle>,
 }
@@ -139,6 +145,8 @@ impl Executor {
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stop: watch::Sender::new(false),
+            attempts: TaskTracker::new(),
+            drained: watch::Sender::new(false),
             settled,
         });
         let tasks = vec![
@@ -329,13 +337,23 @@ impl Executor {
         Ok(self.inner.bus.cursor(CURSOR).await?.unwrap_or(0))
     }
 
-    /// Stops taking work and waits for the dispatcher and scheduler to stop. Attempts already
-    /// running finish; anything leased but unsettled returns to ready at the next start.
+    /// Stops taking work, lets the attempts already running finish (each within its
+    /// function's timeout) and records their outcomes. Whatever is still leased after that (a
+    /// crash, not a shutdown) returns to ready at the next start.
     pub async fn shutdown(&self) {
-        self.inner.stop.send_replace(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().expect("task lock"));
+        let inner = &self.inner;
+        inner.stop.send_replace(true);
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("task lock"));
+        // The settler was started last; it stops once the attempts are done.
+        let settler = tasks.pop();
         for task in tasks {
             let _ = task.await;
+        }
+        inner.attempts.close();
+        inner.attempts.wait().await;
+        inner.drained.send_replace(true);
+        if let Some(settler) = settler {
+            let _ = settler.await;
         }
     }
 }
@@ -498,7 +516,9 @@ async fn dispatch(inner: Arc<Inner>) {
                 function: planned.function.clone(),
                 attempt: 1,
             };
-            tokio::spawn(deliver(inner.clone(), leased, by_seq[&c.event_seq].clone()));
+            inner
+                .attempts
+                .spawn(deliver(inner.clone(), leased, by_seq[&c.event_seq].clone()));
         }
         inner.wake.notify_one();
     }
@@ -602,7 +622,9 @@ async fn schedule(inner: Arc<Inner>) {
             };
             for delivery in leased {
                 if let Some(event) = events.get(&delivery.event_seq) {
-                    tokio::spawn(deliver(inner.clone(), delivery, event.clone()));
+                    inner
+                        .attempts
+                        .spawn(deliver(inner.clone(), delivery, event.clone()));
                 }
             }
         }
@@ -743,7 +765,7 @@ async fn attempt(
 /// Records finished attempts, as many at a time as have finished, in one transaction each
 /// round; then wakes the scheduler (a key may be free now).
 async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>) {
-    let mut stop = inner.stop.subscribe();
+    let mut stop = inner.drained.subscribe();
     let mut batch = Vec::new();
     loop {
         let stopping = tokio::select! {
@@ -751,7 +773,7 @@ async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>) {
             _ = stop.wait_for(|s| *s) => true,
         };
         if stopping {
-            // Record what has finished; later attempts are released at the next start.
+            // Every attempt has finished and queued its outcome: record the last of them.
             while let Ok(s) = queue.try_recv() {
                 batch.push(s);
             }
