@@ -70,6 +70,11 @@ out["deleted"] = sorted(d["Key"] for d in deleted["Deleted"])
 s3.delete_object(Bucket="docs", Key="notes/b.txt")
 out["after_delete"] = [o["Key"] for o in s3.list_objects_v2(Bucket="docs")["Contents"]]
 out["not_empty"] = error(s3.delete_bucket, Bucket="docs")
+s3.create_bucket(Bucket="scratch")
+out["head_bucket"] = s3.head_bucket(Bucket="scratch")["ResponseMetadata"]["HTTPStatusCode"]
+out["location"] = s3.get_bucket_location(Bucket="scratch").get("LocationConstraint")
+s3.delete_bucket(Bucket="scratch")
+out["head_deleted"] = error(s3.head_bucket, Bucket="scratch")
 "#,
     );
     assert_eq!(out["buckets"], json!(["docs", "photos"]));
@@ -117,6 +122,9 @@ out["not_empty"] = error(s3.delete_bucket, Bucket="docs")
         json!(["../escape.txt", "notes/a b.txt", "notes/deep/c.txt"])
     );
     assert_eq!(out["not_empty"], json!([409, "BucketNotEmpty"]));
+    assert_eq!(out["head_bucket"], 200);
+    assert_eq!(out["location"], json!(null), "us-east-1 is reported as no constraint");
+    assert_eq!(out["head_deleted"], json!([404, "404"]));
 }
 
 #[test]

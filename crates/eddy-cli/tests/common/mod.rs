@@ -225,10 +225,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-def client(service, secret=os.environ["SECRET"], key=os.environ["KEY"], style="path"):
+def client(service, secret=os.environ["SECRET"], key=os.environ["KEY"]):
     return boto3.client(service, endpoint_url=os.environ["EDDY"], region_name="us-east-1",
         aws_access_key_id=key, aws_secret_access_key=secret,
-        config=Config(s3={"addressing_style": style}, retries={"max_attempts": 1},
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
                       signature_version="s3v4" if service == "s3" else None))
 
 s3 = client("s3")
