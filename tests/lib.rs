@@ -22,20 +22,11 @@ pub fn app(dir: &Path, manifest: &str) -> eddy_subscriptions::App {
         .unwrap_or_else(|| panic!("the test manifest is invalid:\n{}", loaded.findings))
 }
 
-/// Declares the app's tables and creates its buckets (as `eddy serve` will).
+/// Declares the app's tables and creates its buckets, as `eddy serve` does.
 pub async fn provision(eddy: &Eddy, app: &eddy_subscriptions::App) {
-    for bucket in &app.buckets {
-        match eddy.objects.create_bucket(&bucket.name).await {
-            Ok(()) | Err(eddy_objects::ObjectError::BucketAlreadyExists(_)) => {}
-            Err(e) => panic!("creating bucket {}: {e}", bucket.name),
-        }
-    }
-    for table in &app.tables {
-        eddy.tables
-            .declare(table.schema.clone())
-            .await
-            .expect("the table declares");
-    }
+    eddy_server::provision(app, &eddy.objects, &eddy.tables)
+        .await
+        .expect("the app's buckets and tables are provisioned");
 }
 
 /// Opens `dir/data`, provisions the app's buckets and tables, and starts an executor for it.

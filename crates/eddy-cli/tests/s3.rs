@@ -123,7 +123,11 @@ out["head_deleted"] = error(s3.head_bucket, Bucket="scratch")
     );
     assert_eq!(out["not_empty"], json!([409, "BucketNotEmpty"]));
     assert_eq!(out["head_bucket"], 200);
-    assert_eq!(out["location"], json!(null), "us-east-1 is reported as no constraint");
+    assert_eq!(
+        out["location"],
+        json!(null),
+        "us-east-1 is reported as no constraint"
+    );
     assert_eq!(out["head_deleted"], json!([404, "404"]));
 }
 

@@ -19,6 +19,10 @@ use crate::error::s3_error;
 /// S3 limits user metadata (names and values of `x-amz-meta-*`) to 2 KB in all.
 const MAX_USER_METADATA_BYTES: usize = 2048;
 
+/// The size of the chunks an object is read and sent in: large enough that a big download
+/// costs few reads and writes, small enough that many downloads at once stay cheap.
+const READ_CHUNK: usize = 256 * 1024;
+
 /// The owner every bucket and object reports: eddy has one account.
 const OWNER_ID: &str = "eddy";
 
@@ -430,7 +434,7 @@ impl S3 for EddyS3 {
         let content_range = input
             .range
             .map(|_| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size));
-        let stream = tokio_util::io::ReaderStream::new(body.into_reader());
+        let stream = tokio_util::io::ReaderStream::with_capacity(body.into_reader(), READ_CHUNK);
         Ok(S3Response::new(GetObjectOutput {
             accept_ranges: Some("bytes".into()),
             body: Some(StreamingBlob::wrap(stream)),

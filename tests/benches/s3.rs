@@ -1,0 +1,301 @@
+//! The S3 API over HTTP against the object store called directly, in the same process: what
+//! the wire protocol, Signature V4 and `s3s` add to a put and a get.
+//!
+//! - 1 KiB puts and gets from 16 concurrent clients (each with its own keep-alive connection,
+//!   every request signed, payloads hashed) against the same puts and gets through the library
+//!   from 16 concurrent tasks;
+//! - one 64 MiB put and get over HTTP (streamed, `UNSIGNED-PAYLOAD`) against the library.
+//!
+//! Run with `cargo bench -p eddy-tests --bench s3`. Each figure is the median of `RUNS` runs,
+//! the two sides alternating, every run in a fresh directory.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime};
+
+use eddy_core::{BucketName, ObjectKey};
+use eddy_executor::{Executor, ExecutorConfig, SystemClock};
+use eddy_objects::PutOptions;
+use eddy_server::Services;
+use eddy_server::auth::{Principals, development_credentials};
+use eddy_tests::Eddy;
+use tokio::io::AsyncReadExt;
+
+const RUNS: usize = 3;
+const SMALL: u64 = 2_000;
+const CLIENTS: u64 = 16;
+const LARGE: usize = 64 * 1024 * 1024;
+
+fn main() {
+    let root =
+        tempfile::tempdir_in(std::env::var("EDDY_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut n = 0;
+    let mut fresh = move || {
+        n += 1;
+        let dir = root.path().join(format!("run-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().unwrap()
+    );
+    let mut library = Figures::default();
+    let mut http = Figures::default();
+    for _ in 0..RUNS {
+        library.add(rt.block_on(through_library(fresh())));
+        http.add(through_http(&rt, fresh()));
+    }
+    let rows = [
+        ("1 KiB puts/s", library.puts, http.puts),
+        ("1 KiB gets/s", library.gets, http.gets),
+        ("64 MiB put MB/s", library.large_put, http.large_put),
+        ("64 MiB get MB/s", library.large_get, http.large_get),
+    ];
+    println!("| | library (baseline) | S3 API over HTTP | ratio |");
+    println!("| --- | --- | --- | --- |");
+    for (what, base, wire) in rows {
+        let (base, wire) = (median(base), median(wire));
+        println!("| {what} | {base:.0} | {wire:.0} | {:.2}× |", wire / base);
+    }
+}
+
+#[derive(Default)]
+struct Figures {
+    puts: Vec<f64>,
+    gets: Vec<f64>,
+    large_put: Vec<f64>,
+    large_get: Vec<f64>,
+}
+
+impl Figures {
+    fn add(&mut self, run: [f64; 4]) {
+        self.puts.push(run[0]);
+        self.gets.push(run[1]);
+        self.large_put.push(run[2]);
+        self.large_get.push(run[3]);
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn small_body(i: u64) -> Vec<u8> {
+    // Distinct contents, so every put writes its own blob.
+    let mut body = vec![7u8; 1024];
+    body[..8].copy_from_slice(&i.to_le_bytes());
+    body
+}
+
+fn large_body() -> Vec<u8> {
+    (0..LARGE).map(|i| (i % 251) as u8).collect()
+}
+
+fn megabytes_per_second(start: Instant) -> f64 {
+    LARGE as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+async fn through_library(dir: PathBuf) -> [f64; 4] {
+    let eddy = Eddy::open(&dir).await;
+    let bucket = BucketName::new("bench").unwrap();
+    eddy.objects.create_bucket(&bucket).await.unwrap();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (objects, bucket) = (eddy.objects.clone(), bucket.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (c..SMALL).step_by(CLIENTS as usize) {
+                let key = ObjectKey::new(format!("obj/{i}")).unwrap();
+                let body = small_body(i);
+                objects
+                    .put_object(&bucket, &key, &mut &body[..], PutOptions::default())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let puts = SMALL as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (objects, bucket) = (eddy.objects.clone(), bucket.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (c..SMALL).step_by(CLIENTS as usize) {
+                let key = ObjectKey::new(format!("obj/{i}")).unwrap();
+                let body = objects.get_object(&bucket, &key, None).await.unwrap();
+                let mut bytes = Vec::new();
+                body.into_reader().read_to_end(&mut bytes).await.unwrap();
+                assert_eq!(bytes.len(), 1024);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let gets = SMALL as f64 / start.elapsed().as_secs_f64();
+    let body = large_body();
+    let key = ObjectKey::new("large").unwrap();
+    let start = Instant::now();
+    let opts = PutOptions::default();
+    eddy.objects
+        .put_object(&bucket, &key, &mut &body[..], opts)
+        .await
+        .unwrap();
+    let large_put = megabytes_per_second(start);
+    let start = Instant::now();
+    let mut bytes = Vec::with_capacity(LARGE);
+    let found = eddy.objects.get_object(&bucket, &key, None).await.unwrap();
+    found.into_reader().read_to_end(&mut bytes).await.unwrap();
+    let large_get = megabytes_per_second(start);
+    assert!(bytes == body);
+    [puts, gets, large_put, large_get]
+}
+
+/// Starts the HTTP surfaces on a free loopback port, as `eddy serve` does.
+async fn start_server(dir: PathBuf) -> SocketAddr {
+    let eddy = Eddy::open(&dir).await;
+    let app = eddy_subscriptions::App::default();
+    let executor = Executor::start(
+        eddy.bus.clone(),
+        app.clone(),
+        Arc::new(SystemClock),
+        ExecutorConfig::default(),
+    )
+    .await
+    .unwrap();
+    let services = Arc::new(Services {
+        bus: eddy.bus,
+        objects: eddy.objects,
+        tables: eddy.tables,
+        executor: Arc::new(executor),
+        app: RwLock::new(Arc::new(app)),
+        principals: Principals::new(development_credentials()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(eddy_server::serve(
+        listener,
+        services,
+        std::future::pending(),
+    ));
+    address
+}
+
+/// One S3 request, signed as an SDK signs it.
+fn s3(
+    agent: &ureq::Agent,
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    unsigned: bool,
+) -> Vec<u8> {
+    let hash = if unsigned {
+        "UNSIGNED-PAYLOAD".to_string()
+    } else {
+        eddy_sigv4::sha256_hex(body)
+    };
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{address}{path}"))
+        .header("host", address.to_string())
+        .header("content-length", body.len())
+        .body(())
+        .unwrap();
+    let signed = eddy_sigv4::Request {
+        method,
+        path,
+        query: "",
+        headers: request.headers(),
+        payload_sha256: &hash,
+    };
+    let headers = eddy_sigv4::sign(
+        &development_credentials(),
+        "us-east-1",
+        "s3",
+        &signed,
+        SystemTime::now(),
+    );
+    for (name, value) in headers {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let (parts, ()) = request.into_parts();
+    let mut response = agent
+        .run(http::Request::from_parts(parts, body))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    assert!(
+        response.status().is_success(),
+        "{method} {path}: {response:?}"
+    );
+    let mut bytes = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+fn through_http(rt: &tokio::runtime::Runtime, dir: PathBuf) -> [f64; 4] {
+    let address = rt.block_on(start_server(dir));
+    let agent = || -> ureq::Agent { ureq::Agent::config_builder().build().into() };
+    s3(&agent(), address, "PUT", "/bench", b"", false);
+    let clients = |work: fn(&ureq::Agent, SocketAddr, u64)| {
+        let start = Instant::now();
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                std::thread::spawn(move || {
+                    let agent = agent();
+                    for i in (c..SMALL).step_by(CLIENTS as usize) {
+                        work(&agent, address, i);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        SMALL as f64 / start.elapsed().as_secs_f64()
+    };
+    let puts = clients(|agent, address, i| {
+        s3(
+            agent,
+            address,
+            "PUT",
+            &format!("/bench/obj/{i}"),
+            &small_body(i),
+            false,
+        );
+    });
+    let gets = clients(|agent, address, i| {
+        let body = s3(
+            agent,
+            address,
+            "GET",
+            &format!("/bench/obj/{i}"),
+            b"",
+            false,
+        );
+        assert_eq!(body.len(), 1024);
+    });
+    let body = large_body();
+    let agent = agent();
+    let start = Instant::now();
+    s3(&agent, address, "PUT", "/bench/large", &body, true);
+    let large_put = megabytes_per_second(start);
+    let start = Instant::now();
+    let got = s3(&agent, address, "GET", "/bench/large", b"", false);
+    let large_get = megabytes_per_second(start);
+    assert!(got == body);
+    [puts, gets, large_put, large_get]
+}
