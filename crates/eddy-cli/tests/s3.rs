@@ -43,9 +43,14 @@ s3.copy_object(Bucket="photos", Key="copied.txt", CopySource={"Bucket": "docs", 
 copied = s3.head_object(Bucket="photos", Key="copied.txt")
 out["copied"] = [copied["ETag"], copied["ContentType"], copied["Metadata"]]
 out["self_copy"] = error(s3.copy_object, Bucket="docs", Key="notes/a b.txt", CopySource="docs/notes/a b.txt")
-for k in ["notes/b.txt", "notes/deep/c.txt", "zebra.txt", "../escape.txt"]:
+for k in ["notes/b.txt", "notes/deep/c.txt", "zebra.txt", "../escape.txt", "odd/a+b%20c&d<e>.txt"]:
     s3.put_object(Bucket="docs", Key=k, Body=k.encode())
 out["escape"] = s3.get_object(Bucket="docs", Key="../escape.txt")["Body"].read().decode()
+out["odd"] = [o["Key"] for o in s3.list_objects_v2(Bucket="docs", Prefix="odd/")["Contents"]]
+out["odd_v1"] = [o["Key"] for o in s3.list_objects(Bucket="docs", Prefix="odd/")["Contents"]]
+out["odd_raw"] = [o["Key"] for o in s3.list_objects_v2(Bucket="docs", Prefix="odd/", EncodingType="url")["Contents"]]
+out["odd_get"] = s3.get_object(Bucket="docs", Key="odd/a+b%20c&d<e>.txt")["Body"].read().decode()
+s3.delete_object(Bucket="docs", Key="odd/a+b%20c&d<e>.txt")
 page = s3.list_objects_v2(Bucket="docs", Prefix="notes/", Delimiter="/")
 out["v2"] = [[o["Key"] for o in page["Contents"]], [p["Prefix"] for p in page["CommonPrefixes"]]]
 keys, token = [], None
@@ -96,6 +101,15 @@ out["head_deleted"] = error(s3.head_bucket, Bucket="scratch")
     );
     assert_eq!(out["self_copy"], json!([400, "InvalidRequest"]));
     assert_eq!(out["escape"], "../escape.txt", "keys are names, not paths");
+    let odd = "odd/a+b%20c&d<e>.txt";
+    assert_eq!(
+        out["odd"],
+        json!([odd]),
+        "botocore asks for URL-encoded keys and decodes them"
+    );
+    assert_eq!(out["odd_v1"], json!([odd]));
+    assert_eq!(out["odd_raw"], json!(["odd/a%2Bb%2520c%26d%3Ce%3E.txt"]));
+    assert_eq!(out["odd_get"], odd);
     assert_eq!(
         out["v2"],
         json!([["notes/a b.txt", "notes/b.txt"], ["notes/deep/"]])

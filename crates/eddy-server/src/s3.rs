@@ -185,10 +185,43 @@ fn check_preconditions(
     }
 }
 
-fn listed_object(meta: &ObjectMeta) -> Object {
+/// How a listing writes keys and prefixes: as they are, or URL-encoded when the client asked
+/// for `encoding-type=url` (botocore always does, and decodes what it gets back, so a `+` or
+/// `%` in a key must go out encoded).
+#[derive(Clone, Copy)]
+struct KeyForm {
+    url: bool,
+}
+
+impl KeyForm {
+    fn of(encoding_type: Option<&EncodingType>) -> S3Result<Self> {
+        match encoding_type.map(EncodingType::as_str) {
+            None => Ok(Self { url: false }),
+            Some(EncodingType::URL) => Ok(Self { url: true }),
+            Some(other) => Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("encoding-type must be url; got {other:?}"),
+            )),
+        }
+    }
+
+    fn write(self, text: String) -> String {
+        if self.url {
+            eddy_sigv4::uri_encode_path(&text)
+        } else {
+            text
+        }
+    }
+
+    fn write_opt(self, text: Option<String>) -> Option<String> {
+        text.map(|t| self.write(t))
+    }
+}
+
+fn listed_object(meta: &ObjectMeta, form: KeyForm) -> Object {
     Object {
         e_tag: Some(etag(meta)),
-        key: Some(meta.key.to_string()),
+        key: Some(form.write(meta.key.to_string())),
         last_modified: Some(timestamp(meta.last_modified_ms)),
         size: Some(meta.size as i64),
         storage_class: Some(ObjectStorageClass::from_static(
@@ -199,15 +232,13 @@ fn listed_object(meta: &ObjectMeta) -> Object {
     }
 }
 
-fn common_prefixes(page: &ListPage) -> Option<Vec<CommonPrefix>> {
-    Some(
-        page.common_prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(p.clone()),
-            })
-            .collect(),
-    )
+/// A page's keys and common prefixes as a listing answers them.
+fn listed(page: &ListPage, form: KeyForm) -> (Option<Vec<Object>>, Option<Vec<CommonPrefix>>) {
+    let objects = page.objects.iter().map(|o| listed_object(o, form));
+    let prefixes = page.common_prefixes.iter().map(|p| CommonPrefix {
+        prefix: Some(form.write(p.clone())),
+    });
+    (Some(objects.collect()), Some(prefixes.collect()))
 }
 
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
@@ -566,6 +597,7 @@ impl S3 for EddyS3 {
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
         let input = req.input;
+        let form = KeyForm::of(input.encoding_type.as_ref())?;
         let marker = input.marker.filter(|m| !m.is_empty());
         let page = self
             .list(
@@ -582,16 +614,17 @@ impl S3 for EddyS3 {
             let last_prefix = page.common_prefixes.last().cloned();
             last_key.max(last_prefix).unwrap_or_default()
         });
+        let (contents, common_prefixes) = listed(&page, form);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(input.prefix.unwrap_or_default()),
-            marker,
+            prefix: Some(form.write(input.prefix.unwrap_or_default())),
+            marker: form.write_opt(marker),
             max_keys: input.max_keys.or(Some(eddy_objects::MAX_LIST_KEYS as i32)),
             is_truncated: Some(page.is_truncated()),
-            contents: Some(page.objects.iter().map(listed_object).collect()),
-            common_prefixes: common_prefixes(&page),
-            delimiter: input.delimiter,
-            next_marker,
+            contents,
+            common_prefixes,
+            delimiter: form.write_opt(input.delimiter),
+            next_marker: form.write_opt(next_marker),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -602,6 +635,7 @@ impl S3 for EddyS3 {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
+        let form = KeyForm::of(input.encoding_type.as_ref())?;
         let start = match (&input.continuation_token, &input.start_after) {
             (Some(token), _) => Some(ListPosition::from_token(token).ok_or_else(|| {
                 S3Error::with_message(
@@ -621,19 +655,20 @@ impl S3 for EddyS3 {
                 input.max_keys,
             )
             .await?;
+        let (contents, common_prefixes) = listed(&page, form);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
-            prefix: Some(input.prefix.unwrap_or_default()),
+            prefix: Some(form.write(input.prefix.unwrap_or_default())),
             max_keys: input.max_keys.or(Some(eddy_objects::MAX_LIST_KEYS as i32)),
             key_count: Some((page.objects.len() + page.common_prefixes.len()) as i32),
             continuation_token: input.continuation_token,
             is_truncated: Some(page.is_truncated()),
             next_continuation_token: page.next.as_ref().map(ListPosition::token),
-            contents: Some(page.objects.iter().map(listed_object).collect()),
-            common_prefixes: common_prefixes(&page),
-            delimiter: input.delimiter,
+            contents,
+            common_prefixes,
+            delimiter: form.write_opt(input.delimiter),
             encoding_type: input.encoding_type,
-            start_after: input.start_after,
+            start_after: form.write_opt(input.start_after),
             ..Default::default()
         }))
     }
