@@ -15,7 +15,7 @@ mod backoff;
 pub mod clock;
 mod error;
 mod payload;
-pub mod runtime;
+pub use eddy_runtimes as runtime;
 mod store;
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Running a function once: the runtimes this eddy has, the context every invocation gets, and
+//! How eddy runs a function once: the runtimes it has, the context every invocation gets, and
 //! the outcome it reports.
 
 mod exec;
