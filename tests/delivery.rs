@@ -366,7 +366,12 @@ async fn exec_results_errors_and_context() {
             "the process exited with status 3: something broke"
         ))
     );
-    assert_eq!(failed.outcome.logs, "something broke\n");
+    let log = &failed.outcome.logs;
+    assert!(
+        log.starts_with("START RequestId: ")
+            && log.contains(" Version: $LATEST\nsomething broke\nEND RequestId: "),
+        "Lambda's lines frame the output: {log}"
+    );
     let missing = h
         .executor
         .invoke(&name("missing"), json!({}), Lineage::root())

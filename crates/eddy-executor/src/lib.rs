@@ -57,6 +57,11 @@ pub struct ExecutorConfig {
     /// DynamoDB stream labels (table creation times) by table name, until [`Executor::set_app`]
     /// gives new ones.
     pub stream_labels: HashMap<String, String>,
+    /// Variables every function process gets besides Lambda's own: where eddy is, and the
+    /// credentials to reach it.
+    pub function_env: Vec<(String, String)>,
+    /// A warm worker unused this long is stopped.
+    pub worker_idle_timeout: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -67,6 +72,8 @@ impl Default for ExecutorConfig {
             lease_grace: Duration::from_secs(30),
             safety_poll: Duration::from_secs(5),
             stream_labels: HashMap::new(),
+            function_env: Vec::new(),
+            worker_idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -103,6 +110,8 @@ struct Inner {
     drained: watch::Sender<bool>,
     /// Finished attempts on their way to the settler, which records them in batches.
     settled: mpsc::Sender<Settle>,
+    /// The warm workers of the Lambda runtimes.
+    workers: Arc<runtime::Workers>,
 }
 
 /// Finished attempts waiting to be recorded at most; beyond, attempts wait (push back).
@@ -131,6 +140,12 @@ impl Executor {
             );
         }
         let (settled, settle_queue) = mpsc::channel(SETTLE_QUEUE);
+        let workers = runtime::Workers::new(
+            &bus.data_dir().join("runtimes"),
+            config.function_env.clone(),
+            config.worker_idle_timeout,
+        )
+        .map_err(|e| ExecError::Io(e.to_string()))?;
         let compiled = Compiled {
             index: MatchIndex::new(&app),
             app,
@@ -148,6 +163,7 @@ impl Executor {
             attempts: TaskTracker::new(),
             drained: watch::Sender::new(false),
             settled,
+            workers,
         });
         let tasks = vec![
             tokio::spawn(dispatch(inner.clone())),
@@ -168,6 +184,8 @@ impl Executor {
             app,
             stream_labels,
         });
+        // Workers started for the old app (or old code) are not reused.
+        self.inner.workers.retire_all();
         self.inner.wake.notify_one();
     }
 
@@ -415,7 +433,7 @@ impl Inner {
             .get(&function.name)
             .cloned();
         let started = Instant::now();
-        let outcome = runtime::invoke(function, handler, payload, context).await?;
+        let outcome = runtime::invoke(function, handler, &self.workers, payload, context).await?;
         let (outcome_name, error_type, error) = match &outcome.result {
             Ok(_) => ("success", None, None),
             Err(e) => (
@@ -441,6 +459,10 @@ impl Inner {
             error,
             output: outcome.logs.clone(),
             truncated: outcome.truncated,
+            memory_mb: function.memory_mb,
+            billed_ms: runtime::billed_ms(outcome.duration),
+            max_memory_mb: outcome.max_memory_mb,
+            init_us: outcome.init_duration.map(|d| d.as_micros() as u64),
         };
         Ok((outcome, record))
     }

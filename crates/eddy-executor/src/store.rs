@@ -119,6 +119,14 @@ pub struct InvocationRecord {
     pub error: Option<String>,
     pub output: String,
     pub truncated: bool,
+    /// The function's memory size when it ran.
+    pub memory_mb: u32,
+    /// The duration Lambda would bill: rounded up to the millisecond.
+    pub billed_ms: u64,
+    /// The most memory the function's process held, where measured.
+    pub max_memory_mb: Option<u64>,
+    /// How long starting a worker took, on a cold start.
+    pub init_us: Option<u64>,
 }
 
 /// Invocation records in the order they were recorded, and where the next page starts.
@@ -398,13 +406,17 @@ async fn insert_invocations(
             add(&mut args, r.error.clone())?;
             add(&mut args, r.output.clone())?;
             add(&mut args, r.truncated)?;
+            add(&mut args, i64::from(r.memory_mb))?;
+            add(&mut args, r.billed_ms as i64)?;
+            add(&mut args, r.max_memory_mb.map(|m| m as i64))?;
+            add(&mut args, r.init_us.map(|u| u as i64))?;
         }
         let sql = format!(
             "INSERT INTO _eddy_invocations
                  (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
-                  error_type, error, output, truncated)
+                  error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb, init_us)
              VALUES {}",
-            rows(chunk.len(), 12)
+            rows(chunk.len(), 16)
         );
         sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
             .execute(tx.conn())
@@ -550,7 +562,8 @@ pub(crate) async fn invocations(
     let seq = event_seq.map(|s| s as i64);
     let rows = sqlx::query(
         "SELECT rowid, request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us,
-                outcome, error_type, error, output, truncated
+                outcome, error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb,
+                init_us
          FROM _eddy_invocations
          WHERE (? IS NULL OR function = ?) AND (? IS NULL OR event_seq = ?) AND rowid > ?
          ORDER BY rowid
@@ -583,6 +596,12 @@ pub(crate) async fn invocations(
             error: r.try_get("error")?,
             output: r.try_get("output")?,
             truncated: r.try_get("truncated")?,
+            memory_mb: r.try_get::<i64, _>("memory_mb")? as u32,
+            billed_ms: r.try_get::<i64, _>("billed_ms")? as u64,
+            max_memory_mb: r
+                .try_get::<Option<i64>, _>("max_memory_mb")?
+                .map(|m| m as u64),
+            init_us: r.try_get::<Option<i64>, _>("init_us")?.map(|u| u as u64),
         });
     }
     Ok(page)

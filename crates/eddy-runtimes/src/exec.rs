@@ -26,7 +26,7 @@ pub(super) async fn run(
     cmd.args(&command[1..])
         .current_dir(dir)
         .env_clear()
-        .envs(inherited())
+        .envs(crate::inherited())
         .envs(lambda_environment(function, context))
         .process_group(0)
         .stdin(Stdio::piped())
@@ -36,15 +36,10 @@ pub(super) async fn run(
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
-            return Outcome {
-                result: Err(FunctionError::new(
-                    "Runtime.InvalidEntrypoint",
-                    format!("cannot start {:?}: {e}", command[0]),
-                )),
-                timed_out: false,
-                logs: String::new(),
-                truncated: false,
-            };
+            return Outcome::failed(FunctionError::new(
+                "Runtime.InvalidEntrypoint",
+                format!("cannot start {:?}: {e}", command[0]),
+            ));
         }
     };
     let group = child.id().map(|id| Pid::from_raw(id as i32));
@@ -86,15 +81,11 @@ pub(super) async fn run(
     let status = match status {
         None => return Outcome::timeout(function.timeout, logs, log_cut),
         Some(Err(e)) => {
-            return Outcome {
-                result: Err(FunctionError::new(
-                    "Runtime.ExitError",
-                    format!("waiting for the process failed: {e}"),
-                )),
-                timed_out: false,
-                logs,
-                truncated: log_cut,
-            };
+            let error = FunctionError::new(
+                "Runtime.ExitError",
+                format!("waiting for the process failed: {e}"),
+            );
+            return Outcome::ended(Err(error), logs, log_cut);
         }
         Some(Ok(status)) => status,
     };
@@ -108,20 +99,7 @@ pub(super) async fn run(
     } else {
         Err(exit_error(status, &logs))
     };
-    Outcome {
-        result,
-        timed_out: false,
-        logs,
-        truncated: log_cut,
-    }
-}
-
-/// The few variables a process needs to find its tools, from eddy's own environment.
-fn inherited() -> Vec<(String, String)> {
-    ["PATH", "HOME", "LANG"]
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-        .collect()
+    Outcome::ended(result, logs, log_cut)
 }
 
 /// Reads a stream to its end, keeping at most `limit` bytes; says whether it cut.

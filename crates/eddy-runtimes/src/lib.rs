@@ -2,6 +2,8 @@
 //! the outcome it reports.
 
 mod exec;
+mod lambda;
+mod report;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +39,8 @@ pub struct Context {
 pub struct FunctionError {
     pub error_type: String,
     pub message: String,
+    /// The stack the runtime reported, as it reported it (a list of lines, usually).
+    pub stack_trace: Option<Value>,
 }
 
 impl FunctionError {
@@ -44,12 +48,18 @@ impl FunctionError {
         Self {
             error_type: error_type.into(),
             message: message.into(),
+            stack_trace: None,
         }
     }
 
     /// The error as Lambda's JSON shows it.
     pub fn to_json(&self) -> Value {
-        serde_json::json!({ "errorType": self.error_type, "errorMessage": self.message })
+        let mut json =
+            serde_json::json!({ "errorType": self.error_type, "errorMessage": self.message });
+        if let Some(trace) = &self.stack_trace {
+            json["stackTrace"] = trace.clone();
+        }
+        json
     }
 }
 
@@ -58,22 +68,45 @@ impl FunctionError {
 pub struct Outcome {
     pub result: Result<Value, FunctionError>,
     pub timed_out: bool,
-    /// What the function wrote to its log, at most [`LOG_LIMIT`] bytes.
+    /// What the function wrote to its log, at most [`LOG_LIMIT`] bytes, between Lambda's
+    /// `START`, `END` and `REPORT` lines.
     pub logs: String,
     pub truncated: bool,
+    /// How long the function took, without starting a worker.
+    pub duration: Duration,
+    /// How long starting the worker took, when this invocation started one (a cold start).
+    pub init_duration: Option<Duration>,
+    /// The most memory the function's process has held, in MB, where it can be measured.
+    pub max_memory_mb: Option<u64>,
 }
 
 impl Outcome {
-    fn timeout(timeout: Duration, logs: String, truncated: bool) -> Self {
+    fn ended(result: Result<Value, FunctionError>, logs: String, truncated: bool) -> Self {
         Self {
-            result: Err(FunctionError::new(
-                "Sandbox.Timedout",
-                format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
-            )),
-            timed_out: true,
+            result,
+            timed_out: false,
             logs,
             truncated,
+            duration: Duration::ZERO,
+            init_duration: None,
+            max_memory_mb: None,
         }
+    }
+
+    fn timeout(timeout: Duration, logs: String, truncated: bool) -> Self {
+        let error = FunctionError::new(
+            "Sandbox.Timedout",
+            format!("Task timed out after {:.2} seconds", timeout.as_secs_f64()),
+        );
+        Self {
+            timed_out: true,
+            ..Self::ended(Err(error), logs, truncated)
+        }
+    }
+
+    /// An invocation that could not run its handler at all.
+    fn failed(error: FunctionError) -> Self {
+        Self::ended(Err(error), String::new(), false)
     }
 }
 
@@ -91,11 +124,31 @@ pub struct Unrunnable(pub String);
 
 pub type Handlers = HashMap<FunctionName, Arc<dyn Handler>>;
 
-/// Runs `function` once with `payload`, enforcing its timeout. `handler` is the registered
-/// handler of an `in_process` function.
+pub use lambda::{INIT_TIMEOUT, Workers};
+pub use report::billed_ms;
+
+/// Runs `function` once with `payload`, enforcing its timeout, and frames its log with
+/// Lambda's `START`, `END` and `REPORT` lines. `handler` is the registered handler of an
+/// `in_process` function; `workers` runs the Lambda runtimes.
 pub async fn invoke(
     function: &FunctionSpec,
     handler: Option<Arc<dyn Handler>>,
+    workers: &Workers,
+    payload: &Value,
+    context: Context,
+) -> Result<Outcome, Unrunnable> {
+    let started = std::time::Instant::now();
+    let request_id = context.request_id.clone();
+    let mut outcome = run(function, handler, workers, payload, context).await?;
+    outcome.duration = started.elapsed() - outcome.init_duration.unwrap_or_default();
+    outcome.logs = report::frame(&request_id, function.memory_mb, &outcome);
+    Ok(outcome)
+}
+
+async fn run(
+    function: &FunctionSpec,
+    handler: Option<Arc<dyn Handler>>,
+    workers: &Workers,
     payload: &Value,
     context: Context,
 ) -> Result<Outcome, Unrunnable> {
@@ -112,8 +165,11 @@ pub async fn invoke(
         Runtime::Exec { command, dir } => {
             Ok(exec::run(function, command, dir, payload, &context).await)
         }
+        Runtime::Nodejs { .. } | Runtime::Python { .. } | Runtime::Provided { .. } => {
+            workers.invoke(function, payload, &context).await
+        }
         other => Err(Unrunnable(format!(
-            "this eddy cannot run {} functions yet (runtimes available: exec, in_process)",
+            "this eddy cannot run {} functions yet (runtimes available: exec, nodejs, python, provided, in_process)",
             other.name()
         ))),
     }
@@ -126,19 +182,15 @@ async fn in_process(
     context: Context,
 ) -> Outcome {
     match tokio::time::timeout(timeout, handler.handle(payload.clone(), context)).await {
-        Ok(result) => Outcome {
-            result,
-            timed_out: false,
-            logs: String::new(),
-            truncated: false,
-        },
+        Ok(result) => Outcome::ended(result, String::new(), false),
         // The handler's future is dropped: Rust code cannot be killed, only cancelled.
         Err(_) => Outcome::timeout(timeout, String::new(), false),
     }
 }
 
-/// The environment every process-based runtime gets, as Lambda sets it.
-pub fn lambda_environment(function: &FunctionSpec, context: &Context) -> Vec<(String, String)> {
+/// The environment of a function's processes, as Lambda sets it: what holds for every
+/// invocation (a warm worker serves many).
+pub fn function_environment(function: &FunctionSpec) -> Vec<(String, String)> {
     let name = function.name.to_string();
     let mut env = vec![
         ("AWS_LAMBDA_FUNCTION_NAME".to_string(), name.clone()),
@@ -151,13 +203,26 @@ pub fn lambda_environment(function: &FunctionSpec, context: &Context) -> Vec<(St
             "AWS_LAMBDA_LOG_GROUP_NAME".into(),
             format!("/aws/lambda/{name}"),
         ),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME".into(),
-            format!("eddy/[$LATEST]{}", context.request_id),
-        ),
         ("AWS_REGION".into(), eddy_events::REGION.into()),
         ("AWS_DEFAULT_REGION".into(), eddy_events::REGION.into()),
         ("TZ".into(), ":UTC".into()),
+    ];
+    env.extend(
+        function
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    env
+}
+
+/// The environment of one `exec` invocation: the function's, and what this invocation is.
+pub fn lambda_environment(function: &FunctionSpec, context: &Context) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME".to_string(),
+            format!("eddy/[$LATEST]{}", context.request_id),
+        ),
         ("EDDY_REQUEST_ID".into(), context.request_id.clone()),
         (
             "EDDY_FUNCTION_ARN".into(),
@@ -169,13 +234,17 @@ pub fn lambda_environment(function: &FunctionSpec, context: &Context) -> Vec<(St
     if let Some(id) = context.event_id {
         env.push(("EDDY_EVENT_ID".into(), id.to_string()));
     }
-    env.extend(
-        function
-            .environment
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    env
+    let mut all = function_environment(function);
+    all.extend(env);
+    all
+}
+
+/// The few variables a process needs to find its tools, from eddy's own environment.
+pub(crate) fn inherited() -> Vec<(String, String)> {
+    ["PATH", "HOME", "LANG"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect()
 }
 
 /// The ARN Lambda would give the function.

@@ -306,3 +306,22 @@ pub fn cli_err(eddy: &Eddy, args: &[&str]) -> String {
     );
     String::from_utf8(out.stderr).unwrap()
 }
+
+/// The function's own output in an invocation log: the lines between Lambda's `START` line and
+/// its `END` line (checking that both are there).
+pub fn own_output(log: &str) -> String {
+    let mut lines = log.lines();
+    let start = lines.next().unwrap_or("");
+    assert!(
+        start.starts_with("START RequestId: "),
+        "no START line: {log}"
+    );
+    let own: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("END RequestId: "))
+        .collect();
+    assert!(
+        log.contains("\nEND RequestId: ") && log.contains("\nREPORT RequestId: "),
+        "{log}"
+    );
+    own.iter().map(|l| format!("{l}\n")).collect()
+}

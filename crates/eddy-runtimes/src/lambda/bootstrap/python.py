@@ -1,0 +1,109 @@
+# eddy's Python runtime: a Lambda Runtime API client that loads `_HANDLER` (module.function)
+# from LAMBDA_TASK_ROOT and calls it for each invocation with the event and a Lambda-like
+# context, as Lambda's own Python runtime does.
+import http.client
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+BASE = "/2018-06-01/runtime"
+connection = http.client.HTTPConnection(API)
+
+
+def call(method, route, body=None, headers=None):
+    connection.request(method, BASE + route, body=body, headers=headers or {})
+    response = connection.getresponse()
+    return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
+
+
+def describe(error, error_type=None):
+    return {
+        "errorMessage": str(error),
+        "errorType": error_type or type(error).__name__,
+        "requestId": "",
+        "stackTrace": traceback.format_list(traceback.extract_tb(error.__traceback__)),
+    }
+
+
+def post(route, payload, error_type=None):
+    headers = {"content-type": "application/json"}
+    if error_type:
+        headers["lambda-runtime-function-error-type"] = error_type
+    return call("POST", route, json.dumps(payload).encode(), headers)
+
+
+def init_error(error, error_type):
+    described = describe(error, error_type)
+    described["errorMessage"] = "Unable to import module '%s': %s" % (os.environ.get("_HANDLER"), error) \
+        if error_type == "Runtime.ImportModuleError" else described["errorMessage"]
+    print(json.dumps(described), file=sys.stderr, flush=True)
+    post("/init/error", described, error_type)
+    sys.exit(1)
+
+
+def load_handler():
+    spec = os.environ.get("_HANDLER", "")
+    sys.path.insert(0, os.environ.get("LAMBDA_TASK_ROOT", os.getcwd()))
+    module_name, _, function_name = spec.rpartition(".")
+    if not module_name:
+        init_error(ValueError("Bad handler '%s': write module.function" % spec), "Runtime.MalformedHandlerName")
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except SyntaxError as error:
+        init_error(error, "Runtime.UserCodeSyntaxError")
+    except Exception as error:
+        init_error(error, "Runtime.ImportModuleError")
+    handler = getattr(module, function_name, None)
+    if not callable(handler):
+        init_error(AttributeError("Handler '%s' missing on module '%s'" % (function_name, module_name)),
+                   "Runtime.HandlerNotFound")
+    return handler
+
+
+class Context:
+    def __init__(self, headers):
+        env = os.environ
+        self.aws_request_id = headers.get("lambda-runtime-aws-request-id")
+        self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn")
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.identity = None
+        self.client_context = None
+        self.eddy_event_id = headers.get("eddy-event-id")
+        self.eddy_hops = int(headers.get("eddy-hops", "0"))
+        self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms", "0"))
+
+    def get_remaining_time_in_millis(self):
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def main():
+    handler = load_handler()
+    while True:
+        status, headers, body = call("GET", "/invocation/next")
+        if status != 200:
+            sys.exit(0)
+        request_id = headers["lambda-runtime-aws-request-id"]
+        try:
+            event = json.loads(body)
+            result = handler(event, Context(headers))
+            answer = json.dumps(result).encode()
+        except Exception as error:
+            described = describe(error)
+            print("[ERROR] %s: %s" % (described["errorType"], described["errorMessage"]), file=sys.stderr)
+            for line in described["stackTrace"]:
+                sys.stderr.write(line)
+            sys.stderr.flush()
+            post("/invocation/%s/error" % request_id, described, described["errorType"])
+            continue
+        call("POST", "/invocation/%s/response" % request_id, answer, {"content-type": "application/json"})
+
+
+main()

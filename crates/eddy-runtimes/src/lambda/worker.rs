@@ -1,0 +1,334 @@
+//! One warm worker: a process that speaks the Runtime API to its own listener, runs one
+//! invocation at a time, and is killed — with its whole process group — when it times out,
+//! crashes, or is retired.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal as UnixSignal, killpg};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::sync::{mpsc, oneshot};
+
+use super::api::{self, Pending, Reply, Signal};
+use crate::{Context, FunctionError, LOG_LIMIT, Outcome, RESULT_LIMIT};
+
+/// What starts a worker process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub memory_mb: u32,
+}
+
+/// How long a worker may take to start and ask for its first invocation, beyond the
+/// invocation's own timeout (Lambda gives initialisation its own 10 s).
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The log of the invocation running now (and of initialisation, which the first invocation
+/// reports), bounded.
+#[derive(Default)]
+struct LogBuffer {
+    text: Vec<u8>,
+    cut: bool,
+    /// Bytes ever read, to see when the output has caught up.
+    total: u64,
+}
+
+pub struct Worker {
+    queue: mpsc::Sender<Pending>,
+    signals: mpsc::UnboundedReceiver<Signal>,
+    exited: oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
+    logs: Arc<Mutex<LogBuffer>>,
+    group: Option<Pid>,
+    pid: Option<u32>,
+    /// Whether the worker has asked for its first invocation (its init is over).
+    ready: bool,
+    started: Instant,
+    /// Usable for another invocation.
+    pub healthy: bool,
+    pub last_used: Instant,
+    api: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+        self.api.abort();
+    }
+}
+
+impl Worker {
+    /// Starts a worker; `Err` carries the reason it could not even be started.
+    pub async fn start(launch: &Launch) -> Result<Self, FunctionError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| {
+                FunctionError::new(
+                    "Runtime.Unknown",
+                    format!("no port for the Runtime API: {e}"),
+                )
+            })?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| FunctionError::new("Runtime.Unknown", e.to_string()))?;
+        let (queue, pending) = mpsc::channel(1);
+        let (signal_tx, signals) = mpsc::unbounded_channel();
+        let api = api::serve(listener, pending, signal_tx);
+        let mut command = Command::new(&launch.program);
+        command
+            .args(&launch.args)
+            .current_dir(&launch.dir)
+            .env_clear()
+            .envs(crate::inherited())
+            .envs(launch.env.iter().cloned())
+            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        super::limits::apply(&mut command, launch.memory_mb);
+        let started = Instant::now();
+        let mut child = command.spawn().map_err(|e| {
+            api.abort();
+            FunctionError::new(
+                "Runtime.InvalidEntrypoint",
+                format!("cannot start {}: {e}", launch.program.display()),
+            )
+        })?;
+        let pid = child.id();
+        let logs = Arc::new(Mutex::new(LogBuffer::default()));
+        tokio::spawn(collect(child.stdout.take().expect("piped"), logs.clone()));
+        tokio::spawn(collect(child.stderr.take().expect("piped"), logs.clone()));
+        let (exit_tx, exited) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = exit_tx.send(child.wait().await);
+        });
+        Ok(Self {
+            queue,
+            signals,
+            exited,
+            logs,
+            group: pid.map(|p| Pid::from_raw(p as i32)),
+            pid,
+            ready: false,
+            started,
+            healthy: true,
+            last_used: Instant::now(),
+            api,
+        })
+    }
+
+    fn kill(&mut self) {
+        if let Some(group) = self.group.take() {
+            let _ = killpg(group, UnixSignal::SIGKILL);
+        }
+        self.healthy = false;
+    }
+
+    /// Runs one invocation. Returns its outcome and, for the worker's first invocation, how
+    /// long initialisation took.
+    pub async fn invoke(
+        &mut self,
+        payload: &Value,
+        context: &Context,
+        timeout: Duration,
+    ) -> (Outcome, Option<Duration>) {
+        let (reply_tx, reply) = oneshot::channel();
+        let mut lineage = vec![("eddy-hops", context.lineage.hops.to_string())];
+        if let Some(id) = context.event_id {
+            lineage.push(("eddy-event-id", id.to_string()));
+        }
+        let pending = Pending {
+            request_id: context.request_id.clone(),
+            payload: payload.to_string().into_bytes(),
+            deadline_ms: context.deadline_ms,
+            function_arn: context.invoked_function_arn.clone(),
+            lineage,
+            reply: reply_tx,
+        };
+        let cold = !self.ready;
+        let mut init = None;
+        if cold {
+            match self.wait_ready().await {
+                Ok(took) => init = Some(took),
+                Err(error) => return (self.failed(error, false), None),
+            }
+        }
+        if self.queue.send(pending).await.is_err() {
+            let error = FunctionError::new("Runtime.Unknown", "the worker stopped taking work");
+            return (self.failed(error, false), init);
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut reply = reply;
+        let result = loop {
+            tokio::select! {
+                answer = &mut reply => break match answer {
+                    Ok(Reply::Response(body)) => Ok(parse_response(&body)),
+                    Ok(Reply::Error(error)) => Err(error),
+                    Err(_) => Err(FunctionError::new("Runtime.Unknown", "the Runtime API stopped")),
+                },
+                exit = &mut self.exited => {
+                    self.healthy = false;
+                    break Err(exit_error(exit.ok().and_then(Result::ok)));
+                }
+                Some(signal) = self.signals.recv() => match signal {
+                    // The runtime asking for its next invocation while this one runs: the
+                    // answer is on its way.
+                    Signal::Ready => continue,
+                    Signal::InitError(error) => {
+                        self.healthy = false;
+                        break Err(error);
+                    }
+                },
+                _ = &mut deadline => {
+                    self.kill();
+                    let (logs, cut) = self.take_logs().await;
+                    return (Outcome::timeout(timeout, logs, cut), init);
+                }
+            }
+        };
+        if result.is_err() && !self.healthy {
+            self.kill();
+        }
+        self.last_used = Instant::now();
+        let (logs, truncated) = self.take_logs().await;
+        let result = result.map_err(|e| out_of_memory(e, &logs));
+        (Outcome::ended(result, logs, truncated), init)
+    }
+
+    /// Waits until the worker asks for work, or says why it cannot.
+    async fn wait_ready(&mut self) -> Result<Duration, FunctionError> {
+        let waited = tokio::time::timeout(INIT_TIMEOUT, async {
+            tokio::select! {
+                signal = self.signals.recv() => match signal {
+                    Some(Signal::Ready) => Ok(()),
+                    Some(Signal::InitError(error)) => Err(error),
+                    None => Err(FunctionError::new("Runtime.Unknown", "the Runtime API stopped")),
+                },
+                exit = &mut self.exited => Err(exit_error(exit.ok().and_then(Result::ok))),
+            }
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => {
+                self.ready = true;
+                Ok(self.started.elapsed())
+            }
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(FunctionError::new(
+                "Runtime.InitTimeout",
+                format!(
+                    "the function did not start within {} seconds",
+                    INIT_TIMEOUT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// An invocation that ended with the worker unusable.
+    fn failed(&mut self, error: FunctionError, timed_out: bool) -> Outcome {
+        self.kill();
+        let mut logs = self.logs.lock().expect("log lock");
+        let text = String::from_utf8_lossy(&std::mem::take(&mut logs.text)).into_owned();
+        let mut outcome = Outcome::ended(Err(error), text, std::mem::take(&mut logs.cut));
+        outcome.timed_out = timed_out;
+        outcome
+    }
+
+    /// The invocation's log so far. The handler wrote it before it answered, but the pipes may
+    /// not have been read yet: wait, briefly, until the output stops growing.
+    async fn take_logs(&self) -> (String, bool) {
+        let mut seen = self.logs.lock().expect("log lock").total;
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+            let now = self.logs.lock().expect("log lock").total;
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+        let mut logs = self.logs.lock().expect("log lock");
+        let text = String::from_utf8_lossy(&std::mem::take(&mut logs.text)).into_owned();
+        (text, std::mem::take(&mut logs.cut))
+    }
+
+    /// The most memory the worker has held, in MB (its peak resident set).
+    pub fn max_memory_mb(&self) -> Option<u64> {
+        super::limits::peak_memory_mb(self.pid?)
+    }
+}
+
+/// Reads a worker's output into the log of the invocation running now.
+async fn collect(mut stream: impl AsyncRead + Unpin, logs: Arc<Mutex<LogBuffer>>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let mut logs = logs.lock().expect("log lock");
+                logs.total += n as u64;
+                let room = LOG_LIMIT.saturating_sub(logs.text.len());
+                logs.text.extend_from_slice(&buf[..n.min(room)]);
+                logs.cut |= n > room;
+            }
+        }
+    }
+}
+
+/// A runtime that died of its own memory limit says so in its log (Node: `JavaScript heap out
+/// of memory`): its exit is reported as `Runtime.OutOfMemory`.
+fn out_of_memory(error: FunctionError, logs: &str) -> FunctionError {
+    let says = |s: &str| logs.contains(s);
+    if error.error_type == "Runtime.ExitError"
+        && (says("heap out of memory") || says("MemoryError") || says("Cannot allocate memory"))
+    {
+        FunctionError::new(
+            "Runtime.OutOfMemory",
+            format!(
+                "the runtime ran out of memory and exited ({})",
+                error.message
+            ),
+        )
+    } else {
+        error
+    }
+}
+
+/// A response body: JSON, as Lambda returns it (anything else as text).
+fn parse_response(body: &[u8]) -> Value {
+    if body.len() > RESULT_LIMIT {
+        return Value::Null;
+    }
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+/// The error of a worker that exited mid-invocation: out of memory when the kernel killed it
+/// or its runtime aborted, else a plain exit error.
+fn exit_error(status: Option<std::process::ExitStatus>) -> FunctionError {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Some(s) if s.signal() == Some(UnixSignal::SIGKILL as i32) => FunctionError::new(
+            "Runtime.OutOfMemory",
+            "the worker was killed (SIGKILL), most likely for using more than its memory_mb",
+        ),
+        Some(s) => FunctionError::new(
+            "Runtime.ExitError",
+            match (s.code(), s.signal()) {
+                (Some(code), _) => format!("the runtime exited with status {code}"),
+                (None, Some(signal)) => format!("the runtime was killed by signal {signal}"),
+                _ => "the runtime ended abnormally".to_string(),
+            },
+        ),
+        None => FunctionError::new("Runtime.ExitError", "the runtime ended"),
+    }
+}
