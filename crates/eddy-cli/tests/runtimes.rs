@@ -1,0 +1,434 @@
+//! The Lambda runtimes end to end: handlers written for AWS Lambda (Node.js in every style,
+//! Python, and `awslambdaric` under `provided`) run unchanged under `eddy serve`, in warm
+//! workers, with Lambda's limits, errors and log lines.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Node.js handlers in each style Lambda supports.
+const NODE: &[(&str, &str)] = &[
+    (
+        "node/index.js",
+        r#"
+let calls = 0;
+exports.asyncHandler = async (event, context) => {
+  calls += 1;
+  console.log('async saw', JSON.stringify(event));
+  return {
+    style: 'async', event, calls,
+    requestId: context.awsRequestId, name: context.functionName, version: context.functionVersion,
+    memory: context.memoryLimitInMB, arn: context.invokedFunctionArn,
+    group: context.logGroupName, remaining: context.getRemainingTimeInMillis(),
+    waits: context.callbackWaitsForEmptyEventLoop,
+  };
+};
+exports.promiseHandler = (event) => new Promise((resolve) => setTimeout(() => resolve({ style: 'promise' }), 5));
+exports.callbackHandler = (event, context, callback) => setTimeout(() => callback(null, { style: 'callback' }), 5);
+exports.failing = async () => { const e = new Error('the order is invalid'); e.name = 'OrderError'; throw e; };
+exports.crash = async () => { process.exit(7); };
+exports.spin = async () => { for (;;) {} };
+exports.hog = async () => { const kept = []; for (;;) kept.push(new Array(1e6).fill(Math.random())); };
+exports.onUpload = async (event) => {
+  const record = event.Records[0];
+  console.log(`upload ${record.eventName} ${record.s3.bucket.name}/${record.s3.object.key} ${record.s3.object.size}`);
+  return null;
+};
+"#,
+    ),
+    (
+        "node/esm.mjs",
+        "export const handler = async (event) => ({ style: 'esm', n: event.n });\n",
+    ),
+    ("node/broken.js", "exports.handler = async () => {;\n"),
+];
+
+const PYTHON: &[(&str, &str)] = &[
+    (
+        "py/app.py",
+        r#"
+import time
+
+def handler(event, context):
+    print("python saw", event)
+    return {"style": "python", "event": event, "name": context.function_name,
+            "memory": context.memory_limit_in_mb, "request_id": context.aws_request_id,
+            "remaining": context.get_remaining_time_in_millis()}
+
+def on_row(event, context):
+    record = event["Records"][0]
+    print("row", record["eventName"], record["dynamodb"]["Keys"]["id"]["N"])
+
+def failing(event, context):
+    raise KeyError("no such order")
+
+def hog(event, context):
+    kept = []
+    while True:
+        kept.append(bytearray(10 * 1024 * 1024))
+
+def slow(event, context):
+    time.sleep(event.get("seconds", 0.3))
+    return {"done": event.get("n")}
+"#,
+    ),
+    (
+        "py/ric.py",
+        "def handler(event, context):\n    return {'ric': event, 'name': context.function_name}\n",
+    ),
+];
+
+const MANIFEST: &str = "
+buckets: [{name: photos}]
+tables: [{name: orders, primary_key: id, columns: {id: integer, status: text}}]
+functions:
+  - {name: node-async, runtime: nodejs, handler: index.asyncHandler, code: ./node, memory_mb: 256}
+  - {name: node-promise, runtime: nodejs, handler: index.promiseHandler, code: ./node}
+  - {name: node-callback, runtime: nodejs, handler: index.callbackHandler, code: ./node}
+  - {name: node-esm, runtime: nodejs, handler: esm.handler, code: ./node}
+  - {name: node-failing, runtime: nodejs, handler: index.failing, code: ./node}
+  - {name: node-crash, runtime: nodejs, handler: index.crash, code: ./node}
+  - {name: node-spin, runtime: nodejs, handler: index.spin, code: ./node, timeout: 1s}
+  - {name: node-hog, runtime: nodejs, handler: index.hog, code: ./node, memory_mb: 128, timeout: 20s}
+  - {name: node-broken, runtime: nodejs, handler: broken.handler, code: ./node}
+  - {name: node-missing, runtime: nodejs, handler: nothere.handler, code: ./node}
+  - {name: node-upload, runtime: nodejs, handler: index.onUpload, code: ./node}
+  - {name: py, runtime: python, handler: app.handler, code: ./py}
+  - {name: py-row, runtime: python, handler: app.on_row, code: ./py}
+  - {name: py-failing, runtime: python, handler: app.failing, code: ./py}
+  - {name: py-hog, runtime: python, handler: app.hog, code: ./py, memory_mb: 128, timeout: 20s}
+  - {name: py-missing, runtime: python, handler: nothere.handler, code: ./py}
+  - {name: py-slow, runtime: python, handler: app.slow, code: ./py, concurrency: 2, timeout: 10s}
+  - {name: ric, runtime: provided, command: [python3, -m, awslambdaric, ric.handler], code: ./py}
+triggers:
+  - {function: node-upload, source: bucket/photos, events: ['object:created:*']}
+  - {function: py-row, source: table/orders, events: [row:insert]}
+";
+
+fn app() -> Eddy {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, text) in NODE.iter().chain(PYTHON) {
+        write(dir.path(), file, text);
+    }
+    std::fs::write(dir.path().join("app.yaml"), MANIFEST).unwrap();
+    spawn(dir, "app.yaml")
+}
+
+/// `eddy invoke NAME --json`: the result, or the error the command printed.
+fn invoke(eddy: &Eddy, name: &str, payload: &str) -> Result<Value, String> {
+    let out = cli(eddy, &["invoke", name, "--payload", payload, "--json"]);
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn runs(eddy: &Eddy, function: &str) -> Vec<Value> {
+    let body = eddy
+        .get(&format!("/_eddy/v1/invocations?function={function}"))
+        .body;
+    body["invocations"].as_array().cloned().unwrap_or_default()
+}
+
+/// The fields of a REPORT line, parsed as Lambda's format is (tab-separated `Name: value`).
+fn report(log: &str) -> std::collections::BTreeMap<String, String> {
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("REPORT RequestId: "))
+        .unwrap_or_else(|| panic!("no REPORT line: {log}"));
+    line.split('\t')
+        .map(|field| {
+            let (name, value) = field
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("{field:?}"));
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn node_handlers_in_every_style() {
+    let eddy = app();
+    let first = invoke(&eddy, "node-async", r#"{"n": 1}"#).unwrap();
+    assert_eq!(first["style"], "async");
+    assert_eq!(first["event"], json!({"n": 1}));
+    assert_eq!(
+        (
+            &first["name"],
+            &first["version"],
+            &first["memory"],
+            &first["waits"]
+        ),
+        (
+            &json!("node-async"),
+            &json!("$LATEST"),
+            &json!("256"),
+            &json!(true)
+        )
+    );
+    assert_eq!(
+        first["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:node-async"
+    );
+    assert_eq!(first["group"], "/aws/lambda/node-async");
+    let remaining = first["remaining"].as_u64().unwrap();
+    assert!(remaining > 0 && remaining <= 3000, "{remaining}");
+    let second = invoke(&eddy, "node-async", "{}").unwrap();
+    assert_eq!(
+        second["calls"], 2,
+        "the second invocation reuses the warm worker"
+    );
+
+    let logs = runs(&eddy, "node-async");
+    let (cold, warm) = (
+        logs[0]["log"].as_str().unwrap(),
+        logs[1]["log"].as_str().unwrap(),
+    );
+    let cold_report = report(cold);
+    let warm_report = report(warm);
+    assert!(cold_report.contains_key("Init Duration"), "{cold}");
+    assert!(!warm_report.contains_key("Init Duration"), "{warm}");
+    assert_eq!(
+        warm_report["REPORT RequestId"],
+        logs[1]["request_id"].as_str().unwrap()
+    );
+    assert_eq!(warm_report["Memory Size"], "256 MB");
+    for field in ["Duration", "Init Duration"] {
+        let value = &cold_report[field];
+        let ms = value.strip_suffix(" ms").unwrap();
+        assert!(
+            ms.split_once('.').is_some_and(|(_, d)| d.len() == 2),
+            "{field}: {value}"
+        );
+    }
+    let billed: u64 = warm_report["Billed Duration"]
+        .strip_suffix(" ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let took: f64 = warm_report["Duration"]
+        .strip_suffix(" ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        billed,
+        (took.ceil() as u64).max(1),
+        "billed: rounded up to the millisecond"
+    );
+    assert!(warm_report["Max Memory Used"].ends_with(" MB"));
+    let line = own_output(warm).lines().next().unwrap().to_string();
+    let parts: Vec<&str> = line.split('\t').collect();
+    assert_eq!(parts[1], logs[1]["request_id"].as_str().unwrap(), "{line}");
+    assert_eq!((parts[2], parts[3]), ("INFO", "async saw {}"), "{line}");
+
+    assert_eq!(
+        invoke(&eddy, "node-promise", "{}").unwrap(),
+        json!({"style": "promise"})
+    );
+    assert_eq!(
+        invoke(&eddy, "node-callback", "{}").unwrap(),
+        json!({"style": "callback"})
+    );
+    assert_eq!(
+        invoke(&eddy, "node-esm", r#"{"n": 5}"#).unwrap(),
+        json!({"style": "esm", "n": 5})
+    );
+
+    let failed = eddy.call(
+        "POST",
+        "/2015-03-31/functions/node-failing/invocations",
+        &[],
+        Some("{}"),
+    );
+    assert_eq!(failed.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(failed.body["errorType"], "OrderError");
+    assert_eq!(failed.body["errorMessage"], "the order is invalid");
+    assert!(
+        failed.body["stackTrace"][0]
+            .as_str()
+            .unwrap()
+            .contains("index.js"),
+        "{}",
+        failed.body
+    );
+}
+
+#[test]
+fn python_handlers_and_awslambdaric_under_provided() {
+    let eddy = app();
+    let result = invoke(&eddy, "py", r#"{"n": 2}"#).unwrap();
+    assert_eq!(result["style"], "python");
+    assert_eq!(result["event"], json!({"n": 2}));
+    assert_eq!(
+        (&result["name"], &result["memory"]),
+        (&json!("py"), &json!("128"))
+    );
+    assert!(result["remaining"].as_u64().unwrap() > 0);
+    let log = runs(&eddy, "py")[0]["log"].as_str().unwrap().to_string();
+    assert_eq!(own_output(&log), "python saw {'n': 2}\n");
+
+    let failed = eddy.call(
+        "POST",
+        "/2015-03-31/functions/py-failing/invocations",
+        &[],
+        Some("{}"),
+    );
+    assert_eq!(failed.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(
+        (&failed.body["errorType"], &failed.body["errorMessage"]),
+        (&json!("KeyError"), &json!("'no such order'"))
+    );
+
+    let err = invoke(&eddy, "py-missing", "{}").unwrap_err();
+    assert!(err.contains("Runtime.ImportModuleError"), "{err}");
+
+    // A client built with AWS's own Runtime API library, unchanged.
+    let ric = invoke(&eddy, "ric", r#"{"n": 3}"#).unwrap();
+    assert_eq!(ric, json!({"ric": {"n": 3}, "name": "ric"}));
+    let again = invoke(&eddy, "ric", r#"{"n": 4}"#).unwrap();
+    assert_eq!(again["ric"], json!({"n": 4}));
+    let ric_runs = runs(&eddy, "ric");
+    assert!(report(ric_runs[0]["log"].as_str().unwrap()).contains_key("Init Duration"));
+    assert!(!report(ric_runs[1]["log"].as_str().unwrap()).contains_key("Init Duration"));
+}
+
+#[test]
+fn triggers_run_node_and_python_handlers() {
+    let eddy = app();
+    boto3(
+        &eddy,
+        r#"s3.put_object(Bucket="photos", Key="red flower.jpg", Body=b"0123456789")"#,
+    );
+    eddy.json(
+        "POST",
+        "/_eddy/v1/tables/orders/rows",
+        json!({"id": 42, "status": "new"}),
+    );
+    eddy.wait_for("both triggers", |e| {
+        !runs(e, "node-upload").is_empty() && !runs(e, "py-row").is_empty()
+    });
+    let upload = runs(&eddy, "node-upload")[0]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        upload.contains("\tINFO\tupload ObjectCreated:Put photos/red+flower.jpg 10\n"),
+        "{upload}"
+    );
+    let row = runs(&eddy, "py-row")[0]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(own_output(&row), "row INSERT 42\n");
+}
+
+/// Each way a function can go wrong has Lambda's outcome, and eddy keeps serving.
+#[test]
+fn limits_and_failures_have_lambdas_outcomes() {
+    let eddy = app();
+    let err = invoke(&eddy, "node-spin", "{}").unwrap_err();
+    assert!(
+        err.contains("Sandbox.Timedout: Task timed out after 1.00 seconds"),
+        "{err}"
+    );
+    let log = runs(&eddy, "node-spin")[0]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        log.contains(" Task timed out after 1.00 seconds\nEND RequestId: "),
+        "{log}"
+    );
+    assert_eq!(runs(&eddy, "node-spin")[0]["outcome"], "timeout");
+
+    let err = invoke(&eddy, "node-hog", "{}").unwrap_err();
+    assert!(err.contains("Runtime.OutOfMemory"), "{err}");
+    let err = invoke(&eddy, "py-hog", "{}").unwrap_err();
+    assert!(
+        err.contains("MemoryError"),
+        "Python's own out-of-memory error: {err}"
+    );
+
+    let err = invoke(&eddy, "node-crash", "{}").unwrap_err();
+    assert!(
+        err.contains("Runtime.ExitError: the runtime exited with status 7"),
+        "{err}"
+    );
+    let err = invoke(&eddy, "node-broken", "{}").unwrap_err();
+    assert!(err.contains("Runtime.UserCodeSyntaxError"), "{err}");
+    let err = invoke(&eddy, "node-missing", "{}").unwrap_err();
+    assert!(err.contains("Runtime.ImportModuleError"), "{err}");
+
+    // The platform, and the functions that failed, still serve.
+    assert_eq!(invoke(&eddy, "node-esm", r#"{"n": 1}"#).unwrap()["n"], 1);
+    assert_eq!(eddy.get("/_eddy/health").status, 200);
+    let again = invoke(&eddy, "node-crash", "{}").unwrap_err();
+    assert!(
+        again.contains("status 7"),
+        "a crashed worker is replaced: {again}"
+    );
+}
+
+/// A burst of asynchronous invocations never runs more at once than the function's
+/// concurrency, and never needs more workers than that.
+#[test]
+fn concurrency_caps_a_burst() {
+    let eddy = app();
+    for n in 0..8 {
+        let out = cli(
+            &eddy,
+            &[
+                "invoke",
+                "py-slow",
+                "--async",
+                "--payload",
+                &format!(r#"{{"n": {n}, "seconds": 0.3}}"#),
+            ],
+        );
+        assert!(out.status.success());
+    }
+    eddy.wait_for("all eight", |e| runs(e, "py-slow").len() == 8);
+    let records = runs(&eddy, "py-slow");
+    let mut spans: Vec<(i64, i64)> = records
+        .iter()
+        .map(|r| {
+            let start = r["start_ms"].as_i64().unwrap();
+            (start, start + r["duration_ms"].as_f64().unwrap() as i64)
+        })
+        .collect();
+    spans.sort();
+    let most_at_once = spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most_at_once <= 2,
+        "at most 2 at once, saw {most_at_once}: {spans:?}"
+    );
+    let cold = records
+        .iter()
+        .filter(|r| report(r["log"].as_str().unwrap()).contains_key("Init Duration"))
+        .count();
+    assert!(
+        (1..=2).contains(&cold),
+        "at most two workers started: {cold}"
+    );
+    assert!(records.iter().all(|r| r["outcome"] == "success"));
+}
