@@ -27,16 +27,17 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let objects = ObjectStore::open(bus.clone())?;
     let tables = TableStore::open(bus.clone()).await?;
-    let config = ExecutorConfig {
-        stream_labels: eddy_server::provision(&app, &objects, &tables).await?,
-        ..ExecutorConfig::default()
-    };
-    let executor =
-        Arc::new(Executor::start(bus.clone(), app.clone(), Arc::new(SystemClock), config).await?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
+    let config = ExecutorConfig {
+        stream_labels: eddy_server::provision(&app, &objects, &tables).await?,
+        function_env: function_environment(address, &root),
+        ..ExecutorConfig::default()
+    };
+    let executor =
+        Arc::new(Executor::start(bus.clone(), app.clone(), Arc::new(SystemClock), config).await?);
     let services = Arc::new(Services {
         bus,
         objects,
@@ -54,6 +55,35 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
     tracing::info!("stopping: no new requests; finishing the executor");
     executor.shutdown().await;
     Ok(())
+}
+
+/// What every function process is told about eddy, so the AWS SDK inside a handler reaches
+/// eddy unchanged: the endpoint (a loopback address when eddy listens on all of them) and, until
+/// roles give each function its own, the root credentials.
+fn function_environment(address: SocketAddr, root: &Credentials) -> Vec<(String, String)> {
+    let mut reachable = address;
+    if address.ip().is_unspecified() {
+        reachable.set_ip(match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let endpoint = format!("http://{reachable}");
+    let mut env: Vec<(String, String)> = [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_LAMBDA",
+        "EDDY_ENDPOINT",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), endpoint.clone()))
+    .collect();
+    env.push(("AWS_ACCESS_KEY_ID".into(), root.access_key_id.clone()));
+    env.push((
+        "AWS_SECRET_ACCESS_KEY".into(),
+        root.secret_access_key.clone(),
+    ));
+    env
 }
 
 /// The root credentials from `EDDY_ACCESS_KEY_ID` and `EDDY_SECRET_ACCESS_KEY`, or the

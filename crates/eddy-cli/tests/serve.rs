@@ -509,7 +509,7 @@ fn the_quickstart_runs() {
         .unwrap();
     let eddy = spawn(tempfile::tempdir().unwrap(), quickstart.to_str().unwrap());
 
-    // An upload runs on-upload.
+    // An upload runs describe-upload (Node.js), which writes its description to `derived`.
     std::fs::write(eddy.dir.path().join("cat.jpg"), "not really a cat").unwrap();
     let cat = eddy.dir.path().join("cat.jpg");
     let up = aws(
@@ -522,8 +522,14 @@ fn the_quickstart_runs() {
         String::from_utf8_lossy(&up.stderr)
     );
     eddy.wait_for("the upload to be handled", |e| {
-        cli_ok(e, &["logs", "on-upload"]).contains("new photo: cat.jpg (16 bytes)")
+        cli_ok(e, &["logs", "describe-upload"]).contains("new photo: cat.jpg (16 bytes)")
     });
+    let described = aws(&eddy, &["s3", "cp", "s3://derived/cat.jpg.json", "-"]);
+    let described: Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(
+        (&described["key"], &described["size"]),
+        (&json!("cat.jpg"), &json!(16))
+    );
 
     // Row changes run on-order, with the change as a plain event.
     let bearer = format!("Bearer {}", eddy_server::auth::DEV_SECRET_ACCESS_KEY);

@@ -19,6 +19,7 @@ pub(super) async fn run(
     function: &FunctionSpec,
     command: &[String],
     dir: &Path,
+    platform_env: &[(String, String)],
     payload: &Value,
     context: &Context,
 ) -> Outcome {
@@ -27,6 +28,7 @@ pub(super) async fn run(
         .current_dir(dir)
         .env_clear()
         .envs(crate::inherited())
+        .envs(platform_env.iter().cloned())
         .envs(lambda_environment(function, context))
         .process_group(0)
         .stdin(Stdio::piped())

@@ -72,6 +72,11 @@ impl Workers {
         Ok(workers)
     }
 
+    /// What every function process gets from the platform: where eddy is, its credentials.
+    pub fn environment(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     /// Stops every idle worker, so the next invocations start fresh ones (after the app or
     /// its code changed). Workers busy now are stopped when they finish.
     pub fn retire_all(&self) {
