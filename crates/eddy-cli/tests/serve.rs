@@ -557,6 +557,9 @@ fn the_quickstart_runs() {
             .count()
             == 2
     });
+    eddy.wait_for("the status change to be handled (Python)", |e| {
+        cli_ok(e, &["logs", "order-status"]).contains("order 1: paid -> shipped")
+    });
     assert!(cli_ok(&eddy, &["logs", "on-order"]).contains("\"type\":\"MODIFY\""));
 
     // greet answers the AWS CLI.
