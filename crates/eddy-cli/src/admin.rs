@@ -143,3 +143,63 @@ pub fn deploy(client: &Client, manifests: &[PathBuf]) -> anyhow::Result<Value> {
         Some(&json!({ "manifests": sent })),
     )
 }
+
+/// Prices for `eddy usage`, per Lambda's published x86 prices and monthly free tier.
+pub struct Prices {
+    pub per_million_requests: f64,
+    pub per_gb_second: f64,
+    pub free_requests: f64,
+    pub free_gb_seconds: f64,
+}
+
+/// `eddy usage`: per function, what Lambda would count and bill, and the estimated cost of all
+/// of it at `prices` after the free tier.
+pub fn usage(client: &Client, prices: &Prices) -> anyhow::Result<Value> {
+    let mut answer = client.api("GET", "/_eddy/v1/usage", "", None)?;
+    let total = |field: &str| -> f64 {
+        answer["functions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f[field].as_f64().unwrap_or(0.0))
+            .sum()
+    };
+    let (requests, gb_seconds) = (total("invocations"), total("gb_seconds"));
+    let request_cost =
+        (requests - prices.free_requests).max(0.0) / 1e6 * prices.per_million_requests;
+    let compute_cost = (gb_seconds - prices.free_gb_seconds).max(0.0) * prices.per_gb_second;
+    answer["total"] = json!({
+        "invocations": requests,
+        "gb_seconds": gb_seconds,
+        "request_cost_usd": request_cost,
+        "compute_cost_usd": compute_cost,
+        "estimated_cost_usd": request_cost + compute_cost,
+    });
+    Ok(answer)
+}
+
+pub fn print_usage(answer: &Value) {
+    println!(
+        "{:<24} {:>11} {:>8} {:>9} {:>12} {:>12} {:>12}",
+        "function", "invocations", "errors", "throttles", "duration ms", "billed ms", "GB-seconds"
+    );
+    for f in answer["functions"].as_array().into_iter().flatten() {
+        println!(
+            "{:<24} {:>11} {:>8} {:>9} {:>12.1} {:>12} {:>12.4}",
+            f["function"].as_str().unwrap_or(""),
+            f["invocations"],
+            f["errors"],
+            f["throttles"],
+            f["duration_ms"].as_f64().unwrap_or(0.0),
+            f["billed_ms"],
+            f["gb_seconds"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let t = &answer["total"];
+    println!(
+        "estimated cost: ${:.6} (requests ${:.6} + compute ${:.6}, after the free tier)",
+        t["estimated_cost_usd"].as_f64().unwrap_or(0.0),
+        t["request_cost_usd"].as_f64().unwrap_or(0.0),
+        t["compute_cost_usd"].as_f64().unwrap_or(0.0)
+    );
+}

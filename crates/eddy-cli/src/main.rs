@@ -142,6 +142,21 @@ enum Command {
     /// Dead letters: deliveries that ran out of retries.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// What each function used, as Lambda meters it, and what it would cost there.
+    Usage {
+        /// USD per million requests (Lambda, x86).
+        #[arg(long, default_value_t = 0.20)]
+        price_per_million_requests: f64,
+        /// USD per GB-second (Lambda, x86, first tier).
+        #[arg(long, default_value_t = 0.0000166667)]
+        price_per_gb_second: f64,
+        /// Requests free each month.
+        #[arg(long, default_value_t = 1_000_000.0)]
+        free_requests: f64,
+        /// GB-seconds free each month.
+        #[arg(long, default_value_t = 400_000.0)]
+        free_gb_seconds: f64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -327,6 +342,20 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
         Command::Dlq(DlqCommand::List { function }) => {
             let answer = admin::dead_letters(client, function.as_deref())?;
             output(json, &answer, admin::print_dead_letters);
+        }
+        Command::Usage {
+            price_per_million_requests,
+            price_per_gb_second,
+            free_requests,
+            free_gb_seconds,
+        } => {
+            let prices = admin::Prices {
+                per_million_requests: price_per_million_requests,
+                per_gb_second: price_per_gb_second,
+                free_requests,
+                free_gb_seconds,
+            };
+            output(json, &admin::usage(client, &prices)?, admin::print_usage);
         }
         Command::Dlq(DlqCommand::Redrive { id, function }) => {
             let answer = admin::redrive(client, id, function.as_deref())?;

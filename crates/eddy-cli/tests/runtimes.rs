@@ -76,6 +76,11 @@ def hog(event, context):
     while True:
         kept.append(bytearray(10 * 1024 * 1024))
 
+def gate(event, context):
+    open(event["marker"], "w").close()
+    time.sleep(1)
+    return "passed"
+
 def slow(event, context):
     time.sleep(event.get("seconds", 0.3))
     return {"done": event.get("n")}
@@ -108,6 +113,7 @@ functions:
   - {name: py-hog, runtime: python, handler: app.hog, code: ./py, memory_mb: 128, timeout: 20s}
   - {name: py-missing, runtime: python, handler: nothere.handler, code: ./py}
   - {name: py-slow, runtime: python, handler: app.slow, code: ./py, concurrency: 2, timeout: 10s}
+  - {name: py-gate, runtime: python, handler: app.gate, code: ./py, concurrency: 1, memory_mb: 512}
   - {name: ric, runtime: provided, command: [python3, -m, awslambdaric, ric.handler], code: ./py}
 triggers:
   - {function: node-upload, source: bucket/photos, events: ['object:created:*']}
@@ -431,4 +437,76 @@ fn concurrency_caps_a_burst() {
         "at most two workers started: {cold}"
     );
     assert!(records.iter().all(|r| r["outcome"] == "success"));
+}
+
+/// Usage is metered as Lambda bills it: requests, and billed milliseconds times memory.
+#[test]
+fn usage_is_metered_like_lambda() {
+    let eddy = app();
+    let marker = eddy.dir.path().join("inside");
+    let payload = json!({"marker": marker}).to_string();
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["invoke", "py-gate", "--payload", &payload])
+        .env("EDDY_ENDPOINT", &eddy.base)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eddy.wait_for("the first invocation to hold the only slot", |_| {
+        marker.exists()
+    });
+    let err = invoke(&eddy, "py-gate", &payload).unwrap_err();
+    assert!(err.contains("TooManyRequestsException"), "{err}");
+    assert!(first.wait().unwrap().success());
+
+    let usage: Value = serde_json::from_str(&cli_ok(
+        &eddy,
+        &[
+            "usage",
+            "--json",
+            "--free-requests",
+            "0",
+            "--free-gb-seconds",
+            "0",
+        ],
+    ))
+    .unwrap();
+    let gate = usage["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == "py-gate")
+        .unwrap()
+        .clone();
+    let record = &runs(&eddy, "py-gate")[0];
+    let billed = record["billed_ms"].as_u64().unwrap();
+    assert!(billed >= 1000, "the handler slept a second: {record}");
+    assert_eq!(record["memory_mb"], 512);
+    assert_eq!(
+        (&gate["invocations"], &gate["throttles"], &gate["errors"]),
+        (&json!(1.0), &json!(1), &json!(0.0))
+    );
+    assert_eq!(gate["billed_ms"], json!(billed as f64));
+    let gb_seconds = billed as f64 * 512.0 / 1024.0 / 1000.0;
+    assert!(
+        (gate["gb_seconds"].as_f64().unwrap() - gb_seconds).abs() < 1e-9,
+        "{gate}"
+    );
+    let total = &usage["total"];
+    let expected = 1.0 / 1e6 * 0.20 + gb_seconds * 0.0000166667;
+    assert!(
+        (total["estimated_cost_usd"].as_f64().unwrap() - expected).abs() < 1e-12,
+        "{total}"
+    );
+    let table = cli_ok(&eddy, &["usage"]);
+    assert!(
+        table.contains("py-gate") && table.contains("estimated cost: $"),
+        "{table}"
+    );
+    let free = cli_ok(&eddy, &["usage", "--json"]);
+    assert_eq!(json_total(&free), 0.0, "within the free tier");
+}
+
+fn json_total(text: &str) -> f64 {
+    let value: Value = serde_json::from_str(text).unwrap();
+    value["total"]["estimated_cost_usd"].as_f64().unwrap()
 }

@@ -112,6 +112,8 @@ struct Inner {
     settled: mpsc::Sender<Settle>,
     /// The warm workers of the Lambda runtimes.
     workers: Arc<runtime::Workers>,
+    /// Synchronous invocations refused for want of a free slot, by function, since start.
+    throttles: Mutex<HashMap<String, u64>>,
 }
 
 /// Finished attempts waiting to be recorded at most; beyond, attempts wait (push back).
@@ -164,6 +166,7 @@ impl Executor {
             drained: watch::Sender::new(false),
             settled,
             workers,
+            throttles: Mutex::new(HashMap::new()),
         });
         let tasks = vec![
             tokio::spawn(dispatch(inner.clone())),
@@ -209,6 +212,12 @@ impl Executor {
         let inner = &self.inner;
         let spec = inner.function(function)?;
         let Ok(permit) = inner.slots(&spec).try_acquire_owned() else {
+            *inner
+                .throttles
+                .lock()
+                .expect("throttle lock")
+                .entry(function.to_string())
+                .or_default() += 1;
             return Err(ExecError::Throttled {
                 function: function.to_string(),
                 concurrency: spec.concurrency,
@@ -320,6 +329,12 @@ impl Executor {
     /// Recorded attempts, totalled per function and outcome.
     pub async fn invocation_totals(&self) -> Result<Vec<InvocationTotals>, ExecError> {
         store::invocation_totals(&self.inner.bus).await
+    }
+
+    /// Synchronous invocations refused because the function's concurrency was in use, by
+    /// function, since this executor started (a refusal changes nothing durable).
+    pub fn throttles(&self) -> HashMap<String, u64> {
+        self.inner.throttles.lock().expect("throttle lock").clone()
     }
 
     /// How long the oldest waiting delivery's event has waited, if any waits.

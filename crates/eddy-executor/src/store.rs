@@ -502,11 +502,23 @@ pub struct InvocationTotals {
     pub duration_us: u64,
     /// Attempts after the first (retries), among `count`.
     pub retries: u64,
+    /// Billed milliseconds (each attempt's duration rounded up to the millisecond).
+    pub billed_ms: u64,
+    /// Billed milliseconds times the function's memory in MB: what Lambda's GB-seconds count.
+    pub mb_ms: u64,
+}
+
+impl InvocationTotals {
+    /// GB-seconds, as Lambda bills compute: memory in GB (1024 MB) times billed seconds.
+    pub fn gb_seconds(&self) -> f64 {
+        self.mb_ms as f64 / 1024.0 / 1000.0
+    }
 }
 
 pub(crate) async fn invocation_totals(bus: &Bus) -> Result<Vec<InvocationTotals>, ExecError> {
     let rows = sqlx::query(
-        "SELECT function, outcome, count(*) AS n, sum(duration_us) AS us, sum(attempt > 1) AS retries
+        "SELECT function, outcome, count(*) AS n, sum(duration_us) AS us, sum(attempt > 1) AS retries,
+                sum(billed_ms) AS billed, sum(billed_ms * memory_mb) AS mb_ms
          FROM _eddy_invocations GROUP BY function, outcome ORDER BY function, outcome",
     )
     .fetch_all(bus.readers())
@@ -519,6 +531,8 @@ pub(crate) async fn invocation_totals(bus: &Bus) -> Result<Vec<InvocationTotals>
                 count: r.try_get::<i64, _>("n")? as u64,
                 duration_us: r.try_get::<i64, _>("us")? as u64,
                 retries: r.try_get::<i64, _>("retries")? as u64,
+                billed_ms: r.try_get::<i64, _>("billed")? as u64,
+                mb_ms: r.try_get::<i64, _>("mb_ms")? as u64,
             })
         })
         .collect()

@@ -165,6 +165,10 @@ fn invocation_json(r: &InvocationRecord) -> Value {
         "error": r.error,
         "log": r.output,
         "log_truncated": r.truncated,
+        "memory_mb": r.memory_mb,
+        "billed_ms": r.billed_ms,
+        "max_memory_mb": r.max_memory_mb,
+        "init_ms": r.init_us.map(|us| us as f64 / 1000.0),
     })
 }
 
@@ -247,4 +251,58 @@ pub async fn redrive_function(
     }
     let n = s.executor.redrive_function(&name).await?;
     Ok(Json(json!({ "redriven": n })))
+}
+
+/// `GET /_eddy/v1/usage`: per function, what Lambda would bill and count: invocations, errors,
+/// throttles, time, billed time and GB-seconds.
+pub async fn usage(State(s): State<Shared>) -> Result<Json<Value>> {
+    let throttles = s.executor.throttles();
+    let mut functions: std::collections::BTreeMap<String, Value> = s
+        .app()
+        .functions
+        .iter()
+        .map(|f| (f.name.to_string(), json!({"memory_mb": f.memory_mb})))
+        .collect();
+    for t in s.executor.invocation_totals().await? {
+        let entry = functions
+            .entry(t.function.clone())
+            .or_insert_with(|| json!({}));
+        let add = |entry: &mut Value, field: &str, value: f64| {
+            let sum = entry[field].as_f64().unwrap_or(0.0) + value;
+            entry[field] = json!(sum);
+        };
+        add(entry, "invocations", t.count as f64);
+        add(
+            entry,
+            "errors",
+            if t.outcome == "success" {
+                0.0
+            } else {
+                t.count as f64
+            },
+        );
+        add(entry, "duration_ms", t.duration_us as f64 / 1e3);
+        add(entry, "billed_ms", t.billed_ms as f64);
+        add(entry, "gb_seconds", t.gb_seconds());
+    }
+    let functions: Vec<Value> = functions
+        .into_iter()
+        .map(|(name, mut entry)| {
+            for field in [
+                "invocations",
+                "errors",
+                "duration_ms",
+                "billed_ms",
+                "gb_seconds",
+            ] {
+                if entry[field].is_null() {
+                    entry[field] = json!(0);
+                }
+            }
+            entry["throttles"] = json!(throttles.get(&name).copied().unwrap_or(0));
+            entry["function"] = json!(name);
+            entry
+        })
+        .collect();
+    Ok(Json(json!({ "functions": functions })))
 }

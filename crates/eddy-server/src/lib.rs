@@ -74,6 +74,7 @@ pub fn router(services: Shared) -> Router {
         )
         .route("/_eddy/v1/triggers", get(admin::triggers))
         .route("/_eddy/v1/deploy", post(deploy::deploy))
+        .route("/_eddy/v1/usage", get(admin::usage))
         .route("/_eddy/v1/events", get(admin::events))
         .route("/_eddy/v1/events/{id}", get(admin::event))
         .route("/_eddy/v1/invocations", get(admin::invocations))

@@ -37,7 +37,7 @@ pub async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiEr
     ] {
         let _ = writeln!(out, "eddy_deliveries{{state=\"{state}\"}} {n}");
     }
-    let per_function: [Series; 3] = [
+    let per_function: [Series; 5] = [
         (
             "eddy_invocations_total",
             "Recorded attempts by function and outcome.",
@@ -53,6 +53,16 @@ pub async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiEr
             "Attempts after the first, by function and outcome.",
             |t| t.retries as f64,
         ),
+        (
+            "eddy_billed_seconds_total",
+            "Billed time (each attempt rounded up to the millisecond) by function and outcome.",
+            |t| t.billed_ms as f64 / 1e3,
+        ),
+        (
+            "eddy_gb_seconds_total",
+            "Billed seconds times memory in GB, as Lambda bills compute.",
+            InvocationTotals::gb_seconds,
+        ),
     ];
     for (name, help, value) in per_function {
         family(&mut out, name, "counter", help);
@@ -65,6 +75,17 @@ pub async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiEr
                 value(t)
             );
         }
+    }
+    family(
+        &mut out,
+        "eddy_throttles_total",
+        "counter",
+        "Synchronous invocations refused because the function's concurrency was in use (since start).",
+    );
+    let mut throttles: Vec<_> = s.executor.throttles().into_iter().collect();
+    throttles.sort();
+    for (function, n) in throttles {
+        let _ = writeln!(out, "eddy_throttles_total{{function=\"{function}\"}} {n}");
     }
     family(
         &mut out,
