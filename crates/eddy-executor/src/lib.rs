@@ -840,14 +840,25 @@ fn too_old(policy: &RetryPolicy, event_time_ms: i64, at_ms: i64) -> bool {
 
 /// After a failed attempt: try again later, or dead-letter.
 fn next_step(policy: &RetryPolicy, d: &Leased, error: FunctionError, now: i64) -> Settlement {
+    let retry = error.retry;
     let error = format!("{}: {}", error.error_type, error.message);
+    if retry == runtime::Retry::Never {
+        return Settlement::Dead {
+            reason: DeadReason::Refused,
+            error,
+        };
+    }
     if d.attempt >= policy.max_attempts {
         return Settlement::Dead {
             reason: DeadReason::RetriesExhausted,
             error,
         };
     }
-    let at_ms = now + backoff::delay(policy, d.attempt, backoff::random_unit()).as_millis() as i64;
+    let mut delay = backoff::delay(policy, d.attempt, backoff::random_unit());
+    if let runtime::Retry::NotBefore(asked) = retry {
+        delay = delay.max(asked);
+    }
+    let at_ms = now + delay.as_millis() as i64;
     if too_old(policy, d.event_time_ms, at_ms) {
         return Settlement::Dead {
             reason: DeadReason::EventAgeExceeded,

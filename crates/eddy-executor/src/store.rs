@@ -39,6 +39,8 @@ pub enum DeadReason {
     EventAgeExceeded,
     RecursionLimit,
     FunctionMissing,
+    /// The function refused the event (a webhook's 4xx): not retried.
+    Refused,
 }
 
 impl DeadReason {
@@ -48,6 +50,7 @@ impl DeadReason {
             DeadReason::EventAgeExceeded => "EventAgeExceeded",
             DeadReason::RecursionLimit => "RecursionLimit",
             DeadReason::FunctionMissing => "FunctionMissing",
+            DeadReason::Refused => "Refused",
         }
     }
 
@@ -57,6 +60,7 @@ impl DeadReason {
             Self::EventAgeExceeded,
             Self::RecursionLimit,
             Self::FunctionMissing,
+            Self::Refused,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

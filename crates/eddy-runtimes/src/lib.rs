@@ -4,6 +4,7 @@
 mod exec;
 mod lambda;
 mod report;
+mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +42,21 @@ pub struct FunctionError {
     pub message: String,
     /// The stack the runtime reported, as it reported it (a list of lines, usually).
     pub stack_trace: Option<Value>,
+    /// How delivery should treat the failure: retried (the default), not before a time the
+    /// function named (a webhook's `Retry-After`), or not at all (a webhook's 4xx).
+    pub retry: Retry,
+}
+
+/// Whether a failed attempt may be tried again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Retry {
+    /// As the trigger's retry policy says.
+    #[default]
+    AsPolicy,
+    /// As the policy says, but not sooner than this.
+    NotBefore(Duration),
+    /// Never: the function refused the event.
+    Never,
 }
 
 impl FunctionError {
@@ -49,6 +65,7 @@ impl FunctionError {
             error_type: error_type.into(),
             message: message.into(),
             stack_trace: None,
+            retry: Retry::AsPolicy,
         }
     }
 
@@ -126,6 +143,7 @@ pub type Handlers = HashMap<FunctionName, Arc<dyn Handler>>;
 
 pub use lambda::{INIT_TIMEOUT, Workers};
 pub use report::billed_ms;
+pub use webhook::signature as webhook_signature;
 
 /// Runs `function` once with `payload`, enforcing its timeout, and frames its log with
 /// Lambda's `START`, `END` and `REPORT` lines. `handler` is the registered handler of an
@@ -169,10 +187,9 @@ async fn run(
         Runtime::Nodejs { .. } | Runtime::Python { .. } | Runtime::Provided { .. } => {
             workers.invoke(function, payload, &context).await
         }
-        other => Err(Unrunnable(format!(
-            "this eddy cannot run {} functions yet (runtimes available: exec, nodejs, python, provided, in_process)",
-            other.name()
-        ))),
+        Runtime::Webhook { url, secret_env } => {
+            webhook::post(function, url, secret_env.as_deref(), payload, &context).await
+        }
     }
 }
 

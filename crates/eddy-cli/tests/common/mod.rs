@@ -37,6 +37,11 @@ pub fn serve(manifest: &str) -> Eddy {
 
 /// Runs `eddy serve MANIFEST` in `dir` with its data in `dir/data`.
 pub fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
+    spawn_with(dir, manifest, &[])
+}
+
+/// [`spawn`], with variables added to eddy's environment.
+pub fn spawn_with(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)]) -> Eddy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args([
             "serve",
@@ -48,6 +53,7 @@ pub fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
         ])
         .current_dir(dir.path())
         .env("EDDY_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("eddy.log")).unwrap())
         .spawn()
