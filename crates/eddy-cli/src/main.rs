@@ -89,6 +89,10 @@ enum Command {
         /// needs EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY.
         #[arg(long, default_value = "127.0.0.1:7171")]
         listen: SocketAddr,
+        /// Cap each function worker's CPU at one core per 1,769 MB of memory, as Lambda does
+        /// (where a cpu cgroup is writable); otherwise CPU is only shared in proportion.
+        #[arg(long)]
+        strict_cpu: bool,
     },
     /// Check manifests without a server: print every error and warning, exit non-zero on errors.
     Validate {
@@ -216,10 +220,11 @@ fn main() -> ExitCode {
             manifests,
             data_dir,
             listen,
+            strict_cpu,
         } => {
             init_logging();
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-            runtime.block_on(serve::run(&manifests, &data_dir, listen))
+            runtime.block_on(serve::run(&manifests, &data_dir, listen, strict_cpu))
         }
         command => cli
             .connection

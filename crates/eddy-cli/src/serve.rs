@@ -13,7 +13,12 @@ use eddy_server::auth::{DEV_ACCESS_KEY_ID, Principals, development_credentials};
 use eddy_sigv4::Credentials;
 use eddy_tables::TableStore;
 
-pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(
+    manifests: &[PathBuf],
+    data_dir: &Path,
+    listen: SocketAddr,
+    strict_cpu: bool,
+) -> anyhow::Result<()> {
     let root = root_credentials(listen)?;
     let loaded = eddy_subscriptions::load_files(manifests);
     if !loaded.findings.is_empty() {
@@ -34,6 +39,7 @@ pub async fn run(manifests: &[PathBuf], data_dir: &Path, listen: SocketAddr) -> 
     let config = ExecutorConfig {
         stream_labels: eddy_server::provision(&app, &objects, &tables).await?,
         function_env: function_environment(address, &root),
+        strict_cpu,
         ..ExecutorConfig::default()
     };
     let executor =

@@ -62,6 +62,9 @@ pub struct ExecutorConfig {
     pub function_env: Vec<(String, String)>,
     /// A warm worker unused this long is stopped.
     pub worker_idle_timeout: Duration,
+    /// Cap each worker's CPU at one core per 1,769 MB of memory, as Lambda does (where a cpu
+    /// cgroup is writable); otherwise CPU is only shared in proportion to memory.
+    pub strict_cpu: bool,
 }
 
 impl Default for ExecutorConfig {
@@ -74,6 +77,7 @@ impl Default for ExecutorConfig {
             stream_labels: HashMap::new(),
             function_env: Vec::new(),
             worker_idle_timeout: Duration::from_secs(300),
+            strict_cpu: false,
         }
     }
 }
@@ -146,6 +150,7 @@ impl Executor {
             &bus.data_dir().join("runtimes"),
             config.function_env.clone(),
             config.worker_idle_timeout,
+            config.strict_cpu,
         )
         .map_err(|e| ExecError::Io(e.to_string()))?;
         let compiled = Compiled {

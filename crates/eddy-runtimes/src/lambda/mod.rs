@@ -33,6 +33,10 @@ pub struct Workers {
     /// Given to every worker: where eddy is and the credentials to reach it.
     env: Vec<(String, String)>,
     idle_timeout: Duration,
+    /// How memory and CPU limits are enforced here.
+    limits: limits::Mechanism,
+    /// Cap each worker's CPU at one core per 1,769 MB, as Lambda does.
+    strict_cpu: bool,
 }
 
 /// The real interpreters, found once (a shim such as pyenv's costs tens of milliseconds at
@@ -49,6 +53,7 @@ impl Workers {
         dir: &Path,
         env: Vec<(String, String)>,
         idle_timeout: Duration,
+        strict_cpu: bool,
     ) -> std::io::Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
         // Workers run in their code folders: the bootstraps' path must not be relative.
@@ -61,7 +66,10 @@ impl Workers {
             interpreters: OnceLock::new(),
             env,
             idle_timeout,
+            limits: limits::Mechanism::detect(),
+            strict_cpu,
         });
+        tracing::info!(limits = workers.limits.describe(), "function limits");
         tokio::spawn(reap(Arc::downgrade(&workers)));
         // Finding the interpreters takes a moment (each is asked where it lives): do it now,
         // beside start-up, rather than inside the first invocation.
@@ -70,6 +78,11 @@ impl Workers {
             finder.interpreters();
         });
         Ok(workers)
+    }
+
+    /// How memory and CPU limits are enforced on this machine, in words.
+    pub fn limits(&self) -> String {
+        self.limits.describe()
     }
 
     /// What every function process gets from the platform: where eddy is, its credentials.
@@ -181,7 +194,7 @@ impl Workers {
         };
         let (launch, mut worker) = match warm {
             Some(found) => found,
-            None => match Worker::start(&launch).await {
+            None => match Worker::start(&launch, self.confinement(&launch)).await {
                 Ok(worker) => (launch, worker),
                 Err(error) => return Ok(Outcome::failed(error)),
             },
@@ -194,6 +207,12 @@ impl Workers {
             idle.entry(name).or_default().push((launch, worker));
         }
         Ok(outcome)
+    }
+
+    fn confinement(&self, launch: &Launch) -> limits::Confinement {
+        let name = format!("w{}", uuid_like());
+        self.limits
+            .confine(&name, launch.memory_mb, self.strict_cpu)
     }
 
     fn reap_idle(&self) {

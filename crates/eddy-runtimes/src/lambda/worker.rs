@@ -55,6 +55,8 @@ pub struct Worker {
     pub healthy: bool,
     pub last_used: Instant,
     api: tokio::task::JoinHandle<()>,
+    /// The worker's cgroups (dropped after the process is killed) or its rlimit.
+    confinement: super::limits::Confinement,
 }
 
 impl Drop for Worker {
@@ -66,7 +68,10 @@ impl Drop for Worker {
 
 impl Worker {
     /// Starts a worker; `Err` carries the reason it could not even be started.
-    pub async fn start(launch: &Launch) -> Result<Self, FunctionError> {
+    pub async fn start(
+        launch: &Launch,
+        confinement: super::limits::Confinement,
+    ) -> Result<Self, FunctionError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| {
@@ -94,7 +99,7 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        super::limits::apply(&mut command, launch.memory_mb);
+        confinement.apply(&mut command);
         let started = Instant::now();
         let mut child = command.spawn().map_err(|e| {
             api.abort();
@@ -123,6 +128,7 @@ impl Worker {
             healthy: true,
             last_used: Instant::now(),
             api,
+            confinement,
         })
     }
 
@@ -261,9 +267,9 @@ impl Worker {
         (text, std::mem::take(&mut logs.cut))
     }
 
-    /// The most memory the worker has held, in MB (its peak resident set).
+    /// The most memory the worker has held, in MB.
     pub fn max_memory_mb(&self) -> Option<u64> {
-        super::limits::peak_memory_mb(self.pid?)
+        self.confinement.peak_memory_mb(self.pid?)
     }
 }
 
