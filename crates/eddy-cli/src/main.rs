@@ -93,6 +93,9 @@ enum Command {
         /// (where a cpu cgroup is writable); otherwise CPU is only shared in proportion.
         #[arg(long)]
         strict_cpu: bool,
+        /// Stop a function's warm worker after it has been idle this long (e.g. 30s, 5m).
+        #[arg(long, default_value = "5m", value_parser = idle_duration)]
+        worker_idle: std::time::Duration,
     },
     /// Check manifests without a server: print every error and warning, exit non-zero on errors.
     Validate {
@@ -221,10 +224,15 @@ fn main() -> ExitCode {
             data_dir,
             listen,
             strict_cpu,
+            worker_idle,
         } => {
             init_logging();
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-            runtime.block_on(serve::run(&manifests, &data_dir, listen, strict_cpu))
+            let workers = serve::WorkerOptions {
+                strict_cpu,
+                idle: worker_idle,
+            };
+            runtime.block_on(serve::run(&manifests, &data_dir, listen, workers))
         }
         command => cli
             .connection
@@ -238,6 +246,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A duration as manifests write them (`500ms`, `30s`, `5m`).
+fn idle_duration(text: &str) -> Result<std::time::Duration, String> {
+    eddy_subscriptions::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration; write e.g. 30s or 5m"))
 }
 
 fn init_logging() {

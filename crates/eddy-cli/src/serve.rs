@@ -13,11 +13,17 @@ use eddy_server::auth::{DEV_ACCESS_KEY_ID, Principals, development_credentials};
 use eddy_sigv4::Credentials;
 use eddy_tables::TableStore;
 
+/// How function workers are run.
+pub struct WorkerOptions {
+    pub strict_cpu: bool,
+    pub idle: std::time::Duration,
+}
+
 pub async fn run(
     manifests: &[PathBuf],
     data_dir: &Path,
     listen: SocketAddr,
-    strict_cpu: bool,
+    workers: WorkerOptions,
 ) -> anyhow::Result<()> {
     let root = root_credentials(listen)?;
     let loaded = eddy_subscriptions::load_files(manifests);
@@ -39,7 +45,8 @@ pub async fn run(
     let config = ExecutorConfig {
         stream_labels: eddy_server::provision(&app, &objects, &tables).await?,
         function_env: function_environment(address, &root),
-        strict_cpu,
+        strict_cpu: workers.strict_cpu,
+        worker_idle_timeout: workers.idle,
         ..ExecutorConfig::default()
     };
     let executor =

@@ -514,3 +514,45 @@ fn json_total(text: &str) -> f64 {
     let value: Value = serde_json::from_str(text).unwrap();
     value["total"]["estimated_cost_usd"].as_f64().unwrap()
 }
+
+/// A changed handler file is picked up without a restart: the warm workers running the old
+/// code are retired. Idle workers stop after `--worker-idle`.
+#[test]
+fn a_code_change_retires_warm_workers_and_idle_ones_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "code/index.js",
+        "exports.handler = async () => 'v1';\n",
+    );
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "functions: [{name: f, runtime: nodejs, handler: index.handler, code: ./code}]\n",
+    )
+    .unwrap();
+    let eddy = spawn_args(dir, "app.yaml", &["--worker-idle", "300ms"]);
+    assert_eq!(invoke(&eddy, "f", "{}").unwrap(), "v1");
+    assert_eq!(invoke(&eddy, "f", "{}").unwrap(), "v1");
+    write(
+        eddy.dir.path(),
+        "code/index.js",
+        "exports.handler = async () => 'v2';\n",
+    );
+    eddy.wait_for("the new code", |e| invoke(e, "f", "{}").unwrap() == "v2");
+    let records = runs(&eddy, "f");
+    let last = records.last().unwrap()["log"].as_str().unwrap();
+    assert!(
+        report(last).contains_key("Init Duration"),
+        "the new code runs in a new worker: {last}"
+    );
+
+    // Idle for longer than --worker-idle: the next invocation is a cold start again.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    invoke(&eddy, "f", "{}").unwrap();
+    let records = runs(&eddy, "f");
+    let last = records.last().unwrap()["log"].as_str().unwrap();
+    assert!(
+        report(last).contains_key("Init Duration"),
+        "the idle worker was stopped: {last}"
+    );
+}

@@ -37,11 +37,20 @@ pub fn serve(manifest: &str) -> Eddy {
 
 /// Runs `eddy serve MANIFEST` in `dir` with its data in `dir/data`.
 pub fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
-    spawn_with(dir, manifest, &[])
+    start(dir, manifest, &[], &[])
 }
 
 /// [`spawn`], with variables added to eddy's environment.
 pub fn spawn_with(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)]) -> Eddy {
+    start(dir, manifest, env, &[])
+}
+
+/// [`spawn`], with more arguments to `eddy serve`.
+pub fn spawn_args(dir: tempfile::TempDir, manifest: &str, args: &[&str]) -> Eddy {
+    start(dir, manifest, &[], args)
+}
+
+fn start(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)], args: &[&str]) -> Eddy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args([
             "serve",
@@ -51,6 +60,7 @@ pub fn spawn_with(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)]) 
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(args)
         .current_dir(dir.path())
         .env("EDDY_LOG", "info")
         .envs(env.iter().copied())
