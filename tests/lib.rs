@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: opening a data directory the way eddy does, and the
 //! invariants every test checks after the fact.
 
+pub mod bench;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use eddy_core::{BucketName, Lineage, ObjectKey, TableName};
 use eddy_objects::PutOptions;
 use eddy_tables::ColumnType;
+use eddy_tests::bench::{Dirs, machine, median, ms, percentile, runtime};
 use eddy_tests::{Eddy, schema};
 use serde_json::json;
 use sqlx::Connection;
@@ -30,27 +31,10 @@ const SMALL_OBJECTS: u64 = 2_000;
 const LARGE: usize = 64 * 1024 * 1024;
 
 fn main() {
-    let root =
-        tempfile::tempdir_in(std::env::var("EDDY_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
-            .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut fresh = {
-        let mut n = 0;
-        move || {
-            n += 1;
-            let dir = root.path().join(format!("run-{n}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            dir
-        }
-    };
-    println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism().unwrap(),
-        cpu_model()
-    );
+    let rt = runtime();
+    let mut dirs = Dirs::new();
+    let mut fresh = move || dirs.fresh();
+    println!("{}", machine());
     // `cargo bench --bench core -- rows` runs only that part; likewise `small` and `large`.
     let parts: Vec<String> = std::env::args()
         .skip(1)
@@ -118,30 +102,6 @@ fn bench_large(rt: &tokio::runtime::Runtime, fresh: &mut impl FnMut() -> std::pa
         "  eddy put_object (hashed): {large:>7.0} MB/s  ({:.2}x)",
         large / plain
     );
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 async fn raw_sqlite_inserts(dir: &Path) -> f64 {

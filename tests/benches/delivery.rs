@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use eddy_core::{FunctionName, Lineage, TableName};
 use eddy_executor::{Context, Executor, FunctionError, Handler, SystemClock};
+use eddy_tests::bench::{ms, runtime};
 use eddy_tests::{Eddy, app, start_executor};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -54,10 +55,7 @@ triggers: [{{function: h, source: table/t, events: [row:insert]}}]
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let root = tempfile::tempdir().unwrap();
     println!(
         "machine: {} cores",
@@ -138,8 +136,4 @@ async fn throughput(dir: &std::path::Path) {
     );
     assert_eq!(*noop.0.lock().unwrap(), THROUGHPUT_ROWS);
     executor.shutdown().await;
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

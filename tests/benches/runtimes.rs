@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use eddy_core::{FunctionName, Lineage};
 use eddy_executor::{Context, Executor, FunctionError, Handler, SystemClock};
+use eddy_tests::bench::{machine, ms, percentile, runtime};
 use eddy_tests::{app, start_executor};
 use serde_json::{Value, json};
 
@@ -37,14 +38,6 @@ functions:
   - {name: python, runtime: python, handler: app.handler, code: ./code}
   - {name: exec, runtime: exec, command: [/bin/true]}
 ";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 async fn invoke(executor: &Executor, name: &str) -> Duration {
     let started = Instant::now();
@@ -96,14 +89,8 @@ fn main() {
         "def handler(event, context):\n    return None\n",
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    println!(
-        "machine: {} cores",
-        std::thread::available_parallelism().unwrap()
-    );
+    let rt = runtime();
+    println!("{}", machine());
     rt.block_on(async {
         let manifest = app(dir.path(), MANIFEST);
         let (_eddy, executor) = start_executor(dir.path(), manifest.clone(), Arc::new(SystemClock)).await;

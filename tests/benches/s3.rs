@@ -21,6 +21,7 @@ use eddy_objects::PutOptions;
 use eddy_server::Services;
 use eddy_server::auth::{Principals, development_credentials};
 use eddy_tests::Eddy;
+use eddy_tests::bench::{Dirs, machine, median, runtime};
 use tokio::io::AsyncReadExt;
 
 const RUNS: usize = 3;
@@ -29,29 +30,14 @@ const CLIENTS: u64 = 16;
 const LARGE: usize = 64 * 1024 * 1024;
 
 fn main() {
-    let root =
-        tempfile::tempdir_in(std::env::var("EDDY_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
-            .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut n = 0;
-    let mut fresh = move || {
-        n += 1;
-        let dir = root.path().join(format!("run-{n}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    };
-    println!(
-        "machine: {} cores",
-        std::thread::available_parallelism().unwrap()
-    );
+    let rt = runtime();
+    let mut dirs = Dirs::new();
+    println!("{}", machine());
     let mut library = Figures::default();
     let mut http = Figures::default();
     for _ in 0..RUNS {
-        library.add(rt.block_on(through_library(fresh())));
-        http.add(through_http(&rt, fresh()));
+        library.add(rt.block_on(through_library(dirs.fresh())));
+        http.add(through_http(&rt, dirs.fresh()));
     }
     let rows = [
         ("1 KiB puts/s", library.puts, http.puts),
@@ -82,11 +68,6 @@ impl Figures {
         self.large_put.push(run[2]);
         self.large_get.push(run[3]);
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn small_body(i: u64) -> Vec<u8> {

@@ -392,45 +392,30 @@ impl S3 for EddyS3 {
         }))
     }
 
+    /// HEAD is GET without the body: the same preconditions, range and headers.
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let input = req.input;
-        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
-        let meta = self
-            .services
-            .objects
-            .head_object(&bucket, &key)
-            .await
-            .map_err(s3_error)?;
-        check_preconditions(
-            &meta,
-            input.if_match.as_ref(),
-            input.if_unmodified_since.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-        )?;
-        let (content_length, content_range) = match input.range {
-            None => (meta.size, None),
-            Some(range) => {
-                let (start, end) = byte_range(range)
-                    .resolve(meta.size)
-                    .ok_or_else(|| s3_error(ObjectError::InvalidRange { size: meta.size }))?;
-                (
-                    end - start,
-                    Some(format!("bytes {start}-{}/{}", end - 1, meta.size)),
-                )
-            }
-        };
+        let get = req.map_input(|i| GetObjectInput {
+            bucket: i.bucket,
+            key: i.key,
+            if_match: i.if_match,
+            if_modified_since: i.if_modified_since,
+            if_none_match: i.if_none_match,
+            if_unmodified_since: i.if_unmodified_since,
+            range: i.range,
+            ..Default::default()
+        });
+        let got = self.get_object(get).await?.output;
         Ok(S3Response::new(HeadObjectOutput {
-            accept_ranges: Some("bytes".into()),
-            content_length: Some(content_length as i64),
-            content_range,
-            content_type: meta.content_type.clone(),
-            e_tag: Some(etag(&meta)),
-            last_modified: Some(timestamp(meta.last_modified_ms)),
-            metadata: Some(meta.user_meta.clone().into_iter().collect()),
+            accept_ranges: got.accept_ranges,
+            content_length: got.content_length,
+            content_range: got.content_range,
+            content_type: got.content_type,
+            e_tag: got.e_tag,
+            last_modified: got.last_modified,
+            metadata: got.metadata,
             ..Default::default()
         }))
     }

@@ -15,7 +15,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{self, Pending, Reply, Signal};
-use crate::{Context, FunctionError, LOG_LIMIT, Outcome, RESULT_LIMIT};
+use crate::{Context, FunctionError, LOG_LIMIT, Outcome};
 
 /// What starts a worker process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,12 +165,12 @@ impl Worker {
         if cold {
             match self.wait_ready().await {
                 Ok(took) => init = Some(took),
-                Err(error) => return (self.failed(error, false), None),
+                Err(error) => return (self.failed(error), None),
             }
         }
         if self.queue.send(pending).await.is_err() {
             let error = FunctionError::new("Runtime.Unknown", "the worker stopped taking work");
-            return (self.failed(error, false), init);
+            return (self.failed(error), init);
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -241,13 +241,11 @@ impl Worker {
     }
 
     /// An invocation that ended with the worker unusable.
-    fn failed(&mut self, error: FunctionError, timed_out: bool) -> Outcome {
+    fn failed(&mut self, error: FunctionError) -> Outcome {
         self.kill();
         let mut logs = self.logs.lock().expect("log lock");
         let text = String::from_utf8_lossy(&std::mem::take(&mut logs.text)).into_owned();
-        let mut outcome = Outcome::ended(Err(error), text, std::mem::take(&mut logs.cut));
-        outcome.timed_out = timed_out;
-        outcome
+        Outcome::ended(Err(error), text, std::mem::take(&mut logs.cut))
     }
 
     /// The invocation's log so far. The handler wrote it before it answered, but the pipes may
@@ -309,11 +307,9 @@ fn out_of_memory(error: FunctionError, logs: &str) -> FunctionError {
     }
 }
 
-/// A response body: JSON, as Lambda returns it (anything else as text).
+/// A response body (at most `RESULT_LIMIT`, which the Runtime API enforces): JSON, as Lambda
+/// returns it, or else its text.
 fn parse_response(body: &[u8]) -> Value {
-    if body.len() > RESULT_LIMIT {
-        return Value::Null;
-    }
     serde_json::from_slice(body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
