@@ -305,7 +305,10 @@ mod tests {
         ));
         assert!(!resource_matches("table/orders", "table/orders/x"));
         assert!(resource_matches("*", "function/f"));
-        assert!(!resource_matches("bucket/b/Key*", "bucket/b/key"), "case is never folded");
+        assert!(
+            !resource_matches("bucket/b/Key*", "bucket/b/key"),
+            "case is never folded"
+        );
     }
 
     proptest::proptest! {
@@ -329,7 +332,6 @@ mod tests {
                     || (kind == "bucket" && rest.is_none() && resource.starts_with(&format!("{pattern}/"))),
             };
             proptest::prop_assert_eq!(resource_matches(&pattern, &resource), expected);
-        }
         }
 
         /// Deny wins: adding a deny that covers a request never turns it into an allow, and
