@@ -30,6 +30,45 @@ pub struct App {
     pub tables: Vec<TableSpec>,
     pub functions: Vec<FunctionSpec>,
     pub triggers: Vec<TriggerSpec>,
+    /// Keys for client applications, each limited by its policy.
+    pub access_keys: Vec<AccessKeySpec>,
+}
+
+/// An access key for a client application. Its secret is read when the app is applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessKeySpec {
+    pub name: String,
+    pub id: String,
+    pub secret: SecretSource,
+    pub policy: Vec<Statement>,
+    pub at: Origin,
+}
+
+/// Where a secret lives: never in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// The value of this environment variable of eddy's.
+    Env(String),
+    /// The contents of this file (trailing whitespace removed).
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// Reads the secret; the error says where it looked, never what it found.
+    pub fn read(&self) -> Result<String, String> {
+        let secret = match self {
+            SecretSource::Env(name) => std::env::var(name)
+                .map_err(|_| format!("the environment variable {name} is not set"))?,
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .trim_end()
+                .to_string(),
+        };
+        if secret.is_empty() {
+            return Err("the secret is empty".into());
+        }
+        Ok(secret)
+    }
 }
 
 impl App {

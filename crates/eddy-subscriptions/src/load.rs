@@ -82,6 +82,7 @@ pub fn load(sources: &[ManifestText]) -> Loaded {
                 all.tables.extend(found.tables);
                 all.functions.extend(found.functions);
                 all.triggers.extend(found.triggers);
+                all.access_keys.extend(found.access_keys);
                 all.declared.extend(found.declared);
             }
             Err((pos, message)) => {
@@ -107,6 +108,7 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
         tables: all.tables,
         functions: all.functions,
         triggers: Vec::new(),
+        access_keys: all.access_keys,
     };
     unique(
         findings,
@@ -124,6 +126,11 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
         findings,
         "function",
         app.functions.iter().map(|f| (f.name.to_string(), &f.at)),
+    );
+    unique(
+        findings,
+        "access key",
+        app.access_keys.iter().map(|k| (k.id.clone(), &k.at)),
     );
     let named: Vec<(String, Origin)> = all
         .triggers

@@ -40,6 +40,7 @@ pub(crate) struct Declarations {
     pub tables: Vec<TableSpec>,
     pub functions: Vec<FunctionSpec>,
     pub triggers: Vec<TriggerDraft>,
+    pub access_keys: Vec<AccessKeySpec>,
     /// `bucket/NAME`, `table/NAME`, `function/NAME` of every declaration whose name was valid,
     /// even if the rest of it was not: references to it are then not reported as missing.
     pub declared: Vec<String>,
@@ -52,7 +53,15 @@ pub(crate) struct Reader<'a> {
     declared: Vec<String>,
 }
 
-const TOP: [&str; 4] = ["buckets", "tables", "functions", "triggers"];
+const TOP: [&str; 5] = ["buckets", "tables", "functions", "triggers", "access_keys"];
+const ACCESS_KEY: [&str; 6] = [
+    "name",
+    "id",
+    "secret_env",
+    "secret_file",
+    "policy",
+    "secret",
+];
 const BUCKET: [&str; 2] = ["name", "watch"];
 const TABLE: [&str; 3] = ["name", "primary_key", "columns"];
 const COLUMN: [&str; 2] = ["type", "nullable"];
@@ -156,6 +165,9 @@ impl<'a> Reader<'a> {
         }
         for item in self.list(top.get("triggers"), "triggers") {
             out.triggers.extend(self.trigger(item));
+        }
+        for item in self.list(top.get("access_keys"), "access_keys") {
+            out.access_keys.extend(self.access_key(item));
         }
         out.declared = std::mem::take(&mut self.declared);
         out
@@ -381,6 +393,55 @@ impl<'a> Reader<'a> {
         Some(BucketSpec {
             name,
             watch,
+            at: self.origin(f.pos),
+        })
+    }
+
+    /// A client's access key: its id, where its secret is (never the manifest), its policy.
+    fn access_key(&mut self, node: &Node) -> Option<AccessKeySpec> {
+        let f = self.fields(
+            node,
+            &label(node, "access key"),
+            &ACCESS_KEY,
+            &["name", "id", "policy"],
+        )?;
+        if let Some(inline) = f.get("secret") {
+            self.error(inline.pos, "an access key's secret is never written in the manifest")
+                .note("put it in an environment variable and name it with `secret_env`, or in a file named by `secret_file`");
+            return None;
+        }
+        let name = self.string(f.get("name")?, "name")?;
+        let id_node = f.get("id")?;
+        let id = self.string(id_node, "id")?;
+        let valid_id = (3..=128).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_id {
+            self.error(id_node.pos, format!("invalid access key id `{id}`"))
+                .note("expected: 3 to 128 letters, digits, `-` or `_`, like AKIAEXAMPLE123");
+            return None;
+        }
+        let secret = match (f.get("secret_env"), f.get("secret_file")) {
+            (Some(env), None) => self.string(env, "secret_env").map(SecretSource::Env),
+            (None, Some(file)) => self
+                .string(file, "secret_file")
+                .map(|text| SecretSource::File(self.dir.join(text))),
+            _ => {
+                let message = format!(
+                    "access key `{name}` needs exactly one of `secret_env` or `secret_file`"
+                );
+                self.error(f.pos, message);
+                None
+            }
+        };
+        // Checked even when the secret is wrong, so every mistake is reported at once.
+        let policy = self.role(f.get("policy")?);
+        Some(AccessKeySpec {
+            name,
+            id,
+            secret: secret?,
+            policy: policy?,
             at: self.origin(f.pos),
         })
     }
