@@ -44,7 +44,7 @@ pub async fn run(
     let address = listener.local_addr()?;
     let config = ExecutorConfig {
         stream_labels: eddy_server::provision(&app, &objects, &tables).await?,
-        function_env: function_environment(address, &root),
+        function_env: function_environment(address),
         strict_cpu: workers.strict_cpu,
         worker_idle_timeout: workers.idle,
         ..ExecutorConfig::default()
@@ -59,6 +59,8 @@ pub async fn run(
         app: RwLock::new(Arc::new(app)),
         principals: Principals::new(root),
     });
+    services.grant(&services.app())?;
+    tokio::spawn(rotate_credentials(Arc::downgrade(&services)));
     // Reloads and ingests until eddy stops.
     let _watching = crate::watch::start(manifests, data_dir, services.clone()).await?;
     // Scripts and tests read this line to find the port.
@@ -70,10 +72,27 @@ pub async fn run(
     Ok(())
 }
 
+/// How often the functions' credentials are issued anew (each lives two hours).
+const ROTATE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Issues the functions new credentials every hour, while eddy runs.
+async fn rotate_credentials(services: std::sync::Weak<Services>) {
+    loop {
+        tokio::time::sleep(ROTATE_EVERY).await;
+        let Some(services) = services.upgrade() else {
+            return;
+        };
+        match services.grant(&services.app()) {
+            Ok(()) => tracing::info!("function credentials rotated"),
+            Err(e) => tracing::error!(error = %e, "function credentials not rotated"),
+        }
+    }
+}
+
 /// What every function process is told about eddy, so the AWS SDK inside a handler reaches
-/// eddy unchanged: the endpoint (a loopback address when eddy listens on all of them) and, until
-/// roles give each function its own, the root credentials.
-fn function_environment(address: SocketAddr, root: &Credentials) -> Vec<(String, String)> {
+/// eddy unchanged: the endpoint (a loopback address when eddy listens on all of them). Each
+/// function's own credentials come with its role.
+fn function_environment(address: SocketAddr) -> Vec<(String, String)> {
     let mut reachable = address;
     if address.ip().is_unspecified() {
         reachable.set_ip(match address {
@@ -82,7 +101,7 @@ fn function_environment(address: SocketAddr, root: &Credentials) -> Vec<(String,
         });
     }
     let endpoint = format!("http://{reachable}");
-    let mut env: Vec<(String, String)> = [
+    [
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_S3",
         "AWS_ENDPOINT_URL_LAMBDA",
@@ -90,13 +109,7 @@ fn function_environment(address: SocketAddr, root: &Credentials) -> Vec<(String,
     ]
     .iter()
     .map(|name| (name.to_string(), endpoint.clone()))
-    .collect();
-    env.push(("AWS_ACCESS_KEY_ID".into(), root.access_key_id.clone()));
-    env.push((
-        "AWS_SECRET_ACCESS_KEY".into(),
-        root.secret_access_key.clone(),
-    ));
-    env
+    .collect()
 }
 
 /// The root credentials from `EDDY_ACCESS_KEY_ID` and `EDDY_SECRET_ACCESS_KEY`, or the

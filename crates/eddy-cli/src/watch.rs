@@ -70,12 +70,27 @@ impl Targets {
     }
 
     fn reloads(&self, path: &Path) -> bool {
-        self.manifests.iter().any(|m| m == path) || self.code.iter().any(|d| path.starts_with(d))
+        self.manifests.iter().any(|m| m == path)
+            || (self.code.iter().any(|d| path.starts_with(d)) && !generated(path))
     }
 
     fn bucket_of(&self, path: &Path) -> Option<&(BucketName, PathBuf)> {
         self.buckets.iter().find(|(_, dir)| path.starts_with(dir))
     }
+}
+
+/// Files a runtime or an editor writes beside the code, which are not code changes: Python's
+/// bytecode cache (written when a worker imports the handler) and editors' swap files.
+fn generated(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.components().any(|c| c.as_os_str() == "__pycache__")
+        || name.ends_with(".pyc")
+        || name.ends_with(".swp")
+        || name.ends_with('~')
+        || name.starts_with(".#")
 }
 
 fn canonical(path: &PathBuf) -> PathBuf {

@@ -438,7 +438,8 @@ fn concurrency_caps_a_burst() {
         .count();
     assert!(
         (1..=2).contains(&cold),
-        "at most two workers started: {cold}"
+        "at most two workers started: {cold}\n{}",
+        eddy.log()
     );
     assert!(records.iter().all(|r| r["outcome"] == "success"));
 }

@@ -57,8 +57,7 @@ pub struct ExecutorConfig {
     /// DynamoDB stream labels (table creation times) by table name, until [`Executor::set_app`]
     /// gives new ones.
     pub stream_labels: HashMap<String, String>,
-    /// Variables every function process gets besides Lambda's own: where eddy is, and the
-    /// credentials to reach it.
+    /// Variables every function process gets besides Lambda's own: where eddy is.
     pub function_env: Vec<(String, String)>,
     /// A warm worker unused this long is stopped.
     pub worker_idle_timeout: Duration,
@@ -195,6 +194,12 @@ impl Executor {
         // Workers started for the old app (or old code) are not reused.
         self.inner.workers.retire_all();
         self.inner.wake.notify_one();
+    }
+
+    /// Gives each function's processes these variables from now on (its own credentials), by
+    /// function name.
+    pub fn set_function_env(&self, env: HashMap<String, Vec<(String, String)>>) {
+        self.inner.workers.set_function_env(env);
     }
 
     /// Registers the Rust handler of an `in_process` function.

@@ -181,8 +181,8 @@ async fn run(
             Ok(in_process(handler.as_ref(), function.timeout, payload, context).await)
         }
         Runtime::Exec { command, dir } => {
-            let env = workers.environment();
-            Ok(exec::run(function, command, dir, env, payload, &context).await)
+            let env = workers.environment(function.name.as_str());
+            Ok(exec::run(function, command, dir, &env, payload, &context).await)
         }
         Runtime::Nodejs { .. } | Runtime::Python { .. } | Runtime::Provided { .. } => {
             workers.invoke(function, payload, &context).await

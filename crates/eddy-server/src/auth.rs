@@ -14,6 +14,11 @@ use eddy_sigv4::{Credentials, SigError};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use eddy_subscriptions::{App, Effect, Statement};
+
 use crate::{BODY_LIMIT, Shared, error};
 
 /// The development credentials eddy uses when none are configured. Documented, so accepted
@@ -31,18 +36,191 @@ pub fn development_credentials() -> Credentials {
     }
 }
 
-/// The principals eddy knows. For now the root alone; roles and named keys build on this.
+/// Who signed a request, and so what it may do.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    /// The root credentials: everything.
+    Root,
+    /// A client's access key from the manifest, limited by its policy.
+    Key {
+        name: String,
+        policy: Arc<[Statement]>,
+    },
+    /// A function's own credentials, limited by its role.
+    Function {
+        name: String,
+        role: Arc<[Statement]>,
+    },
+}
+
+impl Principal {
+    /// Whether this principal may do `action` on `resource`: deny wins over allow, and nothing
+    /// allowed is denied.
+    pub fn allows(&self, action: &str, resource: &str) -> bool {
+        match self {
+            Principal::Root => true,
+            Principal::Key { policy: s, .. } | Principal::Function { role: s, .. } => {
+                eddy_subscriptions::role_allows(s, action, resource)
+            }
+        }
+    }
+
+    /// Whether any allow statement names something inside `bucket` (so it may see the bucket
+    /// in ListBuckets).
+    pub fn reaches_bucket(&self, bucket: &str) -> bool {
+        let statements = match self {
+            Principal::Root => return true,
+            Principal::Key { policy: s, .. } | Principal::Function { role: s, .. } => s,
+        };
+        let inside = format!("bucket/{bucket}/");
+        statements.iter().any(|s| {
+            s.effect == Effect::Allow
+                && s.resources.iter().any(|r| {
+                    eddy_subscriptions::resource_matches(r, &format!("bucket/{bucket}"))
+                        || r.starts_with(&inside)
+                })
+        })
+    }
+
+    /// The principal as logs and errors name it (never with a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Principal::Root => "root".into(),
+            Principal::Key { name, .. } => format!("access key `{name}`"),
+            Principal::Function { name, .. } => format!("function `{name}`"),
+        }
+    }
+}
+
+/// An access key eddy accepts besides the root's.
+struct Grant {
+    secret: String,
+    principal: Principal,
+    /// Milliseconds since the epoch after which the key is refused (function credentials).
+    expires_ms: Option<i64>,
+}
+
+/// How long a function's credentials are accepted after they were issued. They are issued
+/// anew at every apply and every rotation, which comes well before.
+pub const FUNCTION_CREDENTIALS_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(2 * 3600);
+
+/// The principals eddy knows: the root, the app's access keys, and the functions' own
+/// credentials. Keys are replaced as a whole when the app changes, so a removed key stops
+/// working at once.
 pub struct Principals {
     root: Credentials,
+    grants: std::sync::RwLock<HashMap<String, Grant>>,
+    /// Requests refused for want of permission, since start.
+    pub denied: std::sync::atomic::AtomicU64,
 }
 
 impl Principals {
     pub fn new(root: Credentials) -> Self {
-        Self { root }
+        Self {
+            root,
+            grants: std::sync::RwLock::new(HashMap::new()),
+            denied: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The secret of an access key and its principal, if the key is known and not expired.
+    pub fn lookup(&self, access_key_id: &str) -> Option<(String, Principal)> {
+        if access_key_id == self.root.access_key_id {
+            return Some((self.root.secret_access_key.clone(), Principal::Root));
+        }
+        let grants = self.grants.read().expect("grant lock");
+        let grant = grants.get(access_key_id)?;
+        let expired = grant.expires_ms.is_some_and(|at| eddy_bus::now_ms() > at);
+        (!expired).then(|| (grant.secret.clone(), grant.principal.clone()))
     }
 
     fn secret_of(&self, access_key_id: &str) -> Option<String> {
-        (access_key_id == self.root.access_key_id).then(|| self.root.secret_access_key.clone())
+        self.lookup(access_key_id).map(|(secret, _)| secret)
+    }
+
+    /// Replaces the app's access keys and gives every function new credentials (the old ones
+    /// stay valid until they expire, for workers still running with them). Returns each
+    /// function's credentials as environment variables. A key whose secret cannot be read
+    /// makes the whole change fail, and nothing changes.
+    pub fn grant(&self, app: &App) -> Result<HashMap<String, Vec<(String, String)>>, String> {
+        let mut next: HashMap<String, Grant> = HashMap::new();
+        for key in &app.access_keys {
+            let secret = key
+                .secret
+                .read()
+                .map_err(|e| format!("access key `{}` ({}): {e}", key.name, key.at))?;
+            let principal = Principal::Key {
+                name: key.name.clone(),
+                policy: key.policy.clone().into(),
+            };
+            next.insert(
+                key.id.clone(),
+                Grant {
+                    secret,
+                    principal,
+                    expires_ms: None,
+                },
+            );
+        }
+        let now = eddy_bus::now_ms();
+        let mut env = HashMap::new();
+        {
+            let current = self.grants.read().expect("grant lock");
+            // Function credentials of functions still declared stay until they expire.
+            for (id, grant) in current.iter() {
+                let kept = matches!(&grant.principal, Principal::Function { name, .. }
+                    if app.functions.iter().any(|f| f.name.as_str() == name));
+                if kept && grant.expires_ms.is_some_and(|at| at > now) {
+                    next.insert(
+                        id.clone(),
+                        Grant {
+                            secret: grant.secret.clone(),
+                            principal: grant.principal.clone(),
+                            expires_ms: grant.expires_ms,
+                        },
+                    );
+                }
+            }
+        }
+        for function in &app.functions {
+            let id = format!("EDDYFN{}", random_hex(10).to_uppercase());
+            let secret = random_hex(20);
+            env.insert(
+                function.name.to_string(),
+                vec![
+                    ("AWS_ACCESS_KEY_ID".to_string(), id.clone()),
+                    ("AWS_SECRET_ACCESS_KEY".to_string(), secret.clone()),
+                ],
+            );
+            let principal = Principal::Function {
+                name: function.name.to_string(),
+                role: function.role.clone().into(),
+            };
+            let expires_ms = Some(now + FUNCTION_CREDENTIALS_LIFETIME.as_millis() as i64);
+            next.insert(
+                id,
+                Grant {
+                    secret,
+                    principal,
+                    expires_ms,
+                },
+            );
+        }
+        *self.grants.write().expect("grant lock") = next;
+        Ok(env)
+    }
+
+    /// Counts and logs a refusal.
+    pub fn refused(&self, principal: &Principal, action: &str, resource: &str) {
+        self.denied
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            principal = principal.describe(),
+            action,
+            resource,
+            "access denied"
+        );
     }
 
     fn is_bearer_token(&self, token: &str) -> bool {
@@ -118,11 +296,47 @@ pub async fn authenticate(
         |key| services.principals.secret_of(key),
         SystemTime::now(),
     );
-    match checked {
-        Ok(_principal) => next.run(Request::from_parts(parts, body.into())).await,
+    let principal = match checked.map(|key| services.principals.lookup(&key)) {
+        Ok(Some((_, principal))) => principal,
+        Ok(None) => return error::auth_error(lambda, &SigError::Mismatch),
         Err(e) => {
             tracing::info!(path, error = %e, "request refused: credentials");
-            error::auth_error(lambda, &e)
+            return error::auth_error(lambda, &e);
+        }
+    };
+    let (action, resource) = needed(&parts.method, &path);
+    if !principal.allows(&action, &resource) {
+        services.principals.refused(&principal, &action, &resource);
+        return error::access_denied(lambda, &principal.describe(), &action, &resource);
+    }
+    next.run(Request::from_parts(parts, body.into())).await
+}
+
+/// The permission a Lambda or `/_eddy/` request needs: an action and a resource.
+fn needed(method: &axum::http::Method, path: &str) -> (String, String) {
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let reads = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
+    match segments.as_slice() {
+        ["", "_eddy", "v1", "tables", table, "rows", ..] => {
+            let action = if reads { "tables:read" } else { "tables:write" };
+            (action.into(), format!("table/{table}"))
+        }
+        ["", "2015-03-31", "functions", name, "invocations"] => {
+            // Lambda accepts an ARN where a name goes.
+            let name = name.rsplit(':').next().unwrap_or(name);
+            ("functions:invoke".into(), format!("function/{name}"))
+        }
+        _ => {
+            let action = if reads { "admin:read" } else { "admin:write" };
+            (action.into(), "*".into())
         }
     }
 }
@@ -142,4 +356,11 @@ pub fn presign_too_long(query: Option<&str>, now: SystemTime) -> Option<String> 
         };
         (lifetime > MAX_PRESIGN_SECONDS).then(|| format!("{name}={value}"))
     })
+}
+
+/// `bytes` random bytes from the operating system's generator, as lowercase hex.
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).expect("the operating system's random generator");
+    hex::encode(buffer)
 }

@@ -36,6 +36,8 @@ pub enum ProvisionError {
     },
     #[error("reading the tables' creation times: {0}")]
     Tables(#[source] TableError),
+    #[error("{0}")]
+    Secret(String),
 }
 
 /// Creates the app's buckets and declares its tables (adding columns where the manifest did).
@@ -78,9 +80,19 @@ pub async fn provision(
 }
 
 impl Services {
+    /// Gives the app's access keys their policies and every function new credentials (its
+    /// workers get them when they start). Called when the app changes, and to rotate the
+    /// functions' credentials.
+    pub fn grant(&self, app: &App) -> Result<(), ProvisionError> {
+        let env = self.principals.grant(app).map_err(ProvisionError::Secret)?;
+        self.executor.set_function_env(env);
+        Ok(())
+    }
+
     /// Provisions `app` and runs it from now on; on failure the running app stays.
     pub async fn apply(&self, app: App) -> Result<(), ProvisionError> {
         let labels = provision(&app, &self.objects, &self.tables).await?;
+        self.grant(&app)?;
         tracing::info!(
             functions = app.functions.len(),
             triggers = app.triggers.len(),

@@ -177,3 +177,13 @@ pub fn too_large(lambda: bool, limit: usize) -> Response {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "TooLarge", message).into_response()
     }
 }
+
+/// A request whose principal may not do what it asks. Nothing was changed.
+pub fn access_denied(lambda: bool, principal: &str, action: &str, resource: &str) -> Response {
+    let message = format!("{principal} may not {action} on {resource}");
+    if lambda {
+        crate::lambda::error(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+    } else {
+        ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", message).into_response()
+    }
+}

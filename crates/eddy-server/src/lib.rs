@@ -9,6 +9,7 @@ pub mod error;
 mod lambda;
 mod metrics;
 mod s3;
+mod s3_access;
 mod tables;
 
 use std::sync::{Arc, RwLock};
@@ -101,7 +102,8 @@ pub fn router(services: Shared) -> Router {
 
 fn s3_service(services: Shared) -> s3s::service::S3Service {
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::EddyS3::new(services.clone()));
-    builder.set_auth(auth::S3Principals(services));
+    builder.set_auth(auth::S3Principals(services.clone()));
+    builder.set_access(s3_access::S3Permissions(services.clone()));
     builder.set_host(s3::VirtualHosts {
         domain: "localhost".into(),
     });

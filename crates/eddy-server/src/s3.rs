@@ -15,6 +15,7 @@ use tokio::io::AsyncRead;
 
 use crate::Shared;
 use crate::error::s3_error;
+use crate::s3_access::signer;
 
 /// S3 limits user metadata (names and values of `x-amz-meta-*`) to 2 KB in all.
 const MAX_USER_METADATA_BYTES: usize = 2048;
@@ -482,6 +483,7 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let principal = signer(&req)?;
         let lineage = crate::lineage_of(&req.headers);
         let input = req.input;
         let bucket = bucket_name(&input.bucket)?;
@@ -498,8 +500,14 @@ impl S3 for EddyS3 {
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
+        let permissions = crate::s3_access::S3Permissions(self.services.clone());
         for id in input.delete.objects {
-            let outcome = match object_key(&id.key) {
+            let allowed = permissions.require(
+                &principal,
+                "objects:delete",
+                &crate::s3_access::resource(bucket.as_str(), Some(&id.key)),
+            );
+            let outcome = match allowed.and_then(|()| object_key(&id.key)) {
                 Ok(key) => self
                     .services
                     .objects

@@ -30,8 +30,10 @@ pub struct Workers {
     idle: Mutex<HashMap<String, Vec<(Launch, Worker)>>>,
     bootstraps: PathBuf,
     interpreters: OnceLock<Interpreters>,
-    /// Given to every worker: where eddy is and the credentials to reach it.
+    /// Given to every worker: where eddy is.
     env: Vec<(String, String)>,
+    /// Given to each function's processes: its own credentials, by function name.
+    function_env: std::sync::RwLock<HashMap<String, Vec<(String, String)>>>,
     idle_timeout: Duration,
     /// How memory and CPU limits are enforced here.
     limits: limits::Mechanism,
@@ -65,6 +67,7 @@ impl Workers {
             bootstraps: dir.to_path_buf(),
             interpreters: OnceLock::new(),
             env,
+            function_env: std::sync::RwLock::new(HashMap::new()),
             idle_timeout,
             limits: limits::Mechanism::detect(),
             strict_cpu,
@@ -85,9 +88,19 @@ impl Workers {
         self.limits.describe()
     }
 
-    /// What every function process gets from the platform: where eddy is, its credentials.
-    pub fn environment(&self) -> &[(String, String)] {
-        &self.env
+    /// What a function's processes get from the platform: where eddy is, and the function's
+    /// own credentials.
+    pub fn environment(&self, function: &str) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        let own = self.function_env.read().expect("env lock");
+        env.extend(own.get(function).into_iter().flatten().cloned());
+        env
+    }
+
+    /// Gives each function's processes these variables from now on (its credentials, when
+    /// they are issued or rotated); workers started before keep theirs until they are retired.
+    pub fn set_function_env(&self, env: HashMap<String, Vec<(String, String)>>) {
+        *self.function_env.write().expect("env lock") = env;
     }
 
     /// Stops every idle worker, so the next invocations start fresh ones (after the app or
@@ -153,7 +166,7 @@ impl Workers {
         // The worker runs in its code folder, and is told where that is: an absolute path.
         let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         let mut env = function_environment(function);
-        env.extend(self.env.iter().cloned());
+        env.extend(self.environment(function.name.as_str()));
         env.push(("LAMBDA_TASK_ROOT".into(), dir.display().to_string()));
         env.push((
             "LAMBDA_RUNTIME_DIR".into(),
