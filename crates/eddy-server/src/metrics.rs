@@ -89,6 +89,17 @@ pub async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiEr
     }
     family(
         &mut out,
+        "eddy_access_denied_total",
+        "counter",
+        "Requests refused because their signer's policy or role did not allow them (since start).",
+    );
+    let denied = s
+        .principals
+        .denied
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(out, "eddy_access_denied_total {denied}");
+    family(
+        &mut out,
         "eddy_oldest_pending_delivery_age_seconds",
         "gauge",
         "Age of the oldest event still waiting for delivery (0 when none waits).",

@@ -278,16 +278,19 @@ impl EddyS3 {
 
 #[async_trait::async_trait]
 impl S3 for EddyS3 {
+    /// The buckets the signer's principal reaches (all of them, for the root).
     async fn list_buckets(
         &self,
-        _req: S3Request<ListBucketsInput>,
+        req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let buckets = self
+        let principal = signer(&req)?;
+        let mut buckets = self
             .services
             .objects
             .list_buckets()
             .await
             .map_err(s3_error)?;
+        buckets.retain(|b| principal.reaches_bucket(b.name.as_str()));
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(
                 buckets
