@@ -84,9 +84,9 @@ fn webhooks_are_signed_retried_and_refused_as_their_answers_say() {
         format!(
             "tables: [{{name: orders, primary_key: id, columns: {{id: integer}}}}]
 functions:
-  - {{name: ok, runtime: webhook, url: '{base}/ok', secret_env: HOOK_SECRET}}
-  - {{name: busy, runtime: webhook, url: '{base}/busy'}}
-  - {{name: reject, runtime: webhook, url: '{base}/reject'}}
+  - {{name: ok, runtime: webhook, url: '{base}/ok', secret_env: HOOK_SECRET, private_hosts: [127.0.0.1]}}
+  - {{name: busy, runtime: webhook, url: '{base}/busy', private_hosts: [127.0.0.1]}}
+  - {{name: reject, runtime: webhook, url: '{base}/reject', private_hosts: [127.0.0.1]}}
 triggers:
   - {{function: busy, source: table/orders, events: [row:insert], retry: {{max_attempts: 3, backoff: 10ms..20ms}}}}
   - {{function: reject, source: table/orders, events: [row:insert], retry: {{max_attempts: 3, backoff: 10ms..20ms}}}}
@@ -166,4 +166,29 @@ triggers:
             .count(),
         1
     );
+}
+
+#[test]
+fn webhooks_to_private_addresses_are_refused_without_an_allowance() {
+    let (base, seen) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "functions:
+  - {{name: unallowed, runtime: webhook, url: '{base}/ok'}}
+  - {{name: metadata, runtime: webhook, url: 'http://169.254.169.254/latest/meta-data/'}}
+"
+        ),
+    )
+    .unwrap();
+    let eddy = spawn(dir, "app.yaml");
+    for name in ["unallowed", "metadata"] {
+        let err = cli_err(&eddy, &["invoke", name]);
+        assert!(
+            err.contains("Webhook.ForbiddenAddress") && err.contains("private_hosts"),
+            "{err}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty(), "nothing was sent");
 }

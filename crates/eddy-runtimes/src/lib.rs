@@ -187,8 +187,17 @@ async fn run(
         Runtime::Nodejs { .. } | Runtime::Python { .. } | Runtime::Provided { .. } => {
             workers.invoke(function, payload, &context).await
         }
-        Runtime::Webhook { url, secret_env } => {
-            webhook::post(function, url, secret_env.as_deref(), payload, &context).await
+        Runtime::Webhook {
+            url,
+            secret_env,
+            private_hosts,
+        } => {
+            let target = webhook::Target {
+                url,
+                secret_env: secret_env.as_deref(),
+                private_hosts,
+            };
+            webhook::post(function, &target, payload, &context).await
         }
     }
 }

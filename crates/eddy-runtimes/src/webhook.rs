@@ -8,7 +8,12 @@
 //!   the trigger's policy says, not before a `Retry-After` the server gave. Any other answer is a
 //!   failure that is not retried. The function's `timeout` bounds the whole exchange; redirects
 //!   are not followed.
+//! - A URL whose host is, or resolves to, a loopback, private, link-local, unspecified or
+//!   metadata address is refused (`Webhook.ForbiddenAddress`, not retried) unless the function
+//!   names that host in `private_hosts`: a webhook must not become a way into the network eddy
+//!   runs in.
 
+use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, SystemTime};
 
 use eddy_subscriptions::FunctionSpec;
@@ -30,13 +35,84 @@ pub fn signature(secret: &[u8], unix_seconds: u64, body: &[u8]) -> String {
     )
 }
 
+/// Where a webhook posts, and what it may reach.
+pub(crate) struct Target<'a> {
+    pub url: &'a str,
+    pub secret_env: Option<&'a str>,
+    pub private_hosts: &'a [String],
+}
+
+/// Whether an address is one a webhook may not reach without an explicit allowance.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local() // 169.254.0.0/16, the cloud metadata address among them
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// Refuses a URL that reaches a private address its function did not allow.
+fn check_address(url: &str, allowed: &[String]) -> Result<(), FunctionError> {
+    let refuse = |message: String| {
+        let mut error = FunctionError::new("Webhook.ForbiddenAddress", message);
+        error.retry = Retry::Never;
+        error
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| refuse(format!("{url:?} is not a URL")))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| refuse(format!("{url:?} names no host")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if allowed.iter().any(|h| h == host) {
+        return Ok(());
+    }
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => (host, port)
+            .to_socket_addrs()
+            .map_err(|e| refuse(format!("cannot resolve {host}: {e}")))?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    match addresses.into_iter().find(|ip| is_private(*ip)) {
+        Some(ip) => Err(refuse(format!(
+            "{host} is {ip}, a loopback, private, link-local or metadata address; name it in the function's private_hosts to allow it"
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) async fn post(
     function: &FunctionSpec,
-    url: &str,
-    secret_env: Option<&str>,
+    target: &Target<'_>,
     payload: &Value,
     context: &Context,
 ) -> Result<Outcome, Unrunnable> {
+    let (url, secret_env) = (target.url, target.secret_env);
     let secret = match secret_env {
         None => None,
         Some(name) => Some(std::env::var(name).map_err(|_| {
@@ -59,12 +135,17 @@ pub(crate) async fn post(
         headers.push(("x-eddy-signature", signature(secret.as_bytes(), now, &body)));
     }
     let (url, timeout) = (url.to_string(), function.timeout);
-    let sent = tokio::task::spawn_blocking(move || send(&url, &headers, &body, timeout))
-        .await
-        .unwrap_or_else(|e| Err(Failed::Other(format!("the webhook request panicked: {e}"))));
+    let allowed = target.private_hosts.to_vec();
+    let sent = tokio::task::spawn_blocking(move || {
+        check_address(&url, &allowed).map_err(Failed::Refused)?;
+        send(&url, &headers, &body, timeout)
+    })
+    .await
+    .unwrap_or_else(|e| Err(Failed::Other(format!("the webhook request panicked: {e}"))));
     Ok(match sent {
         Ok(answer) => answer.outcome(),
         Err(Failed::Timeout) => Outcome::timeout(timeout, String::new(), false),
+        Err(Failed::Refused(error)) => Outcome::failed(error),
         Err(Failed::Other(message)) => {
             Outcome::failed(FunctionError::new("Webhook.RequestFailed", message))
         }
@@ -74,6 +155,7 @@ pub(crate) async fn post(
 /// Why no answer came.
 enum Failed {
     Timeout,
+    Refused(FunctionError),
     Other(String),
 }
 
@@ -169,6 +251,37 @@ mod tests {
             signature(b"secret", 1_795_600_800, br#"{"a":1}"#),
             "t=1795600800,v1=ebc3dd896ccd75c4829fdf7137b916042d9d03d982cb93910778ca006e38ff26"
         );
+    }
+
+    #[test]
+    fn private_and_metadata_addresses_are_refused_unless_allowed() {
+        for url in [
+            "http://127.0.0.1:8080/hook",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.1.2.3/",
+            "http://192.168.1.1/",
+            "http://172.16.0.1/",
+            "http://[::1]:9000/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+            "http://localhost:3000/",
+            "http://100.64.0.1/",
+        ] {
+            let refused = check_address(url, &[]).unwrap_err();
+            assert_eq!(
+                (refused.error_type.as_str(), refused.retry),
+                ("Webhook.ForbiddenAddress", Retry::Never),
+                "{url}"
+            );
+        }
+        assert!(check_address("http://127.0.0.1:8080/hook", &["127.0.0.1".into()]).is_ok());
+        assert!(check_address("http://[::1]:9000/", &["::1".into()]).is_ok());
+        assert!(
+            check_address("http://93.184.216.34/", &[]).is_ok(),
+            "a public address"
+        );
+        assert!(check_address("not a url", &[]).is_err());
     }
 
     #[test]

@@ -154,6 +154,9 @@ pub enum Runtime {
     Webhook {
         url: String,
         secret_env: Option<String>,
+        /// Hosts the webhook may reach although they are loopback, private, link-local or a
+        /// metadata address (refused otherwise).
+        private_hosts: Vec<String>,
     },
     /// A handler registered in the embedding Rust program under the function's name.
     InProcess,

@@ -65,7 +65,7 @@ const ACCESS_KEY: [&str; 6] = [
 const BUCKET: [&str; 2] = ["name", "watch"];
 const TABLE: [&str; 3] = ["name", "primary_key", "columns"];
 const COLUMN: [&str; 2] = ["type", "nullable"];
-const FUNCTION: [&str; 12] = [
+const FUNCTION: [&str; 13] = [
     "name",
     "runtime",
     "handler",
@@ -73,6 +73,7 @@ const FUNCTION: [&str; 12] = [
     "command",
     "url",
     "secret_env",
+    "private_hosts",
     "memory_mb",
     "timeout",
     "concurrency",
@@ -612,7 +613,7 @@ impl<'a> Reader<'a> {
         let (uses, required): (&[&str], &[&str]) = match name.as_str() {
             "exec" | "provided" => (&["command", "code"], &["command"]),
             "nodejs" | "python" => (&["handler", "code"], &["handler", "code"]),
-            "webhook" => (&["url", "secret_env"], &["url"]),
+            "webhook" => (&["url", "secret_env", "private_hosts"], &["url"]),
             "in_process" => (&[], &[]),
             other => {
                 let finding = self
@@ -623,7 +624,14 @@ impl<'a> Reader<'a> {
             }
         };
         let mut ok = true;
-        for field in ["handler", "code", "command", "url", "secret_env"] {
+        for field in [
+            "handler",
+            "code",
+            "command",
+            "url",
+            "secret_env",
+            "private_hosts",
+        ] {
             if let Some(n) = f.get(field).filter(|_| !uses.contains(&field)) {
                 self.error(
                     n.pos,
@@ -683,6 +691,10 @@ impl<'a> Reader<'a> {
                 secret_env: match f.get("secret_env") {
                     Some(n) => Some(self.string(n, "secret_env")?),
                     None => None,
+                },
+                private_hosts: match f.get("private_hosts") {
+                    Some(n) => self.strings(n, "private_hosts")?,
+                    None => Vec::new(),
                 },
             },
             _ => Runtime::InProcess,
