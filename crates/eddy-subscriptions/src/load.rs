@@ -363,9 +363,21 @@ fn role_reaches(role: &[Statement], action: &str, scope: &str) -> bool {
 }
 
 /// A role that names a bucket, table or function nobody declared is probably a typo.
+/// A role or a key's policy that names something nobody declared is probably a typo.
 fn warn_role_targets(app: &App, findings: &mut Findings) {
-    for f in &app.functions {
-        for resource in f.role.iter().flat_map(|s| &s.resources) {
+    let roles = app
+        .functions
+        .iter()
+        .map(|f| (format!("the role of `{}`", f.name), &f.role, &f.at));
+    let policies = app.access_keys.iter().map(|k| {
+        (
+            format!("the policy of access key `{}`", k.name),
+            &k.policy,
+            &k.at,
+        )
+    });
+    for (whose, statements, at) in roles.chain(policies) {
+        for resource in statements.iter().flat_map(|s| &s.resources) {
             let Some((kind, rest)) = resource.split_once('/') else {
                 continue;
             };
@@ -387,11 +399,8 @@ fn warn_role_targets(app: &App, findings: &mut Findings) {
             if !known {
                 findings.push(
                     Severity::Warning,
-                    f.at.clone(),
-                    format!(
-                        "the role of `{}` names {kind} `{name}`, which is not declared",
-                        f.name
-                    ),
+                    at.clone(),
+                    format!("{whose} names {kind} `{name}`, which is not declared"),
                 );
             }
         }
