@@ -7,6 +7,7 @@ pub mod auth;
 mod deploy;
 pub mod error;
 mod lambda;
+mod listener;
 mod metrics;
 mod s3;
 mod s3_access;
@@ -181,14 +182,13 @@ pub async fn serve(
     services: Shared,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small answers go out at once instead of waiting for the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(services))
-        .with_graceful_shutdown(shutdown)
-        .await
+    listener::serve_router(
+        listener,
+        router(services),
+        shutdown,
+        listener::HEADER_TIMEOUT,
+    )
+    .await
 }
 
 /// The lineage a handler passes back when it writes through the API: `X-Eddy-Cause-Event`
