@@ -557,3 +557,59 @@ fn a_code_change_retires_warm_workers_and_idle_ones_stop() {
         "the idle worker was stopped: {last}"
     );
 }
+
+/// The Runtime API's error cases, from a `provided` runtime that probes them: an answer for an
+/// id that is not running is 400, a second answer for one id is 403.
+#[test]
+fn the_runtime_api_refuses_wrong_and_second_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "probe/probe.py",
+        r#"
+import http.client, json, os
+api = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+def call(method, path, body=None):
+    api.request(method, "/2018-06-01/runtime" + path, body=body)
+    response = api.getresponse()
+    return response.status, response, response.read()
+while True:
+    status, headers, body = call("GET", "/invocation/next")
+    request_id = headers.getheader("Lambda-Runtime-Aws-Request-Id")
+    deadline = int(headers.getheader("Lambda-Runtime-Deadline-Ms"))
+    arn = headers.getheader("Lambda-Runtime-Invoked-Function-Arn")
+    wrong, _, _ = call("POST", "/invocation/not-an-id/response", b"{}")
+    answer = json.dumps({"event": json.loads(body), "wrong": wrong, "deadline": deadline > 0,
+                         "arn": arn, "env": {k: os.environ.get(k) for k in [
+                             "_HANDLER", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                             "AWS_LAMBDA_FUNCTION_VERSION", "TZ", "AWS_LAMBDA_MAX_CONCURRENCY"]}})
+    first, _, _ = call("POST", "/invocation/%s/response" % request_id, answer.encode())
+    second, _, _ = call("POST", "/invocation/%s/response" % request_id, b"{}")
+    print("answers", first, second, flush=True)
+"#,
+    );
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "functions: [{name: probe, runtime: provided, command: [python3, probe.py], code: ./probe}]\n",
+    )
+    .unwrap();
+    let eddy = spawn(dir, "app.yaml");
+    let first = invoke(&eddy, "probe", r#"{"n": 1}"#).unwrap();
+    assert_eq!(first["event"], json!({"n": 1}));
+    assert_eq!(first["wrong"], 400, "an id that is not running");
+    assert_eq!(first["deadline"], true);
+    assert_eq!(
+        first["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:probe"
+    );
+    assert_eq!(
+        first["env"],
+        json!({"_HANDLER": null, "AWS_LAMBDA_FUNCTION_NAME": "probe", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+               "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "TZ": ":UTC", "AWS_LAMBDA_MAX_CONCURRENCY": null})
+    );
+    // The second answer's status is printed after the invocation ended: it shows in the next
+    // invocation's log.
+    invoke(&eddy, "probe", "{}").unwrap();
+    let log = runs(&eddy, "probe")[1]["log"].as_str().unwrap().to_string();
+    assert!(log.contains("answers 202 403"), "{log}");
+}
