@@ -108,8 +108,9 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
-    /// Copy a file to an object or an object to a file: `eddy cp FILE s3://BUCKET/KEY`,
-    /// `eddy cp s3://BUCKET/KEY FILE` (`-` writes to stdout).
+    /// Copy a file to an object, an object to a file, or an object to another:
+    /// `eddy cp FILE s3://BUCKET/KEY`, `eddy cp s3://BUCKET/KEY FILE` (`-` writes to stdout),
+    /// `eddy cp s3://A/KEY s3://B/KEY`.
     Cp { source: String, target: String },
     /// List buckets, or the objects of `s3://BUCKET[/PREFIX]`.
     Ls {
@@ -308,13 +309,7 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
         Command::Cp { source, target } => {
             let answer = objects::cp(client, &source, &target)?;
             if target != "-" {
-                output(json, &answer, |a| {
-                    let what = a["uploaded"]
-                        .as_str()
-                        .or(a["downloaded"].as_str())
-                        .unwrap_or("");
-                    println!("copied {what} ({} bytes)", a["size"]);
-                });
+                output(json, &answer, objects::print_copied);
             }
         }
         Command::Ls { target, recursive } => {

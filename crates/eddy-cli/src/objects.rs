@@ -65,8 +65,15 @@ pub fn cp(client: &Client, source: &str, target: &str) -> anyhow::Result<Value> 
             }
             download(client, &from, target)
         }
-        (Some(_), Some(_)) => {
-            bail!("copying between buckets is not supported by eddy cp yet; use aws s3 cp")
+        (Some(from), Some(mut to)) => {
+            if from.key.is_empty() {
+                bail!("{source:?} names a bucket; name an object: s3://BUCKET/KEY");
+            }
+            if to.key.is_empty() || to.key.ends_with('/') {
+                to.key
+                    .push_str(from.key.rsplit('/').next().unwrap_or(&from.key));
+            }
+            copy(client, &from, &to)
         }
         (None, None) => bail!("one side of eddy cp must be s3://BUCKET/KEY"),
     }
@@ -184,6 +191,26 @@ fn upload_parts(
     result
 }
 
+/// Copies an object within eddy (CopyObject: the bytes are shared, not sent).
+fn copy(client: &Client, from: &S3Url, to: &S3Url) -> anyhow::Result<Value> {
+    let source = format!("{}/{}", from.bucket, encode_key(&from.key));
+    let response = client.s3(
+        "PUT",
+        &to.path(),
+        "",
+        &[("x-amz-copy-source", source)],
+        Payload::Empty,
+    )?;
+    let (_, body) = read_text(response)?;
+    if let Some(code) = xml_text(&body, "Code") {
+        bail!("{code}: {}", xml_text(&body, "Message").unwrap_or_default());
+    }
+    let etag = xml_text(&body, "ETag").unwrap_or_default();
+    Ok(
+        json!({"copied": format!("s3://{}/{}", from.bucket, from.key), "bucket": to.bucket, "key": to.key, "etag": etag.trim_matches('"')}),
+    )
+}
+
 /// Streams an object to `target` (a file, a folder, or `-` for stdout). A file appears only
 /// once complete: the bytes go to a temporary file beside it, renamed into place at the end.
 fn download(client: &Client, from: &S3Url, target: &str) -> anyhow::Result<Value> {
@@ -288,6 +315,20 @@ pub fn rm(client: &Client, target: &str) -> anyhow::Result<Value> {
     }
     client.s3("DELETE", &url.path(), "", &[], Payload::Empty)?;
     Ok(json!({"deleted": {"bucket": url.bucket, "key": url.key}}))
+}
+
+/// The human form of `cp`.
+pub fn print_copied(answer: &Value) {
+    let text = |field: &str| answer[field].as_str().unwrap_or("").to_string();
+    match answer["copied"].as_str() {
+        Some(from) => println!("copied {from} to s3://{}/{}", text("bucket"), text("key")),
+        None => {
+            let file = answer["uploaded"]
+                .as_str()
+                .or(answer["downloaded"].as_str());
+            println!("copied {} ({} bytes)", file.unwrap_or(""), answer["size"]);
+        }
+    }
 }
 
 /// The human form of `ls`: like `aws s3 ls`.

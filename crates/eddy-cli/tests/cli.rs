@@ -58,6 +58,21 @@ fn objects_go_both_ways_and_large_ones_in_parts() {
     let buckets = json_of(&cli_ok(&eddy, &["ls", "--json"]));
     assert_eq!(buckets["buckets"][0]["name"], "photos");
 
+    let copied = json_of(&cli_ok(
+        &eddy,
+        &[
+            "cp",
+            "s3://photos/docs/small.txt",
+            "s3://photos/copies/",
+            "--json",
+        ],
+    ));
+    assert_eq!(copied["key"], "copies/small.txt");
+    assert_eq!(
+        cli_ok(&eddy, &["cp", "s3://photos/copies/small.txt", "-"]),
+        "hello"
+    );
+    cli_ok(&eddy, &["rm", "s3://photos/copies/small.txt"]);
     cli_ok(&eddy, &["rm", "s3://photos/docs/small.txt"]);
     let listing = json_of(&cli_ok(&eddy, &["ls", "-r", "s3://photos", "--json"]));
     assert_eq!(listing["objects"].as_array().unwrap().len(), 1);
@@ -70,6 +85,8 @@ fn objects_go_both_ways_and_large_ones_in_parts() {
         !dir.join("out").exists(),
         "a failed download writes no file"
     );
+    let err = cli_err(&eddy, &["cp", "s3://photos/missing", "s3://photos/x"]);
+    assert!(err.contains("NoSuchKey"), "{err}");
     let err = cli_err(&eddy, &["cp", "a", "b"]);
     assert!(
         err.contains("one side of eddy cp must be s3://BUCKET/KEY"),
