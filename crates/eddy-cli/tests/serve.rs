@@ -377,19 +377,18 @@ fn a_row_change_runs_its_function_and_the_run_is_visible_through_the_admin_api()
     }
 }
 
-#[test]
-fn the_aws_cli_invokes_and_lists_functions() {
-    let eddy = serve(FUNCTIONS);
-    let out_file = eddy.dir.path().join("out.json");
+/// `aws lambda invoke --log-type Tail`: the CLI's reply and the function's result.
+fn aws_lambda_invoke(eddy: &Eddy, function: &str, payload: &str) -> (Value, Value) {
+    let out_file = eddy.dir.path().join(format!("{function}.out.json"));
     let run = aws(
-        &eddy,
+        eddy,
         &[
             "lambda",
             "invoke",
             "--function-name",
-            "echo",
+            function,
             "--payload",
-            r#"{"hello": "world"}"#,
+            payload,
             "--log-type",
             "Tail",
             out_file.to_str().unwrap(),
@@ -400,14 +399,22 @@ fn the_aws_cli_invokes_and_lists_functions() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let reply: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let reply = serde_json::from_slice(&run.stdout).unwrap();
+    let result = serde_json::from_slice(&std::fs::read(out_file).unwrap()).unwrap();
+    (reply, result)
+}
+
+#[test]
+fn the_aws_cli_invokes_and_lists_functions() {
+    let eddy = serve(FUNCTIONS);
+    let (reply, result) = aws_lambda_invoke(&eddy, "echo", r#"{"hello": "world"}"#);
     assert_eq!(reply["StatusCode"], 200);
     assert_eq!(
         own_output(&decode_base64(reply["LogResult"].as_str().unwrap())),
         "echo ran\n"
     );
-    let result: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
     assert_eq!(result, json!({"hello": "world"}));
+    let out_file = eddy.dir.path().join("out.json");
 
     let failed = aws(
         &eddy,
@@ -563,27 +570,7 @@ fn the_quickstart_runs() {
     assert!(cli_ok(&eddy, &["logs", "on-order"]).contains("\"type\":\"MODIFY\""));
 
     // greet answers the AWS CLI.
-    let out_file = eddy.dir.path().join("out.json");
-    let invoked = aws(
-        &eddy,
-        &[
-            "lambda",
-            "invoke",
-            "--function-name",
-            "greet",
-            "--payload",
-            r#"{"name": "ada"}"#,
-            "--log-type",
-            "Tail",
-            out_file.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        invoked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&invoked.stderr)
-    );
-    let greeting: Value = serde_json::from_slice(&std::fs::read(out_file).unwrap()).unwrap();
+    let (_, greeting) = aws_lambda_invoke(&eddy, "greet", r#"{"name": "ada"}"#);
     assert_eq!(greeting, json!({"greeting": "hello, ada"}));
 }
 
