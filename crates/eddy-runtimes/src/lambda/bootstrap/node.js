@@ -11,12 +11,15 @@ const { pathToFileURL } = require('url');
 
 const [host, port] = process.env.AWS_LAMBDA_RUNTIME_API.split(':');
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+// Answers go on a connection of their own, so the next long poll need not wait for an answer's
+// acknowledgement.
+const answers = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const base = '/2018-06-01/runtime';
 
-function call(method, route, body, headers) {
+function call(method, route, body, headers, via) {
   return new Promise((resolve, reject) => {
     const request = http.request(
-      { host, port, method, path: base + route, agent, headers: headers || {} },
+      { host, port, method, path: base + route, agent: via || agent, headers: headers || {} },
       (response) => {
         const chunks = [];
         response.on('data', (c) => chunks.push(c));
@@ -165,7 +168,9 @@ process.on('unhandledRejection', crash);
     try {
       const result = await run(handler, event, context(next.headers));
       const body = JSON.stringify(result === undefined ? null : result);
-      await call('POST', `/invocation/${id}/response`, body, { 'content-type': 'application/json' });
+      // Not awaited: the next long poll starts while the answer is acknowledged.
+      call('POST', `/invocation/${id}/response`, body, { 'content-type': 'application/json' }, answers)
+        .catch((error) => console.error(`eddy: the answer was not delivered: ${error.message}`));
     } catch (error) {
       const described = describe(error);
       console.error(`Invoke Error \t${JSON.stringify(described)}`);

@@ -12,6 +12,10 @@ import traceback
 API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 BASE = "/2018-06-01/runtime"
 connection = http.client.HTTPConnection(API)
+# Answers go on a connection of their own: the next long poll need not wait for an answer's
+# acknowledgement, which is read just before the next answer is sent.
+answers = http.client.HTTPConnection(API)
+unacknowledged = False
 
 
 def call(method, route, body=None, headers=None):
@@ -103,7 +107,24 @@ def main():
             sys.stderr.flush()
             post("/invocation/%s/error" % request_id, described, described["errorType"])
             continue
-        call("POST", "/invocation/%s/response" % request_id, answer, {"content-type": "application/json"})
+        answer_async("/invocation/%s/response" % request_id, answer)
+
+
+def answer_async(route, body):
+    global unacknowledged
+    if unacknowledged:
+        try:
+            answers.getresponse().read()
+        except (http.client.HTTPException, OSError):
+            answers.close()  # the connection went away; the next request opens another
+        unacknowledged = False
+    headers = {"content-type": "application/json"}
+    try:
+        answers.request("POST", BASE + route, body=body, headers=headers)
+    except (http.client.HTTPException, OSError):
+        answers.close()
+        answers.request("POST", BASE + route, body=body, headers=headers)
+    unacknowledged = True
 
 
 main()
