@@ -1,8 +1,6 @@
 //! `eddy invoke` (the Lambda Invoke API, as `aws lambda invoke` calls it) and `eddy logs`
 //! (recorded invocations through the admin API).
 
-use std::time::Duration;
-
 use anyhow::bail;
 use base64::Engine;
 use serde_json::{Value, json};
@@ -10,8 +8,8 @@ use serde_json::{Value, json};
 use crate::client::{Client, Payload, encode, read_text};
 use crate::rows::json_argument;
 
-/// How often `eddy logs --follow` asks for new invocations.
-const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+/// How long one request of `eddy logs --follow` waits on the server for a new record.
+const FOLLOW_WAIT_SECONDS: u32 = 30;
 
 pub struct Invoked {
     /// The result (synchronous) or the acceptance (asynchronous).
@@ -92,16 +90,16 @@ pub fn logs(
 ) -> anyhow::Result<()> {
     let mut after = 0;
     loop {
-        let query = format!("function={}&after={after}&limit=1000", encode(name));
+        let mut query = format!("function={}&after={after}&limit=1000", encode(name));
+        if follow {
+            query.push_str(&format!("&wait={FOLLOW_WAIT_SECONDS}"));
+        }
         let page = client.api("GET", "/_eddy/v1/invocations", &query, None)?;
         let records = page["invocations"].as_array().cloned().unwrap_or_default();
         records.iter().for_each(&mut print);
         after = page["next"].as_i64().unwrap_or(after);
-        if records.len() < 1000 {
-            if !follow {
-                return Ok(());
-            }
-            std::thread::sleep(FOLLOW_EVERY);
+        if records.len() < 1000 && !follow {
+            return Ok(());
         }
     }
 }

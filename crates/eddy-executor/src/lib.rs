@@ -117,6 +117,8 @@ struct Inner {
     workers: Arc<runtime::Workers>,
     /// Synchronous invocations refused for want of a free slot, by function, since start.
     throttles: Mutex<HashMap<String, u64>>,
+    /// Counts the commits that recorded invocations, so readers can wait for new ones.
+    recorded: watch::Sender<u64>,
 }
 
 /// Finished attempts waiting to be recorded at most; beyond, attempts wait (push back).
@@ -171,6 +173,7 @@ impl Executor {
             settled,
             workers,
             throttles: Mutex::new(HashMap::new()),
+            recorded: watch::Sender::new(0),
         });
         let tasks = vec![
             tokio::spawn(dispatch(inner.clone())),
@@ -255,7 +258,7 @@ impl Executor {
             record: Some(record),
             now_ms: inner.clock.now_ms(),
         };
-        store::settle_all(&inner.bus, vec![record]).await?;
+        inner.record(vec![record]).await?;
         Ok(Invocation {
             request_id,
             outcome,
@@ -341,6 +344,11 @@ impl Executor {
         store::invocation_totals(&self.inner.bus).await
     }
 
+    /// Changes whenever invocations were recorded: wait on it for new records.
+    pub fn recorded(&self) -> watch::Receiver<u64> {
+        self.inner.recorded.subscribe()
+    }
+
     /// Synchronous invocations refused because the function's concurrency was in use, by
     /// function, since this executor started (a refusal changes nothing durable).
     pub fn throttles(&self) -> HashMap<String, u64> {
@@ -402,6 +410,13 @@ impl Executor {
 }
 
 impl Inner {
+    /// Commits settlements and invocation records, and tells whoever waits for new records.
+    async fn record(&self, batch: Vec<Settle>) -> Result<(), ExecError> {
+        store::settle_all(&self.bus, batch).await?;
+        self.recorded.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
     fn compiled(&self) -> Arc<Compiled> {
         self.app.read().expect("app lock").clone()
     }
@@ -825,12 +840,12 @@ async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>) {
                 batch.push(s);
             }
             if !batch.is_empty() {
-                let _ = store::settle_all(&inner.bus, batch).await;
+                let _ = inner.record(batch).await;
             }
             return;
         }
         loop {
-            match store::settle_all(&inner.bus, batch.clone()).await {
+            match inner.record(batch.clone()).await {
                 Ok(()) => break,
                 Err(ExecError::Bus(BusError::WriterStopped)) => return,
                 Err(error) => {

@@ -90,8 +90,8 @@ fn page_limit(q: &HashMap<String, String>) -> Result<u32> {
     Ok(number(q, "limit", 100)?.min(1000) as u32)
 }
 
-/// The longest `wait` a request for events may ask for.
-const MAX_EVENT_WAIT_SECONDS: u64 = 60;
+/// The longest `wait` a request for events or invocations may ask for.
+const MAX_WAIT_SECONDS: u64 = 60;
 
 /// `GET /_eddy/v1/events?after=SEQ&limit=N&last=N&wait=SECONDS`: events in commit order, after
 /// `SEQ` or the last `N`. With `wait`, a request that would find none waits up to that long for
@@ -106,7 +106,7 @@ pub async fn events(
     } else {
         number(&q, "after", 0)?
     };
-    let wait = number(&q, "wait", 0)?.min(MAX_EVENT_WAIT_SECONDS);
+    let wait = number(&q, "wait", 0)?.min(MAX_WAIT_SECONDS);
     let mut events = s.bus.read_after(after, limit).await?;
     if events.is_empty() && wait > 0 {
         let mut follower = s.bus.follow(after);
@@ -176,8 +176,10 @@ fn function_param(q: &HashMap<String, String>) -> Result<Option<FunctionName>> {
     Ok(q.get("function").map(FunctionName::new).transpose()?)
 }
 
-/// `GET /_eddy/v1/invocations?function=NAME&event=SEQ&after=POS&limit=N`: recorded attempts in
-/// the order they were recorded; `next` is the `after` of the following page.
+/// `GET /_eddy/v1/invocations?function=NAME&event=SEQ&after=POS&limit=N&wait=S`: recorded
+/// attempts in the order they were recorded; `next` is the `after` of the following page. With
+/// `wait`, a request that finds none waits up to that long for the next record (what `eddy logs
+/// --follow` asks for).
 pub async fn invocations(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
@@ -188,14 +190,26 @@ pub async fn invocations(
         .then(|| number(&q, "event", 0))
         .transpose()?;
     let after = number(&q, "after", 0)? as i64;
-    let page = s
-        .executor
-        .invocation_page(function.as_ref(), event, after, page_limit(&q)?)
-        .await?;
-    Ok(Json(json!({
-        "invocations": page.records.iter().map(invocation_json).collect::<Vec<_>>(),
-        "next": page.next,
-    })))
+    let wait = Duration::from_secs(number(&q, "wait", 0)?.min(MAX_WAIT_SECONDS));
+    let limit = page_limit(&q)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut recorded = s.executor.recorded();
+    loop {
+        let page = s
+            .executor
+            .invocation_page(function.as_ref(), event, after, limit)
+            .await?;
+        let waited = !page.records.is_empty()
+            || tokio::time::timeout_at(deadline, recorded.changed())
+                .await
+                .is_err();
+        if waited {
+            return Ok(Json(json!({
+                "invocations": page.records.iter().map(invocation_json).collect::<Vec<_>>(),
+                "next": page.next,
+            })));
+        }
+    }
 }
 
 fn dead_letter_json(d: &DeadLetter) -> Value {
