@@ -613,3 +613,19 @@ while True:
     let log = runs(&eddy, "probe")[1]["log"].as_str().unwrap().to_string();
     assert!(log.contains("answers 202 403"), "{log}");
 }
+
+/// What a handler prints before it answers is in that invocation's log, every time (the
+/// answer can arrive before eddy has read the output).
+#[test]
+fn each_log_holds_its_own_output() {
+    let eddy = app();
+    for n in 0..40 {
+        invoke(&eddy, "py", &format!(r#"{{"n": {n}}}"#)).unwrap();
+    }
+    let records = runs(&eddy, "py");
+    assert_eq!(records.len(), 40);
+    for (n, record) in records.iter().enumerate() {
+        let log = own_output(record["log"].as_str().unwrap());
+        assert_eq!(log, format!("python saw {{'n': {n}}}\n"), "invocation {n}");
+    }
+}

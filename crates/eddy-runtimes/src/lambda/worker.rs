@@ -2,6 +2,7 @@
 //! invocation at a time, and is killed — with its whole process group — when it times out,
 //! crashes, or is retired.
 
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,8 @@ pub struct Worker {
     api: tokio::task::JoinHandle<()>,
     /// The worker's cgroups (dropped after the process is killed) or its rlimit.
     confinement: super::limits::Confinement,
+    /// The read ends of its stdout and stderr, to see what is not read yet.
+    pipes: Vec<OwnedFd>,
 }
 
 impl Drop for Worker {
@@ -110,8 +113,18 @@ impl Worker {
         })?;
         let pid = child.id();
         let logs = Arc::new(Mutex::new(LogBuffer::default()));
-        tokio::spawn(collect(child.stdout.take().expect("piped"), logs.clone()));
-        tokio::spawn(collect(child.stderr.take().expect("piped"), logs.clone()));
+        let (stdout, stderr) = (
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        // Copies of the pipes' read ends, to ask how much output is still unread.
+        let pipes = [stdout.as_fd(), stderr.as_fd()]
+            .map(|fd| fd.try_clone_to_owned())
+            .into_iter()
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| FunctionError::new("Runtime.Unknown", format!("no pipe: {e}")))?;
+        tokio::spawn(collect(stdout, logs.clone()));
+        tokio::spawn(collect(stderr, logs.clone()));
         let (exit_tx, exited) = oneshot::channel();
         tokio::spawn(async move {
             let _ = exit_tx.send(child.wait().await);
@@ -129,6 +142,7 @@ impl Worker {
             last_used: Instant::now(),
             api,
             confinement,
+            pipes,
         })
     }
 
@@ -248,14 +262,18 @@ impl Worker {
         Outcome::ended(Err(error), text, std::mem::take(&mut logs.cut))
     }
 
-    /// The invocation's log so far. The handler wrote it before it answered, but the pipes may
-    /// not have been read yet: wait, briefly, until the output stops growing.
+    /// The invocation's log. The handler wrote it before it answered, so it is in the pipes or
+    /// already read: wait (at most `LOG_SETTLE`) until the pipes hold nothing unread and what
+    /// was read has been appended.
     async fn take_logs(&self) -> (String, bool) {
-        let mut seen = self.logs.lock().expect("log lock").total;
-        for _ in 0..4 {
+        let deadline = Instant::now() + LOG_SETTLE;
+        let appended = || self.logs.lock().expect("log lock").total;
+        let mut seen = appended();
+        loop {
             tokio::task::yield_now().await;
-            let now = self.logs.lock().expect("log lock").total;
-            if now == seen {
+            let now = appended();
+            let unread: usize = self.pipes.iter().map(unread_bytes).sum();
+            if (unread == 0 && now == seen) || Instant::now() > deadline {
                 break;
             }
             seen = now;
@@ -268,6 +286,22 @@ impl Worker {
     /// The most memory the worker has held, in MB.
     pub fn max_memory_mb(&self) -> Option<u64> {
         self.confinement.peak_memory_mb(self.pid?)
+    }
+}
+
+/// The longest an invocation's end waits for its output to be read.
+const LOG_SETTLE: Duration = Duration::from_millis(100);
+
+/// How many bytes a pipe holds that nobody has read (`FIONREAD`).
+fn unread_bytes(pipe: &OwnedFd) -> usize {
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at `pending`; the
+    // descriptor is open for as long as `pipe` lives.
+    let status = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut pending) };
+    if status == 0 {
+        pending.max(0) as usize
+    } else {
+        0
     }
 }
 
