@@ -165,19 +165,30 @@ impl Principals {
         }
         let now = eddy_bus::now_ms();
         let mut env = HashMap::new();
+        let role_of = |name: &str| {
+            let function = app.functions.iter().find(|f| f.name.as_str() == name)?;
+            Some(Principal::Function {
+                name: name.to_string(),
+                role: function.role.clone().into(),
+            })
+        };
         {
+            // Credentials already handed out stay until they expire while their function is
+            // still declared — with the function's role as it is now.
             let current = self.grants.read().expect("grant lock");
-            // Function credentials of functions still declared stay until they expire.
             for (id, grant) in current.iter() {
-                let kept = matches!(&grant.principal, Principal::Function { name, .. }
-                    if app.functions.iter().any(|f| f.name.as_str() == name));
-                if kept && grant.expires_ms.is_some_and(|at| at > now) {
+                let Principal::Function { name, .. } = &grant.principal else {
+                    continue;
+                };
+                let live = grant.expires_ms.is_some_and(|at| at > now);
+                if let Some(principal) = role_of(name).filter(|_| live) {
+                    let (secret, expires_ms) = (grant.secret.clone(), grant.expires_ms);
                     next.insert(
                         id.clone(),
                         Grant {
-                            secret: grant.secret.clone(),
-                            principal: grant.principal.clone(),
-                            expires_ms: grant.expires_ms,
+                            secret,
+                            principal,
+                            expires_ms,
                         },
                     );
                 }
@@ -193,10 +204,7 @@ impl Principals {
                     ("AWS_SECRET_ACCESS_KEY".to_string(), secret.clone()),
                 ],
             );
-            let principal = Principal::Function {
-                name: function.name.to_string(),
-                role: function.role.clone().into(),
-            };
+            let principal = role_of(function.name.as_str()).expect("a declared function");
             let expires_ms = Some(now + FUNCTION_CREDENTIALS_LIFETIME.as_millis() as i64);
             next.insert(
                 id,
@@ -363,4 +371,47 @@ fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).expect("the operating system's random generator");
     hex::encode(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(manifest: &str) -> App {
+        let loaded = eddy_subscriptions::load(&[eddy_subscriptions::ManifestText {
+            name: "app.yaml",
+            text: manifest,
+            dir: std::path::Path::new("."),
+        }]);
+        loaded.app.unwrap_or_else(|| panic!("{}", loaded.findings))
+    }
+
+    fn role(bucket: &str) -> String {
+        format!(
+            "buckets: [{{name: {bucket}}}]\nfunctions: [{{name: f, runtime: exec, command: [cat], role: [{{allow: [objects:read], resources: [bucket/{bucket}]}}]}}]\n"
+        )
+    }
+
+    /// Credentials already handed out follow their function's role as it is now, and end with
+    /// the function.
+    #[test]
+    fn issued_credentials_follow_the_current_role_and_end_with_the_function() {
+        let principals = Principals::new(development_credentials());
+        let first = principals.grant(&app(&role("aaa"))).unwrap();
+        let key = first["f"][0].1.clone();
+        let allowed = |key: &str, resource: &str| {
+            principals
+                .lookup(key)
+                .is_some_and(|(_, p)| p.allows("objects:read", resource))
+        };
+        assert!(allowed(&key, "bucket/aaa/x"));
+        let second = principals.grant(&app(&role("bbb"))).unwrap();
+        assert_ne!(second["f"][0].1, key, "new credentials at every grant");
+        assert!(allowed(&key, "bucket/bbb/x") && !allowed(&key, "bucket/aaa/x"));
+        principals.grant(&app("buckets: [{name: bbb}]\n")).unwrap();
+        assert!(
+            principals.lookup(&key).is_none(),
+            "a removed function's keys stop at once"
+        );
+    }
 }
