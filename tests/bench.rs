@@ -71,3 +71,34 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// Runs `work(i)` for every `i` below `count`, spread over `tasks` concurrent tasks (task `t`
+/// takes `t`, `t + tasks`, …), and returns how many ran per second.
+pub async fn rate<F, Fut>(tasks: u64, count: u64, work: F) -> f64
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let start = std::time::Instant::now();
+    let running: Vec<_> = (0..tasks)
+        .map(|t| {
+            let work = work.clone();
+            tokio::spawn(async move {
+                for i in (t..count).step_by(tasks as usize) {
+                    work(i).await;
+                }
+            })
+        })
+        .collect();
+    for task in running {
+        task.await.expect("a benchmark task panicked");
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A 1 KiB body of its own for each `i`, so every put writes its own blob.
+pub fn small_body(i: u64) -> Vec<u8> {
+    let mut body = vec![7u8; 1024];
+    body[..8].copy_from_slice(&i.to_le_bytes());
+    body
+}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use eddy_core::{BucketName, Lineage, ObjectKey, TableName};
 use eddy_objects::PutOptions;
 use eddy_tables::ColumnType;
-use eddy_tests::bench::{Dirs, machine, median, ms, percentile, runtime};
+use eddy_tests::bench::{Dirs, machine, median, ms, percentile, rate, runtime, small_body};
 use eddy_tests::{Eddy, schema};
 use serde_json::json;
 use sqlx::Connection;
@@ -186,27 +186,19 @@ async fn small_puts(dir: &Path) -> f64 {
     let eddy = Eddy::open(dir).await;
     let bucket = BucketName::new("bench").unwrap();
     eddy.objects.create_bucket(&bucket).await.unwrap();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for r in 0..REQUESTERS {
-        let (objects, bucket) = (eddy.objects.clone(), bucket.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in (r..SMALL_OBJECTS).step_by(REQUESTERS as usize) {
-                // Distinct contents, so every put writes its own blob.
-                let mut body = [0u8; 1024];
-                body[..8].copy_from_slice(&i.to_le_bytes());
-                let key = ObjectKey::new(format!("obj/{i}")).unwrap();
-                objects
-                    .put_object(&bucket, &key, &mut &body[..], PutOptions::default())
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    SMALL_OBJECTS as f64 / start.elapsed().as_secs_f64()
+    let objects = eddy.objects.clone();
+    rate(REQUESTERS, SMALL_OBJECTS, move |i| {
+        let (objects, bucket) = (objects.clone(), bucket.clone());
+        async move {
+            let key = ObjectKey::new(format!("obj/{i}")).unwrap();
+            let body = small_body(i);
+            objects
+                .put_object(&bucket, &key, &mut &body[..], PutOptions::default())
+                .await
+                .unwrap();
+        }
+    })
+    .await
 }
 
 fn write_fsync(dir: &Path, data: &[u8]) -> f64 {

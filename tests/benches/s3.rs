@@ -21,7 +21,7 @@ use eddy_objects::PutOptions;
 use eddy_server::Services;
 use eddy_server::auth::{Principals, development_credentials};
 use eddy_tests::Eddy;
-use eddy_tests::bench::{Dirs, machine, median, runtime};
+use eddy_tests::bench::{Dirs, machine, median, rate, runtime, small_body};
 use tokio::io::AsyncReadExt;
 
 const RUNS: usize = 3;
@@ -70,13 +70,6 @@ impl Figures {
     }
 }
 
-fn small_body(i: u64) -> Vec<u8> {
-    // Distinct contents, so every put writes its own blob.
-    let mut body = vec![7u8; 1024];
-    body[..8].copy_from_slice(&i.to_le_bytes());
-    body
-}
-
 fn large_body() -> Vec<u8> {
     (0..LARGE).map(|i| (i % 251) as u8).collect()
 }
@@ -89,12 +82,12 @@ async fn through_library(dir: PathBuf) -> [f64; 4] {
     let eddy = Eddy::open(&dir).await;
     let bucket = BucketName::new("bench").unwrap();
     eddy.objects.create_bucket(&bucket).await.unwrap();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
-        let (objects, bucket) = (eddy.objects.clone(), bucket.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in (c..SMALL).step_by(CLIENTS as usize) {
+    let objects = eddy.objects.clone();
+    let put = {
+        let (objects, bucket) = (objects.clone(), bucket.clone());
+        move |i: u64| {
+            let (objects, bucket) = (objects.clone(), bucket.clone());
+            async move {
                 let key = ObjectKey::new(format!("obj/{i}")).unwrap();
                 let body = small_body(i);
                 objects
@@ -102,30 +95,23 @@ async fn through_library(dir: PathBuf) -> [f64; 4] {
                     .await
                     .unwrap();
             }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let puts = SMALL as f64 / start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
-        let (objects, bucket) = (eddy.objects.clone(), bucket.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in (c..SMALL).step_by(CLIENTS as usize) {
+        }
+    };
+    let puts = rate(CLIENTS, SMALL, put).await;
+    let get = {
+        let bucket = bucket.clone();
+        move |i: u64| {
+            let (objects, bucket) = (objects.clone(), bucket.clone());
+            async move {
                 let key = ObjectKey::new(format!("obj/{i}")).unwrap();
                 let body = objects.get_object(&bucket, &key, None).await.unwrap();
                 let mut bytes = Vec::new();
                 body.into_reader().read_to_end(&mut bytes).await.unwrap();
                 assert_eq!(bytes.len(), 1024);
             }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let gets = SMALL as f64 / start.elapsed().as_secs_f64();
+        }
+    };
+    let gets = rate(CLIENTS, SMALL, get).await;
     let body = large_body();
     let key = ObjectKey::new("large").unwrap();
     let start = Instant::now();
