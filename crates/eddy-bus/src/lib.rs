@@ -18,7 +18,7 @@ use sqlx::SqlitePool;
 use tokio::sync::watch;
 
 pub use error::BusError;
-pub use open::DB_FILE;
+pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file};
 pub use writer::{TxFuture, WriteTx};
 
 /// Milliseconds since the Unix epoch, the time unit of the journal.

@@ -18,16 +18,47 @@ pub const DB_FILE: &str = "eddy.db";
 const LOCK_FILE: &str = "eddy.lock";
 const READERS: u32 = 4;
 
+/// Who may use what eddy creates in a data directory: its own user only.
+pub const PRIVATE_DIR: u32 = 0o700;
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates `dir` (and missing parents) readable by eddy's user only, from the start; an
+/// existing directory open to others is closed.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "the directory was open to other users; it is now 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR))?;
+    }
+    Ok(())
+}
+
+/// Opens (creating if needed) a file only eddy's user may read; an existing one open to
+/// others is closed.
+pub fn private_file(path: &Path, options: &mut std::fs::OpenOptions) -> std::io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = options.mode(PRIVATE_FILE).open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE))?;
+    }
+    Ok(file)
+}
+
 /// Takes the data directory's lock. The OS releases it when the process ends, however it ends.
 pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, BusError> {
-    std::fs::create_dir_all(dir).map_err(|e| BusError::io(dir, e))?;
+    private_dir(dir).map_err(|e| BusError::io(dir, e))?;
     let path = dir.join(LOCK_FILE);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| BusError::io(&path, e))?;
+    let file = private_file(
+        &path,
+        File::options().create(true).truncate(false).write(true),
+    )
+    .map_err(|e| BusError::io(&path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(BusError::DataDirInUse {
@@ -48,6 +79,19 @@ fn options(dir: &Path) -> SqliteConnectOptions {
 
 /// The one connection that writes: WAL with `synchronous=FULL`, so a commit survives power loss.
 pub(crate) async fn open_writer(dir: &Path) -> Result<SqliteConnection, BusError> {
+    // SQLite creates its files 0644 and gives the WAL and shared-memory files the database
+    // file's mode: creating the database file private first keeps all three private.
+    for name in [
+        DB_FILE.to_string(),
+        format!("{DB_FILE}-wal"),
+        format!("{DB_FILE}-shm"),
+    ] {
+        let path = dir.join(&name);
+        if name == DB_FILE || path.exists() {
+            private_file(&path, File::options().create(true).append(true))
+                .map_err(|e| BusError::io(&path, e))?;
+        }
+    }
     let mut conn = SqliteConnection::connect_with(
         &options(dir)
             .create_if_missing(true)

@@ -9,7 +9,6 @@ mod rows;
 mod serve;
 mod watch;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -82,20 +81,8 @@ enum Command {
     Serve {
         /// Manifest files, checked together as one app.
         manifests: Vec<PathBuf>,
-        /// Where data lives (created if missing).
-        #[arg(long, default_value = "./.eddy")]
-        data_dir: PathBuf,
-        /// The address to listen on; port 0 picks a free port. Anything but a loopback address
-        /// needs EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY.
-        #[arg(long, default_value = "127.0.0.1:7171")]
-        listen: SocketAddr,
-        /// Cap each function worker's CPU at one core per 1,769 MB of memory, as Lambda does
-        /// (where a cpu cgroup is writable); otherwise CPU is only shared in proportion.
-        #[arg(long)]
-        strict_cpu: bool,
-        /// Stop a function's warm worker after it has been idle this long (e.g. 30s, 5m).
-        #[arg(long, default_value = "5m", value_parser = idle_duration)]
-        worker_idle: std::time::Duration,
+        #[command(flatten)]
+        options: serve::ServeOptions,
     },
     /// Check manifests without a server: print every error and warning, exit non-zero on errors.
     Validate {
@@ -216,24 +203,29 @@ enum DlqCommand {
 }
 
 fn main() -> ExitCode {
+    // Started as a function sandbox's init: that is all this process does.
+    eddy_runtimes::sandbox::run_init_if_asked();
     let cli = Cli::parse();
     let json = cli.json;
     let result = match cli.command {
         Command::Validate { manifests } => return validate(&manifests),
-        Command::Serve {
-            manifests,
-            data_dir,
-            listen,
-            strict_cpu,
-            worker_idle,
-        } => {
+        Command::Serve { manifests, options } => {
             init_logging();
-            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-            let workers = serve::WorkerOptions {
-                strict_cpu,
-                idle: worker_idle,
+            let loaded = eddy_subscriptions::load_files(&manifests);
+            if !loaded.findings.is_empty() {
+                eprintln!("{}", loaded.findings);
+            }
+            let Some(app) = loaded.app else {
+                eprintln!("error: the manifests have errors; nothing was started");
+                return ExitCode::FAILURE;
             };
-            runtime.block_on(serve::run(&manifests, &data_dir, listen, workers))
+            // Still one thread: take the secrets out of the environment before any other
+            // thread (or process) could read them there.
+            // SAFETY: no other thread exists yet.
+            unsafe { eddy_core::secrets::seal(&serve::secret_variables(&app)) };
+            eddy_runtimes::sandbox::protect_this_process();
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+            runtime.block_on(serve::run(app, &manifests, options))
         }
         command => cli
             .connection
@@ -247,12 +239,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// A duration as manifests write them (`500ms`, `30s`, `5m`).
-fn idle_duration(text: &str) -> Result<std::time::Duration, String> {
-    eddy_subscriptions::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration; write e.g. 30s or 5m"))
 }
 
 fn init_logging() {

@@ -8,34 +8,107 @@ use anyhow::{Context, bail};
 use eddy_bus::Bus;
 use eddy_executor::{Executor, ExecutorConfig, SystemClock};
 use eddy_objects::ObjectStore;
+use eddy_runtimes::sandbox::{Mode, Sandbox, SandboxOptions};
 use eddy_server::Services;
 use eddy_server::auth::{DEV_ACCESS_KEY_ID, Principals, development_credentials};
 use eddy_sigv4::Credentials;
+use eddy_subscriptions::{App, Runtime, SecretSource};
 use eddy_tables::TableStore;
 
-/// How function workers are run.
-pub struct WorkerOptions {
-    pub strict_cpu: bool,
-    pub idle: std::time::Duration,
+/// The options of `eddy serve`.
+#[derive(clap::Args)]
+pub struct ServeOptions {
+    /// Where data lives (created if missing).
+    #[arg(long, default_value = "./.eddy")]
+    data_dir: PathBuf,
+    /// The address to listen on; port 0 picks a free port. Anything but a loopback address
+    /// needs EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY.
+    #[arg(long, default_value = "127.0.0.1:7171")]
+    listen: SocketAddr,
+    /// Cap each function worker's CPU at one core per 1,769 MB of memory, as Lambda does
+    /// (where a cpu cgroup is writable); otherwise CPU is only shared in proportion.
+    #[arg(long)]
+    strict_cpu: bool,
+    /// Stop a function's warm worker after it has been idle this long (e.g. 30s, 5m).
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    worker_idle: std::time::Duration,
+    /// How functions are kept from eddy and from each other: auto (the strongest this host
+    /// allows), isolated, namespaces, users or off.
+    #[arg(long, default_value = "auto", value_parser = sandbox_mode)]
+    function_sandbox: SandboxChoice,
+    /// The user ids functions run as when eddy runs as root, one per function: FIRST-LAST.
+    /// Give two eddy processes on one host ranges that do not overlap.
+    #[arg(long, default_value = "2000000000-2000065535", value_parser = uid_range)]
+    function_uids: std::ops::RangeInclusive<u32>,
+    /// Run functions even though no sandbox is possible here while eddy listens beyond this
+    /// machine: any function could then read every secret eddy holds.
+    #[arg(long)]
+    allow_unsandboxed_functions: bool,
 }
 
-pub async fn run(
-    manifests: &[PathBuf],
-    data_dir: &Path,
-    listen: SocketAddr,
-    workers: WorkerOptions,
-) -> anyhow::Result<()> {
-    let root = root_credentials(listen)?;
-    let loaded = eddy_subscriptions::load_files(manifests);
-    if !loaded.findings.is_empty() {
-        eprintln!("{}", loaded.findings);
+/// `auto`, or a sandbox mode.
+#[derive(Clone, Copy, Debug)]
+pub struct SandboxChoice(Option<Mode>);
+
+fn sandbox_mode(text: &str) -> Result<SandboxChoice, String> {
+    match text {
+        "auto" => Ok(SandboxChoice(None)),
+        mode => mode.parse().map(|m| SandboxChoice(Some(m))),
     }
-    let Some(app) = loaded.app else {
-        bail!("the manifests have errors; nothing was started");
+}
+
+fn uid_range(text: &str) -> Result<std::ops::RangeInclusive<u32>, String> {
+    let bad = || {
+        format!("{text:?} is not a range of user ids; write FIRST-LAST, e.g. 2000000000-2000065535")
     };
+    let (first, last) = text.split_once('-').ok_or_else(bad)?;
+    let (first, last): (u32, u32) = (
+        first.trim().parse().map_err(|_| bad())?,
+        last.trim().parse().map_err(|_| bad())?,
+    );
+    if first == 0 || first > last {
+        return Err(format!(
+            "{text:?}: the first id must be above 0 (root) and not above the last"
+        ));
+    }
+    Ok(first..=last)
+}
+
+/// A duration as manifests write them (`500ms`, `30s`, `5m`).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    eddy_subscriptions::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration; write e.g. 30s or 5m"))
+}
+
+/// The environment variables that hold secrets for this app: eddy takes them out of its
+/// environment at start.
+pub fn secret_variables(app: &App) -> Vec<&str> {
+    let mut names = vec!["EDDY_SECRET_ACCESS_KEY"];
+    for key in &app.access_keys {
+        if let SecretSource::Env(name) = &key.secret {
+            names.push(name);
+        }
+    }
+    for function in &app.functions {
+        if let Runtime::Webhook {
+            secret_env: Some(name),
+            ..
+        } = &function.runtime
+        {
+            names.push(name);
+        }
+    }
+    names
+}
+
+pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyhow::Result<()> {
+    let listen = options.listen;
+    let data_dir = options.data_dir.as_path();
+    let root = root_credentials(listen)?;
     let bus = Bus::open(data_dir)
         .await
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+    let sandbox = function_sandbox(&options, data_dir)?;
     let objects = ObjectStore::open(bus.clone())?;
     let tables = TableStore::open(bus.clone()).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -45,8 +118,9 @@ pub async fn run(
     let config = ExecutorConfig {
         stream_labels: eddy_server::provision(&app, &objects, &tables).await?,
         function_env: function_environment(address),
-        strict_cpu: workers.strict_cpu,
-        worker_idle_timeout: workers.idle,
+        strict_cpu: options.strict_cpu,
+        worker_idle_timeout: options.worker_idle,
+        sandbox,
         ..ExecutorConfig::default()
     };
     let executor =
@@ -70,6 +144,44 @@ pub async fn run(
     tracing::info!("stopping: no new requests; finishing the executor");
     executor.shutdown().await;
     Ok(())
+}
+
+/// Sets up the function sandbox and says which one runs; refuses to run functions without one
+/// on an address beyond this machine unless the operator said so.
+fn function_sandbox(options: &ServeOptions, data_dir: &Path) -> anyhow::Result<Arc<Sandbox>> {
+    let sandbox = Sandbox::start(SandboxOptions {
+        mode: options.function_sandbox.0,
+        uids: options.function_uids.clone(),
+        data_dir: data_dir.to_path_buf(),
+        init_program: std::env::current_exe().ok(),
+    })?;
+    for reason in sandbox.passed_over() {
+        tracing::info!(reason, "a stronger function sandbox is not available");
+    }
+    if sandbox.mode() != Mode::Off {
+        tracing::info!(sandbox = sandbox.describe(), "function sandbox");
+        return Ok(sandbox);
+    }
+    let asked = options.function_sandbox.0 == Some(Mode::Off);
+    if !options.listen.ip().is_loopback() && !options.allow_unsandboxed_functions {
+        bail!(
+            "no function sandbox is possible here{} and eddy listens on {}, beyond this machine: any function could read eddy's data and secrets. Run eddy as root or where unprivileged user namespaces are allowed, or pass --allow-unsandboxed-functions to accept the risk",
+            if asked {
+                " (--function-sandbox off)"
+            } else {
+                ""
+            },
+            options.listen
+        );
+    }
+    let warning = format!(
+        "FUNCTIONS RUN WITHOUT A SANDBOX{}: {}",
+        if asked { " (as asked)" } else { "" },
+        Mode::Off.guarantee()
+    );
+    eprintln!("eddy: {warning}");
+    tracing::warn!("{warning}");
+    Ok(sandbox)
 }
 
 /// How often the functions' credentials are issued anew (each lives two hours).
@@ -115,7 +227,7 @@ fn function_environment(address: SocketAddr) -> Vec<(String, String)> {
 /// The root credentials from `EDDY_ACCESS_KEY_ID` and `EDDY_SECRET_ACCESS_KEY`, or the
 /// documented development ones, which anyone can read, so only behind a loopback address.
 fn root_credentials(listen: SocketAddr) -> anyhow::Result<Credentials> {
-    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let var = |name| eddy_core::secrets::var(name).filter(|v: &String| !v.is_empty());
     match (var("EDDY_ACCESS_KEY_ID"), var("EDDY_SECRET_ACCESS_KEY")) {
         (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
             access_key_id,

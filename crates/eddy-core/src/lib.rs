@@ -5,6 +5,7 @@ pub mod error;
 pub mod event;
 pub mod names;
 pub mod schema;
+pub mod secrets;
 pub mod time;
 
 pub use error::{Classify, ErrorKind, InvalidName};

@@ -16,8 +16,6 @@ pub enum ExecError {
     Corrupt(String),
     #[error(transparent)]
     Bus(#[from] BusError),
-    #[error("preparing the function runtimes failed: {0}")]
-    Io(String),
 }
 
 impl From<sqlx::Error> for ExecError {
@@ -32,7 +30,7 @@ impl Classify for ExecError {
             ExecError::NoSuchFunction(_) => ErrorKind::NotFound,
             ExecError::Throttled { .. } => ErrorKind::Unavailable,
             ExecError::Unrunnable { .. } => ErrorKind::InvalidInput,
-            ExecError::Corrupt(_) | ExecError::Io(_) => ErrorKind::Internal,
+            ExecError::Corrupt(_) => ErrorKind::Internal,
             ExecError::Bus(e) => e.kind(),
         }
     }

@@ -64,6 +64,9 @@ pub struct ExecutorConfig {
     /// Cap each worker's CPU at one core per 1,769 MB of memory, as Lambda does (where a cpu
     /// cgroup is writable); otherwise CPU is only shared in proportion to memory.
     pub strict_cpu: bool,
+    /// What keeps function processes from eddy and from each other. `eddy serve` picks the
+    /// strongest the host allows; an embedder chooses (the default is none).
+    pub sandbox: Arc<runtime::sandbox::Sandbox>,
 }
 
 impl Default for ExecutorConfig {
@@ -77,6 +80,7 @@ impl Default for ExecutorConfig {
             function_env: Vec::new(),
             worker_idle_timeout: Duration::from_secs(300),
             strict_cpu: false,
+            sandbox: runtime::sandbox::Sandbox::off(),
         }
     }
 }
@@ -147,13 +151,12 @@ impl Executor {
             );
         }
         let (settled, settle_queue) = mpsc::channel(SETTLE_QUEUE);
-        let workers = runtime::Workers::new(
-            &bus.data_dir().join("runtimes"),
-            config.function_env.clone(),
-            config.worker_idle_timeout,
-            config.strict_cpu,
-        )
-        .map_err(|e| ExecError::Io(e.to_string()))?;
+        let workers = runtime::Workers::new(runtime::WorkerConfig {
+            env: config.function_env.clone(),
+            idle_timeout: config.worker_idle_timeout,
+            strict_cpu: config.strict_cpu,
+            sandbox: config.sandbox.clone(),
+        });
         let compiled = Compiled {
             index: MatchIndex::new(&app),
             app,
@@ -197,6 +200,11 @@ impl Executor {
         // Workers started for the old app (or old code) are not reused.
         self.inner.workers.retire_all();
         self.inner.wake.notify_one();
+    }
+
+    /// How function processes are kept from eddy and from each other.
+    pub fn sandbox(&self) -> &runtime::sandbox::Sandbox {
+        &self.inner.config.sandbox
     }
 
     /// Gives each function's processes these variables from now on (its own credentials), by

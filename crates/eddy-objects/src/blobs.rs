@@ -51,11 +51,11 @@ impl BlobStore {
     pub fn open(dir: &Path) -> Result<Self, ObjectError> {
         let blobs = dir.join("blobs");
         let tmp = dir.join("tmp");
-        std::fs::create_dir_all(&blobs).map_err(|e| ObjectError::io(&blobs, e))?;
+        eddy_bus::private_dir(&blobs).map_err(|e| ObjectError::io(&blobs, e))?;
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| ObjectError::io(&tmp, e))?;
         }
-        std::fs::create_dir_all(&tmp).map_err(|e| ObjectError::io(&tmp, e))?;
+        eddy_bus::private_dir(&tmp).map_err(|e| ObjectError::io(&tmp, e))?;
         Ok(Self { blobs, tmp })
     }
 
@@ -77,7 +77,15 @@ impl BlobStore {
         expected_md5: Option<[u8; 16]>,
     ) -> Result<StagedBlob, ObjectError> {
         let path = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
-        let file = std::fs::File::create(&path).map_err(|e| ObjectError::io(&path, e))?;
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .mode(eddy_bus::PRIVATE_FILE)
+                .open(&path)
+                .map_err(|e| ObjectError::io(&path, e))?
+        };
         let mut staged = StagedBlob {
             path,
             info: BlobInfo {
@@ -175,7 +183,7 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, ObjectError> {
 fn place_file(from: &Path, target: &Path) -> Result<(), ObjectError> {
     let dir = target.parent().expect("blob paths have a parent");
     if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| ObjectError::io(dir, e))?;
+        eddy_bus::private_dir(dir).map_err(|e| ObjectError::io(dir, e))?;
         // The new directories' own entries must be durable too.
         for d in [
             dir.parent().expect("fan-out level"),

@@ -557,3 +557,40 @@ async fn garbage_collection_keeps_shared_blobs() {
     assert!(f.store.blob_path(&a).exists(), "still used by b");
     assert_eq!(read_all(&f.store, "bkt", "b", None).await, b"same");
 }
+
+/// The data directory and everything the store writes in it are eddy's user's alone, from the
+/// moment they are created: no other user (no function of its own user) can read an object's
+/// bytes or the metadata.
+#[tokio::test]
+async fn the_data_directory_is_private_from_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let bus = eddy_bus::Bus::open(&dir).await.unwrap();
+    let store = eddy_objects::ObjectStore::open(bus.clone()).unwrap();
+    store.create_bucket(&bucket("private")).await.unwrap();
+    let meta = put(&store, "private", "a.txt", b"only eddy reads this").await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let blob = store.blob_path(&meta);
+    for d in [
+        dir.clone(),
+        dir.join("blobs"),
+        dir.join("tmp"),
+        blob.parent().unwrap().to_path_buf(),
+        blob.parent().unwrap().parent().unwrap().to_path_buf(),
+    ] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+    for f in ["eddy.db", "eddy.db-wal", "eddy.db-shm", "eddy.lock"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    assert_eq!(mode(&blob), 0o600);
+    drop((store, bus));
+    // A directory made by an older eddy, open to all, is closed when it is opened again.
+    let old = parent.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bus = eddy_bus::Bus::open(&old).await.unwrap();
+    assert_eq!(mode(&old), 0o700);
+    drop(bus);
+}

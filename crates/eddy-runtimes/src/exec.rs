@@ -13,36 +13,47 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::{Context, FunctionError, LOG_LIMIT, Outcome, RESULT_LIMIT, lambda_environment};
+use super::{
+    Context, FunctionError, LOG_LIMIT, Outcome, RESULT_LIMIT, Unrunnable, Workers,
+    lambda_environment,
+};
 
 pub(super) async fn run(
     function: &FunctionSpec,
     command: &[String],
     dir: &Path,
-    platform_env: &[(String, String)],
+    workers: &Workers,
     payload: &Value,
     context: &Context,
-) -> Outcome {
-    let mut cmd = Command::new(&command[0]);
+) -> Result<Outcome, Unrunnable> {
+    let cannot_start = |e: &dyn std::fmt::Display| {
+        Ok(Outcome::failed(FunctionError::new(
+            "Runtime.InvalidEntrypoint",
+            format!("cannot start {:?}: {e}", command[0]),
+        )))
+    };
+    let Some(program) = workers.interpreters().resolve(&command[0], dir) else {
+        return cannot_start(&"no such program on eddy's PATH or in the function's folder");
+    };
+    let jail =
+        workers
+            .sandbox()
+            .jail(function.name.as_str(), &program.path, &program.needs, dir)?;
+    let mut cmd = Command::new(&program.path);
     cmd.args(&command[1..])
-        .current_dir(dir)
         .env_clear()
         .envs(crate::inherited())
-        .envs(platform_env.iter().cloned())
+        .envs(workers.environment(function.name.as_str()))
         .envs(lambda_environment(function, context))
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    crate::sandbox::confine(&mut cmd, jail);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
-        Err(e) => {
-            return Outcome::failed(FunctionError::new(
-                "Runtime.InvalidEntrypoint",
-                format!("cannot start {:?}: {e}", command[0]),
-            ));
-        }
+        Err(e) => return cannot_start(&e),
     };
     let group = child.id().map(|id| Pid::from_raw(id as i32));
     let input = payload.to_string().into_bytes();
@@ -81,13 +92,13 @@ pub(super) async fn run(
         logs.push_str(&format!("\n[eddy: the log was cut at {LOG_LIMIT} bytes]"));
     }
     let status = match status {
-        None => return Outcome::timeout(function.timeout, logs, log_cut),
+        None => return Ok(Outcome::timeout(function.timeout, logs, log_cut)),
         Some(Err(e)) => {
             let error = FunctionError::new(
                 "Runtime.ExitError",
                 format!("waiting for the process failed: {e}"),
             );
-            return Outcome::ended(Err(error), logs, log_cut);
+            return Ok(Outcome::ended(Err(error), logs, log_cut));
         }
         Some(Ok(status)) => status,
     };
@@ -101,7 +112,7 @@ pub(super) async fn run(
     } else {
         Err(exit_error(status, &logs))
     };
-    Outcome::ended(result, logs, log_cut)
+    Ok(Outcome::ended(result, logs, log_cut))
 }
 
 /// Reads a stream to its end, keeping at most `limit` bytes; says whether it cut.

@@ -3,7 +3,9 @@
 
 mod exec;
 mod lambda;
+mod programs;
 mod report;
+pub mod sandbox;
 mod webhook;
 
 use std::collections::HashMap;
@@ -141,7 +143,7 @@ pub struct Unrunnable(pub String);
 
 pub type Handlers = HashMap<FunctionName, Arc<dyn Handler>>;
 
-pub use lambda::{INIT_TIMEOUT, Workers};
+pub use lambda::{INIT_TIMEOUT, WorkerConfig, Workers};
 pub use report::billed_ms;
 pub use webhook::signature as webhook_signature;
 
@@ -181,8 +183,7 @@ async fn run(
             Ok(in_process(handler.as_ref(), function.timeout, payload, context).await)
         }
         Runtime::Exec { command, dir } => {
-            let env = workers.environment(function.name.as_str());
-            Ok(exec::run(function, command, dir, &env, payload, &context).await)
+            exec::run(function, command, dir, workers, payload, &context).await
         }
         Runtime::Nodejs { .. } | Runtime::Python { .. } | Runtime::Provided { .. } => {
             workers.invoke(function, payload, &context).await

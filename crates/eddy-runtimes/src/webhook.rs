@@ -115,7 +115,7 @@ pub(crate) async fn post(
     let (url, secret_env) = (target.url, target.secret_env);
     let secret = match secret_env {
         None => None,
-        Some(name) => Some(std::env::var(name).map_err(|_| {
+        Some(name) => Some(eddy_core::secrets::var(name).ok_or_else(|| {
             Unrunnable(format!(
                 "function `{}` signs with the secret in ${name}, which eddy's environment does not set",
                 function.name

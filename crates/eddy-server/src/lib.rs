@@ -53,10 +53,7 @@ pub(crate) const BODY_LIMIT: usize = SYNC_PAYLOAD_LIMIT + 1;
 
 pub fn router(services: Shared) -> Router {
     let api = Router::new()
-        .route(
-            "/_eddy/health",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
+        .route("/_eddy/health", get(health))
         .route(
             "/_eddy/v1/tables/{table}/rows",
             post(tables::insert).get(tables::list).put(tables::upsert),
@@ -99,6 +96,27 @@ pub fn router(services: Shared) -> Router {
     let s3 = s3_service(services);
     // The S3 API streams bodies of any size, so none of the API's layers apply to it.
     api.fallback(move |request: axum::extract::Request| serve_s3(s3.clone(), request))
+}
+
+/// `GET /_eddy/health`, open to all: whether eddy serves, and how its functions are sandboxed
+/// (with a warning when they are not).
+async fn health(
+    axum::extract::State(s): axum::extract::State<Shared>,
+) -> axum::Json<serde_json::Value> {
+    let sandbox = s.executor.sandbox();
+    let mode = sandbox.mode();
+    let mut warnings = Vec::new();
+    if mode == eddy_executor::runtime::sandbox::Mode::Off {
+        warnings.push(format!(
+            "functions run without a sandbox: {}",
+            mode.guarantee()
+        ));
+    }
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "sandbox": { "mode": mode.name(), "guarantee": mode.guarantee() },
+        "warnings": warnings,
+    }))
 }
 
 fn s3_service(services: Shared) -> s3s::service::S3Service {

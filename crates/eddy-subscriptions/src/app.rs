@@ -57,8 +57,8 @@ impl SecretSource {
     /// Reads the secret; the error says where it looked, never what it found.
     pub fn read(&self) -> Result<String, String> {
         let secret = match self {
-            SecretSource::Env(name) => std::env::var(name)
-                .map_err(|_| format!("the environment variable {name} is not set"))?,
+            SecretSource::Env(name) => eddy_core::secrets::var(name)
+                .ok_or_else(|| format!("the environment variable {name} is not set"))?,
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?
                 .trim_end()

@@ -37,21 +37,71 @@ pub fn serve(manifest: &str) -> Eddy {
 
 /// Runs `eddy serve MANIFEST` in `dir` with its data in `dir/data`.
 pub fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
-    start(dir, manifest, &[], &[])
+    start(dir, manifest, Options::default())
 }
 
 /// [`spawn`], with variables added to eddy's environment.
 pub fn spawn_with(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)]) -> Eddy {
-    start(dir, manifest, env, &[])
+    start(
+        dir,
+        manifest,
+        Options {
+            env,
+            ..Options::default()
+        },
+    )
 }
 
 /// [`spawn`], with more arguments to `eddy serve`.
 pub fn spawn_args(dir: tempfile::TempDir, manifest: &str, args: &[&str]) -> Eddy {
-    start(dir, manifest, &[], args)
+    start(
+        dir,
+        manifest,
+        Options {
+            args,
+            ..Options::default()
+        },
+    )
 }
 
-fn start(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)], args: &[&str]) -> Eddy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+/// How to start `eddy serve`.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Variables added to eddy's environment.
+    pub env: &'a [(&'a str, &'a str)],
+    /// More arguments to `eddy serve`.
+    pub args: &'a [&'a str],
+    /// Run eddy as this user (and group), not as the test's user: the test's folder is given
+    /// to it, and eddy runs from a copy of the binary that user may execute.
+    pub user: Option<u32>,
+}
+
+/// The `eddy` command a test starts: the one cargo built, or a copy in `dir` that `user` may
+/// run (the build's folder may be closed to other users).
+pub fn eddy_binary(dir: &std::path::Path, user: Option<u32>) -> std::path::PathBuf {
+    let built = std::path::PathBuf::from(env!("CARGO_BIN_EXE_eddy"));
+    let Some(user) = user else { return built };
+    let copy = dir.join("eddy-bin");
+    if !copy.exists() {
+        std::fs::copy(&built, &copy).unwrap();
+        std::os::unix::fs::chown(&copy, Some(user), Some(user)).unwrap();
+    }
+    copy
+}
+
+/// Starts `eddy serve MANIFEST` in `dir` as `options` say and waits until it says where it
+/// listens.
+pub fn start(dir: tempfile::TempDir, manifest: &str, options: Options) -> Eddy {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // Functions run as users of their own and read their code from this folder.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new(eddy_binary(dir.path(), options.user));
+    if let Some(user) = options.user {
+        give_to(dir.path(), user);
+        command.uid(user).gid(user);
+    }
+    let mut child = command
         .args([
             "serve",
             manifest,
@@ -60,10 +110,10 @@ fn start(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)], args: &[&
             "--listen",
             "127.0.0.1:0",
         ])
-        .args(args)
+        .args(options.args)
         .current_dir(dir.path())
         .env("EDDY_LOG", "info")
-        .envs(env.iter().copied())
+        .envs(options.env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("eddy.log")).unwrap())
         .spawn()
@@ -75,7 +125,12 @@ fn start(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)], args: &[&
     let base = line
         .trim()
         .strip_prefix("eddy listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .unwrap_or_else(|| {
+            panic!(
+                "unexpected first line {line:?}; eddy logged:\n{}",
+                std::fs::read_to_string(dir.path().join("eddy.log")).unwrap_or_default()
+            )
+        })
         .to_string();
     let http = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -87,6 +142,43 @@ fn start(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)], args: &[&
         dir,
         http,
     }
+}
+
+/// Makes `user` the owner of everything under `dir`.
+fn give_to(dir: &std::path::Path, user: u32) {
+    std::os::unix::fs::chown(dir, Some(user), Some(user)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            give_to(&path, user);
+        } else {
+            std::os::unix::fs::lchown(&path, Some(user), Some(user)).unwrap();
+        }
+    }
+}
+
+/// The processes of a function's workers and invocations that run now (their host pids),
+/// found by the variable every function process has.
+pub fn function_processes(function: &str) -> Vec<u32> {
+    let marker = format!("AWS_LAMBDA_FUNCTION_NAME={function}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+        })
+        .collect()
+}
+
+/// A variable of a process's environment.
+pub fn process_env(pid: u32, name: &str) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    env.split(|b| *b == 0)
+        .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 pub struct Answer {

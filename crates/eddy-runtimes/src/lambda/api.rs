@@ -5,6 +5,10 @@
 //! - `POST …/invocation/{id}/response` and `…/{id}/error` answer it (202; 400 for an id that is
 //!   not the current one, 403 for a second answer);
 //! - `POST …/runtime/init/error` reports that the function could not start.
+//!
+//! Any local process can connect to a loopback port, so each connection is traced to the
+//! process that made it and accepted only from the worker's own process tree: another
+//! function, or another user on the machine, can neither take an invocation nor answer one.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -15,10 +19,12 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{FunctionError, RESULT_LIMIT};
+use crate::{FunctionError, RESULT_LIMIT, sandbox};
 
 /// An invocation waiting to be handed to the worker.
 pub(super) struct Pending {
@@ -57,11 +63,13 @@ struct Api {
     signals: mpsc::UnboundedSender<Signal>,
 }
 
-/// Serves the Runtime API on `listener` until `queue`'s sender is dropped.
+/// Serves the Runtime API on `listener` until `queue`'s sender is dropped, to connections from
+/// the process tree of the worker whose first process `owner` names (once it is known).
 pub(super) fn serve(
     listener: tokio::net::TcpListener,
     queue: mpsc::Receiver<Pending>,
     signals: mpsc::UnboundedSender<Signal>,
+    owner: watch::Receiver<Option<u32>>,
 ) -> tokio::task::JoinHandle<()> {
     let api = Arc::new(Api {
         queue: tokio::sync::Mutex::new(queue),
@@ -81,10 +89,56 @@ pub(super) fn serve(
         .layer(DefaultBodyLimit::max(RESULT_LIMIT))
         .with_state(api);
     tokio::spawn(async move {
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let _ = axum::serve(listener, router).await;
+        let mut refusals = 0u64;
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let Ok(local) = stream.local_addr() else {
+                continue;
+            };
+            let mut owner = owner.clone();
+            let Ok(root) = owner
+                .wait_for(Option::is_some)
+                .await
+                .map(|o| o.expect("some"))
+            else {
+                return;
+            };
+            let ours = tokio::task::spawn_blocking(move || sandbox::from_worker(root, peer, local))
+                .await
+                .unwrap_or(false);
+            if !ours {
+                refusals += 1;
+                // Logged once per worker and then every hundredth time: a prober cannot flood
+                // the log.
+                if refusals == 1 || refusals.is_multiple_of(100) {
+                    tracing::warn!(
+                        refusals,
+                        "a process outside the worker connected to its Runtime API; refused"
+                    );
+                }
+                continue;
+            }
+            let router = router.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                        let mut router = router.clone();
+                        async move {
+                            tower_service::Service::call(
+                                &mut router,
+                                request.map(axum::body::Body::new),
+                            )
+                            .await
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
     })
 }
 

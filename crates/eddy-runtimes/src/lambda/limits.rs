@@ -226,17 +226,23 @@ impl Confinement {
         }
     }
 
-    /// The peak memory of the worker's group in MB (rounded up), or of process `pid` when it
-    /// has no group (its peak resident set, `VmHWM`).
+    /// The peak memory of the worker's group in MB (rounded up), or, when it has no group, the
+    /// largest peak resident set (`VmHWM`) among `pid` and the processes below it (a sandbox's
+    /// init comes first; the function's program is below it).
     pub fn peak_memory_mb(&self, pid: u32) -> Option<u64> {
         if let Some(peak) = &self.peak {
             let bytes: u64 = std::fs::read_to_string(peak).ok()?.trim().parse().ok()?;
             return Some(bytes.div_ceil(MIB));
         }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb.div_ceil(1024))
+        crate::sandbox::descendants(pid)
+            .into_iter()
+            .filter_map(|pid| {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+                let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kb.div_ceil(1024))
+            })
+            .max()
     }
 
     /// Removes the groups once their processes are gone (a group with a process in it cannot

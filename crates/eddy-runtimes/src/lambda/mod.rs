@@ -10,7 +10,6 @@ mod limits;
 mod worker;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -20,57 +19,45 @@ use serde_json::Value;
 pub use worker::INIT_TIMEOUT;
 use worker::{Launch, Worker};
 
+use crate::programs::Interpreters;
+use crate::sandbox::Sandbox;
 use crate::{Context, Outcome, Unrunnable, function_environment};
 
 const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.js");
 const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
 
+/// How function processes are started and limited.
+pub struct WorkerConfig {
+    /// Given to every worker: where eddy is.
+    pub env: Vec<(String, String)>,
+    /// A warm worker unused this long is stopped.
+    pub idle_timeout: Duration,
+    /// Cap each worker's CPU at one core per 1,769 MB, as Lambda does.
+    pub strict_cpu: bool,
+    /// What keeps function processes from eddy and from each other.
+    pub sandbox: Arc<Sandbox>,
+}
+
 /// The warm workers of every function.
 pub struct Workers {
     idle: Mutex<HashMap<String, Vec<(Launch, Worker)>>>,
-    bootstraps: PathBuf,
     interpreters: OnceLock<Interpreters>,
-    /// Given to every worker: where eddy is.
-    env: Vec<(String, String)>,
+    config: WorkerConfig,
     /// Given to each function's processes: its own credentials, by function name.
     function_env: std::sync::RwLock<HashMap<String, Vec<(String, String)>>>,
-    idle_timeout: Duration,
     /// How memory and CPU limits are enforced here.
     limits: limits::Mechanism,
-    /// Cap each worker's CPU at one core per 1,769 MB, as Lambda does.
-    strict_cpu: bool,
-}
-
-/// The real interpreters, found once (a shim such as pyenv's costs tens of milliseconds at
-/// every start).
-#[derive(Clone, Debug)]
-struct Interpreters {
-    node: Option<PathBuf>,
-    python: Option<PathBuf>,
 }
 
 impl Workers {
-    /// Writes the bootstraps into `dir` and starts the reaper of idle workers.
-    pub fn new(
-        dir: &Path,
-        env: Vec<(String, String)>,
-        idle_timeout: Duration,
-        strict_cpu: bool,
-    ) -> std::io::Result<Arc<Self>> {
-        std::fs::create_dir_all(dir)?;
-        // Workers run in their code folders: the bootstraps' path must not be relative.
-        let dir = &std::fs::canonicalize(dir)?;
-        std::fs::write(dir.join("node.js"), NODE_BOOTSTRAP)?;
-        std::fs::write(dir.join("python.py"), PYTHON_BOOTSTRAP)?;
+    /// Starts the reaper of idle workers.
+    pub fn new(config: WorkerConfig) -> Arc<Self> {
         let workers = Arc::new(Self {
             idle: Mutex::new(HashMap::new()),
-            bootstraps: dir.to_path_buf(),
             interpreters: OnceLock::new(),
-            env,
+            config,
             function_env: std::sync::RwLock::new(HashMap::new()),
-            idle_timeout,
             limits: limits::Mechanism::detect(),
-            strict_cpu,
         });
         tracing::info!(limits = workers.limits.describe(), "function limits");
         tokio::spawn(reap(Arc::downgrade(&workers)));
@@ -80,7 +67,7 @@ impl Workers {
         std::thread::spawn(move || {
             finder.interpreters();
         });
-        Ok(workers)
+        workers
     }
 
     /// How memory and CPU limits are enforced on this machine, in words.
@@ -88,10 +75,17 @@ impl Workers {
         self.limits.describe()
     }
 
-    /// What a function's processes get from the platform: where eddy is, and the function's
-    /// own credentials.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.config.sandbox
+    }
+
+    /// What a function's processes get from the platform: where eddy is, the function's own
+    /// credentials, and a home in its private scratch space when it has one.
     pub fn environment(&self, function: &str) -> Vec<(String, String)> {
-        let mut env = self.env.clone();
+        let mut env = self.config.env.clone();
+        if let Some(home) = self.config.sandbox.home() {
+            env.push(("HOME".into(), home.into()));
+        }
         let own = self.function_env.read().expect("env lock");
         env.extend(own.get(function).into_iter().flatten().cloned());
         env
@@ -109,11 +103,8 @@ impl Workers {
         self.idle.lock().expect("idle lock").clear();
     }
 
-    fn interpreters(&self) -> &Interpreters {
-        self.interpreters.get_or_init(|| Interpreters {
-            node: real_interpreter("node", &["-p", "process.execPath"]),
-            python: real_interpreter("python3", &["-c", "import sys; print(sys.executable)"]),
-        })
+    pub(crate) fn interpreters(&self) -> &Interpreters {
+        self.interpreters.get_or_init(Interpreters::find)
     }
 
     /// How `function` starts: its program, arguments, folder and environment.
@@ -124,38 +115,37 @@ impl Workers {
                 function.name
             ))
         };
-        let bootstrap = |name: &str| self.bootstraps.join(name).display().to_string();
+        let interpreters = self.interpreters();
         let (program, args, dir, handler) = match &function.runtime {
             Runtime::Nodejs { handler, code } => {
-                let node = self
-                    .interpreters()
-                    .node
-                    .clone()
-                    .ok_or_else(|| missing("node"))?;
+                let node = interpreters.node.as_ref().ok_or_else(|| missing("node"))?;
                 // V8 keeps its heap below the limit, as Lambda's Node runtime sets it.
                 let heap = (function.memory_mb * 85 / 100).max(16);
-                let args = vec![format!("--max-old-space-size={heap}"), bootstrap("node.js")];
-                (node, args, code.clone(), Some(handler.clone()))
+                // The bootstrap travels on the command line: no file of eddy's to share.
+                let args = vec![
+                    format!("--max-old-space-size={heap}"),
+                    "-e".into(),
+                    NODE_BOOTSTRAP.into(),
+                ];
+                (node.program(), args, code.clone(), Some(handler.clone()))
             }
             Runtime::Python { handler, code } => {
-                let python = self
-                    .interpreters()
+                let python = interpreters
                     .python
-                    .clone()
+                    .as_ref()
                     .ok_or_else(|| missing("python3"))?;
-                (
-                    python,
-                    vec![bootstrap("python.py")],
-                    code.clone(),
-                    Some(handler.clone()),
-                )
+                let args = vec!["-c".into(), PYTHON_BOOTSTRAP.into()];
+                (python.program(), args, code.clone(), Some(handler.clone()))
             }
-            Runtime::Provided { command, dir } => (
-                PathBuf::from(&command[0]),
-                command[1..].to_vec(),
-                dir.clone(),
-                None,
-            ),
+            Runtime::Provided { command, dir } => {
+                let program = interpreters.resolve(&command[0], dir).ok_or_else(|| {
+                    Unrunnable(format!(
+                        "function `{}` runs {:?}, which is not on eddy's PATH or in its folder",
+                        function.name, command[0]
+                    ))
+                })?;
+                (program, command[1..].to_vec(), dir.clone(), None)
+            }
             other => {
                 return Err(Unrunnable(format!(
                     "{} functions do not run in workers",
@@ -168,11 +158,9 @@ impl Workers {
         let mut env = function_environment(function);
         env.extend(self.environment(function.name.as_str()));
         env.push(("LAMBDA_TASK_ROOT".into(), dir.display().to_string()));
-        env.push((
-            "LAMBDA_RUNTIME_DIR".into(),
-            self.bootstraps.display().to_string(),
-        ));
         env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        // The code folder is read-only to a sandboxed function: no bytecode cache there.
+        env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
         env.push((
             "AWS_LAMBDA_LOG_STREAM_NAME".into(),
             format!("eddy/[$LATEST]{}", uuid_like()),
@@ -181,7 +169,8 @@ impl Workers {
             env.push(("_HANDLER".into(), handler));
         }
         Ok(Launch {
-            program,
+            program: program.path,
+            needs: program.needs,
             args,
             dir,
             env,
@@ -207,10 +196,18 @@ impl Workers {
         };
         let (launch, mut worker) = match warm {
             Some(found) => found,
-            None => match Worker::start(&launch, self.confinement(&launch)).await {
-                Ok(worker) => (launch, worker),
-                Err(error) => return Ok(Outcome::failed(error)),
-            },
+            None => {
+                let jail = self.config.sandbox.jail(
+                    function.name.as_str(),
+                    &launch.program,
+                    &launch.needs,
+                    &launch.dir,
+                )?;
+                match Worker::start(&launch, self.confinement(&launch), jail).await {
+                    Ok(worker) => (launch, worker),
+                    Err(error) => return Ok(Outcome::failed(error)),
+                }
+            }
         };
         let (mut outcome, init) = worker.invoke(payload, context, function.timeout).await;
         outcome.init_duration = init;
@@ -225,11 +222,11 @@ impl Workers {
     fn confinement(&self, launch: &Launch) -> limits::Confinement {
         let name = format!("w{}", uuid_like());
         self.limits
-            .confine(&name, launch.memory_mb, self.strict_cpu)
+            .confine(&name, launch.memory_mb, self.config.strict_cpu)
     }
 
     fn reap_idle(&self) {
-        let cutoff = Instant::now() - self.idle_timeout;
+        let cutoff = Instant::now() - self.config.idle_timeout;
         let mut idle = self.idle.lock().expect("idle lock");
         for pool in idle.values_mut() {
             pool.retain(|(_, w)| w.last_used > cutoff);
@@ -247,6 +244,7 @@ fn same_start(a: &Launch, b: &Launch) -> bool {
             .collect()
     };
     a.program == b.program
+        && a.needs == b.needs
         && a.args == b.args
         && a.dir == b.dir
         && a.memory_mb == b.memory_mb
@@ -257,7 +255,7 @@ fn same_start(a: &Launch, b: &Launch) -> bool {
 async fn reap(workers: Weak<Workers>) {
     loop {
         let every = match workers.upgrade() {
-            Some(w) => (w.idle_timeout / 4).max(Duration::from_millis(100)),
+            Some(w) => (w.config.idle_timeout / 4).max(Duration::from_millis(100)),
             None => return,
         };
         tokio::time::sleep(every).await;
@@ -266,14 +264,6 @@ async fn reap(workers: Weak<Workers>) {
             None => return,
         }
     }
-}
-
-/// The interpreter `name` on the PATH, resolved past shims by asking it where it lives.
-fn real_interpreter(name: &str, ask: &[&str]) -> Option<PathBuf> {
-    let output = std::process::Command::new(name).args(ask).output().ok()?;
-    let path = String::from_utf8(output.stdout).ok()?;
-    let path = PathBuf::from(path.trim());
-    (output.status.success() && path.is_absolute()).then_some(path)
 }
 
 /// A unique enough name for a worker's log stream.

@@ -16,12 +16,15 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{self, Pending, Reply, Signal};
+use crate::sandbox::Jail;
 use crate::{Context, FunctionError, LOG_LIMIT, Outcome};
 
 /// What starts a worker process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Launch {
     pub program: PathBuf,
+    /// Directories the program needs to see besides its folder (its installation).
+    pub needs: Vec<PathBuf>,
     pub args: Vec<String>,
     pub dir: PathBuf,
     pub env: Vec<(String, String)>,
@@ -74,6 +77,7 @@ impl Worker {
     pub async fn start(
         launch: &Launch,
         confinement: super::limits::Confinement,
+        jail: Jail,
     ) -> Result<Self, FunctionError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -88,11 +92,11 @@ impl Worker {
             .map_err(|e| FunctionError::new("Runtime.Unknown", e.to_string()))?;
         let (queue, pending) = mpsc::channel(1);
         let (signal_tx, signals) = mpsc::unbounded_channel();
-        let api = api::serve(listener, pending, signal_tx);
+        let (owner_tx, owner) = tokio::sync::watch::channel(None);
+        let api = api::serve(listener, pending, signal_tx, owner);
         let mut command = Command::new(&launch.program);
         command
             .args(&launch.args)
-            .current_dir(&launch.dir)
             .env_clear()
             .envs(crate::inherited())
             .envs(launch.env.iter().cloned())
@@ -103,6 +107,7 @@ impl Worker {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         confinement.apply(&mut command);
+        crate::sandbox::confine(&mut command, jail);
         let started = Instant::now();
         let mut child = command.spawn().map_err(|e| {
             api.abort();
@@ -112,6 +117,8 @@ impl Worker {
             )
         })?;
         let pid = child.id();
+        // The Runtime API answers this worker's processes only.
+        owner_tx.send_replace(pid);
         let logs = Arc::new(Mutex::new(LogBuffer::default()));
         let (stdout, stderr) = (
             child.stdout.take().expect("piped"),
