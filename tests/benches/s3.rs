@@ -149,6 +149,8 @@ async fn start_server(dir: PathBuf) -> SocketAddr {
         executor: Arc::new(executor),
         app: RwLock::new(Arc::new(app)),
         principals: Principals::new(development_credentials()),
+        hosts: eddy_server::Hosts::new(&[]),
+        body_idle_timeout: eddy_server::BODY_IDLE_TIMEOUT,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -44,6 +44,13 @@ pub struct ServeOptions {
     /// machine: any function could then read every secret eddy holds.
     #[arg(long)]
     allow_unsandboxed_functions: bool,
+    /// A host name this eddy answers to besides IP addresses and localhost (repeat for more);
+    /// buckets are also reached as BUCKET.NAME. Requests naming any other host are refused.
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+    /// How long a request body may go without a byte arriving before the request fails.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    body_idle_timeout: std::time::Duration,
 }
 
 /// `auto`, or a sandbox mode.
@@ -132,6 +139,8 @@ pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyh
         executor: executor.clone(),
         app: RwLock::new(Arc::new(app)),
         principals: Principals::new(root),
+        hosts: eddy_server::Hosts::new(&options.hosts),
+        body_idle_timeout: options.body_idle_timeout,
     });
     services.grant(&services.app())?;
     tokio::spawn(rotate_credentials(Arc::downgrade(&services)));

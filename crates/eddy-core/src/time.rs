@@ -48,6 +48,27 @@ pub fn parse_amz_date(text: &str) -> Option<i64> {
     Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000)
 }
 
+/// Milliseconds since the Unix epoch for `YYYY-MM-DDTHH:MM:SS[.fff]Z`, the form of an S3 POST
+/// policy's expiration; `None` for anything else.
+pub fn parse_iso8601(text: &str) -> Option<i64> {
+    let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
+    let (clock, millis) = match time.split_once('.') {
+        Some((clock, fraction)) => {
+            let digits = fraction.get(..fraction.len().min(3))?;
+            if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (clock, format!("{digits:0<3}").parse::<i64>().ok()?)
+        }
+        None => (time, 0),
+    };
+    let compact = format!("{}T{}Z", date.replace('-', ""), clock.replace(':', ""));
+    (date.len() == 10 && clock.len() == 8)
+        .then(|| parse_amz_date(&compact))
+        .flatten()
+        .map(|ms| ms + millis)
+}
+
 /// Days since the Unix epoch for a civil date (Howard Hinnant's `days_from_civil`).
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
@@ -90,6 +111,31 @@ mod tests {
             "2100-02-28T23:59:59.999Z"
         );
         assert_eq!(iso8601_millis(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn iso_dates_parse_as_policies_write_them() {
+        assert_eq!(
+            parse_iso8601("2026-11-25T10:00:00Z"),
+            Some(1_795_600_800_000)
+        );
+        assert_eq!(
+            parse_iso8601("2026-11-25T10:00:00.123Z"),
+            Some(1_795_600_800_123)
+        );
+        assert_eq!(
+            parse_iso8601("2026-11-25T10:00:00.5Z"),
+            Some(1_795_600_800_500)
+        );
+        for bad in [
+            "2026-11-25 10:00:00Z",
+            "2026-11-25T10:00:00",
+            "2026-13-25T10:00:00Z",
+            "x",
+            "2026-11-25T10:00:00.Z",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub enum ObjectError {
     BadDigest,
     #[error("the body is larger than the {limit} bytes allowed")]
     TooLarge { limit: u64 },
+    #[error("the body is {size} bytes, smaller than the {min} bytes required")]
+    TooSmall { size: u64, min: u64 },
     #[error("{0}")]
     InvalidRequest(String),
     #[error(transparent)]
@@ -73,6 +75,7 @@ impl Classify for ObjectError {
             | InvalidPartNumber(_)
             | NoParts
             | BadDigest
+            | TooSmall { .. }
             | InvalidRequest(_)
             | Body(_) => ErrorKind::InvalidInput,
             NoSuchBucket(_) | NoSuchKey { .. } | NoSuchUpload(_) => ErrorKind::NotFound,

@@ -45,6 +45,8 @@ pub struct PutOptions {
     pub content_md5: Option<[u8; 16]>,
     /// Refuse bodies larger than this; defaults to [`MAX_PUT_BYTES`].
     pub max_size: Option<u64>,
+    /// Refuse bodies smaller than this (a POST policy's `content-length-range`).
+    pub min_size: Option<u64>,
     pub lineage: Lineage,
 }
 
@@ -164,6 +166,26 @@ pub struct PartInfo {
     pub etag: String,
     pub last_modified_ms: i64,
 }
+
+/// One rule of a bucket's CORS configuration, as S3 has them: which origins may use which
+/// methods with which request headers, which response headers they may read, and how long a
+/// browser may cache the answer to its preflight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CorsRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<i32>,
+}
+
+/// The most rules a bucket's CORS configuration holds, as in S3.
+pub const MAX_CORS_RULES: usize = 100;
 
 /// What garbage collection removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -115,6 +115,78 @@ impl ObjectStore {
             .await
     }
 
+    /// Replaces a bucket's CORS configuration.
+    pub async fn put_bucket_cors(
+        &self,
+        bucket: &BucketName,
+        rules: &[CorsRule],
+    ) -> Result<(), ObjectError> {
+        if rules.is_empty() || rules.len() > MAX_CORS_RULES {
+            return Err(ObjectError::InvalidRequest(format!(
+                "a CORS configuration has 1 to {MAX_CORS_RULES} rules; got {}",
+                rules.len()
+            )));
+        }
+        let (bucket, json) = (
+            bucket.clone(),
+            serde_json::to_string(rules).expect("rules serialize"),
+        );
+        self.bus
+            .write(move |tx| {
+                let (bucket, json) = (bucket.clone(), json.clone());
+                Box::pin(async move {
+                    rows::require_bucket(tx.conn(), &bucket).await?;
+                    sqlx::query(
+                        "INSERT INTO _eddy_bucket_cors (bucket, rules) VALUES (?, ?)
+                         ON CONFLICT (bucket) DO UPDATE SET rules = excluded.rules",
+                    )
+                    .bind(bucket.as_str())
+                    .bind(json)
+                    .execute(tx.conn())
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// A bucket's CORS rules; `None` when it has no configuration.
+    pub async fn bucket_cors(
+        &self,
+        bucket: &BucketName,
+    ) -> Result<Option<Vec<CorsRule>>, ObjectError> {
+        rows::require_bucket(self.bus.readers(), bucket).await?;
+        let json: Option<String> =
+            sqlx::query_scalar("SELECT rules FROM _eddy_bucket_cors WHERE bucket = ?")
+                .bind(bucket.as_str())
+                .fetch_optional(self.bus.readers())
+                .await?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| {
+                ObjectError::InvalidRequest(format!("the stored CORS rules cannot be read: {e}"))
+            })
+        })
+        .transpose()
+    }
+
+    /// Removes a bucket's CORS configuration (browsers on other origins are refused again).
+    pub async fn delete_bucket_cors(&self, bucket: &BucketName) -> Result<(), ObjectError> {
+        let bucket = bucket.clone();
+        self.bus
+            .write(move |tx| {
+                let bucket = bucket.clone();
+                Box::pin(async move {
+                    rows::require_bucket(tx.conn(), &bucket).await?;
+                    sqlx::query("DELETE FROM _eddy_bucket_cors WHERE bucket = ?")
+                        .bind(bucket.as_str())
+                        .execute(tx.conn())
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     pub async fn bucket_exists(&self, name: &BucketName) -> Result<bool, ObjectError> {
         rows::bucket_exists(self.bus.readers(), name).await
     }
@@ -146,6 +218,12 @@ impl ObjectStore {
         rows::require_bucket(self.bus.readers(), bucket).await?;
         let limit = opts.max_size.unwrap_or(MAX_PUT_BYTES);
         let staged = self.blobs.stage(body, limit, opts.content_md5).await?;
+        if let Some(min) = opts.min_size.filter(|min| staged.info.size < *min) {
+            return Err(ObjectError::TooSmall {
+                size: staged.info.size,
+                min,
+            });
+        }
         let _refs = self.blob_refs.read().await;
         let blob = self.blobs.place(staged).await?;
         let meta = draft(

@@ -8,8 +8,10 @@
 use std::time::SystemTime;
 
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use eddy_core::{EventId, Lineage};
 use eddy_sigv4::{Credentials, SigError};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
@@ -17,7 +19,7 @@ use s3s::{S3Result, s3_error};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use eddy_subscriptions::{App, Effect, Statement};
+use eddy_subscriptions::{App, Effect, Statement, policy};
 
 use crate::{BODY_LIMIT, Shared, error};
 
@@ -65,21 +67,57 @@ impl Principal {
         }
     }
 
+    /// The statements that limit this principal; `None` for the root.
+    fn statements(&self) -> Option<&[Statement]> {
+        match self {
+            Principal::Root => None,
+            Principal::Key { policy: s, .. } | Principal::Function { role: s, .. } => Some(s),
+        }
+    }
+
     /// Whether any allow statement names something inside `bucket` (so it may see the bucket
     /// in ListBuckets).
     pub fn reaches_bucket(&self, bucket: &str) -> bool {
-        let statements = match self {
-            Principal::Root => return true,
-            Principal::Key { policy: s, .. } | Principal::Function { role: s, .. } => s,
+        let Some(statements) = self.statements() else {
+            return true;
         };
-        let inside = format!("bucket/{bucket}/");
+        let (whole, inside) = (format!("bucket/{bucket}"), format!("bucket/{bucket}/"));
         statements.iter().any(|s| {
             s.effect == Effect::Allow
                 && s.resources.iter().any(|r| {
-                    eddy_subscriptions::resource_matches(r, &format!("bucket/{bucket}"))
-                        || r.starts_with(&inside)
+                    eddy_subscriptions::resource_matches(r, &whole)
+                        || policy::may_match_under(r, &inside)
                 })
         })
+    }
+
+    /// Whether a listing of `bucket` may show `key`: a listing leaves out the keys the
+    /// principal may not list (a deny on a prefix holds whatever prefix the listing asked for).
+    pub fn lists_key(&self, bucket: &str, key: &str) -> bool {
+        self.allows("objects:list", &format!("bucket/{bucket}/{key}"))
+    }
+
+    /// Whether a listing of `bucket` may show the common prefix `prefix`: not when a deny
+    /// covers every key under it.
+    pub fn lists_prefix(&self, bucket: &str, prefix: &str) -> bool {
+        self.statements().is_none_or(|s| {
+            !policy::denies_everything_under(
+                s,
+                "objects:list",
+                &format!("bucket/{bucket}/{prefix}"),
+            )
+        })
+    }
+
+    /// Leaves out of a page what this principal may not list.
+    pub fn filter_listing(&self, bucket: &str, page: &mut eddy_objects::ListPage) {
+        if self.statements().is_none() {
+            return;
+        }
+        page.objects
+            .retain(|o| self.lists_key(bucket, o.key.as_str()));
+        page.common_prefixes
+            .retain(|p| self.lists_prefix(bucket, p));
     }
 
     /// The principal as logs and errors name it (never with a secret).
@@ -113,6 +151,10 @@ pub struct Principals {
     grants: std::sync::RwLock<HashMap<String, Grant>>,
     /// Requests refused for want of permission, since start.
     pub denied: std::sync::atomic::AtomicU64,
+    /// Requests refused for their credentials, logged at a bounded rate.
+    pub refusals: crate::refusals::RefusalLog,
+    /// Room for bodies read before their signature can be checked ([`UNVERIFIED_BYTES`]).
+    unverified: tokio::sync::Semaphore,
 }
 
 impl Principals {
@@ -121,6 +163,8 @@ impl Principals {
             root,
             grants: std::sync::RwLock::new(HashMap::new()),
             denied: std::sync::atomic::AtomicU64::new(0),
+            refusals: crate::refusals::RefusalLog::default(),
+            unverified: tokio::sync::Semaphore::new(UNVERIFIED_BYTES),
         }
     }
 
@@ -260,11 +304,23 @@ impl S3Auth for S3Principals {
     }
 }
 
+/// How many bytes of bodies whose signature is not yet checked may be held at once, across
+/// all requests: a Lambda or `/_eddy/` signature covers the body, so it is read before it can be
+/// checked, but never by more than this much memory (a request that would pass it waits, and is
+/// refused after a while).
+pub const UNVERIFIED_BYTES: usize = 64 << 20;
+/// How long a request waits for room among those bytes.
+const UNVERIFIED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the body of a request not yet authenticated may take to arrive.
+const UNVERIFIED_BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Middleware for the Lambda and `/_eddy/` APIs: checks the request's credentials and passes
-/// it on (with its body, which a signature covers) or answers 403.
+/// it on (with its body, which a signature covers, and its [`Principal`] among its extensions)
+/// or answers 403. Whatever can be checked without the body — the header, the key, the clock —
+/// is checked before a byte of the body is read.
 pub async fn authenticate(
     State(services): State<Shared>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
@@ -272,6 +328,11 @@ pub async fn authenticate(
     if path == "/_eddy/health" {
         return next.run(request).await;
     }
+    let principals = &services.principals;
+    let refuse = |error: &SigError, request: &Request| {
+        principals.refusals.refused(request.uri().path(), error);
+        close_unread(request, error::auth_error(lambda, error))
+    };
     let bearer = request
         .headers()
         .get("authorization")
@@ -279,17 +340,51 @@ pub async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     if let Some(token) = bearer.filter(|_| !lambda) {
-        return if services.principals.is_bearer_token(token.trim()) {
-            next.run(request).await
-        } else {
-            error::auth_error(lambda, &SigError::Mismatch)
-        };
+        if !principals.is_bearer_token(token.trim()) {
+            return refuse(&SigError::Mismatch, &request);
+        }
+        request.extensions_mut().insert(Principal::Root);
+        return next.run(request).await;
     }
-    let (parts, body) = request.into_parts();
+    let now = SystemTime::now();
+    if let Err(e) = eddy_sigv4::precheck(request.headers(), |key| principals.secret_of(key), now) {
+        return refuse(&e, &request);
+    }
+    let (mut parts, body) = request.into_parts();
+    let announced = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(BODY_LIMIT)
+        .min(BODY_LIMIT);
+    let room = tokio::time::timeout(
+        UNVERIFIED_WAIT,
+        principals.unverified.acquire_many(announced.max(1) as u32),
+    )
+    .await;
+    let Ok(Ok(_room)) = room else {
+        let busy = error::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "too many requests are being read at once; retry shortly",
+        );
+        return close_unread(
+            &Request::from_parts(parts, axum::body::Body::empty()),
+            busy.into_response(),
+        );
+    };
     // A signature covers the body, so it is read first; the limit stays that of the API.
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(body) => body,
-        Err(_) => return error::too_large(lambda, BODY_LIMIT),
+    let read = tokio::time::timeout(
+        UNVERIFIED_BODY_DEADLINE,
+        axum::body::to_bytes(body, BODY_LIMIT),
+    )
+    .await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) if format!("{e:?}").contains("length limit") => {
+            return error::too_large(lambda, BODY_LIMIT);
+        }
+        _ => return error::body_timeout(lambda),
     };
     let payload_sha256 = eddy_sigv4::sha256_hex(&body);
     let signed = eddy_sigv4::Request {
@@ -299,25 +394,71 @@ pub async fn authenticate(
         headers: &parts.headers,
         payload_sha256: &payload_sha256,
     };
-    let checked = eddy_sigv4::verify(
-        &signed,
-        |key| services.principals.secret_of(key),
-        SystemTime::now(),
-    );
-    let principal = match checked.map(|key| services.principals.lookup(&key)) {
+    let checked = eddy_sigv4::verify(&signed, |key| principals.secret_of(key), now);
+    let principal = match checked.map(|key| principals.lookup(&key)) {
         Ok(Some((_, principal))) => principal,
         Ok(None) => return error::auth_error(lambda, &SigError::Mismatch),
         Err(e) => {
-            tracing::info!(path, error = %e, "request refused: credentials");
+            principals.refusals.refused(&path, &e);
             return error::auth_error(lambda, &e);
         }
     };
     let (action, resource) = needed(&parts.method, &path);
     if !principal.allows(&action, &resource) {
-        services.principals.refused(&principal, &action, &resource);
+        principals.refused(&principal, &action, &resource);
         return error::access_denied(lambda, &principal.describe(), &action, &resource);
     }
+    parts.extensions.insert(principal);
     next.run(Request::from_parts(parts, body.into())).await
+}
+
+/// `response` to a request whose body was not read: if it has one, the connection ends after
+/// the answer, so that body is never taken for the next request.
+pub fn close_unread(request: &Request, mut response: Response) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// The lineage a write carries. A handler passes its event's with `X-Eddy-Cause-Event` (its
+/// `EDDY_EVENT_ID`), `X-Eddy-Cause-Invocation` and `X-Eddy-Hops` (its `EDDY_HOPS`); these are
+/// believed only from a function's own credentials — from anyone else they are ignored, so no
+/// client can push its writes' triggers into the dead-letter table with a made-up hop count.
+pub fn lineage_of(headers: &HeaderMap, principal: Option<&Principal>) -> Lineage {
+    if !matches!(principal, Some(Principal::Function { .. })) {
+        return Lineage::root();
+    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    Lineage {
+        cause_event: text("x-eddy-cause-event").and_then(|v| v.parse::<EventId>().ok()),
+        cause_invocation: text("x-eddy-cause-invocation").map(str::to_string),
+        hops: text("x-eddy-hops")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+/// The lineage of a write through the table or Lambda API (see [`lineage_of`]).
+pub struct WriteLineage(pub Lineage);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for WriteLineage {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(lineage_of(&parts.headers, parts.extensions.get())))
+    }
 }
 
 /// The permission a Lambda or `/_eddy/` request needs: an action and a resource.
@@ -349,23 +490,6 @@ fn needed(method: &axum::http::Method, path: &str) -> (String, String) {
     }
 }
 
-/// A presigned URL may not outlive seven days, whatever its signer asked for: Signature V4
-/// gives a lifetime (`X-Amz-Expires`), V2 an end in epoch seconds (`Expires`). Returns what was
-/// asked for when it is too long.
-pub fn presign_too_long(query: Option<&str>, now: SystemTime) -> Option<String> {
-    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
-    query?.split('&').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        let value: u64 = value.parse().ok()?;
-        let lifetime = match name {
-            "X-Amz-Expires" => value,
-            "Expires" => value.saturating_sub(now),
-            _ => return None,
-        };
-        (lifetime > MAX_PRESIGN_SECONDS).then(|| format!("{name}={value}"))
-    })
-}
-
 /// `bytes` random bytes from the operating system's generator, as lowercase hex.
 fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
@@ -390,6 +514,53 @@ mod tests {
         format!(
             "buckets: [{{name: {bucket}}}]\nfunctions: [{{name: f, runtime: exec, command: [cat], role: [{{allow: [objects:read], resources: [bucket/{bucket}]}}]}}]\n"
         )
+    }
+
+    fn meta(key: &str) -> eddy_objects::ObjectMeta {
+        eddy_objects::ObjectMeta {
+            bucket: eddy_core::BucketName::new("bbb").unwrap(),
+            key: eddy_core::ObjectKey::new(key).unwrap(),
+            size: 0,
+            etag: String::new(),
+            sha256: String::new(),
+            content_type: None,
+            user_meta: Default::default(),
+            last_modified_ms: 0,
+            sequencer: 0,
+        }
+    }
+
+    proptest::proptest! {
+        /// A listing never shows a key a deny covers, whatever prefix it was asked for, and
+        /// leaves out a common prefix only when the deny covers everything under it.
+        #[test]
+        fn listings_leave_out_what_a_deny_covers(
+            deny in "[ab/*]{1,5}",
+            keys in proptest::collection::vec("[ab/]{1,6}", 0..12),
+            prefixes in proptest::collection::vec("[ab/]{0,4}/", 0..4),
+            rest in "[ab/]{0,4}",
+        ) {
+            let policy = vec![
+                Statement { effect: Effect::Allow, actions: vec!["objects:*".into()], resources: vec!["bucket/bbb".into()] },
+                Statement { effect: Effect::Deny, actions: vec!["objects:list".into()], resources: vec![format!("bucket/bbb/{deny}")] },
+            ];
+            let principal = Principal::Key { name: "k".into(), policy: policy.into() };
+            let mut page = eddy_objects::ListPage {
+                objects: keys.iter().map(|k| meta(k)).collect(),
+                common_prefixes: prefixes.clone(),
+                next: None,
+            };
+            principal.filter_listing("bbb", &mut page);
+            let pattern = format!("bucket/bbb/{deny}");
+            for shown in &page.objects {
+                let resource = format!("bucket/bbb/{}", shown.key);
+                proptest::prop_assert!(!policy::glob(&pattern, &resource));
+            }
+            for hidden in prefixes.iter().filter(|p| !page.common_prefixes.contains(p)) {
+                let under = format!("bucket/bbb/{hidden}{rest}");
+                proptest::prop_assert!(policy::glob(&pattern, &under));
+            }
+        }
     }
 
     /// Credentials already handed out follow their function's role as it is now, and end with

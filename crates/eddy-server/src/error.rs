@@ -110,6 +110,7 @@ pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
         E::InvalidRange { .. } => C::InvalidRange,
         E::BadDigest => C::BadDigest,
         E::TooLarge { .. } => C::EntityTooLarge,
+        E::TooSmall { .. } => C::EntityTooSmall,
         E::InvalidRequest(_) => C::InvalidRequest,
         E::Body(_) => C::IncompleteBody,
         E::Bus(_) | E::Io { .. } => match error.kind() {
@@ -124,6 +125,19 @@ pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
         },
     };
     s3s::S3Error::with_message(code, error.to_string())
+}
+
+/// An S3-style XML error answer with any code (those s3s does not name among them).
+pub fn s3_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut error = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::Custom(code.to_string().into()),
+        message.to_string(),
+    );
+    error.set_status_code(status);
+    match error.to_http_response() {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(_) => status.into_response(),
+    }
 }
 
 /// A refused credential check. The Lambda API answers with the error types AWS uses; the
@@ -175,6 +189,20 @@ pub fn too_large(lambda: bool, limit: usize) -> Response {
         )
     } else {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "TooLarge", message).into_response()
+    }
+}
+
+/// A body that did not arrive in time.
+pub fn body_timeout(lambda: bool) -> Response {
+    let message = "the request body did not arrive in time";
+    if lambda {
+        crate::lambda::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeoutException",
+            message,
+        )
+    } else {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", message).into_response()
     }
 }
 

@@ -12,7 +12,8 @@ use eddy_executor::ExecError;
 use eddy_subscriptions::{FunctionSpec, Runtime};
 use serde_json::{Value, json};
 
-use crate::{Shared, lineage_of};
+use crate::Shared;
+use crate::auth::WriteLineage;
 
 /// The largest synchronous request payload, as on Lambda.
 pub const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
@@ -84,6 +85,7 @@ fn invalid(e: eddy_core::InvalidName) -> Response {
 pub async fn invoke(
     State(s): State<Shared>,
     Path(name): Path<String>,
+    WriteLineage(lineage): WriteLineage,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -135,7 +137,6 @@ pub async fn invoke(
     if s.app().function(&name).is_none() {
         return not_found(name.as_str());
     }
-    let lineage = lineage_of(&headers);
     match mode {
         "DryRun" => StatusCode::NO_CONTENT.into_response(),
         "Event" => match s.executor.invoke_async(&name, payload, lineage).await {

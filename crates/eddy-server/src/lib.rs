@@ -4,29 +4,36 @@
 
 mod admin;
 pub mod auth;
+mod body;
+mod cors;
 mod deploy;
 pub mod error;
+mod form;
+mod gate;
 mod lambda;
 mod listener;
 mod metrics;
+mod post_object;
+mod refusals;
 mod s3;
 mod s3_access;
+mod s3_front;
 mod tables;
 
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use eddy_bus::Bus;
-use eddy_core::{EventId, Lineage};
 use eddy_executor::Executor;
 use eddy_objects::ObjectStore;
 use eddy_subscriptions::App;
 use eddy_tables::TableStore;
 
+pub use body::BODY_IDLE_TIMEOUT;
 pub use deploy::{ProvisionError, provision};
+pub use gate::Hosts;
 pub use lambda::{ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT};
 
 /// Everything the handlers reach.
@@ -37,6 +44,10 @@ pub struct Services {
     pub executor: Arc<Executor>,
     pub app: RwLock<Arc<App>>,
     pub principals: auth::Principals,
+    /// The host names eddy answers to.
+    pub hosts: Hosts,
+    /// How long a request body may go without delivering a byte.
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl Services {
@@ -93,9 +104,14 @@ pub fn router(services: Shared) -> Router {
         ))
         .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(services.clone());
-    let s3 = s3_service(services);
-    // The S3 API streams bodies of any size, so none of the API's layers apply to it.
-    api.fallback(move |request: axum::extract::Request| serve_s3(s3.clone(), request))
+    let s3 = s3_service(services.clone());
+    // The S3 API streams bodies of any size, so none of the API's layers apply to it; the gate
+    // (host, origin, stalled bodies) applies to everything.
+    let front = services.clone();
+    api.fallback(move |request: axum::extract::Request| {
+        s3_front::serve(s3.clone(), front.clone(), request)
+    })
+    .layer(axum::middleware::from_fn_with_state(services, gate::gate))
 }
 
 /// `GET /_eddy/health`, open to all: whether eddy serves, and how its functions are sandboxed
@@ -123,55 +139,8 @@ fn s3_service(services: Shared) -> s3s::service::S3Service {
     let mut builder = s3s::service::S3ServiceBuilder::new(s3::EddyS3::new(services.clone()));
     builder.set_auth(auth::S3Principals(services.clone()));
     builder.set_access(s3_access::S3Permissions(services.clone()));
-    builder.set_host(s3::VirtualHosts {
-        domain: "localhost".into(),
-    });
+    builder.set_host(s3::VirtualHosts(services.hosts.clone()));
     builder.build()
-}
-
-async fn serve_s3(
-    s3: s3s::service::S3Service,
-    request: axum::extract::Request,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let asked = auth::presign_too_long(request.uri().query(), std::time::SystemTime::now());
-    let refusal = if let Some(asked) = asked {
-        s3s::S3Error::with_message(
-            s3s::S3ErrorCode::AuthorizationQueryParametersError,
-            format!(
-                "{asked} asks for too long a life: a presigned URL may last at most {} seconds (7 days)",
-                auth::MAX_PRESIGN_SECONDS
-            ),
-        )
-    } else {
-        let headers = request.headers();
-        let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
-            || headers
-                .get(axum::http::header::CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() != b"0");
-        match s3.call(request.map(s3s::Body::http_body_unsync)).await {
-            Ok(mut response) => {
-                // A refusal may come before the body was read (a client that sent
-                // `Expect: 100-continue` has not even sent it yet): what the client sends
-                // next must not be read as a new request, so the connection ends here.
-                if has_body && !response.status().is_success() {
-                    response.headers_mut().insert(
-                        axum::http::header::CONNECTION,
-                        axum::http::HeaderValue::from_static("close"),
-                    );
-                }
-                return response.map(axum::body::Body::new);
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, "the S3 service failed");
-                return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            }
-        }
-    };
-    match refusal.to_http_response() {
-        Ok(response) => response.map(axum::body::Body::new),
-        Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
-    }
 }
 
 /// Answers 413 as soon as a request announces a body over the limit, without reading it.
@@ -207,17 +176,4 @@ pub async fn serve(
         listener::HEADER_TIMEOUT,
     )
     .await
-}
-
-/// The lineage a handler passes back when it writes through the API: `X-Eddy-Cause-Event`
-/// (its `EDDY_EVENT_ID`) and `X-Eddy-Hops` (its `EDDY_HOPS`). A client's own write has none.
-pub fn lineage_of(headers: &HeaderMap) -> Lineage {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    Lineage {
-        cause_event: text("x-eddy-cause-event").and_then(|v| v.parse::<EventId>().ok()),
-        cause_invocation: text("x-eddy-cause-invocation").map(str::to_string),
-        hops: text("x-eddy-hops")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    }
 }

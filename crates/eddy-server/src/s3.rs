@@ -27,25 +27,18 @@ const READ_CHUNK: usize = 256 * 1024;
 /// The owner every bucket and object reports: eddy has one account.
 const OWNER_ID: &str = "eddy";
 
-/// Virtual-hosted-style addressing: `BUCKET.localhost[:port]` names the bucket (most systems
-/// resolve `*.localhost` to the loopback address). Every other host is path-style.
-pub struct VirtualHosts {
-    pub domain: String,
-}
+/// Virtual-hosted-style addressing: `BUCKET.localhost[:port]` (most systems resolve
+/// `*.localhost` to the loopback address) or `BUCKET.NAME` for a name given with `--host`
+/// names the bucket. Every other host is path-style.
+pub struct VirtualHosts(pub crate::Hosts);
 
 impl s3s::host::S3Host for VirtualHosts {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
-        let name = host.rsplit_once(':').map_or(host, |(name, _port)| name);
         let vhost = s3s::host::VirtualHost::new(host);
-        Ok(
-            match name
-                .strip_suffix(self.domain.as_str())
-                .and_then(|rest| rest.strip_suffix('.'))
-            {
-                Some(bucket) if !bucket.is_empty() => vhost.with_bucket(bucket),
-                _ => vhost,
-            },
-        )
+        Ok(match self.0.bucket_of(host) {
+            Some(bucket) => vhost.with_bucket(bucket),
+            None => vhost,
+        })
     }
 }
 
@@ -59,12 +52,12 @@ impl EddyS3 {
     }
 }
 
-fn bucket_name(name: &str) -> S3Result<BucketName> {
+pub(crate) fn bucket_name(name: &str) -> S3Result<BucketName> {
     BucketName::new(name)
         .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidBucketName, e.to_string()))
 }
 
-fn object_key(key: &str) -> S3Result<ObjectKey> {
+pub(crate) fn object_key(key: &str) -> S3Result<ObjectKey> {
     ObjectKey::new(key).map_err(|e| {
         let code = if key.len() > 1024 {
             S3ErrorCode::KeyTooLongError
@@ -79,7 +72,7 @@ fn timestamp(ms: i64) -> Timestamp {
     Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
-fn etag(meta: &ObjectMeta) -> ETag {
+pub(crate) fn etag(meta: &ObjectMeta) -> ETag {
     ETag::Strong(meta.etag.clone())
 }
 
@@ -88,6 +81,11 @@ fn owner() -> Owner {
         display_name: Some(OWNER_ID.into()),
         id: Some(OWNER_ID.into()),
     }
+}
+
+/// The lineage of a write: believed from a function's own credentials only.
+fn lineage<T>(req: &S3Request<T>) -> eddy_core::Lineage {
+    crate::auth::lineage_of(&req.headers, req.extensions.get())
 }
 
 /// The decoded `Content-MD5` header: 16 bytes in base64.
@@ -107,7 +105,7 @@ fn content_md5(header: Option<&str>) -> S3Result<Option<[u8; 16]>> {
         })
 }
 
-fn user_metadata(metadata: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
+pub(crate) fn user_metadata(metadata: Option<Metadata>) -> S3Result<BTreeMap<String, String>> {
     let metadata: BTreeMap<String, String> = metadata.unwrap_or_default().into_iter().collect();
     let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > MAX_USER_METADATA_BYTES {
@@ -368,11 +366,88 @@ impl S3 for EddyS3 {
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let bucket = bucket_name(&req.input.bucket)?;
+        let rules: Vec<eddy_objects::CorsRule> = req
+            .input
+            .cors_configuration
+            .cors_rules
+            .into_iter()
+            .map(|r| eddy_objects::CorsRule {
+                id: r.id,
+                allowed_origins: r.allowed_origins,
+                allowed_methods: r.allowed_methods,
+                allowed_headers: r.allowed_headers.unwrap_or_default(),
+                expose_headers: r.expose_headers.unwrap_or_default(),
+                max_age_seconds: r.max_age_seconds,
+            })
+            .collect();
+        crate::cors::check(&rules)
+            .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidRequest, e))?;
+        self.services
+            .objects
+            .put_bucket_cors(&bucket, &rules)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(PutBucketCorsOutput {}))
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let bucket = bucket_name(&req.input.bucket)?;
+        let rules = self
+            .services
+            .objects
+            .bucket_cors(&bucket)
+            .await
+            .map_err(s3_error)?
+            .ok_or_else(|| {
+                S3Error::with_message(
+                    S3ErrorCode::NoSuchCORSConfiguration,
+                    "The CORS configuration does not exist",
+                )
+            })?;
+        let none_if_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+        Ok(S3Response::new(GetBucketCorsOutput {
+            cors_rules: Some(
+                rules
+                    .into_iter()
+                    .map(|r| CORSRule {
+                        id: r.id,
+                        allowed_origins: r.allowed_origins,
+                        allowed_methods: r.allowed_methods,
+                        allowed_headers: none_if_empty(r.allowed_headers),
+                        expose_headers: none_if_empty(r.expose_headers),
+                        max_age_seconds: r.max_age_seconds,
+                    })
+                    .collect(),
+            ),
+        }))
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        let bucket = bucket_name(&req.input.bucket)?;
+        self.services
+            .objects
+            .delete_bucket_cors(&bucket)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(DeleteBucketCorsOutput {}))
+    }
+
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let lineage = crate::lineage_of(&req.headers);
+        let lineage = lineage(&req);
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
         check_announced_length(input.content_length)?;
@@ -380,8 +455,8 @@ impl S3 for EddyS3 {
             content_type: input.content_type,
             user_meta: user_metadata(input.metadata)?,
             content_md5: content_md5(input.content_md5.as_deref())?,
-            max_size: None,
             lineage,
+            ..PutOptions::default()
         };
         let mut body = body_reader(input.body);
         let meta = self
@@ -472,7 +547,7 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let lineage = crate::lineage_of(&req.headers);
+        let lineage = lineage(&req);
         let (bucket, key) = (bucket_name(&req.input.bucket)?, object_key(&req.input.key)?);
         self.services
             .objects
@@ -487,7 +562,7 @@ impl S3 for EddyS3 {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let principal = signer(&req)?;
-        let lineage = crate::lineage_of(&req.headers);
+        let lineage = lineage(&req);
         let input = req.input;
         let bucket = bucket_name(&input.bucket)?;
         if input.delete.objects.len() > eddy_objects::MAX_LIST_KEYS {
@@ -545,7 +620,7 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let lineage = crate::lineage_of(&req.headers);
+        let lineage = lineage(&req);
         let input = req.input;
         let CopySource::Bucket {
             bucket: src_bucket,
@@ -592,10 +667,11 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let principal = signer(&req)?;
         let input = req.input;
         let form = KeyForm::of(input.encoding_type.as_ref())?;
         let marker = input.marker.filter(|m| !m.is_empty());
-        let page = self
+        let mut page = self
             .list(
                 &input.bucket,
                 input.prefix.clone(),
@@ -610,6 +686,7 @@ impl S3 for EddyS3 {
             let last_prefix = page.common_prefixes.last().cloned();
             last_key.max(last_prefix).unwrap_or_default()
         });
+        principal.filter_listing(&input.bucket, &mut page);
         let (contents, common_prefixes) = listed(&page, form);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
@@ -630,6 +707,7 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let principal = signer(&req)?;
         let input = req.input;
         let form = KeyForm::of(input.encoding_type.as_ref())?;
         let start = match (&input.continuation_token, &input.start_after) {
@@ -642,7 +720,7 @@ impl S3 for EddyS3 {
             (None, Some(after)) if !after.is_empty() => Some(ListPosition::After(after.clone())),
             (None, _) => None,
         };
-        let page = self
+        let mut page = self
             .list(
                 &input.bucket,
                 input.prefix.clone(),
@@ -651,6 +729,7 @@ impl S3 for EddyS3 {
                 input.max_keys,
             )
             .await?;
+        principal.filter_listing(&input.bucket, &mut page);
         let (contents, common_prefixes) = listed(&page, form);
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
@@ -673,7 +752,7 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let lineage = crate::lineage_of(&req.headers);
+        let lineage = lineage(&req);
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
         let opts = PutOptions {
@@ -723,7 +802,7 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let lineage = crate::lineage_of(&req.headers);
+        let lineage = lineage(&req);
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
         let parts = input
@@ -809,6 +888,7 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let principal = signer(&req)?;
         let input = req.input;
         let bucket = bucket_name(&input.bucket)?;
         let prefix = input.prefix.clone().unwrap_or_default();
@@ -826,6 +906,7 @@ impl S3 for EddyS3 {
                 uploads
                     .into_iter()
                     .filter(|u| u.key.as_str().starts_with(&prefix))
+                    .filter(|u| principal.lists_key(bucket.as_str(), u.key.as_str()))
                     .map(|u| MultipartUpload {
                         initiated: Some(timestamp(u.created_ms)),
                         key: Some(u.key.to_string()),

@@ -93,6 +93,8 @@ impl S3Access for S3Permissions {
             | "AbortMultipartUpload"
             | "ListParts" => Some(("objects:write", object())),
             "DeleteObject" => Some(("objects:delete", object())),
+            // Who may reach a bucket from a browser is the operator's to say.
+            "GetBucketCors" => Some(("admin:read", "*".to_string())),
             _ => Some(("admin:write", "*".to_string())),
         };
         if let Some((action, resource)) = needed {

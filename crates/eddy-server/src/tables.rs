@@ -14,8 +14,9 @@ use eddy_tables::{Key, Query as RowQuery};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
+use crate::Shared;
+use crate::auth::WriteLineage;
 use crate::error::ApiError;
-use crate::{Shared, lineage_of};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -28,7 +29,7 @@ fn table(name: &str) -> Result<TableName> {
 pub async fn insert(
     State(s): State<Shared>,
     Path(name): Path<String>,
-    headers: axum::http::HeaderMap,
+    WriteLineage(lineage): WriteLineage,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     let table = table(&name)?;
@@ -36,7 +37,7 @@ pub async fn insert(
         Value::Array(rows) => rows,
         row => vec![row],
     };
-    let changes = s.tables.insert(&table, rows, lineage_of(&headers)).await?;
+    let changes = s.tables.insert(&table, rows, lineage).await?;
     let rows: Vec<Value> = changes
         .into_iter()
         .filter_map(|c| c.new.map(Value::Object))
@@ -48,13 +49,10 @@ pub async fn insert(
 pub async fn upsert(
     State(s): State<Shared>,
     Path(name): Path<String>,
-    headers: axum::http::HeaderMap,
+    WriteLineage(lineage): WriteLineage,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>> {
-    let change = s
-        .tables
-        .put(&table(&name)?, body, lineage_of(&headers))
-        .await?;
+    let change = s.tables.put(&table(&name)?, body, lineage).await?;
     Ok(Json(change.new.map(Value::Object).unwrap_or_default()))
 }
 
@@ -118,12 +116,12 @@ pub async fn get(
 pub async fn put(
     State(s): State<Shared>,
     KeyedRow { table, key }: KeyedRow,
-    headers: axum::http::HeaderMap,
+    WriteLineage(lineage): WriteLineage,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>> {
     let schema = s.tables.schema(&table)?;
     let row = with_key(&schema, &key, body)?;
-    let change = s.tables.put(&table, row, lineage_of(&headers)).await?;
+    let change = s.tables.put(&table, row, lineage).await?;
     Ok(Json(change.new.map(Value::Object).unwrap_or_default()))
 }
 
@@ -131,13 +129,10 @@ pub async fn put(
 pub async fn patch(
     State(s): State<Shared>,
     KeyedRow { table, key }: KeyedRow,
-    headers: axum::http::HeaderMap,
+    WriteLineage(lineage): WriteLineage,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>> {
-    let change = s
-        .tables
-        .update(&table, key, body, lineage_of(&headers))
-        .await?;
+    let change = s.tables.update(&table, key, body, lineage).await?;
     Ok(Json(change.new.map(Value::Object).unwrap_or_default()))
 }
 
@@ -145,13 +140,9 @@ pub async fn patch(
 pub async fn delete(
     State(s): State<Shared>,
     KeyedRow { table, key }: KeyedRow,
-    headers: axum::http::HeaderMap,
+    WriteLineage(lineage): WriteLineage,
 ) -> Result<StatusCode> {
-    match s
-        .tables
-        .delete(&table, key.clone(), lineage_of(&headers))
-        .await?
-    {
+    match s.tables.delete(&table, key.clone(), lineage).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(no_row(&key)),
     }

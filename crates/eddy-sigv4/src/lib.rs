@@ -147,42 +147,105 @@ pub fn verify(
     secret_of: impl FnOnce(&str) -> Option<String>,
     now: SystemTime,
 ) -> Result<String, SigError> {
-    let header = request
-        .headers
-        .get("authorization")
-        .ok_or(SigError::Missing)?
-        .to_str()
-        .map_err(|_| SigError::Malformed("it is not ASCII".into()))?;
-    let auth = Authorization::parse(header)?;
-    if !auth.signed_headers.contains(&"host") {
-        return Err(SigError::Malformed(
-            "SignedHeaders must include host".into(),
-        ));
-    }
-    let date = request
-        .headers
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| SigError::Malformed("the x-amz-date header is missing".into()))?;
-    let signed_at = parse_amz_date(date).ok_or_else(|| {
-        SigError::Malformed(format!("x-amz-date {date:?} is not YYYYMMDDTHHMMSSZ"))
-    })?;
-    if millis(now).abs_diff(signed_at) > MAX_CLOCK_SKEW.as_millis() as u64 {
-        return Err(SigError::TooSkewed(date.to_string()));
-    }
-    if auth.scope.date != &date[..8] {
-        return Err(SigError::Malformed(
-            "the credential scope's date is not the date of x-amz-date".into(),
-        ));
-    }
-    let secret = secret_of(auth.access_key_id)
-        .ok_or_else(|| SigError::UnknownAccessKey(auth.access_key_id.to_string()))?;
-    let expected = signature(&secret, &auth.scope, date, request, &auth.signed_headers);
-    if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
-        Ok(auth.access_key_id.to_string())
+    let header = Header::read(request.headers, now)?;
+    let secret = header.secret(secret_of)?;
+    let expected = signature(
+        &secret,
+        &header.auth.scope,
+        header.date,
+        request,
+        &header.auth.signed_headers,
+    );
+    if constant_time_eq(expected.as_bytes(), header.auth.signature.as_bytes()) {
+        Ok(header.auth.access_key_id.to_string())
     } else {
         Err(SigError::Mismatch)
     }
+}
+
+/// Everything [`verify`] checks that does not need the body: the header's form, the clock, and
+/// that the access key is known. A request that fails here is refused before its body is read.
+pub fn precheck(
+    headers: &HeaderMap,
+    secret_of: impl FnOnce(&str) -> Option<String>,
+    now: SystemTime,
+) -> Result<(), SigError> {
+    Header::read(headers, now)?.secret(secret_of).map(|_| ())
+}
+
+/// The most of a client-sent identifier an error message repeats.
+const QUOTED: usize = 64;
+
+/// `text`, cut to a length fit for a message.
+fn quoted(text: &str) -> String {
+    let mut cut: String = text.chars().take(QUOTED).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// A request's signature header and date, checked for form and time.
+struct Header<'a> {
+    auth: Authorization<'a>,
+    date: &'a str,
+}
+
+impl<'a> Header<'a> {
+    fn read(headers: &'a HeaderMap, now: SystemTime) -> Result<Self, SigError> {
+        let header = headers
+            .get("authorization")
+            .ok_or(SigError::Missing)?
+            .to_str()
+            .map_err(|_| SigError::Malformed("it is not ASCII".into()))?;
+        let auth = Authorization::parse(header)?;
+        if !auth.signed_headers.contains(&"host") {
+            return Err(SigError::Malformed(
+                "SignedHeaders must include host".into(),
+            ));
+        }
+        let date = headers
+            .get("x-amz-date")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| SigError::Malformed("the x-amz-date header is missing".into()))?;
+        let signed_at = parse_amz_date(date).ok_or_else(|| {
+            SigError::Malformed(format!(
+                "x-amz-date {:?} is not YYYYMMDDTHHMMSSZ",
+                quoted(date)
+            ))
+        })?;
+        if millis(now).abs_diff(signed_at) > MAX_CLOCK_SKEW.as_millis() as u64 {
+            return Err(SigError::TooSkewed(date.to_string()));
+        }
+        if auth.scope.date != &date[..8] {
+            return Err(SigError::Malformed(
+                "the credential scope's date is not the date of x-amz-date".into(),
+            ));
+        }
+        Ok(Self { auth, date })
+    }
+
+    fn secret(&self, secret_of: impl FnOnce(&str) -> Option<String>) -> Result<String, SigError> {
+        secret_of(self.auth.access_key_id)
+            .ok_or_else(|| SigError::UnknownAccessKey(quoted(self.auth.access_key_id)))
+    }
+}
+
+/// The key that signs an S3 POST policy (and every request) of `date` (`YYYYMMDD`) in a
+/// region for a service: AWS's chain of HMACs from the secret.
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    for part in [region, service, "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    key
+}
+
+/// Whether `signature` (hex) is the HMAC-SHA256 of `text` under `key`, compared in constant
+/// time.
+pub fn signature_matches(key: &[u8], text: &str, signature: &str) -> bool {
+    let expected = hex::encode(hmac(key, text.as_bytes()));
+    constant_time_eq(expected.as_bytes(), signature.as_bytes())
 }
 
 fn millis(time: SystemTime) -> i64 {
@@ -280,10 +343,7 @@ fn signature(
         scope.text(),
         sha256_hex(canonical.as_bytes())
     );
-    let mut key = hmac(format!("AWS4{secret}").as_bytes(), scope.date.as_bytes());
-    for part in [scope.region, scope.service, "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
+    let key = signing_key(secret, scope.date, scope.region, scope.service);
     hex::encode(hmac(&key, string_to_sign.as_bytes()))
 }
 

@@ -184,3 +184,54 @@ proptest! {
         prop_assert_ne!(verify(&request, secret_of, at(SIGNED_AT)), Ok(KEY.to_string()));
     }
 }
+
+/// What can be judged without the body is judged first: an unknown key, a stale date or a
+/// malformed header fails before anyone reads a byte of the body; a known, fresh header passes
+/// (its signature is checked later, with the body).
+#[test]
+fn prechecks_need_no_body() {
+    let with = |key: &str, date: &str| {
+        headers(&[
+            ("host", "127.0.0.1:7171"),
+            ("x-amz-date", date),
+            (
+                "authorization",
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential={key}/{}/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=00",
+                    &date[..8]
+                ),
+            ),
+        ])
+    };
+    let now = at(SIGNED_AT);
+    assert_eq!(precheck(&with(KEY, SIGNED_AT), secret_of, now), Ok(()));
+    assert_eq!(
+        precheck(&with(KEY, "20010101T000000Z"), secret_of, now),
+        Err(SigError::TooSkewed("20010101T000000Z".into()))
+    );
+    assert!(matches!(
+        precheck(&with("AKIDUNKNOWN", SIGNED_AT), secret_of, now),
+        Err(SigError::UnknownAccessKey(_))
+    ));
+    assert_eq!(
+        precheck(&HeaderMap::new(), secret_of, now),
+        Err(SigError::Missing)
+    );
+    // A 16 KB key id is not echoed back whole.
+    let long = "K".repeat(16 * 1024);
+    let error = precheck(&with(&long, SIGNED_AT), secret_of, now).unwrap_err();
+    assert!(error.to_string().len() < 200, "{error}");
+}
+
+/// An S3 POST policy's signature: the HMAC of the base64 policy under the day's signing key
+/// (the expected value computed independently with Python's `hmac`, as botocore's
+/// `S3SigV4PostAuth` does).
+#[test]
+fn post_policies_are_signed_with_the_days_key() {
+    let key = signing_key(SECRET, "20261125", "us-east-1", "s3");
+    let policy = "eyJleHBpcmF0aW9uIjogIjIwMjYtMTEtMjVUMTM6MjE6MDFaIiwgImNvbmRpdGlvbnMiOiBbXX0=";
+    let expected = "5b8ed2efd055968457eab1df1f53237cc78cce32a8c777bae03eac292c88af70";
+    assert!(signature_matches(&key, policy, expected));
+    assert!(!signature_matches(&key, policy, &expected[..63]));
+    assert!(!signature_matches(&key, &format!("{policy} "), expected));
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use eddy_core::{BucketName, FunctionName, Source, TableSchema};
 
 use crate::filter::{EventSet, Filter};
+use crate::policy::Statement;
 use crate::yaml::Pos;
 
 /// Where something was declared.
@@ -175,75 +176,6 @@ impl Runtime {
     }
 }
 
-/// One statement of a role: allow or deny these actions on these resources.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Statement {
-    pub effect: Effect,
-    pub actions: Vec<String>,
-    pub resources: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Allow,
-    Deny,
-}
-
-/// The actions a role can name; `*` after a colon, or alone, is a wildcard.
-pub const ACTIONS: [&str; 8] = [
-    "objects:read",
-    "objects:write",
-    "objects:delete",
-    "objects:list",
-    "tables:read",
-    "tables:write",
-    "functions:invoke",
-    "admin:*",
-];
-
-impl Statement {
-    /// Whether this statement names `action` on `resource` (wildcards: a trailing `*`).
-    /// Resources are `bucket/NAME` (a bucket), `bucket/NAME/KEY` (an object), `table/NAME`,
-    /// `function/NAME`; a statement naming a bucket covers every object in it.
-    pub fn covers(&self, action: &str, resource: &str) -> bool {
-        self.actions.iter().any(|a| glob(a, action))
-            && self.resources.iter().any(|r| resource_matches(r, resource))
-    }
-}
-
-/// Whether the statement resource `pattern` covers `resource`: equal, a trailing `*` matching
-/// any rest, and `bucket/NAME` covering the objects `bucket/NAME/…`. Names are compared as
-/// they are (bucket, table and function names are lowercase by their rules; keys keep case).
-pub fn resource_matches(pattern: &str, resource: &str) -> bool {
-    if glob(pattern, resource) {
-        return true;
-    }
-    let whole_bucket = pattern.starts_with("bucket/")
-        && !pattern.ends_with('*')
-        && pattern.matches('/').count() == 1;
-    whole_bucket
-        && resource
-            .strip_prefix(pattern)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// Deny wins over allow; nothing allowed means denied.
-pub fn role_allows(role: &[Statement], action: &str, resource: &str) -> bool {
-    let named = |effect| {
-        role.iter()
-            .any(|s| s.effect == effect && s.covers(action, resource))
-    };
-    named(Effect::Allow) && !named(Effect::Deny)
-}
-
-/// `pattern` with an optional trailing `*` matching any rest.
-pub(crate) fn glob(pattern: &str, value: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => value.starts_with(prefix),
-        None => pattern == value,
-    }
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct TriggerSpec {
     /// Unique; handlers see it as the S3 event's `configurationId`.
@@ -296,96 +228,4 @@ pub enum Format {
     Aws,
     /// eddy's plain records.
     Plain,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn statement(effect: Effect, actions: &[&str], resources: &[&str]) -> Statement {
-        Statement {
-            effect,
-            actions: actions.iter().map(|s| s.to_string()).collect(),
-            resources: resources.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn deny_wins_and_nothing_allowed_is_denied() {
-        let role = vec![
-            statement(Effect::Allow, &["objects:*"], &["bucket/photos/*"]),
-            statement(Effect::Deny, &["objects:delete"], &["*"]),
-        ];
-        assert!(role_allows(&role, "objects:read", "bucket/photos/a.jpg"));
-        assert!(!role_allows(&role, "objects:delete", "bucket/photos/a.jpg"));
-        assert!(!role_allows(&role, "objects:read", "bucket/other/a.jpg"));
-        assert!(!role_allows(&role, "tables:read", "table/orders"));
-        assert!(!role_allows(&[], "objects:read", "bucket/photos/a"));
-    }
-
-    #[test]
-    fn a_bucket_covers_its_objects_and_no_other_bucket() {
-        assert!(resource_matches("bucket/photos", "bucket/photos"));
-        assert!(resource_matches("bucket/photos", "bucket/photos/a/b.jpg"));
-        assert!(!resource_matches("bucket/photos", "bucket/photos2/a.jpg"));
-        assert!(!resource_matches("bucket/photos", "bucket/photo"));
-        assert!(resource_matches(
-            "bucket/uploads/incoming/*",
-            "bucket/uploads/incoming/x"
-        ));
-        assert!(!resource_matches(
-            "bucket/uploads/incoming/*",
-            "bucket/uploads/other/x"
-        ));
-        assert!(!resource_matches(
-            "bucket/uploads/incoming/*",
-            "bucket/uploads"
-        ));
-        assert!(!resource_matches(
-            "bucket/uploads/a.txt",
-            "bucket/uploads/a.txt/b"
-        ));
-        assert!(!resource_matches("table/orders", "table/orders/x"));
-        assert!(resource_matches("*", "function/f"));
-        assert!(
-            !resource_matches("bucket/b/Key*", "bucket/b/key"),
-            "case is never folded"
-        );
-    }
-
-    proptest::proptest! {
-        /// The matcher against a model: a trailing `*` is a prefix test, a bare bucket covers
-        /// its objects, and nothing else matches but equality (case included: names mix cases).
-        #[test]
-        fn the_matcher_follows_its_model(
-            kind in proptest::sample::select(vec!["bucket", "table", "function"]),
-            name in "[a-cA-C]{1,3}",
-            rest in proptest::option::of("[a-cA-C/]{0,4}"),
-            star in proptest::bool::ANY,
-            other in "[a-cA-C/]{0,8}",
-        ) {
-            let mut pattern = format!("{kind}/{name}");
-            if let Some(rest) = &rest { pattern.push('/'); pattern.push_str(rest); }
-            if star { pattern.push('*'); }
-            let resource = format!("{kind}/{other}");
-            let expected = match pattern.strip_suffix('*') {
-                Some(prefix) => resource.starts_with(prefix),
-                None => resource == pattern
-                    || (kind == "bucket" && rest.is_none() && resource.starts_with(&format!("{pattern}/"))),
-            };
-            proptest::prop_assert_eq!(resource_matches(&pattern, &resource), expected);
-        }
-
-        /// Deny wins: adding a deny that covers a request never turns it into an allow, and
-        /// removing every allow denies.
-        #[test]
-        fn deny_always_wins(allow_all in proptest::bool::ANY, action in "objects:(read|write|delete|list)", key in "[a-z/]{1,6}") {
-            let resource = format!("bucket/b/{key}");
-            let allow = statement(Effect::Allow, &[if allow_all { "*" } else { "objects:*" }], &["bucket/b"]);
-            let deny = statement(Effect::Deny, &[action.as_str()], &[resource.as_str()]);
-            proptest::prop_assert!(role_allows(std::slice::from_ref(&allow), &action, &resource));
-            proptest::prop_assert!(!role_allows(&[allow.clone(), deny.clone()], &action, &resource));
-            proptest::prop_assert!(!role_allows(&[deny], &action, &resource));
-        }
-    }
 }

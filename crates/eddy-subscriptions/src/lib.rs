@@ -7,6 +7,7 @@ pub mod filter;
 pub mod findings;
 mod index;
 mod load;
+pub mod policy;
 mod read;
 pub mod yaml;
 
@@ -15,4 +16,5 @@ pub use filter::{Clause, EventSet, EventView, Filter};
 pub use findings::{Finding, Findings, Severity};
 pub use index::{Explanation, MatchIndex};
 pub use load::{Loaded, ManifestText, load, load_files};
+pub use policy::{ACTIONS, Effect, Statement, resource_matches, role_allows};
 pub use read::parse_duration;

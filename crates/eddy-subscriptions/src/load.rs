@@ -9,6 +9,7 @@ use eddy_core::{EventKind, Source};
 use crate::app::*;
 use crate::filter::{EventSet, Filter, ObjectFilter};
 use crate::findings::{Findings, Severity, did_you_mean};
+use crate::policy::{self, Effect, Statement};
 use crate::read::{Declarations, Reader, TriggerDraft};
 use crate::yaml::{self, Pos};
 
@@ -353,12 +354,11 @@ fn warn_loops(app: &App, findings: &mut Findings) {
 /// any key of a bucket, `table/NAME` for a table). Deny statements are not weighed: a warning
 /// may err on the side of caution.
 fn role_reaches(role: &[Statement], action: &str, scope: &str) -> bool {
-    let overlaps = |pattern: &str| match pattern.strip_suffix('*') {
-        Some(prefix) => scope.starts_with(prefix) || prefix.starts_with(scope),
-        None => pattern == scope.trim_end_matches('/') || pattern.starts_with(scope),
+    let overlaps = |pattern: &str| {
+        pattern == scope.trim_end_matches('/') || policy::may_match_under(pattern, scope)
     };
     role.iter().filter(|s| s.effect == Effect::Allow).any(|s| {
-        s.actions.iter().any(|a| glob(a, action)) && s.resources.iter().any(|r| overlaps(r))
+        s.actions.iter().any(|a| policy::glob(a, action)) && s.resources.iter().any(|r| overlaps(r))
     })
 }
 

@@ -16,6 +16,7 @@ use crate::filter::{
     EVENT_PATTERNS, EventSet, Filter, Image, ObjectFilter, Predicate, RowFilter, Test,
 };
 use crate::findings::{Finding, Findings, Severity, did_you_mean};
+use crate::policy::{ACTIONS, Effect, Statement, glob};
 use crate::yaml::{Key, Node, Pos, Value};
 
 /// A trigger as one file declares it. Its references are checked against the whole app even
@@ -798,7 +799,7 @@ impl<'a> Reader<'a> {
                     .error(*pos, format!("unknown action `{action}`"))
                     .suggest(did_you_mean(action, ACTIONS));
                 finding.note(format!(
-                    "expected one of: {}, or a wildcard such as objects:* or *",
+                    "expected one of: {}, or a pattern such as objects:* or * (a * matches any run of characters)",
                     ACTIONS.join(", ")
                 ));
                 ok = false;
@@ -810,7 +811,7 @@ impl<'a> Reader<'a> {
             if let Err(reason) = check_resource(resource) {
                 self.error(*pos, format!("invalid resource `{resource}`"))
                     .note(reason)
-                    .note("expected: *, bucket/NAME, bucket/NAME/PREFIX*, table/NAME or function/NAME");
+                    .note("expected: *, bucket/NAME, bucket/NAME/KEY (a * matches any run of characters, e.g. bucket/NAME/logs/*/private/*), table/NAME or function/NAME");
                 ok = false;
             }
         }
@@ -1185,14 +1186,18 @@ fn json(node: &Node) -> Option<Json> {
     }
 }
 
+/// An action is one eddy knows, or a pattern (`*` matching any run of characters) that matches
+/// at least one.
 fn valid_action(action: &str) -> bool {
-    action == "*"
-        || ACTIONS.contains(&action)
-        || action
-            .strip_suffix(":*")
-            .is_some_and(|family| ACTIONS.iter().any(|a| a.starts_with(&format!("{family}:"))))
+    ACTIONS.contains(&action)
+        || (action.contains('*')
+            && ACTIONS
+                .iter()
+                .any(|known| glob(action, known) || glob(known, action)))
 }
 
+/// A resource: `*`, or `bucket/…`, `table/…`, `function/…` whose name is a valid name (or, with
+/// a `*` in it, made of the characters such names have: the `*` matches any run of them).
 fn check_resource(resource: &str) -> Result<(), String> {
     if resource == "*" {
         return Ok(());
@@ -1200,25 +1205,39 @@ fn check_resource(resource: &str) -> Result<(), String> {
     let Some((kind, rest)) = resource.split_once('/') else {
         return Err("a resource is `*` or starts with bucket/, table/ or function/".into());
     };
-    let (name, wildcard) = match rest.strip_suffix('*') {
-        Some(stripped) => (stripped, true),
-        None => (rest, false),
+    let (name, key) = match kind {
+        "bucket" => rest
+            .split_once('/')
+            .map_or((rest, None), |(b, k)| (b, Some(k))),
+        _ => (rest, None),
+    };
+    if name.is_empty() && key.is_none() {
+        return Err(format!(
+            "`{kind}/` names nothing; write {kind}/NAME or {kind}/*"
+        ));
+    }
+    let pattern = |allowed: fn(char) -> bool, rule: &str| match name
+        .chars()
+        .find(|c| *c != '*' && !allowed(*c))
+    {
+        Some(c) => Err(format!("{c:?} cannot be part of a {kind} name ({rule})")),
+        None => Ok(()),
     };
     match kind {
-        "bucket" => {
-            let (bucket, prefix) = name
-                .split_once('/')
-                .map_or((name, None), |(b, p)| (b, Some(p)));
-            if prefix.is_none() && wildcard && bucket.is_empty() {
-                return Ok(());
-            }
-            BucketName::new(bucket)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        "table" if wildcard && name.is_empty() => Ok(()),
+        "bucket" if name.contains('*') || (name.is_empty() && key.is_some()) => pattern(
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-',
+            "lowercase letters, digits, '.' and '-'",
+        ),
+        "bucket" => BucketName::new(name).map(|_| ()).map_err(|e| e.to_string()),
+        "table" if name.contains('*') => pattern(
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_',
+            "lowercase letters, digits and '_'",
+        ),
         "table" => TableName::new(name).map(|_| ()).map_err(|e| e.to_string()),
-        "function" if wildcard && name.is_empty() => Ok(()),
+        "function" if name.contains('*') => pattern(
+            |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+            "letters, digits, '-' and '_'",
+        ),
         "function" => FunctionName::new(name)
             .map(|_| ())
             .map_err(|e| e.to_string()),
@@ -1267,9 +1286,10 @@ mod tests {
         ] {
             assert!(valid_action(ok), "{ok}");
         }
-        for bad in ["objects:reed", "buckets:*", "objects", ""] {
+        for bad in ["objects:reed", "buckets:*", "objects", "", "objects:zz*"] {
             assert!(!valid_action(bad), "{bad}");
         }
+        assert!(valid_action("*:read") && valid_action("objects:re*"));
         for ok in [
             "*",
             "bucket/photos",
@@ -1278,10 +1298,22 @@ mod tests {
             "table/orders",
             "function/f-1",
             "table/*",
+            "bucket/logs/*/private/*",
+            "bucket/logs-*/x",
+            "function/ingest-*",
+            "bucket/*/public/*",
         ] {
             assert!(check_resource(ok).is_ok(), "{ok}");
         }
-        for bad in ["photos", "bucket/Photos", "queue/x", "table/Orders;--"] {
+        for bad in [
+            "photos",
+            "bucket/Photos",
+            "queue/x",
+            "table/Orders;--",
+            "bucket/Logs*",
+            "table/*;drop",
+            "bucket/",
+        ] {
             assert!(check_resource(bad).is_err(), "{bad}");
         }
     }

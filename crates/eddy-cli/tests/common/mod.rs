@@ -219,7 +219,7 @@ impl Eddy {
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
         {
-            sign(&mut request);
+            sign_request(&mut request);
         }
         let mut response = self.http.run(request).unwrap();
         let status = response.status().as_u16();
@@ -278,7 +278,7 @@ impl Eddy {
 }
 
 /// Signs a request with AWS Signature V4 and the development credentials.
-fn sign(request: &mut http::Request<String>) {
+pub fn sign_request(request: &mut http::Request<String>) {
     let credentials = eddy_sigv4::Credentials {
         access_key_id: DEV_ACCESS_KEY_ID.into(),
         secret_access_key: DEV_SECRET_ACCESS_KEY.into(),
@@ -432,4 +432,24 @@ pub fn own_output(log: &str) -> String {
         "{log}"
     );
     own.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Sends `request` as it is (a raw HTTP/1.1 request) and returns the answer's status and its
+/// text (headers and body); `0` when the connection ended without an answer.
+pub fn raw(eddy: &Eddy, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = eddy.base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(address).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = tcp.write_all(request);
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// The address eddy listens on (`127.0.0.1:PORT`).
+pub fn address(eddy: &Eddy) -> String {
+    eddy.base.trim_start_matches("http://").to_string()
 }
