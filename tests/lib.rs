@@ -37,16 +37,21 @@ pub async fn start_executor(
     app: eddy_subscriptions::App,
     clock: std::sync::Arc<dyn eddy_executor::Clock>,
 ) -> (Eddy, eddy_executor::Executor) {
+    start_executor_with(dir, app, clock, eddy_executor::ExecutorConfig::default()).await
+}
+
+/// [`start_executor`] with a configuration of its own.
+pub async fn start_executor_with(
+    dir: &Path,
+    app: eddy_subscriptions::App,
+    clock: std::sync::Arc<dyn eddy_executor::Clock>,
+    config: eddy_executor::ExecutorConfig,
+) -> (Eddy, eddy_executor::Executor) {
     let eddy = Eddy::open(&dir.join("data")).await;
     provision(&eddy, &app).await;
-    let executor = eddy_executor::Executor::start(
-        eddy.bus.clone(),
-        app,
-        clock,
-        eddy_executor::ExecutorConfig::default(),
-    )
-    .await
-    .expect("the executor starts");
+    let executor = eddy_executor::Executor::start(eddy.bus.clone(), app, clock, config)
+        .await
+        .expect("the executor starts");
     (eddy, executor)
 }
 

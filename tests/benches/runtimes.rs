@@ -1,25 +1,34 @@
-//! Runtime benchmarks: what the platform adds around a no-op handler, per runtime.
+//! Runtime benchmarks: what the platform adds around a no-op handler, per runtime, and what
+//! the function sandbox adds to that.
 //!
 //! - warm invoke: synchronous invocations of a no-op handler, one at a time, on a warm worker
 //!   (`nodejs`, `python`) or a fresh process each time (`exec`), against an in-process no-op
 //!   handler (the executor's own cost: the invocation record, the concurrency slot) measured in
 //!   the same run;
 //! - cold start: the first invocation on a new worker, against starting the bare interpreter
-//!   (`node -e 0`, `python3 -c 0`) in the same run.
+//!   (`node -e 0`, `python3 -c 0`) in the same run;
+//! - sandboxed and not: two executors in this process, one without a sandbox and one in the
+//!   strongest mode this host allows, measured alternately in blocks.
 //!
-//! Run with `cargo bench -p eddy-tests --bench runtimes`.
+//! Run with `cargo bench -p eddy-tests --bench runtimes` (as root for the isolated mode). The
+//! sandbox's helpers replace themselves with `eddy __sandbox-init` where the `eddy` binary was
+//! built next to this benchmark (`cargo build --release -p eddy-cli` first), as `eddy serve`
+//! does; otherwise they stay forked copies, and the report says so.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use eddy_core::{FunctionName, Lineage};
-use eddy_executor::{Context, Executor, FunctionError, Handler, SystemClock};
+use eddy_executor::runtime::sandbox::{DEFAULT_UIDS, Sandbox, SandboxOptions};
+use eddy_executor::{Context, Executor, ExecutorConfig, FunctionError, Handler, SystemClock};
 use eddy_tests::bench::{machine, ms, percentile, runtime};
-use eddy_tests::{app, start_executor};
+use eddy_tests::{app, start_executor_with};
 use serde_json::{Value, json};
 
 const WARM: usize = 1_000;
+/// Warm invocations per block: the two executors take turns block by block.
+const BLOCK: usize = 100;
 const COLD: usize = 20;
 
 struct Noop;
@@ -75,9 +84,22 @@ fn interpreter(name: &str, ask: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// The `eddy` binary built beside this benchmark, to serve as the sandbox's init.
+fn init_program() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let eddy = exe.parent()?.parent()?.join("eddy");
+    eddy.exists().then_some(eddy)
+}
+
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let code = dir.path().join("code");
+    let root = tempfile::tempdir().unwrap();
+    // Open to the functions' own users (the isolated sandbox runs them as such).
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let code = root.path().join("code");
     std::fs::create_dir_all(&code).unwrap();
     std::fs::write(
         code.join("index.js"),
@@ -92,34 +114,66 @@ fn main() {
     let rt = runtime();
     println!("{}", machine());
     rt.block_on(async {
-        let manifest = app(dir.path(), MANIFEST);
-        let (_eddy, executor) = start_executor(dir.path(), manifest.clone(), Arc::new(SystemClock)).await;
-        executor.register(FunctionName::new("in-process").unwrap(), Arc::new(Noop));
-        println!("| runtime | warm p50 | warm p99 | over in-process p50 |");
-        println!("| --- | --- | --- | --- |");
-        let mut baseline = 0.0;
+        let manifest = app(root.path(), MANIFEST);
+        let (plain_dir, boxed_dir) = (root.path().join("plain"), root.path().join("boxed"));
+        let init = init_program();
+        let sandbox = Sandbox::start(SandboxOptions {
+            mode: None,
+            uids: DEFAULT_UIDS,
+            data_dir: boxed_dir.join("data"),
+            init_program: init.clone(),
+        })
+        .unwrap();
+        println!(
+            "sandbox: {} (helpers: {})",
+            sandbox.mode(),
+            init.as_ref().map_or("forked copies; build eddy-cli for its init".into(), |p| format!("{}", p.display()))
+        );
+        let (_plain_eddy, plain) =
+            start_executor_with(&plain_dir, manifest.clone(), Arc::new(SystemClock), ExecutorConfig::default()).await;
+        let (_boxed_eddy, boxed) = start_executor_with(
+            &boxed_dir,
+            manifest.clone(),
+            Arc::new(SystemClock),
+            ExecutorConfig {
+                sandbox,
+                ..ExecutorConfig::default()
+            },
+        )
+        .await;
+        for executor in [&plain, &boxed] {
+            executor.register(FunctionName::new("in-process").unwrap(), Arc::new(Noop));
+        }
+        println!("| runtime | warm p50, no sandbox | warm p50, sandboxed | difference | warm p99, no sandbox | warm p99, sandboxed |");
+        println!("| --- | --- | --- | --- | --- | --- |");
         for name in ["in-process", "node", "python", "exec"] {
-            for _ in 0..20 {
-                invoke(&executor, name).await; // warm up
+            let mut times = [Vec::with_capacity(WARM), Vec::with_capacity(WARM)];
+            for (executor, _) in [(&plain, 0), (&boxed, 1)] {
+                for _ in 0..20 {
+                    invoke(executor, name).await; // warm up
+                }
             }
-            let mut times = Vec::with_capacity(WARM);
-            for _ in 0..WARM {
-                times.push(invoke(&executor, name).await);
+            for _ in 0..WARM / BLOCK {
+                for (i, executor) in [&plain, &boxed].into_iter().enumerate() {
+                    for _ in 0..BLOCK {
+                        times[i].push(invoke(executor, name).await);
+                    }
+                }
             }
-            times.sort();
-            let p50 = ms(percentile(&times, 0.5));
-            if name == "in-process" {
-                baseline = p50;
+            for t in &mut times {
+                t.sort();
             }
+            let (a, b) = (ms(percentile(&times[0], 0.5)), ms(percentile(&times[1], 0.5)));
             println!(
-                "| {name} | {p50:.3} ms | {:.3} ms | +{:.3} ms |",
-                ms(percentile(&times, 0.99)),
-                p50 - baseline
+                "| {name} | {a:.3} ms | {b:.3} ms | {:+.3} ms | {:.3} ms | {:.3} ms |",
+                b - a,
+                ms(percentile(&times[0], 0.99)),
+                ms(percentile(&times[1], 0.99)),
             );
         }
         println!();
-        println!("| runtime | cold start p50 (first invocation on a new worker) | bare interpreter start p50 |");
-        println!("| --- | --- | --- |");
+        println!("| runtime | cold start p50, no sandbox | cold start p50, sandboxed | difference | bare interpreter start p50 |");
+        println!("| --- | --- | --- | --- | --- |");
         let node = interpreter("node", &["-p", "process.execPath"]);
         let python = interpreter("python3", &["-c", "import sys; print(sys.executable)"]);
         let bare = [
@@ -127,17 +181,19 @@ fn main() {
             ("python", bare_start(&python, &["-c", "0"])),
         ];
         for (name, bare) in bare {
-            let mut times = Vec::with_capacity(COLD);
+            let mut times = [Vec::with_capacity(COLD), Vec::with_capacity(COLD)];
             for _ in 0..COLD {
-                // A new app retires the warm workers: the next invocation starts one.
-                executor.set_app(manifest.clone(), Default::default());
-                times.push(invoke(&executor, name).await);
+                for (i, executor) in [&plain, &boxed].into_iter().enumerate() {
+                    // A new app retires the warm workers: the next invocation starts one.
+                    executor.set_app(manifest.clone(), Default::default());
+                    times[i].push(invoke(executor, name).await);
+                }
             }
-            times.sort();
-            println!(
-                "| {name} | {:.1} ms | {bare:.1} ms |",
-                ms(percentile(&times, 0.5))
-            );
+            for t in &mut times {
+                t.sort();
+            }
+            let (a, b) = (ms(percentile(&times[0], 0.5)), ms(percentile(&times[1], 0.5)));
+            println!("| {name} | {a:.1} ms | {b:.1} ms | {:+.1} ms | {bare:.1} ms |", b - a);
         }
     });
 }

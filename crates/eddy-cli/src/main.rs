@@ -3,6 +3,7 @@
 
 mod admin;
 mod client;
+mod folder;
 mod functions;
 mod objects;
 mod rows;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::folder::{Folder, Found};
 use eddy_core::{BucketName, ObjectKey};
 use eddy_objects::{ListParams, ObjectError, PutOptions};
 use eddy_server::{Services, Shared};
@@ -195,20 +197,36 @@ fn changed_paths(events: Vec<notify_debouncer_full::DebouncedEvent>) -> BTreeSet
 
 /// Brings the objects under `path` in line with the disk: each regular file there becomes the
 /// object named by its path below `dir` (unless the object already holds the same bytes), and
-/// a path that is gone takes its object, and the objects below it, away.
+/// a path that is gone takes its object, and the objects below it, away. The folder is read
+/// without following links (see [`crate::folder`]): a link is as good as gone.
 async fn sync_path(services: &Services, bucket: &BucketName, dir: &Path, path: &Path) {
-    let files = {
-        let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || regular_files(&path))
-            .await
-            .unwrap_or_default()
+    let Ok(relative) = path.strip_prefix(dir).map(Path::to_path_buf) else {
+        return;
     };
-    let outcome = if files.is_empty() && std::fs::symlink_metadata(path).is_err() {
-        remove_below(services, bucket, &key_of(dir, path)).await
+    let opened = {
+        let (dir, relative) = (dir.to_path_buf(), relative.clone());
+        tokio::task::spawn_blocking(move || {
+            let folder = Folder::open(&dir)?;
+            let files = folder.files(&relative);
+            let gone = files.is_empty() && matches!(folder.find(&relative), Found::Absent);
+            Ok::<_, std::io::Error>((files, gone))
+        })
+        .await
+    };
+    let (files, gone) = match opened {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => {
+            tracing::warn!(bucket = %bucket, dir = %dir.display(), error = %e, "watch folder cannot be opened");
+            return;
+        }
+        Err(_) => return,
+    };
+    let outcome = if gone {
+        remove_below(services, bucket, &key_of(&relative)).await
     } else {
         let mut result = Ok(());
-        for file in files {
-            result = result.and(ingest(services, bucket, &key_of(dir, &file), &file).await);
+        for (path, file) in files {
+            result = result.and(ingest(services, bucket, &key_of(&path), file).await);
         }
         result
     };
@@ -217,9 +235,8 @@ async fn sync_path(services: &Services, bucket: &BucketName, dir: &Path, path: &
     }
 }
 
-/// The object key of a file below `dir`: its relative path with `/` between the parts.
-fn key_of(dir: &Path, file: &Path) -> String {
-    let relative = file.strip_prefix(dir).unwrap_or(file);
+/// The object key of a file's path below its watch folder: its parts joined with `/`.
+fn key_of(relative: &Path) -> String {
     let parts: Vec<String> = relative
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -227,41 +244,22 @@ fn key_of(dir: &Path, file: &Path) -> String {
     parts.join("/")
 }
 
-/// The regular files at or below `path` (symbolic links are not followed).
-fn regular_files(path: &Path) -> Vec<PathBuf> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Vec::new();
-    };
-    if meta.is_file() {
-        return vec![path.to_path_buf()];
-    }
-    if !meta.is_dir() {
-        return Vec::new();
-    }
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return Vec::new();
-    };
-    let mut entries: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
-    entries.sort();
-    entries.iter().flat_map(|e| regular_files(e)).collect()
-}
-
+/// Stores the bytes of `file` (already open: never reopened by path) as `key`, unless the
+/// object holds them already.
 async fn ingest(
     services: &Services,
     bucket: &BucketName,
     key: &str,
-    file: &Path,
+    file: std::fs::File,
 ) -> Result<(), ObjectError> {
     let key = ObjectKey::new(key)?;
-    if holds_same_bytes(services, bucket, &key, file).await {
+    let Some((same, file)) = holds_same_bytes(services, bucket, &key, file).await else {
+        return Ok(());
+    };
+    if same {
         return Ok(());
     }
-    let mut reader = match tokio::fs::File::open(file).await {
-        Ok(reader) => reader,
-        // Gone again before it could be read: its removal comes as a change of its own.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(ObjectError::Body(e)),
-    };
+    let mut reader = tokio::fs::File::from_std(file);
     let meta = services
         .objects
         .put_object(bucket, &key, &mut reader, PutOptions::default())
@@ -271,31 +269,35 @@ async fn ingest(
 }
 
 /// Whether the object already has the file's bytes: same size, and the same MD5 when the
-/// ETag is one.
+/// ETag is one. Gives the file back, rewound (`None` if it could not be read).
 async fn holds_same_bytes(
     services: &Services,
     bucket: &BucketName,
     key: &ObjectKey,
-    file: &Path,
-) -> bool {
+    file: std::fs::File,
+) -> Option<(bool, std::fs::File)> {
     let Ok(meta) = services.objects.head_object(bucket, key).await else {
-        return false;
+        return Some((false, file));
     };
-    let size = tokio::fs::metadata(file).await.map(|m| m.len()).ok();
+    let size = file.metadata().map(|m| m.len()).ok();
     if size != Some(meta.size) || meta.etag.contains('-') {
-        return false;
+        return Some((false, file));
     }
-    let file = file.to_path_buf();
-    let md5 = tokio::task::spawn_blocking(move || {
+    let hashed = tokio::task::spawn_blocking(move || {
         use md5::{Digest, Md5};
+        use std::io::Seek;
+        let mut file = file;
         let mut hasher = Md5::new();
-        std::io::copy(&mut std::fs::File::open(file).ok()?, &mut hasher).ok()?;
-        Some(hex::encode(hasher.finalize()))
+        let md5 = std::io::copy(&mut file, &mut hasher)
+            .ok()
+            .map(|_| hex::encode(hasher.finalize()));
+        let _ = file.rewind();
+        (md5, file)
     })
     .await
-    .ok()
-    .flatten();
-    md5.as_deref() == Some(meta.etag.as_str())
+    .ok()?;
+    let (md5, file) = hashed;
+    Some((md5.as_deref() == Some(meta.etag.as_str()), file))
 }
 
 /// Removes the object `key` and every object below `key/`.

@@ -163,3 +163,39 @@ triggers: [{function: seen, source: bucket/inbox, events: ['object:*']}]
             .is_some_and(|runs| runs.len() == 4)
     });
 }
+
+/// A watch folder never follows a link: not a link to a file, not a link to a folder, and not
+/// a folder swapped for a link between a change and its handling (the debounce window).
+#[test]
+fn a_watch_folder_never_follows_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, outside) = (dir.path().join("in"), dir.path().join("outside"));
+    std::fs::create_dir_all(inbox.join("sub")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("new.txt"), "SECRET from outside the folder").unwrap();
+    std::fs::write(inbox.join("sub/a.txt"), "inside").unwrap();
+    std::os::unix::fs::symlink(outside.join("new.txt"), inbox.join("linked.txt")).unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "buckets: [{name: inbox, watch: ./in}]\n",
+    )
+    .unwrap();
+    let eddy = spawn(dir, "app.yaml");
+    assert_eq!(object_keys(&eddy), json!({"sub/a.txt": 6}), "the linked file is not ingested");
+
+    // A new file appears; before eddy handles it, its folder is swapped for a link outside.
+    std::fs::write(inbox.join("sub/new.txt"), "inside, new").unwrap();
+    std::fs::rename(inbox.join("sub"), inbox.join("sub.old")).unwrap();
+    std::os::unix::fs::symlink(&outside, inbox.join("sub")).unwrap();
+    eddy.wait_for("the swap to be handled", |e| {
+        object_keys(e) == json!({"sub.old/a.txt": 6, "sub.old/new.txt": 11})
+    });
+    let contents = boto3(
+        &eddy,
+        r#"out["all"] = [s3.get_object(Bucket="inbox", Key=o["Key"])["Body"].read().decode() for o in s3.list_objects_v2(Bucket="inbox").get("Contents", [])]"#,
+    );
+    assert!(
+        !contents.to_string().contains("SECRET"),
+        "nothing from outside the folder: {contents}"
+    );
+}

@@ -520,6 +520,37 @@ mod tests {
         assert!("strict".parse::<Mode>().unwrap_err().contains("isolated"));
     }
 
+    /// Without eddy's init program (a library embedding eddy has none), the namespace's
+    /// helpers do its work themselves: the program's end still reaches the parent as it was.
+    #[tokio::test]
+    async fn helpers_pass_the_programs_end_on_without_the_init_program() {
+        use std::os::unix::process::ExitStatusExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::start(SandboxOptions {
+            mode: None,
+            uids: DEFAULT_UIDS,
+            data_dir: dir.path().to_path_buf(),
+            init_program: None,
+        })
+        .unwrap();
+        eprintln!("checked in sandbox mode {}", sandbox.mode());
+        let run = |script: &'static str| {
+            let jail = sandbox
+                .jail("probe", Path::new("/bin/sh"), &[], Path::new("/"))
+                .unwrap();
+            let mut command = tokio::process::Command::new("/bin/sh");
+            command.args(["-c", script]).env_clear();
+            confine(&mut command, jail);
+            command.status()
+        };
+        assert_eq!(run("exit 3").await.unwrap().code(), Some(3));
+        assert_eq!(run("kill -TERM $$").await.unwrap().signal(), Some(libc::SIGTERM));
+        if sandbox.mode() == Mode::Isolated {
+            let own_namespace = run("test $$ -lt 10").await.unwrap();
+            assert!(own_namespace.success(), "the program is one of its namespace's first processes");
+        }
+    }
+
     #[test]
     fn each_function_gets_its_own_unused_id() {
         // Ids 0 to 2 are root's, daemon's and bin's on any Debian host.
