@@ -209,7 +209,7 @@ async fn verify(dir: &Path, acked: &Acked) {
     assert_eq!(objects.len(), put_events.len());
     for meta in &objects {
         assert_eq!(put_events.get(meta.key.as_str()), Some(&1), "{}", meta.key);
-        let bytes = std::fs::read(eddy.objects.blob_path(meta)).unwrap();
+        let bytes = eddy.objects.blob_bytes(meta).await.unwrap();
         assert_eq!(bytes.len() as u64, meta.size);
         assert_eq!(hex::encode(Sha256::digest(&bytes)), meta.sha256);
         assert_eq!(hex::encode(Md5::digest(&bytes)), meta.etag);
@@ -237,10 +237,13 @@ async fn verify(dir: &Path, acked: &Acked) {
             })
             .count()
     };
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
-        .fetch_one(eddy.bus.readers())
-        .await
-        .unwrap();
+    let rows: i64 = eddy_bus::sql::SqlExt::scalar(
+        &mut eddy.bus.readers(),
+        "SELECT count(*) FROM items",
+        eddy_bus::args![],
+    )
+    .await
+    .unwrap();
     assert_eq!(count("items", EventKind::RowInsert, None), rows as usize);
     for (task, acked_n) in &acked.counters {
         let key = Key::new(&schemas[1], vec![json!(task)]).unwrap();
@@ -270,7 +273,8 @@ async fn verify(dir: &Path, acked: &Acked) {
     assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
     eddy.objects.collect_garbage().await.unwrap();
     for meta in &objects {
-        assert!(eddy.objects.blob_path(meta).exists());
+        let bytes = eddy.objects.blob_bytes(meta).await.unwrap();
+        assert_eq!(bytes.len() as u64, meta.size, "{} is readable", meta.key);
     }
 }
 

@@ -204,8 +204,11 @@ impl Eddy {
     /// Checks the database file and the journal's numbering: SQLite's integrity check passes
     /// and sequence numbers run 1, 2, 3, … without a gap.
     pub async fn assert_sound(&self) {
-        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(self.bus.readers())
+        use eddy_bus::sql::SqlExt;
+        let check: String = self
+            .bus
+            .readers()
+            .scalar("PRAGMA integrity_check", eddy_bus::args![])
             .await
             .expect("integrity check runs");
         assert_eq!(check, "ok");

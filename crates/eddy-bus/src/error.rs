@@ -1,13 +1,16 @@
 use eddy_core::{Classify, ErrorKind};
 use thiserror::Error;
 
-/// Failures of the database handle, the writer and the journal.
+/// Failures of the database handle, the writer and the journal. No driver type appears here:
+/// a database failure says what kind it was and what the database said.
 #[derive(Debug, Error)]
 pub enum BusError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error("database error: {message}")]
+    Database { failure: Failure, message: String },
+    #[error("a row holds something unexpected: {0}")]
+    Decode(String),
     #[error("could not apply the platform schema: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
     #[error(
         "the data directory {dir} was written by a newer eddy (schema version {found}; this eddy knows up to {supported}); run the newer eddy, or point --data-dir elsewhere"
     )]
@@ -34,10 +37,34 @@ pub enum BusError {
     WriterStopped,
 }
 
+/// What kind of database failure happened: what a caller may do about it differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A unique or primary key constraint: the row exists.
+    UniqueViolation,
+    /// Another constraint (foreign key, check, not null).
+    Constraint,
+    /// The disk (or the database's quota) is full.
+    Full,
+    /// Reading or writing the database's files failed.
+    Io,
+    /// The database was busy or locked; trying again may work.
+    Busy,
+    Other,
+}
+
 impl Classify for BusError {
     fn kind(&self) -> ErrorKind {
         match self {
             BusError::WriterStopped | BusError::DataDirInUse { .. } => ErrorKind::Unavailable,
+            BusError::Database {
+                failure: Failure::Full,
+                ..
+            } => ErrorKind::StorageFull,
+            BusError::Database {
+                failure: Failure::Busy,
+                ..
+            } => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }
     }
@@ -49,5 +76,28 @@ impl BusError {
             path: path.display().to_string(),
             source,
         }
+    }
+
+    /// Whether the write failed because the row's key exists.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            BusError::Database {
+                failure: Failure::UniqueViolation,
+                ..
+            }
+        )
+    }
+
+    /// A failure of the storage under the database, which may pass (a full disk that is
+    /// cleared, a transient I/O error).
+    pub fn is_storage_fault(&self) -> bool {
+        matches!(
+            self,
+            BusError::Database {
+                failure: Failure::Full | Failure::Io,
+                ..
+            }
+        ) || matches!(self, BusError::NotCommitted(m) if m.contains("full") || m.contains("I/O"))
     }
 }

@@ -6,6 +6,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Row, SqliteConnection, SqliteExecutor};
 
 use crate::BusError;
+use crate::sqlite::error;
 
 /// Rows per insert statement: 11 parameters each stays far below SQLite's limit of 32,766.
 const INSERT_CHUNK: usize = 256;
@@ -18,7 +19,7 @@ pub(crate) async fn insert_all(
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut args = SqliteArguments::default();
         for e in chunk {
-            bind_event(&mut args, e).map_err(sqlx::Error::Encode)?;
+            bind_event(&mut args, e).map_err(|e| error(sqlx::Error::Encode(e)))?;
         }
         let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
@@ -29,7 +30,8 @@ pub(crate) async fn insert_all(
         );
         sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .map_err(error)?;
     }
     Ok(())
 }
@@ -52,7 +54,8 @@ fn bind_event(args: &mut SqliteArguments, e: &Event) -> Result<(), sqlx::error::
 pub(crate) async fn last_seq(db: impl SqliteExecutor<'_>) -> Result<u64, BusError> {
     let last: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM _eddy_journal")
         .fetch_one(db)
-        .await?;
+        .await
+        .map_err(error)?;
     Ok(last.unwrap_or(0) as u64)
 }
 
@@ -68,7 +71,8 @@ pub(crate) async fn set_cursor(
     .bind(name)
     .bind(seq as i64)
     .execute(conn)
-    .await?;
+    .await
+    .map_err(error)?;
     Ok(())
 }
 
@@ -79,7 +83,8 @@ pub(crate) async fn cursor(
     let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM _eddy_cursors WHERE name = ?")
         .bind(name)
         .fetch_optional(db)
-        .await?;
+        .await
+        .map_err(error)?;
     Ok(seq.map(|s| s as u64))
 }
 
@@ -95,7 +100,8 @@ pub(crate) async fn read_after(
         .bind(after as i64)
         .bind(i64::from(limit))
         .fetch_all(db)
-        .await?;
+        .await
+        .map_err(error)?;
     rows.iter().map(decode).collect()
 }
 
@@ -108,7 +114,8 @@ pub(crate) async fn at(db: impl SqliteExecutor<'_>, seqs: &[u64]) -> Result<Vec<
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(list)
         .fetch_all(db)
-        .await?;
+        .await
+        .map_err(error)?;
     rows.iter().map(decode).collect()
 }
 
@@ -120,13 +127,32 @@ pub(crate) async fn by_id(
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(db)
-        .await?;
+        .await
+        .map_err(error)?;
     row.as_ref().map(decode).transpose()
 }
 
 fn decode(row: &SqliteRow) -> Result<Event, BusError> {
+    decode_event(row).map_err(|e| match e {
+        Decoded::Db(e) => error(e),
+        Decoded::Corrupt(e) => e,
+    })
+}
+
+enum Decoded {
+    Db(sqlx::Error),
+    Corrupt(BusError),
+}
+
+impl From<sqlx::Error> for Decoded {
+    fn from(e: sqlx::Error) -> Self {
+        Decoded::Db(e)
+    }
+}
+
+fn decode_event(row: &SqliteRow) -> Result<Event, Decoded> {
     let seq: i64 = row.try_get("seq")?;
-    let corrupt = |reason: String| BusError::CorruptRecord { seq, reason };
+    let corrupt = |reason: String| Decoded::Corrupt(BusError::CorruptRecord { seq, reason });
     let source = Source::from_parts(row.try_get("source_kind")?, row.try_get("source_name")?)
         .map_err(corrupt)?;
     let kind: EventKind = row.try_get::<&str, _>("kind")?.parse().map_err(corrupt)?;

@@ -7,6 +7,8 @@
 mod error;
 mod journal;
 mod open;
+pub mod sql;
+mod sqlite;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -14,10 +16,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use eddy_core::Event;
-use sqlx::SqlitePool;
 use tokio::sync::watch;
 
-pub use error::BusError;
+pub use error::{BusError, Failure};
+pub use sqlite::Readers;
 pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file};
 pub use writer::{TxFuture, WriteTx};
 
@@ -38,7 +40,7 @@ pub struct Bus {
 struct Inner {
     dir: PathBuf,
     writer: writer::WriterHandle,
-    readers: SqlitePool,
+    readers: Readers,
     committed: watch::Receiver<u64>,
     _lock: std::fs::File,
 }
@@ -52,8 +54,10 @@ impl Bus {
         let lock = open::lock_data_dir(&dir)?;
         let conn = open::open_writer(&dir).await?;
         let (committed_tx, committed) = watch::channel(0);
-        let writer = writer::WriterHandle::start(conn, committed_tx).await?;
-        let readers = open::open_readers(&dir).await?;
+        let writer = writer::WriterHandle::start(sqlite::Connection(conn), committed_tx).await?;
+        let readers = Readers {
+            pool: open::open_readers(&dir).await?,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
@@ -69,25 +73,29 @@ impl Bus {
         &self.inner.dir
     }
 
-    /// Runs `job` in the writer's transaction and returns its result once that transaction has
-    /// committed (durably). If `job` fails, its writes and events are undone and its error
-    /// returned; other jobs in the same transaction are unaffected.
+    /// Runs `job` on `input` in the writer's transaction and returns its result once that
+    /// transaction has committed (durably). If `job` fails, its writes and events are undone
+    /// and its error returned; other jobs in the same transaction are unaffected.
     ///
-    /// The job may be run more than once (only the last run counts), so it must do nothing
-    /// outside the transaction. It must not wait for anything but its own statements: while
-    /// it runs, every other write waits.
-    pub async fn write<T, E, F>(&self, job: F) -> Result<T, E>
+    /// The job may be run more than once (only the last run counts, every run reading the same
+    /// `input`), so it must do nothing outside the transaction. It must not wait for anything
+    /// but its own statements: while it runs, every other write waits.
+    pub async fn write<I, T, E, F>(&self, input: I, job: F) -> Result<T, E>
     where
+        I: Send + Sync + 'static,
         T: Send + 'static,
         E: From<BusError> + Send + 'static,
-        F: for<'t> Fn(&'t mut WriteTx) -> TxFuture<'t, Result<T, E>> + Send + Sync + 'static,
+        F: for<'t> Fn(&'t mut WriteTx, &'t I) -> TxFuture<'t, Result<T, E>>
+            + Send
+            + Sync
+            + 'static,
     {
-        self.inner.writer.write(job).await
+        self.inner.writer.write(input, job).await
     }
 
     /// Connections for reads. Each statement sees everything committed before it started.
-    pub fn readers(&self) -> &SqlitePool {
-        &self.inner.readers
+    pub fn readers(&self) -> Readers {
+        self.inner.readers.clone()
     }
 
     /// The sequence number of the newest committed event (0 when the journal is empty).
@@ -97,29 +105,29 @@ impl Bus {
 
     /// Up to `limit` events with a sequence number above `after`, in order.
     pub async fn read_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, BusError> {
-        journal::read_after(self.readers(), after, limit).await
+        journal::read_after(&self.inner.readers.pool, after, limit).await
     }
 
     /// The event with sequence number `seq`, if there is one.
     pub async fn event_at(&self, seq: u64) -> Result<Option<Event>, BusError> {
-        Ok(journal::at(self.readers(), &[seq]).await?.pop())
+        Ok(journal::at(&self.inner.readers.pool, &[seq]).await?.pop())
     }
 
     /// The events with these sequence numbers (those that exist), in order; one query.
     pub async fn events_at(&self, seqs: &[u64]) -> Result<Vec<Event>, BusError> {
-        journal::at(self.readers(), seqs).await
+        journal::at(&self.inner.readers.pool, seqs).await
     }
 
     /// The event with this id, if there is one.
     pub async fn event(&self, id: &str) -> Result<Option<Event>, BusError> {
-        journal::by_id(self.readers(), id).await
+        journal::by_id(&self.inner.readers.pool, id).await
     }
 
     /// Follows the journal from just after `after`: each call to [`Follower::next`] returns the
     /// next events, waiting (without polling) for a commit when there are none yet.
     pub fn follow(&self, after: u64) -> Follower {
         Follower {
-            readers: self.inner.readers.clone(),
+            readers: self.inner.readers.pool.clone(),
             committed: self.inner.committed.clone(),
             position: after,
         }
@@ -127,15 +135,13 @@ impl Bus {
 
     /// The saved position of the durable cursor `name`.
     pub async fn cursor(&self, name: &str) -> Result<Option<u64>, BusError> {
-        journal::cursor(self.readers(), name).await
+        journal::cursor(&self.inner.readers.pool, name).await
     }
 
     /// Saves the durable cursor `name` at `seq`.
     pub async fn save_cursor(&self, name: &str, seq: u64) -> Result<(), BusError> {
-        let name = name.to_string();
-        self.write(move |tx| {
-            let name = name.clone();
-            Box::pin(async move { tx.set_cursor(&name, seq).await })
+        self.write((name.to_string(), seq), |tx, (name, seq)| {
+            Box::pin(tx.set_cursor(name, *seq))
         })
         .await
     }
@@ -143,7 +149,7 @@ impl Bus {
 
 /// A reader that follows the journal as it grows.
 pub struct Follower {
-    readers: SqlitePool,
+    readers: sqlx::SqlitePool,
     committed: watch::Receiver<u64>,
     position: u64,
 }

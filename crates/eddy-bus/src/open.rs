@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use crate::BusError;
+use crate::sqlite::error;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
@@ -97,18 +98,23 @@ pub(crate) async fn open_writer(dir: &Path) -> Result<SqliteConnection, BusError
             .create_if_missing(true)
             .synchronous(SqliteSynchronous::Full),
     )
-    .await?;
+    .await
+    .map_err(error)?;
     check_schema_version(&mut conn, dir).await?;
-    MIGRATOR.run(&mut conn).await?;
+    MIGRATOR
+        .run(&mut conn)
+        .await
+        .map_err(|e| BusError::Migrate(e.to_string()))?;
     Ok(conn)
 }
 
 /// Connections for reading; each statement sees the latest committed state.
 pub(crate) async fn open_readers(dir: &Path) -> Result<SqlitePool, BusError> {
-    Ok(SqlitePoolOptions::new()
+    SqlitePoolOptions::new()
         .max_connections(READERS)
         .connect_with(options(dir).read_only(true))
-        .await?)
+        .await
+        .map_err(error)
 }
 
 /// Refuses a database that a newer eddy migrated: its schema may mean things this one does not
@@ -118,14 +124,16 @@ async fn check_schema_version(conn: &mut SqliteConnection, dir: &Path) -> Result
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
     )
     .fetch_one(&mut *conn)
-    .await?;
+    .await
+    .map_err(error)?;
     if !has_table {
         return Ok(());
     }
     let found: Option<i64> =
         sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(&mut *conn)
-            .await?;
+            .await
+            .map_err(error)?;
     let supported = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     match found {
         Some(found) if found > supported => Err(BusError::SchemaTooNew {

@@ -17,12 +17,16 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use eddy_core::{Event, EventId, NewEvent};
-use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::BusError;
 use crate::journal;
+use crate::sql::{Dialect, Row, Sql, Value};
+use crate::sqlite::Connection;
 
 /// How many jobs one transaction takes at most: enough to amortise the fsync, few enough that a
 /// batch's latency stays small.
@@ -47,21 +51,35 @@ type Job = Box<dyn for<'t> Fn(&'t mut WriteTx) -> TxFuture<'t, JobOutcome> + Sen
 /// Where a job's result goes; shared by its attempts, used by the one that counts.
 type Reply<T, E> = std::sync::Arc<std::sync::Mutex<Option<oneshot::Sender<Result<T, E>>>>>;
 
-/// The transaction a write job runs in. Jobs use [`WriteTx::conn`] for their own statements and
-/// [`WriteTx::append`] to record the change's event in the same transaction.
+/// The transaction a write job runs in. Jobs run their own statements on it (it is a
+/// [`Sql`]) and [`WriteTx::append`] the change's event in the same transaction.
 pub struct WriteTx {
-    conn: SqliteConnection,
+    conn: Connection,
     next_seq: u64,
     /// Events appended in this transaction, written just before it commits.
     pending: Vec<Event>,
 }
 
-impl WriteTx {
-    /// The connection, inside the open transaction.
-    pub fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
+#[async_trait]
+impl Sql for WriteTx {
+    fn dialect(&self) -> Dialect {
+        self.conn.dialect()
     }
 
+    async fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, BusError> {
+        self.conn.execute(sql, args).await
+    }
+
+    async fn fetch(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, BusError> {
+        self.conn.fetch(sql, args).await
+    }
+
+    async fn run_script(&mut self, sql: &str) -> Result<(), BusError> {
+        self.conn.run_script(sql).await
+    }
+}
+
+impl WriteTx {
     /// Appends an event to the journal. It commits, or rolls back, with the job's own writes.
     /// (It is written when the transaction commits; a job does not read its own events.)
     pub async fn append(&mut self, event: NewEvent) -> Result<Event, BusError> {
@@ -83,7 +101,7 @@ impl WriteTx {
     /// Saves a durable cursor position in this transaction, so that work derived from the
     /// journal and the cursor that records it commit together.
     pub async fn set_cursor(&mut self, name: &str, seq: u64) -> Result<(), BusError> {
-        journal::set_cursor(&mut self.conn, name, seq).await
+        journal::set_cursor(&mut self.conn.0, name, seq).await
     }
 }
 
@@ -95,10 +113,10 @@ pub(crate) struct WriterHandle {
 
 impl WriterHandle {
     pub(crate) async fn start(
-        mut conn: SqliteConnection,
+        mut conn: Connection,
         committed: watch::Sender<u64>,
     ) -> Result<Self, BusError> {
-        let last = journal::last_seq(&mut conn).await?;
+        let last = journal::last_seq(&mut conn.0).await?;
         committed.send_replace(last);
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let tx = WriteTx {
@@ -110,18 +128,25 @@ impl WriterHandle {
         Ok(Self { jobs })
     }
 
-    pub(crate) async fn write<T, E, F>(&self, job: F) -> Result<T, E>
+    pub(crate) async fn write<I, T, E, F>(&self, input: I, job: F) -> Result<T, E>
     where
+        I: Send + Sync + 'static,
         T: Send + 'static,
         E: From<BusError> + Send + 'static,
-        F: for<'t> Fn(&'t mut WriteTx) -> TxFuture<'t, Result<T, E>> + Send + Sync + 'static,
+        F: for<'t> Fn(&'t mut WriteTx, &'t I) -> TxFuture<'t, Result<T, E>>
+            + Send
+            + Sync
+            + 'static,
     {
         let (sender, answer) = oneshot::channel();
         let reply: Reply<T, E> = std::sync::Arc::new(std::sync::Mutex::new(Some(sender)));
+        // Every run of the job reads the same input: it is shared, never cloned.
+        let shared = Arc::new((input, job));
         let job: Job = Box::new(move |tx| {
-            let (attempt, reply) = (job(tx), reply.clone());
+            let (shared, reply) = (shared.clone(), reply.clone());
             Box::pin(async move {
-                let result = attempt.await;
+                let (input, job) = &*shared;
+                let result = job(tx, input).await;
                 JobOutcome {
                     ok: result.is_ok(),
                     answer: Box::new(move |commit| {
@@ -166,7 +191,7 @@ async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::
                 tracing::error!(%error, "write transaction failed; its whole batch is rolled back");
                 tx.next_seq = first_seq;
                 tx.pending.clear();
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut tx.conn).await;
+                let _ = tx.conn.run_script("ROLLBACK").await;
                 let message = error.to_string();
                 for answer in answers {
                     answer(Err(BusError::NotCommitted(message.clone())));
@@ -185,9 +210,7 @@ async fn run_batch(
     batch: &[Job],
     answers: &mut Vec<Answer>,
 ) -> Result<(), BusError> {
-    sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut tx.conn)
-        .await?;
+    tx.conn.run_script("BEGIN IMMEDIATE").await?;
     let seq_before = tx.next_seq;
     let mut failed = None;
     for (i, job) in batch.iter().enumerate() {
@@ -202,9 +225,7 @@ async fn run_batch(
         // The failed job may have written half its work: start over without it, isolating
         // every other job in a savepoint. Its answer stands: it failed on the state the jobs
         // before it left, which is the state they leave again.
-        sqlx::raw_sql("ROLLBACK; BEGIN IMMEDIATE")
-            .execute(&mut tx.conn)
-            .await?;
+        tx.conn.run_script("ROLLBACK; BEGIN IMMEDIATE").await?;
         (tx.next_seq, tx.pending) = (seq_before, Vec::new());
         answers.clear();
         answers.push(failure.answer);
@@ -214,9 +235,9 @@ async fn run_batch(
             }
         }
     }
-    journal::insert_all(&mut tx.conn, &tx.pending).await?;
+    journal::insert_all(&mut tx.conn.0, &tx.pending).await?;
     tx.pending.clear();
-    sqlx::raw_sql("COMMIT").execute(&mut tx.conn).await?;
+    tx.conn.run_script("COMMIT").await?;
     Ok(())
 }
 
@@ -224,7 +245,7 @@ async fn run_batch(
 /// transaction itself is broken.
 async fn run_isolated(tx: &mut WriteTx, job: &Job) -> Result<Answer, BusError> {
     let (seq_before, pending_before) = (tx.next_seq, tx.pending.len());
-    sqlx::raw_sql("SAVEPOINT job").execute(&mut tx.conn).await?;
+    tx.conn.run_script("SAVEPOINT job").await?;
     let outcome = job(tx).await;
     let undo = if outcome.ok {
         "RELEASE job"
@@ -235,9 +256,9 @@ async fn run_isolated(tx: &mut WriteTx, job: &Job) -> Result<Answer, BusError> {
         tx.next_seq = seq_before;
         tx.pending.truncate(pending_before);
     }
-    if let Err(e) = sqlx::raw_sql(undo).execute(&mut tx.conn).await {
+    if let Err(e) = tx.conn.run_script(undo).await {
         (outcome.answer)(Err(BusError::NotCommitted(e.to_string())));
-        return Err(e.into());
+        return Err(e);
     }
     Ok(outcome.answer)
 }

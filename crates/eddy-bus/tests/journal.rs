@@ -26,15 +26,13 @@ enum TestError {
 }
 
 async fn append(bus: &Bus, key: &str) -> Result<u64, TestError> {
-    let key = key.to_string();
-    bus.write(move |tx| {
-        let key = key.clone();
+    bus.write(key.to_string(), |tx, key| {
         Box::pin(async move {
-            let e = tx.append(event(&key)).await?;
+            let e = tx.append(event(key)).await?;
             // A real write before the failure, which must be undone with the event.
-            tx.set_cursor(&key, e.seq).await?;
+            tx.set_cursor(key, e.seq).await?;
             if key.starts_with("bad") {
-                return Err(TestError::Refused(key));
+                return Err(TestError::Refused(key.clone()));
             }
             Ok(e.seq)
         })

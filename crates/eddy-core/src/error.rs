@@ -18,6 +18,9 @@ pub enum ErrorKind {
     PreconditionFailed,
     /// The platform cannot take the request now (shutting down, overloaded); retry later.
     Unavailable,
+    /// The storage under eddy is full: writes are refused until space returns (reads and
+    /// deletes go on); retry later.
+    StorageFull,
     /// A fault inside eddy or its storage: an I/O or database error.
     Internal,
 }

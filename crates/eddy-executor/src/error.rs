@@ -18,12 +18,6 @@ pub enum ExecError {
     Bus(#[from] BusError),
 }
 
-impl From<sqlx::Error> for ExecError {
-    fn from(e: sqlx::Error) -> Self {
-        ExecError::Bus(BusError::Database(e))
-    }
-}
-
 impl Classify for ExecError {
     fn kind(&self) -> ErrorKind {
         match self {

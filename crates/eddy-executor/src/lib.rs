@@ -13,39 +13,46 @@
 
 mod backoff;
 pub mod clock;
+mod deliveries;
+mod dispatch;
 mod error;
 mod payload;
+mod schedule;
+mod settle;
+mod sql;
 pub use eddy_runtimes as runtime;
-mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use eddy_bus::{Bus, BusError};
+use eddy_bus::Bus;
 use eddy_core::{Event, EventKind, FunctionName, Lineage, NewEvent, Source};
-use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex, Ordering, RetryPolicy};
+use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex};
 use serde_json::Value;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use deliveries::{
+    Claim, Created, DeadLetter, DeadReason, DeliveryCounts, DeliveryStore, InvocationPage,
+    InvocationRecord, InvocationTotals, Leased, NewDelivery, Settle, Settlement,
+};
 pub use error::ExecError;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
-pub use store::{
-    DeadLetter, DeadReason, DeliveryCounts, InvocationPage, InvocationRecord, InvocationTotals,
-};
+pub use sql::SqlDeliveries;
 
-use store::{Leased, NewDelivery, Settle, Settlement};
+use dispatch::CURSOR;
 
-/// The journal cursor of the dispatcher.
-const CURSOR: &str = "dispatcher";
 /// The trigger name of deliveries for asynchronous invocations.
 pub const INVOKE_TRIGGER: &str = "$invoke";
 
 #[derive(Clone, Debug)]
 pub struct ExecutorConfig {
+    /// This node's name: its leases carry it, and at start it takes back only its own (and
+    /// expired ones), never those of another node sharing the database.
+    pub node: String,
     /// An event more hops than this from a write no handler made is dead-lettered.
     pub max_hops: u32,
     /// Deliveries leased per round at most.
@@ -72,6 +79,7 @@ pub struct ExecutorConfig {
 impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
+            node: "local".into(),
             max_hops: 16,
             lease_batch: 256,
             lease_grace: Duration::from_secs(30),
@@ -105,8 +113,8 @@ struct Inner {
     config: ExecutorConfig,
     app: RwLock<Arc<Compiled>>,
     handlers: RwLock<runtime::Handlers>,
-    /// Per function, one permit per invocation it may run at once (its concurrency).
-    slots: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
+    /// Deliveries, leases, records, and the slots that cap each function's concurrency.
+    store: Arc<dyn DeliveryStore>,
     /// Wakes the scheduler: new deliveries, or a slot or key that came free.
     wake: Notify,
     /// Set at shutdown: the dispatcher and the scheduler stop taking work.
@@ -135,19 +143,37 @@ struct Compiled {
 }
 
 impl Executor {
-    /// Starts the dispatcher and the scheduler for `app`. Leases left by a previous process
-    /// return to ready first.
+    /// Starts the dispatcher and the scheduler for `app`, with the deliveries of the database
+    /// `bus` has open. This node's leases from before (and expired ones) return to ready first.
     pub async fn start(
         bus: Bus,
         app: App,
         clock: Arc<dyn Clock>,
         config: ExecutorConfig,
     ) -> Result<Self, ExecError> {
-        let released = store::release_all(&bus).await?;
+        Self::start_with(bus, Arc::new(SqlDeliveries::new()), app, clock, config).await
+    }
+
+    /// [`Executor::start`] with a given delivery store: executors given one store share its
+    /// deliveries and each function's concurrency, as nodes sharing a database do.
+    pub async fn start_with(
+        bus: Bus,
+        store: Arc<dyn DeliveryStore>,
+        app: App,
+        clock: Arc<dyn Clock>,
+        config: ExecutorConfig,
+    ) -> Result<Self, ExecError> {
+        let input = (store.clone(), config.node.clone(), clock.now_ms());
+        let released = bus
+            .write(input, |tx, (store, node, now)| {
+                Box::pin(store.reclaim(tx, node, *now))
+            })
+            .await?;
         if released > 0 {
             tracing::info!(
                 released,
-                "deliveries held by a previous process are ready again"
+                node = config.node,
+                "deliveries this node held before it started are ready again"
             );
         }
         let (settled, settle_queue) = mpsc::channel(SETTLE_QUEUE);
@@ -168,7 +194,7 @@ impl Executor {
             config,
             app: RwLock::new(Arc::new(compiled)),
             handlers: RwLock::new(HashMap::new()),
-            slots: Mutex::new(HashMap::new()),
+            store,
             wake: Notify::new(),
             stop: watch::Sender::new(false),
             attempts: TaskTracker::new(),
@@ -179,9 +205,9 @@ impl Executor {
             recorded: watch::Sender::new(0),
         });
         let tasks = vec![
-            tokio::spawn(dispatch(inner.clone())),
-            tokio::spawn(schedule(inner.clone())),
-            tokio::spawn(settle(inner.clone(), settle_queue)),
+            tokio::spawn(dispatch::dispatch(inner.clone())),
+            tokio::spawn(schedule::schedule(inner.clone())),
+            tokio::spawn(settle::settle(inner.clone(), settle_queue)),
         ];
         Ok(Self {
             inner,
@@ -232,7 +258,8 @@ impl Executor {
     ) -> Result<Invocation, ExecError> {
         let inner = &self.inner;
         let spec = inner.function(function)?;
-        let Ok(permit) = inner.slots(&spec).try_acquire_owned() else {
+        let name = function.to_string();
+        if inner.store.take_slots(&name, spec.concurrency, 1).await? == 0 {
             *inner
                 .throttles
                 .lock()
@@ -253,7 +280,7 @@ impl Executor {
         let attempt = inner
             .run(&spec, &payload, request_id.clone(), None, lineage)
             .await;
-        drop(permit);
+        inner.store.give_back(&name, 1).await?;
         inner.wake.notify_one();
         let (outcome, record) = attempt.map_err(|e| ExecError::Unrunnable {
             function: function.to_string(),
@@ -291,9 +318,8 @@ impl Executor {
         };
         self.inner
             .bus
-            .write(move |tx| {
-                let event = event.clone();
-                Box::pin(async move { tx.append(event).await.map_err(ExecError::from) })
+            .write(event, |tx, event| {
+                Box::pin(async move { tx.append(event.clone()).await.map_err(ExecError::from) })
             })
             .await
     }
@@ -314,42 +340,52 @@ impl Executor {
         &self,
         function: Option<&FunctionName>,
     ) -> Result<Vec<DeadLetter>, ExecError> {
-        store::dead_letters(&self.inner.bus, function).await
+        let function = function.map(FunctionName::as_str);
+        self.inner
+            .store
+            .dead_letters(&mut self.inner.bus.readers(), function)
+            .await
     }
 
-    /// Delivers one dead letter again, from its first attempt. Returns whether there was one.
-    pub async fn redrive(&self, delivery_id: i64) -> Result<bool, ExecError> {
-        let n = store::redrive(
-            &self.inner.bus,
-            Some(delivery_id),
-            None,
-            self.inner.clock.now_ms(),
-        )
-        .await?;
-        self.inner.wake.notify_one();
-        Ok(n > 0)
-    }
-
-    /// Delivers every dead letter of a function again. Returns how many.
-    pub async fn redrive_function(&self, function: &FunctionName) -> Result<u64, ExecError> {
-        let n = store::redrive(
-            &self.inner.bus,
-            None,
-            Some(function.clone()),
-            self.inner.clock.now_ms(),
-        )
-        .await?;
+    /// Delivers dead letters again from their first attempt: one by id, or every one of a
+    /// function. Returns how many.
+    async fn redrive_where(
+        &self,
+        delivery: Option<i64>,
+        function: Option<String>,
+    ) -> Result<u64, ExecError> {
+        let input = (self.inner.store.clone(), delivery, function, self.inner.clock.now_ms());
+        let n = self
+            .inner
+            .bus
+            .write(input, |tx, (store, delivery, function, now)| {
+                Box::pin(store.redrive(tx, *delivery, function.as_deref(), *now))
+            })
+            .await?;
         self.inner.wake.notify_one();
         Ok(n)
     }
 
+    /// Delivers one dead letter again, from its first attempt. Returns whether there was one.
+    pub async fn redrive(&self, delivery_id: i64) -> Result<bool, ExecError> {
+        Ok(self.redrive_where(Some(delivery_id), None).await? > 0)
+    }
+
+    /// Delivers every dead letter of a function again. Returns how many.
+    pub async fn redrive_function(&self, function: &FunctionName) -> Result<u64, ExecError> {
+        self.redrive_where(None, Some(function.to_string())).await
+    }
+
     pub async fn counts(&self) -> Result<DeliveryCounts, ExecError> {
-        store::counts(&self.inner.bus).await
+        self.inner.store.counts(&mut self.inner.bus.readers()).await
     }
 
     /// Recorded attempts, totalled per function and outcome.
     pub async fn invocation_totals(&self) -> Result<Vec<InvocationTotals>, ExecError> {
-        store::invocation_totals(&self.inner.bus).await
+        self.inner
+            .store
+            .invocation_totals(&mut self.inner.bus.readers())
+            .await
     }
 
     /// Changes whenever invocations were recorded: wait on it for new records.
@@ -365,7 +401,11 @@ impl Executor {
 
     /// How long the oldest waiting delivery's event has waited, if any waits.
     pub async fn oldest_pending_age(&self) -> Result<Option<Duration>, ExecError> {
-        let oldest = store::oldest_pending_ms(&self.inner.bus).await?;
+        let oldest = self
+            .inner
+            .store
+            .oldest_pending_ms(&mut self.inner.bus.readers())
+            .await?;
         Ok(oldest.map(|t| Duration::from_millis((self.inner.clock.now_ms() - t).max(0) as u64)))
     }
 
@@ -375,7 +415,7 @@ impl Executor {
         function: Option<&FunctionName>,
         event_seq: Option<u64>,
     ) -> Result<Vec<InvocationRecord>, ExecError> {
-        let page = store::invocations(&self.inner.bus, function, event_seq, 0, u32::MAX).await?;
+        let page = self.invocation_page(function, event_seq, 0, u32::MAX).await?;
         Ok(page.records)
     }
 
@@ -388,7 +428,11 @@ impl Executor {
         after: i64,
         limit: u32,
     ) -> Result<InvocationPage, ExecError> {
-        store::invocations(&self.inner.bus, function, event_seq, after, limit).await
+        let function = function.map(FunctionName::as_str);
+        self.inner
+            .store
+            .invocations(&mut self.inner.bus.readers(), function, event_seq, after, limit)
+            .await
     }
 
     /// The journal position the dispatcher has turned into deliveries.
@@ -420,7 +464,11 @@ impl Executor {
 impl Inner {
     /// Commits settlements and invocation records, and tells whoever waits for new records.
     async fn record(&self, batch: Vec<Settle>) -> Result<(), ExecError> {
-        store::settle_all(&self.bus, batch).await?;
+        self.bus
+            .write((self.store.clone(), batch), |tx, (store, batch)| {
+                Box::pin(store.settle(tx, batch))
+            })
+            .await?;
         self.recorded.send_modify(|n| *n += 1);
         Ok(())
     }
@@ -435,24 +483,6 @@ impl Inner {
             .function(name)
             .cloned()
             .ok_or_else(|| ExecError::NoSuchFunction(name.to_string()))
-    }
-
-    /// The concurrency permits of a function (made anew when its concurrency changes).
-    fn slots(&self, function: &FunctionSpec) -> Arc<Semaphore> {
-        let mut slots = self.slots.lock().expect("slots lock");
-        let entry = slots.entry(function.name.to_string()).or_insert_with(|| {
-            (
-                function.concurrency,
-                Arc::new(Semaphore::new(function.concurrency as usize)),
-            )
-        });
-        if entry.0 != function.concurrency {
-            *entry = (
-                function.concurrency,
-                Arc::new(Semaphore::new(function.concurrency as usize)),
-            );
-        }
-        entry.1.clone()
     }
 
     /// One attempt: runs the function and builds its invocation record.
@@ -516,387 +546,3 @@ impl Inner {
     }
 }
 
-/// Follows the journal and turns matched events into deliveries.
-async fn dispatch(inner: Arc<Inner>) {
-    let start = match inner.bus.cursor(CURSOR).await {
-        Ok(position) => position.unwrap_or(0),
-        Err(error) => {
-            tracing::error!(%error, "the dispatcher cannot read its cursor; it does not start");
-            return;
-        }
-    };
-    let mut follower = inner.bus.follow(start);
-    let mut stop = inner.stop.subscribe();
-    loop {
-        let events = tokio::select! {
-            events = follower.next() => events,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let events = match events {
-            Ok(events) => events,
-            Err(BusError::WriterStopped) => return,
-            Err(error) => {
-                tracing::error!(%error, "the dispatcher cannot read the journal; trying again");
-                inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
-                continue;
-            }
-        };
-        let deliveries = plan(&inner, &events);
-        let last = events.last().map_or(0, |e| e.seq);
-        // Deliveries and cursor commit together. Until they do, the batch is retried: the
-        // follower has moved on, so giving up would skip these events.
-        let created = loop {
-            let now = inner.clock.now_ms();
-            let rows = deliveries.clone();
-            let written = inner
-                .bus
-                .write(move |tx| {
-                    let rows = rows.clone();
-                    Box::pin(async move {
-                        let created = store::create(tx, &rows, now).await?;
-                        tx.set_cursor(CURSOR, last).await?;
-                        Ok::<_, ExecError>(created)
-                    })
-                })
-                .await;
-            match written {
-                Ok(created) => break created,
-                Err(ExecError::Bus(BusError::WriterStopped)) => return,
-                Err(error) => {
-                    tracing::error!(%error, "the dispatcher cannot record deliveries; trying again");
-                    inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
-                }
-            }
-        };
-        // Deliveries created leased run now, with their events at hand: no lease round, no read.
-        let by_seq: HashMap<u64, Arc<Event>> =
-            events.into_iter().map(|e| (e.seq, Arc::new(e))).collect();
-        for c in created.into_iter().filter(|c| c.leased) {
-            let Some(planned) = deliveries
-                .iter()
-                .find(|d| d.event_seq == c.event_seq && d.trigger == c.trigger)
-            else {
-                continue;
-            };
-            let leased = Leased {
-                id: c.id,
-                event_seq: c.event_seq,
-                event_time_ms: planned.event_time_ms,
-                trigger: c.trigger,
-                function: planned.function.clone(),
-                attempt: 1,
-            };
-            inner
-                .attempts
-                .spawn(deliver(inner.clone(), leased, by_seq[&c.event_seq].clone()));
-        }
-        inner.wake.notify_one();
-    }
-}
-
-/// The deliveries a batch of events makes. Unordered ones whose function has a free slot now
-/// are created leased, to run at once; the rest wait for the scheduler.
-fn plan(inner: &Inner, events: &[Event]) -> Vec<NewDelivery> {
-    let compiled = inner.compiled();
-    let now = inner.clock.now_ms();
-    let grace = inner.config.lease_grace.as_millis() as i64;
-    let mut room: HashMap<String, (usize, i64)> = compiled
-        .app
-        .functions
-        .iter()
-        .map(|f| {
-            (
-                f.name.to_string(),
-                (
-                    inner.slots(f).available_permits(),
-                    now + f.timeout.as_millis() as i64 + grace,
-                ),
-            )
-        })
-        .collect();
-    let mut deliveries = Vec::new();
-    for event in events {
-        let matched: Vec<(String, String, Option<String>)> = match &event.source {
-            Source::Function(f) => vec![(INVOKE_TRIGGER.to_string(), f.to_string(), None)],
-            _ => compiled
-                .index
-                .matching(event)
-                .into_iter()
-                .map(|t| {
-                    let order_key = (t.ordering == Ordering::PerKey)
-                        .then(|| format!("{}\u{1f}{}\u{1f}{}", t.name, event.source, event.key));
-                    (t.name.clone(), t.function.to_string(), order_key)
-                })
-                .collect(),
-        };
-        let dead = (event.lineage.hops > inner.config.max_hops).then(|| {
-            (
-                store::DeadReason::RecursionLimit,
-                format!(
-                    "the event is {} handler hops from a client's write; at most {} are delivered",
-                    event.lineage.hops, inner.config.max_hops
-                ),
-            )
-        });
-        for (trigger, function, order_key) in matched {
-            let lease_until = match room.get_mut(&function) {
-                Some((free, until)) if *free > 0 && order_key.is_none() && dead.is_none() => {
-                    *free -= 1;
-                    Some(*until)
-                }
-                _ => None,
-            };
-            deliveries.push(NewDelivery {
-                event_seq: event.seq,
-                event_time_ms: event.time_ms,
-                trigger,
-                function,
-                order_key,
-                dead: dead.clone(),
-                lease_until,
-            });
-        }
-    }
-    deliveries
-}
-
-/// Leases due deliveries and runs them, waiting between rounds for a wake-up or the next due
-/// time.
-async fn schedule(inner: Arc<Inner>) {
-    let mut stop = inner.stop.subscribe();
-    let mut last_expiry = i64::MIN;
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let now = inner.clock.now_ms();
-        let safety = inner.config.safety_poll.as_millis() as i64;
-        if now.saturating_sub(last_expiry) >= safety {
-            if let Err(error) = store::expire_leases(&inner.bus, now).await {
-                tracing::error!(%error, "cannot expire leases");
-            }
-            last_expiry = now;
-        }
-        let leased = lease_round(&inner, now).await;
-        let busy = !leased.is_empty();
-        if busy {
-            // One read for the round's events rather than one per delivery.
-            let seqs: Vec<u64> = leased.iter().map(|d| d.event_seq).collect();
-            let events: HashMap<u64, Arc<Event>> = match inner.bus.events_at(&seqs).await {
-                Ok(events) => events.into_iter().map(|e| (e.seq, Arc::new(e))).collect(),
-                Err(error) => {
-                    // The leases expire and the deliveries are tried again.
-                    tracing::error!(%error, "cannot read the events of leased deliveries");
-                    HashMap::new()
-                }
-            };
-            for delivery in leased {
-                if let Some(event) = events.get(&delivery.event_seq) {
-                    inner
-                        .attempts
-                        .spawn(deliver(inner.clone(), delivery, event.clone()));
-                }
-            }
-        }
-        if busy {
-            continue;
-        }
-        let next_due = store::next_due(&inner.bus).await.ok().flatten();
-        // Work that is due but could not be leased waits for a slot or a key to come free,
-        // which wakes the scheduler; the safety poll covers anything missed.
-        let wake_at = match next_due {
-            Some(due) if due > now => due.min(now + safety),
-            _ => now + safety,
-        };
-        tokio::select! {
-            _ = inner.wake.notified() => {}
-            _ = inner.clock.sleep_until(wake_at) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
-    let compiled = inner.compiled();
-    // Free slots now; a synchronous invocation may take one meanwhile, and the delivery then
-    // waits for the next free slot: the cap on running invocations holds either way.
-    let room: HashMap<String, u32> = compiled
-        .app
-        .functions
-        .iter()
-        .map(|f| {
-            (
-                f.name.to_string(),
-                inner.slots(f).available_permits() as u32,
-            )
-        })
-        .collect();
-    let grace = inner.config.lease_grace.as_millis() as i64;
-    let timeouts: HashMap<String, i64> = compiled
-        .app
-        .functions
-        .iter()
-        .map(|f| (f.name.to_string(), f.timeout.as_millis() as i64))
-        .collect();
-    // A delivery for a function the app no longer has is leased (room 1) and dead-lettered.
-    let leased = store::lease(
-        &inner.bus,
-        now,
-        inner.config.lease_batch,
-        move |f| room.get(f).copied().unwrap_or(1),
-        move |f| now + timeouts.get(f).copied().unwrap_or(0) + grace,
-    )
-    .await;
-    leased.unwrap_or_else(|error| {
-        tracing::error!(%error, "cannot lease deliveries");
-        Vec::new()
-    })
-}
-
-/// Runs one leased delivery, within its function's concurrency, and hands the outcome to the
-/// settler.
-async fn deliver(inner: Arc<Inner>, delivery: Leased, event: Arc<Event>) {
-    let function = inner
-        .compiled()
-        .app
-        .functions
-        .iter()
-        .find(|f| f.name.as_str() == delivery.function)
-        .cloned();
-    let permit = match &function {
-        Some(f) => inner.slots(f).acquire_owned().await.ok(),
-        None => None,
-    };
-    let (settlement, record) = attempt(&inner, &delivery, &event, function.as_ref()).await;
-    drop(permit);
-    let settle = Settle {
-        delivery_id: Some(delivery.id),
-        settlement,
-        record,
-        now_ms: inner.clock.now_ms(),
-    };
-    // Only fails once the settler has stopped; the lease then expires and it runs again.
-    let _ = inner.settled.send(settle).await;
-}
-
-/// One attempt at a delivery, and what should become of it.
-async fn attempt(
-    inner: &Inner,
-    d: &Leased,
-    event: &Event,
-    function: Option<&FunctionSpec>,
-) -> (Settlement, Option<InvocationRecord>) {
-    let now = inner.clock.now_ms();
-    let compiled = inner.compiled();
-    let trigger = compiled.app.trigger(&d.trigger);
-    let policy = trigger.map(|t| t.retry).unwrap_or_default();
-    let dead = |reason, error: String| (Settlement::Dead { reason, error }, None);
-    let Some(function) = function else {
-        return dead(
-            DeadReason::FunctionMissing,
-            format!("function `{}` is not declared", d.function),
-        );
-    };
-    if too_old(&policy, d.event_time_ms, now) {
-        return dead(
-            DeadReason::EventAgeExceeded,
-            format!(
-                "the event is older than {:?}, the trigger's max_event_age",
-                policy.max_event_age
-            ),
-        );
-    }
-    let label = match &event.source {
-        Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
-        _ => None,
-    };
-    let payload = match payload::build(event, trigger, &d.trigger, label) {
-        Ok(payload) => payload,
-        Err(e) => return dead(DeadReason::RetriesExhausted, e.to_string()),
-    };
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let lineage = Lineage::caused_by(event, request_id.clone());
-    let (outcome, mut record) = match inner
-        .run(function, &payload, request_id, Some(event), lineage)
-        .await
-    {
-        Ok(ran) => ran,
-        Err(unrunnable) => return dead(DeadReason::FunctionMissing, unrunnable.0),
-    };
-    record.delivery_id = Some(d.id);
-    record.attempt = d.attempt;
-    let settlement = match outcome.result {
-        Ok(_) => Settlement::Done,
-        Err(error) => next_step(&policy, d, error, inner.clock.now_ms()),
-    };
-    (settlement, Some(record))
-}
-
-/// Records finished attempts, as many at a time as have finished, in one transaction each
-/// round; then wakes the scheduler (a key may be free now).
-async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>) {
-    let mut stop = inner.drained.subscribe();
-    let mut batch = Vec::new();
-    loop {
-        let stopping = tokio::select! {
-            n = queue.recv_many(&mut batch, 1024) => if n == 0 { return } else { false },
-            _ = stop.wait_for(|s| *s) => true,
-        };
-        if stopping {
-            // Every attempt has finished and queued its outcome: record the last of them.
-            while let Ok(s) = queue.try_recv() {
-                batch.push(s);
-            }
-            if !batch.is_empty() {
-                let _ = inner.record(batch).await;
-            }
-            return;
-        }
-        loop {
-            match inner.record(batch.clone()).await {
-                Ok(()) => break,
-                Err(ExecError::Bus(BusError::WriterStopped)) => return,
-                Err(error) => {
-                    tracing::error!(%error, "cannot record finished attempts; trying again");
-                    inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
-                }
-            }
-        }
-        batch.clear();
-        inner.wake.notify_one();
-    }
-}
-
-fn too_old(policy: &RetryPolicy, event_time_ms: i64, at_ms: i64) -> bool {
-    at_ms - event_time_ms > policy.max_event_age.as_millis() as i64
-}
-
-/// After a failed attempt: try again later, or dead-letter.
-fn next_step(policy: &RetryPolicy, d: &Leased, error: FunctionError, now: i64) -> Settlement {
-    let retry = error.retry;
-    let error = format!("{}: {}", error.error_type, error.message);
-    if retry == runtime::Retry::Never {
-        return Settlement::Dead {
-            reason: DeadReason::Refused,
-            error,
-        };
-    }
-    if d.attempt >= policy.max_attempts {
-        return Settlement::Dead {
-            reason: DeadReason::RetriesExhausted,
-            error,
-        };
-    }
-    let mut delay = backoff::delay(policy, d.attempt, backoff::random_unit());
-    if let runtime::Retry::NotBefore(asked) = retry {
-        delay = delay.max(asked);
-    }
-    let at_ms = now + delay.as_millis() as i64;
-    if too_old(policy, d.event_time_ms, at_ms) {
-        return Settlement::Dead {
-            reason: DeadReason::EventAgeExceeded,
-            error,
-        };
-    }
-    Settlement::Retry { at_ms, error }
-}

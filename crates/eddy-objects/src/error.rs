@@ -49,12 +49,6 @@ pub enum ObjectError {
     Body(#[source] std::io::Error),
 }
 
-impl From<sqlx::Error> for ObjectError {
-    fn from(e: sqlx::Error) -> Self {
-        ObjectError::Bus(BusError::Database(e))
-    }
-}
-
 impl ObjectError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         ObjectError::Io {

@@ -8,14 +8,19 @@
 //! [`ObjectStore::collect_garbage`] removes.
 
 mod blobs;
+mod disk;
 mod error;
+mod index;
 mod list;
 mod model;
 mod multipart;
-mod rows;
+mod sql;
 mod store;
 
-pub use blobs::BlobInfo;
+pub use blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore};
+pub use disk::DiskBlobs;
+pub use index::{ObjectIndex, StoredPart, Upload};
+pub use sql::SqlIndex;
 pub use error::ObjectError;
 pub use model::*;
 pub use multipart::CompletedPart;

@@ -4,9 +4,9 @@
 
 use eddy_core::BucketName;
 
+use crate::ObjectError;
 use crate::model::*;
-use crate::store::ObjectStore;
-use crate::{ObjectError, rows};
+use crate::store::{ObjectStore, require_bucket};
 
 /// Rows fetched per query while scanning.
 const SCAN_BATCH: usize = 256;
@@ -17,7 +17,8 @@ impl ObjectStore {
         bucket: &BucketName,
         params: &ListParams,
     ) -> Result<ListPage, ObjectError> {
-        rows::require_bucket(self.bus.readers(), bucket).await?;
+        let mut db = self.bus.readers();
+        require_bucket(self.index.as_ref(), &mut db, bucket).await?;
         let target = params.max_keys.min(MAX_LIST_KEYS);
         let mut page = ListPage::default();
         if target == 0 {
@@ -28,7 +29,7 @@ impl ObjectStore {
         let mut position = start_position(prefix, delimiter, params.start.as_ref());
         let mut count = 0;
         'scan: loop {
-            let batch = self.scan(bucket, &position, SCAN_BATCH).await?;
+            let batch = self.index.scan(&mut db, bucket, &position, SCAN_BATCH).await?;
             let exhausted = batch.len() < SCAN_BATCH;
             for meta in batch {
                 let key = meta.key.as_str();
@@ -68,29 +69,6 @@ impl ObjectStore {
             }
         }
         Ok(page)
-    }
-
-    async fn scan(
-        &self,
-        bucket: &BucketName,
-        from: &ListPosition,
-        limit: usize,
-    ) -> Result<Vec<ObjectMeta>, ObjectError> {
-        let (op, key) = match from {
-            ListPosition::After(k) => (">", k),
-            ListPosition::From(k) => (">=", k),
-        };
-        let sql = format!(
-            "SELECT {} FROM _eddy_objects WHERE bucket = ? AND key {op} ? ORDER BY key LIMIT ?",
-            rows::META_COLUMNS
-        );
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(bucket.as_str())
-            .bind(key)
-            .bind(limit as i64)
-            .fetch_all(self.bus.readers())
-            .await?;
-        found.iter().map(rows::decode).collect()
     }
 }
 

@@ -5,21 +5,22 @@ use std::sync::Arc;
 
 use eddy_bus::{Bus, WriteTx};
 use eddy_core::{BucketName, EventKind, Lineage, NewEvent, ObjectChange, ObjectKey, Source};
-use sqlx::Row;
-use tokio::io::{AsyncRead, AsyncSeekExt};
+use tokio::io::AsyncRead;
 use tokio::sync::RwLock;
 
-use crate::blobs::BlobStore;
+use crate::ObjectError;
+use crate::blobs::{BlobLimits, BlobReader, BlobStore};
+use crate::index::ObjectIndex;
 use crate::model::*;
-use crate::{ObjectError, rows};
 
-/// Buckets and objects of one data directory.
+/// Buckets and objects: their metadata in the platform database, their bytes in a blob store.
 #[derive(Clone)]
 pub struct ObjectStore {
     pub(crate) bus: Bus,
-    pub(crate) blobs: Arc<BlobStore>,
+    pub(crate) index: Arc<dyn ObjectIndex>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
     /// Held for reading by every change that makes metadata point at a blob, from before the
-    /// blob is placed until the metadata commits; held for writing by garbage collection. So a
+    /// blob is written until the metadata commits; held for writing by garbage collection. So a
     /// blob that is about to be referenced is never collected.
     pub(crate) blob_refs: Arc<RwLock<()>>,
 }
@@ -29,7 +30,7 @@ pub struct ObjectBody {
     pub meta: ObjectMeta,
     /// The first byte served (inclusive) and the end (exclusive).
     pub range: (u64, u64),
-    file: tokio::fs::File,
+    reader: BlobReader,
 }
 
 impl ObjectBody {
@@ -43,38 +44,34 @@ impl ObjectBody {
     }
 
     /// A reader of exactly the selected bytes.
-    pub fn into_reader(self) -> impl AsyncRead + Send + Sync + Unpin {
-        use tokio::io::AsyncReadExt;
-        let len = self.len();
-        self.file.take(len)
+    pub fn into_reader(self) -> BlobReader {
+        self.reader
     }
 }
 
 impl ObjectStore {
-    /// Opens the object store of the data directory that `bus` has open.
+    /// Opens the object store of the data directory that `bus` has open: metadata in its
+    /// database, blobs on its disk.
     pub fn open(bus: Bus) -> Result<Self, ObjectError> {
-        let blobs = BlobStore::open(bus.data_dir())?;
-        Ok(Self {
+        let blobs = crate::disk::DiskBlobs::open(bus.data_dir())?;
+        Ok(Self::new(bus, Arc::new(crate::sql::SqlIndex), Arc::new(blobs)))
+    }
+
+    /// An object store over any index and blob store.
+    pub fn new(bus: Bus, index: Arc<dyn ObjectIndex>, blobs: Arc<dyn BlobStore>) -> Self {
+        Self {
             bus,
-            blobs: Arc::new(blobs),
+            index,
+            blobs,
             blob_refs: Arc::new(RwLock::new(())),
-        })
+        }
     }
 
     pub async fn create_bucket(&self, name: &BucketName) -> Result<(), ObjectError> {
-        let name = name.clone();
         self.bus
-            .write(move |tx| {
-                let name = name.clone();
+            .write((self.index.clone(), name.clone()), |tx, (index, name)| {
                 Box::pin(async move {
-                    let inserted = sqlx::query(
-                        "INSERT INTO _eddy_buckets (name, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(name.as_str())
-                    .bind(eddy_bus::now_ms())
-                    .execute(tx.conn())
-                    .await?;
-                    if inserted.rows_affected() == 0 {
+                    if !index.create_bucket(tx, name, eddy_bus::now_ms()).await? {
                         return Err(ObjectError::BucketAlreadyExists(name.to_string()));
                     }
                     Ok(())
@@ -85,34 +82,27 @@ impl ObjectStore {
 
     /// Deletes an empty bucket; unfinished multipart uploads in it are aborted.
     pub async fn delete_bucket(&self, name: &BucketName) -> Result<(), ObjectError> {
-        let name = name.clone();
         self.bus
-            .write(move |tx| {
-                let name = name.clone();
+            .write((self.index.clone(), name.clone()), |tx, (index, name)| {
                 Box::pin(async move {
-                    rows::require_bucket(tx.conn(), &name).await?;
-                    let has_objects: bool = sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM _eddy_objects WHERE bucket = ?)",
-                    )
-                    .bind(name.as_str())
-                    .fetch_one(tx.conn())
-                    .await?;
-                    if has_objects {
+                    require_bucket(index.as_ref(), tx, name).await?;
+                    if index.has_objects(tx, name).await? {
                         return Err(ObjectError::BucketNotEmpty(name.to_string()));
                     }
-                    for sql in [
-                        "DELETE FROM _eddy_uploads WHERE bucket = ?",
-                        "DELETE FROM _eddy_buckets WHERE name = ?",
-                    ] {
-                        sqlx::query(sql)
-                            .bind(name.as_str())
-                            .execute(tx.conn())
-                            .await?;
-                    }
-                    Ok(())
+                    index.delete_bucket(tx, name).await
                 })
             })
             .await
+    }
+
+    pub async fn bucket_exists(&self, name: &BucketName) -> Result<bool, ObjectError> {
+        self.index
+            .bucket_exists(&mut self.bus.readers(), name)
+            .await
+    }
+
+    pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>, ObjectError> {
+        self.index.buckets(&mut self.bus.readers()).await
     }
 
     /// Replaces a bucket's CORS configuration.
@@ -127,24 +117,12 @@ impl ObjectStore {
                 rules.len()
             )));
         }
-        let (bucket, json) = (
-            bucket.clone(),
-            serde_json::to_string(rules).expect("rules serialize"),
-        );
+        let input = (self.index.clone(), bucket.clone(), rules.to_vec());
         self.bus
-            .write(move |tx| {
-                let (bucket, json) = (bucket.clone(), json.clone());
+            .write(input, |tx, (index, bucket, rules)| {
                 Box::pin(async move {
-                    rows::require_bucket(tx.conn(), &bucket).await?;
-                    sqlx::query(
-                        "INSERT INTO _eddy_bucket_cors (bucket, rules) VALUES (?, ?)
-                         ON CONFLICT (bucket) DO UPDATE SET rules = excluded.rules",
-                    )
-                    .bind(bucket.as_str())
-                    .bind(json)
-                    .execute(tx.conn())
-                    .await?;
-                    Ok(())
+                    require_bucket(index.as_ref(), tx, bucket).await?;
+                    index.put_cors(tx, bucket, rules).await
                 })
             })
             .await
@@ -155,54 +133,21 @@ impl ObjectStore {
         &self,
         bucket: &BucketName,
     ) -> Result<Option<Vec<CorsRule>>, ObjectError> {
-        rows::require_bucket(self.bus.readers(), bucket).await?;
-        let json: Option<String> =
-            sqlx::query_scalar("SELECT rules FROM _eddy_bucket_cors WHERE bucket = ?")
-                .bind(bucket.as_str())
-                .fetch_optional(self.bus.readers())
-                .await?;
-        json.map(|j| {
-            serde_json::from_str(&j).map_err(|e| {
-                ObjectError::InvalidRequest(format!("the stored CORS rules cannot be read: {e}"))
-            })
-        })
-        .transpose()
+        let mut db = self.bus.readers();
+        require_bucket(self.index.as_ref(), &mut db, bucket).await?;
+        self.index.cors(&mut db, bucket).await
     }
 
     /// Removes a bucket's CORS configuration (browsers on other origins are refused again).
     pub async fn delete_bucket_cors(&self, bucket: &BucketName) -> Result<(), ObjectError> {
-        let bucket = bucket.clone();
         self.bus
-            .write(move |tx| {
-                let bucket = bucket.clone();
+            .write((self.index.clone(), bucket.clone()), |tx, (index, bucket)| {
                 Box::pin(async move {
-                    rows::require_bucket(tx.conn(), &bucket).await?;
-                    sqlx::query("DELETE FROM _eddy_bucket_cors WHERE bucket = ?")
-                        .bind(bucket.as_str())
-                        .execute(tx.conn())
-                        .await?;
-                    Ok(())
+                    require_bucket(index.as_ref(), tx, bucket).await?;
+                    index.delete_cors(tx, bucket).await
                 })
             })
             .await
-    }
-
-    pub async fn bucket_exists(&self, name: &BucketName) -> Result<bool, ObjectError> {
-        rows::bucket_exists(self.bus.readers(), name).await
-    }
-
-    pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>, ObjectError> {
-        let rows = sqlx::query("SELECT name, created_ms FROM _eddy_buckets ORDER BY name")
-            .fetch_all(self.bus.readers())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(BucketInfo {
-                    name: BucketName::new(r.try_get::<String, _>("name")?)?,
-                    created_ms: r.try_get("created_ms")?,
-                })
-            })
-            .collect()
     }
 
     /// Streams `body` into a new version of `bucket/key` and commits it with its
@@ -215,17 +160,14 @@ impl ObjectStore {
         opts: PutOptions,
     ) -> Result<ObjectMeta, ObjectError> {
         // Fail before reading a possibly large body.
-        rows::require_bucket(self.bus.readers(), bucket).await?;
-        let limit = opts.max_size.unwrap_or(MAX_PUT_BYTES);
-        let staged = self.blobs.stage(body, limit, opts.content_md5).await?;
-        if let Some(min) = opts.min_size.filter(|min| staged.info.size < *min) {
-            return Err(ObjectError::TooSmall {
-                size: staged.info.size,
-                min,
-            });
-        }
+        require_bucket(self.index.as_ref(), &mut self.bus.readers(), bucket).await?;
+        let limits = BlobLimits {
+            max: opts.max_size.unwrap_or(MAX_PUT_BYTES),
+            min: opts.min_size.unwrap_or(0),
+            md5: opts.content_md5,
+        };
         let _refs = self.blob_refs.read().await;
-        let blob = self.blobs.place(staged).await?;
+        let blob = self.blobs.write(body, &limits).await?;
         let meta = draft(
             bucket,
             key,
@@ -247,13 +189,15 @@ impl ObjectStore {
         lineage: Lineage,
     ) -> Result<ObjectMeta, ObjectError> {
         self.bus
-            .write(move |tx| {
-                let (meta, lineage) = (meta.clone(), lineage.clone());
-                Box::pin(async move {
-                    rows::require_bucket(tx.conn(), &meta.bucket).await?;
-                    commit_in(tx, meta, kind, lineage).await
-                })
-            })
+            .write(
+                (self.index.clone(), meta, lineage),
+                move |tx, (index, meta, lineage)| {
+                    Box::pin(async move {
+                        require_bucket(index.as_ref(), tx, &meta.bucket).await?;
+                        commit_in(index.as_ref(), tx, meta.clone(), kind, lineage.clone()).await
+                    })
+                },
+            )
             .await
     }
 
@@ -262,20 +206,10 @@ impl ObjectStore {
         bucket: &BucketName,
         key: &ObjectKey,
     ) -> Result<ObjectMeta, ObjectError> {
-        match rows::get(self.bus.readers(), bucket, key).await? {
+        let mut db = self.bus.readers();
+        match self.index.object(&mut db, bucket, key).await? {
             Some(meta) => Ok(meta),
-            None => Err(self.missing(bucket, key).await),
-        }
-    }
-
-    /// The NoSuchBucket or NoSuchKey error for a key that was not found.
-    async fn missing(&self, bucket: &BucketName, key: &ObjectKey) -> ObjectError {
-        match rows::require_bucket(self.bus.readers(), bucket).await {
-            Err(e) => e,
-            Ok(()) => ObjectError::NoSuchKey {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-            },
+            None => Err(missing(self.index.as_ref(), &mut db, bucket, key).await),
         }
     }
 
@@ -293,20 +227,11 @@ impl ObjectStore {
                 .resolve(meta.size)
                 .ok_or(ObjectError::InvalidRange { size: meta.size })?,
         };
-        let path = self.blobs.path(&meta.sha256);
-        // An open file keeps its bytes even if garbage collection unlinks the blob meanwhile.
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| ObjectError::io(&path, e))?;
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(|e| ObjectError::io(&path, e))?;
-        }
+        let reader = self.blobs.read(&meta.sha256, start, end - start).await?;
         Ok(ObjectBody {
             meta,
             range: (start, end),
-            file,
+            reader,
         })
     }
 
@@ -318,22 +243,21 @@ impl ObjectStore {
         key: &ObjectKey,
         lineage: Lineage,
     ) -> Result<Option<Removed>, ObjectError> {
-        let (bucket, key) = (bucket.clone(), key.clone());
+        let input = (self.index.clone(), bucket.clone(), key.clone(), lineage);
         self.bus
-            .write(move |tx| {
-                let (bucket, key, lineage) = (bucket.clone(), key.clone(), lineage.clone());
+            .write(input, |tx, (index, bucket, key, lineage)| {
                 Box::pin(async move {
-                    rows::require_bucket(tx.conn(), &bucket).await?;
-                    let Some(old) = rows::get(tx.conn(), &bucket, &key).await? else {
+                    require_bucket(index.as_ref(), tx, bucket).await?;
+                    let Some(old) = index.object(tx, bucket, key).await? else {
                         return Ok(None);
                     };
-                    sqlx::query("DELETE FROM _eddy_objects WHERE bucket = ? AND key = ?")
-                        .bind(bucket.as_str())
-                        .bind(key.as_str())
-                        .execute(tx.conn())
-                        .await?;
+                    index.delete_object(tx, bucket, key).await?;
                     let event = tx
-                        .append(object_event(&old, EventKind::ObjectRemovedDelete, lineage))
+                        .append(object_event(
+                            &old,
+                            EventKind::ObjectRemovedDelete,
+                            lineage.clone(),
+                        ))
                         .await?;
                     Ok(Some(Removed {
                         old,
@@ -357,40 +281,44 @@ impl ObjectStore {
                 "copying an object onto itself must change its metadata (use the REPLACE directive)".into(),
             ));
         }
-        let (src_bucket, src_key) = (src.0.clone(), src.1.clone());
-        let (dst_bucket, dst_key) = (dst.0.clone(), dst.1.clone());
         let _refs = self.blob_refs.read().await;
+        let input = (
+            self.index.clone(),
+            (src.0.clone(), src.1.clone()),
+            (dst.0.clone(), dst.1.clone()),
+            directive,
+            lineage,
+        );
         self.bus
-            .write(move |tx| {
-                let (src_bucket, src_key, dst_bucket, dst_key, directive, lineage) = (
-                    src_bucket.clone(),
-                    src_key.clone(),
-                    dst_bucket.clone(),
-                    dst_key.clone(),
-                    directive.clone(),
-                    lineage.clone(),
-                );
+            .write(input, |tx, (index, src, dst, directive, lineage)| {
                 Box::pin(async move {
-                    rows::require_bucket(tx.conn(), &src_bucket).await?;
-                    rows::require_bucket(tx.conn(), &dst_bucket).await?;
-                    let source = rows::get_or_missing(tx.conn(), &src_bucket, &src_key).await?;
+                    let index = index.as_ref();
+                    require_bucket(index, tx, &src.0).await?;
+                    require_bucket(index, tx, &dst.0).await?;
+                    let source = index
+                        .object(tx, &src.0, &src.1)
+                        .await?
+                        .ok_or_else(|| ObjectError::NoSuchKey {
+                            bucket: src.0.to_string(),
+                            key: src.1.to_string(),
+                        })?;
                     let (content_type, user_meta) = match directive {
                         MetadataDirective::Copy => (source.content_type, source.user_meta),
                         MetadataDirective::Replace {
                             content_type,
                             user_meta,
-                        } => (content_type, user_meta),
+                        } => (content_type.clone(), user_meta.clone()),
                     };
                     let meta = draft(
-                        &dst_bucket,
-                        &dst_key,
+                        &dst.0,
+                        &dst.1,
                         source.size,
                         source.etag,
                         source.sha256,
                         content_type,
                         user_meta,
                     );
-                    commit_in(tx, meta, EventKind::ObjectCreatedCopy, lineage).await
+                    commit_in(index, tx, meta, EventKind::ObjectCreatedCopy, lineage.clone()).await
                 })
             })
             .await
@@ -399,31 +327,56 @@ impl ObjectStore {
     /// Removes blobs that no object and no multipart part refers to.
     pub async fn collect_garbage(&self) -> Result<GcReport, ObjectError> {
         let _exclusive = self.blob_refs.write().await;
-        let referenced: std::collections::HashSet<String> = sqlx::query_scalar(
-            "SELECT sha256 FROM _eddy_objects UNION SELECT sha256 FROM _eddy_upload_parts",
-        )
-        .fetch_all(self.bus.readers())
-        .await?
-        .into_iter()
-        .collect();
-        let blobs = self.blobs.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut report = GcReport::default();
-            for blob in blobs.list()? {
-                if !referenced.contains(&blob) {
-                    report.bytes_removed += blobs.remove(&blob)?;
-                    report.blobs_removed += 1;
-                }
+        let referenced = self.index.referenced_blobs(&mut self.bus.readers()).await?;
+        let mut report = GcReport::default();
+        for blob in self.blobs.list().await? {
+            if !referenced.contains(&blob) {
+                report.bytes_removed += self.blobs.remove(&blob).await?;
+                report.blobs_removed += 1;
             }
-            Ok(report)
-        })
-        .await
-        .expect("garbage collection task panicked")
+        }
+        Ok(report)
     }
 
-    /// The path of an object's blob, for tests and tools that check the store from outside.
-    pub fn blob_path(&self, meta: &ObjectMeta) -> std::path::PathBuf {
-        self.blobs.path(&meta.sha256)
+    /// All the bytes of an object's blob (for tools and tests that check the store).
+    pub async fn blob_bytes(&self, meta: &ObjectMeta) -> Result<Vec<u8>, ObjectError> {
+        use tokio::io::AsyncReadExt;
+        let mut reader = self.blobs.read(&meta.sha256, 0, meta.size).await?;
+        let mut bytes = Vec::with_capacity(meta.size as usize);
+        reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(ObjectError::Body)?;
+        Ok(bytes)
+    }
+}
+
+/// `Ok` when the bucket exists, `NoSuchBucket` otherwise.
+pub(crate) async fn require_bucket(
+    index: &dyn ObjectIndex,
+    db: &mut dyn eddy_bus::sql::Sql,
+    bucket: &BucketName,
+) -> Result<(), ObjectError> {
+    if index.bucket_exists(db, bucket).await? {
+        Ok(())
+    } else {
+        Err(ObjectError::NoSuchBucket(bucket.to_string()))
+    }
+}
+
+/// The NoSuchBucket or NoSuchKey error for a key that was not found.
+async fn missing(
+    index: &dyn ObjectIndex,
+    db: &mut dyn eddy_bus::sql::Sql,
+    bucket: &BucketName,
+    key: &ObjectKey,
+) -> ObjectError {
+    match require_bucket(index, db, bucket).await {
+        Err(e) => e,
+        Ok(()) => ObjectError::NoSuchKey {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        },
     }
 }
 
@@ -452,6 +405,7 @@ pub(crate) fn draft(
 
 /// Appends the version's event and writes its metadata, in the caller's transaction.
 pub(crate) async fn commit_in(
+    index: &dyn ObjectIndex,
     tx: &mut WriteTx,
     mut meta: ObjectMeta,
     kind: EventKind,
@@ -460,7 +414,7 @@ pub(crate) async fn commit_in(
     let event = tx.append(object_event(&meta, kind, lineage)).await?;
     meta.sequencer = event.seq;
     meta.last_modified_ms = event.time_ms;
-    rows::upsert(tx.conn(), &meta).await?;
+    index.put_object(tx, &meta).await?;
     Ok(meta)
 }
 

@@ -16,6 +16,7 @@ pub fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -114,7 +115,7 @@ pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
         E::InvalidRequest(_) => C::InvalidRequest,
         E::Body(_) => C::IncompleteBody,
         E::Bus(_) | E::Io { .. } => match error.kind() {
-            ErrorKind::Unavailable => C::ServiceUnavailable,
+            ErrorKind::Unavailable | ErrorKind::StorageFull => C::ServiceUnavailable,
             _ => {
                 tracing::error!(%error, "internal error");
                 return s3s::S3Error::with_message(

@@ -54,12 +54,6 @@ pub enum TableError {
     Bus(#[from] BusError),
 }
 
-impl From<sqlx::Error> for TableError {
-    fn from(e: sqlx::Error) -> Self {
-        TableError::Bus(BusError::Database(e))
-    }
-}
-
 impl Classify for TableError {
     fn kind(&self) -> ErrorKind {
         use TableError::*;

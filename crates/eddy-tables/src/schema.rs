@@ -1,30 +1,38 @@
 //! The SQL that realises a table schema, and what may change between two declarations of one
 //! table.
 
+use eddy_bus::sql::Dialect;
 use eddy_core::schema::list;
 use eddy_core::{Column, ColumnName, ColumnType, TableSchema};
 
 #[cfg(test)]
 use eddy_core::TableName;
 
-pub(crate) fn create_sql(schema: &TableSchema) -> String {
-    let mut defs: Vec<String> = schema.columns().iter().map(column_sql).collect();
+/// The statement that creates a table for `schema`: a SQLite `STRICT` table, or a PostgreSQL
+/// table of typed columns (text keys in byte order, as S3 and SQLite sort).
+pub(crate) fn create_sql(schema: &TableSchema, dialect: Dialect) -> String {
+    let mut defs: Vec<String> = schema
+        .columns()
+        .iter()
+        .map(|c| column_sql(c, dialect, schema.is_key(c.name.as_str())))
+        .collect();
     defs.push(format!(
         "PRIMARY KEY ({})",
         quote_list(schema.primary_key().iter())
     ));
+    let strict = if dialect == Dialect::Sqlite { " STRICT" } else { "" };
     format!(
-        "CREATE TABLE {} ({}) STRICT",
+        "CREATE TABLE {} ({}){strict}",
         quote(schema.name().as_str()),
         defs.join(", ")
     )
 }
 
-pub(crate) fn add_column_sql(schema: &TableSchema, column: &Column) -> String {
+pub(crate) fn add_column_sql(schema: &TableSchema, column: &Column, dialect: Dialect) -> String {
     format!(
         "ALTER TABLE {} ADD COLUMN {}",
         quote(schema.name().as_str()),
-        column_sql(column)
+        column_sql(column, dialect, false)
     )
 }
 
@@ -83,14 +91,26 @@ fn nullability(nullable: bool) -> &'static str {
     if nullable { "nullable" } else { "not nullable" }
 }
 
-fn column_sql(c: &Column) -> String {
+fn column_sql(c: &Column, dialect: Dialect, key: bool) -> String {
     let name = quote(c.name.as_str());
-    let (sql_type, check) = match c.ty {
-        ColumnType::Text => ("TEXT", None),
-        ColumnType::Integer => ("INTEGER", None),
-        ColumnType::Real => ("REAL", None),
-        ColumnType::Boolean => ("INTEGER", Some(format!("CHECK ({name} IN (0, 1))"))),
-        ColumnType::Json => ("TEXT", Some(format!("CHECK (json_valid({name}))"))),
+    let (sql_type, check) = match (dialect, c.ty) {
+        (Dialect::Sqlite, ColumnType::Text) => ("TEXT", None),
+        (Dialect::Sqlite, ColumnType::Integer) => ("INTEGER", None),
+        (Dialect::Sqlite, ColumnType::Real) => ("REAL", None),
+        (Dialect::Sqlite, ColumnType::Boolean) => {
+            ("INTEGER", Some(format!("CHECK ({name} IN (0, 1))")))
+        }
+        (Dialect::Sqlite, ColumnType::Json) => {
+            ("TEXT", Some(format!("CHECK (json_valid({name}))")))
+        }
+        (Dialect::Postgres, ColumnType::Text) if key => ("TEXT COLLATE \"C\"", None),
+        (Dialect::Postgres, ColumnType::Text) => ("TEXT", None),
+        (Dialect::Postgres, ColumnType::Integer) => ("BIGINT", None),
+        (Dialect::Postgres, ColumnType::Real) => ("DOUBLE PRECISION", None),
+        (Dialect::Postgres, ColumnType::Boolean) => {
+            ("SMALLINT", Some(format!("CHECK ({name} IN (0, 1))")))
+        }
+        (Dialect::Postgres, ColumnType::Json) => ("JSONB", None),
     };
     let mut sql = format!("{name} {sql_type}");
     if !c.nullable {
@@ -154,7 +174,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            create_sql(&s),
+            create_sql(&s, Dialect::Sqlite),
             "CREATE TABLE \"orders\" (\"id\" INTEGER NOT NULL, \"done\" INTEGER CHECK (\"done\" IN (0, 1)), \
              \"meta\" TEXT CHECK (json_valid(\"meta\")), PRIMARY KEY (\"id\")) STRICT"
         );

@@ -5,15 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use eddy_bus::{Bus, WriteTx};
-use eddy_core::{EventKind, Lineage, NewEvent, RowChange, Source, TableName};
+use eddy_core::{EventKind, Lineage, NewEvent, RowChange, Source, TableName, TableSchema};
 use serde_json::Value;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Row as _, SqliteConnection};
 
 use crate::TableError;
-use crate::schema::{add_column_sql, create_sql, migration, quote, quote_list};
-use crate::values::{Key, Row, SqlValue, decode_row, encode, encode_row, normalize};
-use eddy_core::TableSchema;
+use crate::schema::migration;
+use crate::sql::{SqlRows, TableRows, filter_value};
+use crate::values::{Key, Row, encode, encode_row, normalize};
 
 /// The most rows one batch insert takes.
 pub const MAX_BATCH_ROWS: usize = 1000;
@@ -62,29 +60,28 @@ pub struct Page {
 #[derive(Clone)]
 pub struct TableStore {
     bus: Bus,
+    rows: Arc<dyn TableRows>,
     /// Every declared schema. Schemas change only through [`TableStore::declare`], which
     /// updates this after its commit.
     schemas: Arc<RwLock<HashMap<TableName, Arc<TableSchema>>>>,
 }
 
 impl TableStore {
+    /// The tables of the platform database that `bus` has open.
     pub async fn open(bus: Bus) -> Result<Self, TableError> {
-        let stored = sqlx::query("SELECT name, schema FROM _eddy_tables")
-            .fetch_all(bus.readers())
-            .await?;
-        let mut schemas = HashMap::new();
-        for row in stored {
-            let schema: TableSchema =
-                serde_json::from_str(row.try_get("schema")?).map_err(|e| {
-                    TableError::CorruptCatalog {
-                        table: row.try_get("name").unwrap_or_default(),
-                        reason: e.to_string(),
-                    }
-                })?;
-            schemas.insert(schema.name().clone(), Arc::new(schema));
-        }
+        Self::new(bus, Arc::new(SqlRows)).await
+    }
+
+    /// The tables a [`TableRows`] backend holds.
+    pub async fn new(bus: Bus, rows: Arc<dyn TableRows>) -> Result<Self, TableError> {
+        let declared = rows.catalog(&mut bus.readers()).await?;
+        let schemas = declared
+            .into_iter()
+            .map(|d| (d.schema.name().clone(), Arc::new(d.schema)))
+            .collect();
         Ok(Self {
             bus,
+            rows,
             schemas: Arc::new(RwLock::new(schemas)),
         })
     }
@@ -93,8 +90,8 @@ impl TableStore {
     /// Any change that would lose or reinterpret data is refused with the reasons.
     pub async fn declare(&self, schema: TableSchema) -> Result<Declared, TableError> {
         let existing = self.schema(schema.name()).ok();
-        let (outcome, stored) = match existing {
-            None => (Declared::Created, schema),
+        let (outcome, stored, added) = match existing {
+            None => (Declared::Created, schema, Vec::new()),
             Some(old) => match migration(&old, &schema) {
                 Ok(added) if added.is_empty() => return Ok(Declared::Unchanged),
                 Ok(added) => (
@@ -102,6 +99,7 @@ impl TableStore {
                         added: added.iter().map(|c| c.name.to_string()).collect(),
                     },
                     old.with_added_columns(&added)?,
+                    added,
                 ),
                 Err(changes) => {
                     return Err(TableError::DestructiveChange {
@@ -111,36 +109,17 @@ impl TableStore {
                 }
             },
         };
-        let ddl: Vec<String> = match &outcome {
-            Declared::Created => vec![create_sql(&stored)],
-            _ => stored
-                .columns()
-                .iter()
-                .filter(|c| outcome_adds(&outcome, c.name.as_str()))
-                .map(|c| add_column_sql(&stored, c))
-                .collect(),
-        };
-        let record = serde_json::to_string(&stored).expect("schemas serialize");
-        let name = stored.name().to_string();
-        self.bus
-            .write(move |tx| {
-                let (ddl, name, record) = (ddl.clone(), name.clone(), record.clone());
+        let input = (self.rows.clone(), stored, added);
+        let stored = self
+            .bus
+            .write(input, |tx, (rows, stored, added)| {
                 Box::pin(async move {
-                    for statement in ddl {
-                        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-                            .execute(tx.conn())
-                            .await?;
+                    if added.is_empty() {
+                        rows.create(tx, stored, eddy_bus::now_ms()).await?;
+                    } else {
+                        rows.add_columns(tx, stored, added).await?;
                     }
-                    sqlx::query(
-                        "INSERT INTO _eddy_tables (name, schema, created_ms) VALUES (?, ?, ?)
-                         ON CONFLICT (name) DO UPDATE SET schema = excluded.schema",
-                    )
-                    .bind(name)
-                    .bind(record)
-                    .bind(eddy_bus::now_ms())
-                    .execute(tx.conn())
-                    .await?;
-                    Ok::<_, TableError>(())
+                    Ok::<_, TableError>(stored.clone())
                 })
             })
             .await?;
@@ -164,12 +143,11 @@ impl TableStore {
     /// When each table was first declared (milliseconds since the Unix epoch), by name: the
     /// time DynamoDB-Streams records name their stream by.
     pub async fn created(&self) -> Result<HashMap<String, i64>, TableError> {
-        let rows = sqlx::query("SELECT name, created_ms FROM _eddy_tables")
-            .fetch_all(self.bus.readers())
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("name")?, r.try_get("created_ms")?)))
-            .collect()
+        let declared = self.rows.catalog(&mut self.bus.readers()).await?;
+        Ok(declared
+            .into_iter()
+            .map(|d| (d.schema.name().to_string(), d.created_ms))
+            .collect())
     }
 
     /// Every declared table's schema, by name.
@@ -211,15 +189,16 @@ impl TableStore {
                 ))
             })
             .collect::<Result<Vec<_>, TableError>>()?;
+        let input = (self.rows.clone(), schema, checked, lineage);
         self.bus
-            .write(move |tx| {
-                let (checked, schema, lineage) = (checked.clone(), schema.clone(), lineage.clone());
+            .write(input, |tx, (rows, schema, checked, lineage)| {
                 Box::pin(async move {
                     let mut changes = Vec::with_capacity(checked.len());
                     for (key, row, values) in checked {
-                        insert_row(tx.conn(), &schema, &key, values).await?;
+                        rows.insert(tx, schema, key, values.clone()).await?;
                         changes.push(
-                            record(tx, &schema, &key, None, Some(row), lineage.clone()).await?,
+                            record(tx, schema, key, None, Some(row.clone()), lineage.clone())
+                                .await?,
                         );
                     }
                     Ok(changes)
@@ -240,23 +219,17 @@ impl TableStore {
         let values = encode_row(&schema, &row)?;
         let key = Key::of_row(&schema, &row)?;
         let row = normalize(&schema, &row);
+        let input = (self.rows.clone(), schema, key, values, row, lineage);
         self.bus
-            .write(move |tx| {
-                let (schema, key, values, row, lineage) = (
-                    schema.clone(),
-                    key.clone(),
-                    values.clone(),
-                    row.clone(),
-                    lineage.clone(),
-                );
+            .write(input, |tx, (rows, schema, key, values, row, lineage)| {
                 Box::pin(async move {
-                    let old = select(tx.conn(), &schema, &key).await?;
+                    let old = rows.get(tx, schema, key).await?;
                     match &old {
-                        None => insert_row(tx.conn(), &schema, &key, values).await?,
-                        Some(old) if *old == row => return Ok(unchanged(old)),
-                        Some(_) => update_row(tx.conn(), &schema, &key, values).await?,
+                        None => rows.insert(tx, schema, key, values.clone()).await?,
+                        Some(old) if old == row => return Ok(unchanged(old)),
+                        Some(_) => rows.update(tx, schema, key, values.clone()).await?,
                     }
-                    record(tx, &schema, &key, old, Some(row), lineage).await
+                    record(tx, schema, key, old, Some(row.clone()), lineage.clone()).await
                 })
             })
             .await
@@ -283,22 +256,23 @@ impl TableStore {
                 });
             }
         }
+        let input = (self.rows.clone(), schema, key, patch, lineage);
         self.bus
-            .write(move |tx| {
-                let (schema, key, patch, lineage) =
-                    (schema.clone(), key.clone(), patch.clone(), lineage.clone());
+            .write(input, |tx, (rows, schema, key, patch, lineage)| {
                 Box::pin(async move {
-                    let old = select(tx.conn(), &schema, &key)
+                    let old = rows
+                        .get(tx, schema, key)
                         .await?
                         .ok_or_else(|| TableError::NoSuchRow(key.to_string()))?;
                     let mut merged = old.clone();
-                    merged.extend(patch);
-                    let merged = normalize(&schema, &merged);
+                    merged.extend(patch.clone());
+                    let merged = normalize(schema, &merged);
                     if merged == old {
                         return Ok(unchanged(&old));
                     }
-                    update_row(tx.conn(), &schema, &key, encode_row(&schema, &merged)?).await?;
-                    record(tx, &schema, &key, Some(old), Some(merged), lineage).await
+                    rows.update(tx, schema, key, encode_row(schema, &merged)?)
+                        .await?;
+                    record(tx, schema, key, Some(old), Some(merged), lineage.clone()).await
                 })
             })
             .await
@@ -313,25 +287,16 @@ impl TableStore {
         lineage: Lineage,
     ) -> Result<Option<Change>, TableError> {
         let schema = self.schema(table)?;
+        let input = (self.rows.clone(), schema, key, lineage);
         self.bus
-            .write(move |tx| {
-                let (schema, key, lineage) = (schema.clone(), key.clone(), lineage.clone());
+            .write(input, |tx, (rows, schema, key, lineage)| {
                 Box::pin(async move {
-                    let Some(old) = select(tx.conn(), &schema, &key).await? else {
+                    let Some(old) = rows.get(tx, schema, key).await? else {
                         return Ok(None);
                     };
-                    let sql = format!(
-                        "DELETE FROM {} WHERE {}",
-                        quote(schema.name().as_str()),
-                        key_match(&schema)
-                    );
-                    let mut args = SqliteArguments::default();
-                    key.bind_all(&schema, &mut args);
-                    sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-                        .execute(tx.conn())
-                        .await?;
+                    rows.delete(tx, schema, key).await?;
                     Ok(Some(
-                        record(tx, &schema, &key, Some(old), None, lineage).await?,
+                        record(tx, schema, key, Some(old), None, lineage.clone()).await?,
                     ))
                 })
             })
@@ -341,8 +306,7 @@ impl TableStore {
     /// The row with `key`, if there is one.
     pub async fn get(&self, table: &TableName, key: &Key) -> Result<Option<Row>, TableError> {
         let schema = self.schema(table)?;
-        let mut conn = self.bus.readers().acquire().await?;
-        select(&mut conn, &schema, key).await
+        self.rows.get(&mut self.bus.readers(), &schema, key).await
     }
 
     /// Rows in key order that equal every filter, a page at a time.
@@ -352,55 +316,21 @@ impl TableStore {
             0 => 100,
             n => n.min(MAX_PAGE_ROWS),
         };
-        let mut clauses = Vec::new();
-        let mut args = SqliteArguments::default();
-        for (column, value) in &query.filters {
-            let col = schema
-                .column(column)
-                .ok_or_else(|| TableError::UnknownColumn {
-                    table: schema.name().to_string(),
-                    column: column.chars().take(64).collect(),
-                    accepted: schema.column_list(),
-                })?;
-            if value.is_null() {
-                clauses.push(format!("{} IS NULL", quote(column)));
-                continue;
-            }
-            if col.ty == crate::ColumnType::Json {
-                return Err(TableError::InvalidQuery(format!(
-                    "column {column:?} holds JSON and cannot be filtered by equality; filter on a text, integer, real or boolean column"
-                )));
-            }
-            clauses.push(format!("{} = ?", quote(column)));
-            encode(col, value)?.bind(&mut args);
-        }
-        if let Some(after) = &query.after {
-            clauses.push(format!(
-                "({}) > ({})",
-                quote_list(schema.primary_key().iter()),
-                placeholders(schema.primary_key().len())
-            ));
-            after.bind_all(&schema, &mut args);
-        }
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {} FROM {} {filter} ORDER BY {} LIMIT {}",
-            quote_list(schema.columns().iter().map(|c| &c.name)),
-            quote(schema.name().as_str()),
-            quote_list(schema.primary_key().iter()),
-            limit + 1
-        );
-        let found = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-            .fetch_all(self.bus.readers())
-            .await?;
-        let mut rows = found
+        let filters = query
+            .filters
             .iter()
-            .map(|r| decode_row(&schema, r))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(column, value)| Ok((column.clone(), filter_value(&schema, column, value)?)))
+            .collect::<Result<Vec<_>, TableError>>()?;
+        let mut rows = self
+            .rows
+            .list(
+                &mut self.bus.readers(),
+                &schema,
+                &filters,
+                query.after.as_ref(),
+                limit + 1,
+            )
+            .await?;
         let next = if rows.len() > limit {
             rows.truncate(limit);
             Some(Key::of_row(
@@ -412,10 +342,6 @@ impl TableStore {
         };
         Ok(Page { rows, next })
     }
-}
-
-fn outcome_adds(outcome: &Declared, column: &str) -> bool {
-    matches!(outcome, Declared::Migrated { added } if added.iter().any(|a| a == column))
 }
 
 fn into_row(value: Value) -> Result<Row, TableError> {
@@ -437,96 +363,8 @@ fn unchanged(row: &Row) -> Change {
     }
 }
 
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-fn key_match(schema: &TableSchema) -> String {
-    schema
-        .primary_key()
-        .iter()
-        .map(|k| format!("{} = ?", quote(k.as_str())))
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-async fn select(
-    conn: &mut SqliteConnection,
-    schema: &TableSchema,
-    key: &Key,
-) -> Result<Option<Row>, TableError> {
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {}",
-        quote_list(schema.columns().iter().map(|c| &c.name)),
-        quote(schema.name().as_str()),
-        key_match(schema)
-    );
-    let mut args = SqliteArguments::default();
-    key.bind_all(schema, &mut args);
-    let row = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-        .fetch_optional(conn)
-        .await?;
-    row.as_ref().map(|r| decode_row(schema, r)).transpose()
-}
-
-async fn insert_row(
-    conn: &mut SqliteConnection,
-    schema: &TableSchema,
-    key: &Key,
-    values: Vec<SqlValue>,
-) -> Result<(), TableError> {
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        quote(schema.name().as_str()),
-        quote_list(schema.columns().iter().map(|c| &c.name)),
-        placeholders(values.len())
-    );
-    let mut args = SqliteArguments::default();
-    values.into_iter().for_each(|v| v.bind(&mut args));
-    match sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-        .execute(conn)
-        .await
-    {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(TableError::KeyExists(key.to_string()))
-        }
-        other => other.map(|_| ()).map_err(Into::into),
-    }
-}
-
-async fn update_row(
-    conn: &mut SqliteConnection,
-    schema: &TableSchema,
-    key: &Key,
-    values: Vec<SqlValue>,
-) -> Result<(), TableError> {
-    let mut sets = Vec::new();
-    let mut args = SqliteArguments::default();
-    for (column, value) in schema.columns().iter().zip(values) {
-        if !schema.is_key(column.name.as_str()) {
-            sets.push(format!("{} = ?", quote(column.name.as_str())));
-            value.bind(&mut args);
-        }
-    }
-    if sets.is_empty() {
-        // Only key columns: nothing to set, and an unchanged row was handled by the caller.
-        return Ok(());
-    }
-    key.bind_all(schema, &mut args);
-    let sql = format!(
-        "UPDATE {} SET {} WHERE {}",
-        quote(schema.name().as_str()),
-        sets.join(", "),
-        key_match(schema)
-    );
-    sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Appends the change's event in the caller's transaction.
-async fn record(
+pub(crate) async fn record(
     tx: &mut WriteTx,
     schema: &TableSchema,
     key: &Key,

@@ -1,36 +1,14 @@
-//! Values: JSON in, checked against the column's type, bound as SQL parameters (never spliced
-//! into SQL), and read back as the same JSON.
+//! Values: JSON in, checked against the column's type, bound as statement arguments (never
+//! spliced into SQL), and read back as the same JSON.
 
+use eddy_bus::sql::Value as SqlValue;
 use serde_json::{Map, Number, Value};
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Row as _};
 
 use crate::TableError;
 use eddy_core::{Column, ColumnType, TableSchema};
 
 /// A row: column names to JSON values.
 pub type Row = Map<String, Value>;
-
-/// A value ready to bind.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum SqlValue {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(String),
-}
-
-impl SqlValue {
-    pub(crate) fn bind(self, args: &mut SqliteArguments) {
-        let result = match self {
-            SqlValue::Null => args.add(Option::<i64>::None),
-            SqlValue::Int(i) => args.add(i),
-            SqlValue::Real(r) => args.add(r),
-            SqlValue::Text(t) => args.add(t),
-        };
-        result.expect("SQLite arguments of these types always encode");
-    }
-}
 
 /// Checks a JSON value against a column and converts it for binding.
 pub(crate) fn encode(column: &Column, value: &Value) -> Result<SqlValue, TableError> {
@@ -52,7 +30,7 @@ pub(crate) fn encode(column: &Column, value: &Value) -> Result<SqlValue, TableEr
         ColumnType::Text => SqlValue::Text(value.as_str().ok_or_else(wrong)?.to_string()),
         ColumnType::Integer => SqlValue::Int(value.as_i64().ok_or_else(wrong)?),
         ColumnType::Real => SqlValue::Real(value.as_f64().ok_or_else(wrong)?),
-        ColumnType::Boolean => SqlValue::Int(i64::from(value.as_bool().ok_or_else(wrong)?)),
+        ColumnType::Boolean => SqlValue::from(value.as_bool().ok_or_else(wrong)?),
         ColumnType::Json => SqlValue::Text(value.to_string()),
     })
 }
@@ -123,22 +101,20 @@ pub(crate) fn normalize(schema: &TableSchema, row: &Row) -> Row {
         .collect()
 }
 
-/// Reads a stored row back as JSON.
-pub(crate) fn decode_row(schema: &TableSchema, row: &SqliteRow) -> Result<Row, TableError> {
+/// Reads a stored row (its columns in schema order) back as JSON.
+pub(crate) fn decode_row(schema: &TableSchema, row: &eddy_bus::sql::Row) -> Result<Row, TableError> {
     let mut out = Map::with_capacity(schema.columns().len());
     for (i, c) in schema.columns().iter().enumerate() {
         let value = match c.ty {
-            ColumnType::Text => row.try_get::<Option<String>, _>(i)?.map(Value::String),
-            ColumnType::Integer => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
+            ColumnType::Text => row.at::<Option<String>>(i)?.map(Value::String),
+            ColumnType::Integer => row.at::<Option<i64>>(i)?.map(Value::from),
             ColumnType::Real => row
-                .try_get::<Option<f64>, _>(i)?
+                .at::<Option<f64>>(i)?
                 .and_then(Number::from_f64)
                 .map(Value::Number),
-            ColumnType::Boolean => row
-                .try_get::<Option<i64>, _>(i)?
-                .map(|b| Value::Bool(b != 0)),
+            ColumnType::Boolean => row.at::<Option<bool>>(i)?.map(Value::Bool),
             ColumnType::Json => row
-                .try_get::<Option<String>, _>(i)?
+                .at::<Option<String>>(i)?
                 .map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text))),
         };
         out.insert(c.name.to_string(), value.unwrap_or(Value::Null));
@@ -206,12 +182,13 @@ impl Key {
         &self.0
     }
 
-    pub(crate) fn bind_all(&self, schema: &TableSchema, args: &mut SqliteArguments) {
-        for (column, value) in schema.key_columns().zip(&self.0) {
-            encode(column, value)
-                .expect("checked when the key was made")
-                .bind(args);
-        }
+    /// The key's values as statement arguments, in key order.
+    pub(crate) fn arguments(&self, schema: &TableSchema) -> Vec<SqlValue> {
+        schema
+            .key_columns()
+            .zip(&self.0)
+            .map(|(column, value)| encode(column, value).expect("checked when the key was made"))
+            .collect()
     }
 }
 

@@ -1,0 +1,256 @@
+//! Deliveries, leases, dead letters and invocation records: what the executor keeps durable,
+//! and the trait a backend implements to keep it. The executor calls these inside its own
+//! transactions (`tx`: the writer's; `db`: anything that reads); the storage module (`sql.rs`)
+//! answers them.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use eddy_bus::sql::Sql;
+
+use crate::ExecError;
+
+/// A delivery to create for a matched event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDelivery {
+    pub event_seq: u64,
+    pub event_time_ms: i64,
+    pub trigger: String,
+    pub function: String,
+    pub order_key: Option<String>,
+    /// Set when the delivery is dead from the start (loop protection).
+    pub dead: Option<(DeadReason, String)>,
+    /// Set when the delivery is created leased (its function has room now), until then.
+    pub lease_until: Option<i64>,
+}
+
+/// A delivery that `create` wrote (not one that existed already).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    pub id: i64,
+    pub event_seq: u64,
+    pub trigger: String,
+    pub leased: bool,
+}
+
+/// Why a delivery was dead-lettered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadReason {
+    RetriesExhausted,
+    EventAgeExceeded,
+    RecursionLimit,
+    FunctionMissing,
+    /// The function refused the event (a webhook's 4xx): not retried.
+    Refused,
+}
+
+impl DeadReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::RetriesExhausted => "RetriesExhausted",
+            DeadReason::EventAgeExceeded => "EventAgeExceeded",
+            DeadReason::RecursionLimit => "RecursionLimit",
+            DeadReason::FunctionMissing => "FunctionMissing",
+            DeadReason::Refused => "Refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::RetriesExhausted,
+            Self::EventAgeExceeded,
+            Self::RecursionLimit,
+            Self::FunctionMissing,
+            Self::Refused,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// A delivery a worker holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leased {
+    pub id: i64,
+    pub event_seq: u64,
+    pub event_time_ms: i64,
+    pub trigger: String,
+    pub function: String,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+}
+
+/// A dead-lettered delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub delivery_id: i64,
+    pub event_seq: u64,
+    pub trigger: String,
+    pub function: String,
+    pub reason: DeadReason,
+    pub last_error: Option<String>,
+    pub attempts: u32,
+    pub time_ms: i64,
+}
+
+/// How many deliveries are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub ready: u64,
+    pub leased: u64,
+    pub done: u64,
+    pub dead: u64,
+}
+
+impl DeliveryCounts {
+    pub fn total(&self) -> u64 {
+        self.ready + self.leased + self.done + self.dead
+    }
+}
+
+/// One recorded attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvocationRecord {
+    pub request_id: String,
+    pub function: String,
+    pub delivery_id: Option<i64>,
+    pub event_seq: Option<u64>,
+    pub attempt: u32,
+    pub start_ms: i64,
+    pub duration_us: u64,
+    /// `success`, `error` or `timeout`.
+    pub outcome: String,
+    pub error_type: Option<String>,
+    pub error: Option<String>,
+    pub output: String,
+    pub truncated: bool,
+    /// The function's memory size when it ran.
+    pub memory_mb: u32,
+    /// The duration Lambda would bill: rounded up to the millisecond.
+    pub billed_ms: u64,
+    /// The most memory the function's process held, where measured.
+    pub max_memory_mb: Option<u64>,
+    /// How long starting a worker took, on a cold start.
+    pub init_us: Option<u64>,
+}
+
+/// Invocation records in the order they were recorded, and where the next page starts.
+#[derive(Clone, Debug, Default)]
+pub struct InvocationPage {
+    pub records: Vec<InvocationRecord>,
+    /// Pass as `after` for the records recorded since (the position of the last one here).
+    pub next: i64,
+}
+
+/// What to do with a delivery after an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Settlement {
+    Done,
+    Retry { at_ms: i64, error: String },
+    Dead { reason: DeadReason, error: String },
+}
+
+/// One finished attempt (or a delivery that could not be attempted) to record.
+#[derive(Clone, Debug)]
+pub struct Settle {
+    pub delivery_id: Option<i64>,
+    pub settlement: Settlement,
+    pub record: Option<InvocationRecord>,
+    pub now_ms: i64,
+}
+
+/// Totals of recorded attempts for one function and outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvocationTotals {
+    pub function: String,
+    /// `success`, `error` or `timeout`.
+    pub outcome: String,
+    pub count: u64,
+    pub duration_us: u64,
+    /// Attempts after the first (retries), among `count`.
+    pub retries: u64,
+    /// Billed milliseconds (each attempt's duration rounded up to the millisecond).
+    pub billed_ms: u64,
+    /// Billed milliseconds times the function's memory in MB: what Lambda's GB-seconds count.
+    pub mb_ms: u64,
+}
+
+impl InvocationTotals {
+    /// GB-seconds, as Lambda bills compute: memory in GB (1024 MB) times billed seconds.
+    pub fn gb_seconds(&self) -> f64 {
+        self.mb_ms as f64 / 1024.0 / 1000.0
+    }
+}
+
+
+/// How deliveries are claimed: by whom, until when, and how many of each function's slots are
+/// free (a function absent from `room` gets `default_room`; one absent from `lease_until`
+/// `default_until`).
+#[derive(Clone, Debug, Default)]
+pub struct Claim {
+    pub node: String,
+    pub now_ms: i64,
+    pub limit: u32,
+    pub room: HashMap<String, u32>,
+    pub default_room: u32,
+    pub lease_until: HashMap<String, i64>,
+    pub default_until: i64,
+}
+
+/// Where deliveries and invocation records live.
+///
+/// Concurrency: a function runs at most its `concurrency` invocations at once across every
+/// executor sharing the store. Running attempts hold slots: [`DeliveryStore::take_slots`] takes
+/// them (for a synchronous invocation, or before claiming), [`DeliveryStore::give_back`]
+/// returns them.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync + 'static {
+    /// Records the deliveries matched events make — once per event and trigger, whatever
+    /// happens — in the caller's transaction. Those with `lease_until` are created leased to
+    /// `node`. Returns the deliveries it created (not those that existed).
+    async fn create(&self, tx: &mut dyn Sql, node: &str, deliveries: &[NewDelivery], now_ms: i64) -> Result<Vec<Created>, ExecError>;
+
+    /// Leases due deliveries to `claim.node`: ready, due, and for ordered ones the oldest
+    /// unfinished of their key; at most `claim.room` of each function. Atomic against every
+    /// other claimer.
+    async fn claim(&self, tx: &mut dyn Sql, claim: &Claim) -> Result<Vec<Leased>, ExecError>;
+
+    /// When the earliest ready delivery is due.
+    async fn next_due(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError>;
+
+    /// Returns leases that ran out (whoever held them) to ready.
+    async fn expire(&self, tx: &mut dyn Sql, now_ms: i64) -> Result<u64, ExecError>;
+
+    /// Returns `node`'s own leases to ready (it is starting: none of its attempts runs), and
+    /// expired ones; never another live node's.
+    async fn reclaim(&self, tx: &mut dyn Sql, node: &str, now_ms: i64) -> Result<u64, ExecError>;
+
+    /// Records attempts and moves their deliveries on.
+    async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<(), ExecError>;
+
+    /// Dead letters, oldest first, of one function or all.
+    async fn dead_letters(&self, db: &mut dyn Sql, function: Option<&str>) -> Result<Vec<DeadLetter>, ExecError>;
+
+    /// Sends dead letters back to be delivered afresh (attempts start again): one by id, or
+    /// every one of a function. Returns how many.
+    async fn redrive(&self, tx: &mut dyn Sql, delivery: Option<i64>, function: Option<&str>, now_ms: i64) -> Result<u64, ExecError>;
+
+    async fn counts(&self, db: &mut dyn Sql) -> Result<DeliveryCounts, ExecError>;
+
+    /// When the oldest delivery still waiting (ready or leased) was created, by its event's
+    /// time.
+    async fn oldest_pending_ms(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError>;
+
+    /// Recorded attempts, in the order they were recorded: of one function, or for one event,
+    /// after position `after`.
+    async fn invocations(&self, db: &mut dyn Sql, function: Option<&str>, event_seq: Option<u64>, after: i64, limit: u32) -> Result<InvocationPage, ExecError>;
+
+    /// Recorded attempts, totalled per function and outcome.
+    async fn invocation_totals(&self, db: &mut dyn Sql) -> Result<Vec<InvocationTotals>, ExecError>;
+
+    /// Takes up to `want` of `function`'s free slots (of `capacity`); returns how many.
+    async fn take_slots(&self, function: &str, capacity: u32, want: u32) -> Result<u32, ExecError>;
+
+    /// Returns `n` slots of `function`.
+    async fn give_back(&self, function: &str, n: u32) -> Result<(), ExecError>;
+}

@@ -1,0 +1,213 @@
+//! The dispatcher: follows the journal (woken by each commit, never polling), matches each event
+//! against the triggers, and writes one delivery per match together with its durable cursor,
+//! so a restart neither skips nor repeats an event. Deliveries whose function has a free slot
+//! now are created leased and run at once, with their event in hand.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use eddy_bus::BusError;
+use eddy_core::{Event, Source};
+use eddy_subscriptions::Ordering;
+
+use crate::deliveries::{DeadReason, Leased, NewDelivery};
+use crate::schedule::deliver;
+use crate::{ExecError, INVOKE_TRIGGER, Inner};
+
+/// The journal cursor of the dispatcher.
+pub(crate) const CURSOR: &str = "dispatcher";
+
+pub(crate) async fn dispatch(inner: Arc<Inner>) {
+    let start = match inner.bus.cursor(CURSOR).await {
+        Ok(position) => position.unwrap_or(0),
+        Err(error) => {
+            tracing::error!(%error, "the dispatcher cannot read its cursor; it does not start");
+            return;
+        }
+    };
+    let mut follower = inner.bus.follow(start);
+    let mut stop = inner.stop.subscribe();
+    loop {
+        let events = tokio::select! {
+            events = follower.next() => events,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let events = match events {
+            Ok(events) => events,
+            Err(BusError::WriterStopped) => return,
+            Err(error) => {
+                tracing::error!(%error, "the dispatcher cannot read the journal; trying again");
+                inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
+                continue;
+            }
+        };
+        let wanted = fast_path_candidates(&inner, &events);
+        let mut granted = HashMap::new();
+        for (function, (want, capacity)) in &wanted {
+            let got = inner
+                .store
+                .take_slots(function, *capacity, *want)
+                .await
+                .unwrap_or(0);
+            granted.insert(function.clone(), got);
+        }
+        let deliveries = plan(&inner, &events, granted.clone());
+        let last = events.last().map_or(0, |e| e.seq);
+        // Deliveries and cursor commit together. Until they do, the batch is retried: the
+        // follower has moved on, so giving up would skip these events.
+        let created = loop {
+            let input = (
+                inner.store.clone(),
+                inner.config.node.clone(),
+                deliveries.clone(),
+                inner.clock.now_ms(),
+                last,
+            );
+            let written = inner
+                .bus
+                .write(input, |tx, (store, node, rows, now, last)| {
+                    Box::pin(async move {
+                        let created = store.create(tx, node, rows, *now).await?;
+                        tx.set_cursor(CURSOR, *last).await?;
+                        Ok::<_, ExecError>(created)
+                    })
+                })
+                .await;
+            match written {
+                Ok(created) => break created,
+                Err(ExecError::Bus(BusError::WriterStopped)) => {
+                    give_back_all(&inner, &granted).await;
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the dispatcher cannot record deliveries; trying again");
+                    inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
+                }
+            }
+        };
+        // Deliveries created leased run now, with their events at hand: no lease round, no read.
+        let by_seq: HashMap<u64, Arc<Event>> =
+            events.into_iter().map(|e| (e.seq, Arc::new(e))).collect();
+        let mut started: HashMap<&str, u32> = HashMap::new();
+        for c in created.into_iter().filter(|c| c.leased) {
+            let Some(planned) = deliveries
+                .iter()
+                .find(|d| d.event_seq == c.event_seq && d.trigger == c.trigger)
+            else {
+                continue;
+            };
+            *started.entry(planned.function.as_str()).or_default() += 1;
+            let leased = Leased {
+                id: c.id,
+                event_seq: c.event_seq,
+                event_time_ms: planned.event_time_ms,
+                trigger: c.trigger,
+                function: planned.function.clone(),
+                attempt: 1,
+            };
+            inner
+                .attempts
+                .spawn(deliver(inner.clone(), leased, by_seq[&c.event_seq].clone()));
+        }
+        // Slots taken for deliveries that existed already (a batch read twice) go back.
+        for (function, got) in &granted {
+            let used = started.get(function.as_str()).copied().unwrap_or(0);
+            if *got > used {
+                let _ = inner.store.give_back(function, got - used).await;
+            }
+        }
+        inner.wake.notify_one();
+    }
+}
+
+async fn give_back_all(inner: &Inner, granted: &HashMap<String, u32>) {
+    for (function, n) in granted {
+        let _ = inner.store.give_back(function, *n).await;
+    }
+}
+
+/// For each function, how many of these events' deliveries could start at once (unordered,
+/// not dead on arrival), and the function's concurrency.
+fn fast_path_candidates(inner: &Inner, events: &[Event]) -> HashMap<String, (u32, u32)> {
+    let compiled = inner.compiled();
+    let mut wanted: HashMap<String, (u32, u32)> = HashMap::new();
+    for event in events {
+        if event.lineage.hops > inner.config.max_hops {
+            continue;
+        }
+        let functions: Vec<String> = match &event.source {
+            Source::Function(f) => vec![f.to_string()],
+            _ => compiled
+                .index
+                .matching(event)
+                .into_iter()
+                .filter(|t| t.ordering != Ordering::PerKey)
+                .map(|t| t.function.to_string())
+                .collect(),
+        };
+        for function in functions {
+            if let Some(spec) = compiled.app.functions.iter().find(|f| f.name.as_str() == function) {
+                wanted.entry(function).or_insert((0, spec.concurrency)).0 += 1;
+            }
+        }
+    }
+    wanted
+}
+
+/// The deliveries a batch of events makes. Unordered ones whose function has a slot in
+/// `granted` are created leased, to run at once; the rest wait for the scheduler.
+fn plan(inner: &Inner, events: &[Event], mut granted: HashMap<String, u32>) -> Vec<NewDelivery> {
+    let compiled = inner.compiled();
+    let now = inner.clock.now_ms();
+    let grace = inner.config.lease_grace.as_millis() as i64;
+    let until: HashMap<String, i64> = compiled
+        .app
+        .functions
+        .iter()
+        .map(|f| (f.name.to_string(), now + f.timeout.as_millis() as i64 + grace))
+        .collect();
+    let mut deliveries = Vec::new();
+    for event in events {
+        let matched: Vec<(String, String, Option<String>)> = match &event.source {
+            Source::Function(f) => vec![(INVOKE_TRIGGER.to_string(), f.to_string(), None)],
+            _ => compiled
+                .index
+                .matching(event)
+                .into_iter()
+                .map(|t| {
+                    let order_key = (t.ordering == Ordering::PerKey)
+                        .then(|| format!("{}\u{1f}{}\u{1f}{}", t.name, event.source, event.key));
+                    (t.name.clone(), t.function.to_string(), order_key)
+                })
+                .collect(),
+        };
+        let dead = (event.lineage.hops > inner.config.max_hops).then(|| {
+            (
+                DeadReason::RecursionLimit,
+                format!(
+                    "the event is {} handler hops from a client's write; at most {} are delivered",
+                    event.lineage.hops, inner.config.max_hops
+                ),
+            )
+        });
+        for (trigger, function, order_key) in matched {
+            let lease_until = match granted.get_mut(&function) {
+                Some(free) if *free > 0 && order_key.is_none() && dead.is_none() => {
+                    *free -= 1;
+                    until.get(&function).copied()
+                }
+                _ => None,
+            };
+            deliveries.push(NewDelivery {
+                event_seq: event.seq,
+                event_time_ms: event.time_ms,
+                trigger,
+                function,
+                order_key,
+                dead: dead.clone(),
+                lease_until,
+            });
+        }
+    }
+    deliveries
+}

@@ -1,0 +1,239 @@
+//! The scheduler: claims due deliveries — within each function's concurrency and, for
+//! `per_key` triggers, the commit order of each key — and runs them, one attempt each; then
+//! decides what becomes of each: done, tried again later (backoff with jitter), or
+//! dead-lettered with a reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use eddy_core::{Event, Lineage, Source};
+use eddy_subscriptions::{FunctionSpec, RetryPolicy};
+
+use crate::deliveries::{Claim, DeadReason, InvocationRecord, Leased, Settle, Settlement};
+use crate::{FunctionError, Inner, backoff, payload, runtime};
+
+/// Leases due deliveries and runs them, waiting between rounds for a wake-up or the next due
+/// time.
+pub(crate) async fn schedule(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let mut last_expiry = i64::MIN;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let now = inner.clock.now_ms();
+        let safety = inner.config.safety_poll.as_millis() as i64;
+        if now.saturating_sub(last_expiry) >= safety {
+            let expired = inner
+                .bus
+                .write((inner.store.clone(), now), |tx, (store, now)| {
+                    Box::pin(store.expire(tx, *now))
+                })
+                .await;
+            if let Err(error) = expired {
+                tracing::error!(%error, "cannot expire leases");
+            }
+            last_expiry = now;
+        }
+        let leased = lease_round(&inner, now).await;
+        let busy = !leased.is_empty();
+        if busy {
+            // One read for the round's events rather than one per delivery.
+            let seqs: Vec<u64> = leased.iter().map(|d| d.event_seq).collect();
+            let events: HashMap<u64, Arc<Event>> = match inner.bus.events_at(&seqs).await {
+                Ok(events) => events.into_iter().map(|e| (e.seq, Arc::new(e))).collect(),
+                Err(error) => {
+                    // The leases expire and the deliveries are tried again.
+                    tracing::error!(%error, "cannot read the events of leased deliveries");
+                    HashMap::new()
+                }
+            };
+            for delivery in leased {
+                if let Some(event) = events.get(&delivery.event_seq) {
+                    inner
+                        .attempts
+                        .spawn(deliver(inner.clone(), delivery, event.clone()));
+                }
+            }
+        }
+        if busy {
+            continue;
+        }
+        let next_due = inner
+            .store
+            .next_due(&mut inner.bus.readers())
+            .await
+            .ok()
+            .flatten();
+        // Work that is due but could not be leased waits for a slot or a key to come free,
+        // which wakes the scheduler; the safety poll covers anything missed.
+        let wake_at = match next_due {
+            Some(due) if due > now => due.min(now + safety),
+            _ => now + safety,
+        };
+        tokio::select! {
+            _ = inner.wake.notified() => {}
+            _ = inner.clock.sleep_until(wake_at) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
+    let compiled = inner.compiled();
+    let grace = inner.config.lease_grace.as_millis() as i64;
+    let limit = inner.config.lease_batch;
+    // Slots are taken first, up to the round's size, and what the claim does not use goes
+    // back: a synchronous invocation meanwhile waits for none, and the cap on running
+    // invocations holds across everyone sharing the store.
+    let mut claim = Claim {
+        node: inner.config.node.clone(),
+        now_ms: now,
+        limit,
+        // A delivery for a function the app no longer has is leased (one a round) and
+        // dead-lettered.
+        default_room: 1,
+        default_until: now + grace,
+        ..Claim::default()
+    };
+    for f in &compiled.app.functions {
+        let name = f.name.to_string();
+        let room = inner
+            .store
+            .take_slots(&name, f.concurrency, limit)
+            .await
+            .unwrap_or(0);
+        claim.room.insert(name.clone(), room);
+        claim
+            .lease_until
+            .insert(name, now + f.timeout.as_millis() as i64 + grace);
+    }
+    let leased = inner
+        .bus
+        .write((inner.store.clone(), claim.clone()), |tx, (store, claim)| {
+            Box::pin(store.claim(tx, claim))
+        })
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "cannot lease deliveries");
+            Vec::new()
+        });
+    for (function, room) in &claim.room {
+        let used = leased.iter().filter(|d| &d.function == function).count() as u32;
+        if *room > used {
+            let _ = inner.store.give_back(function, room - used).await;
+        }
+    }
+    leased
+}
+
+/// Runs one leased delivery (which holds one of its function's slots, unless the function is
+/// gone) and hands the outcome to the settler.
+pub(crate) async fn deliver(inner: Arc<Inner>, delivery: Leased, event: Arc<Event>) {
+    let function = inner
+        .compiled()
+        .app
+        .functions
+        .iter()
+        .find(|f| f.name.as_str() == delivery.function)
+        .cloned();
+    let (settlement, record) = attempt(&inner, &delivery, &event, function.as_ref()).await;
+    if function.is_some() {
+        let _ = inner.store.give_back(&delivery.function, 1).await;
+    }
+    let settle = Settle {
+        delivery_id: Some(delivery.id),
+        settlement,
+        record,
+        now_ms: inner.clock.now_ms(),
+    };
+    // Only fails once the settler has stopped; the lease then expires and it runs again.
+    let _ = inner.settled.send(settle).await;
+}
+
+/// One attempt at a delivery, and what should become of it.
+async fn attempt(
+    inner: &Inner,
+    d: &Leased,
+    event: &Event,
+    function: Option<&FunctionSpec>,
+) -> (Settlement, Option<InvocationRecord>) {
+    let now = inner.clock.now_ms();
+    let compiled = inner.compiled();
+    let trigger = compiled.app.trigger(&d.trigger);
+    let policy = trigger.map(|t| t.retry).unwrap_or_default();
+    let dead = |reason, error: String| (Settlement::Dead { reason, error }, None);
+    let Some(function) = function else {
+        return dead(
+            DeadReason::FunctionMissing,
+            format!("function `{}` is not declared", d.function),
+        );
+    };
+    if too_old(&policy, d.event_time_ms, now) {
+        return dead(
+            DeadReason::EventAgeExceeded,
+            format!(
+                "the event is older than {:?}, the trigger's max_event_age",
+                policy.max_event_age
+            ),
+        );
+    }
+    let label = match &event.source {
+        Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
+        _ => None,
+    };
+    let payload = match payload::build(event, trigger, &d.trigger, label) {
+        Ok(payload) => payload,
+        Err(e) => return dead(DeadReason::RetriesExhausted, e.to_string()),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let lineage = Lineage::caused_by(event, request_id.clone());
+    let (outcome, mut record) = match inner
+        .run(function, &payload, request_id, Some(event), lineage)
+        .await
+    {
+        Ok(ran) => ran,
+        Err(unrunnable) => return dead(DeadReason::FunctionMissing, unrunnable.0),
+    };
+    record.delivery_id = Some(d.id);
+    record.attempt = d.attempt;
+    let settlement = match outcome.result {
+        Ok(_) => Settlement::Done,
+        Err(error) => next_step(&policy, d, error, inner.clock.now_ms()),
+    };
+    (settlement, Some(record))
+}
+
+fn too_old(policy: &RetryPolicy, event_time_ms: i64, at_ms: i64) -> bool {
+    at_ms - event_time_ms > policy.max_event_age.as_millis() as i64
+}
+
+/// After a failed attempt: try again later, or dead-letter.
+fn next_step(policy: &RetryPolicy, d: &Leased, error: FunctionError, now: i64) -> Settlement {
+    let retry = error.retry;
+    let error = format!("{}: {}", error.error_type, error.message);
+    if retry == runtime::Retry::Never {
+        return Settlement::Dead {
+            reason: DeadReason::Refused,
+            error,
+        };
+    }
+    if d.attempt >= policy.max_attempts {
+        return Settlement::Dead {
+            reason: DeadReason::RetriesExhausted,
+            error,
+        };
+    }
+    let mut delay = backoff::delay(policy, d.attempt, backoff::random_unit());
+    if let runtime::Retry::NotBefore(asked) = retry {
+        delay = delay.max(asked);
+    }
+    let at_ms = now + delay.as_millis() as i64;
+    if too_old(policy, d.event_time_ms, at_ms) {
+        return Settlement::Dead {
+            reason: DeadReason::EventAgeExceeded,
+            error,
+        };
+    }
+    Settlement::Retry { at_ms, error }
+}

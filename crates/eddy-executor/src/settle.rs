@@ -1,0 +1,46 @@
+//! The settler: records finished attempts, as many at a time as have finished, in one
+//! transaction each round (their invocation records and their deliveries' next state).
+
+use std::sync::Arc;
+
+use eddy_bus::BusError;
+use tokio::sync::mpsc;
+
+use crate::deliveries::Settle;
+use crate::{ExecError, Inner};
+
+/// Records finished attempts, as many at a time as have finished, in one transaction each
+/// round; then wakes the scheduler (a key may be free now).
+pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>) {
+    let mut stop = inner.drained.subscribe();
+    let mut batch = Vec::new();
+    loop {
+        let stopping = tokio::select! {
+            n = queue.recv_many(&mut batch, 1024) => if n == 0 { return } else { false },
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        if stopping {
+            // Every attempt has finished and queued its outcome: record the last of them.
+            while let Ok(s) = queue.try_recv() {
+                batch.push(s);
+            }
+            if !batch.is_empty() {
+                let _ = inner.record(batch).await;
+            }
+            return;
+        }
+        loop {
+            match inner.record(batch.clone()).await {
+                Ok(()) => break,
+                Err(ExecError::Bus(BusError::WriterStopped)) => return,
+                Err(error) => {
+                    tracing::error!(%error, "cannot record finished attempts; trying again");
+                    inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
+                }
+            }
+        }
+        batch.clear();
+        inner.wake.notify_one();
+    }
+}
+

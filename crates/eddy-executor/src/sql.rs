@@ -1,0 +1,403 @@
+//! Deliveries and invocation records in a SQL database (the storage module of this crate: no
+//! SQL elsewhere). Statements are few and carry many rows each: on SQLite every statement is a
+//! round trip to its connection thread, and round trips, not SQL work, bound the executor.
+//!
+//! Slots are counted in this process: a SQLite database is held by one process (its data
+//! directory's lock), so every executor that can claim from it shares this store and its
+//! counts.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use eddy_bus::args;
+use eddy_bus::sql::{Row, Sql, Value, rows_of};
+
+use crate::ExecError;
+use crate::deliveries::*;
+
+/// Rows per multi-row statement: far below SQLite's 32,766 parameters.
+const CHUNK: usize = 200;
+
+/// The deliveries of the platform database.
+#[derive(Default)]
+pub struct SqlDeliveries {
+    /// Running attempts per function.
+    in_use: Mutex<HashMap<String, u32>>,
+}
+
+impl SqlDeliveries {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// `(?, ?, …)` for `n` ids, and the ids as arguments.
+fn id_list(ids: &[i64]) -> (String, Vec<Value>) {
+    (
+        format!("({})", vec!["?"; ids.len()].join(", ")),
+        ids.iter().map(|id| Value::from(*id)).collect(),
+    )
+}
+
+/// Candidates for leasing: due, ready, and — for ordered deliveries — the oldest unfinished of
+/// their key.
+const DUE: &str =
+    "SELECT id, event_seq, event_time_ms, trigger, function, attempts FROM _eddy_deliveries d
+     WHERE state = 'ready' AND next_attempt_ms <= ?
+       AND (order_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM _eddy_deliveries e
+             WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
+               AND e.state IN ('ready', 'leased')))
+     ORDER BY id LIMIT ?";
+
+fn leased(row: &Row) -> Result<Leased, ExecError> {
+    Ok(Leased {
+        id: row.get("id")?,
+        event_seq: row.get("event_seq")?,
+        event_time_ms: row.get("event_time_ms")?,
+        trigger: row.get("trigger")?,
+        function: row.get("function")?,
+        attempt: row.get::<u32>("attempts")? + 1,
+    })
+}
+
+const DEAD_COLUMNS: &str =
+    "id, event_seq, trigger, function, dead_reason, last_error, attempts, updated_ms";
+
+fn dead_letter(r: &Row) -> Result<DeadLetter, ExecError> {
+    let reason: String = r.get("dead_reason")?;
+    Ok(DeadLetter {
+        delivery_id: r.get("id")?,
+        event_seq: r.get("event_seq")?,
+        trigger: r.get("trigger")?,
+        function: r.get("function")?,
+        reason: DeadReason::parse(&reason)
+            .ok_or_else(|| ExecError::Corrupt(format!("unknown dead-letter reason {reason:?}")))?,
+        last_error: r.get("last_error")?,
+        attempts: r.get("attempts")?,
+        time_ms: r.get("updated_ms")?,
+    })
+}
+
+fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
+    Ok(InvocationRecord {
+        request_id: r.get("request_id")?,
+        function: r.get("function")?,
+        delivery_id: r.get("delivery_id")?,
+        event_seq: r.get("event_seq")?,
+        attempt: r.get("attempt")?,
+        start_ms: r.get("start_ms")?,
+        duration_us: r.get("duration_us")?,
+        outcome: r.get("outcome")?,
+        error_type: r.get("error_type")?,
+        error: r.get("error")?,
+        output: r.get("output")?,
+        truncated: r.get("truncated")?,
+        memory_mb: r.get("memory_mb")?,
+        billed_ms: r.get("billed_ms")?,
+        max_memory_mb: r.get("max_memory_mb")?,
+        init_us: r.get("init_us")?,
+    })
+}
+
+#[async_trait]
+impl DeliveryStore for SqlDeliveries {
+    async fn create(&self, tx: &mut dyn Sql, node: &str, deliveries: &[NewDelivery], now_ms: i64) -> Result<Vec<Created>, ExecError> {
+        let mut created = Vec::new();
+        for chunk in deliveries.chunks(CHUNK) {
+            let mut values = Vec::with_capacity(chunk.len() * 13);
+            for d in chunk {
+                let (state, reason, error) = match (&d.dead, d.lease_until) {
+                    (Some((reason, error)), _) => ("dead", Some(reason.as_str()), Some(error.clone())),
+                    (None, Some(_)) => ("leased", None, None),
+                    (None, None) => ("ready", None, None),
+                };
+                values.extend([
+                    Value::from(d.event_seq),
+                    Value::from(d.event_time_ms),
+                    Value::from(&d.trigger),
+                    Value::from(&d.function),
+                    Value::from(d.order_key.clone()),
+                    Value::from(state),
+                    Value::from(d.lease_until.is_some()),
+                    Value::from(now_ms),
+                    Value::from(d.lease_until),
+                    Value::from(d.lease_until.map(|_| node)),
+                    Value::from(reason),
+                    Value::from(error),
+                    Value::from(now_ms),
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO _eddy_deliveries
+                     (event_seq, event_time_ms, trigger, function, order_key, state, attempts, next_attempt_ms,
+                      lease_until_ms, lease_node, dead_reason, last_error, updated_ms)
+                 VALUES {}
+                 ON CONFLICT (event_seq, trigger) DO NOTHING
+                 RETURNING id, event_seq, trigger, state",
+                rows_of(chunk.len(), 13)
+            );
+            for row in tx.fetch(&sql, &values).await? {
+                created.push(Created {
+                    id: row.get("id")?,
+                    event_seq: row.get("event_seq")?,
+                    trigger: row.get("trigger")?,
+                    leased: row.get::<String>("state")? == "leased",
+                });
+            }
+        }
+        Ok(created)
+    }
+
+    async fn claim(&self, tx: &mut dyn Sql, claim: &Claim) -> Result<Vec<Leased>, ExecError> {
+        let rows = tx.fetch(DUE, args![claim.now_ms, claim.limit]).await?;
+        let mut taken: HashMap<String, u32> = HashMap::new();
+        let mut chosen = Vec::new();
+        for row in &rows {
+            let d = leased(row)?;
+            let room = claim
+                .room
+                .get(&d.function)
+                .copied()
+                .unwrap_or(claim.default_room);
+            let used = taken.entry(d.function.clone()).or_default();
+            if *used < room {
+                *used += 1;
+                chosen.push(d);
+            }
+        }
+        // One statement per function (each has its own lease length).
+        let mut functions: Vec<&str> = chosen.iter().map(|d| d.function.as_str()).collect();
+        functions.sort_unstable();
+        functions.dedup();
+        for function in functions {
+            let ids: Vec<i64> = chosen.iter().filter(|d| d.function == function).map(|d| d.id).collect();
+            let until = claim
+                .lease_until
+                .get(function)
+                .copied()
+                .unwrap_or(claim.default_until);
+            let (list, ids) = id_list(&ids);
+            let sql = format!(
+                "UPDATE _eddy_deliveries SET state = 'leased', attempts = attempts + 1, lease_until_ms = ?,
+                     lease_node = ?, updated_ms = ?
+                 WHERE id IN {list}"
+            );
+            let mut values = vec![Value::from(until), Value::from(&claim.node), Value::from(claim.now_ms)];
+            values.extend(ids);
+            tx.execute(&sql, &values).await?;
+        }
+        Ok(chosen)
+    }
+
+    async fn next_due(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError> {
+        let row = db
+            .fetch_one("SELECT min(next_attempt_ms) FROM _eddy_deliveries WHERE state = 'ready'", args![])
+            .await?;
+        Ok(row.at(0)?)
+    }
+
+    async fn expire(&self, tx: &mut dyn Sql, now_ms: i64) -> Result<u64, ExecError> {
+        Ok(tx
+            .execute(
+                "UPDATE _eddy_deliveries SET state = 'ready', lease_until_ms = NULL, lease_node = NULL
+                 WHERE state = 'leased' AND lease_until_ms < ?",
+                args![now_ms],
+            )
+            .await?)
+    }
+
+    async fn reclaim(&self, tx: &mut dyn Sql, node: &str, now_ms: i64) -> Result<u64, ExecError> {
+        Ok(tx
+            .execute(
+                "UPDATE _eddy_deliveries SET state = 'ready', lease_until_ms = NULL, lease_node = NULL
+                 WHERE state = 'leased' AND (lease_node = ? OR lease_node IS NULL OR lease_until_ms < ?)",
+                args![node, now_ms],
+            )
+            .await?)
+    }
+
+    async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<(), ExecError> {
+        let records: Vec<&InvocationRecord> = batch.iter().filter_map(|s| s.record.as_ref()).collect();
+        insert_invocations(tx, &records).await?;
+        let done: Vec<i64> = batch
+            .iter()
+            .filter(|s| s.settlement == Settlement::Done)
+            .filter_map(|s| s.delivery_id)
+            .collect();
+        let now = batch.iter().map(|s| s.now_ms).max().unwrap_or(0);
+        for ids in done.chunks(CHUNK) {
+            let (list, ids) = id_list(ids);
+            let sql = format!(
+                "UPDATE _eddy_deliveries SET state = 'done', lease_until_ms = NULL, lease_node = NULL, updated_ms = ?
+                 WHERE id IN {list}"
+            );
+            let mut values = vec![Value::from(now)];
+            values.extend(ids);
+            tx.execute(&sql, &values).await?;
+        }
+        for s in batch.iter().filter(|s| s.settlement != Settlement::Done) {
+            let Some(id) = s.delivery_id else { continue };
+            let (state, next, error, reason) = match &s.settlement {
+                Settlement::Retry { at_ms, error } => ("ready", *at_ms, error.as_str(), None),
+                Settlement::Dead { reason, error } => ("dead", s.now_ms, error.as_str(), Some(reason.as_str())),
+                Settlement::Done => unreachable!("filtered out above"),
+            };
+            tx.execute(
+                "UPDATE _eddy_deliveries
+                 SET state = ?, next_attempt_ms = ?, last_error = ?, dead_reason = ?, lease_until_ms = NULL,
+                     lease_node = NULL, updated_ms = ?
+                 WHERE id = ?",
+                args![state, next, error, reason, s.now_ms, id],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, db: &mut dyn Sql, function: Option<&str>) -> Result<Vec<DeadLetter>, ExecError> {
+        let sql = format!(
+            "SELECT {DEAD_COLUMNS} FROM _eddy_deliveries WHERE state = 'dead' AND (? IS NULL OR function = ?) ORDER BY id"
+        );
+        let rows = db.fetch(&sql, args![function, function]).await?;
+        rows.iter().map(dead_letter).collect()
+    }
+
+    async fn redrive(&self, tx: &mut dyn Sql, delivery: Option<i64>, function: Option<&str>, now_ms: i64) -> Result<u64, ExecError> {
+        Ok(tx
+            .execute(
+                "UPDATE _eddy_deliveries
+                 SET state = 'ready', attempts = 0, next_attempt_ms = ?, dead_reason = NULL, updated_ms = ?
+                 WHERE state = 'dead' AND (? IS NULL OR id = ?) AND (? IS NULL OR function = ?)",
+                args![now_ms, now_ms, delivery, delivery, function, function],
+            )
+            .await?)
+    }
+
+    async fn counts(&self, db: &mut dyn Sql) -> Result<DeliveryCounts, ExecError> {
+        let rows = db
+            .fetch("SELECT state, count(*) AS n FROM _eddy_deliveries GROUP BY state", args![])
+            .await?;
+        let mut counts = DeliveryCounts::default();
+        for row in rows {
+            let n: u64 = row.get("n")?;
+            match row.get::<String>("state")?.as_str() {
+                "ready" => counts.ready = n,
+                "leased" => counts.leased = n,
+                "done" => counts.done = n,
+                _ => counts.dead = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn oldest_pending_ms(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError> {
+        let row = db
+            .fetch_one(
+                "SELECT min(event_time_ms) FROM _eddy_deliveries WHERE state IN ('ready', 'leased')",
+                args![],
+            )
+            .await?;
+        Ok(row.at(0)?)
+    }
+
+    async fn invocations(&self, db: &mut dyn Sql, function: Option<&str>, event_seq: Option<u64>, after: i64, limit: u32) -> Result<InvocationPage, ExecError> {
+        let rows = db
+            .fetch(
+                "SELECT rowid, request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us,
+                        outcome, error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb,
+                        init_us
+                 FROM _eddy_invocations
+                 WHERE (? IS NULL OR function = ?) AND (? IS NULL OR event_seq = ?) AND rowid > ?
+                 ORDER BY rowid
+                 LIMIT ?",
+                args![function, function, event_seq, event_seq, after, limit],
+            )
+            .await?;
+        let mut page = InvocationPage {
+            records: Vec::with_capacity(rows.len()),
+            next: after,
+        };
+        for r in &rows {
+            page.next = r.get("rowid")?;
+            page.records.push(invocation(r)?);
+        }
+        Ok(page)
+    }
+
+    async fn invocation_totals(&self, db: &mut dyn Sql) -> Result<Vec<InvocationTotals>, ExecError> {
+        let rows = db
+            .fetch(
+                "SELECT function, outcome, count(*) AS n, sum(duration_us) AS us, sum(attempt > 1) AS retries,
+                        sum(billed_ms) AS billed, sum(billed_ms * memory_mb) AS mb_ms
+                 FROM _eddy_invocations GROUP BY function, outcome ORDER BY function, outcome",
+                args![],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InvocationTotals {
+                    function: r.get("function")?,
+                    outcome: r.get("outcome")?,
+                    count: r.get("n")?,
+                    duration_us: r.get("us")?,
+                    retries: r.get("retries")?,
+                    billed_ms: r.get("billed")?,
+                    mb_ms: r.get("mb_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn take_slots(&self, function: &str, capacity: u32, want: u32) -> Result<u32, ExecError> {
+        let mut in_use = self.in_use.lock().expect("slot lock");
+        let used = in_use.entry(function.to_string()).or_default();
+        let granted = capacity.saturating_sub(*used).min(want);
+        *used += granted;
+        Ok(granted)
+    }
+
+    async fn give_back(&self, function: &str, n: u32) -> Result<(), ExecError> {
+        let mut in_use = self.in_use.lock().expect("slot lock");
+        if let Some(used) = in_use.get_mut(function) {
+            *used = used.saturating_sub(n);
+        }
+        Ok(())
+    }
+}
+
+async fn insert_invocations(tx: &mut dyn Sql, records: &[&InvocationRecord]) -> Result<(), ExecError> {
+    for chunk in records.chunks(CHUNK) {
+        let mut values = Vec::with_capacity(chunk.len() * 16);
+        for r in chunk {
+            values.extend([
+                Value::from(&r.request_id),
+                Value::from(&r.function),
+                Value::from(r.delivery_id),
+                Value::from(r.event_seq),
+                Value::from(r.attempt),
+                Value::from(r.start_ms),
+                Value::from(r.duration_us),
+                Value::from(&r.outcome),
+                Value::from(r.error_type.clone()),
+                Value::from(r.error.clone()),
+                Value::from(&r.output),
+                Value::from(r.truncated),
+                Value::from(r.memory_mb),
+                Value::from(r.billed_ms),
+                Value::from(r.max_memory_mb),
+                Value::from(r.init_us),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO _eddy_invocations
+                 (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
+                  error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb, init_us)
+             VALUES {}",
+            rows_of(chunk.len(), 16)
+        );
+        tx.execute(&sql, &values).await?;
+    }
+    Ok(())
+}
