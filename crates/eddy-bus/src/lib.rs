@@ -19,8 +19,8 @@ use eddy_core::Event;
 use tokio::sync::watch;
 
 pub use error::{BusError, Failure};
-pub use sqlite::Readers;
 pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file};
+pub use sqlite::Readers;
 pub use writer::{TxFuture, WriteTx};
 
 /// Milliseconds since the Unix epoch, the time unit of the journal.
@@ -85,10 +85,7 @@ impl Bus {
         I: Send + Sync + 'static,
         T: Send + 'static,
         E: From<BusError> + Send + 'static,
-        F: for<'t> Fn(&'t mut WriteTx, &'t I) -> TxFuture<'t, Result<T, E>>
-            + Send
-            + Sync
-            + 'static,
+        F: for<'t> Fn(&'t mut WriteTx, &'t I) -> TxFuture<'t, Result<T, E>> + Send + Sync + 'static,
     {
         self.inner.writer.write(input, job).await
     }

@@ -257,11 +257,7 @@ pub trait Sql: Send {
     async fn run_script(&mut self, sql: &str) -> Result<(), BusError>;
 
     /// The first row a query returns, if any.
-    async fn fetch_optional(
-        &mut self,
-        sql: &str,
-        args: &[Value],
-    ) -> Result<Option<Row>, BusError> {
+    async fn fetch_optional(&mut self, sql: &str, args: &[Value]) -> Result<Option<Row>, BusError> {
         Ok(self.fetch(sql, args).await?.into_iter().next())
     }
 
@@ -277,7 +273,11 @@ pub trait Sql: Send {
 #[async_trait]
 pub trait SqlExt: Sql {
     /// The first column of the one row a query returns.
-    async fn scalar<T: FromValue + Send>(&mut self, sql: &str, args: &[Value]) -> Result<T, BusError> {
+    async fn scalar<T: FromValue + Send>(
+        &mut self,
+        sql: &str,
+        args: &[Value],
+    ) -> Result<T, BusError> {
         self.fetch_one(sql, args).await?.at(0)
     }
 }
@@ -304,9 +304,22 @@ mod tests {
         assert_eq!(row.get::<u64>("id").unwrap(), 7);
         assert_eq!(row.get::<String>("name").unwrap(), "a");
         assert_eq!(row.get::<Option<String>>("gone").unwrap(), None);
-        assert!(row.get::<String>("id").unwrap_err().to_string().contains("not text"));
+        assert!(
+            row.get::<String>("id")
+                .unwrap_err()
+                .to_string()
+                .contains("not text")
+        );
         assert!(row.get::<i64>("nope").is_err());
-        assert_eq!(args![1i64, "x", None::<i64>, true], &[Value::Int(1), Value::Text("x".into()), Value::Null, Value::Int(1)]);
+        assert_eq!(
+            args![1i64, "x", None::<i64>, true],
+            &[
+                Value::Int(1),
+                Value::Text("x".into()),
+                Value::Null,
+                Value::Int(1)
+            ]
+        );
         assert_eq!(rows_of(2, 3), "(?, ?, ?), (?, ?, ?)");
     }
 }

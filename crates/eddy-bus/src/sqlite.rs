@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Column, Row as _, SqliteConnection, SqliteExecutor, SqlitePool, TypeInfo, ValueRef};
+use sqlx::{
+    Arguments, Column, Row as _, SqliteConnection, SqliteExecutor, SqlitePool, TypeInfo, ValueRef,
+};
 
 use crate::BusError;
 use crate::error::Failure;
@@ -83,11 +85,19 @@ fn rows(found: Vec<SqliteRow>) -> Result<Vec<Row>, BusError> {
     let Some(first) = found.first() else {
         return Ok(Vec::new());
     };
-    let columns: Arc<[String]> = first.columns().iter().map(|c| c.name().to_string()).collect();
+    let columns: Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
     found.iter().map(|r| decode(r, &columns)).collect()
 }
 
-async fn execute<'c>(db: impl SqliteExecutor<'c>, sql: &str, args: &[Value]) -> Result<u64, BusError> {
+async fn execute<'c>(
+    db: impl SqliteExecutor<'c>,
+    sql: &str,
+    args: &[Value],
+) -> Result<u64, BusError> {
     let done = sqlx::query_with(sqlx::AssertSqlSafe(sql.to_string()), arguments(args))
         .execute(db)
         .await
@@ -95,7 +105,11 @@ async fn execute<'c>(db: impl SqliteExecutor<'c>, sql: &str, args: &[Value]) -> 
     Ok(done.rows_affected())
 }
 
-async fn fetch<'c>(db: impl SqliteExecutor<'c>, sql: &str, args: &[Value]) -> Result<Vec<Row>, BusError> {
+async fn fetch<'c>(
+    db: impl SqliteExecutor<'c>,
+    sql: &str,
+    args: &[Value],
+) -> Result<Vec<Row>, BusError> {
     let found = sqlx::query_with(sqlx::AssertSqlSafe(sql.to_string()), arguments(args))
         .fetch_all(db)
         .await

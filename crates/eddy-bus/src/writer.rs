@@ -133,10 +133,7 @@ impl WriterHandle {
         I: Send + Sync + 'static,
         T: Send + 'static,
         E: From<BusError> + Send + 'static,
-        F: for<'t> Fn(&'t mut WriteTx, &'t I) -> TxFuture<'t, Result<T, E>>
-            + Send
-            + Sync
-            + 'static,
+        F: for<'t> Fn(&'t mut WriteTx, &'t I) -> TxFuture<'t, Result<T, E>> + Send + Sync + 'static,
     {
         let (sender, answer) = oneshot::channel();
         let reply: Reply<T, E> = std::sync::Arc::new(std::sync::Mutex::new(Some(sender)));

@@ -42,7 +42,12 @@ const ENTRY_FLAGS: OFlag = OFlag::O_RDONLY
 impl Folder {
     /// Opens the folder the operator named (following a link there: that path is theirs).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let root = openat(AT_FDCWD, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+        let root = openat(
+            AT_FDCWD,
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(Self { root })
     }
 
@@ -98,7 +103,11 @@ fn classify(fd: Option<OwnedFd>) -> Found {
 }
 
 fn walk(dir: OwnedFd, at: &Path, found: &mut Vec<(PathBuf, File)>) {
-    let Ok(listing) = dir.try_clone().map_err(|_| ()).and_then(|fd| Dir::from_fd(fd).map_err(|_| ())) else {
+    let Ok(listing) = dir
+        .try_clone()
+        .map_err(|_| ())
+        .and_then(|fd| Dir::from_fd(fd).map_err(|_| ()))
+    else {
         return;
     };
     let mut names: Vec<std::ffi::OsString> = listing
@@ -149,13 +158,22 @@ mod tests {
             .map(|(p, f)| (p.clone(), read(f)))
             .collect();
         assert_eq!(files, [(PathBuf::from("sub/a.txt"), "inside".to_string())]);
-        assert!(matches!(folder.find(Path::new("dir-link/secret.txt")), Found::Absent));
+        assert!(matches!(
+            folder.find(Path::new("dir-link/secret.txt")),
+            Found::Absent
+        ));
         assert!(matches!(folder.find(Path::new("file-link")), Found::Absent));
-        assert!(matches!(folder.find(Path::new("../outside/secret.txt")), Found::Absent));
+        assert!(matches!(
+            folder.find(Path::new("../outside/secret.txt")),
+            Found::Absent
+        ));
         // A parent swapped for a link after the change was seen: the path now leads outside.
         std::fs::rename(watched.join("sub"), watched.join("sub.old")).unwrap();
         std::os::unix::fs::symlink(&outside, watched.join("sub")).unwrap();
         assert!(folder.files(Path::new("sub")).is_empty());
-        assert!(matches!(folder.find(Path::new("sub/secret.txt")), Found::Absent));
+        assert!(matches!(
+            folder.find(Path::new("sub/secret.txt")),
+            Found::Absent
+        ));
     }
 }

@@ -181,7 +181,11 @@ fn a_watch_folder_never_follows_a_link() {
     )
     .unwrap();
     let eddy = spawn(dir, "app.yaml");
-    assert_eq!(object_keys(&eddy), json!({"sub/a.txt": 6}), "the linked file is not ingested");
+    assert_eq!(
+        object_keys(&eddy),
+        json!({"sub/a.txt": 6}),
+        "the linked file is not ingested"
+    );
 
     // A new file appears; before eddy handles it, its folder is swapped for a link outside.
     std::fs::write(inbox.join("sub/new.txt"), "inside, new").unwrap();

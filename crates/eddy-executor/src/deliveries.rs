@@ -182,7 +182,6 @@ impl InvocationTotals {
     }
 }
 
-
 /// How deliveries are claimed: by whom, until when, and how many of each function's slots are
 /// free (a function absent from `room` gets `default_room`; one absent from `lease_until`
 /// `default_until`).
@@ -208,7 +207,13 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// Records the deliveries matched events make — once per event and trigger, whatever
     /// happens — in the caller's transaction. Those with `lease_until` are created leased to
     /// `node`. Returns the deliveries it created (not those that existed).
-    async fn create(&self, tx: &mut dyn Sql, node: &str, deliveries: &[NewDelivery], now_ms: i64) -> Result<Vec<Created>, ExecError>;
+    async fn create(
+        &self,
+        tx: &mut dyn Sql,
+        node: &str,
+        deliveries: &[NewDelivery],
+        now_ms: i64,
+    ) -> Result<Vec<Created>, ExecError>;
 
     /// Leases due deliveries to `claim.node`: ready, due, and for ordered ones the oldest
     /// unfinished of their key; at most `claim.room` of each function. Atomic against every
@@ -229,11 +234,21 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<(), ExecError>;
 
     /// Dead letters, oldest first, of one function or all.
-    async fn dead_letters(&self, db: &mut dyn Sql, function: Option<&str>) -> Result<Vec<DeadLetter>, ExecError>;
+    async fn dead_letters(
+        &self,
+        db: &mut dyn Sql,
+        function: Option<&str>,
+    ) -> Result<Vec<DeadLetter>, ExecError>;
 
     /// Sends dead letters back to be delivered afresh (attempts start again): one by id, or
     /// every one of a function. Returns how many.
-    async fn redrive(&self, tx: &mut dyn Sql, delivery: Option<i64>, function: Option<&str>, now_ms: i64) -> Result<u64, ExecError>;
+    async fn redrive(
+        &self,
+        tx: &mut dyn Sql,
+        delivery: Option<i64>,
+        function: Option<&str>,
+        now_ms: i64,
+    ) -> Result<u64, ExecError>;
 
     async fn counts(&self, db: &mut dyn Sql) -> Result<DeliveryCounts, ExecError>;
 
@@ -243,10 +258,18 @@ pub trait DeliveryStore: Send + Sync + 'static {
 
     /// Recorded attempts, in the order they were recorded: of one function, or for one event,
     /// after position `after`.
-    async fn invocations(&self, db: &mut dyn Sql, function: Option<&str>, event_seq: Option<u64>, after: i64, limit: u32) -> Result<InvocationPage, ExecError>;
+    async fn invocations(
+        &self,
+        db: &mut dyn Sql,
+        function: Option<&str>,
+        event_seq: Option<u64>,
+        after: i64,
+        limit: u32,
+    ) -> Result<InvocationPage, ExecError>;
 
     /// Recorded attempts, totalled per function and outcome.
-    async fn invocation_totals(&self, db: &mut dyn Sql) -> Result<Vec<InvocationTotals>, ExecError>;
+    async fn invocation_totals(&self, db: &mut dyn Sql)
+    -> Result<Vec<InvocationTotals>, ExecError>;
 
     /// Takes up to `want` of `function`'s free slots (of `capacity`); returns how many.
     async fn take_slots(&self, function: &str, capacity: u32, want: u32) -> Result<u32, ExecError>;

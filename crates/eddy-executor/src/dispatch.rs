@@ -146,7 +146,12 @@ fn fast_path_candidates(inner: &Inner, events: &[Event]) -> HashMap<String, (u32
                 .collect(),
         };
         for function in functions {
-            if let Some(spec) = compiled.app.functions.iter().find(|f| f.name.as_str() == function) {
+            if let Some(spec) = compiled
+                .app
+                .functions
+                .iter()
+                .find(|f| f.name.as_str() == function)
+            {
                 wanted.entry(function).or_insert((0, spec.concurrency)).0 += 1;
             }
         }
@@ -164,7 +169,12 @@ fn plan(inner: &Inner, events: &[Event], mut granted: HashMap<String, u32>) -> V
         .app
         .functions
         .iter()
-        .map(|f| (f.name.to_string(), now + f.timeout.as_millis() as i64 + grace))
+        .map(|f| {
+            (
+                f.name.to_string(),
+                now + f.timeout.as_millis() as i64 + grace,
+            )
+        })
         .collect();
     let mut deliveries = Vec::new();
     for event in events {

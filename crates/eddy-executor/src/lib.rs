@@ -354,7 +354,12 @@ impl Executor {
         delivery: Option<i64>,
         function: Option<String>,
     ) -> Result<u64, ExecError> {
-        let input = (self.inner.store.clone(), delivery, function, self.inner.clock.now_ms());
+        let input = (
+            self.inner.store.clone(),
+            delivery,
+            function,
+            self.inner.clock.now_ms(),
+        );
         let n = self
             .inner
             .bus
@@ -415,7 +420,9 @@ impl Executor {
         function: Option<&FunctionName>,
         event_seq: Option<u64>,
     ) -> Result<Vec<InvocationRecord>, ExecError> {
-        let page = self.invocation_page(function, event_seq, 0, u32::MAX).await?;
+        let page = self
+            .invocation_page(function, event_seq, 0, u32::MAX)
+            .await?;
         Ok(page.records)
     }
 
@@ -431,7 +438,13 @@ impl Executor {
         let function = function.map(FunctionName::as_str);
         self.inner
             .store
-            .invocations(&mut self.inner.bus.readers(), function, event_seq, after, limit)
+            .invocations(
+                &mut self.inner.bus.readers(),
+                function,
+                event_seq,
+                after,
+                limit,
+            )
             .await
     }
 
@@ -545,4 +558,3 @@ impl Inner {
         Ok((outcome, record))
     }
 }
-

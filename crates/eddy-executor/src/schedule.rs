@@ -110,9 +110,10 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
     }
     let leased = inner
         .bus
-        .write((inner.store.clone(), claim.clone()), |tx, (store, claim)| {
-            Box::pin(store.claim(tx, claim))
-        })
+        .write(
+            (inner.store.clone(), claim.clone()),
+            |tx, (store, claim)| Box::pin(store.claim(tx, claim)),
+        )
         .await
         .unwrap_or_else(|error| {
             tracing::error!(%error, "cannot lease deliveries");

@@ -43,4 +43,3 @@ pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>)
         inner.wake.notify_one();
     }
 }
-

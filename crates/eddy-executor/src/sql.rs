@@ -103,13 +103,21 @@ fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
 
 #[async_trait]
 impl DeliveryStore for SqlDeliveries {
-    async fn create(&self, tx: &mut dyn Sql, node: &str, deliveries: &[NewDelivery], now_ms: i64) -> Result<Vec<Created>, ExecError> {
+    async fn create(
+        &self,
+        tx: &mut dyn Sql,
+        node: &str,
+        deliveries: &[NewDelivery],
+        now_ms: i64,
+    ) -> Result<Vec<Created>, ExecError> {
         let mut created = Vec::new();
         for chunk in deliveries.chunks(CHUNK) {
             let mut values = Vec::with_capacity(chunk.len() * 13);
             for d in chunk {
                 let (state, reason, error) = match (&d.dead, d.lease_until) {
-                    (Some((reason, error)), _) => ("dead", Some(reason.as_str()), Some(error.clone())),
+                    (Some((reason, error)), _) => {
+                        ("dead", Some(reason.as_str()), Some(error.clone()))
+                    }
                     (None, Some(_)) => ("leased", None, None),
                     (None, None) => ("ready", None, None),
                 };
@@ -172,7 +180,11 @@ impl DeliveryStore for SqlDeliveries {
         functions.sort_unstable();
         functions.dedup();
         for function in functions {
-            let ids: Vec<i64> = chosen.iter().filter(|d| d.function == function).map(|d| d.id).collect();
+            let ids: Vec<i64> = chosen
+                .iter()
+                .filter(|d| d.function == function)
+                .map(|d| d.id)
+                .collect();
             let until = claim
                 .lease_until
                 .get(function)
@@ -184,7 +196,11 @@ impl DeliveryStore for SqlDeliveries {
                      lease_node = ?, updated_ms = ?
                  WHERE id IN {list}"
             );
-            let mut values = vec![Value::from(until), Value::from(&claim.node), Value::from(claim.now_ms)];
+            let mut values = vec![
+                Value::from(until),
+                Value::from(&claim.node),
+                Value::from(claim.now_ms),
+            ];
             values.extend(ids);
             tx.execute(&sql, &values).await?;
         }
@@ -193,7 +209,10 @@ impl DeliveryStore for SqlDeliveries {
 
     async fn next_due(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError> {
         let row = db
-            .fetch_one("SELECT min(next_attempt_ms) FROM _eddy_deliveries WHERE state = 'ready'", args![])
+            .fetch_one(
+                "SELECT min(next_attempt_ms) FROM _eddy_deliveries WHERE state = 'ready'",
+                args![],
+            )
             .await?;
         Ok(row.at(0)?)
     }
@@ -219,7 +238,8 @@ impl DeliveryStore for SqlDeliveries {
     }
 
     async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<(), ExecError> {
-        let records: Vec<&InvocationRecord> = batch.iter().filter_map(|s| s.record.as_ref()).collect();
+        let records: Vec<&InvocationRecord> =
+            batch.iter().filter_map(|s| s.record.as_ref()).collect();
         insert_invocations(tx, &records).await?;
         let done: Vec<i64> = batch
             .iter()
@@ -241,7 +261,9 @@ impl DeliveryStore for SqlDeliveries {
             let Some(id) = s.delivery_id else { continue };
             let (state, next, error, reason) = match &s.settlement {
                 Settlement::Retry { at_ms, error } => ("ready", *at_ms, error.as_str(), None),
-                Settlement::Dead { reason, error } => ("dead", s.now_ms, error.as_str(), Some(reason.as_str())),
+                Settlement::Dead { reason, error } => {
+                    ("dead", s.now_ms, error.as_str(), Some(reason.as_str()))
+                }
                 Settlement::Done => unreachable!("filtered out above"),
             };
             tx.execute(
@@ -256,7 +278,11 @@ impl DeliveryStore for SqlDeliveries {
         Ok(())
     }
 
-    async fn dead_letters(&self, db: &mut dyn Sql, function: Option<&str>) -> Result<Vec<DeadLetter>, ExecError> {
+    async fn dead_letters(
+        &self,
+        db: &mut dyn Sql,
+        function: Option<&str>,
+    ) -> Result<Vec<DeadLetter>, ExecError> {
         let sql = format!(
             "SELECT {DEAD_COLUMNS} FROM _eddy_deliveries WHERE state = 'dead' AND (? IS NULL OR function = ?) ORDER BY id"
         );
@@ -264,7 +290,13 @@ impl DeliveryStore for SqlDeliveries {
         rows.iter().map(dead_letter).collect()
     }
 
-    async fn redrive(&self, tx: &mut dyn Sql, delivery: Option<i64>, function: Option<&str>, now_ms: i64) -> Result<u64, ExecError> {
+    async fn redrive(
+        &self,
+        tx: &mut dyn Sql,
+        delivery: Option<i64>,
+        function: Option<&str>,
+        now_ms: i64,
+    ) -> Result<u64, ExecError> {
         Ok(tx
             .execute(
                 "UPDATE _eddy_deliveries
@@ -277,7 +309,10 @@ impl DeliveryStore for SqlDeliveries {
 
     async fn counts(&self, db: &mut dyn Sql) -> Result<DeliveryCounts, ExecError> {
         let rows = db
-            .fetch("SELECT state, count(*) AS n FROM _eddy_deliveries GROUP BY state", args![])
+            .fetch(
+                "SELECT state, count(*) AS n FROM _eddy_deliveries GROUP BY state",
+                args![],
+            )
             .await?;
         let mut counts = DeliveryCounts::default();
         for row in rows {
@@ -302,7 +337,14 @@ impl DeliveryStore for SqlDeliveries {
         Ok(row.at(0)?)
     }
 
-    async fn invocations(&self, db: &mut dyn Sql, function: Option<&str>, event_seq: Option<u64>, after: i64, limit: u32) -> Result<InvocationPage, ExecError> {
+    async fn invocations(
+        &self,
+        db: &mut dyn Sql,
+        function: Option<&str>,
+        event_seq: Option<u64>,
+        after: i64,
+        limit: u32,
+    ) -> Result<InvocationPage, ExecError> {
         let rows = db
             .fetch(
                 "SELECT rowid, request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us,
@@ -326,7 +368,10 @@ impl DeliveryStore for SqlDeliveries {
         Ok(page)
     }
 
-    async fn invocation_totals(&self, db: &mut dyn Sql) -> Result<Vec<InvocationTotals>, ExecError> {
+    async fn invocation_totals(
+        &self,
+        db: &mut dyn Sql,
+    ) -> Result<Vec<InvocationTotals>, ExecError> {
         let rows = db
             .fetch(
                 "SELECT function, outcome, count(*) AS n, sum(duration_us) AS us, sum(attempt > 1) AS retries,
@@ -367,7 +412,10 @@ impl DeliveryStore for SqlDeliveries {
     }
 }
 
-async fn insert_invocations(tx: &mut dyn Sql, records: &[&InvocationRecord]) -> Result<(), ExecError> {
+async fn insert_invocations(
+    tx: &mut dyn Sql,
+    records: &[&InvocationRecord],
+) -> Result<(), ExecError> {
     for chunk in records.chunks(CHUNK) {
         let mut values = Vec::with_capacity(chunk.len() * 16);
         for r in chunk {

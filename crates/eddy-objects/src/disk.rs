@@ -193,7 +193,6 @@ impl DiskBlobs {
             .expect("blob placing task panicked")?;
         Ok(info)
     }
-
 }
 
 /// Every blob digest under `blobs`.

@@ -34,38 +34,89 @@ pub struct StoredPart {
 #[async_trait]
 pub trait ObjectIndex: Send + Sync + 'static {
     /// Creates a bucket; `false` when it exists.
-    async fn create_bucket(&self, db: &mut dyn Sql, name: &BucketName, now_ms: i64) -> Result<bool, ObjectError>;
+    async fn create_bucket(
+        &self,
+        db: &mut dyn Sql,
+        name: &BucketName,
+        now_ms: i64,
+    ) -> Result<bool, ObjectError>;
     /// Removes a bucket and its unfinished uploads (it must hold no objects).
     async fn delete_bucket(&self, db: &mut dyn Sql, name: &BucketName) -> Result<(), ObjectError>;
-    async fn bucket_exists(&self, db: &mut dyn Sql, name: &BucketName) -> Result<bool, ObjectError>;
+    async fn bucket_exists(&self, db: &mut dyn Sql, name: &BucketName)
+    -> Result<bool, ObjectError>;
     /// Every bucket, by name.
     async fn buckets(&self, db: &mut dyn Sql) -> Result<Vec<BucketInfo>, ObjectError>;
-    async fn has_objects(&self, db: &mut dyn Sql, bucket: &BucketName) -> Result<bool, ObjectError>;
+    async fn has_objects(&self, db: &mut dyn Sql, bucket: &BucketName)
+    -> Result<bool, ObjectError>;
 
     /// The current version of a key.
-    async fn object(&self, db: &mut dyn Sql, bucket: &BucketName, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectError>;
+    async fn object(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<ObjectMeta>, ObjectError>;
     /// Makes `meta` the current version of its key.
     async fn put_object(&self, db: &mut dyn Sql, meta: &ObjectMeta) -> Result<(), ObjectError>;
-    async fn delete_object(&self, db: &mut dyn Sql, bucket: &BucketName, key: &ObjectKey) -> Result<(), ObjectError>;
+    async fn delete_object(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<(), ObjectError>;
     /// Up to `limit` objects of a bucket from `from` on, in S3's order (the keys' UTF-8
     /// bytes).
-    async fn scan(&self, db: &mut dyn Sql, bucket: &BucketName, from: &ListPosition, limit: usize) -> Result<Vec<ObjectMeta>, ObjectError>;
+    async fn scan(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        from: &ListPosition,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, ObjectError>;
 
     async fn create_upload(&self, db: &mut dyn Sql, upload: &Upload) -> Result<(), ObjectError>;
     /// The upload `id` of `bucket/key`, if it is unfinished.
-    async fn upload(&self, db: &mut dyn Sql, id: &str, bucket: &BucketName, key: &ObjectKey) -> Result<Option<Upload>, ObjectError>;
+    async fn upload(
+        &self,
+        db: &mut dyn Sql,
+        id: &str,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<Upload>, ObjectError>;
     async fn delete_upload(&self, db: &mut dyn Sql, id: &str) -> Result<(), ObjectError>;
     /// A bucket's unfinished uploads, by key and then age.
-    async fn uploads(&self, db: &mut dyn Sql, bucket: &BucketName) -> Result<Vec<UploadInfo>, ObjectError>;
+    async fn uploads(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+    ) -> Result<Vec<UploadInfo>, ObjectError>;
     /// Stores a part, replacing an earlier one with its number.
-    async fn put_part(&self, db: &mut dyn Sql, upload_id: &str, part: &StoredPart) -> Result<(), ObjectError>;
+    async fn put_part(
+        &self,
+        db: &mut dyn Sql,
+        upload_id: &str,
+        part: &StoredPart,
+    ) -> Result<(), ObjectError>;
     /// An upload's parts, by number.
-    async fn parts(&self, db: &mut dyn Sql, upload_id: &str) -> Result<Vec<StoredPart>, ObjectError>;
+    async fn parts(
+        &self,
+        db: &mut dyn Sql,
+        upload_id: &str,
+    ) -> Result<Vec<StoredPart>, ObjectError>;
 
     /// Every blob an object or a part refers to.
     async fn referenced_blobs(&self, db: &mut dyn Sql) -> Result<HashSet<String>, ObjectError>;
 
-    async fn put_cors(&self, db: &mut dyn Sql, bucket: &BucketName, rules: &[CorsRule]) -> Result<(), ObjectError>;
-    async fn cors(&self, db: &mut dyn Sql, bucket: &BucketName) -> Result<Option<Vec<CorsRule>>, ObjectError>;
+    async fn put_cors(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        rules: &[CorsRule],
+    ) -> Result<(), ObjectError>;
+    async fn cors(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+    ) -> Result<Option<Vec<CorsRule>>, ObjectError>;
     async fn delete_cors(&self, db: &mut dyn Sql, bucket: &BucketName) -> Result<(), ObjectError>;
 }

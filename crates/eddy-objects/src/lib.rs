@@ -19,9 +19,9 @@ mod store;
 
 pub use blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore};
 pub use disk::DiskBlobs;
-pub use index::{ObjectIndex, StoredPart, Upload};
-pub use sql::SqlIndex;
 pub use error::ObjectError;
+pub use index::{ObjectIndex, StoredPart, Upload};
 pub use model::*;
 pub use multipart::CompletedPart;
+pub use sql::SqlIndex;
 pub use store::{ObjectBody, ObjectStore};

@@ -29,7 +29,10 @@ impl ObjectStore {
         let mut position = start_position(prefix, delimiter, params.start.as_ref());
         let mut count = 0;
         'scan: loop {
-            let batch = self.index.scan(&mut db, bucket, &position, SCAN_BATCH).await?;
+            let batch = self
+                .index
+                .scan(&mut db, bucket, &position, SCAN_BATCH)
+                .await?;
             let exhausted = batch.len() < SCAN_BATCH;
             for meta in batch {
                 let key = meta.key.as_str();

@@ -163,7 +163,12 @@ impl ObjectStore {
         key: &ObjectKey,
         upload_id: &str,
     ) -> Result<(), ObjectError> {
-        let input = (self.clone(), bucket.clone(), key.clone(), upload_id.to_string());
+        let input = (
+            self.clone(),
+            bucket.clone(),
+            key.clone(),
+            upload_id.to_string(),
+        );
         self.bus
             .write(input, |tx, (this, bucket, key, id)| {
                 Box::pin(async move {

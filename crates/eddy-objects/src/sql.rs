@@ -44,7 +44,12 @@ fn json_of(map: &BTreeMap<String, String>) -> String {
 
 #[async_trait]
 impl ObjectIndex for SqlIndex {
-    async fn create_bucket(&self, db: &mut dyn Sql, name: &BucketName, now_ms: i64) -> Result<bool, ObjectError> {
+    async fn create_bucket(
+        &self,
+        db: &mut dyn Sql,
+        name: &BucketName,
+        now_ms: i64,
+    ) -> Result<bool, ObjectError> {
         let inserted = db
             .execute(
                 "INSERT INTO _eddy_buckets (name, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -66,16 +71,26 @@ impl ObjectIndex for SqlIndex {
         Ok(())
     }
 
-    async fn bucket_exists(&self, db: &mut dyn Sql, name: &BucketName) -> Result<bool, ObjectError> {
+    async fn bucket_exists(
+        &self,
+        db: &mut dyn Sql,
+        name: &BucketName,
+    ) -> Result<bool, ObjectError> {
         let found = db
-            .fetch_optional("SELECT 1 FROM _eddy_buckets WHERE name = ?", args![name.as_str()])
+            .fetch_optional(
+                "SELECT 1 FROM _eddy_buckets WHERE name = ?",
+                args![name.as_str()],
+            )
             .await?;
         Ok(found.is_some())
     }
 
     async fn buckets(&self, db: &mut dyn Sql) -> Result<Vec<BucketInfo>, ObjectError> {
         let rows = db
-            .fetch("SELECT name, created_ms FROM _eddy_buckets ORDER BY name", args![])
+            .fetch(
+                "SELECT name, created_ms FROM _eddy_buckets ORDER BY name",
+                args![],
+            )
             .await?;
         rows.iter()
             .map(|r| {
@@ -87,16 +102,30 @@ impl ObjectIndex for SqlIndex {
             .collect()
     }
 
-    async fn has_objects(&self, db: &mut dyn Sql, bucket: &BucketName) -> Result<bool, ObjectError> {
+    async fn has_objects(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+    ) -> Result<bool, ObjectError> {
         let found = db
-            .fetch_optional("SELECT 1 FROM _eddy_objects WHERE bucket = ? LIMIT 1", args![bucket.as_str()])
+            .fetch_optional(
+                "SELECT 1 FROM _eddy_objects WHERE bucket = ? LIMIT 1",
+                args![bucket.as_str()],
+            )
             .await?;
         Ok(found.is_some())
     }
 
-    async fn object(&self, db: &mut dyn Sql, bucket: &BucketName, key: &ObjectKey) -> Result<Option<ObjectMeta>, ObjectError> {
+    async fn object(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<ObjectMeta>, ObjectError> {
         let sql = format!("SELECT {META_COLUMNS} FROM _eddy_objects WHERE bucket = ? AND key = ?");
-        let row = db.fetch_optional(&sql, args![bucket.as_str(), key.as_str()]).await?;
+        let row = db
+            .fetch_optional(&sql, args![bucket.as_str(), key.as_str()])
+            .await?;
         row.as_ref().map(meta).transpose()
     }
 
@@ -125,7 +154,12 @@ impl ObjectIndex for SqlIndex {
         Ok(())
     }
 
-    async fn delete_object(&self, db: &mut dyn Sql, bucket: &BucketName, key: &ObjectKey) -> Result<(), ObjectError> {
+    async fn delete_object(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<(), ObjectError> {
         db.execute(
             "DELETE FROM _eddy_objects WHERE bucket = ? AND key = ?",
             args![bucket.as_str(), key.as_str()],
@@ -134,7 +168,13 @@ impl ObjectIndex for SqlIndex {
         Ok(())
     }
 
-    async fn scan(&self, db: &mut dyn Sql, bucket: &BucketName, from: &ListPosition, limit: usize) -> Result<Vec<ObjectMeta>, ObjectError> {
+    async fn scan(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        from: &ListPosition,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, ObjectError> {
         let (op, key) = match from {
             ListPosition::After(k) => (">", k),
             ListPosition::From(k) => (">=", k),
@@ -142,7 +182,9 @@ impl ObjectIndex for SqlIndex {
         let sql = format!(
             "SELECT {META_COLUMNS} FROM _eddy_objects WHERE bucket = ? AND key {op} ? ORDER BY key LIMIT ?"
         );
-        let rows = db.fetch(&sql, args![bucket.as_str(), key.as_str(), limit]).await?;
+        let rows = db
+            .fetch(&sql, args![bucket.as_str(), key.as_str(), limit])
+            .await?;
         rows.iter().map(meta).collect()
     }
 
@@ -163,7 +205,13 @@ impl ObjectIndex for SqlIndex {
         Ok(())
     }
 
-    async fn upload(&self, db: &mut dyn Sql, id: &str, bucket: &BucketName, key: &ObjectKey) -> Result<Option<Upload>, ObjectError> {
+    async fn upload(
+        &self,
+        db: &mut dyn Sql,
+        id: &str,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<Upload>, ObjectError> {
         let row = db
             .fetch_optional(
                 "SELECT content_type, user_meta, created_ms FROM _eddy_uploads
@@ -185,12 +233,21 @@ impl ObjectIndex for SqlIndex {
     }
 
     async fn delete_upload(&self, db: &mut dyn Sql, id: &str) -> Result<(), ObjectError> {
-        db.execute("DELETE FROM _eddy_upload_parts WHERE upload_id = ?", args![id]).await?;
-        db.execute("DELETE FROM _eddy_uploads WHERE upload_id = ?", args![id]).await?;
+        db.execute(
+            "DELETE FROM _eddy_upload_parts WHERE upload_id = ?",
+            args![id],
+        )
+        .await?;
+        db.execute("DELETE FROM _eddy_uploads WHERE upload_id = ?", args![id])
+            .await?;
         Ok(())
     }
 
-    async fn uploads(&self, db: &mut dyn Sql, bucket: &BucketName) -> Result<Vec<UploadInfo>, ObjectError> {
+    async fn uploads(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+    ) -> Result<Vec<UploadInfo>, ObjectError> {
         let rows = db
             .fetch(
                 "SELECT upload_id, key, created_ms FROM _eddy_uploads WHERE bucket = ? ORDER BY key, created_ms",
@@ -209,7 +266,12 @@ impl ObjectIndex for SqlIndex {
             .collect()
     }
 
-    async fn put_part(&self, db: &mut dyn Sql, upload_id: &str, part: &StoredPart) -> Result<(), ObjectError> {
+    async fn put_part(
+        &self,
+        db: &mut dyn Sql,
+        upload_id: &str,
+        part: &StoredPart,
+    ) -> Result<(), ObjectError> {
         let p = &part.info;
         db.execute(
             "INSERT INTO _eddy_upload_parts (upload_id, part_number, size, etag, sha256, last_modified_ms)
@@ -223,7 +285,11 @@ impl ObjectIndex for SqlIndex {
         Ok(())
     }
 
-    async fn parts(&self, db: &mut dyn Sql, upload_id: &str) -> Result<Vec<StoredPart>, ObjectError> {
+    async fn parts(
+        &self,
+        db: &mut dyn Sql,
+        upload_id: &str,
+    ) -> Result<Vec<StoredPart>, ObjectError> {
         let rows = db
             .fetch(
                 "SELECT part_number, size, etag, sha256, last_modified_ms FROM _eddy_upload_parts
@@ -256,7 +322,12 @@ impl ObjectIndex for SqlIndex {
         rows.iter().map(|r| Ok(r.at::<String>(0)?)).collect()
     }
 
-    async fn put_cors(&self, db: &mut dyn Sql, bucket: &BucketName, rules: &[CorsRule]) -> Result<(), ObjectError> {
+    async fn put_cors(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        rules: &[CorsRule],
+    ) -> Result<(), ObjectError> {
         let json = serde_json::to_string(rules).expect("rules serialize");
         db.execute(
             "INSERT INTO _eddy_bucket_cors (bucket, rules) VALUES (?, ?)
@@ -267,9 +338,16 @@ impl ObjectIndex for SqlIndex {
         Ok(())
     }
 
-    async fn cors(&self, db: &mut dyn Sql, bucket: &BucketName) -> Result<Option<Vec<CorsRule>>, ObjectError> {
+    async fn cors(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+    ) -> Result<Option<Vec<CorsRule>>, ObjectError> {
         let json: Option<String> = db
-            .fetch_optional("SELECT rules FROM _eddy_bucket_cors WHERE bucket = ?", args![bucket.as_str()])
+            .fetch_optional(
+                "SELECT rules FROM _eddy_bucket_cors WHERE bucket = ?",
+                args![bucket.as_str()],
+            )
             .await?
             .map(|r| r.at(0))
             .transpose()?;
@@ -282,8 +360,11 @@ impl ObjectIndex for SqlIndex {
     }
 
     async fn delete_cors(&self, db: &mut dyn Sql, bucket: &BucketName) -> Result<(), ObjectError> {
-        db.execute("DELETE FROM _eddy_bucket_cors WHERE bucket = ?", args![bucket.as_str()])
-            .await?;
+        db.execute(
+            "DELETE FROM _eddy_bucket_cors WHERE bucket = ?",
+            args![bucket.as_str()],
+        )
+        .await?;
         Ok(())
     }
 }

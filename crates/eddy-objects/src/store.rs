@@ -54,7 +54,11 @@ impl ObjectStore {
     /// database, blobs on its disk.
     pub fn open(bus: Bus) -> Result<Self, ObjectError> {
         let blobs = crate::disk::DiskBlobs::open(bus.data_dir())?;
-        Ok(Self::new(bus, Arc::new(crate::sql::SqlIndex), Arc::new(blobs)))
+        Ok(Self::new(
+            bus,
+            Arc::new(crate::sql::SqlIndex),
+            Arc::new(blobs),
+        ))
     }
 
     /// An object store over any index and blob store.
@@ -141,12 +145,15 @@ impl ObjectStore {
     /// Removes a bucket's CORS configuration (browsers on other origins are refused again).
     pub async fn delete_bucket_cors(&self, bucket: &BucketName) -> Result<(), ObjectError> {
         self.bus
-            .write((self.index.clone(), bucket.clone()), |tx, (index, bucket)| {
-                Box::pin(async move {
-                    require_bucket(index.as_ref(), tx, bucket).await?;
-                    index.delete_cors(tx, bucket).await
-                })
-            })
+            .write(
+                (self.index.clone(), bucket.clone()),
+                |tx, (index, bucket)| {
+                    Box::pin(async move {
+                        require_bucket(index.as_ref(), tx, bucket).await?;
+                        index.delete_cors(tx, bucket).await
+                    })
+                },
+            )
             .await
     }
 
@@ -295,13 +302,12 @@ impl ObjectStore {
                     let index = index.as_ref();
                     require_bucket(index, tx, &src.0).await?;
                     require_bucket(index, tx, &dst.0).await?;
-                    let source = index
-                        .object(tx, &src.0, &src.1)
-                        .await?
-                        .ok_or_else(|| ObjectError::NoSuchKey {
+                    let source = index.object(tx, &src.0, &src.1).await?.ok_or_else(|| {
+                        ObjectError::NoSuchKey {
                             bucket: src.0.to_string(),
                             key: src.1.to_string(),
-                        })?;
+                        }
+                    })?;
                     let (content_type, user_meta) = match directive {
                         MetadataDirective::Copy => (source.content_type, source.user_meta),
                         MetadataDirective::Replace {
@@ -318,7 +324,14 @@ impl ObjectStore {
                         content_type,
                         user_meta,
                     );
-                    commit_in(index, tx, meta, EventKind::ObjectCreatedCopy, lineage.clone()).await
+                    commit_in(
+                        index,
+                        tx,
+                        meta,
+                        EventKind::ObjectCreatedCopy,
+                        lineage.clone(),
+                    )
+                    .await
                 })
             })
             .await

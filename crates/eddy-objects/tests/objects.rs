@@ -554,7 +554,11 @@ async fn garbage_collection_keeps_shared_blobs() {
             bytes_removed: 5
         }
     );
-    assert_eq!(f.store.blob_bytes(&a).await.unwrap(), b"same", "still used by b");
+    assert_eq!(
+        f.store.blob_bytes(&a).await.unwrap(),
+        b"same",
+        "still used by b"
+    );
     assert_eq!(read_all(&f.store, "bkt", "b", None).await, b"same");
 }
 

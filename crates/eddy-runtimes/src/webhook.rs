@@ -355,7 +355,8 @@ mod tests {
 
     #[test]
     fn private_and_metadata_addresses_are_refused_unless_allowed() {
-        let check_address = |url: &str, allowed: &[String]| checked_addresses(url, allowed).map(|_| ());
+        let check_address =
+            |url: &str, allowed: &[String]| checked_addresses(url, allowed).map(|_| ());
         for url in [
             "http://127.0.0.1:8080/hook",
             "http://169.254.169.254/latest/meta-data/",
@@ -421,7 +422,14 @@ mod tests {
                 assert!(is_private(ip.parse().unwrap()), "{ip}");
             }
         }
-        for public in ["1.1.1.1", "100.63.255.255", "100.128.0.0", "172.32.0.1", "198.20.0.1", "223.255.255.255"] {
+        for public in [
+            "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.32.0.1",
+            "198.20.0.1",
+            "223.255.255.255",
+        ] {
             assert!(!is_private(public.parse().unwrap()), "{public}");
         }
     }

@@ -20,7 +20,11 @@ pub(crate) fn create_sql(schema: &TableSchema, dialect: Dialect) -> String {
         "PRIMARY KEY ({})",
         quote_list(schema.primary_key().iter())
     ));
-    let strict = if dialect == Dialect::Sqlite { " STRICT" } else { "" };
+    let strict = if dialect == Dialect::Sqlite {
+        " STRICT"
+    } else {
+        ""
+    };
     format!(
         "CREATE TABLE {} ({}){strict}",
         quote(schema.name().as_str()),

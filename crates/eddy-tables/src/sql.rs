@@ -26,16 +26,48 @@ pub trait TableRows: Send + Sync + 'static {
     /// Every declared table.
     async fn catalog(&self, db: &mut dyn Sql) -> Result<Vec<Declaration>, TableError>;
     /// Creates a table and records its schema.
-    async fn create(&self, db: &mut dyn Sql, schema: &TableSchema, now_ms: i64) -> Result<(), TableError>;
+    async fn create(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        now_ms: i64,
+    ) -> Result<(), TableError>;
     /// Adds nullable columns to a table; `schema` is the table's schema with them.
-    async fn add_columns(&self, db: &mut dyn Sql, schema: &TableSchema, added: &[Column]) -> Result<(), TableError>;
+    async fn add_columns(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        added: &[Column],
+    ) -> Result<(), TableError>;
     /// The row with `key`.
-    async fn get(&self, db: &mut dyn Sql, schema: &TableSchema, key: &Key) -> Result<Option<Row>, TableError>;
+    async fn get(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        key: &Key,
+    ) -> Result<Option<Row>, TableError>;
     /// Inserts a row whose values are in schema order; `KeyExists` when its key is taken.
-    async fn insert(&self, db: &mut dyn Sql, schema: &TableSchema, key: &Key, values: Vec<SqlValue>) -> Result<(), TableError>;
+    async fn insert(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        key: &Key,
+        values: Vec<SqlValue>,
+    ) -> Result<(), TableError>;
     /// Replaces the non-key columns of the row with `key` (values in schema order).
-    async fn update(&self, db: &mut dyn Sql, schema: &TableSchema, key: &Key, values: Vec<SqlValue>) -> Result<(), TableError>;
-    async fn delete(&self, db: &mut dyn Sql, schema: &TableSchema, key: &Key) -> Result<(), TableError>;
+    async fn update(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        key: &Key,
+        values: Vec<SqlValue>,
+    ) -> Result<(), TableError>;
+    async fn delete(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        key: &Key,
+    ) -> Result<(), TableError>;
     /// Up to `limit` rows in key order after `after`, each equal to every filter (a column
     /// and a value already checked against the column, `Null` matching empty).
     async fn list(
@@ -68,7 +100,10 @@ fn placeholders(n: usize) -> String {
 impl TableRows for SqlRows {
     async fn catalog(&self, db: &mut dyn Sql) -> Result<Vec<Declaration>, TableError> {
         let rows = db
-            .fetch("SELECT name, schema, created_ms FROM _eddy_tables ORDER BY name", args![])
+            .fetch(
+                "SELECT name, schema, created_ms FROM _eddy_tables ORDER BY name",
+                args![],
+            )
             .await?;
         rows.iter()
             .map(|row| {
@@ -86,7 +121,12 @@ impl TableRows for SqlRows {
             .collect()
     }
 
-    async fn create(&self, db: &mut dyn Sql, schema: &TableSchema, now_ms: i64) -> Result<(), TableError> {
+    async fn create(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        now_ms: i64,
+    ) -> Result<(), TableError> {
         db.run_script(&create_sql(schema, db.dialect())).await?;
         let record = serde_json::to_string(schema).expect("schemas serialize");
         db.execute(
@@ -97,9 +137,15 @@ impl TableRows for SqlRows {
         Ok(())
     }
 
-    async fn add_columns(&self, db: &mut dyn Sql, schema: &TableSchema, added: &[Column]) -> Result<(), TableError> {
+    async fn add_columns(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        added: &[Column],
+    ) -> Result<(), TableError> {
         for column in added {
-            db.run_script(&add_column_sql(schema, column, db.dialect())).await?;
+            db.run_script(&add_column_sql(schema, column, db.dialect()))
+                .await?;
         }
         let record = serde_json::to_string(schema).expect("schemas serialize");
         db.execute(
@@ -110,7 +156,12 @@ impl TableRows for SqlRows {
         Ok(())
     }
 
-    async fn get(&self, db: &mut dyn Sql, schema: &TableSchema, key: &Key) -> Result<Option<Row>, TableError> {
+    async fn get(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        key: &Key,
+    ) -> Result<Option<Row>, TableError> {
         let sql = format!(
             "SELECT {} FROM {} WHERE {}",
             quote_list(schema.columns().iter().map(|c| &c.name)),
@@ -121,7 +172,13 @@ impl TableRows for SqlRows {
         row.as_ref().map(|r| decode_row(schema, r)).transpose()
     }
 
-    async fn insert(&self, db: &mut dyn Sql, schema: &TableSchema, key: &Key, values: Vec<SqlValue>) -> Result<(), TableError> {
+    async fn insert(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        key: &Key,
+        values: Vec<SqlValue>,
+    ) -> Result<(), TableError> {
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
             quote(schema.name().as_str()),
@@ -134,7 +191,13 @@ impl TableRows for SqlRows {
         }
     }
 
-    async fn update(&self, db: &mut dyn Sql, schema: &TableSchema, key: &Key, values: Vec<SqlValue>) -> Result<(), TableError> {
+    async fn update(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        key: &Key,
+        values: Vec<SqlValue>,
+    ) -> Result<(), TableError> {
         let mut sets = Vec::new();
         let mut args = Vec::new();
         for (column, value) in schema.columns().iter().zip(values) {
@@ -158,7 +221,12 @@ impl TableRows for SqlRows {
         Ok(())
     }
 
-    async fn delete(&self, db: &mut dyn Sql, schema: &TableSchema, key: &Key) -> Result<(), TableError> {
+    async fn delete(
+        &self,
+        db: &mut dyn Sql,
+        schema: &TableSchema,
+        key: &Key,
+    ) -> Result<(), TableError> {
         let sql = format!(
             "DELETE FROM {} WHERE {}",
             quote(schema.name().as_str()),
@@ -211,12 +279,18 @@ impl TableRows for SqlRows {
 }
 
 /// A filter's value checked against its column and made an argument.
-pub(crate) fn filter_value(schema: &TableSchema, column: &str, value: &Value) -> Result<SqlValue, TableError> {
-    let col = schema.column(column).ok_or_else(|| TableError::UnknownColumn {
-        table: schema.name().to_string(),
-        column: column.chars().take(64).collect(),
-        accepted: schema.column_list(),
-    })?;
+pub(crate) fn filter_value(
+    schema: &TableSchema,
+    column: &str,
+    value: &Value,
+) -> Result<SqlValue, TableError> {
+    let col = schema
+        .column(column)
+        .ok_or_else(|| TableError::UnknownColumn {
+            table: schema.name().to_string(),
+            column: column.chars().take(64).collect(),
+            accepted: schema.column_list(),
+        })?;
     if value.is_null() {
         return Ok(SqlValue::Null);
     }

@@ -102,7 +102,10 @@ pub(crate) fn normalize(schema: &TableSchema, row: &Row) -> Row {
 }
 
 /// Reads a stored row (its columns in schema order) back as JSON.
-pub(crate) fn decode_row(schema: &TableSchema, row: &eddy_bus::sql::Row) -> Result<Row, TableError> {
+pub(crate) fn decode_row(
+    schema: &TableSchema,
+    row: &eddy_bus::sql::Row,
+) -> Result<Row, TableError> {
     let mut out = Map::with_capacity(schema.columns().len());
     for (i, c) in schema.columns().iter().enumerate() {
         let value = match c.ty {

@@ -544,10 +544,16 @@ mod tests {
             command.status()
         };
         assert_eq!(run("exit 3").await.unwrap().code(), Some(3));
-        assert_eq!(run("kill -TERM $$").await.unwrap().signal(), Some(libc::SIGTERM));
+        assert_eq!(
+            run("kill -TERM $$").await.unwrap().signal(),
+            Some(libc::SIGTERM)
+        );
         if sandbox.mode() == Mode::Isolated {
             let own_namespace = run("test $$ -lt 10").await.unwrap();
-            assert!(own_namespace.success(), "the program is one of its namespace's first processes");
+            assert!(
+                own_namespace.success(),
+                "the program is one of its namespace's first processes"
+            );
         }
     }
 
