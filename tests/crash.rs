@@ -271,7 +271,10 @@ async fn verify(dir: &Path, acked: &Acked) {
     // Uploads the kill interrupted left nothing behind that counts: temporary files are gone
     // and blobs nothing refers to are collected, leaving every object readable.
     assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
-    eddy.objects.collect_garbage().await.unwrap();
+    eddy.objects
+        .collect_garbage(std::time::Duration::ZERO)
+        .await
+        .unwrap();
     for meta in &objects {
         let bytes = eddy.objects.blob_bytes(meta).await.unwrap();
         assert_eq!(bytes.len() as u64, meta.size, "{} is readable", meta.key);

@@ -26,7 +26,7 @@ pub fn app(dir: &Path, manifest: &str) -> eddy_subscriptions::App {
 
 /// Declares the app's tables and creates its buckets, as `eddy serve` does.
 pub async fn provision(eddy: &Eddy, app: &eddy_subscriptions::App) {
-    eddy_server::provision(app, &eddy.objects, &eddy.tables)
+    eddy_node::provision(app, &eddy.objects, &eddy.tables)
         .await
         .expect("the app's buckets and tables are provisioned");
 }

@@ -12,14 +12,14 @@
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use eddy_core::{BucketName, ObjectKey};
-use eddy_executor::{Executor, ExecutorConfig, SystemClock};
+use eddy_executor::ExecutorConfig;
+use eddy_node::{Duties, Node, NodeConfig, development_credentials};
 use eddy_objects::PutOptions;
 use eddy_server::Services;
-use eddy_server::auth::{Principals, development_credentials};
 use eddy_tests::Eddy;
 use eddy_tests::bench::{Dirs, machine, median, rate, runtime, small_body};
 use tokio::io::AsyncReadExt;
@@ -132,26 +132,23 @@ async fn through_library(dir: PathBuf) -> [f64; 4] {
 
 /// Starts the HTTP surfaces on a free loopback port, as `eddy serve` does.
 async fn start_server(dir: PathBuf) -> SocketAddr {
-    let eddy = Eddy::open(&dir).await;
-    let app = eddy_subscriptions::App::default();
-    let executor = Executor::start(
-        eddy.bus.clone(),
-        app.clone(),
-        Arc::new(SystemClock),
-        ExecutorConfig::default(),
-    )
-    .await
-    .unwrap();
-    let services = Arc::new(Services {
-        bus: eddy.bus,
-        objects: eddy.objects,
-        tables: eddy.tables,
-        executor: Arc::new(executor),
-        app: RwLock::new(Arc::new(app)),
-        principals: Principals::new(development_credentials()),
-        hosts: eddy_server::Hosts::new(&[]),
-        body_idle_timeout: eddy_server::BODY_IDLE_TIMEOUT,
-    });
+    let bus = eddy_bus::Bus::open(&dir).await.unwrap();
+    let config = NodeConfig {
+        id: None,
+        root: development_credentials(),
+        manifests: Vec::new(),
+        watch: false,
+        executor: ExecutorConfig::default(),
+        duties: Duties::default(),
+    };
+    let node = Node::start(bus, eddy_subscriptions::App::default(), config)
+        .await
+        .unwrap();
+    let services = Arc::new(Services::new(
+        node,
+        eddy_server::Hosts::new(&[]),
+        eddy_server::BODY_IDLE_TIMEOUT,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(eddy_server::serve(

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use eddy_wire::admin::{DeployRequest, DeployResponse, DeployedManifest};
+
 use crate::client::{Client, encode};
 
 /// How long one request of `eddy events tail --follow` waits on the server for a commit.
@@ -128,20 +130,27 @@ pub fn redrive(client: &Client, id: Option<i64>, function: Option<&str>) -> anyh
 
 /// `eddy deploy MANIFEST…`: the running server checks them as one app and runs it. Paths in
 /// the manifests stay relative to each manifest's folder on this machine.
-pub fn deploy(client: &Client, manifests: &[PathBuf]) -> anyhow::Result<Value> {
-    let mut sent = Vec::new();
+pub fn deploy(client: &Client, manifests: &[PathBuf]) -> anyhow::Result<DeployResponse> {
+    let mut request = DeployRequest {
+        manifests: Vec::new(),
+    };
     for path in manifests {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let absolute = std::path::absolute(path)?;
-        sent.push(json!({"path": absolute.display().to_string(), "text": text}));
+        request.manifests.push(DeployedManifest {
+            path: absolute.display().to_string(),
+            text,
+        });
     }
-    client.api(
+    let answer = client.api(
         "POST",
         "/_eddy/v1/deploy",
         "",
-        Some(&json!({ "manifests": sent })),
-    )
+        Some(&serde_json::to_value(&request)?),
+    )?;
+    serde_json::from_value(answer.clone())
+        .with_context(|| format!("eddy answered the deploy with {answer}"))
 }
 
 /// Prices for `eddy usage`, per Lambda's published x86 prices and monthly free tier.

@@ -3,12 +3,10 @@
 
 mod admin;
 mod client;
-mod folder;
 mod functions;
 mod objects;
 mod rows;
 mod serve;
-mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,7 +61,7 @@ struct Connection {
 
 impl Connection {
     fn client(&self) -> anyhow::Result<client::Client> {
-        let dev = eddy_server::auth::development_credentials();
+        let dev = eddy_node::development_credentials();
         let credentials = match (&self.access_key_id, &self.secret_access_key) {
             (Some(id), Some(secret)) => eddy_sigv4::Credentials {
                 access_key_id: id.clone(),
@@ -209,7 +207,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     let result = match cli.command {
-        Command::Validate { manifests } => return validate(&manifests),
+        Command::Validate { manifests } => return validate(&manifests, cli.json),
         Command::Serve { manifests, options } => {
             init_logging();
             let loaded = eddy_subscriptions::load_files(&manifests);
@@ -282,14 +280,14 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
     match command {
         Command::Serve { .. } | Command::Validate { .. } => unreachable!("handled in main"),
         Command::Deploy { manifests } => {
-            let answer = admin::deploy(client, &manifests)?;
-            output(json, &answer, |a| {
-                if let Some(w) = a["warnings"].as_str().filter(|w| !w.is_empty()) {
-                    eprintln!("{w}");
+            let deployed = admin::deploy(client, &manifests)?;
+            output(json, &serde_json::to_value(&deployed)?, |_| {
+                if !deployed.warnings.is_empty() {
+                    eprintln!("{}", deployed.warnings);
                 }
                 println!(
-                    "deployed: {} functions, {} triggers",
-                    a["functions"], a["triggers"]
+                    "deployed: {} functions, {} triggers (app version {})",
+                    deployed.functions, deployed.triggers, deployed.version
                 );
             });
         }
@@ -366,22 +364,34 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
     Ok(())
 }
 
-fn validate(manifests: &[PathBuf]) -> ExitCode {
+/// `eddy validate`: the findings on stderr; with `--json`, the locked app on stdout (what a
+/// deploy would store and every node run).
+fn validate(manifests: &[PathBuf], json: bool) -> ExitCode {
     let loaded = eddy_subscriptions::load_files(manifests);
     if !loaded.findings.is_empty() {
         eprintln!("{}", loaded.findings);
     }
-    match loaded.app {
-        Some(app) => {
-            println!(
-                "ok: {} buckets, {} tables, {} functions, {} triggers",
-                app.buckets.len(),
-                app.tables.len(),
-                app.functions.len(),
-                app.triggers.len()
-            );
+    let Some(app) = loaded.app else {
+        return ExitCode::FAILURE;
+    };
+    if !json {
+        println!(
+            "ok: {} buckets, {} tables, {} functions, {} triggers",
+            app.buckets.len(),
+            app.tables.len(),
+            app.functions.len(),
+            app.triggers.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    match eddy_subscriptions::LockedApp::lock(app) {
+        Ok(locked) => {
+            println!("{}", locked.to_json());
             ExitCode::SUCCESS
         }
-        None => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

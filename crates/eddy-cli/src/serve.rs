@@ -2,18 +2,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use eddy_bus::Bus;
-use eddy_executor::{Executor, ExecutorConfig, SystemClock};
-use eddy_objects::ObjectStore;
+use eddy_executor::ExecutorConfig;
+use eddy_node::{DEV_ACCESS_KEY_ID, Duties, Node, NodeConfig, development_credentials};
 use eddy_runtimes::sandbox::{Mode, Sandbox, SandboxOptions};
 use eddy_server::Services;
-use eddy_server::auth::{DEV_ACCESS_KEY_ID, Principals, development_credentials};
 use eddy_sigv4::Credentials;
 use eddy_subscriptions::{App, Runtime, SecretSource};
-use eddy_tables::TableStore;
 
 /// The options of `eddy serve`.
 #[derive(clap::Args)]
@@ -51,6 +49,10 @@ pub struct ServeOptions {
     /// How long a request body may go without a byte arriving before the request fails.
     #[arg(long, default_value = "30s", value_parser = duration)]
     body_idle_timeout: std::time::Duration,
+    /// This eddy's name among the nodes sharing its state; leases and credentials carry it.
+    /// By default, the one kept in the data directory (made at the first start).
+    #[arg(long)]
+    node_id: Option<String>,
 }
 
 /// `auto`, or a sandbox mode.
@@ -116,42 +118,36 @@ pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyh
         .await
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
     let sandbox = function_sandbox(&options, data_dir)?;
-    let objects = ObjectStore::open(bus.clone())?;
-    let tables = TableStore::open(bus.clone()).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
-    let config = ExecutorConfig {
-        stream_labels: eddy_server::provision(&app, &objects, &tables).await?,
-        function_env: function_environment(address),
-        strict_cpu: options.strict_cpu,
-        worker_idle_timeout: options.worker_idle,
-        sandbox,
-        ..ExecutorConfig::default()
+    let config = NodeConfig {
+        id: options.node_id.clone(),
+        root,
+        manifests: manifests.to_vec(),
+        watch: true,
+        executor: ExecutorConfig {
+            function_env: function_environment(address),
+            strict_cpu: options.strict_cpu,
+            worker_idle_timeout: options.worker_idle,
+            sandbox,
+            ..ExecutorConfig::default()
+        },
+        duties: Duties::default(),
     };
-    let executor =
-        Arc::new(Executor::start(bus.clone(), app.clone(), Arc::new(SystemClock), config).await?);
-    let services = Arc::new(Services {
-        bus,
-        objects,
-        tables,
-        executor: executor.clone(),
-        app: RwLock::new(Arc::new(app)),
-        principals: Principals::new(root),
-        hosts: eddy_server::Hosts::new(&options.hosts),
-        body_idle_timeout: options.body_idle_timeout,
-    });
-    services.grant(&services.app())?;
-    tokio::spawn(rotate_credentials(Arc::downgrade(&services)));
-    // Reloads and ingests until eddy stops.
-    let _watching = crate::watch::start(manifests, data_dir, services.clone()).await?;
+    let node = Node::start(bus, app, config).await?;
+    let services = Arc::new(Services::new(
+        node.clone(),
+        eddy_server::Hosts::new(&options.hosts),
+        options.body_idle_timeout,
+    ));
     // Scripts and tests read this line to find the port.
     println!("eddy listening on http://{address}");
-    tracing::info!(%address, data_dir = %data_dir.display(), "eddy is serving");
+    tracing::info!(%address, node = node.id, data_dir = %data_dir.display(), "eddy is serving");
     eddy_server::serve(listener, services, shutdown_signal()).await?;
     tracing::info!("stopping: no new requests; finishing the executor");
-    executor.shutdown().await;
+    node.shutdown().await;
     Ok(())
 }
 
@@ -191,23 +187,6 @@ fn function_sandbox(options: &ServeOptions, data_dir: &Path) -> anyhow::Result<A
     eprintln!("eddy: {warning}");
     tracing::warn!("{warning}");
     Ok(sandbox)
-}
-
-/// How often the functions' credentials are issued anew (each lives two hours).
-const ROTATE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Issues the functions new credentials every hour, while eddy runs.
-async fn rotate_credentials(services: std::sync::Weak<Services>) {
-    loop {
-        tokio::time::sleep(ROTATE_EVERY).await;
-        let Some(services) = services.upgrade() else {
-            return;
-        };
-        match services.grant(&services.app()) {
-            Ok(()) => tracing::info!("function credentials rotated"),
-            Err(e) => tracing::error!(error = %e, "function credentials not rotated"),
-        }
-    }
 }
 
 /// What every function process is told about eddy, so the AWS SDK inside a handler reaches
@@ -253,27 +232,6 @@ fn root_credentials(listen: SocketAddr) -> anyhow::Result<Credentials> {
             "eddy listens on {listen}, which is not a loopback address, so the development credentials are refused: set EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY"
         ),
         _ => bail!("set both EDDY_ACCESS_KEY_ID and EDDY_SECRET_ACCESS_KEY, or neither"),
-    }
-}
-
-/// Loads the manifests again and, when they are valid and their tables can be declared,
-/// runs the new app from now on. Otherwise the running app stays; every finding is logged.
-pub async fn reload(manifests: &[PathBuf], services: &Services) {
-    let loaded = eddy_subscriptions::load_files(manifests);
-    let Some(app) = loaded.app else {
-        tracing::error!(
-            "the changed manifests have errors; still running the previous configuration\n{}",
-            loaded.findings
-        );
-        return;
-    };
-    if !loaded.findings.is_empty() {
-        tracing::warn!("{}", loaded.findings);
-    }
-    if let Err(e) = services.apply(app).await {
-        tracing::error!(
-            "the changed manifests cannot be applied; still running the previous configuration: {e}"
-        );
     }
 }
 

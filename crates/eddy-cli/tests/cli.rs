@@ -301,4 +301,28 @@ fn deploy_applies_valid_manifests_and_reports_invalid_ones() {
         json!({}),
         "the deployed app still runs"
     );
+
+    // The deployed app is stored: after a restart with the same manifest files, it runs.
+    let eddy = eddy.restart("app.yaml");
+    assert_eq!(
+        json_of(&cli_ok(&eddy, &["invoke", "fresh", "--json"])),
+        json!({}),
+        "the deploy survived the restart"
+    );
+    // A comment changes nothing eddy runs: the deploy still stands.
+    let dir = eddy.dir.path();
+    std::fs::write(dir.join("app.yaml"), format!("{APP}\n# a comment\n")).unwrap();
+    let eddy = eddy.restart("app.yaml");
+    cli_ok(&eddy, &["invoke", "fresh"]);
+    // Manifest files whose app changed since they last put one in service win over the deploy.
+    let dir = eddy.dir.path();
+    let edited = APP.replace("'echo \"echo ran\" >&2; cat'", "cat");
+    assert_ne!(edited, APP);
+    std::fs::write(dir.join("app.yaml"), edited).unwrap();
+    let eddy = eddy.restart("app.yaml");
+    let err = cli_err(&eddy, &["invoke", "fresh"]);
+    assert!(
+        err.contains("Function not found") && err.contains("fresh"),
+        "{err}"
+    );
 }

@@ -540,7 +540,7 @@ fn the_quickstart_runs() {
     );
 
     // Row changes run on-order, with the change as a plain event.
-    let bearer = format!("Bearer {}", eddy_server::auth::DEV_SECRET_ACCESS_KEY);
+    let bearer = format!("Bearer {}", eddy_node::DEV_SECRET_ACCESS_KEY);
     let row = r#"{"id": 1, "customer": "ada", "total": 12.5, "status": "paid"}"#;
     let auth = [("authorization", bearer.as_str())];
     assert_eq!(
@@ -625,7 +625,7 @@ fn every_surface_but_health_needs_credentials() {
     );
     assert_eq!(wrong_token.status, 403);
     assert_eq!(wrong_token.body["error"]["code"], "SignatureDoesNotMatch");
-    let bearer = format!("Bearer {}", eddy_server::auth::DEV_SECRET_ACCESS_KEY);
+    let bearer = format!("Bearer {}", eddy_node::DEV_SECRET_ACCESS_KEY);
     let token = eddy.call(
         "GET",
         "/_eddy/v1/functions",
@@ -663,7 +663,7 @@ fn every_surface_but_health_needs_credentials() {
     let out = Command::new("aws")
         .args(["lambda", "invoke", "--function-name", "echo", "/dev/null"])
         .args(["--endpoint-url", &eddy.base, "--region", "us-east-1"])
-        .env("AWS_ACCESS_KEY_ID", eddy_server::auth::DEV_ACCESS_KEY_ID)
+        .env("AWS_ACCESS_KEY_ID", eddy_node::DEV_ACCESS_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", "wrong")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")

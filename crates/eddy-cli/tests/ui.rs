@@ -1,6 +1,8 @@
 //! Snapshot tests of `eddy validate`: each `tests/ui/NAME.yaml` (at the top of the workspace)
 //! is checked by the real binary, and what it prints must equal `tests/ui/NAME.stderr` (and
-//! `NAME.stdout`, when that exists) exactly. `EDDY_BLESS=1 cargo test -p eddy-cli --test ui`
+//! `NAME.stdout`, when that exists) exactly. For a valid manifest, the locked app that
+//! `eddy validate --json` prints must equal `NAME.locked.json` (the workspace's path written as
+//! `$WORKSPACE`). `EDDY_BLESS=1 cargo test -p eddy-cli --test ui`
 //! rewrites the expectations from the current output; review the diff before committing.
 
 use std::path::{Path, PathBuf};
@@ -35,9 +37,26 @@ fn validate_messages_match_their_snapshots() {
             .unwrap();
         let code = out.status.code().unwrap_or(-1);
         let stderr = format!("{}exit: {code}\n", String::from_utf8_lossy(&out.stderr));
+        let locked = if code == 0 {
+            let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+                .args(["validate", "--json"])
+                .arg(relative)
+                .current_dir(&root)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).replace(root.to_str().unwrap(), "$WORKSPACE")
+        } else {
+            String::new()
+        };
         for (ext, actual) in [
             ("stderr", stderr),
             ("stdout", String::from_utf8_lossy(&out.stdout).into_owned()),
+            ("locked.json", locked),
         ] {
             let expected_path = case.with_extension(ext);
             if bless {

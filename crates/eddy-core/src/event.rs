@@ -35,8 +35,9 @@ impl FromStr for EventId {
     }
 }
 
-/// Where a change happened.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Where a change happened. Stored and locked as `{"type": "bucket", "name": "photos"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "name", rename_all = "lowercase")]
 pub enum Source {
     Bucket(BucketName),
     Table(TableName),
@@ -81,7 +82,8 @@ impl fmt::Display for Source {
 }
 
 /// What happened. The string forms are the names AWS uses in S3 and DynamoDB-Streams events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum EventKind {
     ObjectCreatedPut,
     ObjectCreatedCopy,
@@ -125,6 +127,19 @@ impl EventKind {
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<EventKind> for &'static str {
+    fn from(kind: EventKind) -> Self {
+        kind.as_str()
+    }
+}
+
+impl TryFrom<String> for EventKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 

@@ -220,6 +220,15 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// other claimer.
     async fn claim(&self, tx: &mut dyn Sql, claim: &Claim) -> Result<Vec<Leased>, ExecError>;
 
+    /// How many deliveries each function has due now (ready, their time come and, for ordered
+    /// ones, first of their key), counting at most `limit` in all: what a claim would find.
+    async fn due(
+        &self,
+        db: &mut dyn Sql,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<HashMap<String, u32>, ExecError>;
+
     /// When the earliest ready delivery is due.
     async fn next_due(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError>;
 

@@ -83,9 +83,17 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
     let compiled = inner.compiled();
     let grace = inner.config.lease_grace.as_millis() as i64;
     let limit = inner.config.lease_batch;
-    // Slots are taken first, up to the round's size, and what the claim does not use goes
-    // back: a synchronous invocation meanwhile waits for none, and the cap on running
-    // invocations holds across everyone sharing the store.
+    // Slots are taken first, as many as each function has deliveries due, and what the claim
+    // does not use goes back: the cap on running invocations holds across everyone sharing
+    // the store, and a round with nothing due takes no slot from a synchronous invocation.
+    let due = match inner.store.due(&mut inner.bus.readers(), now, limit).await {
+        Ok(due) if due.is_empty() => return Vec::new(),
+        Ok(due) => due,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the due deliveries");
+            return Vec::new();
+        }
+    };
     let mut claim = Claim {
         node: inner.config.node.clone(),
         now_ms: now,
@@ -98,11 +106,14 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
     };
     for f in &compiled.app.functions {
         let name = f.name.to_string();
-        let room = inner
-            .store
-            .take_slots(&name, f.concurrency, limit)
-            .await
-            .unwrap_or(0);
+        let room = match due.get(&name) {
+            Some(wanted) => inner
+                .store
+                .take_slots(&name, f.concurrency, *wanted)
+                .await
+                .unwrap_or(0),
+            None => 0,
+        };
         claim.room.insert(name.clone(), room);
         claim
             .lease_until

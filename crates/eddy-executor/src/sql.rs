@@ -207,6 +207,19 @@ impl DeliveryStore for SqlDeliveries {
         Ok(chosen)
     }
 
+    async fn due(
+        &self,
+        db: &mut dyn Sql,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<HashMap<String, u32>, ExecError> {
+        let mut due = HashMap::new();
+        for row in db.fetch(DUE, args![now_ms, limit]).await? {
+            *due.entry(row.get::<String>("function")?).or_default() += 1;
+        }
+        Ok(due)
+    }
+
     async fn next_due(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError> {
         let row = db
             .fetch_one(

@@ -27,6 +27,13 @@ pub struct BlobLimits {
     pub md5: Option<[u8; 16]>,
 }
 
+/// A blob and when its bytes were last written (placing identical bytes again counts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub id: String,
+    pub written: std::time::SystemTime,
+}
+
 /// A blob's bytes, or part of them.
 pub type BlobReader = Box<dyn AsyncRead + Send + Sync + Unpin>;
 
@@ -48,8 +55,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn read(&self, blob: &str, start: u64, len: u64) -> Result<BlobReader, ObjectError>;
 
     /// Every blob there is.
-    async fn list(&self) -> Result<Vec<String>, ObjectError>;
+    async fn list(&self) -> Result<Vec<StoredBlob>, ObjectError>;
 
-    /// Removes a blob; returns its size.
-    async fn remove(&self, blob: &str) -> Result<u64, ObjectError>;
+    /// Removes a blob as [`list`](Self::list) saw it: one written again since is kept (its bytes
+    /// may be about to be referenced). Returns the size removed, `None` when kept or gone.
+    async fn remove(&self, blob: &StoredBlob) -> Result<Option<u64>, ObjectError>;
 }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
 use crate::ObjectError;
-use crate::blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore};
+use crate::blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
 
 /// The size of one read from an upload. Memory per upload stays at about this much.
 const CHUNK: usize = 1 << 20;
@@ -77,19 +77,28 @@ impl BlobStore for DiskBlobs {
         Ok(Box::new(file.take(len)))
     }
 
-    async fn list(&self) -> Result<Vec<String>, ObjectError> {
+    async fn list(&self) -> Result<Vec<StoredBlob>, ObjectError> {
         let blobs = self.blobs.clone();
         tokio::task::spawn_blocking(move || list_blobs(&blobs))
             .await
             .expect("listing blobs panicked")
     }
 
-    async fn remove(&self, blob: &str) -> Result<u64, ObjectError> {
-        let path = self.path(blob);
+    async fn remove(&self, blob: &StoredBlob) -> Result<Option<u64>, ObjectError> {
+        let path = self.path(&blob.id);
+        let listed = blob.written;
         tokio::task::spawn_blocking(move || {
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            std::fs::remove_file(&path).map_err(|e| ObjectError::io(&path, e))?;
-            Ok(size)
+            let Ok(meta) = std::fs::metadata(&path) else {
+                return Ok(None);
+            };
+            if meta.modified().ok() != Some(listed) {
+                return Ok(None);
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(Some(meta.len())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(ObjectError::io(&path, e)),
+            }
         })
         .await
         .expect("removing a blob panicked")
@@ -195,15 +204,23 @@ impl DiskBlobs {
     }
 }
 
-/// Every blob digest under `blobs`.
-fn list_blobs(blobs: &Path) -> Result<Vec<String>, ObjectError> {
+/// Every blob under `blobs`, with its file's modification time. (Placing a blob renames a new
+/// file over any old one, so the time is that of the latest write of those bytes.)
+fn list_blobs(blobs: &Path) -> Result<Vec<StoredBlob>, ObjectError> {
     let mut found = Vec::new();
     for level1 in read_dir(blobs)? {
         for level2 in read_dir(&level1)? {
             for blob in read_dir(&level2)? {
-                if let Some(name) = blob.file_name().and_then(|n| n.to_str()) {
-                    found.push(name.to_string());
-                }
+                let Some(name) = blob.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                let written = std::fs::metadata(&blob)
+                    .and_then(|m| m.modified())
+                    .map_err(|e| ObjectError::io(&blob, e))?;
+                found.push(StoredBlob {
+                    id: name.to_string(),
+                    written,
+                });
             }
         }
     }

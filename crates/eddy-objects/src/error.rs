@@ -47,6 +47,10 @@ pub enum ObjectError {
     },
     #[error("reading the request body failed: {0}")]
     Body(#[source] std::io::Error),
+    #[error(
+        "the object's bytes were collected as garbage while it was being stored (identical bytes had been deleted a moment before); nothing was stored: send it again"
+    )]
+    BlobCollected,
 }
 
 impl ObjectError {
@@ -77,6 +81,7 @@ impl Classify for ObjectError {
             InvalidRange { .. } => ErrorKind::PreconditionFailed,
             TooLarge { .. } => ErrorKind::TooLarge,
             Bus(e) => e.kind(),
+            BlobCollected => ErrorKind::Unavailable,
             Io { .. } => ErrorKind::Internal,
         }
     }

@@ -17,7 +17,7 @@ mod multipart;
 mod sql;
 mod store;
 
-pub use blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore};
+pub use blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
 pub use disk::DiskBlobs;
 pub use error::ObjectError;
 pub use index::{ObjectIndex, StoredPart, Upload};

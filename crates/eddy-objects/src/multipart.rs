@@ -63,8 +63,8 @@ impl ObjectStore {
             min: 0,
             md5: content_md5,
         };
-        let _refs = self.blob_refs.read().await;
         let blob = self.blobs.write(body, &limits).await?;
+        let _refs = self.pin(&blob.sha256).await?;
         let part = StoredPart {
             info: PartInfo {
                 part_number,
@@ -107,9 +107,9 @@ impl ObjectStore {
         let upload = self.upload(&mut db, bucket, key, upload_id).await?;
         let stored = self.index.parts(&mut db, upload_id).await?;
         let chosen = choose_parts(parts, &stored)?;
-        let _refs = self.blob_refs.read().await;
         let blobs: Vec<String> = chosen.iter().map(|p| p.blob.clone()).collect();
         let blob = self.blobs.concat(&blobs).await?;
+        let _refs = self.pin(&blob.sha256).await?;
         let mut md5s = Md5::new();
         for part in &chosen {
             md5s.update(hex::decode(&part.info.etag).expect("stored ETags are hex"));

@@ -19,9 +19,11 @@ pub struct ObjectStore {
     pub(crate) bus: Bus,
     pub(crate) index: Arc<dyn ObjectIndex>,
     pub(crate) blobs: Arc<dyn BlobStore>,
-    /// Held for reading by every change that makes metadata point at a blob, from before the
-    /// blob is written until the metadata commits; held for writing by garbage collection. So a
-    /// blob that is about to be referenced is never collected.
+    /// Held for reading by every change that makes metadata point at a blob, from when the blob
+    /// is in place until the metadata commits; held for writing by garbage collection. So a
+    /// blob that is about to be referenced is never collected. (Bodies stream in before the
+    /// lock is taken, so a collection never waits for a slow upload; the blob it places is new,
+    /// and collection spares blobs written within its grace period.)
     pub(crate) blob_refs: Arc<RwLock<()>>,
 }
 
@@ -173,8 +175,8 @@ impl ObjectStore {
             min: opts.min_size.unwrap_or(0),
             md5: opts.content_md5,
         };
-        let _refs = self.blob_refs.read().await;
         let blob = self.blobs.write(body, &limits).await?;
+        let _refs = self.pin(&blob.sha256).await?;
         let meta = draft(
             bucket,
             key,
@@ -337,14 +339,41 @@ impl ObjectStore {
             .await
     }
 
-    /// Removes blobs that no object and no multipart part refers to.
-    pub async fn collect_garbage(&self) -> Result<GcReport, ObjectError> {
+    /// Holds off garbage collection until the returned guard is dropped, once `blob` (just
+    /// written) is known to be still there: a collection that listed it before it was written
+    /// again may have removed it, and metadata must never point at a blob that is gone.
+    pub(crate) async fn pin(
+        &self,
+        blob: &str,
+    ) -> Result<tokio::sync::RwLockReadGuard<'_, ()>, ObjectError> {
+        let guard = self.blob_refs.read().await;
+        match self.blobs.read(blob, 0, 0).await {
+            Ok(_) => Ok(guard),
+            Err(ObjectError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(ObjectError::BlobCollected)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes blobs that no object and no multipart part refers to and that were last
+    /// written more than `grace` ago (a blob written since may be about to be referenced).
+    pub async fn collect_garbage(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<GcReport, ObjectError> {
         let _exclusive = self.blob_refs.write().await;
+        let before = std::time::SystemTime::now() - grace;
         let referenced = self.index.referenced_blobs(&mut self.bus.readers()).await?;
         let mut report = GcReport::default();
         for blob in self.blobs.list().await? {
-            if !referenced.contains(&blob) {
-                report.bytes_removed += self.blobs.remove(&blob).await?;
+            if blob.written >= before || referenced.contains(&blob.id) {
+                continue;
+            }
+            if let Some(size) = self.blobs.remove(&blob).await? {
+                report.bytes_removed += size;
                 report.blobs_removed += 1;
             }
         }

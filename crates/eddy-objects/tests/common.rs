@@ -46,3 +46,8 @@ pub async fn read_all(
     body.into_reader().read_to_end(&mut out).await.unwrap();
     out
 }
+
+/// How many blobs a garbage collection with this grace period removes.
+pub async fn collected(store: &ObjectStore, grace: std::time::Duration) -> u64 {
+    store.collect_garbage(grace).await.unwrap().blobs_removed
+}

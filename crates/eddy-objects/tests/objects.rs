@@ -329,7 +329,10 @@ async fn refused_uploads_change_nothing() {
         stray_files(f.dir.path())
     );
     assert_eq!(
-        f.store.collect_garbage().await.unwrap(),
+        f.store
+            .collect_garbage(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
         GcReport::default()
     );
 }
@@ -495,7 +498,11 @@ async fn multipart_uploads_join_parts() {
     ));
 
     // The parts' blobs are now garbage; the object's blob is not.
-    let gc = f.store.collect_garbage().await.unwrap();
+    let gc = f
+        .store
+        .collect_garbage(std::time::Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(
         gc.blobs_removed, 4,
         "three parts and the replaced tiny part"
@@ -528,7 +535,7 @@ async fn multipart_uploads_join_parts() {
         f.store.upload_part(&b, &k, &id, 0, &mut r, None).await,
         Err(ObjectError::InvalidPartNumber(0))
     ));
-    assert_eq!(f.store.collect_garbage().await.unwrap().blobs_removed, 1);
+    assert_eq!(collected(&f.store, std::time::Duration::ZERO).await, 1);
 }
 
 #[tokio::test]
@@ -546,7 +553,11 @@ async fn garbage_collection_keeps_shared_blobs() {
         .delete_object(&bucket("bkt"), &key("c"), Lineage::root())
         .await
         .unwrap();
-    let gc = f.store.collect_garbage().await.unwrap();
+    let gc = f
+        .store
+        .collect_garbage(std::time::Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(
         gc,
         GcReport {
@@ -560,6 +571,112 @@ async fn garbage_collection_keeps_shared_blobs() {
         "still used by b"
     );
     assert_eq!(read_all(&f.store, "bkt", "b", None).await, b"same");
+}
+
+/// Collection spares a blob written within its grace period: bytes just written may be about
+/// to be referenced by an upload that has not committed yet.
+#[tokio::test]
+async fn garbage_collection_spares_blobs_written_within_its_grace() {
+    let f = fixture().await;
+    f.store.create_bucket(&bucket("bkt")).await.unwrap();
+    put(&f.store, "bkt", "a", b"gone soon").await;
+    f.store
+        .delete_object(&bucket("bkt"), &key("a"), Lineage::root())
+        .await
+        .unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(collected(&f.store, hour).await, 0);
+    assert_eq!(collected(&f.store, std::time::Duration::ZERO).await, 1);
+}
+
+/// A blob written again after a collection listed it is kept: the new write may be about to be
+/// referenced.
+#[tokio::test]
+async fn a_blob_written_again_after_it_was_listed_is_kept() {
+    use eddy_objects::{BlobLimits, BlobStore, DiskBlobs};
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = DiskBlobs::open(dir.path()).unwrap();
+    let limits = BlobLimits {
+        max: 1 << 20,
+        min: 0,
+        md5: None,
+    };
+    let info = blobs.write(&mut &b"bytes"[..], &limits).await.unwrap();
+    let listed = blobs.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    blobs.write(&mut &b"bytes"[..], &limits).await.unwrap();
+    assert_eq!(blobs.remove(&listed[0]).await.unwrap(), None, "kept");
+    assert!(blobs.read(&info.sha256, 0, 5).await.is_ok());
+    let relisted = blobs.list().await.unwrap();
+    assert_eq!(blobs.remove(&relisted[0]).await.unwrap(), Some(5));
+}
+
+/// If a collection removes an upload's blob between its write and its commit, the upload fails
+/// with a retryable error and nothing points at the missing bytes.
+#[tokio::test]
+async fn an_upload_whose_blob_was_collected_stores_nothing() {
+    use eddy_objects::{BlobInfo, BlobLimits, BlobReader, BlobStore, DiskBlobs, StoredBlob};
+
+    /// Disk blobs whose writes are collected the moment they are placed.
+    struct CollectedAtOnce(DiskBlobs);
+
+    #[async_trait::async_trait]
+    impl BlobStore for CollectedAtOnce {
+        async fn write(
+            &self,
+            body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+            limits: &BlobLimits,
+        ) -> Result<BlobInfo, ObjectError> {
+            let info = self.0.write(body, limits).await?;
+            for blob in self.0.list().await? {
+                self.0.remove(&blob).await?;
+            }
+            Ok(info)
+        }
+        async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {
+            self.0.concat(parts).await
+        }
+        async fn read(&self, blob: &str, start: u64, len: u64) -> Result<BlobReader, ObjectError> {
+            self.0.read(blob, start, len).await
+        }
+        async fn list(&self) -> Result<Vec<StoredBlob>, ObjectError> {
+            self.0.list().await
+        }
+        async fn remove(&self, blob: &StoredBlob) -> Result<Option<u64>, ObjectError> {
+            self.0.remove(blob).await
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let bus = eddy_bus::Bus::open(dir.path()).await.unwrap();
+    let blobs = CollectedAtOnce(DiskBlobs::open(dir.path()).unwrap());
+    let store = ObjectStore::new(
+        bus.clone(),
+        std::sync::Arc::new(eddy_objects::SqlIndex),
+        std::sync::Arc::new(blobs),
+    );
+    store.create_bucket(&bucket("bkt")).await.unwrap();
+    let err = store
+        .put_object(
+            &bucket("bkt"),
+            &key("k"),
+            &mut &b"x"[..],
+            PutOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ObjectError::BlobCollected), "{err}");
+    assert_eq!(
+        eddy_core::Classify::kind(&err),
+        eddy_core::ErrorKind::Unavailable,
+        "retryable"
+    );
+    assert!(matches!(
+        store.head_object(&bucket("bkt"), &key("k")).await,
+        Err(ObjectError::NoSuchKey { .. })
+    ));
+    assert_eq!(bus.last_seq(), 0, "no event");
 }
 
 /// The data directory and everything the store writes in it are eddy's user's alone, from the

@@ -38,10 +38,9 @@ impl ApiError {
         }
     }
 
-    /// From a library error: its kind gives the status, its variant's name the code (read
-    /// from the derived `Debug` form, so a new variant needs no table here). Internal errors
+    /// From a library error: its kind gives the status, [`ApiCode`] the code. Internal errors
     /// are logged in full and answered without details.
-    pub fn from_error<E: Classify + std::fmt::Display + std::fmt::Debug>(error: E) -> Self {
+    pub fn from_error<E: Classify + ApiCode + std::fmt::Display>(error: E) -> Self {
         let kind = error.kind();
         if kind == ErrorKind::Internal {
             tracing::error!(%error, "internal error");
@@ -51,12 +50,96 @@ impl ApiError {
                 "eddy failed to complete the request; see its log",
             );
         }
-        let code = format!("{error:?}")
-            .split(['(', ' ', '{'])
-            .next()
-            .unwrap_or("Error")
-            .to_string();
-        Self::new(status(kind), code, error.to_string())
+        Self::new(status(kind), error.api_code(), error.to_string())
+    }
+}
+
+/// The code the table, Lambda-invoke and admin APIs send for an error, written out per variant:
+/// clients match on these, so renaming a variant must not change them.
+pub trait ApiCode {
+    fn api_code(&self) -> &'static str;
+}
+
+impl ApiCode for eddy_core::InvalidName {
+    fn api_code(&self) -> &'static str {
+        "InvalidName"
+    }
+}
+
+impl ApiCode for eddy_bus::BusError {
+    fn api_code(&self) -> &'static str {
+        use eddy_bus::BusError as E;
+        use eddy_bus::Failure as F;
+        match self {
+            E::Database { failure, .. } => match failure {
+                F::UniqueViolation => "Conflict",
+                F::Constraint => "ConstraintViolation",
+                F::Full => "StorageFull",
+                F::Io => "StorageError",
+                F::Busy => "Busy",
+                F::Other => "DatabaseError",
+            },
+            E::Decode(_) | E::CorruptRecord { .. } => "CorruptData",
+            E::Migrate(_) | E::SchemaTooNew { .. } => "SchemaError",
+            E::DataDirInUse { .. } => "DataDirInUse",
+            E::Io { .. } => "StorageError",
+            E::NotCommitted(_) => "NotCommitted",
+            E::WriterStopped => "WriterStopped",
+        }
+    }
+}
+
+impl ApiCode for eddy_tables::TableError {
+    fn api_code(&self) -> &'static str {
+        use eddy_tables::TableError as E;
+        match self {
+            E::InvalidName(e) => e.api_code(),
+            E::NoSuchTable(_) => "NoSuchTable",
+            E::InvalidSchema(_) => "InvalidSchema",
+            E::CorruptCatalog { .. } => "CorruptCatalog",
+            E::DestructiveChange { .. } => "DestructiveChange",
+            E::UnknownColumn { .. } => "UnknownColumn",
+            E::MissingColumn { .. } => "MissingColumn",
+            E::WrongType { .. } => "WrongType",
+            E::NotAnObject(_) => "NotAnObject",
+            E::KeyExists(_) => "KeyExists",
+            E::NoSuchRow(_) => "NoSuchRow",
+            E::KeyChange { .. } => "KeyChange",
+            E::KeyShape { .. } => "KeyShape",
+            E::InvalidQuery(_) => "InvalidQuery",
+            E::BatchTooLarge { .. } => "BatchTooLarge",
+            E::Bus(e) => e.api_code(),
+        }
+    }
+}
+
+impl ApiCode for eddy_executor::ExecError {
+    fn api_code(&self) -> &'static str {
+        use eddy_executor::ExecError as E;
+        match self {
+            E::NoSuchFunction(_) => "NoSuchFunction",
+            E::Throttled { .. } => "Throttled",
+            E::Unrunnable { .. } => "Unrunnable",
+            E::Corrupt(_) => "CorruptData",
+            E::Bus(e) => e.api_code(),
+        }
+    }
+}
+
+impl ApiCode for eddy_node::NodeError {
+    fn api_code(&self) -> &'static str {
+        use eddy_node::NodeError as E;
+        match self {
+            E::InvalidManifests(_) => "InvalidManifest",
+            E::Lock(_) | E::Bucket { .. } | E::Table { .. } | E::Tables(_) | E::Secret(_) => {
+                "CannotApply"
+            }
+            E::Corrupt(_) => "CorruptData",
+            E::InvalidNodeId(_) | E::NodeIdFile { .. } | E::Watcher(_) => "NodeError",
+            E::Executor(e) => e.api_code(),
+            E::Objects(_) => "CannotApply",
+            E::Store(e) => e.api_code(),
+        }
     }
 }
 
@@ -75,6 +158,12 @@ impl From<eddy_tables::TableError> for ApiError {
 
 impl From<eddy_executor::ExecError> for ApiError {
     fn from(e: eddy_executor::ExecError) -> Self {
+        Self::from_error(e)
+    }
+}
+
+impl From<eddy_node::NodeError> for ApiError {
+    fn from(e: eddy_node::NodeError) -> Self {
         Self::from_error(e)
     }
 }
@@ -114,6 +203,7 @@ pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
         E::TooSmall { .. } => C::EntityTooSmall,
         E::InvalidRequest(_) => C::InvalidRequest,
         E::Body(_) => C::IncompleteBody,
+        E::BlobCollected => C::ServiceUnavailable,
         E::Bus(_) | E::Io { .. } => match error.kind() {
             ErrorKind::Unavailable | ErrorKind::StorageFull => C::ServiceUnavailable,
             _ => {

@@ -20,39 +20,43 @@ mod s3_access;
 mod s3_front;
 mod tables;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use eddy_bus::Bus;
-use eddy_executor::Executor;
-use eddy_objects::ObjectStore;
-use eddy_subscriptions::App;
-use eddy_tables::TableStore;
+use eddy_node::Node;
 
 pub use body::BODY_IDLE_TIMEOUT;
-pub use deploy::{ProvisionError, provision};
 pub use gate::Hosts;
 pub use lambda::{ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT};
 
-/// Everything the handlers reach.
+/// Everything the handlers reach: the node, and what the HTTP surfaces keep themselves.
 pub struct Services {
-    pub bus: Bus,
-    pub objects: ObjectStore,
-    pub tables: TableStore,
-    pub executor: Arc<Executor>,
-    pub app: RwLock<Arc<App>>,
-    pub principals: auth::Principals,
+    pub node: Arc<Node>,
     /// The host names eddy answers to.
     pub hosts: Hosts,
     /// How long a request body may go without delivering a byte.
     pub body_idle_timeout: std::time::Duration,
+    pub guard: auth::Guard,
 }
 
 impl Services {
-    pub fn app(&self) -> Arc<App> {
-        self.app.read().expect("app lock").clone()
+    pub fn new(node: Arc<Node>, hosts: Hosts, body_idle_timeout: std::time::Duration) -> Self {
+        Self {
+            node,
+            hosts,
+            body_idle_timeout,
+            guard: auth::Guard::default(),
+        }
+    }
+}
+
+/// The handlers reach the node's stores and executor through the services.
+impl std::ops::Deref for Services {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
     }
 }
 

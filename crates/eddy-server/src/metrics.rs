@@ -93,10 +93,7 @@ pub async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiEr
         "counter",
         "Requests refused because their signer's policy or role did not allow them (since start).",
     );
-    let denied = s
-        .principals
-        .denied
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let denied = s.guard.denied.load(std::sync::atomic::Ordering::Relaxed);
     let _ = writeln!(out, "eddy_access_denied_total {denied}");
     family(
         &mut out,

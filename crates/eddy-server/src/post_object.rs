@@ -167,7 +167,7 @@ async fn upload(s: &Shared, request: Request) -> Result<Response, S3Error> {
     };
     let fields = Fields(fields);
     // Nothing of the file has been read yet: the signature and the policy decide first.
-    let principal = signer(s, &fields)?;
+    let principal = signer(s, &fields).await?;
     let policy = Policy::read(fields.require("policy")?)?;
     let submitted_key = fields.require("key")?;
     policy.check(&fields, bucket.as_str())?;
@@ -176,7 +176,7 @@ async fn upload(s: &Shared, request: Request) -> Result<Response, S3Error> {
     )?;
     let resource = crate::s3_access::resource(bucket.as_str(), Some(key.as_str()));
     if !principal.allows("objects:write", &resource) {
-        s.principals.refused(&principal, "objects:write", &resource);
+        s.guard.denied(&principal, "objects:write", &resource);
         return Err(refuse(
             S3ErrorCode::AccessDenied,
             format!(
@@ -296,7 +296,7 @@ fn xml_text(text: &str) -> String {
 }
 
 /// The principal whose key signed the form's policy (Signature Version 4).
-fn signer(s: &Shared, fields: &Fields) -> Result<Principal, S3Error> {
+async fn signer(s: &Shared, fields: &Fields) -> Result<Principal, S3Error> {
     let Some(signature) = fields.get("x-amz-signature") else {
         if fields.get("signature").is_some() || fields.get("awsaccesskeyid").is_some() {
             return Err(refuse(
@@ -330,8 +330,15 @@ fn signer(s: &Shared, fields: &Fields) -> Result<Principal, S3Error> {
             "x-amz-date is not of the credential's date",
         ));
     }
-    let Some((secret, principal)) = s.principals.lookup(key) else {
-        s.principals
+    let found = s.principals.find(key).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot look up an access key");
+        refuse(
+            S3ErrorCode::ServiceUnavailable,
+            "eddy cannot read its credentials now; retry shortly",
+        )
+    })?;
+    let Some((secret, principal)) = found else {
+        s.guard
             .refusals
             .refused("POST form", &"an unknown access key");
         return Err(refuse(
@@ -341,7 +348,7 @@ fn signer(s: &Shared, fields: &Fields) -> Result<Principal, S3Error> {
     };
     let signing_key = eddy_sigv4::signing_key(&secret, date, region, service);
     if !eddy_sigv4::signature_matches(&signing_key, fields.require("policy")?, signature) {
-        s.principals
+        s.guard
             .refusals
             .refused("POST form", &"a policy signature that does not match");
         return Err(refuse(

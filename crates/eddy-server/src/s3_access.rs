@@ -35,7 +35,7 @@ impl S3Permissions {
         if principal.allows(action, resource) {
             return Ok(());
         }
-        self.0.principals.refused(principal, action, resource);
+        self.0.guard.denied(principal, action, resource);
         Err(S3Error::with_message(
             S3ErrorCode::AccessDenied,
             format!("{} may not {action} on {resource}", principal.describe()),

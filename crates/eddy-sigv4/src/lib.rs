@@ -163,6 +163,13 @@ pub fn verify(
     }
 }
 
+/// The access key a request's `Authorization` header names, if it is a well-formed V4 header
+/// (so the caller can look the key up before checking).
+pub fn access_key_id(headers: &HeaderMap) -> Option<&str> {
+    let header = headers.get("authorization")?.to_str().ok()?;
+    Authorization::parse(header).ok().map(|a| a.access_key_id)
+}
+
 /// Everything [`verify`] checks that does not need the body: the header's form, the clock, and
 /// that the access key is known. A request that fails here is refused before its body is read.
 pub fn precheck(

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use eddy_core::{BucketName, FunctionName, Source, TableSchema};
+use serde::{Deserialize, Serialize};
 
 use crate::filter::{EventSet, Filter};
 use crate::policy::Statement;
 use crate::yaml::Pos;
 
 /// Where something was declared.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Origin {
     pub file: String,
     pub pos: Pos,
@@ -25,7 +26,7 @@ impl fmt::Display for Origin {
 }
 
 /// Everything the manifests declare, checked and with references resolved.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct App {
     pub buckets: Vec<BucketSpec>,
     pub tables: Vec<TableSpec>,
@@ -36,7 +37,7 @@ pub struct App {
 }
 
 /// An access key for a client application. Its secret is read when the app is applied.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccessKeySpec {
     pub name: String,
     pub id: String,
@@ -46,7 +47,8 @@ pub struct AccessKeySpec {
 }
 
 /// Where a secret lives: never in the manifest.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SecretSource {
     /// The value of this environment variable of eddy's.
     Env(String),
@@ -92,7 +94,7 @@ impl App {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BucketSpec {
     pub name: BucketName,
     /// A folder whose files become objects of this bucket.
@@ -100,7 +102,7 @@ pub struct BucketSpec {
     pub at: Origin,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableSpec {
     pub schema: TableSchema,
     pub at: Origin,
@@ -111,11 +113,12 @@ pub const MEMORY_MB: (u32, u32) = (128, 10_240);
 /// The longest timeout, as on Lambda.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FunctionSpec {
     pub name: FunctionName,
     pub runtime: Runtime,
     pub memory_mb: u32,
+    #[serde(rename = "timeout_ms", with = "crate::locked::millis")]
     pub timeout: Duration,
     /// Parallel invocations at most; further work waits.
     pub concurrency: u32,
@@ -131,7 +134,8 @@ impl FunctionSpec {
 }
 
 /// How a function runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Runtime {
     /// One process per invocation: the event on stdin, the result on stdout.
     Exec {
@@ -176,7 +180,7 @@ impl Runtime {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TriggerSpec {
     /// Unique; handlers see it as the S3 event's `configurationId`.
     pub name: String,
@@ -191,13 +195,16 @@ pub struct TriggerSpec {
     pub at: Origin,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
+    #[serde(rename = "backoff_min_ms", with = "crate::locked::millis")]
     pub backoff_min: Duration,
+    #[serde(rename = "backoff_max_ms", with = "crate::locked::millis")]
     pub backoff_max: Duration,
     /// An event older than this is dead-lettered instead of tried again.
+    #[serde(rename = "max_event_age_ms", with = "crate::locked::millis")]
     pub max_event_age: Duration,
 }
 
@@ -212,7 +219,8 @@ impl Default for RetryPolicy {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Ordering {
     /// Deliveries run in parallel, in any order.
     #[default]
@@ -221,7 +229,8 @@ pub enum Ordering {
     PerKey,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Format {
     /// S3 notifications and DynamoDB-Streams records.
     #[default]

@@ -2,10 +2,12 @@
 //! clause can be evaluated quickly (for matching) or with its reason (for explaining).
 
 use eddy_core::{Event, EventKind, ObjectChange, RowChange};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A set of event kinds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "Vec<EventKind>", from = "Vec<EventKind>")]
 pub struct EventSet(u16);
 
 const OBJECT_CREATED: [EventKind; 3] = [
@@ -86,6 +88,18 @@ impl EventSet {
     }
 }
 
+impl From<EventSet> for Vec<EventKind> {
+    fn from(set: EventSet) -> Self {
+        set.kinds().collect()
+    }
+}
+
+impl From<Vec<EventKind>> for EventSet {
+    fn from(kinds: Vec<EventKind>) -> Self {
+        EventSet::of(&kinds)
+    }
+}
+
 fn bit(kind: EventKind) -> u16 {
     1 << EventKind::ALL
         .iter()
@@ -94,7 +108,8 @@ fn bit(kind: EventKind) -> u16 {
 }
 
 /// A trigger's filter on the event's content.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Filter {
     #[default]
     None,
@@ -104,7 +119,7 @@ pub enum Filter {
 
 /// Object events: the key starts with one of the prefixes and ends with one of the suffixes
 /// (an empty list allows any), and the size is within bounds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectFilter {
     pub prefixes: Vec<String>,
     pub suffixes: Vec<String>,
@@ -113,21 +128,22 @@ pub struct ObjectFilter {
 }
 
 /// Row events: every predicate holds, and (if listed) one of the `changed` columns changed.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RowFilter {
     pub predicates: Vec<Predicate>,
     pub changed: Vec<String>,
 }
 
 /// A test of one column of the new or old image.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Predicate {
     pub image: Image,
     pub column: String,
     pub test: Test,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Image {
     New,
     Old,
@@ -142,7 +158,8 @@ impl Image {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Test {
     /// Equals one of these values.
     OneOf(Vec<Value>),

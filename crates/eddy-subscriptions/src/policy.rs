@@ -6,14 +6,15 @@
 //! bucket alone (`bucket/NAME`) also covers every object in it.
 
 /// One statement of a role: allow or deny these actions on these resources.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Statement {
     pub effect: Effect,
     pub actions: Vec<String>,
     pub resources: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Effect {
     Allow,
     Deny,

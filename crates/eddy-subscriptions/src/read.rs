@@ -372,7 +372,7 @@ impl<'a> Reader<'a> {
             .collect();
         let path = self.dir.join(relative);
         if path.is_dir() {
-            Some(path)
+            Some(absolute(path))
         } else {
             self.error(
                 node.pos,
@@ -428,7 +428,7 @@ impl<'a> Reader<'a> {
             (Some(env), None) => self.string(env, "secret_env").map(SecretSource::Env),
             (None, Some(file)) => self
                 .string(file, "secret_file")
-                .map(|text| SecretSource::File(self.dir.join(text))),
+                .map(|text| SecretSource::File(absolute(self.dir.join(text)))),
             _ => {
                 let message = format!(
                     "access key `{name}` needs exactly one of `secret_env` or `secret_file`"
@@ -669,7 +669,9 @@ impl<'a> Reader<'a> {
         if !ok {
             return None;
         }
-        let dir = code.clone().unwrap_or_else(|| self.dir.to_path_buf());
+        let dir = code
+            .clone()
+            .unwrap_or_else(|| absolute(self.dir.to_path_buf()));
         Some(match name.as_str() {
             "exec" => Runtime::Exec {
                 command: command?,
@@ -1259,6 +1261,12 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_millis(millis))
+}
+
+/// A resolved path is absolute, so the locked app means the same wherever it is read (the
+/// working folder of the process that reads it does not matter).
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use eddy_server::auth::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY};
+use eddy_node::{DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY};
 use serde_json::Value;
 
 pub struct Eddy {
@@ -197,6 +197,16 @@ impl Answer {
 }
 
 impl Eddy {
+    /// Kills eddy (SIGKILL: nothing it acknowledged may depend on a clean stop) and starts it
+    /// again on the same folder and data with `manifest`.
+    pub fn restart(mut self, manifest: &str) -> Eddy {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        spawn(dir, manifest)
+    }
+
     pub fn call(
         &self,
         method: &str,

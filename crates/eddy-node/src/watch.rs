@@ -8,12 +8,10 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
-
 use crate::folder::{Folder, Found};
+use crate::{Node, NodeError};
 use eddy_core::{BucketName, ObjectKey};
 use eddy_objects::{ListParams, ObjectError, PutOptions};
-use eddy_server::{Services, Shared};
 use eddy_subscriptions::{App, Runtime};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
@@ -73,26 +71,13 @@ impl Targets {
 
     fn reloads(&self, path: &Path) -> bool {
         self.manifests.iter().any(|m| m == path)
-            || (self.code.iter().any(|d| path.starts_with(d)) && !generated(path))
+            || (self.code.iter().any(|d| path.starts_with(d))
+                && !eddy_subscriptions::locked::generated(path))
     }
 
     fn bucket_of(&self, path: &Path) -> Option<&(BucketName, PathBuf)> {
         self.buckets.iter().find(|(_, dir)| path.starts_with(dir))
     }
-}
-
-/// Files a runtime or an editor writes beside the code, which are not code changes: Python's
-/// bytecode cache (written when a worker imports the handler) and editors' swap files.
-fn generated(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    path.components().any(|c| c.as_os_str() == "__pycache__")
-        || name.ends_with(".pyc")
-        || name.ends_with(".swp")
-        || name.ends_with('~')
-        || name.starts_with(".#")
 }
 
 fn canonical(path: &PathBuf) -> PathBuf {
@@ -131,26 +116,22 @@ impl Roots {
 /// Starts following the manifests, code folders and watch folders of the running app. Files
 /// already in the watch folders are ingested before this returns (those whose object differs),
 /// so eddy serves a bucket that matches its folder.
-pub async fn start(
-    manifests: &[PathBuf],
-    data_dir: &Path,
-    services: Shared,
-) -> anyhow::Result<Watching> {
+pub(crate) async fn start(node: std::sync::Arc<Node>) -> Result<Watching, NodeError> {
     let (changes, mut queue) = tokio::sync::mpsc::channel::<DebounceEventResult>(QUEUE);
     let debouncer = new_debouncer(SETTLE, None, move |result| {
         let _ = changes.blocking_send(result);
     })
-    .context("starting the file watcher")?;
+    .map_err(|e| NodeError::Watcher(e.to_string()))?;
     let mut roots = Roots {
         debouncer,
         watched: HashSet::new(),
     };
-    let manifests = manifests.to_vec();
-    let data_dir = canonical(&data_dir.to_path_buf());
-    let mut targets = Targets::of(&manifests, &services.app());
+    let manifests = node.manifests.clone();
+    let data_dir = canonical(&node.bus.data_dir().to_path_buf());
+    let mut targets = Targets::of(&manifests, &node.app());
     roots.follow(&targets);
     for (bucket, dir) in &targets.buckets {
-        sync_path(&services, bucket, dir, dir).await;
+        sync_path(&node, bucket, dir, dir).await;
     }
     let task = tokio::spawn(async move {
         while let Some(result) = queue.recv().await {
@@ -166,19 +147,19 @@ pub async fn start(
             let mut reload = false;
             for path in paths.iter().filter(|p| !p.starts_with(&data_dir)) {
                 if let Some((bucket, dir)) = targets.bucket_of(path) {
-                    sync_path(&services, bucket, dir, path).await;
+                    sync_path(&node, bucket, dir, path).await;
                 } else if targets.reloads(path) {
                     reload = true;
                 }
             }
             if reload {
                 tracing::info!("manifests or function code changed; reloading");
-                crate::serve::reload(&manifests, &services).await;
+                node.reload().await;
                 let before: HashSet<_> = targets.buckets.iter().cloned().collect();
-                targets = Targets::of(&manifests, &services.app());
+                targets = Targets::of(&manifests, &node.app());
                 roots.follow(&targets);
                 for (bucket, dir) in targets.buckets.iter().filter(|b| !before.contains(b)) {
-                    sync_path(&services, bucket, dir, dir).await;
+                    sync_path(&node, bucket, dir, dir).await;
                 }
             }
         }
@@ -199,7 +180,7 @@ fn changed_paths(events: Vec<notify_debouncer_full::DebouncedEvent>) -> BTreeSet
 /// object named by its path below `dir` (unless the object already holds the same bytes), and
 /// a path that is gone takes its object, and the objects below it, away. The folder is read
 /// without following links (see [`crate::folder`]): a link is as good as gone.
-async fn sync_path(services: &Services, bucket: &BucketName, dir: &Path, path: &Path) {
+async fn sync_path(node: &Node, bucket: &BucketName, dir: &Path, path: &Path) {
     let Ok(relative) = path.strip_prefix(dir).map(Path::to_path_buf) else {
         return;
     };
@@ -222,11 +203,11 @@ async fn sync_path(services: &Services, bucket: &BucketName, dir: &Path, path: &
         Err(_) => return,
     };
     let outcome = if gone {
-        remove_below(services, bucket, &key_of(&relative)).await
+        remove_below(node, bucket, &key_of(&relative)).await
     } else {
         let mut result = Ok(());
         for (path, file) in files {
-            result = result.and(ingest(services, bucket, &key_of(&path), file).await);
+            result = result.and(ingest(node, bucket, &key_of(&path), file).await);
         }
         result
     };
@@ -247,20 +228,20 @@ fn key_of(relative: &Path) -> String {
 /// Stores the bytes of `file` (already open: never reopened by path) as `key`, unless the
 /// object holds them already.
 async fn ingest(
-    services: &Services,
+    node: &Node,
     bucket: &BucketName,
     key: &str,
     file: std::fs::File,
 ) -> Result<(), ObjectError> {
     let key = ObjectKey::new(key)?;
-    let Some((same, file)) = holds_same_bytes(services, bucket, &key, file).await else {
+    let Some((same, file)) = holds_same_bytes(node, bucket, &key, file).await else {
         return Ok(());
     };
     if same {
         return Ok(());
     }
     let mut reader = tokio::fs::File::from_std(file);
-    let meta = services
+    let meta = node
         .objects
         .put_object(bucket, &key, &mut reader, PutOptions::default())
         .await?;
@@ -271,12 +252,12 @@ async fn ingest(
 /// Whether the object already has the file's bytes: same size, and the same MD5 when the
 /// ETag is one. Gives the file back, rewound (`None` if it could not be read).
 async fn holds_same_bytes(
-    services: &Services,
+    node: &Node,
     bucket: &BucketName,
     key: &ObjectKey,
     file: std::fs::File,
 ) -> Option<(bool, std::fs::File)> {
-    let Ok(meta) = services.objects.head_object(bucket, key).await else {
+    let Ok(meta) = node.objects.head_object(bucket, key).await else {
         return Some((false, file));
     };
     let size = file.metadata().map(|m| m.len()).ok();
@@ -301,15 +282,11 @@ async fn holds_same_bytes(
 }
 
 /// Removes the object `key` and every object below `key/`.
-async fn remove_below(
-    services: &Services,
-    bucket: &BucketName,
-    key: &str,
-) -> Result<(), ObjectError> {
+async fn remove_below(node: &Node, bucket: &BucketName, key: &str) -> Result<(), ObjectError> {
     if key.is_empty() {
         return Ok(()); // the watch folder itself went away: keep what was ingested
     }
-    let objects = &services.objects;
+    let objects = &node.objects;
     let mut doomed = vec![key.to_string()];
     let mut params = ListParams {
         prefix: format!("{key}/"),
