@@ -667,3 +667,91 @@ async fn synchronous_invocations_beyond_the_concurrency_are_throttled() {
     }
     executor.shutdown().await;
 }
+
+/// Counts invocations by node and the most that ran at once, across every executor.
+#[derive(Default)]
+struct Tally {
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    by_payload: Mutex<HashMap<u64, Vec<&'static str>>>,
+}
+
+/// One executor's handler for the shared tally.
+struct TallyOn(Arc<Tally>, &'static str);
+
+#[async_trait]
+impl Handler for TallyOn {
+    async fn handle(&self, event: Value, _context: Context) -> Result<Value, FunctionError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.0.running.fetch_add(1, SeqCst) + 1;
+        self.0.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let n = event["n"].as_u64().unwrap();
+        self.0
+            .by_payload
+            .lock()
+            .unwrap()
+            .entry(n)
+            .or_default()
+            .push(self.1);
+        self.0.running.fetch_sub(1, SeqCst);
+        Ok(Value::Null)
+    }
+}
+
+/// Two executors with different node ids over one store — two nodes sharing their state — run
+/// each queued invocation once (neither takes the other's leases) and hold the function to one
+/// concurrency limit between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_over_one_store_run_each_job_once_within_one_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(
+        dir.path(),
+        "functions: [{name: shared, runtime: in_process, concurrency: 3}]\n",
+    );
+    let eddy = Eddy::open(&dir.path().join("data")).await;
+    let store: Arc<dyn DeliveryStore> = Arc::new(SqlDeliveries::new());
+    let tally = Arc::new(Tally::default());
+    let mut executors = Vec::new();
+    for node in ["node-a", "node-b"] {
+        let config = ExecutorConfig {
+            node: node.into(),
+            ..ExecutorConfig::default()
+        };
+        let executor = Executor::start_with(
+            eddy.bus.clone(),
+            store.clone(),
+            app.clone(),
+            Arc::new(SystemClock),
+            config,
+        )
+        .await
+        .unwrap();
+        executor.register(name("shared"), Arc::new(TallyOn(tally.clone(), node)));
+        executors.push(executor);
+    }
+    const JOBS: u64 = 60;
+    for n in 0..JOBS {
+        executors[(n % 2) as usize]
+            .invoke_async(&name("shared"), json!({"n": n}), Lineage::root())
+            .await
+            .unwrap();
+    }
+    wait_for("every job to run", || settled(&executors[0], JOBS)).await;
+    let by_payload = tally.by_payload.lock().unwrap().clone();
+    assert_eq!(by_payload.len() as u64, JOBS);
+    for (n, nodes) in &by_payload {
+        assert_eq!(
+            nodes.len(),
+            1,
+            "job {n} ran once, not on every node: {nodes:?}"
+        );
+    }
+    let most = tally.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= 3, "one limit for both nodes: {most} ran at once");
+    let counts = executors[0].counts().await.unwrap();
+    assert_eq!((counts.done, counts.dead), (JOBS, 0));
+    for executor in executors {
+        executor.shutdown().await;
+    }
+}

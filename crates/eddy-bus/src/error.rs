@@ -35,6 +35,12 @@ pub enum BusError {
     NotCommitted(String),
     #[error("the writer has stopped; eddy is shutting down")]
     WriterStopped,
+    #[error("eddy's storage is full: {reason}")]
+    StorageFull { reason: String },
+    #[error("eddy's storage has failed: {reason}")]
+    StorageFailed { reason: String },
+    #[error("eddy's storage failed this write ({reason}); nothing was stored; retry")]
+    StorageFault { reason: String },
 }
 
 /// What kind of database failure happened: what a caller may do about it differs.
@@ -56,7 +62,11 @@ pub enum Failure {
 impl Classify for BusError {
     fn kind(&self) -> ErrorKind {
         match self {
-            BusError::WriterStopped | BusError::DataDirInUse { .. } => ErrorKind::Unavailable,
+            BusError::WriterStopped
+            | BusError::DataDirInUse { .. }
+            | BusError::StorageFailed { .. }
+            | BusError::StorageFault { .. } => ErrorKind::Unavailable,
+            BusError::StorageFull { .. } => ErrorKind::StorageFull,
             BusError::Database {
                 failure: Failure::Full,
                 ..
@@ -89,15 +99,26 @@ impl BusError {
         )
     }
 
-    /// A failure of the storage under the database, which may pass (a full disk that is
-    /// cleared, a transient I/O error).
-    pub fn is_storage_fault(&self) -> bool {
+    /// Whether the database (or a file beside it) could not be read or written: the disk, not
+    /// the statement, failed.
+    pub fn is_io_fault(&self) -> bool {
         matches!(
             self,
             BusError::Database {
-                failure: Failure::Full | Failure::Io,
+                failure: Failure::Io,
                 ..
-            }
-        ) || matches!(self, BusError::NotCommitted(m) if m.contains("full") || m.contains("I/O"))
+            } | BusError::Io { .. }
+        )
+    }
+
+    /// Whether the disk (or a quota) is full.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(
+            self,
+            BusError::Database {
+                failure: Failure::Full,
+                ..
+            } | BusError::StorageFull { .. }
+        ) || matches!(self, BusError::Io { source, .. } if crate::space::is_out_of_space(source))
     }
 }

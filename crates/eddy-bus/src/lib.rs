@@ -7,6 +7,7 @@
 mod error;
 mod journal;
 mod open;
+mod space;
 pub mod sql;
 mod sqlite;
 mod writer;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 pub use error::{BusError, Failure};
 pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file};
+pub use space::{BALLAST_FILE, StorageState, is_out_of_space};
 pub use sqlite::Readers;
 pub use writer::{TxFuture, WriteTx};
 
@@ -42,8 +44,12 @@ struct Inner {
     writer: writer::WriterHandle,
     readers: Readers,
     committed: watch::Receiver<u64>,
+    space: Arc<space::Space>,
     _lock: std::fs::File,
 }
+
+/// How often the free space is looked at.
+const SPACE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Bus {
     /// Opens (creating if needed) the data directory `dir`, applies the platform schema and
@@ -52,21 +58,43 @@ impl Bus {
     pub async fn open(dir: impl AsRef<Path>) -> Result<Self, BusError> {
         let dir = dir.as_ref().to_path_buf();
         let lock = open::lock_data_dir(&dir)?;
+        let space = Arc::new(space::Space::open(&dir));
         let conn = open::open_writer(&dir).await?;
         let (committed_tx, committed) = watch::channel(0);
-        let writer = writer::WriterHandle::start(sqlite::Connection(conn), committed_tx).await?;
+        let writer = writer::WriterHandle::start(
+            sqlite::Connection(conn),
+            committed_tx,
+            dir.clone(),
+            space.clone(),
+        )
+        .await?;
         let readers = Readers {
             pool: open::open_readers(&dir).await?,
         };
-        Ok(Self {
+        let bus = Self {
             inner: Arc::new(Inner {
                 dir,
                 writer,
                 readers,
                 committed,
+                space,
                 _lock: lock,
             }),
-        })
+        };
+        let watched = Arc::downgrade(&bus.inner);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(SPACE_CHECK);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = watched.upgrade() else {
+                    return;
+                };
+                let space = inner.space.clone();
+                drop(inner);
+                let _ = tokio::task::spawn_blocking(move || space.recheck()).await;
+            }
+        });
+        Ok(bus)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -88,6 +116,27 @@ impl Bus {
         F: for<'t> Fn(&'t mut WriteTx, &'t I) -> TxFuture<'t, Result<T, E>> + Send + Sync + 'static,
     {
         self.inner.writer.write(input, job).await
+    }
+
+    /// `Ok` when a write that adds data may go ahead; `StorageFull` while the disk is full
+    /// (deletes, and eddy's own bookkeeping, go ahead regardless).
+    pub fn check_room(&self) -> Result<(), BusError> {
+        self.inner.space.check_room()
+    }
+
+    /// Tells the bus that writing beside the database (a blob) found the disk full.
+    pub fn report_out_of_space(&self, cause: &str) {
+        self.inner.space.full(cause);
+    }
+
+    /// How the storage under eddy is doing now.
+    pub fn storage(&self) -> StorageState {
+        self.inner.space.state()
+    }
+
+    /// Every change of [`storage`](Self::storage).
+    pub fn watch_storage(&self) -> watch::Receiver<StorageState> {
+        self.inner.space.subscribe()
     }
 
     /// Connections for reads. Each statement sees everything committed before it started.

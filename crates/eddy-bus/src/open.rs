@@ -108,6 +108,13 @@ pub(crate) async fn open_writer(dir: &Path) -> Result<SqliteConnection, BusError
     Ok(conn)
 }
 
+/// The writer's connection again, after an I/O error (the schema is as [`open_writer`] left it).
+pub(crate) async fn reconnect_writer(dir: &Path) -> Result<SqliteConnection, BusError> {
+    SqliteConnection::connect_with(&options(dir).synchronous(SqliteSynchronous::Full))
+        .await
+        .map_err(error)
+}
+
 /// Connections for reading; each statement sees the latest committed state.
 pub(crate) async fn open_readers(dir: &Path) -> Result<SqlitePool, BusError> {
     SqlitePoolOptions::new()

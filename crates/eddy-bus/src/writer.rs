@@ -13,10 +13,18 @@
 //!   its error, and the others run again, each in its own savepoint, so that a second failure
 //!   undoes only itself. That is why a job must be callable more than once (`Fn`), and must
 //!   not do anything outside the transaction.
+//!
+//! A storage fault is ridden through, never papered over. A full disk fails the transaction
+//! (SQLite rolls it back) and turns the data directory's [`Space`] to full, so writes that add
+//! data are refused until space returns. Any other I/O error fails the transaction and the
+//! connection is closed and opened again — the database's state is read back from the disk,
+//! never trusted from memory after a failed write or fsync — and if it cannot be reopened,
+//! nothing more is written and the storage reports failed.
 
 use std::future::Future;
 use std::pin::Pin;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -25,6 +33,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::BusError;
 use crate::journal;
+use crate::space::Space;
 use crate::sql::{Dialect, Row, Sql, Value};
 use crate::sqlite::Connection;
 
@@ -58,6 +67,19 @@ pub struct WriteTx {
     next_seq: u64,
     /// Events appended in this transaction, written just before it commits.
     pending: Vec<Event>,
+    space: Arc<Space>,
+}
+
+impl WriteTx {
+    /// Passes a statement's result on, telling the space when the disk was full.
+    fn noticed<T>(&self, result: Result<T, BusError>) -> Result<T, BusError> {
+        if let Err(e) = &result
+            && e.is_out_of_space()
+        {
+            self.space.full(&e.to_string());
+        }
+        result
+    }
 }
 
 #[async_trait]
@@ -67,15 +89,18 @@ impl Sql for WriteTx {
     }
 
     async fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, BusError> {
-        self.conn.execute(sql, args).await
+        let result = self.conn.execute(sql, args).await;
+        self.noticed(result)
     }
 
     async fn fetch(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, BusError> {
-        self.conn.fetch(sql, args).await
+        let result = self.conn.fetch(sql, args).await;
+        self.noticed(result)
     }
 
     async fn run_script(&mut self, sql: &str) -> Result<(), BusError> {
-        self.conn.run_script(sql).await
+        let result = self.conn.run_script(sql).await;
+        self.noticed(result)
     }
 }
 
@@ -109,12 +134,15 @@ impl WriteTx {
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
     jobs: mpsc::Sender<Job>,
+    space: Arc<Space>,
 }
 
 impl WriterHandle {
     pub(crate) async fn start(
         mut conn: Connection,
         committed: watch::Sender<u64>,
+        dir: PathBuf,
+        space: Arc<Space>,
     ) -> Result<Self, BusError> {
         let last = journal::last_seq(&mut conn.0).await?;
         committed.send_replace(last);
@@ -123,9 +151,10 @@ impl WriterHandle {
             conn,
             next_seq: last + 1,
             pending: Vec::new(),
+            space: space.clone(),
         };
-        tokio::spawn(run(tx, queue, committed));
-        Ok(Self { jobs })
+        tokio::spawn(run(tx, queue, committed, dir));
+        Ok(Self { jobs, space })
     }
 
     pub(crate) async fn write<I, T, E, F>(&self, input: I, job: F) -> Result<T, E>
@@ -135,6 +164,9 @@ impl WriterHandle {
         E: From<BusError> + Send + 'static,
         F: for<'t> Fn(&'t mut WriteTx, &'t I) -> TxFuture<'t, Result<T, E>> + Send + Sync + 'static,
     {
+        if let Err(failed @ BusError::StorageFailed { .. }) = self.space.check_room() {
+            return Err(E::from(failed));
+        }
         let (sender, answer) = oneshot::channel();
         let reply: Reply<T, E> = std::sync::Arc::new(std::sync::Mutex::new(Some(sender)));
         // Every run of the job reads the same input: it is shared, never cloned.
@@ -167,7 +199,12 @@ impl WriterHandle {
     }
 }
 
-async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::Sender<u64>) {
+async fn run(
+    mut tx: WriteTx,
+    mut queue: mpsc::Receiver<Job>,
+    committed: watch::Sender<u64>,
+    dir: PathBuf,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let first_seq = tx.next_seq;
@@ -177,6 +214,7 @@ async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::
         batch.clear();
         match result {
             Ok(()) => {
+                tx.space.committed();
                 if tx.next_seq != first_seq {
                     committed.send_replace(tx.next_seq - 1);
                 }
@@ -189,13 +227,67 @@ async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::
                 tx.next_seq = first_seq;
                 tx.pending.clear();
                 let _ = tx.conn.run_script("ROLLBACK").await;
-                let message = error.to_string();
-                for answer in answers {
-                    answer(Err(BusError::NotCommitted(message.clone())));
-                }
+                let cause = error.to_string();
+                let failure: fn(String) -> BusError = if error.is_out_of_space() {
+                    tx.space.full(&cause);
+                    |reason| BusError::StorageFull { reason }
+                } else if error.is_io_fault() {
+                    // After an I/O error nothing in memory is trusted: read the database again.
+                    if let Err(reopen_error) = reopen(&mut tx, &dir, &committed).await {
+                        answer_all(answers, &cause, |reason| BusError::StorageFault { reason });
+                        tx.space.failed(format!(
+                            "the database could not be reopened after an I/O error ({cause}): {reopen_error}; nothing more is written"
+                        ));
+                        return;
+                    }
+                    tx.space.faulty(format!(
+                        "a write failed with an I/O error ({cause}); the database was opened again"
+                    ));
+                    |reason| BusError::StorageFault { reason }
+                } else {
+                    BusError::NotCommitted
+                };
+                let reason = match tx.space.state() {
+                    crate::StorageState::Full { reason } => reason,
+                    _ => cause,
+                };
+                answer_all(answers, &reason, failure);
             }
         }
     }
+}
+
+/// Answers every job of a failed transaction with the same failure.
+fn answer_all(answers: Vec<Answer>, reason: &str, failure: fn(String) -> BusError) {
+    for answer in answers {
+        answer(Err(failure(reason.to_string())));
+    }
+}
+
+/// Closes the writer's connection and opens the database again, taking the journal's position
+/// from what is on disk.
+async fn reopen(
+    tx: &mut WriteTx,
+    dir: &std::path::Path,
+    committed: &watch::Sender<u64>,
+) -> Result<(), BusError> {
+    let mut conn = Connection(crate::open::reconnect_writer(dir).await?);
+    let last = journal::last_seq(&mut conn.0).await?;
+    tracing::warn!(
+        last_seq = last,
+        "the database was reopened after an I/O error"
+    );
+    let old = std::mem::replace(&mut tx.conn, conn);
+    drop(old);
+    tx.next_seq = last + 1;
+    committed.send_if_modified(|seen| {
+        let newer = last > *seen;
+        if newer {
+            *seen = last;
+        }
+        newer
+    });
+    Ok(())
 }
 
 type Answer = Box<dyn FnOnce(Result<(), BusError>) + Send>;

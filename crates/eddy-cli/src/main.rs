@@ -222,6 +222,15 @@ fn main() -> ExitCode {
             // thread (or process) could read them there.
             // SAFETY: no other thread exists yet.
             unsafe { eddy_core::secrets::seal(&serve::secret_variables(&app)) };
+            // A write past a file size limit fails with EFBIG, which the database rides through
+            // like any I/O error, instead of killing eddy.
+            // SAFETY: ignoring a signal installs no handler code.
+            unsafe {
+                let _ = nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGXFSZ,
+                    nix::sys::signal::SigHandler::SigIgn,
+                );
+            }
             eddy_runtimes::sandbox::protect_this_process();
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
             runtime.block_on(serve::run(app, &manifests, options))

@@ -145,10 +145,38 @@ pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyh
     // Scripts and tests read this line to find the port.
     println!("eddy listening on http://{address}");
     tracing::info!(%address, node = node.id, data_dir = %data_dir.display(), "eddy is serving");
-    eddy_server::serve(listener, services, shutdown_signal()).await?;
+    let (failed_tx, failed) = tokio::sync::oneshot::channel();
+    let storage = node.bus.watch_storage();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            reason = storage_failed(storage) => {
+                let _ = failed_tx.send(reason);
+            }
+        }
+    };
+    eddy_server::serve(listener, services, stop).await?;
     tracing::info!("stopping: no new requests; finishing the executor");
     node.shutdown().await;
-    Ok(())
+    match failed.await {
+        Ok(reason) => bail!("eddy stopped: {reason}"),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Resolves when the database can no longer be written, with the reason: eddy then stops
+/// loudly rather than run on storage it cannot trust.
+async fn storage_failed(
+    mut storage: tokio::sync::watch::Receiver<eddy_bus::StorageState>,
+) -> String {
+    loop {
+        if let eddy_bus::StorageState::Failed { reason } = &*storage.borrow_and_update() {
+            return reason.clone();
+        }
+        if storage.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 /// Sets up the function sandbox and says which one runs; refuses to run functions without one

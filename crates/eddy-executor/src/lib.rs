@@ -309,6 +309,7 @@ impl Executor {
         lineage: Lineage,
     ) -> Result<Event, ExecError> {
         self.inner.function(function)?;
+        self.inner.bus.check_room()?;
         let event = NewEvent {
             source: Source::Function(function.clone()),
             kind: EventKind::Invoke,

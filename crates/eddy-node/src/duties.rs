@@ -35,7 +35,7 @@ impl Default for Duties {
 pub(crate) fn start(node: &Arc<Node>, duties: Duties) -> Vec<tokio::task::JoinHandle<()>> {
     let weak = Arc::downgrade(node);
     vec![
-        every(weak.clone(), duties.rotate_credentials, false, |node| {
+        every(weak.clone(), duties.rotate_credentials, |node| {
             Box::pin(async move {
                 match node.rotate_credentials().await {
                     Ok(()) => tracing::info!("function credentials rotated"),
@@ -43,20 +43,8 @@ pub(crate) fn start(node: &Arc<Node>, duties: Duties) -> Vec<tokio::task::JoinHa
                 }
             })
         }),
-        every(weak.clone(), duties.collect_garbage, true, move |node| {
-            Box::pin(async move {
-                match node.objects.collect_garbage(duties.garbage_grace).await {
-                    Ok(report) if report.blobs_removed > 0 => tracing::info!(
-                        blobs = report.blobs_removed,
-                        bytes = report.bytes_removed,
-                        "garbage collected"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
-                }
-            })
-        }),
-        every(weak, duties.follow_app, false, |node| {
+        tokio::spawn(collect_garbage(weak.clone(), duties)),
+        every(weak, duties.follow_app, |node| {
             Box::pin(async move {
                 if let Err(e) = node.follow_stored_app().await {
                     tracing::warn!(error = %e, "cannot follow the stored app");
@@ -66,21 +54,56 @@ pub(crate) fn start(node: &Arc<Node>, duties: Duties) -> Vec<tokio::task::JoinHa
     ]
 }
 
+/// Collects garbage at start and every period — every ten seconds while the disk is full, so
+/// deleting objects gives their space back as soon as their blobs are past the grace period.
+async fn collect_garbage(node: Weak<Node>, duties: Duties) {
+    const WHILE_FULL: Duration = Duration::from_secs(10);
+    loop {
+        let Some(strong) = node.upgrade() else {
+            return;
+        };
+        match strong.objects.collect_garbage(duties.garbage_grace).await {
+            Ok(report) if report.blobs_removed > 0 => tracing::info!(
+                blobs = report.blobs_removed,
+                bytes = report.bytes_removed,
+                "garbage collected"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+        }
+        let mut storage = strong.bus.watch_storage();
+        drop(strong);
+        let next = tokio::time::Instant::now() + duties.collect_garbage;
+        loop {
+            let full = matches!(
+                *storage.borrow_and_update(),
+                eddy_bus::StorageState::Full { .. }
+            );
+            let wake = if full {
+                next.min(tokio::time::Instant::now() + WHILE_FULL)
+            } else {
+                next
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => break,
+                changed = storage.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+}
+
 type DutyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// Runs `duty` every `period` (first at once when `now`) while the node lives.
+/// Runs `duty` every `period` (the first time one period after start) while the node lives.
 fn every(
     node: Weak<Node>,
     period: Duration,
-    now: bool,
     duty: impl Fn(Arc<Node>) -> DutyFuture + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        if !now {
-            ticks.tick().await;
-        }
+        ticks.tick().await;
         loop {
             ticks.tick().await;
             let Some(node) = node.upgrade() else {

@@ -63,7 +63,7 @@ impl ObjectStore {
             min: 0,
             md5: content_md5,
         };
-        let blob = self.blobs.write(body, &limits).await?;
+        let blob = self.new_blob(body, &limits).await?;
         let _refs = self.pin(&blob.sha256).await?;
         let part = StoredPart {
             info: PartInfo {
@@ -108,7 +108,8 @@ impl ObjectStore {
         let stored = self.index.parts(&mut db, upload_id).await?;
         let chosen = choose_parts(parts, &stored)?;
         let blobs: Vec<String> = chosen.iter().map(|p| p.blob.clone()).collect();
-        let blob = self.blobs.concat(&blobs).await?;
+        self.bus.check_room()?;
+        let blob = self.out_of_space(self.blobs.concat(&blobs).await)?;
         let _refs = self.pin(&blob.sha256).await?;
         let mut md5s = Md5::new();
         for part in &chosen {

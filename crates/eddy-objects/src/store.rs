@@ -74,6 +74,7 @@ impl ObjectStore {
     }
 
     pub async fn create_bucket(&self, name: &BucketName) -> Result<(), ObjectError> {
+        self.bus.check_room()?;
         self.bus
             .write((self.index.clone(), name.clone()), |tx, (index, name)| {
                 Box::pin(async move {
@@ -117,6 +118,7 @@ impl ObjectStore {
         bucket: &BucketName,
         rules: &[CorsRule],
     ) -> Result<(), ObjectError> {
+        self.bus.check_room()?;
         if rules.is_empty() || rules.len() > MAX_CORS_RULES {
             return Err(ObjectError::InvalidRequest(format!(
                 "a CORS configuration has 1 to {MAX_CORS_RULES} rules; got {}",
@@ -175,7 +177,7 @@ impl ObjectStore {
             min: opts.min_size.unwrap_or(0),
             md5: opts.content_md5,
         };
-        let blob = self.blobs.write(body, &limits).await?;
+        let blob = self.new_blob(body, &limits).await?;
         let _refs = self.pin(&blob.sha256).await?;
         let meta = draft(
             bucket,
@@ -285,6 +287,7 @@ impl ObjectStore {
         directive: MetadataDirective,
         lineage: Lineage,
     ) -> Result<ObjectMeta, ObjectError> {
+        self.bus.check_room()?;
         if src == dst && matches!(directive, MetadataDirective::Copy) {
             return Err(ObjectError::InvalidRequest(
                 "copying an object onto itself must change its metadata (use the REPLACE directive)".into(),
@@ -337,6 +340,34 @@ impl ObjectStore {
                 })
             })
             .await
+    }
+
+    /// Streams `body` into a new blob — refused at once while the disk is full, and telling the
+    /// bus when this write finds it full.
+    pub(crate) async fn new_blob(
+        &self,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+        limits: &BlobLimits,
+    ) -> Result<crate::BlobInfo, ObjectError> {
+        self.bus.check_room()?;
+        let written = self.blobs.write(body, limits).await;
+        self.out_of_space(written)
+    }
+
+    /// `result`, with a full disk reported to the bus and answered as its `StorageFull`.
+    pub(crate) fn out_of_space<T>(&self, result: Result<T, ObjectError>) -> Result<T, ObjectError> {
+        match result {
+            Err(ObjectError::Io { path, source }) if eddy_bus::is_out_of_space(&source) => {
+                self.bus
+                    .report_out_of_space(&format!("writing {path}: {source}"));
+                Err(self
+                    .bus
+                    .check_room()
+                    .err()
+                    .map_or(ObjectError::Io { path, source }, ObjectError::Bus))
+            }
+            other => other,
+        }
     }
 
     /// Holds off garbage collection until the returned guard is dropped, once `blob` (just

@@ -265,7 +265,10 @@ fn stray_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
                 .to_string();
             if path.is_dir() {
                 stack.push(path);
-            } else if !(rel.starts_with("blobs/") || rel.starts_with("eddy.")) {
+            } else if !(rel.starts_with("blobs/")
+                || rel.starts_with("eddy.")
+                || rel == eddy_bus::BALLAST_FILE)
+            {
                 stray.push(path);
             }
         }

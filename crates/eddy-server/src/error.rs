@@ -85,6 +85,9 @@ impl ApiCode for eddy_bus::BusError {
             E::Io { .. } => "StorageError",
             E::NotCommitted(_) => "NotCommitted",
             E::WriterStopped => "WriterStopped",
+            E::StorageFull { .. } => "StorageFull",
+            E::StorageFailed { .. } => "StorageFailed",
+            E::StorageFault { .. } => "StorageFault",
         }
     }
 }

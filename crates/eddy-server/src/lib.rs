@@ -118,11 +118,15 @@ pub fn router(services: Shared) -> Router {
     .layer(axum::middleware::from_fn_with_state(services, gate::gate))
 }
 
-/// `GET /_eddy/health`, open to all: whether eddy serves, and how its functions are sandboxed
-/// (with a warning when they are not).
+/// `GET /_eddy/health`, open to all: whether eddy serves — `ok`; `degraded` while its disk is
+/// full (reads and deletes go on, writes that add data are refused) or after a write failed
+/// with an I/O error, until one commits again; `failed` (answered 503)
+/// when its database cannot be written — and how its functions are sandboxed (with a warning
+/// when they are not).
 async fn health(
     axum::extract::State(s): axum::extract::State<Shared>,
-) -> axum::Json<serde_json::Value> {
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    use eddy_bus::StorageState;
     let sandbox = s.executor.sandbox();
     let mode = sandbox.mode();
     let mut warnings = Vec::new();
@@ -132,11 +136,26 @@ async fn health(
             mode.guarantee()
         ));
     }
-    axum::Json(serde_json::json!({
-        "status": "ok",
+    let (status, code, reasons) = match s.bus.storage() {
+        StorageState::Ok => ("ok", axum::http::StatusCode::OK, vec![]),
+        StorageState::Full { reason } | StorageState::Faulty { reason } => {
+            ("degraded", axum::http::StatusCode::OK, vec![reason])
+        }
+        StorageState::Failed { reason } => (
+            "failed",
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            vec![reason],
+        ),
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "reasons": reasons,
+        "node": s.node.id,
+        "app_version": s.node.app_version(),
         "sandbox": { "mode": mode.name(), "guarantee": mode.guarantee() },
         "warnings": warnings,
-    }))
+    });
+    (code, axum::Json(body))
 }
 
 fn s3_service(services: Shared) -> s3s::service::S3Service {

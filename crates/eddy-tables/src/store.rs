@@ -170,6 +170,7 @@ impl TableStore {
         rows: Vec<Value>,
         lineage: Lineage,
     ) -> Result<Vec<Change>, TableError> {
+        self.bus.check_room()?;
         if rows.len() > MAX_BATCH_ROWS {
             return Err(TableError::BatchTooLarge {
                 max: MAX_BATCH_ROWS,
@@ -214,6 +215,7 @@ impl TableStore {
         row: Value,
         lineage: Lineage,
     ) -> Result<Change, TableError> {
+        self.bus.check_room()?;
         let schema = self.schema(table)?;
         let row = into_row(row)?;
         let values = encode_row(&schema, &row)?;
@@ -244,6 +246,7 @@ impl TableStore {
         patch: Value,
         lineage: Lineage,
     ) -> Result<Change, TableError> {
+        self.bus.check_room()?;
         let schema = self.schema(table)?;
         let patch = into_row(patch)?;
         crate::values::check_known(&schema, &patch)?;

@@ -174,6 +174,9 @@ impl Jail {
         // buffers; nothing allocates.
         unsafe {
             libc::umask(0o022);
+            // eddy ignores SIGXFSZ (a write past a file size limit is an error it handles);
+            // the function gets the default back.
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
             if self.namespaces {
                 self.unshare()?;
                 check(libc::mount(

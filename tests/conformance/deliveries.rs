@@ -1,0 +1,296 @@
+//! Deliveries: created once per event and trigger, claimed by exactly one claimer however many
+//! race, one at a time per key in commit order, back to ready when a lease runs out, retried,
+//! dead-lettered and redriven; slots one limit for everyone sharing the store.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use eddy_bus::Bus;
+use eddy_executor::{
+    Claim, Created, DeadReason, DeliveryStore, Leased, NewDelivery, Settle, Settlement,
+};
+
+use super::Stores;
+
+const NOW: i64 = 1_000_000;
+
+fn delivery(seq: u64, function: &str, order_key: Option<&str>) -> NewDelivery {
+    NewDelivery {
+        event_seq: seq,
+        event_time_ms: NOW,
+        trigger: format!("on-{function}"),
+        function: function.into(),
+        order_key: order_key.map(str::to_string),
+        dead: None,
+        lease_until: None,
+    }
+}
+
+async fn create(bus: &Bus, store: &Arc<dyn DeliveryStore>, rows: Vec<NewDelivery>) -> Vec<Created> {
+    bus.write((store.clone(), rows), |tx, (store, rows)| {
+        Box::pin(store.create(tx, "creator", rows, NOW))
+    })
+    .await
+    .unwrap()
+}
+
+fn claim_for(node: &str, now_ms: i64, limit: u32, room: u32) -> Claim {
+    Claim {
+        node: node.into(),
+        now_ms,
+        limit,
+        room: HashMap::new(),
+        default_room: room,
+        lease_until: HashMap::new(),
+        default_until: now_ms + 10_000,
+    }
+}
+
+async fn claim(bus: &Bus, store: &Arc<dyn DeliveryStore>, claim: Claim) -> Vec<Leased> {
+    bus.write((store.clone(), claim), |tx, (store, claim)| {
+        Box::pin(store.claim(tx, claim))
+    })
+    .await
+    .unwrap()
+}
+
+async fn settle(
+    bus: &Bus,
+    store: &Arc<dyn DeliveryStore>,
+    id: i64,
+    settlement: Settlement,
+    now_ms: i64,
+) {
+    let batch = vec![Settle {
+        delivery_id: Some(id),
+        settlement,
+        record: None,
+        now_ms,
+    }];
+    bus.write((store.clone(), batch), |tx, (store, batch)| {
+        Box::pin(store.settle(tx, batch))
+    })
+    .await
+    .unwrap();
+}
+
+pub async fn creation_is_idempotent(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    let first = create(
+        bus,
+        store,
+        vec![delivery(1, "f", None), delivery(2, "f", None)],
+    )
+    .await;
+    assert_eq!(first.len(), 2);
+    let again = create(
+        bus,
+        store,
+        vec![delivery(1, "f", None), delivery(3, "f", None)],
+    )
+    .await;
+    assert_eq!(
+        again.iter().map(|c| c.event_seq).collect::<Vec<_>>(),
+        [3],
+        "an event and trigger make one delivery, however often they are matched"
+    );
+    assert_eq!(store.counts(&mut bus.readers()).await.unwrap().total(), 3);
+}
+
+pub async fn concurrent_claimers_never_share_a_delivery(stores: Stores) {
+    let (bus, store) = (stores.bus.clone(), stores.deliveries.clone());
+    let rows: Vec<NewDelivery> = (1..=300)
+        .map(|seq| delivery(seq, if seq % 2 == 0 { "even" } else { "odd" }, None))
+        .collect();
+    create(&bus, &store, rows).await;
+    let mut claimers = Vec::new();
+    for node in 0..4 {
+        let (bus, store) = (bus.clone(), store.clone());
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let leased = claim(&bus, &store, claim_for(&format!("n{node}"), NOW, 16, 16)).await;
+                if leased.is_empty() {
+                    return mine;
+                }
+                mine.extend(leased.into_iter().map(|d| d.id));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for claimer in claimers {
+        for id in claimer.await.unwrap() {
+            assert!(seen.insert(id), "delivery {id} was leased twice");
+        }
+    }
+    assert_eq!(seen.len(), 300, "every delivery was leased");
+    let counts = store.counts(&mut bus.readers()).await.unwrap();
+    assert_eq!((counts.ready, counts.leased), (0, 300));
+}
+
+pub async fn a_key_runs_one_delivery_at_a_time_in_order(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    create(
+        bus,
+        store,
+        vec![
+            delivery(1, "f", Some("k")),
+            delivery(2, "f", Some("other")),
+            delivery(3, "f", Some("k")),
+            delivery(4, "f", None),
+            delivery(5, "f", Some("k")),
+        ],
+    )
+    .await;
+    let mut order = Vec::new();
+    loop {
+        let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+        if leased.is_empty() {
+            break;
+        }
+        let of_k: Vec<u64> = leased
+            .iter()
+            .filter(|d| [1, 3, 5].contains(&d.event_seq))
+            .map(|d| d.event_seq)
+            .collect();
+        assert!(of_k.len() <= 1, "one delivery of a key at a time: {of_k:?}");
+        order.extend(of_k);
+        for d in leased {
+            settle(bus, store, d.id, Settlement::Done, NOW).await;
+        }
+    }
+    assert_eq!(order, [1, 3, 5], "a key's deliveries run in commit order");
+    assert_eq!(store.counts(&mut bus.readers()).await.unwrap().done, 5);
+}
+
+pub async fn leases_expire_and_a_node_reclaims_only_its_own(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    create(
+        bus,
+        store,
+        (1..=4).map(|s| delivery(s, "f", None)).collect(),
+    )
+    .await;
+    let a = claim(bus, store, claim_for("a", NOW, 2, 2)).await;
+    let b = claim(bus, store, claim_for("b", NOW, 2, 2)).await;
+    assert_eq!((a.len(), b.len()), (2, 2));
+    let expire = |at: i64| {
+        bus.write((store.clone(), at), |tx, (store, at)| {
+            Box::pin(store.expire(tx, *at))
+        })
+    };
+    assert_eq!(
+        expire(NOW + 5_000).await.unwrap(),
+        0,
+        "leases still running"
+    );
+    let reclaimed = bus
+        .write((store.clone(), NOW + 5_000), |tx, (store, now)| {
+            Box::pin(store.reclaim(tx, "a", *now))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        reclaimed, 2,
+        "a starting node takes back its own leases only"
+    );
+    let again = claim(bus, store, claim_for("c", NOW + 5_000, 10, 10)).await;
+    let ids: HashSet<i64> = again.iter().map(|d| d.id).collect();
+    assert_eq!(
+        ids,
+        a.iter().map(|d| d.id).collect(),
+        "b's leases were not taken"
+    );
+    assert_eq!(
+        expire(NOW + 20_000).await.unwrap(),
+        4,
+        "expired leases go back"
+    );
+    assert_eq!(store.counts(&mut bus.readers()).await.unwrap().ready, 4);
+}
+
+pub async fn settling_retries_dead_letters_and_redrives(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    create(
+        bus,
+        store,
+        vec![delivery(1, "f", None), delivery(2, "f", None)],
+    )
+    .await;
+    let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+    assert_eq!(leased.len(), 2);
+    let retry_at = NOW + 60_000;
+    let retried = Settlement::Retry {
+        at_ms: retry_at,
+        error: "try later".into(),
+    };
+    settle(bus, store, leased[0].id, retried, NOW).await;
+    let dead = Settlement::Dead {
+        reason: DeadReason::RetriesExhausted,
+        error: "gave up".into(),
+    };
+    settle(bus, store, leased[1].id, dead, NOW).await;
+    assert_eq!(
+        store.next_due(&mut bus.readers()).await.unwrap(),
+        Some(retry_at)
+    );
+    assert!(
+        claim(bus, store, claim_for("a", NOW + 1, 10, 10))
+            .await
+            .is_empty(),
+        "not due yet"
+    );
+    let due = claim(bus, store, claim_for("a", retry_at, 10, 10)).await;
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id, due[0].attempt), (leased[0].id, 2));
+    let letters = store
+        .dead_letters(&mut bus.readers(), Some("f"))
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].reason, DeadReason::RetriesExhausted);
+    assert_eq!(letters[0].last_error.as_deref(), Some("gave up"));
+    let redriven = bus
+        .write((store.clone(), leased[1].id), |tx, (store, id)| {
+            Box::pin(store.redrive(tx, Some(*id), None, NOW))
+        })
+        .await
+        .unwrap();
+    assert_eq!(redriven, 1);
+    assert!(
+        store
+            .dead_letters(&mut bus.readers(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = claim(bus, store, claim_for("a", retry_at, 10, 10)).await;
+    assert_eq!(
+        (again.len(), again[0].attempt),
+        (1, 1),
+        "a redrive starts afresh"
+    );
+}
+
+pub async fn slots_are_one_limit_for_every_claimer(stores: Stores) {
+    let store = stores.deliveries;
+    let mut takers = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        takers.push(tokio::spawn(async move {
+            store.take_slots("f", 3, 2).await.unwrap()
+        }));
+    }
+    let mut taken = 0;
+    for taker in takers {
+        taken += taker.await.unwrap();
+    }
+    assert_eq!(taken, 3, "never more than the capacity, whoever asks");
+    store.give_back("f", 2).await.unwrap();
+    assert_eq!(store.take_slots("f", 3, 5).await.unwrap(), 2);
+    assert_eq!(
+        store.take_slots("g", 1, 1).await.unwrap(),
+        1,
+        "per function"
+    );
+}
