@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde_json::{Value, json};
-
-use eddy_wire::admin::{DeployRequest, DeployResponse, DeployedManifest};
+use eddy_wire::admin::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, encode};
 
@@ -18,114 +18,101 @@ pub fn tail(
     client: &Client,
     last: u32,
     follow: bool,
-    mut print: impl FnMut(&Value),
+    mut print: impl FnMut(&EventRecord),
 ) -> anyhow::Result<()> {
     let mut query = format!("last={last}&limit=1000");
     loop {
-        let page = client.api("GET", "/_eddy/v1/events", &query, None)?;
-        page["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .for_each(&mut print);
+        let page: EventPage = get(client, "/_eddy/v1/events", &query)?;
+        page.events.iter().for_each(&mut print);
         if !follow {
             return Ok(());
         }
-        let after = page["next"].as_u64().unwrap_or(0);
-        query = format!("after={after}&limit=1000&wait={FOLLOW_WAIT_SECONDS}");
+        query = format!("after={}&limit=1000&wait={FOLLOW_WAIT_SECONDS}", page.next);
     }
 }
 
-pub fn print_event(event: &Value) {
+/// A GET of the admin API, its answer read as `T`.
+pub fn get<T: DeserializeOwned>(client: &Client, path: &str, query: &str) -> anyhow::Result<T> {
+    typed(client.api("GET", path, query, None)?)
+}
+
+/// An answer of the admin API read as `T`.
+pub fn typed<T: DeserializeOwned>(answer: serde_json::Value) -> anyhow::Result<T> {
+    serde_json::from_value(answer.clone())
+        .with_context(|| format!("eddy answered with something this eddy cannot read: {answer}"))
+}
+
+pub fn print_event(event: &EventRecord) {
     println!(
         "{:>8}  {}  {}  {}  {}",
-        event["sequence"],
-        eddy_events::iso8601_millis(event["time_ms"].as_i64().unwrap_or(0)),
-        event["source"].as_str().unwrap_or(""),
-        event["kind"].as_str().unwrap_or(""),
-        event["key"].as_str().unwrap_or("")
+        event.sequence,
+        eddy_events::iso8601_millis(event.time_ms),
+        event.source,
+        event.kind,
+        event.key
     );
 }
 
 /// `eddy events show ID`: the event, which triggers matched it and why, and what ran.
-pub fn show(client: &Client, id: &str) -> anyhow::Result<Value> {
-    client.api("GET", &format!("/_eddy/v1/events/{}", encode(id)), "", None)
+pub fn show(client: &Client, id: &str) -> anyhow::Result<ExplainedEvent> {
+    get(client, &format!("/_eddy/v1/events/{}", encode(id)), "")
 }
 
-pub fn print_explained(answer: &Value) {
-    let event = &answer["event"];
-    print_event(event);
-    println!("  id {}", event["id"].as_str().unwrap_or(""));
-    for trigger in answer["triggers"].as_array().into_iter().flatten() {
-        let verdict = if trigger["matched"] == true {
+pub fn print_explained(answer: &ExplainedEvent) {
+    print_event(&answer.event);
+    println!("  id {}", answer.event.id);
+    for trigger in &answer.triggers {
+        let verdict = if trigger.matched {
             "matched"
         } else {
             "did not match"
         };
-        println!(
-            "  trigger {}: {verdict}",
-            trigger["trigger"].as_str().unwrap_or("")
-        );
-        for clause in trigger["clauses"].as_array().into_iter().flatten() {
-            let mark = if clause["passed"] == true {
-                "✓"
-            } else {
-                "✗"
-            };
-            println!(
-                "    {mark} {}  (saw {})",
-                clause["clause"].as_str().unwrap_or(""),
-                clause["saw"]
-            );
+        println!("  trigger {}: {verdict}", trigger.trigger);
+        for clause in &trigger.clauses {
+            let mark = if clause.passed { "✓" } else { "✗" };
+            println!("    {mark} {}  (saw {:?})", clause.clause, clause.saw);
         }
     }
-    for run in answer["invocations"].as_array().into_iter().flatten() {
+    for run in &answer.invocations {
         println!(
             "  ran {} ({}): {}",
-            run["function"].as_str().unwrap_or(""),
-            run["request_id"].as_str().unwrap_or(""),
-            run["outcome"].as_str().unwrap_or("")
+            run.function, run.request_id, run.outcome
         );
     }
 }
 
-pub fn dead_letters(client: &Client, function: Option<&str>) -> anyhow::Result<Value> {
+pub fn dead_letters(client: &Client, function: Option<&str>) -> anyhow::Result<DeadLetterList> {
     let query = function.map_or(String::new(), |f| format!("function={}", encode(f)));
-    client.api("GET", "/_eddy/v1/dead-letters", &query, None)
+    get(client, "/_eddy/v1/dead-letters", &query)
 }
 
-pub fn print_dead_letters(answer: &Value) {
-    for d in answer["dead_letters"].as_array().into_iter().flatten() {
+pub fn print_dead_letters(answer: &DeadLetterList) {
+    for d in &answer.dead_letters {
         println!(
             "{:>6}  {}  {}  event {}  {} attempts  {}: {}",
-            d["id"],
-            eddy_events::iso8601_millis(d["time_ms"].as_i64().unwrap_or(0)),
-            d["function"].as_str().unwrap_or(""),
-            d["event_sequence"],
-            d["attempts"],
-            d["reason"].as_str().unwrap_or(""),
-            d["last_error"].as_str().unwrap_or("")
+            d.id,
+            eddy_events::iso8601_millis(d.time_ms),
+            d.function,
+            d.event_sequence,
+            d.attempts,
+            d.reason,
+            d.last_error.as_deref().unwrap_or("")
         );
     }
 }
 
 /// `eddy dlq redrive ID` or `eddy dlq redrive --function NAME`.
-pub fn redrive(client: &Client, id: Option<i64>, function: Option<&str>) -> anyhow::Result<Value> {
-    match (id, function) {
-        (Some(id), None) => client.api(
-            "POST",
-            &format!("/_eddy/v1/dead-letters/{id}/redrive"),
-            "",
-            None,
-        ),
-        (None, Some(f)) => client.api(
-            "POST",
-            &format!("/_eddy/v1/functions/{}/redrive", encode(f)),
-            "",
-            None,
-        ),
+pub fn redrive(
+    client: &Client,
+    id: Option<i64>,
+    function: Option<&str>,
+) -> anyhow::Result<Redriven> {
+    let path = match (id, function) {
+        (Some(id), None) => format!("/_eddy/v1/dead-letters/{id}/redrive"),
+        (None, Some(f)) => format!("/_eddy/v1/functions/{}/redrive", encode(f)),
         _ => anyhow::bail!("name one dead letter (its ID) or --function NAME, not both"),
-    }
+    };
+    typed(client.api("POST", &path, "", None)?)
 }
 
 /// `eddy deploy MANIFEST…`: the running server checks them as one app and runs it. Paths in
@@ -143,14 +130,12 @@ pub fn deploy(client: &Client, manifests: &[PathBuf]) -> anyhow::Result<DeployRe
             text,
         });
     }
-    let answer = client.api(
+    typed(client.api(
         "POST",
         "/_eddy/v1/deploy",
         "",
         Some(&serde_json::to_value(&request)?),
-    )?;
-    serde_json::from_value(answer.clone())
-        .with_context(|| format!("eddy answered the deploy with {answer}"))
+    )?)
 }
 
 /// Prices for `eddy usage`, per Lambda's published x86 prices and monthly free tier.
@@ -161,54 +146,63 @@ pub struct Prices {
     pub free_gb_seconds: f64,
 }
 
-/// `eddy usage`: per function, what Lambda would count and bill, and the estimated cost of all
-/// of it at `prices` after the free tier.
-pub fn usage(client: &Client, prices: &Prices) -> anyhow::Result<Value> {
-    let mut answer = client.api("GET", "/_eddy/v1/usage", "", None)?;
-    let total = |field: &str| -> f64 {
-        answer["functions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|f| f[field].as_f64().unwrap_or(0.0))
-            .sum()
-    };
-    let (requests, gb_seconds) = (total("invocations"), total("gb_seconds"));
-    let request_cost =
-        (requests - prices.free_requests).max(0.0) / 1e6 * prices.per_million_requests;
-    let compute_cost = (gb_seconds - prices.free_gb_seconds).max(0.0) * prices.per_gb_second;
-    answer["total"] = json!({
-        "invocations": requests,
-        "gb_seconds": gb_seconds,
-        "request_cost_usd": request_cost,
-        "compute_cost_usd": compute_cost,
-        "estimated_cost_usd": request_cost + compute_cost,
-    });
-    Ok(answer)
+/// What `eddy usage` reports: the server's figures per function, and their total cost.
+#[derive(Serialize, Deserialize)]
+pub struct UsageReport {
+    pub functions: Vec<FunctionUsage>,
+    pub total: UsageTotal,
 }
 
-pub fn print_usage(answer: &Value) {
+#[derive(Serialize, Deserialize)]
+pub struct UsageTotal {
+    pub invocations: u64,
+    pub gb_seconds: f64,
+    pub request_cost_usd: f64,
+    pub compute_cost_usd: f64,
+    pub estimated_cost_usd: f64,
+}
+
+/// `eddy usage`: per function, what Lambda would count and bill, and the estimated cost of all
+/// of it at `prices` after the free tier.
+pub fn usage(client: &Client, prices: &Prices) -> anyhow::Result<UsageReport> {
+    let usage: Usage = get(client, "/_eddy/v1/usage", "")?;
+    let requests: u64 = usage.functions.iter().map(|f| f.invocations).sum();
+    let gb_seconds: f64 = usage.functions.iter().map(|f| f.gb_seconds).sum();
+    let request_cost =
+        (requests as f64 - prices.free_requests).max(0.0) / 1e6 * prices.per_million_requests;
+    let compute_cost = (gb_seconds - prices.free_gb_seconds).max(0.0) * prices.per_gb_second;
+    Ok(UsageReport {
+        functions: usage.functions,
+        total: UsageTotal {
+            invocations: requests,
+            gb_seconds,
+            request_cost_usd: request_cost,
+            compute_cost_usd: compute_cost,
+            estimated_cost_usd: request_cost + compute_cost,
+        },
+    })
+}
+
+pub fn print_usage(answer: &UsageReport) {
     println!(
         "{:<24} {:>11} {:>8} {:>9} {:>12} {:>12} {:>12}",
         "function", "invocations", "errors", "throttles", "duration ms", "billed ms", "GB-seconds"
     );
-    for f in answer["functions"].as_array().into_iter().flatten() {
+    for f in &answer.functions {
         println!(
             "{:<24} {:>11} {:>8} {:>9} {:>12.1} {:>12} {:>12.4}",
-            f["function"].as_str().unwrap_or(""),
-            f["invocations"],
-            f["errors"],
-            f["throttles"],
-            f["duration_ms"].as_f64().unwrap_or(0.0),
-            f["billed_ms"],
-            f["gb_seconds"].as_f64().unwrap_or(0.0)
+            f.function,
+            f.invocations,
+            f.errors,
+            f.throttles,
+            f.duration_ms,
+            f.billed_ms,
+            f.gb_seconds
         );
     }
-    let t = &answer["total"];
+    let t = &answer.total;
     println!(
         "estimated cost: ${:.6} (requests ${:.6} + compute ${:.6}, after the free tier)",
-        t["estimated_cost_usd"].as_f64().unwrap_or(0.0),
-        t["request_cost_usd"].as_f64().unwrap_or(0.0),
-        t["compute_cost_usd"].as_f64().unwrap_or(0.0)
+        t.estimated_cost_usd, t.request_cost_usd, t.compute_cost_usd
     );
 }

@@ -5,6 +5,8 @@ use anyhow::bail;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use eddy_wire::admin::{InvocationInfo, InvocationPage};
+
 use crate::client::{Client, Payload, encode, read_text};
 use crate::rows::json_argument;
 
@@ -86,7 +88,7 @@ pub fn logs(
     client: &Client,
     name: &str,
     follow: bool,
-    mut print: impl FnMut(&Value),
+    mut print: impl FnMut(&InvocationInfo),
 ) -> anyhow::Result<()> {
     let mut after = 0;
     loop {
@@ -94,36 +96,34 @@ pub fn logs(
         if follow {
             query.push_str(&format!("&wait={FOLLOW_WAIT_SECONDS}"));
         }
-        let page = client.api("GET", "/_eddy/v1/invocations", &query, None)?;
-        let records = page["invocations"].as_array().cloned().unwrap_or_default();
-        records.iter().for_each(&mut print);
-        after = page["next"].as_i64().unwrap_or(after);
-        if records.len() < 1000 && !follow {
+        let page: InvocationPage = crate::admin::get(client, "/_eddy/v1/invocations", &query)?;
+        page.invocations.iter().for_each(&mut print);
+        after = page.next;
+        if page.invocations.len() < 1000 && !follow {
             return Ok(());
         }
     }
 }
 
 /// The human form of one invocation record.
-pub fn print_invocation(record: &Value) {
-    let start = record["start_ms"].as_i64().unwrap_or(0);
+pub fn print_invocation(record: &InvocationInfo) {
     println!(
         "{}  {}  {}  attempt {}  {} ms{}",
-        eddy_events::iso8601_millis(start),
-        record["request_id"].as_str().unwrap_or(""),
-        record["outcome"].as_str().unwrap_or(""),
-        record["attempt"],
-        record["duration_ms"],
-        record["error"]
-            .as_str()
+        eddy_events::iso8601_millis(record.start_ms),
+        record.request_id,
+        record.outcome,
+        record.attempt,
+        record.duration_ms,
+        record
+            .error
+            .as_deref()
             .map(|e| format!("  {e}"))
             .unwrap_or_default()
     );
-    let log = record["log"].as_str().unwrap_or("");
-    for line in log.lines() {
+    for line in record.log.lines() {
         println!("    {line}");
     }
-    if record["log_truncated"] == true {
+    if record.log_truncated {
         println!("    … (the log was cut at its limit)");
     }
 }

@@ -264,9 +264,12 @@ fn init_logging() {
 }
 
 /// Prints a command's answer: as JSON with `--json`, else in its human form.
-fn output(json: bool, value: &Value, human: impl FnOnce(&Value)) {
+fn output<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) {
     if json {
-        println!("{value}");
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("an answer serializes")
+        );
     } else {
         human(value);
     }
@@ -290,7 +293,7 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
         Command::Serve { .. } | Command::Validate { .. } => unreachable!("handled in main"),
         Command::Deploy { manifests } => {
             let deployed = admin::deploy(client, &manifests)?;
-            output(json, &serde_json::to_value(&deployed)?, |_| {
+            output(json, &deployed, |deployed| {
                 if !deployed.warnings.is_empty() {
                     eprintln!("{}", deployed.warnings);
                 }
@@ -367,7 +370,7 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
         }
         Command::Dlq(DlqCommand::Redrive { id, function }) => {
             let answer = admin::redrive(client, id, function.as_deref())?;
-            output(json, &answer, |a| println!("redriven: {}", a["redriven"]));
+            output(json, &answer, |a| println!("redriven: {}", a.redriven));
         }
     }
     Ok(())

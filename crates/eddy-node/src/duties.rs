@@ -1,11 +1,12 @@
-//! What a node does on its own while it runs: issue functions new credentials before the old
-//! ones expire, collect the blobs nothing refers to, and follow the app other nodes put in
-//! service.
+//! What a node does on its own while it runs, and how often: issue functions new credentials
+//! before the old ones expire, collect the blobs nothing refers to, and follow the app other
+//! nodes put in service. (The node says what each duty does; this module only keeps time.)
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::Node;
+use eddy_bus::StorageState;
+use eddy_objects::ObjectStore;
 
 /// How often each duty runs.
 #[derive(Clone, Copy, Debug)]
@@ -32,37 +33,17 @@ impl Default for Duties {
     }
 }
 
-pub(crate) fn start(node: &Arc<Node>, duties: Duties) -> Vec<tokio::task::JoinHandle<()>> {
-    let weak = Arc::downgrade(node);
-    vec![
-        every(weak.clone(), duties.rotate_credentials, |node| {
-            Box::pin(async move {
-                match node.rotate_credentials().await {
-                    Ok(()) => tracing::info!("function credentials rotated"),
-                    Err(e) => tracing::error!(error = %e, "function credentials not rotated"),
-                }
-            })
-        }),
-        tokio::spawn(collect_garbage(weak.clone(), duties)),
-        every(weak, duties.follow_app, |node| {
-            Box::pin(async move {
-                if let Err(e) = node.follow_stored_app().await {
-                    tracing::warn!(error = %e, "cannot follow the stored app");
-                }
-            })
-        }),
-    ]
-}
-
 /// Collects garbage at start and every period — every ten seconds while the disk is full, so
 /// deleting objects gives their space back as soon as their blobs are past the grace period.
-async fn collect_garbage(node: Weak<Node>, duties: Duties) {
+/// Ends when `storage` ends (the bus is gone).
+pub(crate) async fn collect_garbage(
+    objects: ObjectStore,
+    mut storage: tokio::sync::watch::Receiver<StorageState>,
+    duties: Duties,
+) {
     const WHILE_FULL: Duration = Duration::from_secs(10);
     loop {
-        let Some(strong) = node.upgrade() else {
-            return;
-        };
-        match strong.objects.collect_garbage(duties.garbage_grace).await {
+        match objects.collect_garbage(duties.garbage_grace).await {
             Ok(report) if report.blobs_removed > 0 => tracing::info!(
                 blobs = report.blobs_removed,
                 bytes = report.bytes_removed,
@@ -71,8 +52,6 @@ async fn collect_garbage(node: Weak<Node>, duties: Duties) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
         }
-        let mut storage = strong.bus.watch_storage();
-        drop(strong);
         let next = tokio::time::Instant::now() + duties.collect_garbage;
         loop {
             let full = matches!(
@@ -92,13 +71,13 @@ async fn collect_garbage(node: Weak<Node>, duties: Duties) {
     }
 }
 
-type DutyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+pub(crate) type DutyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// Runs `duty` every `period` (the first time one period after start) while the node lives.
-fn every(
-    node: Weak<Node>,
+/// Runs `duty` every `period` (the first time one period after start) while `owner` lives.
+pub(crate) fn every<T: Send + Sync + 'static>(
+    owner: Weak<T>,
     period: Duration,
-    duty: impl Fn(Arc<Node>) -> DutyFuture + Send + 'static,
+    duty: impl Fn(Arc<T>) -> DutyFuture + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(period);
@@ -106,10 +85,10 @@ fn every(
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            let Some(node) = node.upgrade() else {
+            let Some(owner) = owner.upgrade() else {
                 return;
             };
-            duty(node).await;
+            duty(owner).await;
         }
     })
 }

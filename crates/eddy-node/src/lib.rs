@@ -17,7 +17,8 @@ mod sql;
 mod watch;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex};
 
 use eddy_bus::Bus;
 use eddy_executor::{Executor, ExecutorConfig};
@@ -53,12 +54,6 @@ pub struct NodeConfig {
     pub duties: Duties,
 }
 
-/// The app in service on this node.
-struct InService {
-    version: u64,
-    app: Arc<App>,
-}
-
 /// A running eddy.
 pub struct Node {
     pub id: String,
@@ -69,7 +64,9 @@ pub struct Node {
     pub principals: Principals,
     apps: Arc<dyn AppStore>,
     credentials: Arc<dyn CredentialStore>,
-    in_service: RwLock<InService>,
+    /// The version of the app in service, and the app (watchers follow its changes).
+    version: std::sync::atomic::AtomicU64,
+    in_service: tokio::sync::watch::Sender<Arc<App>>,
     /// One apply at a time (a reload, a deploy and a followed app never interleave).
     applying: tokio::sync::Mutex<()>,
     manifests: Vec<PathBuf>,
@@ -150,18 +147,36 @@ impl Node {
             principals,
             apps,
             credentials,
-            in_service: RwLock::new(InService {
-                version,
-                app: Arc::new(app),
-            }),
+            version: std::sync::atomic::AtomicU64::new(version),
+            in_service: tokio::sync::watch::Sender::new(Arc::new(app)),
             applying: tokio::sync::Mutex::new(()),
             manifests: config.manifests,
             duties: Mutex::new(Vec::new()),
             watching: Mutex::new(None),
         });
-        *node.duties.lock().expect("duty lock") = duties::start(&node, config.duties);
+        *node.duties.lock().expect("duty lock") = node.start_duties(config.duties);
         if config.watch {
-            let watching = watch::start(node.clone()).await?;
+            let (reload, mut reloads) = tokio::sync::mpsc::channel(1);
+            let watching = watch::start(watch::Followed {
+                manifests: node.manifests.clone(),
+                data_dir: node.bus.data_dir().to_path_buf(),
+                objects: node.objects.clone(),
+                app: node.in_service.subscribe(),
+                reload,
+            })
+            .await?;
+            let weak = Arc::downgrade(&node);
+            node.duties
+                .lock()
+                .expect("duty lock")
+                .push(tokio::spawn(async move {
+                    while reloads.recv().await.is_some() {
+                        let Some(node) = weak.upgrade() else {
+                            return;
+                        };
+                        node.reload().await;
+                    }
+                }));
             *node.watching.lock().expect("watch lock") = Some(watching);
         }
         Ok(node)
@@ -169,12 +184,12 @@ impl Node {
 
     /// The app in service.
     pub fn app(&self) -> Arc<App> {
-        self.in_service.read().expect("app lock").app.clone()
+        self.in_service.borrow().clone()
     }
 
     /// The version of the app in service.
     pub fn app_version(&self) -> u64 {
-        self.in_service.read().expect("app lock").version
+        self.version.load(SeqCst)
     }
 
     /// Checks manifest texts as one app and, when they are valid, puts it in service on every
@@ -274,10 +289,8 @@ impl Node {
             "app applied"
         );
         self.executor.set_app(app.clone(), labels);
-        *self.in_service.write().expect("app lock") = InService {
-            version,
-            app: Arc::new(app),
-        };
+        self.version.store(version, SeqCst);
+        self.in_service.send_replace(Arc::new(app));
         Ok(version)
     }
 
@@ -312,6 +325,33 @@ impl Node {
             self.follow(stored).await?;
         }
         Ok(())
+    }
+
+    /// Starts what the node does on its own (see [`Duties`]).
+    fn start_duties(self: &Arc<Self>, every: Duties) -> Vec<tokio::task::JoinHandle<()>> {
+        let weak = Arc::downgrade(self);
+        vec![
+            duties::every(weak.clone(), every.rotate_credentials, |node: Arc<Node>| {
+                Box::pin(async move {
+                    match node.rotate_credentials().await {
+                        Ok(()) => tracing::info!("function credentials rotated"),
+                        Err(e) => tracing::error!(error = %e, "function credentials not rotated"),
+                    }
+                })
+            }),
+            tokio::spawn(duties::collect_garbage(
+                self.objects.clone(),
+                self.bus.watch_storage(),
+                every,
+            )),
+            duties::every(weak, every.follow_app, |node: Arc<Node>| {
+                Box::pin(async move {
+                    if let Err(e) = node.follow_stored_app().await {
+                        tracing::warn!(error = %e, "cannot follow the stored app");
+                    }
+                })
+            }),
+        ]
     }
 
     /// Stops following the disk and the node's duties, then finishes the executor: no new

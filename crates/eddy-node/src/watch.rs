@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::folder::{Folder, Found};
-use crate::{Node, NodeError};
+use std::sync::Arc;
+
+use eddy_objects::ObjectStore;
+
+use crate::NodeError;
 use eddy_core::{BucketName, ObjectKey};
 use eddy_objects::{ListParams, ObjectError, PutOptions};
 use eddy_subscriptions::{App, Runtime};
@@ -113,10 +117,22 @@ impl Roots {
     }
 }
 
-/// Starts following the manifests, code folders and watch folders of the running app. Files
-/// already in the watch folders are ingested before this returns (those whose object differs),
-/// so eddy serves a bucket that matches its folder.
-pub(crate) async fn start(node: std::sync::Arc<Node>) -> Result<Watching, NodeError> {
+/// What the watcher follows and whom it tells.
+pub(crate) struct Followed {
+    pub manifests: Vec<PathBuf>,
+    /// Changes under here are eddy's own.
+    pub data_dir: PathBuf,
+    pub objects: ObjectStore,
+    /// The app in service, as it changes (a reload, a deploy, another node's app).
+    pub app: tokio::sync::watch::Receiver<Arc<App>>,
+    /// Told when the manifests or the functions' code changed.
+    pub reload: tokio::sync::mpsc::Sender<()>,
+}
+
+/// Starts following the manifests, code folders and watch folders of the app in service (and
+/// of each app after it). Files already in the watch folders are ingested before this returns
+/// (those whose object differs), so eddy serves a bucket that matches its folder.
+pub(crate) async fn start(mut followed: Followed) -> Result<Watching, NodeError> {
     let (changes, mut queue) = tokio::sync::mpsc::channel::<DebounceEventResult>(QUEUE);
     let debouncer = new_debouncer(SETTLE, None, move |result| {
         let _ = changes.blocking_send(result);
@@ -126,15 +142,36 @@ pub(crate) async fn start(node: std::sync::Arc<Node>) -> Result<Watching, NodeEr
         debouncer,
         watched: HashSet::new(),
     };
-    let manifests = node.manifests.clone();
-    let data_dir = canonical(&node.bus.data_dir().to_path_buf());
-    let mut targets = Targets::of(&manifests, &node.app());
+    let data_dir = canonical(&followed.data_dir);
+    let objects = followed.objects.clone();
+    let current = followed.app.borrow_and_update().clone();
+    let mut targets = Targets::of(&followed.manifests, &current);
     roots.follow(&targets);
     for (bucket, dir) in &targets.buckets {
-        sync_path(&node, bucket, dir, dir).await;
+        sync_path(&objects, bucket, dir, dir).await;
     }
     let task = tokio::spawn(async move {
-        while let Some(result) = queue.recv().await {
+        loop {
+            let result = tokio::select! {
+                result = queue.recv() => match result {
+                    Some(result) => result,
+                    None => return,
+                },
+                changed = followed.app.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // A new app may declare other code and watch folders.
+                    let app = followed.app.borrow_and_update().clone();
+                    let before: HashSet<_> = targets.buckets.iter().cloned().collect();
+                    targets = Targets::of(&followed.manifests, &app);
+                    roots.follow(&targets);
+                    for (bucket, dir) in targets.buckets.iter().filter(|b| !before.contains(b)) {
+                        sync_path(&objects, bucket, dir, dir).await;
+                    }
+                    continue;
+                }
+            };
             let paths = match result {
                 Ok(events) => changed_paths(events),
                 Err(errors) => {
@@ -147,20 +184,15 @@ pub(crate) async fn start(node: std::sync::Arc<Node>) -> Result<Watching, NodeEr
             let mut reload = false;
             for path in paths.iter().filter(|p| !p.starts_with(&data_dir)) {
                 if let Some((bucket, dir)) = targets.bucket_of(path) {
-                    sync_path(&node, bucket, dir, path).await;
+                    sync_path(&objects, bucket, dir, path).await;
                 } else if targets.reloads(path) {
                     reload = true;
                 }
             }
             if reload {
                 tracing::info!("manifests or function code changed; reloading");
-                node.reload().await;
-                let before: HashSet<_> = targets.buckets.iter().cloned().collect();
-                targets = Targets::of(&manifests, &node.app());
-                roots.follow(&targets);
-                for (bucket, dir) in targets.buckets.iter().filter(|b| !before.contains(b)) {
-                    sync_path(&node, bucket, dir, dir).await;
-                }
+                // A reload already asked for covers this change too.
+                let _ = followed.reload.try_send(());
             }
         }
     });
@@ -180,7 +212,7 @@ fn changed_paths(events: Vec<notify_debouncer_full::DebouncedEvent>) -> BTreeSet
 /// object named by its path below `dir` (unless the object already holds the same bytes), and
 /// a path that is gone takes its object, and the objects below it, away. The folder is read
 /// without following links (see [`crate::folder`]): a link is as good as gone.
-async fn sync_path(node: &Node, bucket: &BucketName, dir: &Path, path: &Path) {
+async fn sync_path(objects: &ObjectStore, bucket: &BucketName, dir: &Path, path: &Path) {
     let Ok(relative) = path.strip_prefix(dir).map(Path::to_path_buf) else {
         return;
     };
@@ -203,11 +235,11 @@ async fn sync_path(node: &Node, bucket: &BucketName, dir: &Path, path: &Path) {
         Err(_) => return,
     };
     let outcome = if gone {
-        remove_below(node, bucket, &key_of(&relative)).await
+        remove_below(objects, bucket, &key_of(&relative)).await
     } else {
         let mut result = Ok(());
         for (path, file) in files {
-            result = result.and(ingest(node, bucket, &key_of(&path), file).await);
+            result = result.and(ingest(objects, bucket, &key_of(&path), file).await);
         }
         result
     };
@@ -228,21 +260,20 @@ fn key_of(relative: &Path) -> String {
 /// Stores the bytes of `file` (already open: never reopened by path) as `key`, unless the
 /// object holds them already.
 async fn ingest(
-    node: &Node,
+    objects: &ObjectStore,
     bucket: &BucketName,
     key: &str,
     file: std::fs::File,
 ) -> Result<(), ObjectError> {
     let key = ObjectKey::new(key)?;
-    let Some((same, file)) = holds_same_bytes(node, bucket, &key, file).await else {
+    let Some((same, file)) = holds_same_bytes(objects, bucket, &key, file).await else {
         return Ok(());
     };
     if same {
         return Ok(());
     }
     let mut reader = tokio::fs::File::from_std(file);
-    let meta = node
-        .objects
+    let meta = objects
         .put_object(bucket, &key, &mut reader, PutOptions::default())
         .await?;
     tracing::info!(bucket = %bucket, key = %key, size = meta.size, "ingested from the watch folder");
@@ -252,12 +283,12 @@ async fn ingest(
 /// Whether the object already has the file's bytes: same size, and the same MD5 when the
 /// ETag is one. Gives the file back, rewound (`None` if it could not be read).
 async fn holds_same_bytes(
-    node: &Node,
+    objects: &ObjectStore,
     bucket: &BucketName,
     key: &ObjectKey,
     file: std::fs::File,
 ) -> Option<(bool, std::fs::File)> {
-    let Ok(meta) = node.objects.head_object(bucket, key).await else {
+    let Ok(meta) = objects.head_object(bucket, key).await else {
         return Some((false, file));
     };
     let size = file.metadata().map(|m| m.len()).ok();
@@ -282,11 +313,14 @@ async fn holds_same_bytes(
 }
 
 /// Removes the object `key` and every object below `key/`.
-async fn remove_below(node: &Node, bucket: &BucketName, key: &str) -> Result<(), ObjectError> {
+async fn remove_below(
+    objects: &ObjectStore,
+    bucket: &BucketName,
+    key: &str,
+) -> Result<(), ObjectError> {
     if key.is_empty() {
         return Ok(()); // the watch folder itself went away: keep what was ingested
     }
-    let objects = &node.objects;
     let mut doomed = vec![key.to_string()];
     let mut params = ListParams {
         prefix: format!("{key}/"),

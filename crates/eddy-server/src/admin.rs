@@ -11,65 +11,71 @@ use axum::http::StatusCode;
 use eddy_core::{Event, FunctionName};
 use eddy_executor::{DeadLetter, InvocationRecord};
 use eddy_subscriptions::{Filter, Format, Ordering};
-use serde_json::{Value, json};
+use eddy_wire::admin::*;
 
 use crate::Shared;
 use crate::error::ApiError;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-pub async fn functions(State(s): State<Shared>) -> Json<Value> {
-    let functions: Vec<Value> = s
+pub async fn functions(State(s): State<Shared>) -> Json<FunctionList> {
+    let functions = s
         .app()
         .functions
         .iter()
         .map(crate::lambda::configuration)
         .collect();
-    Json(json!({ "functions": functions }))
+    Json(FunctionList { functions })
 }
 
-pub async fn triggers(State(s): State<Shared>) -> Json<Value> {
-    let triggers: Vec<Value> = s
+pub async fn triggers(State(s): State<Shared>) -> Json<TriggerList> {
+    let triggers = s
         .app()
         .triggers
         .iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "function": t.function.as_str(),
-                "source": t.source.to_string(),
-                "events": t.events.kinds().map(|k| k.as_str()).collect::<Vec<_>>(),
-                "filtered": t.filter != Filter::None,
-                "ordering": if t.ordering == Ordering::PerKey { "per_key" } else { "unordered" },
-                "format": if t.format == Format::Plain { "plain" } else { "aws" },
-                "enabled": t.enabled,
-                "retry": {
-                    "max_attempts": t.retry.max_attempts,
-                    "backoff_min_ms": t.retry.backoff_min.as_millis() as u64,
-                    "backoff_max_ms": t.retry.backoff_max.as_millis() as u64,
-                    "max_event_age_ms": t.retry.max_event_age.as_millis() as u64,
-                },
-            })
+        .map(|t| TriggerInfo {
+            name: t.name.clone(),
+            function: t.function.to_string(),
+            source: t.source.to_string(),
+            events: t.events.kinds().map(|k| k.as_str().to_string()).collect(),
+            filtered: t.filter != Filter::None,
+            ordering: match t.ordering {
+                Ordering::PerKey => "per_key",
+                Ordering::Unordered => "unordered",
+            }
+            .into(),
+            format: match t.format {
+                Format::Plain => "plain",
+                Format::Aws => "aws",
+            }
+            .into(),
+            enabled: t.enabled,
+            retry: RetryInfo {
+                max_attempts: t.retry.max_attempts,
+                backoff_min_ms: t.retry.backoff_min.as_millis() as u64,
+                backoff_max_ms: t.retry.backoff_max.as_millis() as u64,
+                max_event_age_ms: t.retry.max_event_age.as_millis() as u64,
+            },
         })
         .collect();
-    Json(json!({ "triggers": triggers }))
+    Json(TriggerList { triggers })
 }
 
-fn event_json(e: &Event) -> Value {
-    json!({
-        "id": e.id.to_string(),
-        "sequence": e.seq,
-        "source": e.source.to_string(),
-        "kind": e.kind.as_str(),
-        "key": e.key,
-        "time_ms": e.time_ms,
-        "payload": e.payload,
-        "lineage": {
-            "cause_event": e.lineage.cause_event.map(|id| id.to_string()),
-            "cause_invocation": e.lineage.cause_invocation,
-            "hops": e.lineage.hops,
+fn event_record(e: &Event) -> EventRecord {
+    EventRecord {
+        id: e.id.to_string(),
+        sequence: e.seq,
+        source: e.source.to_string(),
+        kind: e.kind.as_str().into(),
+        key: e.key.clone(),
+        time_ms: e.time_ms,
+        payload: e.payload.clone(),
+        lineage: LineageInfo {
+            cause_event: e.lineage.cause_event.map(|id| id.to_string()),
+            cause_invocation: e.lineage.cause_invocation.clone(),
+            hops: e.lineage.hops,
         },
-    })
+    }
 }
 
 /// A whole-number query parameter, or its default.
@@ -99,7 +105,7 @@ const MAX_WAIT_SECONDS: u64 = 60;
 pub async fn events(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>> {
+) -> Result<Json<EventPage>> {
     let limit = page_limit(&q)?;
     let after = if q.contains_key("last") {
         s.bus.last_seq().saturating_sub(number(&q, "last", 0)?)
@@ -116,15 +122,18 @@ pub async fn events(
             events.truncate(limit as usize);
         }
     }
-    Ok(Json(json!({
-        "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        "next": events.last().map_or(after, |e| e.seq),
-    })))
+    Ok(Json(EventPage {
+        next: events.last().map_or(after, |e| e.seq),
+        events: events.iter().map(event_record).collect(),
+    }))
 }
 
 /// `GET /_eddy/v1/events/{id}`: the event, and for each trigger on its source whether it
 /// matched and why.
-pub async fn event(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>> {
+pub async fn event(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<ExplainedEvent>> {
     let Some((event, explanations)) = s.executor.explain(&id).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -132,44 +141,50 @@ pub async fn event(State(s): State<Shared>, Path(id): Path<String>) -> Result<Js
             format!("no event with id {id:?}"),
         ));
     };
-    let triggers: Vec<Value> = explanations
+    let triggers = explanations
         .iter()
-        .map(|x| {
-            json!({
-                "trigger": x.trigger,
-                "function": x.function,
-                "matched": x.matched,
-                "clauses": x.clauses.iter().map(|c| json!({"clause": c.clause, "passed": c.passed, "saw": c.detail})).collect::<Vec<_>>(),
-            })
+        .map(|x| TriggerVerdict {
+            trigger: x.trigger.clone(),
+            function: x.function.clone(),
+            matched: x.matched,
+            clauses: x
+                .clauses
+                .iter()
+                .map(|c| ClauseVerdict {
+                    clause: c.clause.clone(),
+                    passed: c.passed,
+                    saw: c.detail.clone(),
+                })
+                .collect(),
         })
         .collect();
     let invocations = s.executor.invocations(None, Some(event.seq)).await?;
-    Ok(Json(json!({
-        "event": event_json(&event),
-        "triggers": triggers,
-        "invocations": invocations.iter().map(invocation_json).collect::<Vec<_>>(),
-    })))
+    Ok(Json(ExplainedEvent {
+        event: event_record(&event),
+        triggers,
+        invocations: invocations.iter().map(invocation_info).collect(),
+    }))
 }
 
-fn invocation_json(r: &InvocationRecord) -> Value {
-    json!({
-        "request_id": r.request_id,
-        "function": r.function,
-        "delivery_id": r.delivery_id,
-        "event_sequence": r.event_seq,
-        "attempt": r.attempt,
-        "start_ms": r.start_ms,
-        "duration_ms": r.duration_us as f64 / 1000.0,
-        "outcome": r.outcome,
-        "error_type": r.error_type,
-        "error": r.error,
-        "log": r.output,
-        "log_truncated": r.truncated,
-        "memory_mb": r.memory_mb,
-        "billed_ms": r.billed_ms,
-        "max_memory_mb": r.max_memory_mb,
-        "init_ms": r.init_us.map(|us| us as f64 / 1000.0),
-    })
+fn invocation_info(r: &InvocationRecord) -> InvocationInfo {
+    InvocationInfo {
+        request_id: r.request_id.clone(),
+        function: r.function.clone(),
+        delivery_id: r.delivery_id,
+        event_sequence: r.event_seq,
+        attempt: r.attempt,
+        start_ms: r.start_ms,
+        duration_ms: r.duration_us as f64 / 1000.0,
+        outcome: r.outcome.clone(),
+        error_type: r.error_type.clone(),
+        error: r.error.clone(),
+        log: r.output.clone(),
+        log_truncated: r.truncated,
+        memory_mb: r.memory_mb,
+        billed_ms: r.billed_ms,
+        max_memory_mb: r.max_memory_mb,
+        init_ms: r.init_us.map(|us| us as f64 / 1000.0),
+    }
 }
 
 fn function_param(q: &HashMap<String, String>) -> Result<Option<FunctionName>> {
@@ -183,7 +198,7 @@ fn function_param(q: &HashMap<String, String>) -> Result<Option<FunctionName>> {
 pub async fn invocations(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>> {
+) -> Result<Json<InvocationPage>> {
     let function = function_param(&q)?;
     let event = q
         .contains_key("event")
@@ -204,43 +219,43 @@ pub async fn invocations(
                 .await
                 .is_err();
         if waited {
-            return Ok(Json(json!({
-                "invocations": page.records.iter().map(invocation_json).collect::<Vec<_>>(),
-                "next": page.next,
-            })));
+            return Ok(Json(InvocationPage {
+                invocations: page.records.iter().map(invocation_info).collect(),
+                next: page.next,
+            }));
         }
     }
 }
 
-fn dead_letter_json(d: &DeadLetter) -> Value {
-    json!({
-        "id": d.delivery_id,
-        "event_sequence": d.event_seq,
-        "trigger": d.trigger,
-        "function": d.function,
-        "reason": d.reason.as_str(),
-        "last_error": d.last_error,
-        "attempts": d.attempts,
-        "time_ms": d.time_ms,
-    })
+fn dead_letter_info(d: &DeadLetter) -> DeadLetterInfo {
+    DeadLetterInfo {
+        id: d.delivery_id,
+        event_sequence: d.event_seq,
+        trigger: d.trigger.clone(),
+        function: d.function.clone(),
+        reason: d.reason.as_str().into(),
+        last_error: d.last_error.clone(),
+        attempts: d.attempts,
+        time_ms: d.time_ms,
+    }
 }
 
 /// `GET /_eddy/v1/dead-letters?function=NAME`
 pub async fn dead_letters(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>> {
+) -> Result<Json<DeadLetterList>> {
     let function = function_param(&q)?;
     let dead = s.executor.dead_letters(function.as_ref()).await?;
-    Ok(Json(
-        json!({ "dead_letters": dead.iter().map(dead_letter_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(DeadLetterList {
+        dead_letters: dead.iter().map(dead_letter_info).collect(),
+    }))
 }
 
 /// `POST /_eddy/v1/dead-letters/{id}/redrive`
-pub async fn redrive(State(s): State<Shared>, Path(id): Path<i64>) -> Result<Json<Value>> {
+pub async fn redrive(State(s): State<Shared>, Path(id): Path<i64>) -> Result<Json<Redriven>> {
     if s.executor.redrive(id).await? {
-        Ok(Json(json!({ "redriven": 1 })))
+        Ok(Json(Redriven { redriven: 1 }))
     } else {
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -254,7 +269,7 @@ pub async fn redrive(State(s): State<Shared>, Path(id): Path<i64>) -> Result<Jso
 pub async fn redrive_function(
     State(s): State<Shared>,
     Path(name): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Redriven>> {
     let name = FunctionName::new(name)?;
     if s.app().function(&name).is_none() {
         return Err(ApiError::new(
@@ -263,60 +278,48 @@ pub async fn redrive_function(
             format!("function {name:?} does not exist"),
         ));
     }
-    let n = s.executor.redrive_function(&name).await?;
-    Ok(Json(json!({ "redriven": n })))
+    let redriven = s.executor.redrive_function(&name).await?;
+    Ok(Json(Redriven { redriven }))
 }
 
 /// `GET /_eddy/v1/usage`: per function, what Lambda would bill and count: invocations, errors,
 /// throttles, time, billed time and GB-seconds.
-pub async fn usage(State(s): State<Shared>) -> Result<Json<Value>> {
+pub async fn usage(State(s): State<Shared>) -> Result<Json<Usage>> {
     let throttles = s.executor.throttles();
-    let mut functions: std::collections::BTreeMap<String, Value> = s
+    let mut functions: std::collections::BTreeMap<String, FunctionUsage> = s
         .app()
         .functions
         .iter()
-        .map(|f| (f.name.to_string(), json!({"memory_mb": f.memory_mb})))
+        .map(|f| {
+            let usage = FunctionUsage {
+                function: f.name.to_string(),
+                memory_mb: Some(f.memory_mb),
+                ..FunctionUsage::default()
+            };
+            (f.name.to_string(), usage)
+        })
         .collect();
     for t in s.executor.invocation_totals().await? {
         let entry = functions
             .entry(t.function.clone())
-            .or_insert_with(|| json!({}));
-        let add = |entry: &mut Value, field: &str, value: f64| {
-            let sum = entry[field].as_f64().unwrap_or(0.0) + value;
-            entry[field] = json!(sum);
-        };
-        add(entry, "invocations", t.count as f64);
-        add(
-            entry,
-            "errors",
-            if t.outcome == "success" {
-                0.0
-            } else {
-                t.count as f64
-            },
-        );
-        add(entry, "duration_ms", t.duration_us as f64 / 1e3);
-        add(entry, "billed_ms", t.billed_ms as f64);
-        add(entry, "gb_seconds", t.gb_seconds());
+            .or_insert_with(|| FunctionUsage {
+                function: t.function.clone(),
+                ..FunctionUsage::default()
+            });
+        entry.invocations += t.count;
+        if t.outcome != "success" {
+            entry.errors += t.count;
+        }
+        entry.duration_ms += t.duration_us as f64 / 1e3;
+        entry.billed_ms += t.billed_ms;
+        entry.gb_seconds += t.gb_seconds();
     }
-    let functions: Vec<Value> = functions
-        .into_iter()
-        .map(|(name, mut entry)| {
-            for field in [
-                "invocations",
-                "errors",
-                "duration_ms",
-                "billed_ms",
-                "gb_seconds",
-            ] {
-                if entry[field].is_null() {
-                    entry[field] = json!(0);
-                }
-            }
-            entry["throttles"] = json!(throttles.get(&name).copied().unwrap_or(0));
-            entry["function"] = json!(name);
-            entry
+    let functions = functions
+        .into_values()
+        .map(|mut usage| {
+            usage.throttles = throttles.get(&usage.function).copied().unwrap_or(0);
+            usage
         })
         .collect();
-    Ok(Json(json!({ "functions": functions })))
+    Ok(Json(Usage { functions }))
 }

@@ -28,3 +28,172 @@ pub struct DeployResponse {
     /// The manifest checker's warnings, as it prints them (empty when there were none).
     pub warnings: String,
 }
+
+/// `GET /_eddy/v1/functions`: each function as Lambda's `GetFunctionConfiguration` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionList {
+    pub functions: Vec<serde_json::Value>,
+}
+
+/// `GET /_eddy/v1/triggers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TriggerList {
+    pub triggers: Vec<TriggerInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TriggerInfo {
+    pub name: String,
+    pub function: String,
+    /// `bucket/NAME`, `table/NAME` or `function/NAME`.
+    pub source: String,
+    /// The event kinds, as AWS names them.
+    pub events: Vec<String>,
+    /// Whether the trigger has a filter on the event's content.
+    pub filtered: bool,
+    /// `unordered` or `per_key`.
+    pub ordering: String,
+    /// `aws` or `plain`.
+    pub format: String,
+    pub enabled: bool,
+    pub retry: RetryInfo,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryInfo {
+    pub max_attempts: u32,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    pub max_event_age_ms: u64,
+}
+
+/// A journal event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub id: String,
+    pub sequence: u64,
+    pub source: String,
+    /// As AWS names it: `ObjectCreated:Put`, `INSERT`, …
+    pub kind: String,
+    pub key: String,
+    pub time_ms: i64,
+    pub payload: serde_json::Value,
+    pub lineage: LineageInfo,
+}
+
+/// Which event and invocation caused a write, and how many handler hops it is from a client's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageInfo {
+    pub cause_event: Option<String>,
+    pub cause_invocation: Option<String>,
+    pub hops: u32,
+}
+
+/// `GET /_eddy/v1/events`: events in commit order; `next` is the `after` of the next page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<EventRecord>,
+    pub next: u64,
+}
+
+/// `GET /_eddy/v1/events/{id}`: the event, each trigger on its source with whether it matched
+/// and why, and what ran for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExplainedEvent {
+    pub event: EventRecord,
+    pub triggers: Vec<TriggerVerdict>,
+    pub invocations: Vec<InvocationInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TriggerVerdict {
+    pub trigger: String,
+    pub function: String,
+    pub matched: bool,
+    pub clauses: Vec<ClauseVerdict>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClauseVerdict {
+    pub clause: String,
+    pub passed: bool,
+    /// The values the clause looked at.
+    pub saw: String,
+}
+
+/// One recorded attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvocationInfo {
+    pub request_id: String,
+    pub function: String,
+    pub delivery_id: Option<i64>,
+    pub event_sequence: Option<u64>,
+    pub attempt: u32,
+    pub start_ms: i64,
+    pub duration_ms: f64,
+    /// `success`, `error` or `timeout`.
+    pub outcome: String,
+    pub error_type: Option<String>,
+    pub error: Option<String>,
+    pub log: String,
+    pub log_truncated: bool,
+    pub memory_mb: u32,
+    pub billed_ms: u64,
+    pub max_memory_mb: Option<u64>,
+    pub init_ms: Option<f64>,
+}
+
+/// `GET /_eddy/v1/invocations`: attempts in the order they were recorded; `next` is the
+/// `after` of the next page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvocationPage {
+    pub invocations: Vec<InvocationInfo>,
+    pub next: i64,
+}
+
+/// A dead-lettered delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterInfo {
+    pub id: i64,
+    pub event_sequence: u64,
+    pub trigger: String,
+    pub function: String,
+    /// `RetriesExhausted`, `EventAgeExceeded`, `RecursionLimit`, `FunctionMissing` or
+    /// `Refused`.
+    pub reason: String,
+    pub last_error: Option<String>,
+    pub attempts: u32,
+    pub time_ms: i64,
+}
+
+/// `GET /_eddy/v1/dead-letters`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterList {
+    pub dead_letters: Vec<DeadLetterInfo>,
+}
+
+/// `POST …/redrive`: how many dead letters went back to be delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redriven {
+    pub redriven: u64,
+}
+
+/// `GET /_eddy/v1/usage`: per function, what Lambda would count and bill.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub functions: Vec<FunctionUsage>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionUsage {
+    pub function: String,
+    /// The function's memory now; absent for a function no longer declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    pub invocations: u64,
+    pub errors: u64,
+    pub throttles: u64,
+    pub duration_ms: f64,
+    pub billed_ms: u64,
+    pub gb_seconds: f64,
+}
