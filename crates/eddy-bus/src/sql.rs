@@ -19,6 +19,17 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// `IN (…)` over one argument holding a JSON array of integers ([`Value::integers`]): the
+    /// statement's text is the same whatever the list's length, so it is prepared once.
+    pub fn in_integers(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "IN (SELECT value FROM json_each(?))",
+            Dialect::Postgres => "IN (SELECT jsonb_array_elements_text(?::jsonb)::bigint)",
+        }
+    }
+}
+
 /// A value bound to a statement or read from a row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -27,6 +38,13 @@ pub enum Value {
     Real(f64),
     Text(String),
     Bytes(Vec<u8>),
+}
+
+impl Value {
+    /// A list of integers as one argument, for [`Dialect::in_integers`].
+    pub fn integers(values: &[i64]) -> Value {
+        Value::Text(serde_json::to_string(values).expect("integers serialize"))
+    }
 }
 
 impl From<i64> for Value {

@@ -32,14 +32,6 @@ impl SqlDeliveries {
     }
 }
 
-/// `(?, ?, …)` for `n` ids, and the ids as arguments.
-fn id_list(ids: &[i64]) -> (String, Vec<Value>) {
-    (
-        format!("({})", vec!["?"; ids.len()].join(", ")),
-        ids.iter().map(|id| Value::from(*id)).collect(),
-    )
-}
-
 /// Candidates for leasing: due, ready, and — for ordered deliveries — the oldest unfinished of
 /// their key.
 const DUE: &str =
@@ -190,18 +182,18 @@ impl DeliveryStore for SqlDeliveries {
                 .get(function)
                 .copied()
                 .unwrap_or(claim.default_until);
-            let (list, ids) = id_list(&ids);
             let sql = format!(
                 "UPDATE _eddy_deliveries SET state = 'leased', attempts = attempts + 1, lease_until_ms = ?,
                      lease_node = ?, updated_ms = ?
-                 WHERE id IN {list}"
+                 WHERE id {}",
+                tx.dialect().in_integers()
             );
-            let mut values = vec![
+            let values = [
                 Value::from(until),
                 Value::from(&claim.node),
                 Value::from(claim.now_ms),
+                Value::integers(&ids),
             ];
-            values.extend(ids);
             tx.execute(&sql, &values).await?;
         }
         Ok(chosen)
@@ -213,9 +205,10 @@ impl DeliveryStore for SqlDeliveries {
         now_ms: i64,
         limit: u32,
     ) -> Result<HashMap<String, u32>, ExecError> {
+        let sql = format!("SELECT function, count(*) AS n FROM ({DUE}) GROUP BY function");
         let mut due = HashMap::new();
-        for row in db.fetch(DUE, args![now_ms, limit]).await? {
-            *due.entry(row.get::<String>("function")?).or_default() += 1;
+        for row in db.fetch(&sql, args![now_ms, limit]).await? {
+            due.insert(row.get::<String>("function")?, row.get::<u32>("n")?);
         }
         Ok(due)
     }
@@ -260,15 +253,14 @@ impl DeliveryStore for SqlDeliveries {
             .filter_map(|s| s.delivery_id)
             .collect();
         let now = batch.iter().map(|s| s.now_ms).max().unwrap_or(0);
-        for ids in done.chunks(CHUNK) {
-            let (list, ids) = id_list(ids);
+        if !done.is_empty() {
             let sql = format!(
                 "UPDATE _eddy_deliveries SET state = 'done', lease_until_ms = NULL, lease_node = NULL, updated_ms = ?
-                 WHERE id IN {list}"
+                 WHERE id {}",
+                tx.dialect().in_integers()
             );
-            let mut values = vec![Value::from(now)];
-            values.extend(ids);
-            tx.execute(&sql, &values).await?;
+            tx.execute(&sql, &[Value::from(now), Value::integers(&done)])
+                .await?;
         }
         for s in batch.iter().filter(|s| s.settlement != Settlement::Done) {
             let Some(id) = s.delivery_id else { continue };
