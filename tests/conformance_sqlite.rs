@@ -15,10 +15,13 @@ struct Sqlite;
 impl Backend for Sqlite {
     async fn open(&self, dir: &Path) -> Stores {
         let bus = eddy_bus::Bus::open(dir).await.unwrap();
+        let deliveries: Arc<dyn eddy_executor::DeliveryStore> =
+            Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-a"));
         Stores {
             objects: eddy_objects::ObjectStore::open(bus.clone()).unwrap(),
             tables: eddy_tables::TableStore::open(bus.clone()).await.unwrap(),
-            deliveries: Arc::new(eddy_executor::SqlDeliveries::new()),
+            deliveries: deliveries.clone(),
+            other_node: deliveries,
             credentials: Arc::new(eddy_node::SqlCredentials),
             apps: Arc::new(eddy_node::SqlApps),
             bus,
@@ -40,18 +43,4 @@ macro_rules! suites {
     };
 }
 
-suites!(
-    journal::concurrent_writes_are_ordered_and_gap_free,
-    journal::failed_writes_leave_no_events_and_no_gaps,
-    journal::cursors_and_followers,
-    deliveries::creation_is_idempotent,
-    deliveries::concurrent_claimers_never_share_a_delivery,
-    deliveries::a_key_runs_one_delivery_at_a_time_in_order,
-    deliveries::leases_expire_and_a_node_reclaims_only_its_own,
-    deliveries::settling_retries_dead_letters_and_redrives,
-    deliveries::slots_are_one_limit_for_every_claimer,
-    objects::listings_are_in_utf8_binary_order_across_pages,
-    tables::keyset_pages_cover_every_row_once_in_key_order,
-    node_state::credentials_are_found_until_they_expire,
-    node_state::apps_are_versioned_with_a_bounded_history,
-);
+conformance::every_suite!(suites);

@@ -710,7 +710,7 @@ async fn two_nodes_over_one_store_run_each_job_once_within_one_limit() {
         "functions: [{name: shared, runtime: in_process, concurrency: 3}]\n",
     );
     let eddy = Eddy::open(&dir.path().join("data")).await;
-    let store: Arc<dyn DeliveryStore> = Arc::new(SqlDeliveries::new());
+    let store: Arc<dyn DeliveryStore> = Arc::new(SqlDeliveries::new(&eddy.bus, "shared"));
     let tally = Arc::new(Tally::default());
     let mut executors = Vec::new();
     for node in ["node-a", "node-b"] {

@@ -2,6 +2,7 @@
 //! invariants every test checks after the fact.
 
 pub mod bench;
+pub mod postgres;
 
 use std::path::Path;
 use std::time::Duration;

@@ -273,24 +273,50 @@ pub async fn settling_retries_dead_letters_and_redrives(stores: Stores) {
 }
 
 pub async fn slots_are_one_limit_for_every_claimer(stores: Stores) {
-    let store = stores.deliveries;
+    let until = eddy_bus::now_ms() + 60_000;
     let mut takers = Vec::new();
-    for _ in 0..8 {
-        let store = store.clone();
+    for n in 0..8 {
+        let store = if n % 2 == 0 {
+            stores.deliveries.clone()
+        } else {
+            stores.other_node.clone()
+        };
         takers.push(tokio::spawn(async move {
-            store.take_slots("f", 3, 2).await.unwrap()
+            store.take_slots("f", 3, 2, until).await.unwrap()
         }));
     }
     let mut taken = 0;
     for taker in takers {
         taken += taker.await.unwrap();
     }
-    assert_eq!(taken, 3, "never more than the capacity, whoever asks");
-    store.give_back("f", 2).await.unwrap();
-    assert_eq!(store.take_slots("f", 3, 5).await.unwrap(), 2);
     assert_eq!(
-        store.take_slots("g", 1, 1).await.unwrap(),
+        taken, 3,
+        "never more than the capacity, whichever node asks"
+    );
+    let store = &stores.deliveries;
+    let mine = store.take_slots("f", 3, 0, until).await.unwrap();
+    assert_eq!(mine, 0);
+    // Give back what this node holds (at most 3); the other node's stay taken.
+    store.give_back("f", 3).await.unwrap();
+    stores.other_node.give_back("f", 3).await.unwrap();
+    assert_eq!(store.take_slots("f", 3, 5, until).await.unwrap(), 3);
+    assert_eq!(
+        store.take_slots("g", 1, 1, until).await.unwrap(),
         1,
         "per function"
+    );
+    store.give_back("f", 3).await.unwrap();
+    // A slot whose holder died stops counting when its time runs out.
+    let past = eddy_bus::now_ms() - 1;
+    assert_eq!(
+        stores.other_node.take_slots("h", 1, 1, past).await.unwrap(),
+        1
+    );
+    let after_expiry = store.take_slots("h", 1, 1, until).await.unwrap();
+    let one_process = Arc::ptr_eq(&stores.deliveries, &stores.other_node);
+    assert_eq!(
+        after_expiry,
+        if one_process { 0 } else { 1 },
+        "in one process a slot is given back by its holder, never lost to a death"
     );
 }

@@ -26,6 +26,9 @@ pub struct Stores {
     pub objects: ObjectStore,
     pub tables: TableStore,
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// The delivery store as another node sharing the database has it (on an engine held by
+    /// one process, the same store: that process's executors share it).
+    pub other_node: Arc<dyn DeliveryStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub apps: Arc<dyn AppStore>,
 }
@@ -37,3 +40,27 @@ pub trait Backend: Send + Sync {
     /// Empty stores whose files (if any) live in `dir`.
     async fn open(&self, dir: &Path) -> Stores;
 }
+
+/// Calls macro `$apply` with every suite, `module::suite`, so each backend runs all of them
+/// from one list.
+macro_rules! every_suite {
+    ($apply:ident) => {
+        $apply! {
+            journal::concurrent_writes_are_ordered_and_gap_free,
+            journal::failed_writes_leave_no_events_and_no_gaps,
+            journal::cursors_and_followers,
+            deliveries::creation_is_idempotent,
+            deliveries::concurrent_claimers_never_share_a_delivery,
+            deliveries::a_key_runs_one_delivery_at_a_time_in_order,
+            deliveries::leases_expire_and_a_node_reclaims_only_its_own,
+            deliveries::settling_retries_dead_letters_and_redrives,
+            deliveries::slots_are_one_limit_for_every_claimer,
+            objects::listings_are_in_utf8_binary_order_across_pages,
+            tables::keyset_pages_cover_every_row_once_in_key_order,
+            tables::every_column_type_round_trips_and_changes,
+            node_state::credentials_are_found_until_they_expire,
+            node_state::apps_are_versioned_with_a_bounded_history,
+        }
+    };
+}
+pub(crate) use every_suite;

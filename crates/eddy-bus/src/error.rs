@@ -12,7 +12,7 @@ pub enum BusError {
     #[error("could not apply the platform schema: {0}")]
     Migrate(String),
     #[error(
-        "the data directory {dir} was written by a newer eddy (schema version {found}; this eddy knows up to {supported}); run the newer eddy, or point --data-dir elsewhere"
+        "{dir} was written by a newer eddy (schema version {found}; this eddy knows up to {supported}); run the newer eddy, or give this one another data directory or database"
     )]
     SchemaTooNew {
         dir: String,
@@ -23,6 +23,8 @@ pub enum BusError {
         "the data directory {dir} is in use by another eddy process (it holds {dir}/eddy.lock)"
     )]
     DataDirInUse { dir: String },
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,
@@ -63,6 +65,7 @@ impl Classify for BusError {
     fn kind(&self) -> ErrorKind {
         match self {
             BusError::WriterStopped
+            | BusError::Unreachable(_)
             | BusError::DataDirInUse { .. }
             | BusError::StorageFailed { .. }
             | BusError::StorageFault { .. } => ErrorKind::Unavailable,

@@ -1,5 +1,6 @@
-//! The database handle of a data directory: the single group-committing writer, the pool of
-//! readers, and the journal of events with its live wake-ups and durable cursors.
+//! The database handle: the group-committing writer, the pool of readers, and the journal of
+//! events with its live wake-ups and durable cursors — on SQLite in a data directory (one
+//! process), or on PostgreSQL (any number of nodes).
 //!
 //! Writes go through [`Bus::write`]: the job runs inside the writer's transaction, appends its
 //! event with [`WriteTx::append`], and returns only after its transaction has committed durably.
@@ -7,6 +8,7 @@
 mod error;
 mod journal;
 mod open;
+mod postgres;
 mod space;
 pub mod sql;
 mod sqlite;
@@ -14,15 +16,14 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use eddy_core::Event;
 use tokio::sync::watch;
 
 pub use error::{BusError, Failure};
-pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file};
+pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file, redacted};
 pub use space::{BALLAST_FILE, StorageState, is_out_of_space};
-pub use sqlite::Readers;
 pub use writer::{TxFuture, WriteTx};
 
 /// Milliseconds since the Unix epoch, the time unit of the journal.
@@ -33,7 +34,49 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// An open data directory. Cheap to clone; the writer stops when the last clone is dropped.
+/// The connections for reading: each statement sees everything committed before it started.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Readers(Pool);
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+#[async_trait::async_trait]
+impl sql::Sql for Readers {
+    fn dialect(&self) -> sql::Dialect {
+        match &self.0 {
+            Pool::Sqlite(_) => sql::Dialect::Sqlite,
+            Pool::Postgres(_) => sql::Dialect::Postgres,
+        }
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[sql::Value]) -> Result<u64, BusError> {
+        match &mut self.0 {
+            Pool::Sqlite(p) => p.execute(sql, args).await,
+            Pool::Postgres(p) => p.execute(sql, args).await,
+        }
+    }
+
+    async fn fetch(&mut self, sql: &str, args: &[sql::Value]) -> Result<Vec<sql::Row>, BusError> {
+        match &mut self.0 {
+            Pool::Sqlite(p) => p.fetch(sql, args).await,
+            Pool::Postgres(p) => p.fetch(sql, args).await,
+        }
+    }
+
+    async fn run_script(&mut self, sql: &str) -> Result<(), BusError> {
+        match &mut self.0 {
+            Pool::Sqlite(p) => p.run_script(sql).await,
+            Pool::Postgres(p) => p.run_script(sql).await,
+        }
+    }
+}
+
+/// An open database. Cheap to clone; the writer stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct Bus {
     inner: Arc<Inner>,
@@ -45,32 +88,45 @@ struct Inner {
     readers: Readers,
     committed: watch::Receiver<u64>,
     space: Arc<space::Space>,
-    _lock: std::fs::File,
+    /// The data directory's lock (SQLite: one process per database).
+    _lock: Option<std::fs::File>,
+    /// Tasks that live as long as the bus (PostgreSQL's wake-ups).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// How often the free space is looked at.
-const SPACE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+const SPACE_CHECK: Duration = Duration::from_secs(1);
+/// How often a node on PostgreSQL looks for commits it was not told of (the safety net under
+/// `LISTEN`/`NOTIFY`).
+const COMMIT_POLL: Duration = Duration::from_secs(1);
+/// The channel on which nodes tell each other of new journal events.
+const JOURNAL_CHANNEL: &str = "eddy_journal";
 
 impl Bus {
-    /// Opens (creating if needed) the data directory `dir`, applies the platform schema and
-    /// starts the writer. Fails if another process has the directory open or if a newer eddy
-    /// wrote it.
+    /// Opens (creating if needed) the SQLite database in data directory `dir`, applies the
+    /// platform schema and starts the writer. Fails if another process has the directory open
+    /// or if a newer eddy wrote it.
     pub async fn open(dir: impl AsRef<Path>) -> Result<Self, BusError> {
         let dir = dir.as_ref().to_path_buf();
         let lock = open::lock_data_dir(&dir)?;
-        let space = Arc::new(space::Space::open(&dir));
+        let space = Arc::new(space::Space::open(&dir, true));
         let conn = open::open_writer(&dir).await?;
         let (committed_tx, committed) = watch::channel(0);
-        let writer = writer::WriterHandle::start(
-            sqlite::Connection(conn),
-            committed_tx,
-            dir.clone(),
-            space.clone(),
-        )
-        .await?;
-        let readers = Readers {
-            pool: open::open_readers(&dir).await?,
+        let writer = sqlite::SqliteWriter {
+            conn,
+            dir: dir.clone(),
         };
+        let writer =
+            writer::WriterHandle::start(Box::new(writer), committed_tx, space.clone()).await?;
+        let readers = Readers(Pool::Sqlite(open::open_readers(&dir).await?));
         let bus = Self {
             inner: Arc::new(Inner {
                 dir,
@@ -78,10 +134,58 @@ impl Bus {
                 readers,
                 committed,
                 space,
-                _lock: lock,
+                _lock: Some(lock),
+                tasks: Vec::new(),
             }),
         };
-        let watched = Arc::downgrade(&bus.inner);
+        bus.watch_space();
+        Ok(bus)
+    }
+
+    /// Opens the PostgreSQL database at `url` (applying the platform schema) and starts this
+    /// node's writer. `dir` is the node's own directory (for what stays local). Several nodes
+    /// may open one database: their journal stays one, in commit order, and each learns of the
+    /// others' commits by `LISTEN`/`NOTIFY`, with a poll every second as the safety net.
+    pub async fn open_postgres(url: &str, dir: impl AsRef<Path>) -> Result<Self, BusError> {
+        let dir = dir.as_ref().to_path_buf();
+        private_dir(&dir).map_err(|e| BusError::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+        let opened = open::open_postgres(url).await?;
+        // A full disk under PostgreSQL is reported by each statement that meets it; nothing here
+        // can watch that disk, so no write is refused ahead of it.
+        let space = Arc::new(space::Space::open(&dir, false));
+        let (committed_tx, committed) = watch::channel(0);
+        let (own_tx, own) = watch::channel(0);
+        let writer = postgres::PgWriter {
+            conn: opened.writer,
+            options: opened.options.clone(),
+        };
+        let writer = writer::WriterHandle::start(Box::new(writer), own_tx, space.clone()).await?;
+        let readers = Readers(Pool::Postgres(opened.readers.clone()));
+        let committed_tx = Arc::new(committed_tx);
+        let tasks = vec![
+            tokio::spawn(tell_others(opened.readers.clone(), own.clone())),
+            tokio::spawn(follow_own(own, committed_tx.clone())),
+            tokio::spawn(hear_others(opened.readers.clone(), committed_tx)),
+        ];
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                writer,
+                readers,
+                committed,
+                space,
+                _lock: None,
+                tasks,
+            }),
+        })
+    }
+
+    /// Looks at the free space under the data directory every second while the bus lives.
+    fn watch_space(&self) {
+        let watched = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(SPACE_CHECK);
             loop {
@@ -94,11 +198,16 @@ impl Bus {
                 let _ = tokio::task::spawn_blocking(move || space.recheck()).await;
             }
         });
-        Ok(bus)
     }
 
+    /// The node's own directory (SQLite: the data directory holding the database).
     pub fn data_dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Which SQL the database speaks.
+    pub fn dialect(&self) -> sql::Dialect {
+        sql::Sql::dialect(&self.inner.readers)
     }
 
     /// Runs `job` on `input` in the writer's transaction and returns its result once that
@@ -151,29 +260,29 @@ impl Bus {
 
     /// Up to `limit` events with a sequence number above `after`, in order.
     pub async fn read_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, BusError> {
-        journal::read_after(&self.inner.readers.pool, after, limit).await
+        journal::read_after(&mut self.readers(), after, limit).await
     }
 
     /// The event with sequence number `seq`, if there is one.
     pub async fn event_at(&self, seq: u64) -> Result<Option<Event>, BusError> {
-        Ok(journal::at(&self.inner.readers.pool, &[seq]).await?.pop())
+        Ok(journal::at(&mut self.readers(), &[seq]).await?.pop())
     }
 
     /// The events with these sequence numbers (those that exist), in order; one query.
     pub async fn events_at(&self, seqs: &[u64]) -> Result<Vec<Event>, BusError> {
-        journal::at(&self.inner.readers.pool, seqs).await
+        journal::at(&mut self.readers(), seqs).await
     }
 
     /// The event with this id, if there is one.
     pub async fn event(&self, id: &str) -> Result<Option<Event>, BusError> {
-        journal::by_id(&self.inner.readers.pool, id).await
+        journal::by_id(&mut self.readers(), id).await
     }
 
     /// Follows the journal from just after `after`: each call to [`Follower::next`] returns the
     /// next events, waiting (without polling) for a commit when there are none yet.
     pub fn follow(&self, after: u64) -> Follower {
         Follower {
-            readers: self.inner.readers.pool.clone(),
+            readers: self.inner.readers.clone(),
             committed: self.inner.committed.clone(),
             position: after,
         }
@@ -181,7 +290,7 @@ impl Bus {
 
     /// The saved position of the durable cursor `name`.
     pub async fn cursor(&self, name: &str) -> Result<Option<u64>, BusError> {
-        journal::cursor(&self.inner.readers.pool, name).await
+        journal::cursor(&mut self.readers(), name).await
     }
 
     /// Saves the durable cursor `name` at `seq`.
@@ -195,7 +304,7 @@ impl Bus {
 
 /// A reader that follows the journal as it grows.
 pub struct Follower {
-    readers: sqlx::SqlitePool,
+    readers: Readers,
     committed: watch::Receiver<u64>,
     position: u64,
 }
@@ -210,7 +319,7 @@ impl Follower {
         loop {
             if *self.committed.borrow_and_update() > self.position {
                 let events =
-                    journal::read_after(&self.readers, self.position, FOLLOW_BATCH).await?;
+                    journal::read_after(&mut self.readers, self.position, FOLLOW_BATCH).await?;
                 if let Some(last) = events.last() {
                     self.position = last.seq;
                     return Ok(events);
@@ -226,5 +335,73 @@ impl Follower {
     /// The sequence number of the last event returned.
     pub fn position(&self) -> u64 {
         self.position
+    }
+}
+
+/// Tells the other nodes of this node's commits: the newest sequence number it committed,
+/// each time it rises (a burst of commits is told once). Outside any write transaction: a
+/// `NOTIFY` inside one would take a database-wide lock at its commit.
+async fn tell_others(pool: sqlx::PgPool, mut own: watch::Receiver<u64>) {
+    while own.changed().await.is_ok() {
+        let seq = *own.borrow_and_update();
+        let told = sql::Sql::execute(
+            &mut pool.clone(),
+            "SELECT pg_notify(?, ?)",
+            &[
+                sql::Value::from(JOURNAL_CHANNEL),
+                sql::Value::from(seq.to_string()),
+            ],
+        )
+        .await;
+        if let Err(error) = told {
+            tracing::warn!(%error, "cannot tell the other nodes of a commit; they will see it within a second");
+        }
+    }
+}
+
+/// Passes this node's own commits to its readers at once.
+async fn follow_own(mut own: watch::Receiver<u64>, committed: Arc<watch::Sender<u64>>) {
+    while own.changed().await.is_ok() {
+        let seq = *own.borrow_and_update();
+        committed.send_if_modified(|seen| writer::raise(seen, seq));
+    }
+}
+
+/// Learns of other nodes' commits: from their notifications, and by looking every second
+/// (a notification can be missed while the connection is re-established).
+async fn hear_others(pool: sqlx::PgPool, committed: Arc<watch::Sender<u64>>) {
+    let mut listener: Option<sqlx::postgres::PgListener> = None;
+    let mut poll = tokio::time::interval(COMMIT_POLL);
+    loop {
+        if listener.is_none() {
+            match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(mut l) => match l.listen(JOURNAL_CHANNEL).await {
+                    Ok(()) => listener = Some(l),
+                    Err(error) => tracing::warn!(%error, "cannot listen for other nodes' commits"),
+                },
+                Err(error) => tracing::warn!(%error, "cannot listen for other nodes' commits"),
+            }
+        }
+        let heard = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(|n| n.payload().parse::<u64>().ok()),
+                None => std::future::pending().await,
+            }
+        };
+        let seq = tokio::select! {
+            heard = heard => match heard {
+                Ok(seq) => seq,
+                Err(_) => {
+                    listener = None;
+                    None
+                }
+            },
+            _ = poll.tick() => journal::last_seq(&mut Readers(Pool::Postgres(pool.clone())))
+                .await
+                .ok(),
+        };
+        if let Some(seq) = seq {
+            committed.send_if_modified(|seen| writer::raise(seen, seq));
+        }
     }
 }

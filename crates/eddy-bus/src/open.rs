@@ -12,7 +12,7 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use crate::BusError;
 use crate::sqlite::error;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// The database file inside a data directory.
 pub const DB_FILE: &str = "eddy.db";
@@ -144,10 +144,96 @@ async fn check_schema_version(conn: &mut SqliteConnection, dir: &Path) -> Result
     let supported = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     match found {
         Some(found) if found > supported => Err(BusError::SchemaTooNew {
-            dir: dir.display().to_string(),
+            dir: format!("the data directory {}", dir.display()),
             found,
             supported,
         }),
         _ => Ok(()),
     }
+}
+
+static MIGRATOR_PG: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Connections for reading from PostgreSQL, per node.
+const PG_READERS: u32 = 8;
+
+/// How a PostgreSQL database was reached: the writer's connection, the readers' pool and the
+/// options to reach it again.
+pub(crate) struct Postgres {
+    pub(crate) writer: sqlx::PgConnection,
+    pub(crate) readers: sqlx::PgPool,
+    pub(crate) options: sqlx::postgres::PgConnectOptions,
+}
+
+/// Connects to the PostgreSQL database at `url`, refuses one a newer eddy migrated, and applies
+/// the platform schema (several nodes starting at once apply it once: the migrator holds a
+/// database lock). Every failure says what was wrong.
+pub(crate) async fn open_postgres(url: &str) -> Result<Postgres, BusError> {
+    use sqlx::ConnectOptions;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| {
+        BusError::Unreachable(format!(
+            "{} is not a PostgreSQL URL ({e}); write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+            redacted(url)
+        ))
+    })?;
+    let mut writer = options
+        .connect()
+        .await
+        .map_err(|e| BusError::Unreachable(format!("cannot connect to {}: {e}", redacted(url))))?;
+    let too_new = check_pg_schema_version(&mut writer).await?;
+    if let Some((found, supported)) = too_new {
+        return Err(BusError::SchemaTooNew {
+            dir: format!("the database {}", redacted(url)),
+            found,
+            supported,
+        });
+    }
+    MIGRATOR_PG
+        .run(&mut writer)
+        .await
+        .map_err(|e| BusError::Migrate(e.to_string()))?;
+    let readers = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(PG_READERS)
+        .connect_with(options.clone())
+        .await
+        .map_err(crate::postgres::error)?;
+    Ok(Postgres {
+        writer,
+        readers,
+        options,
+    })
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// `Some((found, supported))` when a newer eddy migrated the database.
+async fn check_pg_schema_version(
+    conn: &mut sqlx::PgConnection,
+) -> Result<Option<(i64, i64)>, BusError> {
+    let migrated: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(crate::postgres::error)?;
+    if !migrated {
+        return Ok(None);
+    }
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(crate::postgres::error)?;
+    let supported = MIGRATOR_PG.iter().map(|m| m.version).max().unwrap_or(0);
+    Ok(found.filter(|f| *f > supported).map(|f| (f, supported)))
 }

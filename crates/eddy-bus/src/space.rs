@@ -49,11 +49,16 @@ pub(crate) struct Space {
     state: watch::Sender<StorageState>,
     /// Serialises giving up and laying down the ballast.
     changing: Mutex<()>,
+    /// Whether the database lives on this disk (SQLite): only then is a full disk a state that
+    /// lasts until space returns, with a ballast to give up. (PostgreSQL's disk is not in
+    /// sight: each statement that finds it full is refused on its own.)
+    local: bool,
 }
 
 impl Space {
-    /// Watches the space of `dir`, laying down the ballast if it is missing and there is room.
-    pub(crate) fn open(dir: &Path) -> Self {
+    /// Watches the space of `dir` (when the database lives there: `local`), laying down the
+    /// ballast if it is missing and there is room.
+    pub(crate) fn open(dir: &Path, local: bool) -> Self {
         let total = statvfs(dir).map_or(0, |s| s.total);
         let ballast_bytes = (total / BALLAST_SHARE).clamp(BALLAST_MIN, BALLAST_MAX);
         let space = Self {
@@ -62,6 +67,7 @@ impl Space {
             ballast_bytes,
             state: watch::Sender::new(StorageState::Ok),
             changing: Mutex::new(()),
+            local,
         };
         space.recheck();
         space
@@ -91,6 +97,9 @@ impl Space {
     /// The disk was found full: writes that add data are refused from now on, and the ballast
     /// is given up so deletes can commit.
     pub(crate) fn full(&self, cause: &str) {
+        if !self.local {
+            return;
+        }
         let _changing = self.changing.lock().expect("space lock");
         if !matches!(
             *self.state.borrow(),
@@ -141,6 +150,9 @@ impl Space {
     /// gets its ballast back and takes writes; a disk with less free than the ballast and no
     /// ballast left counts as full. A missing ballast is laid down when there is room.
     pub(crate) fn recheck(&self) {
+        if !self.local {
+            return;
+        }
         let Ok(stats) = statvfs(&self.dir) else {
             return;
         };
@@ -225,7 +237,7 @@ mod tests {
     #[test]
     fn the_ballast_is_laid_given_up_when_full_and_laid_again() {
         let dir = tempfile::tempdir().unwrap();
-        let space = Space::open(dir.path());
+        let space = Space::open(dir.path(), true);
         assert_eq!(space.state(), StorageState::Ok);
         let ballast = dir.path().join(BALLAST_FILE);
         assert!(ballast.exists());

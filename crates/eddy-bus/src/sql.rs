@@ -287,6 +287,43 @@ pub trait Sql: Send {
     }
 }
 
+/// Implements [`Sql`] for `$type` by handing each statement to the calling module's
+/// `execute`, `fetch` and `script`, on the executor `$db` makes of `$this`.
+macro_rules! sql_through {
+    ($type:ty, $dialect:expr, |$this:ident| $db:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::sql::Sql for $type {
+            fn dialect(&self) -> $crate::sql::Dialect {
+                $dialect
+            }
+
+            async fn execute(
+                &mut self,
+                sql: &str,
+                args: &[$crate::sql::Value],
+            ) -> Result<u64, $crate::BusError> {
+                let $this = self;
+                execute($db, sql, args).await
+            }
+
+            async fn fetch(
+                &mut self,
+                sql: &str,
+                args: &[$crate::sql::Value],
+            ) -> Result<Vec<$crate::sql::Row>, $crate::BusError> {
+                let $this = self;
+                fetch($db, sql, args).await
+            }
+
+            async fn run_script(&mut self, sql: &str) -> Result<(), $crate::BusError> {
+                let $this = self;
+                script($db, sql).await
+            }
+        }
+    };
+}
+pub(crate) use sql_through;
+
 /// Reading single values, for any [`Sql`].
 #[async_trait]
 pub trait SqlExt: Sql {

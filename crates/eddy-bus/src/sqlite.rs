@@ -11,7 +11,8 @@ use sqlx::{
 
 use crate::BusError;
 use crate::error::Failure;
-use crate::sql::{Dialect, Row, Sql, Value};
+use crate::sql::{Dialect, Row, Value};
+use crate::writer::WriterConnection;
 
 /// A SQLite failure as eddy tells it: the kind from SQLite's result code, and its message.
 pub(crate) fn error(e: sqlx::Error) -> BusError {
@@ -118,57 +119,42 @@ async fn fetch<'c>(
 }
 
 /// The writer's connection.
-pub(crate) struct Connection(pub(crate) SqliteConnection);
+pub(crate) struct SqliteWriter {
+    pub(crate) conn: SqliteConnection,
+    pub(crate) dir: std::path::PathBuf,
+}
+
+crate::sql::sql_through!(SqliteWriter, Dialect::Sqlite, |this| &mut this.conn);
 
 #[async_trait]
-impl Sql for Connection {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+impl WriterConnection for SqliteWriter {
+    async fn begin(&mut self, known: u64) -> Result<u64, BusError> {
+        // The data directory's lock makes this the only writer: what it committed last is the
+        // journal's end.
+        script(&mut self.conn, "BEGIN IMMEDIATE").await?;
+        Ok(known)
     }
 
-    async fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, BusError> {
-        execute(&mut self.0, sql, args).await
+    async fn commit(&mut self) -> Result<(), BusError> {
+        script(&mut self.conn, "COMMIT").await
     }
 
-    async fn fetch(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, BusError> {
-        fetch(&mut self.0, sql, args).await
+    async fn rollback(&mut self) -> Result<(), BusError> {
+        script(&mut self.conn, "ROLLBACK").await
     }
 
-    async fn run_script(&mut self, sql: &str) -> Result<(), BusError> {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&mut self.0)
-            .await
-            .map_err(error)?;
+    async fn reconnect(&mut self) -> Result<(), BusError> {
+        self.conn = crate::open::reconnect_writer(&self.dir).await?;
         Ok(())
     }
 }
 
-/// The connections for reading: each statement sees everything committed before it started.
-/// Cheap to clone.
-#[derive(Clone)]
-pub struct Readers {
-    pub(crate) pool: SqlitePool,
+async fn script<'c>(db: impl SqliteExecutor<'c>, sql: &str) -> Result<(), BusError> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(db)
+        .await
+        .map_err(error)?;
+    Ok(())
 }
 
-#[async_trait]
-impl Sql for Readers {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
-    async fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, BusError> {
-        execute(&self.pool, sql, args).await
-    }
-
-    async fn fetch(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, BusError> {
-        fetch(&self.pool, sql, args).await
-    }
-
-    async fn run_script(&mut self, sql: &str) -> Result<(), BusError> {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&self.pool)
-            .await
-            .map_err(error)?;
-        Ok(())
-    }
-}
+crate::sql::sql_through!(SqlitePool, Dialect::Sqlite, |this| &*this);

@@ -24,7 +24,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -35,7 +34,6 @@ use crate::BusError;
 use crate::journal;
 use crate::space::Space;
 use crate::sql::{Dialect, Row, Sql, Value};
-use crate::sqlite::Connection;
 
 /// How many jobs one transaction takes at most: enough to amortise the fsync, few enough that a
 /// batch's latency stays small.
@@ -60,10 +58,28 @@ type Job = Box<dyn for<'t> Fn(&'t mut WriteTx) -> TxFuture<'t, JobOutcome> + Sen
 /// Where a job's result goes; shared by its attempts, used by the one that counts.
 type Reply<T, E> = std::sync::Arc<std::sync::Mutex<Option<oneshot::Sender<Result<T, E>>>>>;
 
+/// What the writer needs of its engine's connection beyond statements.
+#[async_trait]
+pub(crate) trait WriterConnection: Sql + Send {
+    /// Opens a write transaction whose events are the journal's next, and returns the last
+    /// sequence number committed before it. `known` is the last one this writer committed: on
+    /// an engine with one writer nothing else appends, so it is the answer; an engine shared by
+    /// several writers takes the journal's order for this transaction (until it ends) and
+    /// reads it.
+    async fn begin(&mut self, known: u64) -> Result<u64, BusError>;
+    async fn commit(&mut self) -> Result<(), BusError>;
+    async fn rollback(&mut self) -> Result<(), BusError>;
+    /// Replaces the connection with a fresh one to the same database (after an I/O error:
+    /// nothing the old one held in memory is trusted).
+    async fn reconnect(&mut self) -> Result<(), BusError>;
+}
+
 /// The transaction a write job runs in. Jobs run their own statements on it (it is a
 /// [`Sql`]) and [`WriteTx::append`] the change's event in the same transaction.
 pub struct WriteTx {
-    conn: Connection,
+    conn: Box<dyn WriterConnection>,
+    /// The last sequence number this writer committed.
+    committed_seq: u64,
     next_seq: u64,
     /// Events appended in this transaction, written just before it commits.
     pending: Vec<Event>,
@@ -126,7 +142,7 @@ impl WriteTx {
     /// Saves a durable cursor position in this transaction, so that work derived from the
     /// journal and the cursor that records it commit together.
     pub async fn set_cursor(&mut self, name: &str, seq: u64) -> Result<(), BusError> {
-        journal::set_cursor(&mut self.conn.0, name, seq).await
+        journal::set_cursor(self.conn.as_mut(), name, seq).await
     }
 }
 
@@ -139,21 +155,21 @@ pub(crate) struct WriterHandle {
 
 impl WriterHandle {
     pub(crate) async fn start(
-        mut conn: Connection,
+        mut conn: Box<dyn WriterConnection>,
         committed: watch::Sender<u64>,
-        dir: PathBuf,
         space: Arc<Space>,
     ) -> Result<Self, BusError> {
-        let last = journal::last_seq(&mut conn.0).await?;
-        committed.send_replace(last);
+        let last = journal::last_seq(conn.as_mut()).await?;
+        committed.send_if_modified(|seen| raise(seen, last));
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let tx = WriteTx {
             conn,
+            committed_seq: last,
             next_seq: last + 1,
             pending: Vec::new(),
             space: space.clone(),
         };
-        tokio::spawn(run(tx, queue, committed, dir));
+        tokio::spawn(run(tx, queue, committed));
         Ok(Self { jobs, space })
     }
 
@@ -199,15 +215,18 @@ impl WriterHandle {
     }
 }
 
-async fn run(
-    mut tx: WriteTx,
-    mut queue: mpsc::Receiver<Job>,
-    committed: watch::Sender<u64>,
-    dir: PathBuf,
-) {
+/// Raises the newest committed sequence number `seen` to `last`; says whether it rose.
+pub(crate) fn raise(seen: &mut u64, last: u64) -> bool {
+    let newer = last > *seen;
+    if newer {
+        *seen = last;
+    }
+    newer
+}
+
+async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::Sender<u64>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let first_seq = tx.next_seq;
         let mut answers = Vec::with_capacity(batch.len());
         let result = run_batch(&mut tx, &batch, &mut answers).await;
         // Jobs that never ran are dropped here; their callers learn that nothing committed.
@@ -215,8 +234,10 @@ async fn run(
         match result {
             Ok(()) => {
                 tx.space.committed();
-                if tx.next_seq != first_seq {
-                    committed.send_replace(tx.next_seq - 1);
+                let last = tx.next_seq - 1;
+                if last > tx.committed_seq {
+                    tx.committed_seq = last;
+                    committed.send_if_modified(|seen| raise(seen, last));
                 }
                 for answer in answers {
                     answer(Ok(()));
@@ -224,16 +245,15 @@ async fn run(
             }
             Err(error) => {
                 tracing::error!(%error, "write transaction failed; its whole batch is rolled back");
-                tx.next_seq = first_seq;
                 tx.pending.clear();
-                let _ = tx.conn.run_script("ROLLBACK").await;
+                let _ = tx.conn.rollback().await;
                 let cause = error.to_string();
                 let failure: fn(String) -> BusError = if error.is_out_of_space() {
                     tx.space.full(&cause);
                     |reason| BusError::StorageFull { reason }
                 } else if error.is_io_fault() {
                     // After an I/O error nothing in memory is trusted: read the database again.
-                    if let Err(reopen_error) = reopen(&mut tx, &dir, &committed).await {
+                    if let Err(reopen_error) = reopen(&mut tx, &committed).await {
                         answer_all(answers, &cause, |reason| BusError::StorageFault { reason });
                         tx.space.failed(format!(
                             "the database could not be reopened after an I/O error ({cause}): {reopen_error}; nothing more is written"
@@ -266,27 +286,16 @@ fn answer_all(answers: Vec<Answer>, reason: &str, failure: fn(String) -> BusErro
 
 /// Closes the writer's connection and opens the database again, taking the journal's position
 /// from what is on disk.
-async fn reopen(
-    tx: &mut WriteTx,
-    dir: &std::path::Path,
-    committed: &watch::Sender<u64>,
-) -> Result<(), BusError> {
-    let mut conn = Connection(crate::open::reconnect_writer(dir).await?);
-    let last = journal::last_seq(&mut conn.0).await?;
+async fn reopen(tx: &mut WriteTx, committed: &watch::Sender<u64>) -> Result<(), BusError> {
+    tx.conn.reconnect().await?;
+    let last = journal::last_seq(tx.conn.as_mut()).await?;
     tracing::warn!(
         last_seq = last,
         "the database was reopened after an I/O error"
     );
-    let old = std::mem::replace(&mut tx.conn, conn);
-    drop(old);
+    tx.committed_seq = last;
     tx.next_seq = last + 1;
-    committed.send_if_modified(|seen| {
-        let newer = last > *seen;
-        if newer {
-            *seen = last;
-        }
-        newer
-    });
+    committed.send_if_modified(|seen| raise(seen, last));
     Ok(())
 }
 
@@ -299,8 +308,8 @@ async fn run_batch(
     batch: &[Job],
     answers: &mut Vec<Answer>,
 ) -> Result<(), BusError> {
-    tx.conn.run_script("BEGIN IMMEDIATE").await?;
-    let seq_before = tx.next_seq;
+    let last = tx.conn.begin(tx.committed_seq).await?;
+    tx.next_seq = last + 1;
     let mut failed = None;
     for (i, job) in batch.iter().enumerate() {
         let outcome = job(tx).await;
@@ -314,8 +323,9 @@ async fn run_batch(
         // The failed job may have written half its work: start over without it, isolating
         // every other job in a savepoint. Its answer stands: it failed on the state the jobs
         // before it left, which is the state they leave again.
-        tx.conn.run_script("ROLLBACK; BEGIN IMMEDIATE").await?;
-        (tx.next_seq, tx.pending) = (seq_before, Vec::new());
+        tx.conn.rollback().await?;
+        let last = tx.conn.begin(tx.committed_seq).await?;
+        (tx.next_seq, tx.pending) = (last + 1, Vec::new());
         answers.clear();
         answers.push(failure.answer);
         for (i, job) in batch.iter().enumerate() {
@@ -324,9 +334,9 @@ async fn run_batch(
             }
         }
     }
-    journal::insert_all(&mut tx.conn.0, &tx.pending).await?;
+    journal::insert_all(tx.conn.as_mut(), &tx.pending).await?;
     tx.pending.clear();
-    tx.conn.run_script("COMMIT").await?;
+    tx.conn.commit().await?;
     Ok(())
 }
 

@@ -280,8 +280,15 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn invocation_totals(&self, db: &mut dyn Sql)
     -> Result<Vec<InvocationTotals>, ExecError>;
 
-    /// Takes up to `want` of `function`'s free slots (of `capacity`); returns how many.
-    async fn take_slots(&self, function: &str, capacity: u32, want: u32) -> Result<u32, ExecError>;
+    /// Takes up to `want` of `function`'s free slots (of `capacity`), held until given back
+    /// or, should this node die, until `until_ms`; returns how many.
+    async fn take_slots(
+        &self,
+        function: &str,
+        capacity: u32,
+        want: u32,
+        until_ms: i64,
+    ) -> Result<u32, ExecError>;
 
     /// Returns `n` slots of `function`.
     async fn give_back(&self, function: &str, n: u32) -> Result<(), ExecError>;

@@ -46,7 +46,7 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
         for (function, (want, capacity)) in &wanted {
             let got = inner
                 .store
-                .take_slots(function, *capacity, *want)
+                .take_slots(function, *capacity, *want, inner.slot_until(function))
                 .await
                 .unwrap_or(0);
             granted.insert(function.clone(), got);

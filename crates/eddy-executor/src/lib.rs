@@ -151,7 +151,8 @@ impl Executor {
         clock: Arc<dyn Clock>,
         config: ExecutorConfig,
     ) -> Result<Self, ExecError> {
-        Self::start_with(bus, Arc::new(SqlDeliveries::new()), app, clock, config).await
+        let store = Arc::new(SqlDeliveries::new(&bus, &config.node));
+        Self::start_with(bus, store, app, clock, config).await
     }
 
     /// [`Executor::start`] with a given delivery store: executors given one store share its
@@ -259,7 +260,13 @@ impl Executor {
         let inner = &self.inner;
         let spec = inner.function(function)?;
         let name = function.to_string();
-        if inner.store.take_slots(&name, spec.concurrency, 1).await? == 0 {
+        let until = inner.slot_until(&name);
+        if inner
+            .store
+            .take_slots(&name, spec.concurrency, 1, until)
+            .await?
+            == 0
+        {
             *inner
                 .throttles
                 .lock()
@@ -489,6 +496,19 @@ impl Inner {
 
     fn compiled(&self) -> Arc<Compiled> {
         self.app.read().expect("app lock").clone()
+    }
+
+    /// Until when a slot of `function` taken now is held should this node die: the function's
+    /// timeout and the lease grace, in real time (a slot outlives any clock a test injects).
+    pub(crate) fn slot_until(&self, function: &str) -> i64 {
+        let timeout = self
+            .compiled()
+            .app
+            .functions
+            .iter()
+            .find(|f| f.name.as_str() == function)
+            .map_or(0, |f| f.timeout.as_millis() as i64);
+        eddy_bus::now_ms() + timeout + self.config.lease_grace.as_millis() as i64
     }
 
     fn function(&self, name: &FunctionName) -> Result<FunctionSpec, ExecError> {

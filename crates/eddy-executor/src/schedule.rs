@@ -109,7 +109,7 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
         let room = match due.get(&name) {
             Some(wanted) => inner
                 .store
-                .take_slots(&name, f.concurrency, *wanted)
+                .take_slots(&name, f.concurrency, *wanted, inner.slot_until(&name))
                 .await
                 .unwrap_or(0),
             None => 0,

@@ -2,16 +2,19 @@
 //! SQL elsewhere). Statements are few and carry many rows each: on SQLite every statement is a
 //! round trip to its connection thread, and round trips, not SQL work, bound the executor.
 //!
-//! Slots are counted in this process: a SQLite database is held by one process (its data
-//! directory's lock), so every executor that can claim from it shares this store and its
-//! counts.
+//! Slots: a SQLite database is held by one process (its data directory's lock), so every
+//! executor that can claim from it shares this store, and slots are counted in its memory. On
+//! PostgreSQL each running invocation holds a row of `_eddy_slots`, taken in a write
+//! transaction (writes are serialised by the journal lock, so a count and the rows it allows
+//! are one step across every node); a node that dies leaves rows that stop counting when their
+//! time runs out, and a node that starts again releases its own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use eddy_bus::args;
-use eddy_bus::sql::{Row, Sql, Value, rows_of};
+use eddy_bus::sql::{Dialect, Row, Sql, Value, rows_of};
+use eddy_bus::{Bus, args};
 
 use crate::ExecError;
 use crate::deliveries::*;
@@ -20,15 +23,36 @@ use crate::deliveries::*;
 const CHUNK: usize = 200;
 
 /// The deliveries of the platform database.
-#[derive(Default)]
 pub struct SqlDeliveries {
-    /// Running attempts per function.
-    in_use: Mutex<HashMap<String, u32>>,
+    slots: Slots,
+}
+
+enum Slots {
+    /// Running attempts per function, in this process.
+    InProcess(Mutex<HashMap<String, u32>>),
+    /// Rows of `_eddy_slots`, this node's marked with its id.
+    Shared { bus: Bus, node: String },
 }
 
 impl SqlDeliveries {
-    pub fn new() -> Self {
-        Self::default()
+    /// The deliveries of `bus`'s database, for node `node`.
+    pub fn new(bus: &Bus, node: &str) -> Self {
+        let slots = match bus.dialect() {
+            Dialect::Sqlite => Slots::InProcess(Mutex::default()),
+            Dialect::Postgres => Slots::Shared {
+                bus: bus.clone(),
+                node: node.to_string(),
+            },
+        };
+        Self { slots }
+    }
+}
+
+/// The column that numbers invocation records in the order they were recorded.
+fn recorded_order(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "rowid",
+        Dialect::Postgres => "seq",
     }
 }
 
@@ -234,6 +258,14 @@ impl DeliveryStore for SqlDeliveries {
     }
 
     async fn reclaim(&self, tx: &mut dyn Sql, node: &str, now_ms: i64) -> Result<u64, ExecError> {
+        if matches!(self.slots, Slots::Shared { .. }) {
+            // The slots this node held were its previous process's attempts: none runs now.
+            tx.execute(
+                "DELETE FROM _eddy_slots WHERE node = ? OR until_ms < ?",
+                args![node, now_ms],
+            )
+            .await?;
+        }
         Ok(tx
             .execute(
                 "UPDATE _eddy_deliveries SET state = 'ready', lease_until_ms = NULL, lease_node = NULL
@@ -289,7 +321,7 @@ impl DeliveryStore for SqlDeliveries {
         function: Option<&str>,
     ) -> Result<Vec<DeadLetter>, ExecError> {
         let sql = format!(
-            "SELECT {DEAD_COLUMNS} FROM _eddy_deliveries WHERE state = 'dead' AND (? IS NULL OR function = ?) ORDER BY id"
+            "SELECT {DEAD_COLUMNS} FROM _eddy_deliveries WHERE state = 'dead' AND (CAST(? AS TEXT) IS NULL OR function = ?) ORDER BY id"
         );
         let rows = db.fetch(&sql, args![function, function]).await?;
         rows.iter().map(dead_letter).collect()
@@ -306,7 +338,7 @@ impl DeliveryStore for SqlDeliveries {
             .execute(
                 "UPDATE _eddy_deliveries
                  SET state = 'ready', attempts = 0, next_attempt_ms = ?, dead_reason = NULL, updated_ms = ?
-                 WHERE state = 'dead' AND (? IS NULL OR id = ?) AND (? IS NULL OR function = ?)",
+                 WHERE state = 'dead' AND (CAST(? AS BIGINT) IS NULL OR id = ?) AND (CAST(? AS TEXT) IS NULL OR function = ?)",
                 args![now_ms, now_ms, delivery, delivery, function, function],
             )
             .await?)
@@ -352,13 +384,17 @@ impl DeliveryStore for SqlDeliveries {
     ) -> Result<InvocationPage, ExecError> {
         let rows = db
             .fetch(
-                "SELECT rowid, request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us,
-                        outcome, error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb,
-                        init_us
-                 FROM _eddy_invocations
-                 WHERE (? IS NULL OR function = ?) AND (? IS NULL OR event_seq = ?) AND rowid > ?
-                 ORDER BY rowid
-                 LIMIT ?",
+                &format!(
+                    "SELECT {position} AS position, request_id, function, delivery_id, event_seq, attempt,
+                            start_ms, duration_us, outcome, error_type, error, output, truncated, memory_mb,
+                            billed_ms, max_memory_mb, init_us
+                     FROM _eddy_invocations
+                     WHERE (CAST(? AS TEXT) IS NULL OR function = ?)
+                       AND (CAST(? AS BIGINT) IS NULL OR event_seq = ?) AND {position} > ?
+                     ORDER BY {position}
+                     LIMIT ?",
+                    position = recorded_order(db.dialect())
+                ),
                 args![function, function, event_seq, event_seq, after, limit],
             )
             .await?;
@@ -367,7 +403,7 @@ impl DeliveryStore for SqlDeliveries {
             next: after,
         };
         for r in &rows {
-            page.next = r.get("rowid")?;
+            page.next = r.get("position")?;
             page.records.push(invocation(r)?);
         }
         Ok(page)
@@ -379,8 +415,10 @@ impl DeliveryStore for SqlDeliveries {
     ) -> Result<Vec<InvocationTotals>, ExecError> {
         let rows = db
             .fetch(
-                "SELECT function, outcome, count(*) AS n, sum(duration_us) AS us, sum(attempt > 1) AS retries,
-                        sum(billed_ms) AS billed, sum(billed_ms * memory_mb) AS mb_ms
+                "SELECT function, outcome, count(*) AS n, CAST(sum(duration_us) AS BIGINT) AS us,
+                        CAST(sum(CASE WHEN attempt > 1 THEN 1 ELSE 0 END) AS BIGINT) AS retries,
+                        CAST(sum(billed_ms) AS BIGINT) AS billed,
+                        CAST(sum(billed_ms * memory_mb) AS BIGINT) AS mb_ms
                  FROM _eddy_invocations GROUP BY function, outcome ORDER BY function, outcome",
                 args![],
             )
@@ -400,20 +438,87 @@ impl DeliveryStore for SqlDeliveries {
             .collect()
     }
 
-    async fn take_slots(&self, function: &str, capacity: u32, want: u32) -> Result<u32, ExecError> {
-        let mut in_use = self.in_use.lock().expect("slot lock");
-        let used = in_use.entry(function.to_string()).or_default();
-        let granted = capacity.saturating_sub(*used).min(want);
-        *used += granted;
-        Ok(granted)
+    async fn take_slots(
+        &self,
+        function: &str,
+        capacity: u32,
+        want: u32,
+        until_ms: i64,
+    ) -> Result<u32, ExecError> {
+        let (bus, node) = match &self.slots {
+            Slots::InProcess(in_use) => {
+                let mut in_use = in_use.lock().expect("slot lock");
+                let used = in_use.entry(function.to_string()).or_default();
+                let granted = capacity.saturating_sub(*used).min(want);
+                *used += granted;
+                return Ok(granted);
+            }
+            Slots::Shared { bus, node } => (bus, node),
+        };
+        if want == 0 {
+            return Ok(0);
+        }
+        let input = (function.to_string(), node.clone(), capacity, want, until_ms);
+        bus.write(input, |tx, (function, node, capacity, want, until_ms)| {
+            Box::pin(async move {
+                let now = eddy_bus::now_ms();
+                let row = tx
+                    .fetch_one(
+                        "SELECT count(*) AS n FROM _eddy_slots WHERE function = ? AND until_ms > ?",
+                        args![function.as_str(), now],
+                    )
+                    .await?;
+                let used: u32 = row.get("n")?;
+                let granted = capacity.saturating_sub(used).min(*want);
+                if granted > 0 {
+                    let mut values = Vec::new();
+                    for _ in 0..granted {
+                        values.extend([
+                            Value::from(function.as_str()),
+                            Value::from(node.as_str()),
+                            Value::from(*until_ms),
+                        ]);
+                    }
+                    let sql = format!(
+                        "INSERT INTO _eddy_slots (function, node, until_ms) VALUES {}",
+                        rows_of(granted as usize, 3)
+                    );
+                    tx.execute(&sql, &values).await?;
+                }
+                Ok::<_, ExecError>(granted)
+            })
+        })
+        .await
     }
 
     async fn give_back(&self, function: &str, n: u32) -> Result<(), ExecError> {
-        let mut in_use = self.in_use.lock().expect("slot lock");
-        if let Some(used) = in_use.get_mut(function) {
-            *used = used.saturating_sub(n);
+        let (bus, node) = match &self.slots {
+            Slots::InProcess(in_use) => {
+                let mut in_use = in_use.lock().expect("slot lock");
+                if let Some(used) = in_use.get_mut(function) {
+                    *used = used.saturating_sub(n);
+                }
+                return Ok(());
+            }
+            Slots::Shared { bus, node } => (bus, node),
+        };
+        if n == 0 {
+            return Ok(());
         }
-        Ok(())
+        let input = (function.to_string(), node.clone(), n);
+        bus.write(input, |tx, (function, node, n)| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM _eddy_slots WHERE id IN (
+                         SELECT id FROM _eddy_slots WHERE function = ? AND node = ?
+                         ORDER BY until_ms LIMIT ?)",
+                    args![function.as_str(), node.as_str(), *n],
+                )
+                .await?;
+                Ok::<_, ExecError>(())
+            })
+        })
+        .await
     }
 }
 

@@ -123,7 +123,7 @@ impl Node {
         let executor = Arc::new(
             Executor::start_with(
                 bus.clone(),
-                Arc::new(eddy_executor::SqlDeliveries::new()),
+                Arc::new(eddy_executor::SqlDeliveries::new(&bus, &id)),
                 app.clone(),
                 Arc::new(eddy_executor::SystemClock),
                 executor_config,

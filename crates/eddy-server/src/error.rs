@@ -82,6 +82,7 @@ impl ApiCode for eddy_bus::BusError {
             E::Decode(_) | E::CorruptRecord { .. } => "CorruptData",
             E::Migrate(_) | E::SchemaTooNew { .. } => "SchemaError",
             E::DataDirInUse { .. } => "DataDirInUse",
+            E::Unreachable(_) => "DatabaseUnreachable",
             E::Io { .. } => "StorageError",
             E::NotCommitted(_) => "NotCommitted",
             E::WriterStopped => "WriterStopped",

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use eddy_bus::args;
-use eddy_bus::sql::{Sql, Value as SqlValue};
+use eddy_bus::sql::{Dialect, Sql, Value as SqlValue};
 use eddy_core::{Column, TableSchema};
 use serde_json::Value;
 
@@ -96,6 +96,15 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// Where a column's value goes in a statement: a JSON column on PostgreSQL takes its text
+/// converted (`jsonb`); everything else takes the value as bound.
+fn slot(column: &Column, dialect: Dialect) -> &'static str {
+    match (dialect, column.ty) {
+        (Dialect::Postgres, eddy_core::ColumnType::Json) => "CAST(? AS JSONB)",
+        _ => "?",
+    }
+}
+
 #[async_trait]
 impl TableRows for SqlRows {
     async fn catalog(&self, db: &mut dyn Sql) -> Result<Vec<Declaration>, TableError> {
@@ -179,11 +188,13 @@ impl TableRows for SqlRows {
         key: &Key,
         values: Vec<SqlValue>,
     ) -> Result<(), TableError> {
+        let dialect = db.dialect();
+        let slots: Vec<&str> = schema.columns().iter().map(|c| slot(c, dialect)).collect();
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
             quote(schema.name().as_str()),
             quote_list(schema.columns().iter().map(|c| &c.name)),
-            placeholders(values.len())
+            slots.join(", ")
         );
         match db.execute(&sql, &values).await {
             Err(e) if e.is_unique_violation() => Err(TableError::KeyExists(key.to_string())),
@@ -200,9 +211,14 @@ impl TableRows for SqlRows {
     ) -> Result<(), TableError> {
         let mut sets = Vec::new();
         let mut args = Vec::new();
+        let dialect = db.dialect();
         for (column, value) in schema.columns().iter().zip(values) {
             if !schema.is_key(column.name.as_str()) {
-                sets.push(format!("{} = ?", quote(column.name.as_str())));
+                sets.push(format!(
+                    "{} = {}",
+                    quote(column.name.as_str()),
+                    slot(column, dialect)
+                ));
                 args.push(value);
             }
         }
