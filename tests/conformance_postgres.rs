@@ -12,8 +12,13 @@ use async_trait::async_trait;
 use conformance::{Backend, Stores};
 use eddy_tests::postgres::Postgres;
 
+/// The bucket the suites' blobs go to.
+const BUCKET: &str = "eddy-conformance";
+
+/// PostgreSQL for the state, an S3 store for the blobs: what several nodes share.
 struct OnPostgres {
     server: Postgres,
+    blobs: eddy_tests::seaweed::Seaweed,
     databases: AtomicUsize,
 }
 
@@ -23,8 +28,26 @@ impl Backend for OnPostgres {
         let n = self.databases.fetch_add(1, Ordering::SeqCst);
         let url = self.server.create_database(&format!("suite{n}"));
         let bus = eddy_bus::Bus::open_postgres(&url, dir).await.unwrap();
+        // Each suite's blobs under a prefix of their own in the one bucket.
+        let location = eddy_objects::S3Location {
+            endpoint: self.blobs.endpoint(),
+            region: "us-east-1".into(),
+            bucket: BUCKET.into(),
+            prefix: format!("suite{n}/"),
+            credentials: eddy_sigv4::Credentials {
+                access_key_id: eddy_tests::seaweed::ACCESS_KEY_ID.into(),
+                secret_access_key: eddy_tests::seaweed::SECRET_ACCESS_KEY.into(),
+            },
+        };
+        let blobs: Arc<dyn eddy_objects::BlobStore> =
+            Arc::new(eddy_objects::S3Blobs::connect(location, dir).await.unwrap());
         Stores {
-            objects: eddy_objects::ObjectStore::open(bus.clone()).unwrap(),
+            objects: eddy_objects::ObjectStore::new(
+                bus.clone(),
+                Arc::new(eddy_objects::SqlIndex),
+                blobs.clone(),
+            ),
+            blobs,
             tables: eddy_tables::TableStore::open(bus.clone()).await.unwrap(),
             deliveries: Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-a")),
             other_node: Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-b")),
@@ -197,6 +220,7 @@ fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let backend = OnPostgres {
         server: Postgres::start(),
+        blobs: eddy_tests::seaweed::Seaweed::start(BUCKET),
         databases: AtomicUsize::new(0),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -15,10 +15,17 @@ struct Sqlite;
 impl Backend for Sqlite {
     async fn open(&self, dir: &Path) -> Stores {
         let bus = eddy_bus::Bus::open(dir).await.unwrap();
+        let blobs: Arc<dyn eddy_objects::BlobStore> =
+            Arc::new(eddy_objects::DiskBlobs::open(dir).unwrap());
         let deliveries: Arc<dyn eddy_executor::DeliveryStore> =
             Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-a"));
         Stores {
-            objects: eddy_objects::ObjectStore::open(bus.clone()).unwrap(),
+            objects: eddy_objects::ObjectStore::new(
+                bus.clone(),
+                Arc::new(eddy_objects::SqlIndex),
+                blobs.clone(),
+            ),
+            blobs,
             tables: eddy_tables::TableStore::open(bus.clone()).await.unwrap(),
             deliveries: deliveries.clone(),
             other_node: deliveries,

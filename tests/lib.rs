@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod postgres;
+pub mod seaweed;
 
 use std::path::Path;
 use std::time::Duration;

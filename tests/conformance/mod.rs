@@ -4,6 +4,7 @@
 //! listing order, table pages, stored credentials and apps. `conformance_sqlite.rs` runs them
 //! on SQLite; another backend adds a file that runs them on it.
 
+pub mod blobs;
 pub mod deliveries;
 pub mod journal;
 pub mod node_state;
@@ -17,13 +18,15 @@ use async_trait::async_trait;
 use eddy_bus::Bus;
 use eddy_executor::DeliveryStore;
 use eddy_node::{AppStore, CredentialStore};
-use eddy_objects::ObjectStore;
+use eddy_objects::{BlobStore, ObjectStore};
 use eddy_tables::TableStore;
 
 /// Everything a backend stores, opened fresh.
 pub struct Stores {
     pub bus: Bus,
     pub objects: ObjectStore,
+    /// The blob store under `objects`.
+    pub blobs: Arc<dyn BlobStore>,
     pub tables: TableStore,
     pub deliveries: Arc<dyn DeliveryStore>,
     /// The delivery store as another node sharing the database has it (on an engine held by
@@ -56,6 +59,9 @@ macro_rules! every_suite {
             deliveries::settling_retries_dead_letters_and_redrives,
             deliveries::slots_are_one_limit_for_every_claimer,
             objects::listings_are_in_utf8_binary_order_across_pages,
+            blobs::blobs_round_trip_whole_and_in_ranges,
+            blobs::joined_and_large_blobs_stream_through,
+            blobs::garbage_collection_removes_only_what_nothing_refers_to,
             tables::keyset_pages_cover_every_row_once_in_key_order,
             tables::every_column_type_round_trips_and_changes,
             node_state::credentials_are_found_until_they_expire,

@@ -28,6 +28,14 @@ impl Dialect {
             Dialect::Postgres => "IN (SELECT jsonb_array_elements_text(?::jsonb)::bigint)",
         }
     }
+
+    /// `IN (…)` over one argument holding a JSON array of strings ([`Value::texts`]).
+    pub fn in_texts(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "IN (SELECT value FROM json_each(?))",
+            Dialect::Postgres => "IN (SELECT jsonb_array_elements_text(?::jsonb))",
+        }
+    }
 }
 
 /// A value bound to a statement or read from a row.
@@ -44,6 +52,11 @@ impl Value {
     /// A list of integers as one argument, for [`Dialect::in_integers`].
     pub fn integers(values: &[i64]) -> Value {
         Value::Text(serde_json::to_string(values).expect("integers serialize"))
+    }
+
+    /// A list of strings as one argument, for [`Dialect::in_texts`].
+    pub fn texts(values: &[&str]) -> Value {
+        Value::Text(serde_json::to_string(values).expect("strings serialize"))
     }
 }
 

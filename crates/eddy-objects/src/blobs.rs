@@ -1,6 +1,12 @@
-//! Where object bytes live: blobs, written once and never changed, each named by an id the
-//! metadata refers to (on local disk, the SHA-256 of the bytes). The object store writes a
-//! blob durably before any metadata points at it, and removes only blobs nothing refers to.
+//! Where object bytes live: blobs, written once and never changed, each named by the SHA-256
+//! of its bytes. The object store writes a blob durably before any metadata points at it, and
+//! removes only blobs nothing refers to.
+//!
+//! Blobs and metadata meet in the writer: a commit that makes metadata point at a blob checks
+//! in its write transaction that the blob is [still there](BlobStore::still_there), and
+//! garbage collection removes blobs from inside write transactions too, after checking again
+//! that nothing refers to them. Write transactions run one at a time (on PostgreSQL, one at a
+//! time across every node), so a commit never points at a blob a collection removed.
 
 use async_trait::async_trait;
 use tokio::io::AsyncRead;
@@ -14,6 +20,9 @@ pub struct BlobInfo {
     pub sha256: String,
     pub md5: [u8; 16],
     pub size: u64,
+    /// Whether this write stored the bytes (rather than finding identical bytes stored
+    /// already, which a collection that began earlier may yet remove).
+    pub created: bool,
 }
 
 /// What a blob must be to be kept.
@@ -50,6 +59,11 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// A new blob holding the bytes of `parts`, one after another.
     async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError>;
+
+    /// Whether a blob just written is there (called in the write transaction that commits a
+    /// reference to it). A store that knows the write created the blob may answer without
+    /// looking.
+    async fn still_there(&self, blob: &BlobInfo) -> Result<bool, ObjectError>;
 
     /// `len` bytes of a blob from byte `start`.
     async fn read(&self, blob: &str, start: u64, len: u64) -> Result<BlobReader, ObjectError>;

@@ -3,41 +3,20 @@
 //! then may metadata point at it. Object keys never become paths: the only names on disk are
 //! hex digests and random ids.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use md5::Md5;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
 use crate::ObjectError;
 use crate::blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
-
-/// The size of one read from an upload. Memory per upload stays at about this much.
-const CHUNK: usize = 1 << 20;
+use crate::staging::{StagedBlob, Stager};
 
 /// The blob directories of a data directory.
 #[derive(Debug)]
 pub struct DiskBlobs {
     blobs: PathBuf,
     tmp: PathBuf,
-}
-
-/// A blob written to a temporary file, not yet in place.
-struct StagedBlob {
-    path: PathBuf,
-    info: BlobInfo,
-}
-
-impl Drop for StagedBlob {
-    fn drop(&mut self) {
-        // Still staged when dropped means the upload failed or was refused: leave no trace.
-        // (A placed blob's path was taken and is empty.)
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 #[async_trait]
@@ -47,7 +26,9 @@ impl BlobStore for DiskBlobs {
         body: &mut (dyn AsyncRead + Send + Unpin),
         limits: &BlobLimits,
     ) -> Result<BlobInfo, ObjectError> {
-        let staged = self.stage(body, limits.max, limits.md5).await?;
+        let mut stager = Stager::create(&self.tmp, limits.max)?;
+        stager.feed(body).await?;
+        let staged = stager.finish(limits.md5, true).await?;
         if staged.info.size < limits.min {
             return Err(ObjectError::TooSmall {
                 size: staged.info.size,
@@ -59,8 +40,19 @@ impl BlobStore for DiskBlobs {
 
     async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {
         let mut reader = ConcatReader::new(parts.iter().map(|p| self.path(p)).collect());
-        let staged = self.stage(&mut reader, u64::MAX, None).await?;
-        self.place(staged).await
+        let mut stager = Stager::create(&self.tmp, u64::MAX)?;
+        stager.feed(&mut reader).await?;
+        self.place(stager.finish(None, true).await?).await
+    }
+
+    async fn still_there(&self, blob: &BlobInfo) -> Result<bool, ObjectError> {
+        // A file placed moments ago can still have been removed by a collection that listed
+        // the bytes' previous file: always look.
+        match tokio::fs::metadata(self.path(&blob.sha256)).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(ObjectError::io(&self.path(&blob.sha256), e)),
+        }
     }
 
     async fn read(&self, blob: &str, start: u64, len: u64) -> Result<BlobReader, ObjectError> {
@@ -127,76 +119,12 @@ impl DiskBlobs {
             .join(sha256)
     }
 
-    /// Streams `body` to a temporary file, hashing as it goes, and fsyncs it. Fails with
-    /// `TooLarge` as soon as more than `limit` bytes arrive, and with `BadDigest` when
-    /// `expected_md5` does not match.
-    async fn stage(
-        &self,
-        body: &mut (dyn AsyncRead + Send + Unpin),
-        limit: u64,
-        expected_md5: Option<[u8; 16]>,
-    ) -> Result<StagedBlob, ObjectError> {
-        let path = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
-        let file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::File::options()
-                .write(true)
-                .create_new(true)
-                .mode(eddy_bus::PRIVATE_FILE)
-                .open(&path)
-                .map_err(|e| ObjectError::io(&path, e))?
-        };
-        let mut staged = StagedBlob {
-            path,
-            info: BlobInfo {
-                sha256: String::new(),
-                md5: [0; 16],
-                size: 0,
-            },
-        };
-        let mut writer = Some(HashingWriter::new(file));
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = read_full(body, &mut buf).await.map_err(ObjectError::Body)?;
-            if n == 0 {
-                break;
-            }
-            staged.info.size += n as u64;
-            if staged.info.size > limit {
-                return Err(ObjectError::TooLarge { limit });
-            }
-            // Hashing and writing a chunk are blocking work: off the async threads.
-            let mut w = writer.take().expect("writer is returned after each chunk");
-            let (w, back, result) = tokio::task::spawn_blocking(move || {
-                let r = w.write(&buf[..n]);
-                (w, buf, r)
-            })
-            .await
-            .expect("blob writer task panicked");
-            buf = back;
-            result.map_err(|e| ObjectError::io(&staged.path, e))?;
-            writer = Some(w);
-        }
-        let w = writer.take().expect("writer is present after the loop");
-        let path = staged.path.clone();
-        let (sha256, md5) = tokio::task::spawn_blocking(move || w.finish())
-            .await
-            .expect("blob writer task panicked")
-            .map_err(|e| ObjectError::io(&path, e))?;
-        if expected_md5.is_some_and(|m| m != md5) {
-            return Err(ObjectError::BadDigest);
-        }
-        staged.info.sha256 = sha256;
-        staged.info.md5 = md5;
-        Ok(staged)
-    }
-
     /// Moves a staged blob into its content-addressed place, durably. Identical content is
     /// already there under the same name; replacing it changes nothing.
-    async fn place(&self, mut staged: StagedBlob) -> Result<BlobInfo, ObjectError> {
+    async fn place(&self, staged: StagedBlob) -> Result<BlobInfo, ObjectError> {
         let target = self.path(&staged.info.sha256);
-        let from = std::mem::take(&mut staged.path);
         let info = staged.info.clone();
+        let from = staged.take_path();
         tokio::task::spawn_blocking(move || place_file(&from, &target))
             .await
             .expect("blob placing task panicked")?;
@@ -254,54 +182,6 @@ fn sync_dir(dir: &Path) -> Result<(), ObjectError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| ObjectError::io(dir, e))
-}
-
-/// Reads until `buf` is full or the body ends, so chunks stay large whatever the source's
-/// read sizes are.
-async fn read_full(
-    body: &mut (dyn AsyncRead + Send + Unpin),
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = body.read(&mut buf[filled..]).await?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    Ok(filled)
-}
-
-/// A file being written while its SHA-256 and MD5 are computed.
-struct HashingWriter {
-    file: std::fs::File,
-    sha256: Sha256,
-    md5: Md5,
-}
-
-impl HashingWriter {
-    fn new(file: std::fs::File) -> Self {
-        Self {
-            file,
-            sha256: Sha256::new(),
-            md5: Md5::new(),
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.sha256.update(bytes);
-        self.md5.update(bytes);
-        self.file.write_all(bytes)
-    }
-
-    fn finish(self) -> std::io::Result<(String, [u8; 16])> {
-        self.file.sync_all()?;
-        Ok((
-            hex::encode(self.sha256.finalize()),
-            self.md5.finalize().into(),
-        ))
-    }
 }
 
 /// Reads several files one after another.

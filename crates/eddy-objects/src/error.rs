@@ -51,6 +51,8 @@ pub enum ObjectError {
         "the object's bytes were collected as garbage while it was being stored (identical bytes had been deleted a moment before); nothing was stored: send it again"
     )]
     BlobCollected,
+    #[error("{0}")]
+    BlobStore(String),
 }
 
 impl ObjectError {
@@ -81,7 +83,7 @@ impl Classify for ObjectError {
             InvalidRange { .. } => ErrorKind::PreconditionFailed,
             TooLarge { .. } => ErrorKind::TooLarge,
             Bus(e) => e.kind(),
-            BlobCollected => ErrorKind::Unavailable,
+            BlobCollected | BlobStore(_) => ErrorKind::Unavailable,
             Io { .. } => ErrorKind::Internal,
         }
     }

@@ -107,6 +107,13 @@ pub trait ObjectIndex: Send + Sync + 'static {
     /// Every blob an object or a part refers to.
     async fn referenced_blobs(&self, db: &mut dyn Sql) -> Result<HashSet<String>, ObjectError>;
 
+    /// Those of `blobs` an object or a part refers to.
+    async fn referenced_among(
+        &self,
+        db: &mut dyn Sql,
+        blobs: &[&str],
+    ) -> Result<HashSet<String>, ObjectError>;
+
     async fn put_cors(
         &self,
         db: &mut dyn Sql,

@@ -14,7 +14,9 @@ mod index;
 mod list;
 mod model;
 mod multipart;
+mod s3;
 mod sql;
+mod staging;
 mod store;
 
 pub use blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
@@ -23,5 +25,6 @@ pub use error::ObjectError;
 pub use index::{ObjectIndex, StoredPart, Upload};
 pub use model::*;
 pub use multipart::CompletedPart;
+pub use s3::{S3Blobs, S3Failure, S3Location};
 pub use sql::SqlIndex;
 pub use store::{ObjectBody, ObjectStore};

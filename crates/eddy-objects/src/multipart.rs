@@ -11,7 +11,7 @@ use crate::ObjectError;
 use crate::blobs::BlobLimits;
 use crate::index::{StoredPart, Upload};
 use crate::model::*;
-use crate::store::{ObjectStore, commit_in, draft, require_bucket};
+use crate::store::{ObjectStore, commit_in, draft, kept, require_bucket};
 
 /// The parts a client names when completing an upload: number and ETag (quotes allowed).
 pub type CompletedPart = (u32, String);
@@ -64,7 +64,6 @@ impl ObjectStore {
             md5: content_md5,
         };
         let blob = self.new_blob(body, &limits).await?;
-        let _refs = self.pin(&blob.sha256).await?;
         let part = StoredPart {
             info: PartInfo {
                 part_number,
@@ -72,7 +71,7 @@ impl ObjectStore {
                 etag: hex::encode(blob.md5),
                 last_modified_ms: eddy_bus::now_ms(),
             },
-            blob: blob.sha256,
+            blob: blob.sha256.clone(),
         };
         let etag = part.info.etag.clone();
         let input = (
@@ -81,11 +80,13 @@ impl ObjectStore {
             key.clone(),
             upload_id.to_string(),
             part,
+            blob,
         );
         self.bus
-            .write(input, |tx, (this, bucket, key, id, part)| {
+            .write(input, |tx, (this, bucket, key, id, part, blob)| {
                 Box::pin(async move {
                     this.upload(tx, bucket, key, id).await?;
+                    kept(this.blobs.as_ref(), blob).await?;
                     this.index.put_part(tx, id, part).await
                 })
             })
@@ -110,7 +111,6 @@ impl ObjectStore {
         let blobs: Vec<String> = chosen.iter().map(|p| p.blob.clone()).collect();
         self.bus.check_room()?;
         let blob = self.out_of_space(self.blobs.concat(&blobs).await)?;
-        let _refs = self.pin(&blob.sha256).await?;
         let mut md5s = Md5::new();
         for part in &chosen {
             md5s.update(hex::decode(&part.info.etag).expect("stored ETags are hex"));
@@ -121,7 +121,7 @@ impl ObjectStore {
             key,
             blob.size,
             etag,
-            blob.sha256,
+            blob.sha256.clone(),
             upload.content_type,
             upload.user_meta,
         );
@@ -129,11 +129,19 @@ impl ObjectStore {
             .into_iter()
             .map(|p| (p.info.part_number, p.info.etag))
             .collect();
-        let input = (self.clone(), meta, upload_id.to_string(), expected, lineage);
+        let input = (
+            self.clone(),
+            meta,
+            upload_id.to_string(),
+            expected,
+            lineage,
+            blob,
+        );
         self.bus
-            .write(input, |tx, (this, meta, id, expected, lineage)| {
+            .write(input, |tx, (this, meta, id, expected, lineage, blob)| {
                 Box::pin(async move {
                     this.upload(tx, &meta.bucket, &meta.key, id).await?;
+                    kept(this.blobs.as_ref(), blob).await?;
                     // A part replaced while the parts were being joined: the join is stale.
                     let now = this.index.parts(tx, id).await?;
                     for (number, etag) in expected {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use eddy_bus::args;
-use eddy_bus::sql::{Row, Sql};
+use eddy_bus::sql::{Row, Sql, Value};
 use eddy_core::{BucketName, ObjectKey};
 
 use crate::ObjectError;
@@ -319,6 +319,21 @@ impl ObjectIndex for SqlIndex {
                 args![],
             )
             .await?;
+        rows.iter().map(|r| Ok(r.at::<String>(0)?)).collect()
+    }
+
+    async fn referenced_among(
+        &self,
+        db: &mut dyn Sql,
+        blobs: &[&str],
+    ) -> Result<HashSet<String>, ObjectError> {
+        let within = db.dialect().in_texts();
+        let sql = format!(
+            "SELECT sha256 FROM _eddy_objects WHERE sha256 {within}
+             UNION SELECT sha256 FROM _eddy_upload_parts WHERE sha256 {within}"
+        );
+        let list = Value::texts(blobs);
+        let rows = db.fetch(&sql, &[list.clone(), list]).await?;
         rows.iter().map(|r| Ok(r.at::<String>(0)?)).collect()
     }
 

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use eddy_bus::{Bus, WriteTx};
 use eddy_core::{BucketName, EventKind, Lineage, NewEvent, ObjectChange, ObjectKey, Source};
 use tokio::io::AsyncRead;
-use tokio::sync::RwLock;
 
 use crate::ObjectError;
-use crate::blobs::{BlobLimits, BlobReader, BlobStore};
+use crate::blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
 use crate::index::ObjectIndex;
 use crate::model::*;
 
@@ -19,12 +18,6 @@ pub struct ObjectStore {
     pub(crate) bus: Bus,
     pub(crate) index: Arc<dyn ObjectIndex>,
     pub(crate) blobs: Arc<dyn BlobStore>,
-    /// Held for reading by every change that makes metadata point at a blob, from when the blob
-    /// is in place until the metadata commits; held for writing by garbage collection. So a
-    /// blob that is about to be referenced is never collected. (Bodies stream in before the
-    /// lock is taken, so a collection never waits for a slow upload; the blob it places is new,
-    /// and collection spares blobs written within its grace period.)
-    pub(crate) blob_refs: Arc<RwLock<()>>,
 }
 
 /// An object's bytes, or a range of them, ready to stream.
@@ -65,12 +58,7 @@ impl ObjectStore {
 
     /// An object store over any index and blob store.
     pub fn new(bus: Bus, index: Arc<dyn ObjectIndex>, blobs: Arc<dyn BlobStore>) -> Self {
-        Self {
-            bus,
-            index,
-            blobs,
-            blob_refs: Arc::new(RwLock::new(())),
-        }
+        Self { bus, index, blobs }
     }
 
     pub async fn create_bucket(&self, name: &BucketName) -> Result<(), ObjectError> {
@@ -178,33 +166,41 @@ impl ObjectStore {
             md5: opts.content_md5,
         };
         let blob = self.new_blob(body, &limits).await?;
-        let _refs = self.pin(&blob.sha256).await?;
         let meta = draft(
             bucket,
             key,
             blob.size,
             hex::encode(blob.md5),
-            blob.sha256,
+            blob.sha256.clone(),
             opts.content_type,
             opts.user_meta,
         );
-        self.commit_version(meta, EventKind::ObjectCreatedPut, opts.lineage)
+        self.commit_version(meta, blob, EventKind::ObjectCreatedPut, opts.lineage)
             .await
     }
 
-    /// Commits `meta` as the new version of its key, with an event of `kind`.
+    /// Commits `meta`, whose bytes are the blob just `written`, as the new version of its key,
+    /// with an event of `kind`.
     pub(crate) async fn commit_version(
         &self,
         meta: ObjectMeta,
+        written: BlobInfo,
         kind: EventKind,
         lineage: Lineage,
     ) -> Result<ObjectMeta, ObjectError> {
         self.bus
             .write(
-                (self.index.clone(), meta, lineage),
-                move |tx, (index, meta, lineage)| {
+                (
+                    self.index.clone(),
+                    self.blobs.clone(),
+                    meta,
+                    written,
+                    lineage,
+                ),
+                move |tx, (index, blobs, meta, written, lineage)| {
                     Box::pin(async move {
                         require_bucket(index.as_ref(), tx, &meta.bucket).await?;
+                        kept(blobs.as_ref(), written).await?;
                         commit_in(index.as_ref(), tx, meta.clone(), kind, lineage.clone()).await
                     })
                 },
@@ -293,7 +289,8 @@ impl ObjectStore {
                 "copying an object onto itself must change its metadata (use the REPLACE directive)".into(),
             ));
         }
-        let _refs = self.blob_refs.read().await;
+        // The source's blob cannot be collected while this commit runs: it is referenced, and a
+        // collection removes blobs only in write transactions, which run one at a time.
         let input = (
             self.index.clone(),
             (src.0.clone(), src.1.clone()),
@@ -370,43 +367,43 @@ impl ObjectStore {
         }
     }
 
-    /// Holds off garbage collection until the returned guard is dropped, once `blob` (just
-    /// written) is known to be still there: a collection that listed it before it was written
-    /// again may have removed it, and metadata must never point at a blob that is gone.
-    pub(crate) async fn pin(
-        &self,
-        blob: &str,
-    ) -> Result<tokio::sync::RwLockReadGuard<'_, ()>, ObjectError> {
-        let guard = self.blob_refs.read().await;
-        match self.blobs.read(blob, 0, 0).await {
-            Ok(_) => Ok(guard),
-            Err(ObjectError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Err(ObjectError::BlobCollected)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Removes blobs that no object and no multipart part refers to and that were last
     /// written more than `grace` ago (a blob written since may be about to be referenced).
+    /// Candidates are checked again, and removed, inside write transactions (a batch each): a
+    /// commit that refers to a blob and the removal of that blob never interleave.
     pub async fn collect_garbage(
         &self,
         grace: std::time::Duration,
     ) -> Result<GcReport, ObjectError> {
-        let _exclusive = self.blob_refs.write().await;
         let before = std::time::SystemTime::now() - grace;
+        let listed = self.blobs.list().await?;
         let referenced = self.index.referenced_blobs(&mut self.bus.readers()).await?;
+        let candidates: Vec<StoredBlob> = listed
+            .into_iter()
+            .filter(|b| b.written < before && !referenced.contains(&b.id))
+            .collect();
         let mut report = GcReport::default();
-        for blob in self.blobs.list().await? {
-            if blob.written >= before || referenced.contains(&blob.id) {
-                continue;
-            }
-            if let Some(size) = self.blobs.remove(&blob).await? {
-                report.bytes_removed += size;
-                report.blobs_removed += 1;
-            }
+        for batch in candidates.chunks(GC_BATCH) {
+            let input = (self.index.clone(), self.blobs.clone(), batch.to_vec());
+            let removed = self
+                .bus
+                .write(input, |tx, (index, blobs, batch)| {
+                    Box::pin(async move {
+                        let ids: Vec<&str> = batch.iter().map(|b| b.id.as_str()).collect();
+                        let now_referenced = index.referenced_among(tx, &ids).await?;
+                        let mut removed = GcReport::default();
+                        for blob in batch.iter().filter(|b| !now_referenced.contains(&b.id)) {
+                            if let Some(size) = blobs.remove(blob).await? {
+                                removed.bytes_removed += size;
+                                removed.blobs_removed += 1;
+                            }
+                        }
+                        Ok::<_, ObjectError>(removed)
+                    })
+                })
+                .await?;
+            report.blobs_removed += removed.blobs_removed;
+            report.bytes_removed += removed.bytes_removed;
         }
         Ok(report)
     }
@@ -421,6 +418,19 @@ impl ObjectStore {
             .await
             .map_err(ObjectError::Body)?;
         Ok(bytes)
+    }
+}
+
+/// How many blobs one collection transaction checks and removes.
+const GC_BATCH: usize = 100;
+
+/// `Ok` when the blob just `written` is still there, `BlobCollected` when a collection that
+/// began before it was written removed it: called in the transaction that commits a reference.
+pub(crate) async fn kept(blobs: &dyn BlobStore, written: &BlobInfo) -> Result<(), ObjectError> {
+    if blobs.still_there(written).await? {
+        Ok(())
+    } else {
+        Err(ObjectError::BlobCollected)
     }
 }
 

@@ -640,6 +640,9 @@ async fn an_upload_whose_blob_was_collected_stores_nothing() {
         async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {
             self.0.concat(parts).await
         }
+        async fn still_there(&self, blob: &BlobInfo) -> Result<bool, ObjectError> {
+            self.0.still_there(blob).await
+        }
         async fn read(&self, blob: &str, start: u64, len: u64) -> Result<BlobReader, ObjectError> {
             self.0.read(blob, start, len).await
         }

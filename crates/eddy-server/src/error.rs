@@ -207,7 +207,7 @@ pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
         E::TooSmall { .. } => C::EntityTooSmall,
         E::InvalidRequest(_) => C::InvalidRequest,
         E::Body(_) => C::IncompleteBody,
-        E::BlobCollected => C::ServiceUnavailable,
+        E::BlobCollected | E::BlobStore(_) => C::ServiceUnavailable,
         E::Bus(_) | E::Io { .. } => match error.kind() {
             ErrorKind::Unavailable | ErrorKind::StorageFull => C::ServiceUnavailable,
             _ => {

@@ -1,0 +1,193 @@
+//! Bytes on their way to a blob: streamed into a temporary file while their SHA-256 (the
+//! blob's name) and MD5 (the ETag) are computed, in chunks large enough to keep the work per
+//! byte small, with memory bounded whatever the body's size. Every blob store stages this
+//! way; they differ in where the staged file goes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::ObjectError;
+use crate::blobs::BlobInfo;
+
+/// The size of one read from a body. Memory per upload stays at about this much.
+const CHUNK: usize = 1 << 20;
+
+/// A blob written to a temporary file, not yet in place. Dropped while still staged (the
+/// upload failed or was refused), it leaves no trace.
+pub(crate) struct StagedBlob {
+    path: PathBuf,
+    pub(crate) info: BlobInfo,
+}
+
+impl StagedBlob {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's path, which is no longer removed when this is dropped (it was moved).
+    pub(crate) fn take_path(mut self) -> PathBuf {
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Bytes being staged: fed from one body or several, one after another.
+pub(crate) struct Stager {
+    staged: StagedBlob,
+    writer: Option<HashingWriter>,
+    buf: Vec<u8>,
+    limit: u64,
+}
+
+impl Stager {
+    /// A new temporary file in `tmp`; more than `limit` bytes fail with `TooLarge` as soon as
+    /// they arrive.
+    pub(crate) fn create(tmp: &Path, limit: u64) -> Result<Self, ObjectError> {
+        let path = tmp.join(uuid::Uuid::new_v4().simple().to_string());
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .mode(eddy_bus::PRIVATE_FILE)
+                .open(&path)
+                .map_err(|e| ObjectError::io(&path, e))?
+        };
+        Ok(Self {
+            staged: StagedBlob {
+                path,
+                info: BlobInfo {
+                    sha256: String::new(),
+                    md5: [0; 16],
+                    size: 0,
+                    created: true,
+                },
+            },
+            writer: Some(HashingWriter::new(file)),
+            buf: vec![0u8; CHUNK],
+            limit,
+        })
+    }
+
+    /// Appends all of `body`.
+    pub(crate) async fn feed(
+        &mut self,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(), ObjectError> {
+        loop {
+            let mut buf = std::mem::take(&mut self.buf);
+            let read = read_full(body, &mut buf).await;
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf = buf;
+                    return Err(ObjectError::Body(e));
+                }
+            };
+            if n == 0 {
+                self.buf = buf;
+                return Ok(());
+            }
+            self.staged.info.size += n as u64;
+            if self.staged.info.size > self.limit {
+                return Err(ObjectError::TooLarge { limit: self.limit });
+            }
+            // Hashing and writing a chunk are blocking work: off the async threads.
+            let mut w = self
+                .writer
+                .take()
+                .expect("the writer is back after each chunk");
+            let (w, back, result) = tokio::task::spawn_blocking(move || {
+                let r = w.write(&buf[..n]);
+                (w, buf, r)
+            })
+            .await
+            .expect("blob writer task panicked");
+            self.buf = back;
+            self.writer = Some(w);
+            result.map_err(|e| ObjectError::io(&self.staged.path, e))?;
+        }
+    }
+
+    /// The staged blob, its file fsynced when `durable`; `BadDigest` when the bytes' MD5 is
+    /// not `expected_md5`.
+    pub(crate) async fn finish(
+        mut self,
+        expected_md5: Option<[u8; 16]>,
+        durable: bool,
+    ) -> Result<StagedBlob, ObjectError> {
+        let w = self.writer.take().expect("the writer is present");
+        let path = self.staged.path.clone();
+        let (sha256, md5) = tokio::task::spawn_blocking(move || w.finish(durable))
+            .await
+            .expect("blob writer task panicked")
+            .map_err(|e| ObjectError::io(&path, e))?;
+        if expected_md5.is_some_and(|m| m != md5) {
+            return Err(ObjectError::BadDigest);
+        }
+        self.staged.info.sha256 = sha256;
+        self.staged.info.md5 = md5;
+        Ok(self.staged)
+    }
+}
+
+/// Reads until `buf` is full or the body ends, so chunks stay large whatever the source's
+/// read sizes are.
+async fn read_full(
+    body: &mut (dyn AsyncRead + Send + Unpin),
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = body.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+/// A file being written while its SHA-256 and MD5 are computed.
+struct HashingWriter {
+    file: std::fs::File,
+    sha256: Sha256,
+    md5: Md5,
+}
+
+impl HashingWriter {
+    fn new(file: std::fs::File) -> Self {
+        Self {
+            file,
+            sha256: Sha256::new(),
+            md5: Md5::new(),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.sha256.update(bytes);
+        self.md5.update(bytes);
+        self.file.write_all(bytes)
+    }
+
+    fn finish(self, durable: bool) -> std::io::Result<(String, [u8; 16])> {
+        if durable {
+            self.file.sync_all()?;
+        }
+        Ok((
+            hex::encode(self.sha256.finalize()),
+            self.md5.finalize().into(),
+        ))
+    }
+}

