@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
 use crate::ObjectError;
 use crate::blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
-use crate::staging::{StagedBlob, Stager};
+use crate::staging::{StagedBlob, Stager, stage};
 
 /// The blob directories of a data directory.
 #[derive(Debug)]
@@ -26,16 +26,8 @@ impl BlobStore for DiskBlobs {
         body: &mut (dyn AsyncRead + Send + Unpin),
         limits: &BlobLimits,
     ) -> Result<BlobInfo, ObjectError> {
-        let mut stager = Stager::create(&self.tmp, limits.max)?;
-        stager.feed(body).await?;
-        let staged = stager.finish(limits.md5, true).await?;
-        if staged.info.size < limits.min {
-            return Err(ObjectError::TooSmall {
-                size: staged.info.size,
-                min: limits.min,
-            });
-        }
-        self.place(staged).await
+        self.place(stage(&self.tmp, body, limits, true).await?)
+            .await
     }
 
     async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {

@@ -142,6 +142,25 @@ impl Stager {
     }
 }
 
+/// Stages all of `body` in `tmp` within `limits` (fsynced when `durable`).
+pub(crate) async fn stage(
+    tmp: &Path,
+    body: &mut (dyn AsyncRead + Send + Unpin),
+    limits: &crate::BlobLimits,
+    durable: bool,
+) -> Result<StagedBlob, ObjectError> {
+    let mut stager = Stager::create(tmp, limits.max)?;
+    stager.feed(body).await?;
+    let staged = stager.finish(limits.md5, durable).await?;
+    if staged.info.size < limits.min {
+        return Err(ObjectError::TooSmall {
+            size: staged.info.size,
+            min: limits.min,
+        });
+    }
+    Ok(staged)
+}
+
 /// Reads until `buf` is full or the body ends, so chunks stay large whatever the source's
 /// read sizes are.
 async fn read_full(

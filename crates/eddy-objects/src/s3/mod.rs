@@ -15,7 +15,7 @@ pub use client::{S3Failure, S3Location};
 
 use crate::ObjectError;
 use crate::blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
-use crate::staging::{StagedBlob, Stager};
+use crate::staging::{StagedBlob, Stager, stage};
 use client::S3Client;
 
 /// Blobs larger than this go up in parts.
@@ -88,18 +88,10 @@ impl BlobStore for S3Blobs {
         body: &mut (dyn AsyncRead + Send + Unpin),
         limits: &BlobLimits,
     ) -> Result<BlobInfo, ObjectError> {
-        let mut stager = Stager::create(&self.tmp, limits.max)?;
-        stager.feed(body).await?;
         // The staged file is a means, not the blob: no fsync. The store's answer is what makes
         // the blob durable.
-        let staged = stager.finish(limits.md5, false).await?;
-        if staged.info.size < limits.min {
-            return Err(ObjectError::TooSmall {
-                size: staged.info.size,
-                min: limits.min,
-            });
-        }
-        self.upload(staged).await
+        self.upload(stage(&self.tmp, body, limits, false).await?)
+            .await
     }
 
     async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {
