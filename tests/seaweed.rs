@@ -19,7 +19,11 @@ pub const SECRET_ACCESS_KEY: &str = "eddy-blobs-secret";
 /// gRPC ports 10,000 above) is free now.
 fn free_base() -> u16 {
     let taken = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_err();
-    let seed = std::process::id() as u16;
+    // Servers started by one test process at once must not pick the same ports before either
+    // has bound them: each call starts its search somewhere else.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = (std::process::id() as u16).wrapping_add(call.wrapping_mul(101));
     for attempt in 0..200u16 {
         let base = 20_000 + (seed.wrapping_add(attempt * 37) % 400) * 50;
         let family = [0u16, 1, 2, 3, 4, 5, 6, 7];

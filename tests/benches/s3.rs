@@ -139,6 +139,7 @@ async fn start_server(dir: PathBuf) -> SocketAddr {
         manifests: Vec::new(),
         watch: false,
         executor: ExecutorConfig::default(),
+        blobs: None,
         duties: Duties::default(),
     };
     let node = Node::start(bus, eddy_subscriptions::App::default(), config)

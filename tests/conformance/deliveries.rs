@@ -142,6 +142,12 @@ pub async fn a_key_runs_one_delivery_at_a_time_in_order(stores: Stores) {
         ],
     )
     .await;
+    let due = store.due(&mut bus.readers(), NOW, 100).await.unwrap();
+    assert_eq!(
+        due.get("f"),
+        Some(&3),
+        "due: the first of each key, and the unordered one"
+    );
     let mut order = Vec::new();
     loop {
         let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;

@@ -74,10 +74,13 @@ impl Classify for BusError {
                 failure: Failure::Full,
                 ..
             } => ErrorKind::StorageFull,
+            // Nothing was stored, and trying again may work: the database was busy, could not
+            // be reached or read, or the transaction the write shared failed.
             BusError::Database {
-                failure: Failure::Busy,
+                failure: Failure::Busy | Failure::Io,
                 ..
-            } => ErrorKind::Unavailable,
+            }
+            | BusError::NotCommitted(_) => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }
     }

@@ -7,6 +7,7 @@
 
 mod error;
 mod journal;
+mod leader;
 mod open;
 mod postgres;
 mod space;
@@ -90,8 +91,10 @@ struct Inner {
     space: Arc<space::Space>,
     /// The data directory's lock (SQLite: one process per database).
     _lock: Option<std::fs::File>,
-    /// Tasks that live as long as the bus (PostgreSQL's wake-ups).
+    /// Tasks that live as long as the bus (PostgreSQL's wake-ups, the contest for the lead).
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Whether this node leads the duties one node does for all (see [`Bus::leading`]).
+    leading: watch::Receiver<bool>,
 }
 
 impl Drop for Inner {
@@ -136,6 +139,8 @@ impl Bus {
                 space,
                 _lock: Some(lock),
                 tasks: Vec::new(),
+                // The only node.
+                leading: watch::channel(true).1,
             }),
         };
         bus.watch_space();
@@ -148,10 +153,8 @@ impl Bus {
     /// others' commits by `LISTEN`/`NOTIFY`, with a poll every second as the safety net.
     pub async fn open_postgres(url: &str, dir: impl AsRef<Path>) -> Result<Self, BusError> {
         let dir = dir.as_ref().to_path_buf();
-        private_dir(&dir).map_err(|e| BusError::Io {
-            path: dir.display().to_string(),
-            source: e,
-        })?;
+        // The node's directory holds its identity: one process at a time.
+        let lock = open::lock_data_dir(&dir)?;
         let opened = open::open_postgres(url).await?;
         // A full disk under PostgreSQL is reported by each statement that meets it; nothing here
         // can watch that disk, so no write is refused ahead of it.
@@ -165,7 +168,9 @@ impl Bus {
         let writer = writer::WriterHandle::start(Box::new(writer), own_tx, space.clone()).await?;
         let readers = Readers(Pool::Postgres(opened.readers.clone()));
         let committed_tx = Arc::new(committed_tx);
+        let (leading_tx, leading) = watch::channel(false);
         let tasks = vec![
+            tokio::spawn(leader::contend(opened.options.clone(), leading_tx)),
             tokio::spawn(tell_others(opened.readers.clone(), own.clone())),
             tokio::spawn(follow_own(own, committed_tx.clone())),
             tokio::spawn(hear_others(opened.readers.clone(), committed_tx)),
@@ -177,10 +182,19 @@ impl Bus {
                 readers,
                 committed,
                 space,
-                _lock: None,
+                _lock: Some(lock),
                 tasks,
+                leading,
             }),
         })
+    }
+
+    /// Whether this node leads the duties one node does for all nodes sharing the database,
+    /// and word when that changes. Always true on SQLite; on PostgreSQL, the node holding the
+    /// leader's advisory lock. Two nodes may briefly both lead (see `leader.rs`): no duty may
+    /// depend on leading alone for its safety.
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.inner.leading.clone()
     }
 
     /// Looks at the free space under the data directory every second while the bus lives.

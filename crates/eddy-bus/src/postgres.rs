@@ -212,6 +212,10 @@ impl WriterConnection for PgWriter {
         self.conn = self.options.connect().await.map_err(error)?;
         Ok(())
     }
+
+    fn reachable_later(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

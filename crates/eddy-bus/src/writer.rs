@@ -72,6 +72,12 @@ pub(crate) trait WriterConnection: Sql + Send {
     /// Replaces the connection with a fresh one to the same database (after an I/O error:
     /// nothing the old one held in memory is trusted).
     async fn reconnect(&mut self) -> Result<(), BusError>;
+    /// Whether the database is a server that may answer again later when it cannot be reached
+    /// now (then the writer keeps trying, one reconnection per batch), rather than a file
+    /// that could not be opened again (then nothing more is written).
+    fn reachable_later(&self) -> bool {
+        false
+    }
 }
 
 /// The transaction a write job runs in. Jobs run their own statements on it (it is a
@@ -255,6 +261,12 @@ async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::
                     // After an I/O error nothing in memory is trusted: read the database again.
                     if let Err(reopen_error) = reopen(&mut tx, &committed).await {
                         answer_all(answers, &cause, |reason| BusError::StorageFault { reason });
+                        if tx.conn.reachable_later() {
+                            tx.space.faulty(format!(
+                                "the database cannot be reached ({reopen_error}); writes are refused until it answers again"
+                            ));
+                            continue;
+                        }
                         tx.space.failed(format!(
                             "the database could not be reopened after an I/O error ({cause}): {reopen_error}; nothing more is written"
                         ));

@@ -2,6 +2,7 @@
 //! to a running eddy (`--endpoint`) with signed requests.
 
 mod admin;
+mod backends;
 mod client;
 mod functions;
 mod objects;

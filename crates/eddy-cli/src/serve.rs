@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use eddy_bus::Bus;
 use eddy_executor::ExecutorConfig;
 use eddy_node::{DEV_ACCESS_KEY_ID, Duties, Node, NodeConfig, development_credentials};
 use eddy_runtimes::sandbox::{Mode, Sandbox, SandboxOptions};
@@ -53,6 +52,26 @@ pub struct ServeOptions {
     /// By default, the one kept in the data directory (made at the first start).
     #[arg(long)]
     node_id: Option<String>,
+    /// How long a delivery whose node stopped answering stays leased beyond its function's
+    /// timeout before another node takes it over (several nodes on one database).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    lease_grace: std::time::Duration,
+    /// Keep tables, the journal, deliveries, object metadata, credentials and the deployed app
+    /// in this PostgreSQL (15 or later) instead of SQLite in the data directory, so that several
+    /// nodes can serve one app: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(
+        long,
+        env = "EDDY_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    database: Option<String>,
+    /// Keep object bytes in this S3 bucket instead of the data directory: s3://BUCKET[/PREFIX].
+    /// The store's address and keys come from EDDY_BLOBS_ENDPOINT, EDDY_BLOBS_REGION,
+    /// EDDY_BLOBS_ACCESS_KEY_ID and EDDY_BLOBS_SECRET_ACCESS_KEY (or the standard AWS_*
+    /// variables).
+    #[arg(long, env = "EDDY_BLOBS", value_name = "S3_URI")]
+    blobs: Option<String>,
 }
 
 /// `auto`, or a sandbox mode.
@@ -93,6 +112,7 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
 /// environment at start.
 pub fn secret_variables(app: &App) -> Vec<&str> {
     let mut names = vec!["EDDY_SECRET_ACCESS_KEY"];
+    names.extend(crate::backends::SECRET_VARIABLES);
     for key in &app.access_keys {
         if let SecretSource::Env(name) = &key.secret {
             names.push(name);
@@ -114,9 +134,17 @@ pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyh
     let listen = options.listen;
     let data_dir = options.data_dir.as_path();
     let root = root_credentials(listen)?;
-    let bus = Bus::open(data_dir)
-        .await
-        .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+    let blobs = options
+        .blobs
+        .as_deref()
+        .map(crate::backends::blob_location)
+        .transpose()?;
+    if options.database.is_some() && blobs.is_none() {
+        tracing::warn!(
+            "objects are kept on this node's disk while the database is shared: other nodes cannot read them; give every node the same --blobs s3://BUCKET"
+        );
+    }
+    let bus = crate::backends::open_bus(options.database.as_deref(), data_dir).await?;
     let sandbox = function_sandbox(&options, data_dir)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -131,9 +159,11 @@ pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyh
             function_env: function_environment(address),
             strict_cpu: options.strict_cpu,
             worker_idle_timeout: options.worker_idle,
+            lease_grace: options.lease_grace,
             sandbox,
             ..ExecutorConfig::default()
         },
+        blobs,
         duties: Duties::default(),
     };
     let node = Node::start(bus, app, config).await?;

@@ -229,7 +229,7 @@ impl DeliveryStore for SqlDeliveries {
         now_ms: i64,
         limit: u32,
     ) -> Result<HashMap<String, u32>, ExecError> {
-        let sql = format!("SELECT function, count(*) AS n FROM ({DUE}) GROUP BY function");
+        let sql = format!("SELECT function, count(*) AS n FROM ({DUE}) AS due GROUP BY function");
         let mut due = HashMap::new();
         for row in db.fetch(&sql, args![now_ms, limit]).await? {
             due.insert(row.get::<String>("function")?, row.get::<u32>("n")?);

@@ -35,14 +35,21 @@ impl Default for Duties {
 
 /// Collects garbage at start and every period — every ten seconds while the disk is full, so
 /// deleting objects gives their space back as soon as their blobs are past the grace period.
-/// Ends when `storage` ends (the bus is gone).
+/// Blobs that nodes share are collected by the leading node only (`leading`); a node's own
+/// disk by the node. Ends when `storage` ends (the bus is gone).
 pub(crate) async fn collect_garbage(
     objects: ObjectStore,
     mut storage: tokio::sync::watch::Receiver<StorageState>,
+    mut leading: Option<tokio::sync::watch::Receiver<bool>>,
     duties: Duties,
 ) {
     const WHILE_FULL: Duration = Duration::from_secs(10);
     loop {
+        if let Some(leading) = leading.as_mut()
+            && leading.wait_for(|leads| *leads).await.is_err()
+        {
+            return;
+        }
         match objects.collect_garbage(duties.garbage_grace).await {
             Ok(report) if report.blobs_removed > 0 => tracing::info!(
                 blobs = report.blobs_removed,

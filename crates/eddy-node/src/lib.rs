@@ -51,6 +51,8 @@ pub struct NodeConfig {
     pub watch: bool,
     /// The executor's settings; its node id and stream labels are the node's to fill in.
     pub executor: ExecutorConfig,
+    /// Where object bytes go: the node's own disk, or an S3 bucket that nodes share.
+    pub blobs: Option<eddy_objects::S3Location>,
     pub duties: Duties,
 }
 
@@ -62,6 +64,8 @@ pub struct Node {
     pub tables: TableStore,
     pub executor: Arc<Executor>,
     pub principals: Principals,
+    /// Whether object bytes live in a store every node shares (then one node collects them).
+    shared_blobs: bool,
     apps: Arc<dyn AppStore>,
     credentials: Arc<dyn CredentialStore>,
     /// The version of the app in service, and the app (watchers follow its changes).
@@ -97,7 +101,18 @@ impl Node {
             Some(id) => identity::checked(id)?,
             None => node_id(bus.data_dir())?,
         };
-        let objects = ObjectStore::open(bus.clone())?;
+        let shared_blobs = config.blobs.is_some();
+        let objects = match config.blobs {
+            None => ObjectStore::open(bus.clone())?,
+            Some(location) => {
+                let blobs = eddy_objects::S3Blobs::connect(location, bus.data_dir()).await?;
+                ObjectStore::new(
+                    bus.clone(),
+                    Arc::new(eddy_objects::SqlIndex),
+                    Arc::new(blobs),
+                )
+            }
+        };
         let tables = TableStore::open(bus.clone())
             .await
             .map_err(NodeError::Tables)?;
@@ -142,6 +157,7 @@ impl Node {
             id,
             bus,
             objects,
+            shared_blobs,
             tables,
             executor,
             principals,
@@ -342,6 +358,7 @@ impl Node {
             tokio::spawn(duties::collect_garbage(
                 self.objects.clone(),
                 self.bus.watch_storage(),
+                self.shared_blobs.then(|| self.bus.leading()),
                 every,
             )),
             duties::every(weak, every.follow_app, |node: Arc<Node>| {

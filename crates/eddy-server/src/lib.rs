@@ -122,7 +122,7 @@ pub fn router(services: Shared) -> Router {
 /// full (reads and deletes go on, writes that add data are refused) or after a write failed
 /// with an I/O error, until one commits again; `failed` (answered 503)
 /// when its database cannot be written — and how its functions are sandboxed (with a warning
-/// when they are not).
+/// when they are not), and whether this node leads the duties one node does for all.
 async fn health(
     axum::extract::State(s): axum::extract::State<Shared>,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
@@ -152,6 +152,7 @@ async fn health(
         "reasons": reasons,
         "node": s.node.id,
         "app_version": s.node.app_version(),
+        "leading": *s.bus.leading().borrow(),
         "sandbox": { "mode": mode.name(), "guarantee": mode.guarantee() },
         "warnings": warnings,
     });

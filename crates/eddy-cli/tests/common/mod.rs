@@ -308,8 +308,10 @@ pub fn sign_request(request: &mut http::Request<String>) {
     };
     let service = if path.starts_with("/2015-03-31/") {
         "lambda"
-    } else {
+    } else if path.starts_with("/_eddy/") {
         "eddy"
+    } else {
+        "s3"
     };
     for (name, value) in eddy_sigv4::sign(
         &credentials,

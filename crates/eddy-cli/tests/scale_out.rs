@@ -1,0 +1,603 @@
+//! Several `eddy serve` nodes as one: each on its own folder, all on one real PostgreSQL and
+//! one real S3 store (SeaweedFS's `weed mini`), started and stopped by the tests. What a write
+//! on one node does is seen on every node; triggers fire once across the nodes; a dead node's
+//! deliveries, and the duties it led, move to the others; PostgreSQL and the blob store can go
+//! away and come back under running nodes.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use eddy_tests::postgres::Postgres;
+use eddy_tests::seaweed::{self, Seaweed};
+use serde_json::{Value, json};
+
+const BUCKET: &str = "eddy-blobs";
+
+/// One database, one blob store and one app for the nodes of a test.
+struct Cluster {
+    postgres: Postgres,
+    seaweed: Seaweed,
+    /// The app's manifest and code, at the same path for every node, as a deployment puts
+    /// them (the stored app names its code by path).
+    app: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(manifest: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let app = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(app.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(app.path().join("app.yaml"), manifest).unwrap();
+        Self {
+            postgres: Postgres::start(),
+            seaweed: Seaweed::start(BUCKET),
+            app,
+        }
+    }
+
+    /// Starts node `n` in a folder of its own (its data, its log), with function user ids of
+    /// its own (as two nodes on one host must have) and a short lease grace, so a dead node's
+    /// deliveries move within seconds.
+    fn node(&self, n: u32) -> Eddy {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = self.app.path().join("app.yaml");
+        let (url, endpoint) = (self.postgres.url("eddy"), self.seaweed.endpoint());
+        let env = [
+            ("EDDY_DATABASE_URL", url.as_str()),
+            ("EDDY_BLOBS", "s3://eddy-blobs/cluster"),
+            ("EDDY_BLOBS_ENDPOINT", endpoint.as_str()),
+            ("EDDY_BLOBS_ACCESS_KEY_ID", seaweed::ACCESS_KEY_ID),
+            ("EDDY_BLOBS_SECRET_ACCESS_KEY", seaweed::SECRET_ACCESS_KEY),
+        ];
+        let first = 2_100_000_000 + n * 10_000;
+        let (id, uids) = (format!("node-{n}"), format!("{first}-{}", first + 9_999));
+        let args = [
+            "--node-id",
+            &id,
+            "--function-uids",
+            &uids,
+            "--lease-grace",
+            "2s",
+        ];
+        start(
+            dir,
+            manifest.to_str().unwrap(),
+            Options {
+                env: &env,
+                args: &args,
+                user: None,
+            },
+        )
+    }
+
+    fn nodes(&self, count: u32) -> Vec<Eddy> {
+        (1..=count).map(|n| self.node(n)).collect()
+    }
+}
+
+const APP: &str = r#"
+buckets: [{name: inbox}, {name: outbox}]
+tables:
+  - {name: orders, primary_key: id, columns: {id: integer, status: text}}
+  - {name: jobs, primary_key: id, columns: {id: integer}}
+  - {name: tasks, primary_key: id, columns: {id: integer}}
+functions:
+  - {name: audit, runtime: exec, command: [sh, -c, 'cat >&2']}
+  - {name: slow, runtime: exec, command: [sh, -c, 'sleep 0.3; cat >&2'], concurrency: 2, timeout: 5s}
+  - {name: long, runtime: exec, command: [sh, -c, 'sleep 1; cat >&2'], timeout: 5s}
+  - name: keys
+    runtime: exec
+    command: [sh, -c, 'printf "{\"id\":\"%s\",\"secret\":\"%s\"}" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"']
+    role: [{allow: [objects:read], resources: [bucket/inbox]}]
+triggers:
+  - {function: audit, source: bucket/inbox, events: ['object:created:*']}
+  - {function: audit, source: table/orders, events: [row:insert, row:modify], ordering: per_key}
+  - {function: slow, source: table/jobs, events: [row:insert]}
+  - {function: long, source: table/tasks, events: [row:insert]}
+"#;
+
+/// Every invocation of `function` recorded so far (the records are shared: any node answers).
+fn invocations(node: &Eddy, function: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = node
+            .get(&format!(
+                "/_eddy/v1/invocations?function={function}&after={after}&limit=1000"
+            ))
+            .body;
+        let runs = page["invocations"].as_array().cloned().unwrap_or_default();
+        if runs.is_empty() {
+            return all;
+        }
+        all.extend(runs);
+        after = page["next"].as_i64().unwrap();
+    }
+}
+
+/// How many successful invocations each journal event had.
+fn successes_per_event(node: &Eddy, function: &str) -> BTreeMap<u64, usize> {
+    let mut seen = BTreeMap::new();
+    for run in invocations(node, function) {
+        if run["outcome"] == "success" {
+            *seen
+                .entry(run["event_sequence"].as_u64().unwrap())
+                .or_default() += 1;
+        }
+    }
+    seen
+}
+
+/// The journal's events of `source`, in journal order.
+fn events(node: &Eddy, source: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = node.get(&format!("/_eddy/v1/events?after={after}&limit=1000"));
+        assert_eq!(page.status, 200, "{}", page.body);
+        let events = page.body["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            return all;
+        }
+        after = page.body["next"].as_u64().unwrap();
+        all.extend(events.into_iter().filter(|e| e["source"] == source));
+    }
+}
+
+/// Waits until every event of `source` has had a successful invocation of `function`.
+fn wait_until_delivered(node: &Eddy, source: &str, function: &str) -> BTreeMap<u64, usize> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let wanted: BTreeSet<u64> = events(node, source)
+            .iter()
+            .map(|e| e["sequence"].as_u64().unwrap())
+            .collect();
+        let seen = successes_per_event(node, function);
+        if !wanted.is_empty() && wanted.iter().all(|seq| seen.contains_key(seq)) {
+            return seen
+                .into_iter()
+                .filter(|(seq, _)| wanted.contains(seq))
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events of {source} never delivered to {function}: wanted {wanted:?}, ran {seen:?}; the node logged:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn health(node: &Eddy) -> Value {
+    node.get("/_eddy/health").body
+}
+
+fn node_name(node: &Eddy) -> String {
+    health(node)["node"].as_str().unwrap().to_string()
+}
+
+/// The one node that leads the singleton duties, once exactly one does.
+fn leader(nodes: &[&Eddy]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let leading: Vec<usize> = (0..nodes.len())
+            .filter(|&i| health(nodes[i])["leading"] == true)
+            .collect();
+        if let [one] = leading[..] {
+            return one;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected one leading node, found {leading:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn insert(node: &Eddy, table: &str, row: Value) {
+    let put = node.json("POST", &format!("/_eddy/v1/tables/{table}/rows"), row);
+    assert_eq!(put.status, 201, "{}", put.body);
+}
+
+#[test]
+fn three_nodes_serve_one_app_as_one() {
+    let cluster = Cluster::start(APP);
+    let nodes = cluster.nodes(3);
+    let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
+    let ids: BTreeSet<String> = nodes
+        .iter()
+        .map(|n| health(n)["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "each node has a name of its own: {ids:?}");
+    for node in &nodes {
+        assert_eq!(
+            health(node)["app_version"],
+            1,
+            "the first node stored the app; the others found it unchanged"
+        );
+    }
+    leader(&[a, b, c]);
+
+    // An object written through one node is read through the others: its bytes are in the
+    // shared bucket, its metadata in the shared database.
+    let put = a.call("PUT", "/inbox/hello.txt", &[], Some("hello from a"));
+    assert_eq!(put.status, 200, "{}", put.body);
+    for node in [b, c] {
+        let got = node.get("/inbox/hello.txt");
+        assert_eq!(got.body, json!("hello from a"));
+    }
+    assert!(
+        cluster
+            .postgres
+            .psql("eddy", "SELECT count(*) FROM _eddy_objects")
+            .starts_with('1'),
+        "psql reads eddy's state"
+    );
+
+    // Rows written through every node, with concurrent writers on the same keys: each
+    // writer's changes to a key are journaled in the order they were acknowledged, and the
+    // per-key trigger runs them in journal order, one at a time, across the nodes.
+    std::thread::scope(|scope| {
+        for (w, node) in nodes.iter().enumerate() {
+            scope.spawn(move || {
+                for round in 0..10 {
+                    for id in 1..=3 {
+                        let status = format!("w{w}-{round}");
+                        let put = node.json(
+                            "PUT",
+                            &format!("/_eddy/v1/tables/orders/rows/{id}"),
+                            json!({ "status": status }),
+                        );
+                        assert!(put.status == 200 || put.status == 201, "{}", put.body);
+                    }
+                }
+            });
+        }
+    });
+    let journal = events(c, "table/orders");
+    assert_eq!(journal.len(), 90);
+    for id in 1..=3 {
+        for w in 0..3 {
+            let rounds: Vec<u64> = journal
+                .iter()
+                .filter(|e| e["payload"]["keys"]["id"] == id)
+                .filter_map(|e| {
+                    let status = e["payload"]["new"]["status"].as_str()?;
+                    let (writer, round) = status.split_once('-')?;
+                    (writer == format!("w{w}")).then(|| round.parse().unwrap())
+                })
+                .collect();
+            assert_eq!(rounds, (0..10).collect::<Vec<_>>(), "key {id}, writer {w}");
+        }
+    }
+    let delivered = wait_until_delivered(b, "table/orders", "audit");
+    assert!(
+        delivered.values().all(|&n| n == 1),
+        "each event ran once: {delivered:?}"
+    );
+    let runs = invocations(a, "audit");
+    for id in 1..=3 {
+        let keyed: BTreeSet<u64> = journal
+            .iter()
+            .filter(|e| e["payload"]["keys"]["id"] == id)
+            .map(|e| e["sequence"].as_u64().unwrap())
+            .collect();
+        let mut previous_end = f64::MIN;
+        let mut order: Vec<(f64, u64, f64)> = runs
+            .iter()
+            .filter(|r| keyed.contains(&r["event_sequence"].as_u64().unwrap()))
+            .map(|r| {
+                let start = r["start_ms"].as_f64().unwrap();
+                (
+                    start,
+                    r["event_sequence"].as_u64().unwrap(),
+                    start + r["duration_ms"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        order.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        let sequences: Vec<u64> = order.iter().map(|(_, seq, _)| *seq).collect();
+        assert!(
+            sequences.is_sorted(),
+            "key {id} ran in journal order: {sequences:?}"
+        );
+        for (start, _, end) in order {
+            // Start times are whole milliseconds: a millisecond of slack.
+            assert!(start + 1.0 >= previous_end, "key {id}: one at a time");
+            previous_end = end;
+        }
+    }
+    assert_eq!(wait_until_delivered(c, "bucket/inbox", "audit").len(), 1);
+
+    // `concurrency: 2` holds across the nodes: twelve jobs written through all three never
+    // run three at once.
+    for id in 0..12 {
+        insert(&nodes[id % 3], "jobs", json!({ "id": id }));
+    }
+    wait_until_delivered(a, "table/jobs", "slow");
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for run in invocations(a, "slow") {
+        let start = run["start_ms"].as_f64().unwrap();
+        let end = start + run["duration_ms"].as_f64().unwrap();
+        // A millisecond of slack at each end for whole-millisecond start times.
+        edges.push((start + 1.0, 1));
+        edges.push((end - 1.0, -1));
+    }
+    edges.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let (mut running, mut most) = (0, 0);
+    for (_, step) in edges {
+        running += step;
+        most = most.max(running);
+    }
+    assert_eq!(
+        most, 2,
+        "slow ran at most (and, with 12 jobs, exactly) two at once"
+    );
+
+    // Credentials issued to a function on one node are accepted by the others, and hold the
+    // function to its role there too.
+    let issued = a.json("POST", "/2015-03-31/functions/keys/invocations", json!({}));
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let (id, secret) = (
+        issued.body["id"].as_str().unwrap(),
+        issued.body["secret"].as_str().unwrap(),
+    );
+    let out = boto3(
+        c,
+        &format!(
+            r#"
+s3 = client("s3", key="{id}", secret="{secret}")
+out["read"] = s3.get_object(Bucket="inbox", Key="hello.txt")["Body"].read().decode()
+out["write"] = error(s3.put_object, Bucket="outbox", Key="x", Body=b"x")
+"#
+        ),
+    );
+    assert_eq!(out["read"], "hello from a");
+    assert_eq!(out["write"], json!([403, "AccessDenied"]));
+
+    // A deploy through one node is in effect on all of them.
+    let manifest = APP.replacen(
+        "functions:\n",
+        "functions:\n  - {name: late, runtime: exec, command: [cat]}\n",
+        1,
+    );
+    let deployed = cluster.app.path().join("deploy.yaml");
+    std::fs::write(&deployed, manifest).unwrap();
+    cli_ok(a, &["deploy", deployed.to_str().unwrap()]);
+    for node in [b, c] {
+        node.wait_for("the deployed app", |n| {
+            n.json(
+                "POST",
+                "/2015-03-31/functions/late/invocations",
+                json!({"from": "c"}),
+            )
+            .body
+                == json!({"from": "c"})
+        });
+    }
+}
+
+#[test]
+fn a_killed_node_leaves_nothing_behind() {
+    let cluster = Cluster::start(APP);
+    let mut nodes = cluster.nodes(3);
+    let first_leader = node_name(&nodes[leader(&nodes.iter().collect::<Vec<_>>())]);
+    for id in 0..30 {
+        insert(&nodes[id % 3], "tasks", json!({ "id": id }));
+    }
+    // The node running a task dies (SIGKILL) in the middle of it; then the leader, if that
+    // was another node. The one left must finish everything.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let holder = loop {
+        let holder = cluster.postgres.psql(
+            "eddy",
+            "SELECT lease_node FROM _eddy_deliveries WHERE state = 'leased' LIMIT 1",
+        );
+        if !holder.is_empty() {
+            break holder;
+        }
+        assert!(Instant::now() < deadline, "no node ever leased a task");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    for name in [holder, first_leader.clone()] {
+        if let Some(i) = nodes.iter().position(|n| node_name(n) == name) {
+            let mut dead = nodes.remove(i);
+            dead.child.kill().unwrap();
+            dead.child.wait().unwrap();
+        }
+    }
+
+    let survivors: Vec<&Eddy> = nodes.iter().collect();
+    let new_leader = leader(&survivors);
+    assert_ne!(
+        node_name(survivors[new_leader]),
+        first_leader,
+        "the lead moved"
+    );
+    // Every task runs, the dead node's leased ones once its leases expire (timeout 5 s plus a
+    // grace of 2 s); a task may have run twice (its run ended with the node), never not at all.
+    let delivered = wait_until_delivered(survivors[0], "table/tasks", "long");
+    assert_eq!(delivered.len(), 30);
+    for id in 0..30 {
+        assert_eq!(
+            survivors[survivors.len() - 1]
+                .get(&format!("/_eddy/v1/tables/tasks/rows/{id}"))
+                .status,
+            200
+        );
+    }
+}
+
+#[test]
+fn nodes_ride_through_database_and_blob_store_outages() {
+    let mut cluster = Cluster::start(APP);
+    let mut nodes = cluster.nodes(2);
+    let [a, b] = [&nodes[0], &nodes[1]];
+
+    // PostgreSQL crashes (no checkpoint) and comes back while a writer runs: writes fail
+    // meanwhile, the nodes reconnect by themselves, and every acknowledged write is there.
+    let acknowledged = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut acknowledged = Vec::new();
+            let mut refused = 0;
+            let mut id = 0;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while acknowledged.len() < 60 || refused == 0 {
+                assert!(Instant::now() < deadline, "the writer never got through");
+                id += 1;
+                let put = a.json(
+                    "PUT",
+                    &format!("/_eddy/v1/tables/orders/rows/{id}"),
+                    json!({"status": "new"}),
+                );
+                match put.status {
+                    200 | 201 => acknowledged.push(id),
+                    503 => refused += 1,
+                    other => panic!("unexpected {other}: {}\n{}", put.body, a.log()),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            acknowledged
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        cluster.postgres.stop_immediately();
+        std::thread::sleep(Duration::from_secs(2));
+        cluster.postgres.start_again();
+        writer.join().unwrap()
+    });
+    for node in &nodes {
+        node.wait_for("the node to be healthy again", |n| {
+            health(n)["status"] == "ok"
+        });
+    }
+    for id in &acknowledged {
+        assert_eq!(
+            b.get(&format!("/_eddy/v1/tables/orders/rows/{id}")).status,
+            200,
+            "row {id} was acknowledged"
+        );
+    }
+    wait_until_delivered(b, "table/orders", "audit");
+
+    // The blob store goes away: a PUT is refused with a 503 that says why, and nothing of it
+    // is stored; when the store is back, PUTs go through again.
+    cluster.seaweed.kill();
+    let refused = a.call("PUT", "/inbox/lost.txt", &[], Some("never stored"));
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body.to_string().contains("blob store"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(b.get("/inbox/lost.txt").status, 404);
+    cluster.seaweed.restart(BUCKET);
+    a.wait_for("PUTs to go through again", |n| {
+        n.call("PUT", "/inbox/back.txt", &[], Some("stored")).status == 200
+    });
+    assert_eq!(b.get("/inbox/back.txt").body, json!("stored"));
+    assert_eq!(b.get("/inbox/lost.txt").status, 404);
+    for node in &mut nodes {
+        assert!(
+            node.child.try_wait().unwrap().is_none(),
+            "no node stopped:\n{}",
+            node.log()
+        );
+    }
+}
+
+/// `eddy serve` with `env` added, expected to exit at start: what it printed.
+fn refused_start(cluster: &Cluster, env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args([
+            "serve",
+            cluster.app.path().join("app.yaml").to_str().unwrap(),
+        ])
+        .args(["--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "eddy started:\n{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "eddy never listens half-connected"
+    );
+    stderr
+}
+
+#[test]
+fn a_node_that_cannot_use_its_storage_says_why_and_does_not_start() {
+    let cluster = Cluster::start(APP);
+    let socket = cluster.postgres.socket_dir().display().to_string();
+    let endpoint = cluster.seaweed.endpoint();
+    let database = cluster.postgres.url("eddy");
+    let blobs = |bucket: &'static str, secret: &'static str, endpoint: &str| {
+        vec![
+            ("EDDY_DATABASE_URL", database.clone()),
+            ("EDDY_BLOBS", format!("s3://{bucket}")),
+            ("EDDY_BLOBS_ENDPOINT", endpoint.to_string()),
+            (
+                "EDDY_BLOBS_ACCESS_KEY_ID",
+                seaweed::ACCESS_KEY_ID.to_string(),
+            ),
+            ("EDDY_BLOBS_SECRET_ACCESS_KEY", secret.to_string()),
+        ]
+    };
+    let refused = |env: Vec<(&str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refused_start(&cluster, &env)
+    };
+    let cases = [
+        (
+            vec![("EDDY_DATABASE_URL", "mysql://eddy@db/eddy".to_string())],
+            "is not a PostgreSQL URL",
+        ),
+        (
+            vec![(
+                "EDDY_DATABASE_URL",
+                format!("postgres://eddy@localhost/missing?host={socket}"),
+            )],
+            "\"missing\" does not exist",
+        ),
+        (
+            vec![(
+                "EDDY_DATABASE_URL",
+                "postgres://eddy:hunter2@localhost/eddy?host=/nonexistent".to_string(),
+            )],
+            "eddy@localhost/eddy",
+        ),
+        (
+            blobs("no-such-bucket", seaweed::SECRET_ACCESS_KEY, &endpoint),
+            "no-such-bucket",
+        ),
+        (
+            blobs(BUCKET, "a-wrong-secret", &endpoint),
+            "check the access key, its secret",
+        ),
+        (
+            blobs(BUCKET, seaweed::SECRET_ACCESS_KEY, "http://127.0.0.1:9"),
+            "cannot be reached",
+        ),
+    ];
+    for (env, expected) in cases {
+        let said = refused(env.clone());
+        assert!(said.contains(expected), "{env:?}: {said}");
+        assert!(
+            !said.contains("hunter2"),
+            "passwords are never printed: {said}"
+        );
+    }
+    assert_eq!(
+        cluster.postgres.psql(
+            "eddy",
+            "SELECT count(*) FROM pg_tables WHERE tablename = '_eddy_objects'"
+        ),
+        "1",
+        "the database was migrated by the start that got as far as the blob store"
+    );
+}
