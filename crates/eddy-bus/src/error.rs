@@ -9,6 +9,8 @@ pub enum BusError {
     Database { failure: Failure, message: String },
     #[error("a row holds something unexpected: {0}")]
     Decode(String),
+    #[error("cannot copy the data: {0}")]
+    Copy(String),
     #[error("could not apply the platform schema: {0}")]
     Migrate(String),
     #[error(

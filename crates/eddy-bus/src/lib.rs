@@ -5,6 +5,7 @@
 //! Writes go through [`Bus::write`]: the job runs inside the writer's transaction, appends its
 //! event with [`WriteTx::append`], and returns only after its transaction has committed durably.
 
+mod copy;
 mod error;
 mod journal;
 mod leader;

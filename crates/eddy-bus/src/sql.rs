@@ -268,6 +268,11 @@ impl Row {
         &self.values
     }
 
+    /// The columns' names, in the order of [`values`](Self::values).
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
     pub fn into_values(self) -> Vec<Value> {
         self.values
     }

@@ -90,6 +90,22 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
+    /// Copy a single node's data directory (SQLite, objects on disk) into PostgreSQL and, with
+    /// --blobs, its objects' bytes into an S3 bucket, for several nodes to carry on from. eddy
+    /// must not be running on the directory; the database must be empty.
+    Migrate {
+        /// The data directory to copy.
+        #[arg(long, default_value = "./.eddy")]
+        data_dir: PathBuf,
+        /// The PostgreSQL database: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The bucket for the objects' bytes: s3://BUCKET[/PREFIX], reached as `eddy serve
+        /// --blobs` reaches it. Without it the bytes stay in the data directory, which the
+        /// node must then keep.
+        #[arg(long, value_name = "S3_URI")]
+        blobs: Option<String>,
+    },
     /// Check manifests and run them on the running eddy, without a restart.
     Deploy {
         #[arg(required = true)]
@@ -209,6 +225,15 @@ fn main() -> ExitCode {
     let json = cli.json;
     let result = match cli.command {
         Command::Validate { manifests } => return validate(&manifests, cli.json),
+        Command::Migrate {
+            data_dir,
+            to,
+            blobs,
+        } => {
+            init_logging();
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+            runtime.block_on(migrate(&data_dir, &to, blobs.as_deref(), json))
+        }
         Command::Serve { manifests, options } => {
             init_logging();
             let loaded = eddy_subscriptions::load_files(&manifests);
@@ -248,6 +273,45 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `eddy migrate`.
+async fn migrate(
+    data_dir: &std::path::Path,
+    database: &str,
+    blobs: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let location = blobs.map(backends::blob_location).transpose()?;
+    if !database.starts_with("postgres://") && !database.starts_with("postgresql://") {
+        anyhow::bail!(
+            "--to {:?} is not a PostgreSQL URL; write postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            eddy_bus::redacted(database)
+        );
+    }
+    let migrated = eddy_node::migrate(data_dir, database, location)
+        .await
+        .with_context(|| {
+            format!(
+                "migrating {} into {}",
+                data_dir.display(),
+                eddy_bus::redacted(database)
+            )
+        })?;
+    let tables: serde_json::Map<String, Value> = migrated
+        .tables
+        .iter()
+        .map(|(t, n)| (t.clone(), Value::from(*n)))
+        .collect();
+    let answer = serde_json::json!({"tables": tables, "blobs": migrated.blobs});
+    output(json, &answer, |_| {
+        for (table, rows) in &migrated.tables {
+            println!("{table:<28} {rows:>10} rows");
+        }
+        println!("{:<28} {:>10}", "blobs copied", migrated.blobs);
+    });
+    Ok(())
 }
 
 fn init_logging() {
@@ -291,7 +355,9 @@ fn pretty(value: &Value) {
 /// The commands that talk to a running eddy.
 fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Result<()> {
     match command {
-        Command::Serve { .. } | Command::Validate { .. } => unreachable!("handled in main"),
+        Command::Serve { .. } | Command::Validate { .. } | Command::Migrate { .. } => {
+            unreachable!("handled in main")
+        }
         Command::Deploy { manifests } => {
             let deployed = admin::deploy(client, &manifests)?;
             output(json, &deployed, |deployed| {

@@ -42,6 +42,16 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the database already holds eddy's data ({table} has {rows} rows): migrate into an empty database"
+    )]
+    TargetNotEmpty { table: String, rows: u64 },
+    #[error("copying {what}: {count} there, {copied} copied")]
+    Incomplete {
+        what: String,
+        count: u64,
+        copied: u64,
+    },
     #[error(transparent)]
     Executor(#[from] ExecError),
     #[error(transparent)]
@@ -64,13 +74,14 @@ impl Classify for NodeError {
                 kind => kind,
             },
             NodeError::Tables(e) => e.kind(),
-            NodeError::Secret(_) => ErrorKind::Conflict,
+            NodeError::Secret(_) | NodeError::TargetNotEmpty { .. } => ErrorKind::Conflict,
             NodeError::Executor(e) => e.kind(),
             NodeError::Objects(e) => e.kind(),
             NodeError::Store(e) => e.kind(),
             NodeError::Lock(_)
             | NodeError::Corrupt(_)
             | NodeError::NodeIdFile { .. }
+            | NodeError::Incomplete { .. }
             | NodeError::Watcher(_) => ErrorKind::Internal,
         }
     }

@@ -11,6 +11,7 @@ mod duties;
 mod error;
 mod folder;
 mod identity;
+mod migrate;
 mod principals;
 mod provision;
 mod sql;
@@ -33,6 +34,7 @@ pub use credentials::{CredentialStore, IssuedCredential};
 pub use duties::Duties;
 pub use error::NodeError;
 pub use identity::{NODE_ID_FILE, node_id};
+pub use migrate::{Migrated, migrate};
 pub use principals::{
     DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, FUNCTION_CREDENTIALS_LIFETIME, FunctionEnv,
     Principal, Principals, development_credentials,

@@ -81,6 +81,7 @@ impl ApiCode for eddy_bus::BusError {
             },
             E::Decode(_) | E::CorruptRecord { .. } => "CorruptData",
             E::Migrate(_) | E::SchemaTooNew { .. } => "SchemaError",
+            E::Copy(_) => "CopyFailed",
             E::DataDirInUse { .. } => "DataDirInUse",
             E::Unreachable(_) => "DatabaseUnreachable",
             E::Io { .. } => "StorageError",
@@ -140,6 +141,7 @@ impl ApiCode for eddy_node::NodeError {
             }
             E::Corrupt(_) => "CorruptData",
             E::InvalidNodeId(_) | E::NodeIdFile { .. } | E::Watcher(_) => "NodeError",
+            E::TargetNotEmpty { .. } | E::Incomplete { .. } => "CopyFailed",
             E::Executor(e) => e.api_code(),
             E::Objects(_) => "CannotApply",
             E::Store(e) => e.api_code(),
