@@ -1,8 +1,9 @@
 //! What the benchmarks share: a runtime, fresh directories, the machine's description, and
 //! the statistics they report.
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A multi-threaded tokio runtime, as `eddy serve` runs.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -101,4 +102,60 @@ pub fn small_body(i: u64) -> Vec<u8> {
     let mut body = vec![7u8; 1024];
     body[..8].copy_from_slice(&i.to_le_bytes());
     body
+}
+
+/// One S3 request to `address` (`HOST:PORT`) with the development credentials, signed as an
+/// SDK signs it (the payload hashed, or `UNSIGNED-PAYLOAD`); panics unless it succeeds.
+pub fn s3_request(
+    agent: &ureq::Agent,
+    address: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    unsigned: bool,
+) -> Vec<u8> {
+    let hash = if unsigned {
+        "UNSIGNED-PAYLOAD".to_string()
+    } else {
+        eddy_sigv4::sha256_hex(body)
+    };
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{address}{path}"))
+        .header("host", address)
+        .header("content-length", body.len())
+        .body(())
+        .unwrap();
+    let signed = eddy_sigv4::Request {
+        method,
+        path,
+        query: "",
+        headers: request.headers(),
+        payload_sha256: &hash,
+    };
+    let headers = eddy_sigv4::sign(
+        &eddy_node::development_credentials(),
+        "us-east-1",
+        "s3",
+        &signed,
+        SystemTime::now(),
+    );
+    for (name, value) in headers {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let (parts, ()) = request.into_parts();
+    let mut response = agent
+        .run(http::Request::from_parts(parts, body))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    assert!(
+        response.status().is_success(),
+        "{method} {path}: {response:?}"
+    );
+    let mut bytes = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
 }

@@ -9,11 +9,10 @@
 //! Run with `cargo bench -p eddy-tests --bench s3`. Each figure is the median of `RUNS` runs,
 //! the two sides alternating, every run in a fresh directory.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use eddy_core::{BucketName, ObjectKey};
 use eddy_executor::ExecutorConfig;
@@ -22,6 +21,17 @@ use eddy_objects::PutOptions;
 use eddy_server::Services;
 use eddy_tests::Eddy;
 use eddy_tests::bench::{Dirs, machine, median, rate, runtime, small_body};
+
+fn s3(
+    agent: &ureq::Agent,
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    unsigned: bool,
+) -> Vec<u8> {
+    eddy_tests::bench::s3_request(agent, &address.to_string(), method, path, body, unsigned)
+}
 use tokio::io::AsyncReadExt;
 
 const RUNS: usize = 3;
@@ -158,61 +168,6 @@ async fn start_server(dir: PathBuf) -> SocketAddr {
         std::future::pending(),
     ));
     address
-}
-
-/// One S3 request, signed as an SDK signs it.
-fn s3(
-    agent: &ureq::Agent,
-    address: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    unsigned: bool,
-) -> Vec<u8> {
-    let hash = if unsigned {
-        "UNSIGNED-PAYLOAD".to_string()
-    } else {
-        eddy_sigv4::sha256_hex(body)
-    };
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{address}{path}"))
-        .header("host", address.to_string())
-        .header("content-length", body.len())
-        .body(())
-        .unwrap();
-    let signed = eddy_sigv4::Request {
-        method,
-        path,
-        query: "",
-        headers: request.headers(),
-        payload_sha256: &hash,
-    };
-    let headers = eddy_sigv4::sign(
-        &development_credentials(),
-        "us-east-1",
-        "s3",
-        &signed,
-        SystemTime::now(),
-    );
-    for (name, value) in headers {
-        request.headers_mut().insert(name, value.parse().unwrap());
-    }
-    let (parts, ()) = request.into_parts();
-    let mut response = agent
-        .run(http::Request::from_parts(parts, body))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    assert!(
-        response.status().is_success(),
-        "{method} {path}: {response:?}"
-    );
-    let mut bytes = Vec::new();
-    response
-        .body_mut()
-        .as_reader()
-        .read_to_end(&mut bytes)
-        .unwrap();
-    bytes
 }
 
 fn through_http(rt: &tokio::runtime::Runtime, dir: PathBuf) -> [f64; 4] {
