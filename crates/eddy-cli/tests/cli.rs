@@ -261,7 +261,12 @@ fn events_and_logs_can_be_followed_and_explained() {
             && explained.contains("trigger fail-on-orders: did not match"),
         "{explained}"
     );
+    // The sequence number `events tail` prints names the event as well.
+    let sequence = event["sequence"].to_string();
+    assert_eq!(cli_ok(&eddy, &["events", "show", &sequence]), explained);
     let err = cli_err(&eddy, &["events", "show", "not-an-id"]);
+    assert!(err.contains("NoSuchEvent"), "{err}");
+    let err = cli_err(&eddy, &["events", "show", "999999"]);
     assert!(err.contains("NoSuchEvent"), "{err}");
     let tail = cli_ok(&eddy, &["events", "tail", "--last", "1"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");

@@ -474,3 +474,68 @@ s3.put_object(Bucket="photos", Key="notes.txt", Body=b"not a photo")
     assert_eq!(record["s3"]["object"]["key"], "holiday/red+flower.jpg");
     assert_eq!(record["s3"]["object"]["size"], 10);
 }
+
+/// An empty upload, then uploads, reads and a multipart upload on the same keep-alive
+/// connection, with boto3 and with the AWS CLI, each with one attempt and a short read timeout:
+/// a request the connection leaves unanswered fails the test instead of being retried.
+#[test]
+fn an_empty_upload_leaves_the_connection_usable() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=os.environ["EDDY"], region_name="us-east-1",
+    aws_access_key_id=os.environ["KEY"], aws_secret_access_key=os.environ["SECRET"],
+    config=Config(s3={"addressing_style": "path"}, read_timeout=5, connect_timeout=5,
+                  retries={"total_max_attempts": 1}, max_pool_connections=1))
+done = []
+for round in range(3):
+    s3.put_object(Bucket="photos", Key=f"empty-{round}", Body=b"")
+    s3.put_object(Bucket="photos", Key=f"full-{round}", Body=b"x" * 1000)
+    s3.put_object(Bucket="photos", Key=f"empty-again-{round}", Body=b"")
+    done.append(s3.get_object(Bucket="photos", Key=f"full-{round}")["Body"].read() == b"x" * 1000)
+s3.put_object(Bucket="photos", Key="empty-before-parts", Body=b"")
+upload = s3.create_multipart_upload(Bucket="photos", Key="parts")
+etag = s3.upload_part(Bucket="photos", Key="parts", UploadId=upload["UploadId"], PartNumber=1,
+                      Body=b"p" * 10)["ETag"]
+s3.complete_multipart_upload(Bucket="photos", Key="parts", UploadId=upload["UploadId"],
+                             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+out["done"] = done
+out["parts"] = s3.get_object(Bucket="photos", Key="parts")["Body"].read().decode()
+"#,
+    );
+    assert_eq!(out["done"], json!([true, true, true]));
+    assert_eq!(out["parts"], "pppppppppp");
+
+    // `aws s3 sync` of a folder holding an empty file among others.
+    let folder = eddy.dir.path().join("sync");
+    std::fs::create_dir(&folder).unwrap();
+    for (name, body) in [
+        ("a", "a"),
+        ("empty", ""),
+        ("b", "b"),
+        ("c", "c"),
+        ("d", "d"),
+    ] {
+        std::fs::write(folder.join(name), body).unwrap();
+    }
+    let synced = std::process::Command::new("aws")
+        .args(["s3", "sync", folder.to_str().unwrap(), "s3://photos/sync/"])
+        .args(["--endpoint-url", &eddy.base, "--region", "us-east-1"])
+        .args(["--cli-read-timeout", "5"])
+        .env("AWS_ACCESS_KEY_ID", eddy_node::DEV_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", eddy_node::DEV_SECRET_ACCESS_KEY)
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    let listed = aws(&eddy, &["s3", "ls", "s3://photos/sync/"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 5);
+}

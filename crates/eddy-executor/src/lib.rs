@@ -332,12 +332,19 @@ impl Executor {
             .await
     }
 
-    /// Which triggers the event with this id fires, and why each did or did not.
+    /// Which triggers the event with this id (or sequence number) fires, and why each did or
+    /// did not.
     pub async fn explain(
         &self,
         event_id: &str,
     ) -> Result<Option<(Event, Vec<Explanation>)>, ExecError> {
-        let Some(event) = self.inner.bus.event(event_id).await? else {
+        // A sequence number (what `eddy events tail` shows) names an event too; event ids are
+        // never all digits.
+        let found = match event_id.parse::<u64>() {
+            Ok(seq) => self.inner.bus.event_at(seq).await?,
+            Err(_) => self.inner.bus.event(event_id).await?,
+        };
+        let Some(event) = found else {
             return Ok(None);
         };
         let explanations = self.inner.compiled().index.explain(&event);

@@ -138,7 +138,7 @@ pub async fn event(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "NoSuchEvent",
-            format!("no event with id {id:?}"),
+            format!("no event with id or sequence number {id:?}"),
         ));
     };
     let triggers = explanations

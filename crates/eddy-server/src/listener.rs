@@ -44,12 +44,18 @@ pub async fn serve_router(
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let mut router = router.clone();
                 async move {
+                    let close_after = continue_expected_without_body(&request);
                     let request = request.map(axum::body::Body::new);
-                    Ok::<_, Infallible>(
-                        tower_service::Service::call(&mut router, request)
-                            .await
-                            .unwrap_or_else(|never| match never {}),
-                    )
+                    let mut response = tower_service::Service::call(&mut router, request)
+                        .await
+                        .unwrap_or_else(|never| match never {});
+                    if close_after {
+                        response.headers_mut().insert(
+                            hyper::header::CONNECTION,
+                            hyper::header::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, Infallible>(response)
                 }
             });
             let connection = hyper::server::conn::http1::Builder::new()
@@ -70,6 +76,23 @@ pub async fn serve_router(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Whether a request asks for `100 Continue` but has no body to continue with. hyper answers
+/// such a request with its final response alone, as RFC 9110 allows; botocore (boto3, the AWS
+/// CLI) then keeps that response's status line for the connection and misreads the next
+/// response that follows a `100 Continue`, so the next upload on the connection hangs until the
+/// client gives up. AWS sends `100 Continue` even for an empty body; hyper cannot, so eddy
+/// closes such a connection after its answer and the client's next request starts clean.
+fn continue_expected_without_body<B>(request: &hyper::Request<B>) -> bool {
+    let headers = request.headers();
+    let expects = headers
+        .get(hyper::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let empty = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    expects && empty
 }
 
 #[cfg(test)]

@@ -705,6 +705,25 @@ impl<'a> Reader<'a> {
     }
 
     fn command(&mut self, node: &Node) -> Option<Vec<String>> {
+        // A program without arguments may be written alone; with arguments it must be a list
+        // (eddy does not split a command line as a shell would).
+        if let Value::Str(program) = &node.value {
+            let words: Vec<&str> = program.split_whitespace().collect();
+            if words.len() == 1 && words[0] == program {
+                return Some(vec![program.clone()]);
+            }
+            self.error(
+                node.pos,
+                format!(
+                    "`command` {program:?} is one string; eddy does not split it into arguments"
+                ),
+            )
+            .note(format!(
+                "write the program and its arguments as a list: [{}]",
+                words.join(", ")
+            ));
+            return None;
+        }
         let Value::Seq(_) = node.value else {
             self.wrong(
                 node,
