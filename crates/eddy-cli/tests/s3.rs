@@ -539,3 +539,105 @@ out["parts"] = s3.get_object(Bucket="photos", Key="parts")["Body"].read().decode
     let listed = aws(&eddy, &["s3", "ls", "s3://photos/sync/"]);
     assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 5);
 }
+
+/// A PUT whose body is aws-chunked with its checksum in a trailer, as SDKs send over TLS
+/// (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`): the request's headers signed, the body not.
+fn put_with_trailer(eddy: &Eddy, key: &str, body: &str, trailer: &str) -> (u16, String) {
+    let host = eddy.base.trim_start_matches("http://");
+    let path = format!("/photos/{key}");
+    let name = trailer.split_once(':').unwrap().0;
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n{trailer}\r\n\r\n", body.len());
+    let mut request = http::Request::builder()
+        .method("PUT")
+        .uri(&path)
+        .header("host", host)
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", body.len().to_string())
+        .header("x-amz-trailer", name)
+        .header("content-length", chunked.len().to_string())
+        .body(())
+        .unwrap();
+    let signed = eddy_sigv4::Request {
+        method: "PUT",
+        path: &path,
+        query: "",
+        headers: request.headers(),
+        payload_sha256: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    };
+    let credentials = eddy_sigv4::Credentials {
+        access_key_id: eddy_node::DEV_ACCESS_KEY_ID.into(),
+        secret_access_key: eddy_node::DEV_SECRET_ACCESS_KEY.into(),
+    };
+    let headers = eddy_sigv4::sign(
+        &credentials,
+        "us-east-1",
+        "s3",
+        &signed,
+        std::time::SystemTime::now(),
+    );
+    for (name, value) in headers {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let mut text = format!("PUT {path} HTTP/1.1\r\nconnection: close\r\n");
+    for (name, value) in request.headers() {
+        text.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    text.push_str("\r\n");
+    text.push_str(&chunked);
+    raw(eddy, text.as_bytes())
+}
+
+/// Checksums the client sends are checked against the bytes, for every algorithm AWS offers,
+/// in headers and in aws-chunked trailers; a wrong one stores nothing.
+#[test]
+fn checksums_are_checked_in_headers_and_trailers() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+zeros = lambda n: base64.b64encode(bytes(n)).decode()
+# "hello" under each algorithm (CRC32C and CRC64NVME given by value: botocore needs awscrt).
+right = {"ChecksumCRC32": "NhCmhg==", "ChecksumCRC32C": "mnG7TA==",
+         "ChecksumCRC64NVME": "M3eFcAZSQlc=", "ChecksumSHA1": "qvTGHdzF6KLavt4PO0gs2a6pQ00=",
+         "ChecksumSHA256": "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="}
+wrong = {"ChecksumCRC32": zeros(4), "ChecksumCRC32C": zeros(4), "ChecksumCRC64NVME": zeros(8),
+         "ChecksumSHA1": zeros(20), "ChecksumSHA256": zeros(32)}
+out["right"] = {p: error(s3.put_object, Bucket="photos", Key="right-" + p, Body=b"hello", **{p: v})
+                for p, v in right.items()}
+out["wrong"] = {p: error(s3.put_object, Bucket="photos", Key="wrong", Body=b"hello", **{p: v})
+                for p, v in wrong.items()}
+out["computed"] = [error(s3.put_object, Bucket="photos", Key="sdk-" + a, Body=b"hello" * 999,
+                         ChecksumAlgorithm=a) for a in ["CRC32", "SHA1", "SHA256"]]
+out["malformed"] = error(s3.put_object, Bucket="photos", Key="wrong", Body=b"hello",
+                         ChecksumSHA256="not-a-digest")
+upload = s3.create_multipart_upload(Bucket="photos", Key="parts")
+out["wrong_part"] = error(s3.upload_part, Bucket="photos", Key="parts", UploadId=upload["UploadId"],
+                          PartNumber=1, Body=b"hello", ChecksumSHA1=zeros(20))
+out["parts"] = len(s3.list_parts(Bucket="photos", Key="parts", UploadId=upload["UploadId"]).get("Parts", []))
+out["wrong_stored"] = error(s3.head_object, Bucket="photos", Key="wrong")
+"#,
+    );
+    for algorithm in ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"] {
+        let param = format!("Checksum{algorithm}");
+        assert_eq!(out["right"][&param], json!(null), "{param}: {out}");
+        assert_eq!(out["wrong"][&param], json!([400, "BadDigest"]), "{param}");
+    }
+    assert_eq!(out["computed"], json!([null, null, null]));
+    assert_eq!(out["malformed"], json!([400, "InvalidRequest"]));
+    assert_eq!(out["wrong_part"], json!([400, "BadDigest"]));
+    assert_eq!(out["parts"], 0, "a part with a wrong checksum is not kept");
+    assert_eq!(out["wrong_stored"], json!([404, "404"]));
+
+    let (status, _) = put_with_trailer(&eddy, "trailed", "hello", "x-amz-checksum-crc32:NhCmhg==");
+    assert_eq!(status, 200);
+    assert_eq!(eddy.get("/photos/trailed").body, json!("hello"));
+    let (status, answer) = put_with_trailer(
+        &eddy,
+        "bad-trailer",
+        "hello",
+        "x-amz-checksum-crc32:AAAAAA==",
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("BadDigest"), "{answer}");
+    assert_eq!(eddy.get("/photos/bad-trailer").status, 404);
+}

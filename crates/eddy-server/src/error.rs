@@ -191,6 +191,11 @@ impl From<eddy_core::InvalidName> for ApiError {
 pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
     use eddy_objects::ObjectError as E;
     use s3s::S3ErrorCode as C;
+    if let E::Body(e) = &error
+        && let Some(mismatch) = crate::checksum::mismatch(e)
+    {
+        return s3s::S3Error::with_message(C::BadDigest, mismatch.to_string());
+    }
     let code = match &error {
         E::InvalidName(_) => C::InvalidArgument,
         E::NoSuchBucket(_) => C::NoSuchBucket,

@@ -5,6 +5,7 @@
 mod admin;
 pub mod auth;
 mod body;
+mod checksum;
 mod cors;
 mod deploy;
 pub mod error;

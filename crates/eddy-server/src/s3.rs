@@ -14,6 +14,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::io::AsyncRead;
 
 use crate::Shared;
+use crate::checksum;
 use crate::error::s3_error;
 use crate::s3_access::signer;
 
@@ -129,6 +130,20 @@ fn check_announced_length(length: Option<i64>) -> S3Result<()> {
 }
 
 /// A request body as a reader; a missing body reads as empty.
+/// The checksums an upload's input carries (PutObject and UploadPart name them alike).
+macro_rules! sent_checksums {
+    ($input:expr) => {
+        Checksum {
+            checksum_crc32: $input.checksum_crc32,
+            checksum_crc32c: $input.checksum_crc32c,
+            checksum_crc64nvme: $input.checksum_crc64nvme,
+            checksum_sha1: $input.checksum_sha1,
+            checksum_sha256: $input.checksum_sha256,
+            ..Default::default()
+        }
+    };
+}
+
 fn body_reader(body: Option<StreamingBlob>) -> impl AsyncRead + Send + Unpin {
     let stream = futures_util::stream::iter(body)
         .flatten()
@@ -451,6 +466,8 @@ impl S3 for EddyS3 {
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
         check_announced_length(input.content_length)?;
+        let check =
+            checksum::requested(&sent_checksums!(input), &req.headers, req.trailing_headers)?;
         let opts = PutOptions {
             content_type: input.content_type,
             user_meta: user_metadata(input.metadata)?,
@@ -458,7 +475,7 @@ impl S3 for EddyS3 {
             lineage,
             ..PutOptions::default()
         };
-        let mut body = body_reader(input.body);
+        let mut body = checksum::Checked::new(body_reader(input.body), check);
         let meta = self
             .services
             .objects
@@ -785,7 +802,9 @@ impl S3 for EddyS3 {
             .map_err(|_| s3_error(ObjectError::InvalidPartNumber(0)))?;
         check_announced_length(input.content_length)?;
         let md5 = content_md5(input.content_md5.as_deref())?;
-        let mut body = body_reader(input.body);
+        let check =
+            checksum::requested(&sent_checksums!(input), &req.headers, req.trailing_headers)?;
+        let mut body = checksum::Checked::new(body_reader(input.body), check);
         let etag = self
             .services
             .objects
