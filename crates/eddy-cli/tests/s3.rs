@@ -641,3 +641,75 @@ out["wrong_stored"] = error(s3.head_object, Bucket="photos", Key="wrong")
     assert!(answer.contains("BadDigest"), "{answer}");
     assert_eq!(eddy.get("/photos/bad-trailer").status, 404);
 }
+
+/// Conditional writes: `If-None-Match: *` creates only, `If-Match: ETAG` replaces only that
+/// version, on PutObject and CompleteMultipartUpload; racing creators, exactly one wins.
+#[test]
+fn conditional_writes_hold_even_when_writers_race() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+from concurrent.futures import ThreadPoolExecutor
+first = s3.put_object(Bucket="photos", Key="once", Body=b"first", IfNoneMatch="*")
+out["again"] = error(s3.put_object, Bucket="photos", Key="once", Body=b"second", IfNoneMatch="*")
+out["kept"] = s3.get_object(Bucket="photos", Key="once")["Body"].read().decode()
+out["stale"] = error(s3.put_object, Bucket="photos", Key="once", Body=b"x", IfMatch='"00000000000000000000000000000000"')
+replaced = s3.put_object(Bucket="photos", Key="once", Body=b"third", IfMatch=first["ETag"])
+out["replaced"] = s3.get_object(Bucket="photos", Key="once")["Body"].read().decode()
+out["old_etag"] = error(s3.put_object, Bucket="photos", Key="once", Body=b"x", IfMatch=first["ETag"])
+out["missing"] = error(s3.put_object, Bucket="photos", Key="nothing", Body=b"x", IfMatch=first["ETag"])
+
+upload = s3.create_multipart_upload(Bucket="photos", Key="once")
+etag = s3.upload_part(Bucket="photos", Key="once", UploadId=upload["UploadId"], PartNumber=1, Body=b"p")["ETag"]
+parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+out["complete_exists"] = error(s3.complete_multipart_upload, Bucket="photos", Key="once",
+                               UploadId=upload["UploadId"], MultipartUpload=parts, IfNoneMatch="*")
+out["upload_kept"] = len(s3.list_parts(Bucket="photos", Key="once", UploadId=upload["UploadId"])["Parts"])
+s3.complete_multipart_upload(Bucket="photos", Key="once", UploadId=upload["UploadId"],
+                             MultipartUpload=parts, IfMatch=replaced["ETag"])
+out["completed"] = s3.get_object(Bucket="photos", Key="once")["Body"].read().decode()
+
+def create(i):
+    c = client("s3")
+    return error(c.put_object, Bucket="photos", Key="raced", Body=str(i).encode(), IfNoneMatch="*")
+with ThreadPoolExecutor(8) as pool:
+    out["race"] = sorted(str(r) for r in pool.map(create, range(8)))
+"#,
+    );
+    assert_eq!(out["again"], json!([412, "PreconditionFailed"]));
+    assert_eq!(out["kept"], "first");
+    assert_eq!(out["stale"], json!([412, "PreconditionFailed"]));
+    assert_eq!(out["replaced"], "third");
+    assert_eq!(out["old_etag"], json!([412, "PreconditionFailed"]));
+    assert_eq!(out["missing"], json!([404, "NoSuchKey"]));
+    assert_eq!(out["complete_exists"], json!([412, "PreconditionFailed"]));
+    assert_eq!(
+        out["upload_kept"], 1,
+        "a refused completion keeps the upload"
+    );
+    assert_eq!(out["completed"], "p");
+    let race: Vec<&str> = out["race"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(race.iter().filter(|r| **r == "None").count(), 1, "{race:?}");
+    assert_eq!(
+        race.iter()
+            .filter(|r| **r == "[412, 'PreconditionFailed']")
+            .count(),
+        7,
+        "{race:?}"
+    );
+    // One creation, one event.
+    let events = eddy.get("/_eddy/v1/events?limit=1000").body;
+    let raced = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["key"] == "raced")
+        .count();
+    assert_eq!(raced, 1);
+}

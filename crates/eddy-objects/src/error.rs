@@ -7,6 +7,8 @@ use thiserror::Error;
 pub enum ObjectError {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
+    #[error("At least one of the pre-conditions you specified did not hold: {0}")]
+    PreconditionFailed(String),
     #[error("bucket {0:?} does not exist")]
     NoSuchBucket(String),
     #[error("bucket {0:?} already exists")]
@@ -80,7 +82,7 @@ impl Classify for ObjectError {
             | Body(_) => ErrorKind::InvalidInput,
             NoSuchBucket(_) | NoSuchKey { .. } | NoSuchUpload(_) => ErrorKind::NotFound,
             BucketAlreadyExists(_) | BucketNotEmpty(_) => ErrorKind::Conflict,
-            InvalidRange { .. } => ErrorKind::PreconditionFailed,
+            InvalidRange { .. } | PreconditionFailed(_) => ErrorKind::PreconditionFailed,
             TooLarge { .. } => ErrorKind::TooLarge,
             Bus(e) => e.kind(),
             BlobCollected | BlobStore(_) => ErrorKind::Unavailable,

@@ -48,6 +48,18 @@ pub struct PutOptions {
     /// Refuse bodies smaller than this (a POST policy's `content-length-range`).
     pub min_size: Option<u64>,
     pub lineage: Lineage,
+    /// Write only if this holds when the write commits (S3's conditional writes).
+    pub condition: Option<WriteCondition>,
+}
+
+/// What must hold of the key for a conditional write to go ahead, checked in the write's own
+/// transaction (so two racing writers cannot both pass).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// `If-None-Match: *`: the key holds no object.
+    Absent,
+    /// `If-Match: ETAG`: the key holds an object with this ETag (without quotes).
+    Matches(String),
 }
 
 /// A byte range as an HTTP `Range: bytes=` header states it.

@@ -11,7 +11,7 @@ use crate::ObjectError;
 use crate::blobs::BlobLimits;
 use crate::index::{StoredPart, Upload};
 use crate::model::*;
-use crate::store::{ObjectStore, commit_in, draft, kept, require_bucket};
+use crate::store::{ObjectStore, check_condition, commit_in, draft, kept, require_bucket};
 
 /// The parts a client names when completing an upload: number and ETag (quotes allowed).
 pub type CompletedPart = (u32, String);
@@ -95,7 +95,9 @@ impl ObjectStore {
     }
 
     /// Completes an upload from the listed parts, which must be in ascending order, each
-    /// matching an uploaded part's ETag, each but the last at least [`MIN_PART_BYTES`].
+    /// matching an uploaded part's ETag, each but the last at least [`MIN_PART_BYTES`]; and,
+    /// given a `condition`, only if it holds of the key when the object commits (S3's
+    /// conditional writes).
     pub async fn complete_multipart_upload(
         &self,
         bucket: &BucketName,
@@ -103,9 +105,13 @@ impl ObjectStore {
         upload_id: &str,
         parts: &[CompletedPart],
         lineage: Lineage,
+        condition: Option<WriteCondition>,
     ) -> Result<ObjectMeta, ObjectError> {
         let mut db = self.bus.readers();
         let upload = self.upload(&mut db, bucket, key, upload_id).await?;
+        if let Some(condition) = &condition {
+            check_condition(self.index.as_ref(), &mut db, bucket, key, condition).await?;
+        }
         let stored = self.index.parts(&mut db, upload_id).await?;
         let chosen = choose_parts(parts, &stored)?;
         let blobs: Vec<String> = chosen.iter().map(|p| p.blob.clone()).collect();
@@ -134,35 +140,48 @@ impl ObjectStore {
             meta,
             upload_id.to_string(),
             expected,
-            lineage,
+            (lineage, condition),
             blob,
         );
         self.bus
-            .write(input, |tx, (this, meta, id, expected, lineage, blob)| {
-                Box::pin(async move {
-                    this.upload(tx, &meta.bucket, &meta.key, id).await?;
-                    kept(this.blobs.as_ref(), blob).await?;
-                    // A part replaced while the parts were being joined: the join is stale.
-                    let now = this.index.parts(tx, id).await?;
-                    for (number, etag) in expected {
-                        if !now
-                            .iter()
-                            .any(|p| p.info.part_number == *number && &p.info.etag == etag)
-                        {
-                            return Err(ObjectError::InvalidPart(*number));
+            .write(
+                input,
+                |tx, (this, meta, id, expected, (lineage, condition), blob)| {
+                    Box::pin(async move {
+                        this.upload(tx, &meta.bucket, &meta.key, id).await?;
+                        if let Some(condition) = condition {
+                            check_condition(
+                                this.index.as_ref(),
+                                tx,
+                                &meta.bucket,
+                                &meta.key,
+                                condition,
+                            )
+                            .await?;
                         }
-                    }
-                    this.index.delete_upload(tx, id).await?;
-                    commit_in(
-                        this.index.as_ref(),
-                        tx,
-                        meta.clone(),
-                        EventKind::ObjectCreatedCompleteMultipartUpload,
-                        lineage.clone(),
-                    )
-                    .await
-                })
-            })
+                        kept(this.blobs.as_ref(), blob).await?;
+                        // A part replaced while the parts were being joined: the join is stale.
+                        let now = this.index.parts(tx, id).await?;
+                        for (number, etag) in expected {
+                            if !now
+                                .iter()
+                                .any(|p| p.info.part_number == *number && &p.info.etag == etag)
+                            {
+                                return Err(ObjectError::InvalidPart(*number));
+                            }
+                        }
+                        this.index.delete_upload(tx, id).await?;
+                        commit_in(
+                            this.index.as_ref(),
+                            tx,
+                            meta.clone(),
+                            EventKind::ObjectCreatedCompleteMultipartUpload,
+                            lineage.clone(),
+                        )
+                        .await
+                    })
+                },
+            )
             .await
     }
 

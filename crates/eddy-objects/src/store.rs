@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use eddy_bus::sql::Sql;
 use eddy_bus::{Bus, WriteTx};
 use eddy_core::{BucketName, EventKind, Lineage, NewEvent, ObjectChange, ObjectKey, Source};
 use tokio::io::AsyncRead;
@@ -159,7 +160,11 @@ impl ObjectStore {
         opts: PutOptions,
     ) -> Result<ObjectMeta, ObjectError> {
         // Fail before reading a possibly large body.
-        require_bucket(self.index.as_ref(), &mut self.bus.readers(), bucket).await?;
+        let mut db = self.bus.readers();
+        require_bucket(self.index.as_ref(), &mut db, bucket).await?;
+        if let Some(condition) = &opts.condition {
+            check_condition(self.index.as_ref(), &mut db, bucket, key, condition).await?;
+        }
         let limits = BlobLimits {
             max: opts.max_size.unwrap_or(MAX_PUT_BYTES),
             min: opts.min_size.unwrap_or(0),
@@ -175,8 +180,14 @@ impl ObjectStore {
             opts.content_type,
             opts.user_meta,
         );
-        self.commit_version(meta, blob, EventKind::ObjectCreatedPut, opts.lineage)
-            .await
+        self.commit_version(
+            meta,
+            blob,
+            EventKind::ObjectCreatedPut,
+            opts.lineage,
+            opts.condition,
+        )
+        .await
     }
 
     /// Commits `meta`, whose bytes are the blob just `written`, as the new version of its key,
@@ -187,6 +198,7 @@ impl ObjectStore {
         written: BlobInfo,
         kind: EventKind,
         lineage: Lineage,
+        condition: Option<WriteCondition>,
     ) -> Result<ObjectMeta, ObjectError> {
         self.bus
             .write(
@@ -196,10 +208,15 @@ impl ObjectStore {
                     meta,
                     written,
                     lineage,
+                    condition,
                 ),
-                move |tx, (index, blobs, meta, written, lineage)| {
+                move |tx, (index, blobs, meta, written, lineage, condition)| {
                     Box::pin(async move {
                         require_bucket(index.as_ref(), tx, &meta.bucket).await?;
+                        if let Some(condition) = condition {
+                            check_condition(index.as_ref(), tx, &meta.bucket, &meta.key, condition)
+                                .await?;
+                        }
                         kept(blobs.as_ref(), written).await?;
                         commit_in(index.as_ref(), tx, meta.clone(), kind, lineage.clone()).await
                     })
@@ -487,6 +504,32 @@ pub(crate) fn draft(
 }
 
 /// Appends the version's event and writes its metadata, in the caller's transaction.
+/// Whether `condition` holds of the key now (on `db`: the write's transaction, or a first look
+/// before a body is read).
+pub(crate) async fn check_condition(
+    index: &dyn ObjectIndex,
+    db: &mut dyn Sql,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    condition: &WriteCondition,
+) -> Result<(), ObjectError> {
+    let current = index.object(db, bucket, key).await?;
+    match (condition, current) {
+        (WriteCondition::Absent, None) => Ok(()),
+        (WriteCondition::Absent, Some(_)) => Err(ObjectError::PreconditionFailed(format!(
+            "If-None-Match: * and {key} exists"
+        ))),
+        (WriteCondition::Matches(_), None) => Err(ObjectError::NoSuchKey {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        }),
+        (WriteCondition::Matches(etag), Some(meta)) if meta.etag == *etag => Ok(()),
+        (WriteCondition::Matches(etag), Some(meta)) => Err(ObjectError::PreconditionFailed(
+            format!("If-Match: \"{etag}\" but {key} has ETag \"{}\"", meta.etag),
+        )),
+    }
+}
+
 pub(crate) async fn commit_in(
     index: &dyn ObjectIndex,
     tx: &mut WriteTx,

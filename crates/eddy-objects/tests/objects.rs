@@ -414,7 +414,7 @@ async fn multipart_uploads_join_parts() {
     };
     let err = f
         .store
-        .complete_multipart_upload(&b, &k, &id, &numbered(&[1, 0, 2]), Lineage::root())
+        .complete_multipart_upload(&b, &k, &id, &numbered(&[1, 0, 2]), Lineage::root(), None)
         .await
         .unwrap_err();
     assert!(matches!(err, ObjectError::InvalidPartOrder), "{err}");
@@ -433,6 +433,7 @@ async fn multipart_uploads_join_parts() {
             &id,
             &[(1, etags[0].clone()), (2, tiny), (3, etags[2].clone())],
             Lineage::root(),
+            None,
         )
         .await
         .unwrap_err();
@@ -458,13 +459,13 @@ async fn multipart_uploads_join_parts() {
     );
     let err = f
         .store
-        .complete_multipart_upload(&b, &k, &id, &[(1, "0000".into())], Lineage::root())
+        .complete_multipart_upload(&b, &k, &id, &[(1, "0000".into())], Lineage::root(), None)
         .await
         .unwrap_err();
     assert!(matches!(err, ObjectError::InvalidPart(1)), "{err}");
     assert!(matches!(
         f.store
-            .complete_multipart_upload(&b, &k, &id, &[], Lineage::root())
+            .complete_multipart_upload(&b, &k, &id, &[], Lineage::root(), None)
             .await,
         Err(ObjectError::NoParts)
     ));
@@ -472,7 +473,7 @@ async fn multipart_uploads_join_parts() {
 
     let meta = f
         .store
-        .complete_multipart_upload(&b, &k, &id, &numbered(&[0, 1, 2]), Lineage::root())
+        .complete_multipart_upload(&b, &k, &id, &numbered(&[0, 1, 2]), Lineage::root(), None)
         .await
         .unwrap();
     let mut md5s = Md5::new();

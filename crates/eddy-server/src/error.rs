@@ -209,6 +209,7 @@ pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
         E::InvalidPartNumber(_) => C::InvalidArgument,
         E::NoParts => C::MalformedXML,
         E::InvalidRange { .. } => C::InvalidRange,
+        E::PreconditionFailed(_) => C::PreconditionFailed,
         E::BadDigest => C::BadDigest,
         E::TooLarge { .. } => C::EntityTooLarge,
         E::TooSmall { .. } => C::EntityTooSmall,

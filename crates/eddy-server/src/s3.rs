@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use eddy_core::{BucketName, ObjectKey};
 use eddy_objects::{
     ByteRange, ListPage, ListParams, ListPosition, ObjectError, ObjectMeta, PutOptions,
+    WriteCondition,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use s3s::dto::*;
@@ -130,6 +131,33 @@ fn check_announced_length(length: Option<i64>) -> S3Result<()> {
 }
 
 /// A request body as a reader; a missing body reads as empty.
+/// The condition of a conditional write, as AWS takes it: `If-None-Match: *` (create only) or
+/// `If-Match: ETAG` (replace only that version).
+fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Option<WriteCondition>> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(None),
+        (None, Some(ETagCondition::Any)) => Ok(Some(WriteCondition::Absent)),
+        (Some(ETagCondition::ETag(tag)), None) => {
+            Ok(Some(WriteCondition::Matches(tag.value().to_string())))
+        }
+        (None, Some(ETagCondition::ETag(_))) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "If-None-Match on a write takes only *",
+        )),
+        (Some(ETagCondition::Any), None) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "If-Match on a write takes an ETag, not *",
+        )),
+        (Some(_), Some(_)) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "a write takes If-Match or If-None-Match, not both",
+        )),
+    }
+}
+
 /// The checksums an upload's input carries (PutObject and UploadPart name them alike).
 macro_rules! sent_checksums {
     ($input:expr) => {
@@ -469,6 +497,7 @@ impl S3 for EddyS3 {
         let check =
             checksum::requested(&sent_checksums!(input), &req.headers, req.trailing_headers)?;
         let opts = PutOptions {
+            condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
             content_type: input.content_type,
             user_meta: user_metadata(input.metadata)?,
             content_md5: content_md5(input.content_md5.as_deref())?,
@@ -824,6 +853,7 @@ impl S3 for EddyS3 {
         let lineage = lineage(&req);
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         let parts = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -843,7 +873,7 @@ impl S3 for EddyS3 {
         let meta = self
             .services
             .objects
-            .complete_multipart_upload(&bucket, &key, &input.upload_id, &parts, lineage)
+            .complete_multipart_upload(&bucket, &key, &input.upload_id, &parts, lineage, condition)
             .await
             .map_err(s3_error)?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
