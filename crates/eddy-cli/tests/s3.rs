@@ -670,6 +670,20 @@ s3.complete_multipart_upload(Bucket="photos", Key="once", UploadId=upload["Uploa
                              MultipartUpload=parts, IfMatch=replaced["ETag"])
 out["completed"] = s3.get_object(Bucket="photos", Key="once")["Body"].read().decode()
 
+def answer_headers(call, **kwargs):
+    try:
+        call(**kwargs)
+    except ClientError as e:
+        h = e.response["ResponseMetadata"]["HTTPHeaders"]
+        return [e.response["ResponseMetadata"]["HTTPStatusCode"], h.get("etag"), "last-modified" in h]
+now = s3.head_object(Bucket="photos", Key="once")
+out["not_modified"] = answer_headers(s3.get_object, Bucket="photos", Key="once", IfNoneMatch=now["ETag"])
+out["failed_match"] = answer_headers(s3.get_object, Bucket="photos", Key="once", IfMatch='"0"')
+out["etag_now"] = now["ETag"]
+s3.put_object(Bucket="photos", Key="untyped", Body=b"?")
+out["untyped"] = [s3.head_object(Bucket="photos", Key="untyped")["ContentType"],
+                  s3.get_object(Bucket="photos", Key="untyped")["ContentType"]]
+
 def create(i):
     c = client("s3")
     return error(c.put_object, Bucket="photos", Key="raced", Body=str(i).encode(), IfNoneMatch="*")
@@ -689,6 +703,13 @@ with ThreadPoolExecutor(8) as pool:
         "a refused completion keeps the upload"
     );
     assert_eq!(out["completed"], "p");
+    let etag = out["etag_now"].clone();
+    assert_eq!(out["not_modified"], json!([304, etag, true]));
+    assert_eq!(out["failed_match"], json!([412, etag, true]));
+    assert_eq!(
+        out["untyped"],
+        json!(["binary/octet-stream", "binary/octet-stream"])
+    );
     let race: Vec<&str> = out["race"]
         .as_array()
         .unwrap()

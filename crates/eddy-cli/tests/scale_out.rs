@@ -645,7 +645,7 @@ listed = s3.list_objects_v2(Bucket="inbox").get("Contents", [])
 out["objects"] = []
 for o in listed:
     got = s3.get_object(Bucket="inbox", Key=o["Key"])
-    out["objects"].append([o["Key"], o["Size"], o["ETag"], got.get("ContentType"), got["Metadata"],
+    out["objects"].append([o["Key"], o["Size"], o["ETag"], got["ContentType"], got["Metadata"],
                            hashlib.md5(got["Body"].read()).hexdigest()])
 "#,
     )

@@ -210,7 +210,24 @@ fn check_preconditions(
     if_none_match: Option<&ETagCondition>,
     if_modified_since: Option<&Timestamp>,
 ) -> S3Result<()> {
-    let failed = |code| Err(S3Error::new(code));
+    // As AWS answers: a 304 or 412 still names the version it is about.
+    let failed = |code| {
+        let mut error = S3Error::new(code);
+        let mut headers = hyper::HeaderMap::new();
+        if let Ok(value) = format!("\"{}\"", meta.etag).parse() {
+            headers.insert(hyper::header::ETAG, value);
+        }
+        let mut date = Vec::new();
+        if timestamp(meta.last_modified_ms)
+            .format(TimestampFormat::HttpDate, &mut date)
+            .is_ok()
+            && let Ok(value) = hyper::header::HeaderValue::from_bytes(&date)
+        {
+            headers.insert(hyper::header::LAST_MODIFIED, value);
+        }
+        error.set_headers(headers);
+        Err(error)
+    };
     match if_match {
         Some(c) if !condition_matches(c, meta) => return failed(S3ErrorCode::PreconditionFailed),
         None if if_unmodified_since.is_some_and(|t| modified_after(meta, t)) => {
@@ -581,7 +598,12 @@ impl S3 for EddyS3 {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some((end - start) as i64),
             content_range,
-            content_type: meta.content_type.clone(),
+            // What AWS answers for an object stored without a type.
+            content_type: Some(
+                meta.content_type
+                    .clone()
+                    .unwrap_or_else(|| "binary/octet-stream".into()),
+            ),
             e_tag: Some(etag(&meta)),
             last_modified: Some(timestamp(meta.last_modified_ms)),
             metadata: Some(meta.user_meta.clone().into_iter().collect()),
