@@ -130,7 +130,6 @@ fn check_announced_length(length: Option<i64>) -> S3Result<()> {
     }
 }
 
-/// A request body as a reader; a missing body reads as empty.
 /// The condition of a conditional write, as AWS takes it: `If-None-Match: *` (create only) or
 /// `If-Match: ETAG` (replace only that version).
 fn write_condition(
@@ -172,6 +171,7 @@ macro_rules! sent_checksums {
     };
 }
 
+/// A request body as a reader; a missing body reads as empty.
 fn body_reader(body: Option<StreamingBlob>) -> impl AsyncRead + Send + Unpin {
     let stream = futures_util::stream::iter(body)
         .flatten()
