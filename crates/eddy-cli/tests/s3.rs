@@ -642,14 +642,16 @@ out["wrong_stored"] = error(s3.head_object, Bucket="photos", Key="wrong")
     assert_eq!(eddy.get("/photos/bad-trailer").status, 404);
 }
 
-/// Conditional writes: `If-None-Match: *` creates only, `If-Match: ETAG` replaces only that
-/// version, on PutObject and CompleteMultipartUpload; racing creators, exactly one wins.
+/// Conditional requests: `If-None-Match: *` creates only, `If-Match: ETAG` replaces only that
+/// version, on PutObject and CompleteMultipartUpload (of racing creators exactly one wins);
+/// 304 and 412 answers name the version; CopyObject's `x-amz-copy-source-if-*` in AWS's order.
 #[test]
-fn conditional_writes_hold_even_when_writers_race() {
+fn conditional_requests_hold_even_when_writers_race() {
     let eddy = serve(BUCKETS);
     let out = boto3(
         &eddy,
         r#"
+import datetime
 from concurrent.futures import ThreadPoolExecutor
 first = s3.put_object(Bucket="photos", Key="once", Body=b"first", IfNoneMatch="*")
 out["again"] = error(s3.put_object, Bucket="photos", Key="once", Body=b"second", IfNoneMatch="*")
@@ -684,6 +686,19 @@ s3.put_object(Bucket="photos", Key="untyped", Body=b"?")
 out["untyped"] = [s3.head_object(Bucket="photos", Key="untyped")["ContentType"],
                   s3.get_object(Bucket="photos", Key="untyped")["ContentType"]]
 
+src = {"Bucket": "photos", "Key": "once"}
+copy = lambda **kw: error(s3.copy_object, Bucket="photos", Key="copied", CopySource=src, **kw)
+later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+earlier = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+out["copies"] = [
+    copy(CopySourceIfMatch=now["ETag"]), copy(CopySourceIfMatch='"0"'),
+    copy(CopySourceIfNoneMatch='"0"'), copy(CopySourceIfNoneMatch=now["ETag"]),
+    copy(CopySourceIfModifiedSince=earlier), copy(CopySourceIfModifiedSince=later),
+    copy(CopySourceIfUnmodifiedSince=later), copy(CopySourceIfUnmodifiedSince=earlier),
+    # A matching If-Match wins over a failing If-Unmodified-Since, as AWS documents.
+    copy(CopySourceIfMatch=now["ETag"], CopySourceIfUnmodifiedSince=earlier),
+]
+
 def create(i):
     c = client("s3")
     return error(c.put_object, Bucket="photos", Key="raced", Body=str(i).encode(), IfNoneMatch="*")
@@ -706,6 +721,14 @@ with ThreadPoolExecutor(8) as pool:
     let etag = out["etag_now"].clone();
     assert_eq!(out["not_modified"], json!([304, etag, true]));
     assert_eq!(out["failed_match"], json!([412, etag, true]));
+    let failed = json!([412, "PreconditionFailed"]);
+    let copied = json!(null);
+    assert_eq!(
+        out["copies"],
+        json!([
+            copied, failed, copied, failed, copied, failed, copied, failed, copied
+        ])
+    );
     assert_eq!(
         out["untyped"],
         json!(["binary/octet-stream", "binary/octet-stream"])
@@ -733,4 +756,22 @@ with ThreadPoolExecutor(8) as pool:
         .filter(|e| e["key"] == "raced")
         .count();
     assert_eq!(raced, 1);
+}
+
+/// ListObjectsV2 names each key's owner only with `fetch-owner=true`; v1 always does.
+#[test]
+fn listings_name_the_owner_only_when_asked() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+s3.put_object(Bucket="photos", Key="a", Body=b"a")
+out["v2"] = "Owner" in s3.list_objects_v2(Bucket="photos")["Contents"][0]
+out["v2_fetch"] = s3.list_objects_v2(Bucket="photos", FetchOwner=True)["Contents"][0].get("Owner")
+out["v1"] = s3.list_objects(Bucket="photos")["Contents"][0].get("Owner")
+"#,
+    );
+    assert_eq!(out["v2"], false);
+    assert_eq!(out["v2_fetch"]["ID"], out["v1"]["ID"]);
+    assert!(out["v1"]["ID"].is_string(), "{out}");
 }

@@ -298,6 +298,7 @@ impl ObjectStore {
         src: (&BucketName, &ObjectKey),
         dst: (&BucketName, &ObjectKey),
         directive: MetadataDirective,
+        source_conditions: SourceConditions,
         lineage: Lineage,
     ) -> Result<ObjectMeta, ObjectError> {
         self.bus.check_room()?;
@@ -312,47 +313,51 @@ impl ObjectStore {
             self.index.clone(),
             (src.0.clone(), src.1.clone()),
             (dst.0.clone(), dst.1.clone()),
-            directive,
+            (directive, source_conditions),
             lineage,
         );
         self.bus
-            .write(input, |tx, (index, src, dst, directive, lineage)| {
-                Box::pin(async move {
-                    let index = index.as_ref();
-                    require_bucket(index, tx, &src.0).await?;
-                    require_bucket(index, tx, &dst.0).await?;
-                    let source = index.object(tx, &src.0, &src.1).await?.ok_or_else(|| {
-                        ObjectError::NoSuchKey {
-                            bucket: src.0.to_string(),
-                            key: src.1.to_string(),
-                        }
-                    })?;
-                    let (content_type, user_meta) = match directive {
-                        MetadataDirective::Copy => (source.content_type, source.user_meta),
-                        MetadataDirective::Replace {
+            .write(
+                input,
+                |tx, (index, src, dst, (directive, conditions), lineage)| {
+                    Box::pin(async move {
+                        let index = index.as_ref();
+                        require_bucket(index, tx, &src.0).await?;
+                        require_bucket(index, tx, &dst.0).await?;
+                        let source = index.object(tx, &src.0, &src.1).await?.ok_or_else(|| {
+                            ObjectError::NoSuchKey {
+                                bucket: src.0.to_string(),
+                                key: src.1.to_string(),
+                            }
+                        })?;
+                        conditions.check(&source)?;
+                        let (content_type, user_meta) = match directive {
+                            MetadataDirective::Copy => (source.content_type, source.user_meta),
+                            MetadataDirective::Replace {
+                                content_type,
+                                user_meta,
+                            } => (content_type.clone(), user_meta.clone()),
+                        };
+                        let meta = draft(
+                            &dst.0,
+                            &dst.1,
+                            source.size,
+                            source.etag,
+                            source.sha256,
                             content_type,
                             user_meta,
-                        } => (content_type.clone(), user_meta.clone()),
-                    };
-                    let meta = draft(
-                        &dst.0,
-                        &dst.1,
-                        source.size,
-                        source.etag,
-                        source.sha256,
-                        content_type,
-                        user_meta,
-                    );
-                    commit_in(
-                        index,
-                        tx,
-                        meta,
-                        EventKind::ObjectCreatedCopy,
-                        lineage.clone(),
-                    )
-                    .await
-                })
-            })
+                        );
+                        commit_in(
+                            index,
+                            tx,
+                            meta,
+                            EventKind::ObjectCreatedCopy,
+                            lineage.clone(),
+                        )
+                        .await
+                    })
+                },
+            )
             .await
     }
 

@@ -157,6 +157,7 @@ async fn copies_share_the_blob_and_record_a_copy_event() {
             (&bucket("src"), &key("k")),
             (&bucket("dst"), &key("k2")),
             MetadataDirective::Copy,
+            SourceConditions::default(),
             Lineage::root(),
         )
         .await
@@ -178,6 +179,7 @@ async fn copies_share_the_blob_and_record_a_copy_event() {
             (&bucket("src"), &key("k")),
             (&bucket("src"), &key("k")),
             MetadataDirective::Copy,
+            SourceConditions::default(),
             Lineage::root(),
         )
         .await
@@ -192,6 +194,7 @@ async fn copies_share_the_blob_and_record_a_copy_event() {
                 content_type: Some("text/x".into()),
                 user_meta: Default::default(),
             },
+            SourceConditions::default(),
             Lineage::root(),
         )
         .await
@@ -203,6 +206,7 @@ async fn copies_share_the_blob_and_record_a_copy_event() {
             (&bucket("src"), &key("missing")),
             (&bucket("dst"), &key("x")),
             MetadataDirective::Copy,
+            SourceConditions::default(),
             Lineage::root(),
         )
         .await

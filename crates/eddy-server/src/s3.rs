@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use eddy_core::{BucketName, ObjectKey};
 use eddy_objects::{
     ByteRange, ListPage, ListParams, ListPosition, ObjectError, ObjectMeta, PutOptions,
-    WriteCondition,
+    SourceConditions, WriteCondition,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use s3s::dto::*;
@@ -68,6 +68,14 @@ pub(crate) fn object_key(key: &str) -> S3Result<ObjectKey> {
         };
         S3Error::with_message(code, e.to_string())
     })
+}
+
+/// Milliseconds since the epoch of an HTTP date (whole seconds).
+fn epoch_ms(t: &Timestamp) -> i64 {
+    let mut text = Vec::new();
+    let _ = t.format(TimestampFormat::EpochSeconds, &mut text);
+    let seconds: f64 = String::from_utf8_lossy(&text).parse().unwrap_or(0.0);
+    (seconds * 1000.0) as i64
 }
 
 fn timestamp(ms: i64) -> Timestamp {
@@ -277,7 +285,7 @@ impl KeyForm {
     }
 }
 
-fn listed_object(meta: &ObjectMeta, form: KeyForm) -> Object {
+fn listed_object(meta: &ObjectMeta, form: KeyForm, with_owner: bool) -> Object {
     Object {
         e_tag: Some(etag(meta)),
         key: Some(form.write(meta.key.to_string())),
@@ -286,14 +294,22 @@ fn listed_object(meta: &ObjectMeta, form: KeyForm) -> Object {
         storage_class: Some(ObjectStorageClass::from_static(
             ObjectStorageClass::STANDARD,
         )),
-        owner: Some(owner()),
+        owner: with_owner.then(owner),
         ..Default::default()
     }
 }
 
-/// A page's keys and common prefixes as a listing answers them.
-fn listed(page: &ListPage, form: KeyForm) -> (Option<Vec<Object>>, Option<Vec<CommonPrefix>>) {
-    let objects = page.objects.iter().map(|o| listed_object(o, form));
+/// A page's keys and common prefixes as a listing answers them; each key's owner only when
+/// asked (ListObjectsV2's `fetch-owner`; v1 always names it).
+fn listed(
+    page: &ListPage,
+    form: KeyForm,
+    with_owner: bool,
+) -> (Option<Vec<Object>>, Option<Vec<CommonPrefix>>) {
+    let objects = page
+        .objects
+        .iter()
+        .map(|o| listed_object(o, form, with_owner));
     let prefixes = page.common_prefixes.iter().map(|p| CommonPrefix {
         prefix: Some(form.write(p.clone())),
     });
@@ -715,10 +731,28 @@ impl S3 for EddyS3 {
         } else {
             eddy_objects::MetadataDirective::Copy
         };
+        let tag = |c: Option<ETagCondition>| {
+            c.map(|c| match c {
+                ETagCondition::Any => "*".to_string(),
+                ETagCondition::ETag(tag) => tag.value().to_string(),
+            })
+        };
+        let conditions = SourceConditions {
+            if_match: tag(input.copy_source_if_match),
+            if_none_match: tag(input.copy_source_if_none_match),
+            if_modified_since_ms: input.copy_source_if_modified_since.as_ref().map(epoch_ms),
+            if_unmodified_since_ms: input.copy_source_if_unmodified_since.as_ref().map(epoch_ms),
+        };
         let meta = self
             .services
             .objects
-            .copy_object((&src.0, &src.1), (&dst.0, &dst.1), directive, lineage)
+            .copy_object(
+                (&src.0, &src.1),
+                (&dst.0, &dst.1),
+                directive,
+                conditions,
+                lineage,
+            )
             .await
             .map_err(s3_error)?;
         Ok(S3Response::new(CopyObjectOutput {
@@ -755,7 +789,7 @@ impl S3 for EddyS3 {
             last_key.max(last_prefix).unwrap_or_default()
         });
         principal.filter_listing(&input.bucket, &mut page);
-        let (contents, common_prefixes) = listed(&page, form);
+        let (contents, common_prefixes) = listed(&page, form, true);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(form.write(input.prefix.unwrap_or_default())),
@@ -798,7 +832,7 @@ impl S3 for EddyS3 {
             )
             .await?;
         principal.filter_listing(&input.bucket, &mut page);
-        let (contents, common_prefixes) = listed(&page, form);
+        let (contents, common_prefixes) = listed(&page, form, input.fetch_owner == Some(true));
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
             prefix: Some(form.write(input.prefix.unwrap_or_default())),
