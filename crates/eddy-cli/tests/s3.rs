@@ -775,3 +775,60 @@ out["v1"] = s3.list_objects(Bucket="photos")["Contents"][0].get("Owner")
     assert_eq!(out["v2_fetch"]["ID"], out["v1"]["ID"]);
     assert!(out["v1"]["ID"].is_string(), "{out}");
 }
+
+/// Cache-Control, Content-Disposition, Content-Encoding, Content-Language and Expires are kept
+/// with an object and served with it — through PutObject, multipart uploads and copies (kept
+/// by COPY, replaced by REPLACE) — and `aws-chunked` is never kept as an encoding.
+#[test]
+fn standard_headers_are_kept_and_served() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+import datetime
+expires = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+headers = dict(CacheControl="max-age=60", ContentDisposition='attachment; filename="a.txt"',
+               ContentEncoding="gzip", ContentLanguage="en-GB", Expires=expires)
+def seen(key):
+    got = s3.get_object(Bucket="photos", Key=key)
+    head = s3.head_object(Bucket="photos", Key=key)
+    pick = lambda r: [r.get("CacheControl"), r.get("ContentDisposition"), r.get("ContentEncoding"),
+                      r.get("ContentLanguage"), str(r.get("Expires"))]
+    return [pick(got), pick(head)]
+s3.put_object(Bucket="photos", Key="put", Body=b"x", **headers)
+out["put"] = seen("put")
+upload = s3.create_multipart_upload(Bucket="photos", Key="parts", **headers)
+etag = s3.upload_part(Bucket="photos", Key="parts", UploadId=upload["UploadId"], PartNumber=1, Body=b"p")["ETag"]
+s3.complete_multipart_upload(Bucket="photos", Key="parts", UploadId=upload["UploadId"],
+                             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+out["parts"] = seen("parts")
+s3.copy_object(Bucket="photos", Key="copied", CopySource={"Bucket": "photos", "Key": "put"})
+out["copied"] = seen("copied")
+s3.copy_object(Bucket="photos", Key="replaced", CopySource={"Bucket": "photos", "Key": "put"},
+               MetadataDirective="REPLACE", CacheControl="no-store")
+out["replaced"] = seen("replaced")
+s3.put_object(Bucket="photos", Key="plain", Body=b"x")
+out["plain"] = seen("plain")
+"#,
+    );
+    let all = json!([
+        "max-age=60",
+        "attachment; filename=\"a.txt\"",
+        "gzip",
+        "en-GB",
+        "2030-01-02 03:04:05+00:00"
+    ]);
+    for key in ["put", "parts", "copied"] {
+        assert_eq!(out[key], json!([all, all]), "{key}");
+    }
+    let replaced = json!(["no-store", null, null, null, "None"]);
+    assert_eq!(out["replaced"], json!([replaced, replaced]));
+    let none = json!([null, null, null, null, "None"]);
+    assert_eq!(out["plain"], json!([none, none]));
+
+    // An aws-chunked upload (the encoding of the transfer, not of the object) keeps none.
+    let (status, _) = put_with_trailer(&eddy, "chunked", "hello", "x-amz-checksum-crc32:NhCmhg==");
+    assert_eq!(status, 200);
+    let served = eddy.call("HEAD", "/photos/chunked", &[], None);
+    assert_eq!(served.header("content-encoding"), None);
+}

@@ -370,6 +370,7 @@ mod tests {
             sha256: String::new(),
             content_type: None,
             user_meta: Default::default(),
+            headers: Default::default(),
             last_modified_ms: 0,
             sequencer: 0,
         }

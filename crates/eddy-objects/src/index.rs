@@ -19,6 +19,7 @@ pub struct Upload {
     pub key: ObjectKey,
     pub content_type: Option<String>,
     pub user_meta: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
     pub created_ms: i64,
 }
 

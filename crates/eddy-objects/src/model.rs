@@ -25,10 +25,22 @@ pub struct ObjectMeta {
     pub content_type: Option<String>,
     /// `x-amz-meta-*` values, by name without the prefix.
     pub user_meta: BTreeMap<String, String>,
+    /// The standard headers it is served with, by lowercase name (see [`STORED_HEADERS`]).
+    pub headers: BTreeMap<String, String>,
     pub last_modified_ms: i64,
     /// The journal sequence number of the change that wrote this version: increasing per key.
     pub sequencer: u64,
 }
+
+/// The standard headers an object keeps and is served with, as S3 does: besides its content
+/// type and `x-amz-meta-*`, these five.
+pub const STORED_HEADERS: [&str; 5] = [
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
 
 /// What a delete removed, and the sequence number of its `ObjectRemoved:Delete` event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +53,8 @@ pub struct Removed {
 pub struct PutOptions {
     pub content_type: Option<String>,
     pub user_meta: BTreeMap<String, String>,
+    /// Standard headers to serve the object with (see [`STORED_HEADERS`]).
+    pub headers: BTreeMap<String, String>,
     /// The MD5 the client says the body has (decoded `Content-MD5`); checked before commit.
     pub content_md5: Option<[u8; 16]>,
     /// Refuse bodies larger than this; defaults to [`MAX_PUT_BYTES`].
@@ -134,13 +148,14 @@ impl ByteRange {
 /// How an object copy treats metadata.
 #[derive(Clone, Debug, Default)]
 pub enum MetadataDirective {
-    /// Keep the source's content type and user metadata.
+    /// Keep the source's content type, user metadata and headers.
     #[default]
     Copy,
     /// Use these instead.
     Replace {
         content_type: Option<String>,
         user_meta: BTreeMap<String, String>,
+        headers: BTreeMap<String, String>,
     },
 }
 
@@ -261,6 +276,7 @@ mod tests {
             sha256: String::new(),
             content_type: None,
             user_meta: BTreeMap::new(),
+            headers: BTreeMap::new(),
             // 10.9 s: compared as 10 s, as HTTP dates carry whole seconds.
             last_modified_ms: 10_900,
             sequencer: 1,

@@ -29,6 +29,7 @@ impl ObjectStore {
             key: key.clone(),
             content_type: opts.content_type,
             user_meta: opts.user_meta,
+            headers: opts.headers,
             created_ms: eddy_bus::now_ms(),
         };
         let id = upload.upload_id.clone();
@@ -125,11 +126,10 @@ impl ObjectStore {
         let meta = draft(
             bucket,
             key,
-            blob.size,
-            etag,
-            blob.sha256.clone(),
+            (blob.size, etag, blob.sha256.clone()),
             upload.content_type,
             upload.user_meta,
+            upload.headers,
         );
         let expected: Vec<(u32, String)> = chosen
             .into_iter()

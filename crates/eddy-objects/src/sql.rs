@@ -16,8 +16,7 @@ use crate::model::*;
 /// The object index of the platform database.
 pub struct SqlIndex;
 
-const META_COLUMNS: &str =
-    "bucket, key, size, etag, sha256, content_type, user_meta, last_modified_ms, sequencer";
+const META_COLUMNS: &str = "bucket, key, size, etag, sha256, content_type, user_meta, headers, last_modified_ms, sequencer";
 
 fn meta(row: &Row) -> Result<ObjectMeta, ObjectError> {
     let user_meta: String = row.get("user_meta")?;
@@ -28,13 +27,14 @@ fn meta(row: &Row) -> Result<ObjectMeta, ObjectError> {
         etag: row.get("etag")?,
         sha256: row.get("sha256")?,
         content_type: row.get("content_type")?,
-        user_meta: user_meta_of(&user_meta),
+        user_meta: map_of(&user_meta),
+        headers: map_of(&row.get::<String>("headers")?),
         last_modified_ms: row.get("last_modified_ms")?,
         sequencer: row.get("sequencer")?,
     })
 }
 
-fn user_meta_of(json: &str) -> BTreeMap<String, String> {
+fn map_of(json: &str) -> BTreeMap<String, String> {
     serde_json::from_str(json).unwrap_or_default()
 }
 
@@ -132,11 +132,12 @@ impl ObjectIndex for SqlIndex {
     async fn put_object(&self, db: &mut dyn Sql, m: &ObjectMeta) -> Result<(), ObjectError> {
         db.execute(
             "INSERT INTO _eddy_objects
-                 (bucket, key, size, etag, sha256, content_type, user_meta, last_modified_ms, sequencer)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 (bucket, key, size, etag, sha256, content_type, user_meta, headers, last_modified_ms, sequencer)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (bucket, key) DO UPDATE SET
                  size = excluded.size, etag = excluded.etag, sha256 = excluded.sha256,
                  content_type = excluded.content_type, user_meta = excluded.user_meta,
+                 headers = excluded.headers,
                  last_modified_ms = excluded.last_modified_ms, sequencer = excluded.sequencer",
             args![
                 m.bucket.as_str(),
@@ -146,6 +147,7 @@ impl ObjectIndex for SqlIndex {
                 &m.sha256,
                 m.content_type.clone(),
                 json_of(&m.user_meta),
+                json_of(&m.headers),
                 m.last_modified_ms,
                 m.sequencer
             ],
@@ -190,14 +192,15 @@ impl ObjectIndex for SqlIndex {
 
     async fn create_upload(&self, db: &mut dyn Sql, u: &Upload) -> Result<(), ObjectError> {
         db.execute(
-            "INSERT INTO _eddy_uploads (upload_id, bucket, key, content_type, user_meta, created_ms)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO _eddy_uploads (upload_id, bucket, key, content_type, user_meta, headers, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
             args![
                 &u.upload_id,
                 u.bucket.as_str(),
                 u.key.as_str(),
                 u.content_type.clone(),
                 json_of(&u.user_meta),
+                json_of(&u.headers),
                 u.created_ms
             ],
         )
@@ -214,7 +217,7 @@ impl ObjectIndex for SqlIndex {
     ) -> Result<Option<Upload>, ObjectError> {
         let row = db
             .fetch_optional(
-                "SELECT content_type, user_meta, created_ms FROM _eddy_uploads
+                "SELECT content_type, user_meta, headers, created_ms FROM _eddy_uploads
                  WHERE upload_id = ? AND bucket = ? AND key = ?",
                 args![id, bucket.as_str(), key.as_str()],
             )
@@ -225,7 +228,8 @@ impl ObjectIndex for SqlIndex {
                 bucket: bucket.clone(),
                 key: key.clone(),
                 content_type: r.get("content_type")?,
-                user_meta: user_meta_of(&r.get::<String>("user_meta")?),
+                user_meta: map_of(&r.get::<String>("user_meta")?),
+                headers: map_of(&r.get::<String>("headers")?),
                 created_ms: r.get("created_ms")?,
             })
         })

@@ -174,11 +174,10 @@ impl ObjectStore {
         let meta = draft(
             bucket,
             key,
-            blob.size,
-            hex::encode(blob.md5),
-            blob.sha256.clone(),
+            (blob.size, hex::encode(blob.md5), blob.sha256.clone()),
             opts.content_type,
             opts.user_meta,
+            opts.headers,
         );
         self.commit_version(
             meta,
@@ -331,21 +330,23 @@ impl ObjectStore {
                             }
                         })?;
                         conditions.check(&source)?;
-                        let (content_type, user_meta) = match directive {
-                            MetadataDirective::Copy => (source.content_type, source.user_meta),
+                        let (content_type, user_meta, headers) = match directive {
+                            MetadataDirective::Copy => {
+                                (source.content_type, source.user_meta, source.headers)
+                            }
                             MetadataDirective::Replace {
                                 content_type,
                                 user_meta,
-                            } => (content_type.clone(), user_meta.clone()),
+                                headers,
+                            } => (content_type.clone(), user_meta.clone(), headers.clone()),
                         };
                         let meta = draft(
                             &dst.0,
                             &dst.1,
-                            source.size,
-                            source.etag,
-                            source.sha256,
+                            (source.size, source.etag, source.sha256),
                             content_type,
                             user_meta,
+                            headers,
                         );
                         commit_in(
                             index,
@@ -485,15 +486,15 @@ async fn missing(
     }
 }
 
-/// Metadata for a new version; the commit fills in time and sequencer.
+/// Metadata for a new version whose bytes have this size, ETag and SHA-256; the commit fills in
+/// time and sequencer.
 pub(crate) fn draft(
     bucket: &BucketName,
     key: &ObjectKey,
-    size: u64,
-    etag: String,
-    sha256: String,
+    (size, etag, sha256): (u64, String, String),
     content_type: Option<String>,
     user_meta: std::collections::BTreeMap<String, String>,
+    headers: std::collections::BTreeMap<String, String>,
 ) -> ObjectMeta {
     ObjectMeta {
         bucket: bucket.clone(),
@@ -503,6 +504,7 @@ pub(crate) fn draft(
         sha256,
         content_type,
         user_meta,
+        headers,
         last_modified_ms: 0,
         sequencer: 0,
     }

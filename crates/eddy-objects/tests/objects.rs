@@ -193,6 +193,7 @@ async fn copies_share_the_blob_and_record_a_copy_event() {
             MetadataDirective::Replace {
                 content_type: Some("text/x".into()),
                 user_meta: Default::default(),
+                headers: Default::default(),
             },
             SourceConditions::default(),
             Lineage::root(),

@@ -165,6 +165,39 @@ fn write_condition(
     }
 }
 
+/// The standard headers an upload's input carries, to store with the object (PutObject,
+/// CreateMultipartUpload and CopyObject name them alike). `aws-chunked` is how the body came,
+/// not how it is encoded: it is not kept, as AWS does not keep it.
+macro_rules! stored_headers {
+    ($input:expr) => {{
+        let mut headers = std::collections::BTreeMap::new();
+        let encoding = $input.content_encoding.as_deref().map(|e| {
+            e.split(',')
+                .map(str::trim)
+                .filter(|e| !e.eq_ignore_ascii_case("aws-chunked") && !e.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let expires = $input.expires.as_ref().and_then(|t| {
+            let mut text = Vec::new();
+            t.format(TimestampFormat::HttpDate, &mut text).ok()?;
+            String::from_utf8(text).ok()
+        });
+        for (name, value) in [
+            ("cache-control", $input.cache_control.clone()),
+            ("content-disposition", $input.content_disposition.clone()),
+            ("content-encoding", encoding.filter(|e| !e.is_empty())),
+            ("content-language", $input.content_language.clone()),
+            ("expires", expires),
+        ] {
+            if let Some(value) = value {
+                headers.insert(name.to_string(), value);
+            }
+        }
+        headers
+    }};
+}
+
 /// The checksums an upload's input carries (PutObject and UploadPart name them alike).
 macro_rules! sent_checksums {
     ($input:expr) => {
@@ -531,6 +564,7 @@ impl S3 for EddyS3 {
             checksum::requested(&sent_checksums!(input), &req.headers, req.trailing_headers)?;
         let opts = PutOptions {
             condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
+            headers: stored_headers!(input),
             content_type: input.content_type,
             user_meta: user_metadata(input.metadata)?,
             content_md5: content_md5(input.content_md5.as_deref())?,
@@ -571,6 +605,11 @@ impl S3 for EddyS3 {
             content_length: got.content_length,
             content_range: got.content_range,
             content_type: got.content_type,
+            cache_control: got.cache_control,
+            content_disposition: got.content_disposition,
+            content_encoding: got.content_encoding,
+            content_language: got.content_language,
+            expires: got.expires,
             e_tag: got.e_tag,
             last_modified: got.last_modified,
             metadata: got.metadata,
@@ -623,6 +662,14 @@ impl S3 for EddyS3 {
             e_tag: Some(etag(&meta)),
             last_modified: Some(timestamp(meta.last_modified_ms)),
             metadata: Some(meta.user_meta.clone().into_iter().collect()),
+            cache_control: meta.headers.get("cache-control").cloned(),
+            content_disposition: meta.headers.get("content-disposition").cloned(),
+            content_encoding: meta.headers.get("content-encoding").cloned(),
+            content_language: meta.headers.get("content-language").cloned(),
+            expires: meta
+                .headers
+                .get("expires")
+                .and_then(|e| Timestamp::parse(TimestampFormat::HttpDate, e).ok()),
             ..Default::default()
         }))
     }
@@ -725,6 +772,7 @@ impl S3 for EddyS3 {
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         let directive = if replace {
             eddy_objects::MetadataDirective::Replace {
+                headers: stored_headers!(input),
                 content_type: input.content_type,
                 user_meta: user_metadata(input.metadata)?,
             }
@@ -858,6 +906,7 @@ impl S3 for EddyS3 {
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
         let opts = PutOptions {
+            headers: stored_headers!(input),
             content_type: input.content_type,
             user_meta: user_metadata(input.metadata)?,
             lineage,
