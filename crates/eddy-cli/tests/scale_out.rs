@@ -392,10 +392,10 @@ out["write"] = error(s3.put_object, Bucket="outbox", Key="x", Body=b"x")
             n.json(
                 "POST",
                 "/2015-03-31/functions/late/invocations",
-                json!({"from": "c"}),
+                json!({"deployed": "through a"}),
             )
             .body
-                == json!({"from": "c"})
+                == json!({"deployed": "through a"})
         });
     }
 }
