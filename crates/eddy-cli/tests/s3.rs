@@ -832,3 +832,35 @@ out["plain"] = seen("plain")
     let served = eddy.call("HEAD", "/photos/chunked", &[], None);
     assert_eq!(served.header("content-encoding"), None);
 }
+
+/// Every answer names its request (`x-amz-request-id`, and `<RequestId>` in an error, the
+/// same id); an empty `Content-MD5` is refused, as AWS refuses it.
+#[test]
+fn answers_name_their_request_and_an_empty_digest_is_refused() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+put = s3.put_object(Bucket="photos", Key="a", Body=b"a")
+again = s3.put_object(Bucket="photos", Key="a", Body=b"a")
+ids = [r["ResponseMetadata"]["HTTPHeaders"].get("x-amz-request-id") for r in (put, again)]
+out["distinct"] = len(set(ids)) == 2 and all(ids)
+try:
+    s3.get_object(Bucket="photos", Key="missing")
+except ClientError as e:
+    meta = e.response["ResponseMetadata"]
+    out["error"] = [meta.get("RequestId"), meta["HTTPHeaders"].get("x-amz-request-id")]
+def empty_md5(request, **kwargs):
+    request.headers["Content-MD5"] = ""
+s3.meta.events.register("before-sign.s3.PutObject", empty_md5)
+out["empty_md5"] = error(s3.put_object, Bucket="photos", Key="b", Body=b"b")
+s3.meta.events.unregister("before-sign.s3.PutObject", empty_md5)
+out["b_stored"] = error(s3.head_object, Bucket="photos", Key="b")
+"#,
+    );
+    assert_eq!(out["distinct"], true);
+    let ids = out["error"].as_array().unwrap();
+    assert!(ids[0].is_string() && ids[0] == ids[1], "{out}");
+    assert_eq!(out["empty_md5"], json!([400, "InvalidDigest"]));
+    assert_eq!(out["b_stored"], json!([404, "404"]));
+}

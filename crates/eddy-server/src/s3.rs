@@ -99,12 +99,21 @@ fn lineage<T>(req: &S3Request<T>) -> eddy_core::Lineage {
 }
 
 /// The decoded `Content-MD5` header: 16 bytes in base64.
-fn content_md5(header: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+/// The request's `Content-MD5`, from its header as sent: an empty one is refused, as AWS
+/// refuses it (s3s reads an empty header as none).
+fn content_md5(headers: &hyper::HeaderMap) -> S3Result<Option<[u8; 16]>> {
     use base64::Engine;
-    let Some(text) = header else { return Ok(None) };
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
+    let Some(value) = headers.get("content-md5") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
         .ok()
+        .and_then(|text| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()
+        })
         .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
         .map(Some)
         .ok_or_else(|| {
@@ -567,7 +576,7 @@ impl S3 for EddyS3 {
             headers: stored_headers!(input),
             content_type: input.content_type,
             user_meta: user_metadata(input.metadata)?,
-            content_md5: content_md5(input.content_md5.as_deref())?,
+            content_md5: content_md5(&req.headers)?,
             lineage,
             ..PutOptions::default()
         };
@@ -935,7 +944,7 @@ impl S3 for EddyS3 {
         let part_number = u32::try_from(input.part_number)
             .map_err(|_| s3_error(ObjectError::InvalidPartNumber(0)))?;
         check_announced_length(input.content_length)?;
-        let md5 = content_md5(input.content_md5.as_deref())?;
+        let md5 = content_md5(&req.headers)?;
         let check =
             checksum::requested(&sent_checksums!(input), &req.headers, req.trailing_headers)?;
         let mut body = checksum::Checked::new(body_reader(input.body), check);

@@ -1,7 +1,8 @@
 //! What an S3 request passes on its way to `s3s`: form uploads are answered here (streamed,
 //! see [`crate::post_object`]); Signature Version 2 in headers is refused; a presigned URL may
-//! not ask for more than seven days however its query is encoded; and a refused request whose
-//! body was not read ends its connection.
+//! not ask for more than seven days however its query is encoded; a refused request whose
+//! body was not read ends its connection; and every answer carries a request id, in the
+//! `x-amz-request-id` header and, for an error, in its body's `<RequestId>`, as AWS's do.
 
 use std::time::SystemTime;
 
@@ -14,6 +15,65 @@ use crate::auth::{MAX_PRESIGN_SECONDS, close_unread};
 use crate::post_object;
 
 pub async fn serve(s3: s3s::service::S3Service, services: Shared, request: Request) -> Response {
+    let id = request_id();
+    let response = answer(s3, services, request).await;
+    with_request_id(response, &id).await
+}
+
+/// A request id unique to this process's lifetime: its start, and a count.
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let started = *STARTED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    format!(
+        "{:08X}{:08X}",
+        started as u32,
+        COUNT.fetch_add(1, Ordering::Relaxed) as u32
+    )
+}
+
+/// The largest error body read to add its `<RequestId>` (S3 error documents are small).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// `response` with the request id in its `x-amz-request-id` header and, when it is an S3 error
+/// document without one, as its `<RequestId>`.
+async fn with_request_id(response: Response, id: &str) -> Response {
+    let (mut parts, body) = response.into_parts();
+    if let Ok(value) = id.parse() {
+        parts.headers.insert("x-amz-request-id", value);
+    }
+    let xml = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("xml"));
+    if parts.status.as_u16() < 400 || !xml {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_LIMIT).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let body = match text.rfind("</Error>") {
+        Some(end) if !text.contains("<RequestId>") => {
+            format!(
+                "{}<RequestId>{id}</RequestId>{}",
+                &text[..end],
+                &text[end..]
+            )
+        }
+        _ => text.into_owned(),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+async fn answer(s3: s3s::service::S3Service, services: Shared, request: Request) -> Response {
     if let Some(refusal) = refusal(&request) {
         let response = match refusal.to_http_response() {
             Ok(response) => response.map(axum::body::Body::new),
