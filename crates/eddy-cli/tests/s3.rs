@@ -864,3 +864,35 @@ out["b_stored"] = error(s3.head_object, Bucket="photos", Key="b")
     assert_eq!(out["empty_md5"], json!([400, "InvalidDigest"]));
     assert_eq!(out["b_stored"], json!([404, "404"]));
 }
+
+/// ListParts and ListMultipartUploads page as S3's do: boto3's paginators walk every page.
+#[test]
+fn parts_and_uploads_are_listed_in_pages() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+upload = s3.create_multipart_upload(Bucket="photos", Key="many")["UploadId"]
+for n in range(1, 8):
+    s3.upload_part(Bucket="photos", Key="many", UploadId=upload, PartNumber=n, Body=b"x")
+first = s3.list_parts(Bucket="photos", Key="many", UploadId=upload, MaxParts=3)
+out["first"] = [[p["PartNumber"] for p in first["Parts"]], first["IsTruncated"], first["NextPartNumberMarker"]]
+pages = s3.get_paginator("list_parts").paginate(Bucket="photos", Key="many", UploadId=upload,
+                                                PaginationConfig={"PageSize": 3})
+out["parts"] = [[p["PartNumber"] for p in page["Parts"]] for page in pages]
+for key in ["a", "b", "b", "c", "d"]:
+    s3.create_multipart_upload(Bucket="photos", Key=key)
+pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket="photos",
+                                                            PaginationConfig={"PageSize": 2})
+out["uploads"] = [[u["Key"] for u in page.get("Uploads", [])] for page in pages]
+out["negative"] = error(s3.list_parts, Bucket="photos", Key="many", UploadId=upload, MaxParts=-1)
+"#,
+    );
+    assert_eq!(out["first"], json!([[1, 2, 3], true, 3]));
+    assert_eq!(out["parts"], json!([[1, 2, 3], [4, 5, 6], [7]]));
+    assert_eq!(
+        out["uploads"],
+        json!([["a", "b"], ["b", "c"], ["d", "many"]])
+    );
+    assert_eq!(out["negative"], json!([400, "InvalidArgument"]));
+}

@@ -207,6 +207,28 @@ macro_rules! stored_headers {
     }};
 }
 
+/// A listing's page size (`max-keys`, `max-parts`, `max-uploads`): 1,000 unless the client
+/// asks for fewer, as S3 caps it.
+fn page_size(requested: Option<i32>, name: &str) -> S3Result<usize> {
+    match requested {
+        None => Ok(eddy_objects::MAX_LIST_KEYS),
+        Some(n) if n >= 0 => Ok((n as usize).min(eddy_objects::MAX_LIST_KEYS)),
+        Some(n) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!("{name} must be 0 or more; got {n}"),
+        )),
+    }
+}
+
+/// The first `limit` of the `items` (in order) that `after_marker` keeps, and whether more
+/// remain.
+fn one_page<T>(items: Vec<T>, after_marker: impl Fn(&T) -> bool, limit: usize) -> (Vec<T>, bool) {
+    let mut kept: Vec<T> = items.into_iter().filter(|i| after_marker(i)).collect();
+    let truncated = kept.len() > limit;
+    kept.truncate(limit);
+    (kept, truncated)
+}
+
 /// The checksums an upload's input carries (PutObject and UploadPart name them alike).
 macro_rules! sent_checksums {
     ($input:expr) => {
@@ -358,17 +380,6 @@ fn listed(
     (Some(objects.collect()), Some(prefixes.collect()))
 }
 
-fn max_keys(requested: Option<i32>) -> S3Result<usize> {
-    match requested {
-        None => Ok(eddy_objects::MAX_LIST_KEYS),
-        Some(n) if n >= 0 => Ok(n as usize),
-        Some(n) => Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            format!("max-keys must be 0 or more; got {n}"),
-        )),
-    }
-}
-
 impl EddyS3 {
     async fn list(
         &self,
@@ -382,7 +393,7 @@ impl EddyS3 {
             prefix: prefix.unwrap_or_default(),
             delimiter,
             start,
-            max_keys: max_keys(max)?,
+            max_keys: page_size(max, "max-keys")?,
         };
         self.services
             .objects
@@ -1019,17 +1030,31 @@ impl S3 for EddyS3 {
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
-        let parts = self
+        let mut parts = self
             .services
             .objects
             .list_parts(&bucket, &key, &input.upload_id)
             .await
             .map_err(s3_error)?;
+        parts.sort_by_key(|p| p.part_number);
+        let limit = page_size(input.max_parts, "max-parts")?;
+        let marker = input.part_number_marker.unwrap_or(0);
+        let (parts, truncated) = one_page(
+            parts,
+            |p| i64::from(p.part_number) > i64::from(marker),
+            limit,
+        );
         Ok(S3Response::new(ListPartsOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(input.upload_id),
-            is_truncated: Some(false),
+            is_truncated: Some(truncated),
+            max_parts: Some(limit as i32),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: parts
+                .last()
+                .filter(|_| truncated)
+                .map(|p| p.part_number as i32),
             owner: Some(owner()),
             parts: Some(
                 parts
@@ -1055,21 +1080,49 @@ impl S3 for EddyS3 {
         let input = req.input;
         let bucket = bucket_name(&input.bucket)?;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let uploads = self
+        let mut uploads: Vec<_> = self
             .services
             .objects
             .list_multipart_uploads(&bucket)
             .await
-            .map_err(s3_error)?;
+            .map_err(s3_error)?
+            .into_iter()
+            .filter(|u| u.key.as_str().starts_with(&prefix))
+            .filter(|u| principal.lists_key(bucket.as_str(), u.key.as_str()))
+            .collect();
+        // S3's order: by key, then by when each upload began.
+        uploads.sort_by(|a, b| {
+            (a.key.as_str(), a.created_ms, &a.upload_id).cmp(&(
+                b.key.as_str(),
+                b.created_ms,
+                &b.upload_id,
+            ))
+        });
+        let limit = page_size(input.max_uploads, "max-uploads")?;
+        // After the key marker; with an upload id marker, after that upload of the marker's key.
+        let resume = match (&input.key_marker, &input.upload_id_marker) {
+            (Some(key), Some(id)) => uploads
+                .iter()
+                .position(|u| u.key.as_str() == key && &u.upload_id == id)
+                .map_or(0, |i| i + 1),
+            (Some(key), None) => uploads.partition_point(|u| u.key.as_str() <= key.as_str()),
+            (None, _) => 0,
+        };
+        let rest = uploads.split_off(resume);
+        let (uploads, truncated) = one_page(rest, |_| true, limit);
+        let last = uploads.last().filter(|_| truncated);
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(input.bucket),
             prefix: input.prefix,
-            is_truncated: Some(false),
+            is_truncated: Some(truncated),
+            max_uploads: Some(limit as i32),
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            next_key_marker: last.map(|u| u.key.to_string()),
+            next_upload_id_marker: last.map(|u| u.upload_id.clone()),
             uploads: Some(
                 uploads
                     .into_iter()
-                    .filter(|u| u.key.as_str().starts_with(&prefix))
-                    .filter(|u| principal.lists_key(bucket.as_str(), u.key.as_str()))
                     .map(|u| MultipartUpload {
                         initiated: Some(timestamp(u.created_ms)),
                         key: Some(u.key.to_string()),
@@ -1081,5 +1134,27 @@ impl S3 for EddyS3 {
             ),
             ..Default::default()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_what_follows_the_marker_up_to_the_limit() {
+        let after_two = |n: &u32| *n > 2;
+        assert_eq!(
+            one_page(vec![1, 2, 3, 4, 5], after_two, 2),
+            (vec![3, 4], true)
+        );
+        assert_eq!(
+            one_page(vec![1, 2, 3, 4], after_two, 2),
+            (vec![3, 4], false)
+        );
+        assert_eq!(one_page(vec![1, 2], after_two, 2), (vec![], false));
+        assert_eq!(page_size(None, "max-parts").unwrap(), 1000);
+        assert_eq!(page_size(Some(5000), "max-parts").unwrap(), 1000);
+        assert!(page_size(Some(-1), "max-parts").is_err());
     }
 }
