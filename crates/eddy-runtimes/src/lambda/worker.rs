@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal as UnixSignal, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,8 +40,6 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 struct LogBuffer {
     text: Vec<u8>,
     cut: bool,
-    /// Bytes ever read, to see when the output has caught up.
-    total: u64,
 }
 
 pub struct Worker {
@@ -130,8 +127,12 @@ impl Worker {
             .into_iter()
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| FunctionError::new("Runtime.Unknown", format!("no pipe: {e}")))?;
-        tokio::spawn(collect(stdout, logs.clone()));
-        tokio::spawn(collect(stderr, logs.clone()));
+        for pipe in [stdout.into_owned_fd(), stderr.into_owned_fd()] {
+            let pipe = pipe
+                .and_then(tokio::net::unix::pipe::Receiver::from_owned_fd)
+                .map_err(|e| FunctionError::new("Runtime.Unknown", format!("no pipe: {e}")))?;
+            tokio::spawn(collect(pipe, logs.clone()));
+        }
         let (exit_tx, exited) = oneshot::channel();
         tokio::spawn(async move {
             let _ = exit_tx.send(child.wait().await);
@@ -269,25 +270,24 @@ impl Worker {
         Outcome::ended(Err(error), text, std::mem::take(&mut logs.cut))
     }
 
-    /// The invocation's log. The handler wrote it before it answered, so it is in the pipes or
-    /// already read: wait (at most `LOG_SETTLE`) until the pipes hold nothing unread and what
-    /// was read has been appended.
+    /// The invocation's log. The handler wrote it before it answered, so each byte is in a
+    /// pipe or in the log (the collectors read only while holding the log's lock, see
+    /// [`collect`]): wait (at most `LOG_SETTLE`) until, under that lock, the pipes hold nothing
+    /// unread.
     async fn take_logs(&self) -> (String, bool) {
         let deadline = Instant::now() + LOG_SETTLE;
-        let appended = || self.logs.lock().expect("log lock").total;
-        let mut seen = appended();
         loop {
-            tokio::task::yield_now().await;
-            let now = appended();
-            let unread: usize = self.pipes.iter().map(unread_bytes).sum();
-            if (unread == 0 && now == seen) || Instant::now() > deadline {
-                break;
+            {
+                let mut logs = self.logs.lock().expect("log lock");
+                let unread: usize = self.pipes.iter().map(unread_bytes).sum();
+                if unread == 0 || Instant::now() > deadline {
+                    let text = std::mem::take(&mut logs.text);
+                    let text = String::from_utf8_lossy(&text).into_owned();
+                    return (text, std::mem::take(&mut logs.cut));
+                }
             }
-            seen = now;
+            tokio::task::yield_now().await;
         }
-        let mut logs = self.logs.lock().expect("log lock");
-        let text = String::from_utf8_lossy(&std::mem::take(&mut logs.text)).into_owned();
-        (text, std::mem::take(&mut logs.cut))
     }
 
     /// The most memory the worker has held, in MB.
@@ -312,19 +312,26 @@ fn unread_bytes(pipe: &OwnedFd) -> usize {
     }
 }
 
-/// Reads a worker's output into the log of the invocation running now.
-async fn collect(mut stream: impl AsyncRead + Unpin, logs: Arc<Mutex<LogBuffer>>) {
+/// Reads a worker's output into the log of the invocation running now. Each read is made
+/// while holding the log's lock, so no byte is ever out of the pipe and not yet in the log
+/// (on a multi-threaded runtime a read could otherwise land between `take_logs`'s look at the
+/// pipe and its look at the log, and the byte would go to the next invocation's log).
+async fn collect(pipe: tokio::net::unix::pipe::Receiver, logs: Arc<Mutex<LogBuffer>>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+        if pipe.readable().await.is_err() {
+            return;
+        }
+        let mut logs = logs.lock().expect("log lock");
+        match pipe.try_read(&mut buf) {
+            Ok(0) => return,
             Ok(n) => {
-                let mut logs = logs.lock().expect("log lock");
-                logs.total += n as u64;
                 let room = LOG_LIMIT.saturating_sub(logs.text.len());
                 logs.text.extend_from_slice(&buf[..n.min(room)]);
                 logs.cut |= n > room;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
         }
     }
 }
