@@ -41,20 +41,9 @@ impl Backend for OnPostgres {
         };
         let blobs: Arc<dyn eddy_objects::BlobStore> =
             Arc::new(eddy_objects::S3Blobs::connect(location, dir).await.unwrap());
-        Stores {
-            objects: eddy_objects::ObjectStore::new(
-                bus.clone(),
-                Arc::new(eddy_objects::SqlIndex),
-                blobs.clone(),
-            ),
-            blobs,
-            tables: eddy_tables::TableStore::open(bus.clone()).await.unwrap(),
-            deliveries: Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-a")),
-            other_node: Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-b")),
-            credentials: Arc::new(eddy_node::SqlCredentials),
-            apps: Arc::new(eddy_node::SqlApps),
-            bus,
-        }
+        let deliveries = Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-a"));
+        let other_node = Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-b"));
+        Stores::assemble(bus, blobs, deliveries, other_node).await
     }
 }
 

@@ -19,20 +19,7 @@ impl Backend for Sqlite {
             Arc::new(eddy_objects::DiskBlobs::open(dir).unwrap());
         let deliveries: Arc<dyn eddy_executor::DeliveryStore> =
             Arc::new(eddy_executor::SqlDeliveries::new(&bus, "node-a"));
-        Stores {
-            objects: eddy_objects::ObjectStore::new(
-                bus.clone(),
-                Arc::new(eddy_objects::SqlIndex),
-                blobs.clone(),
-            ),
-            blobs,
-            tables: eddy_tables::TableStore::open(bus.clone()).await.unwrap(),
-            deliveries: deliveries.clone(),
-            other_node: deliveries,
-            credentials: Arc::new(eddy_node::SqlCredentials),
-            apps: Arc::new(eddy_node::SqlApps),
-            bus,
-        }
+        Stores::assemble(bus, blobs, deliveries.clone(), deliveries).await
     }
 }
 

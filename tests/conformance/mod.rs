@@ -36,6 +36,28 @@ pub struct Stores {
     pub apps: Arc<dyn AppStore>,
 }
 
+impl Stores {
+    /// The stores of one backend: its bus, its blob store, and the delivery stores of this node
+    /// and of another sharing the database; the rest is the same SQL on every engine.
+    pub async fn assemble(
+        bus: Bus,
+        blobs: Arc<dyn BlobStore>,
+        deliveries: Arc<dyn DeliveryStore>,
+        other_node: Arc<dyn DeliveryStore>,
+    ) -> Self {
+        Stores {
+            objects: ObjectStore::new(bus.clone(), Arc::new(eddy_objects::SqlIndex), blobs.clone()),
+            blobs,
+            tables: TableStore::open(bus.clone()).await.unwrap(),
+            deliveries,
+            other_node,
+            credentials: Arc::new(eddy_node::SqlCredentials),
+            apps: Arc::new(eddy_node::SqlApps),
+            bus,
+        }
+    }
+}
+
 /// A storage backend under test.
 /// (Not `Send`: opening may hold a database driver's non-`Send` future.)
 #[async_trait(?Send)]

@@ -3,7 +3,7 @@
 //! of a few hundred; each value goes in as text cast to its column's type (so a JSON column
 //! gets `jsonb`, a flag `boolean`), bytes as bytes.
 
-use crate::sql::{Dialect, Sql, Value};
+use crate::sql::{Dialect, Sql, Value, quote_identifier};
 use crate::{Bus, BusError};
 
 /// Rows per write transaction.
@@ -27,7 +27,7 @@ impl Bus {
 
     /// How many rows `table` holds.
     pub async fn count_rows(&self, table: &str) -> Result<u64, BusError> {
-        let sql = format!("SELECT count(*) AS n FROM {}", quoted(table));
+        let sql = format!("SELECT count(*) AS n FROM {}", quote_identifier(table));
         self.readers().fetch_one(&sql, &[]).await?.get("n")
     }
 
@@ -47,7 +47,7 @@ impl Bus {
             // Paged by rowid: any table without a key of its own has one.
             let sql = format!(
                 "SELECT rowid AS _eddy_rowid, * FROM {} WHERE rowid > ? ORDER BY rowid LIMIT {BATCH}",
-                quoted(table)
+                quote_identifier(table)
             );
             let rows = self.readers().fetch(&sql, &[Value::Int(after)]).await?;
             let Some(last) = rows.last() else { break };
@@ -68,10 +68,10 @@ impl Bus {
             let row_sql = format!("({})", placeholders.join(", "));
             let insert = format!(
                 "INSERT INTO {} ({}) VALUES {}",
-                quoted(table),
+                quote_identifier(table),
                 columns
                     .iter()
-                    .map(|c| quoted(c))
+                    .map(|c| quote_identifier(c))
                     .collect::<Vec<_>>()
                     .join(", "),
                 vec![row_sql; rows.len()].join(", ")
@@ -127,8 +127,8 @@ impl Bus {
             let column: String = serial.get("name")?;
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence(?, ?), (SELECT COALESCE(max({}), 0) + 1 FROM {}), false)",
-                quoted(&column),
-                quoted(table)
+                quote_identifier(&column),
+                quote_identifier(table)
             );
             let args = vec![Value::from(table), Value::from(column.as_str())];
             self.write((sql, args), |tx, (sql, args)| {
@@ -138,11 +138,6 @@ impl Bus {
         }
         Ok(())
     }
-}
-
-/// A name as SQL quotes it.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `value` as the text PostgreSQL casts to a column of type `kind` (bytes stay bytes).
@@ -169,6 +164,5 @@ mod tests {
         assert_eq!(as_text(Value::Real(0.1), "float8"), Value::from("0.1"));
         assert_eq!(as_text(Value::Real(1e300), "float8"), Value::from("1e300"));
         assert_eq!(as_text(Value::Null, "jsonb"), Value::Null);
-        assert_eq!(quoted("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgConnection, PgPool, PgRow, PgTypeInfo, Postgres,
 };
-use sqlx::{Arguments, Column, ConnectOptions, Row as _, TypeInfo, ValueRef};
+use sqlx::{Arguments, ConnectOptions, Row as _, TypeInfo, ValueRef};
 
 use crate::BusError;
 use crate::error::Failure;
@@ -130,15 +130,7 @@ fn decode(row: &PgRow, columns: &Arc<[String]>) -> Result<Row, BusError> {
 }
 
 fn rows(found: Vec<PgRow>) -> Result<Vec<Row>, BusError> {
-    let Some(first) = found.first() else {
-        return Ok(Vec::new());
-    };
-    let columns: Arc<[String]> = first
-        .columns()
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
-    found.iter().map(|r| decode(r, &columns)).collect()
+    crate::sql::decoded(found, decode)
 }
 
 async fn execute<'c>(

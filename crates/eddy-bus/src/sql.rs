@@ -357,6 +357,36 @@ pub trait SqlExt: Sql {
 
 impl<S: Sql + ?Sized> SqlExt for S {}
 
+/// A driver's rows as eddy's, the column names shared by every row (each engine's `decode`
+/// turns one row's values into eddy's).
+pub(crate) fn decoded<R: sqlx::Row>(
+    found: Vec<R>,
+    decode: fn(&R, &Arc<[String]>) -> Result<Row, BusError>,
+) -> Result<Vec<Row>, BusError> {
+    use sqlx::Column as _;
+    let Some(first) = found.first() else {
+        return Ok(Vec::new());
+    };
+    let columns: Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    found.iter().map(|r| decode(r, &columns)).collect()
+}
+
+/// Quotes an identifier for SQL. Only names eddy validated (table and column names, and its
+/// own tables' names) reach here, and those hold no quote; the assertion keeps it that way.
+pub fn quote_identifier(identifier: &str) -> String {
+    assert!(
+        identifier
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "unvalidated identifier {identifier:?}"
+    );
+    format!("\"{identifier}\"")
+}
+
 /// `(?, ?, …)` repeated: the placeholders of a multi-row insert.
 pub fn rows_of(rows: usize, columns: usize) -> String {
     let row = format!("({})", vec!["?"; columns].join(", "));

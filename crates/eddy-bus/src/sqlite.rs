@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{
-    Arguments, Column, Row as _, SqliteConnection, SqliteExecutor, SqlitePool, TypeInfo, ValueRef,
-};
+use sqlx::{Arguments, Row as _, SqliteConnection, SqliteExecutor, SqlitePool, TypeInfo, ValueRef};
 
 use crate::BusError;
 use crate::error::Failure;
@@ -83,15 +81,7 @@ fn decode(row: &SqliteRow, columns: &Arc<[String]>) -> Result<Row, BusError> {
 }
 
 fn rows(found: Vec<SqliteRow>) -> Result<Vec<Row>, BusError> {
-    let Some(first) = found.first() else {
-        return Ok(Vec::new());
-    };
-    let columns: Arc<[String]> = first
-        .columns()
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
-    found.iter().map(|r| decode(r, &columns)).collect()
+    crate::sql::decoded(found, decode)
 }
 
 async fn execute<'c>(

@@ -127,17 +127,7 @@ fn column_sql(c: &Column, dialect: Dialect, key: bool) -> String {
     sql
 }
 
-/// Quotes an identifier. Only names that passed [`TableName`] or [`ColumnName`] validation
-/// reach here, and those contain no quote; the assertion keeps it that way.
-pub(crate) fn quote(identifier: &str) -> String {
-    assert!(
-        identifier
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_'),
-        "unvalidated identifier {identifier:?}"
-    );
-    format!("\"{identifier}\"")
-}
+pub(crate) use eddy_bus::sql::quote_identifier as quote;
 
 pub(crate) fn quote_list<'a>(names: impl Iterator<Item = &'a ColumnName>) -> String {
     names
