@@ -19,6 +19,14 @@ pub fn billed_ms(duration: Duration) -> u64 {
     (duration.as_micros() as u64).div_ceil(1000).max(1)
 }
 
+/// A duration in milliseconds with two decimals, rounded up as the billing is: the billed
+/// milliseconds are always the shown figure rounded up to a whole one (2.003 ms shows as 2.01 ms,
+/// billed 3 ms; rounding to the nearest would show 2.00 ms billed 3 ms).
+fn shown_ms(duration: Duration) -> String {
+    let hundredths = duration.as_micros().div_ceil(10);
+    format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
 /// The invocation's log between its START, END and REPORT lines.
 pub(crate) fn frame(request_id: &str, memory_mb: u32, outcome: &Outcome) -> String {
     let mut log = format!("START RequestId: {request_id} Version: $LATEST\n");
@@ -32,18 +40,15 @@ pub(crate) fn frame(request_id: &str, memory_mb: u32, outcome: &Outcome) -> Stri
     }
     log.push_str(&format!("END RequestId: {request_id}\n"));
     log.push_str(&format!(
-        "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB",
-        outcome.duration.as_secs_f64() * 1000.0,
+        "REPORT RequestId: {request_id}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB",
+        shown_ms(outcome.duration),
         billed_ms(outcome.duration)
     ));
     if let Some(used) = outcome.max_memory_mb {
         log.push_str(&format!("\tMax Memory Used: {used} MB"));
     }
     if let Some(init) = outcome.init_duration {
-        log.push_str(&format!(
-            "\tInit Duration: {:.2} ms",
-            init.as_secs_f64() * 1000.0
-        ));
+        log.push_str(&format!("\tInit Duration: {} ms", shown_ms(init)));
     }
     log.push('\n');
     log
@@ -74,7 +79,7 @@ mod tests {
         assert_eq!(
             frame("abc", 128, &o),
             "START RequestId: abc Version: $LATEST\nhello\nEND RequestId: abc\n\
-             REPORT RequestId: abc\tDuration: 4.42 ms\tBilled Duration: 5 ms\tMemory Size: 128 MB\tMax Memory Used: 41 MB\tInit Duration: 61.20 ms\n"
+             REPORT RequestId: abc\tDuration: 4.42 ms\tBilled Duration: 5 ms\tMemory Size: 128 MB\tMax Memory Used: 41 MB\tInit Duration: 61.21 ms\n"
         );
         let warm = frame("abc", 256, &outcome("no newline", 1_000));
         assert!(warm.contains("no newline\nEND RequestId: abc\n"), "{warm}");
@@ -90,6 +95,15 @@ mod tests {
         assert_eq!(billed_ms(Duration::from_micros(1_000)), 1);
         assert_eq!(billed_ms(Duration::from_micros(1_001)), 2);
         assert_eq!(billed_ms(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn the_shown_duration_rounds_up_like_the_bill() {
+        assert_eq!(shown_ms(Duration::from_micros(2_000)), "2.00");
+        assert_eq!(shown_ms(Duration::from_micros(2_003)), "2.01");
+        assert_eq!(shown_ms(Duration::from_micros(1_995)), "2.00");
+        assert_eq!(shown_ms(Duration::from_micros(61_204)), "61.21");
+        assert_eq!(billed_ms(Duration::from_micros(2_003)), 3);
     }
 
     #[test]
