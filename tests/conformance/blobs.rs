@@ -14,6 +14,7 @@ const LIMITS: BlobLimits = BlobLimits {
     max: 1 << 30,
     min: 0,
     md5: None,
+    checksum: None,
 };
 
 async fn read(stores: &Stores, id: &str, start: u64, len: u64) -> Vec<u8> {
@@ -61,6 +62,53 @@ pub async fn blobs_round_trip_whole_and_in_ranges(stores: Stores) {
     stores.blobs.remove(found).await.unwrap();
     assert!(!stores.blobs.still_there(&again).await.unwrap() || again.created);
     assert!(stores.blobs.read(&info.sha256, 0, 1).await.is_err(), "gone");
+}
+
+pub async fn a_blob_is_checksummed_and_a_wrong_checksum_leaves_nothing(stores: Stores) {
+    use eddy_objects::{ChecksumAlgorithm, ChecksumRequest, ExpectedChecksum, ObjectError};
+    let body = bytes(100_000, 9);
+    let asking = |expected: Option<&str>| BlobLimits {
+        checksum: Some(ChecksumRequest {
+            algorithm: ChecksumAlgorithm::Crc32c,
+            expected: expected.map(|v| ExpectedChecksum::Sent(v.to_string())),
+        }),
+        ..LIMITS
+    };
+    let info = stores
+        .blobs
+        .write(&mut &body[..], &asking(None))
+        .await
+        .unwrap();
+    let sum = info.checksum.expect("computed as the bytes went in");
+    assert_eq!(sum.algorithm, ChecksumAlgorithm::Crc32c);
+    // What the client would have sent for these bytes passes.
+    let other = bytes(100_000, 10);
+    let sent = {
+        let mut hasher = eddy_objects::Hasher::new(ChecksumAlgorithm::Crc32c);
+        hasher.update(&other);
+        eddy_objects::ObjectChecksum::of_bytes(ChecksumAlgorithm::Crc32c, &hasher.finish()).value
+    };
+    let right = stores
+        .blobs
+        .write(&mut &other[..], &asking(Some(&sent)))
+        .await
+        .unwrap();
+    assert_eq!(right.checksum.unwrap().value, sent);
+    // Another body under that value is refused and leaves no blob.
+    let wrong = bytes(100_000, 11);
+    let before = stores.blobs.list().await.unwrap().len();
+    let refused = stores
+        .blobs
+        .write(&mut &wrong[..], &asking(Some(&sent)))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ObjectError::ChecksumMismatch(ChecksumAlgorithm::Crc32c))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(stores.blobs.list().await.unwrap().len(), before);
 }
 
 pub async fn joined_and_large_blobs_stream_through(stores: Stores) {

@@ -82,6 +82,7 @@ macro_rules! every_suite {
             deliveries::slots_are_one_limit_for_every_claimer,
             objects::listings_are_in_utf8_binary_order_across_pages,
             blobs::blobs_round_trip_whole_and_in_ranges,
+            blobs::a_blob_is_checksummed_and_a_wrong_checksum_leaves_nothing,
             blobs::joined_and_large_blobs_stream_through,
             blobs::garbage_collection_removes_only_what_nothing_refers_to,
             tables::keyset_pages_cover_every_row_once_in_key_order,

@@ -160,6 +160,11 @@ out["list_photos"] = error(uploader.list_objects_v2, Bucket="photos")
 out["buckets"] = [b["Name"] for b in uploader.list_buckets()["Buckets"]]
 out["create_bucket"] = error(uploader.create_bucket, Bucket="mine")
 out["copy_out"] = error(uploader.copy_object, Bucket="uploads", Key="incoming/copy.jpg", CopySource={{"Bucket": "photos", "Key": "cat.jpg"}})
+upload = uploader.create_multipart_upload(Bucket="uploads", Key="incoming/parts.jpg")
+out["part_copy_out"] = error(uploader.upload_part_copy, Bucket="uploads", Key="incoming/parts.jpg",
+    UploadId=upload["UploadId"], PartNumber=1, CopySource={{"Bucket": "photos", "Key": "cat.jpg"}})
+out["part_copy_parts"] = len(uploader.list_parts(Bucket="uploads", Key="incoming/parts.jpg",
+                                                 UploadId=upload["UploadId"]).get("Parts", []))
 ok_url = uploader.generate_presigned_url("put_object", Params={{"Bucket": "uploads", "Key": "incoming/p.txt"}})
 out["presigned_inside"] = fetch(ok_url, "PUT", b"p")[0]
 bad_url = uploader.generate_presigned_url("get_object", Params={{"Bucket": "photos", "Key": "cat.jpg"}})
@@ -195,6 +200,12 @@ out["uploads"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="uploads")["
         json!([403, "AccessDenied"]),
         "a copy needs read on its source"
     );
+    assert_eq!(
+        out["part_copy_out"],
+        json!([403, "AccessDenied"]),
+        "so does a part copy"
+    );
+    assert_eq!(out["part_copy_parts"], 0);
     assert_eq!(out["presigned_inside"], 200);
     assert_eq!(
         out["presigned_beyond"], 403,

@@ -540,51 +540,58 @@ out["parts"] = s3.get_object(Bucket="photos", Key="parts")["Body"].read().decode
     assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 5);
 }
 
-/// A PUT whose body is aws-chunked with its checksum in a trailer, as SDKs send over TLS
-/// (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`): the request's headers signed, the body not.
-fn put_with_trailer(eddy: &Eddy, key: &str, body: &str, trailer: &str) -> (u16, String) {
-    let host = eddy.base.trim_start_matches("http://");
-    let path = format!("/photos/{key}");
-    let name = trailer.split_once(':').unwrap().0;
-    let chunked = format!("{:x}\r\n{body}\r\n0\r\n{trailer}\r\n\r\n", body.len());
+/// The head of a PUT of `path` with `headers`, signed for a body whose hash is `payload` (one
+/// of the streaming or unsigned forms), for requests sent by hand.
+fn signed_put_head(eddy: &Eddy, path: &str, headers: &[(&str, &str)], payload: &str) -> String {
     let mut request = http::Request::builder()
         .method("PUT")
-        .uri(&path)
-        .header("host", host)
-        .header("content-encoding", "aws-chunked")
-        .header("x-amz-decoded-content-length", body.len().to_string())
-        .header("x-amz-trailer", name)
-        .header("content-length", chunked.len().to_string())
-        .body(())
-        .unwrap();
+        .uri(path)
+        .header("host", address(eddy));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(()).unwrap();
     let signed = eddy_sigv4::Request {
         method: "PUT",
-        path: &path,
+        path,
         query: "",
         headers: request.headers(),
-        payload_sha256: "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        payload_sha256: payload,
     };
     let credentials = eddy_sigv4::Credentials {
         access_key_id: eddy_node::DEV_ACCESS_KEY_ID.into(),
         secret_access_key: eddy_node::DEV_SECRET_ACCESS_KEY.into(),
     };
-    let headers = eddy_sigv4::sign(
-        &credentials,
-        "us-east-1",
-        "s3",
-        &signed,
-        std::time::SystemTime::now(),
-    );
-    for (name, value) in headers {
+    let now = std::time::SystemTime::now();
+    for (name, value) in eddy_sigv4::sign(&credentials, "us-east-1", "s3", &signed, now) {
         request.headers_mut().insert(name, value.parse().unwrap());
     }
-    let mut text = format!("PUT {path} HTTP/1.1\r\nconnection: close\r\n");
+    let mut head = format!("PUT {path} HTTP/1.1\r\nconnection: close\r\n");
     for (name, value) in request.headers() {
-        text.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
     }
-    text.push_str("\r\n");
-    text.push_str(&chunked);
-    raw(eddy, text.as_bytes())
+    head.push_str("\r\n");
+    head
+}
+
+/// A PUT whose body is aws-chunked with its checksum in a trailer, as SDKs send over TLS
+/// (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`): the request's headers signed, the body not.
+fn put_with_trailer(eddy: &Eddy, key: &str, body: &str, trailer: &str) -> (u16, String) {
+    let name = trailer.split_once(':').unwrap().0;
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n{trailer}\r\n\r\n", body.len());
+    let (decoded, length) = (body.len().to_string(), chunked.len().to_string());
+    let head = signed_put_head(
+        eddy,
+        &format!("/photos/{key}"),
+        &[
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", &decoded),
+            ("x-amz-trailer", name),
+            ("content-length", &length),
+        ],
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    );
+    raw(eddy, format!("{head}{chunked}").as_bytes())
 }
 
 /// Checksums the client sends are checked against the bytes, for every algorithm AWS offers,
@@ -740,9 +747,12 @@ with ThreadPoolExecutor(8) as pool:
         .map(|r| r.as_str().unwrap())
         .collect();
     assert_eq!(race.iter().filter(|r| **r == "None").count(), 1, "{race:?}");
+    // A loser that looked before the winner committed conflicts (409); one that looked after
+    // finds its precondition failed (412). Which is which is timing.
     assert_eq!(
         race.iter()
-            .filter(|r| **r == "[412, 'PreconditionFailed']")
+            .filter(|r| **r == "[412, 'PreconditionFailed']"
+                || **r == "[409, 'ConditionalRequestConflict']")
             .count(),
         7,
         "{race:?}"
@@ -895,4 +905,231 @@ out["negative"] = error(s3.list_parts, Bucket="photos", Key="many", UploadId=upl
         json!([["a", "b"], ["b", "c"], ["d", "many"]])
     );
     assert_eq!(out["negative"], json!([400, "InvalidArgument"]));
+}
+
+/// A conditional PUT whose condition held when it began but not when it commits — another
+/// writer came in while its body was on the way — is a conflict (409
+/// ConditionalRequestConflict), as S3 answers it, and stores nothing.
+#[test]
+fn a_conditional_write_overtaken_by_another_is_a_conflict() {
+    use std::io::{Read, Write};
+    let eddy = serve(BUCKETS);
+    let path = "/photos/contested";
+    let head = signed_put_head(
+        &eddy,
+        path,
+        &[
+            ("if-none-match", "*"),
+            ("expect", "100-continue"),
+            ("content-length", "5"),
+        ],
+        "UNSIGNED-PAYLOAD",
+    );
+    let mut tcp = std::net::TcpStream::connect(address(&eddy)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    tcp.write_all(head.as_bytes()).unwrap();
+    // eddy asks for the body once it has checked the condition (the key is free)…
+    let mut continued = [0u8; 25];
+    tcp.read_exact(&mut continued).unwrap();
+    assert_eq!(&continued, b"HTTP/1.1 100 Continue\r\n\r\n");
+    // …another writer takes the key meanwhile…
+    let other = eddy.call("PUT", path, &[], Some("other"));
+    assert_eq!(other.status, 200);
+    // …and the body that arrives afterwards commits nothing.
+    tcp.write_all(b"first").unwrap();
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 409 "), "{answer}");
+    assert!(
+        answer.contains("<Code>ConditionalRequestConflict</Code>"),
+        "{answer}"
+    );
+    assert_eq!(eddy.get(path).body, json!("other"));
+}
+
+/// Every object is stored with a checksum — the one the client sent, or CRC64NVME — and
+/// answered with it when asked (`x-amz-checksum-mode: ENABLED`); parts keep theirs, and a
+/// completed upload has the composite or full-object checksum it asked for.
+#[test]
+fn checksums_are_stored_and_returned() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+import zlib
+hello256 = "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
+s3.put_object(Bucket="photos", Key="summed", Body=b"hello", ChecksumSHA256=hello256)
+head = s3.head_object(Bucket="photos", Key="summed", ChecksumMode="ENABLED")
+out["head"] = [head.get("ChecksumSHA256"), head.get("ChecksumType")]
+got = s3.get_object(Bucket="photos", Key="summed", ChecksumMode="ENABLED")
+out["get"] = [got.get("ChecksumSHA256"), got["Body"].read().decode()]
+out["unasked"] = "ChecksumSHA256" in s3.head_object(Bucket="photos", Key="summed")
+out["ranged"] = "ChecksumSHA256" in s3.get_object(Bucket="photos", Key="summed", Range="bytes=0-1",
+                                                   ChecksumMode="ENABLED")
+# A client that sends none (this one only when required): S3's CRC64NVME.
+plain = client("s3")
+plain.meta.config.request_checksum_calculation = "when_required"
+put = plain.put_object(Bucket="photos", Key="plain", Body=b"hello")
+out["default"] = [put.get("ChecksumCRC64NVME"),
+                  s3.head_object(Bucket="photos", Key="plain", ChecksumMode="ENABLED").get("ChecksumCRC64NVME")]
+# boto3 sends CRC32 by default, and checks what GetObject answers against the body.
+s3.put_object(Bucket="photos", Key="sdk", Body=b"x" * 100000)
+out["sdk"] = [s3.head_object(Bucket="photos", Key="sdk", ChecksumMode="ENABLED").get("ChecksumCRC32"),
+              base64.b64encode(zlib.crc32(b"x" * 100000).to_bytes(4, "big")).decode(),
+              len(s3.get_object(Bucket="photos", Key="sdk")["Body"].read())]
+
+MiB = 1024 * 1024
+one, two = b"a" * (5 * MiB), b"b" * 1000
+def upload(key, **create):
+    u = s3.create_multipart_upload(Bucket="photos", Key=key, **create)
+    algorithm = create.get("ChecksumAlgorithm")
+    extra = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+    parts = []
+    for n, body in [(1, one), (2, two)]:
+        p = s3.upload_part(Bucket="photos", Key=key, UploadId=u["UploadId"], PartNumber=n, Body=body, **extra)
+        parts.append({"PartNumber": n, "ETag": p["ETag"],
+                      **{k: v for k, v in p.items() if k.startswith("Checksum")}})
+    return u, parts
+u, parts = upload("composite", ChecksumAlgorithm="SHA256")
+out["created"] = [u.get("ChecksumAlgorithm"), u.get("ChecksumType")]
+listed = s3.list_parts(Bucket="photos", Key="composite", UploadId=u["UploadId"])["Parts"]
+out["listed"] = [p.get("ChecksumSHA256") == q.get("ChecksumSHA256") != None for p, q in zip(listed, parts)]
+wrong = [dict(parts[0], ChecksumSHA256=parts[1]["ChecksumSHA256"]), parts[1]]
+out["wrong_part_sum"] = error(s3.complete_multipart_upload, Bucket="photos", Key="composite",
+                              UploadId=u["UploadId"], MultipartUpload={"Parts": wrong})
+done = s3.complete_multipart_upload(Bucket="photos", Key="composite", UploadId=u["UploadId"],
+                                    MultipartUpload={"Parts": parts})
+inner = b"".join(base64.b64decode(p["ChecksumSHA256"]) for p in parts)
+expected = base64.b64encode(hashlib.sha256(inner).digest()).decode() + "-2"
+head = s3.head_object(Bucket="photos", Key="composite", ChecksumMode="ENABLED")
+out["composite"] = [done.get("ChecksumSHA256") == expected, done.get("ChecksumType"),
+                    head.get("ChecksumSHA256") == expected, head.get("ChecksumType")]
+
+u, parts = upload("full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+s3.complete_multipart_upload(Bucket="photos", Key="full", UploadId=u["UploadId"],
+                             MultipartUpload={"Parts": parts})
+head = s3.head_object(Bucket="photos", Key="full", ChecksumMode="ENABLED")
+out["full"] = [head.get("ChecksumCRC32") == base64.b64encode(zlib.crc32(one + two).to_bytes(4, "big")).decode(),
+               head.get("ChecksumType"),
+               len(s3.get_object(Bucket="photos", Key="full")["Body"].read())]
+
+u = s3.create_multipart_upload(Bucket="photos", Key="mixed", ChecksumAlgorithm="CRC32")
+out["other_algorithm"] = error(s3.upload_part, Bucket="photos", Key="mixed", UploadId=u["UploadId"],
+                               PartNumber=1, Body=b"x", ChecksumAlgorithm="SHA1")
+out["sha_full"] = error(s3.create_multipart_upload, Bucket="photos", Key="x",
+                        ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT")
+out["crc64_composite"] = error(s3.create_multipart_upload, Bucket="photos", Key="x",
+                               ChecksumAlgorithm="CRC64NVME", ChecksumType="COMPOSITE")
+"#,
+    );
+    let hello256 = "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=";
+    assert_eq!(out["head"], json!([hello256, "FULL_OBJECT"]), "{out}");
+    assert_eq!(out["get"], json!([hello256, "hello"]));
+    assert_eq!(out["unasked"], false, "only when asked");
+    assert_eq!(
+        out["ranged"], false,
+        "a range is not what the checksum covers"
+    );
+    // CRC64NVME of "hello", computed independently (see eddy-objects' checksum tests).
+    assert_eq!(out["default"], json!(["M3eFcAZSQlc=", "M3eFcAZSQlc="]));
+    assert_eq!(out["sdk"][0], out["sdk"][1]);
+    assert_eq!(out["sdk"][2], 100000);
+    assert_eq!(out["created"], json!(["SHA256", "COMPOSITE"]));
+    assert_eq!(out["listed"], json!([true, true]));
+    assert_eq!(out["wrong_part_sum"], json!([400, "InvalidPart"]));
+    assert_eq!(
+        out["composite"],
+        json!([true, "COMPOSITE", true, "COMPOSITE"])
+    );
+    assert_eq!(
+        out["full"],
+        json!([true, "FULL_OBJECT", 5 * 1024 * 1024 + 1000])
+    );
+    assert_eq!(out["other_algorithm"], json!([400, "InvalidRequest"]));
+    assert_eq!(out["sha_full"], json!([400, "InvalidRequest"]));
+    assert_eq!(out["crc64_composite"], json!([400, "InvalidRequest"]));
+}
+
+/// A multipart object is read part by part (`partNumber`, with `x-amz-mp-parts-count`), and
+/// parts are copied from objects, whole or by range (UploadPartCopy); out-of-range numbers
+/// and ranges are refused with S3's codes and change nothing.
+#[test]
+fn parts_are_read_by_number_and_copied_from_objects() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+MiB = 1024 * 1024
+one, two = b"a" * (5 * MiB), b"bcd"
+u = s3.create_multipart_upload(Bucket="photos", Key="mp")
+etags = [s3.upload_part(Bucket="photos", Key="mp", UploadId=u["UploadId"], PartNumber=n, Body=b)["ETag"]
+         for n, b in [(1, one), (2, two)]]
+s3.complete_multipart_upload(Bucket="photos", Key="mp", UploadId=u["UploadId"],
+    MultipartUpload={"Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]})
+second = s3.get_object(Bucket="photos", Key="mp", PartNumber=2)
+out["second"] = [second["Body"].read().decode(), second.get("PartsCount"), second.get("ContentRange")]
+first = s3.head_object(Bucket="photos", Key="mp", PartNumber=1)
+out["first"] = [first["ContentLength"], first.get("PartsCount")]
+out["whole"] = "PartsCount" in s3.head_object(Bucket="photos", Key="mp")
+out["third"] = error(s3.get_object, Bucket="photos", Key="mp", PartNumber=3)
+out["both"] = error(s3.get_object, Bucket="photos", Key="mp", PartNumber=1, Range="bytes=0-1")
+s3.put_object(Bucket="photos", Key="single", Body=b"small")
+single = s3.get_object(Bucket="photos", Key="single", PartNumber=1)
+out["single"] = [single["Body"].read().decode(), single.get("PartsCount")]
+
+source = bytes(range(256)) * (24 * 1024)   # 6 MiB
+s3.put_object(Bucket="photos", Key="source", Body=source)
+src = {"Bucket": "photos", "Key": "source"}
+u = s3.create_multipart_upload(Bucket="photos", Key="copied")
+copy = lambda **kw: s3.upload_part_copy(Bucket="photos", Key="copied", UploadId=u["UploadId"],
+                                        CopySource=src, **kw)["CopyPartResult"]
+whole = copy(PartNumber=1)
+ranged = copy(PartNumber=2, CopySourceRange="bytes=10-19")
+bad = lambda **kw: error(s3.upload_part_copy, Bucket="photos", Key="copied", UploadId=u["UploadId"], **kw)
+out["refused"] = [
+    bad(CopySource=src, PartNumber=3, CopySourceRange="bytes=0-%d" % len(source)),
+    bad(CopySource=src, PartNumber=3, CopySourceRange="bytes=5-"),
+    bad(CopySource=src, PartNumber=10001),
+    bad(CopySource=src, PartNumber=3, CopySourceIfMatch='"0"'),
+    bad(CopySource={"Bucket": "photos", "Key": "nothing"}, PartNumber=3),
+    error(s3.upload_part_copy, Bucket="photos", Key="copied", UploadId="nope", CopySource=src, PartNumber=3),
+]
+out["parts"] = [p["PartNumber"] for p in
+                s3.list_parts(Bucket="photos", Key="copied", UploadId=u["UploadId"])["Parts"]]
+s3.complete_multipart_upload(Bucket="photos", Key="copied", UploadId=u["UploadId"],
+    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": whole["ETag"]},
+                               {"PartNumber": 2, "ETag": ranged["ETag"]}]})
+out["copied"] = s3.get_object(Bucket="photos", Key="copied")["Body"].read() == source + source[10:20]
+out["etag"] = whole["ETag"] == s3.head_object(Bucket="photos", Key="source")["ETag"]
+"#,
+    );
+    let size = 5 * 1024 * 1024;
+    assert_eq!(
+        out["second"],
+        json!(["bcd", 2, format!("bytes {size}-{}/{}", size + 2, size + 3)]),
+        "{out}"
+    );
+    assert_eq!(out["first"], json!([size, 2]));
+    assert_eq!(out["whole"], false, "the count comes with a part");
+    assert_eq!(out["third"], json!([416, "InvalidPartNumber"]));
+    assert_eq!(out["both"], json!([400, "InvalidRequest"]));
+    assert_eq!(out["single"], json!(["small", null]));
+    assert_eq!(
+        out["refused"],
+        json!([
+            [400, "InvalidArgument"],
+            [400, "InvalidArgument"],
+            [400, "InvalidArgument"],
+            [412, "PreconditionFailed"],
+            [404, "NoSuchKey"],
+            [404, "NoSuchUpload"]
+        ])
+    );
+    assert_eq!(out["parts"], json!([1, 2]), "refused copies add no part");
+    assert_eq!(out["copied"], true);
+    assert_eq!(
+        out["etag"], true,
+        "a whole copy's part has the source's bytes"
+    );
 }

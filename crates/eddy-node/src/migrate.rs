@@ -105,6 +105,7 @@ async fn copy_blobs(from: &DiskBlobs, to: &S3Blobs) -> Result<u64, NodeError> {
         max: u64::MAX,
         min: 0,
         md5: None,
+        checksum: None,
     };
     let stored = from.list().await?;
     let mut copied = 0;

@@ -371,6 +371,8 @@ mod tests {
             content_type: None,
             user_meta: Default::default(),
             headers: Default::default(),
+            checksum: None,
+            part_sizes: Vec::new(),
             last_modified_ms: 0,
             sequencer: 0,
         }

@@ -20,13 +20,15 @@ pub struct BlobInfo {
     pub sha256: String,
     pub md5: [u8; 16],
     pub size: u64,
+    /// The checksum [`BlobLimits::checksum`] asked for (none for a blob assembled from others).
+    pub checksum: Option<crate::ObjectChecksum>,
     /// Whether this write stored the bytes (rather than finding identical bytes stored
     /// already, which a collection that began earlier may yet remove).
     pub created: bool,
 }
 
 /// What a blob must be to be kept.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BlobLimits {
     /// Larger bodies fail (`TooLarge`) as soon as the limit is passed.
     pub max: u64,
@@ -34,6 +36,9 @@ pub struct BlobLimits {
     pub min: u64,
     /// The MD5 the client says the body has (`BadDigest` otherwise).
     pub md5: Option<[u8; 16]>,
+    /// The checksum to compute, and the value the client sent for it (`ChecksumMismatch`
+    /// otherwise).
+    pub checksum: Option<crate::ChecksumRequest>,
 }
 
 /// A blob and when its bytes were last written (placing identical bytes again counts).

@@ -32,7 +32,7 @@ impl BlobStore for DiskBlobs {
 
     async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {
         let mut reader = ConcatReader::new(parts.iter().map(|p| self.path(p)).collect());
-        let mut stager = Stager::create(&self.tmp, u64::MAX)?;
+        let mut stager = Stager::create(&self.tmp, u64::MAX, None)?;
         stager.feed(&mut reader).await?;
         self.place(stager.finish(None, true).await?).await
     }

@@ -9,6 +9,10 @@ pub enum ObjectError {
     InvalidName(#[from] InvalidName),
     #[error("At least one of the pre-conditions you specified did not hold: {0}")]
     PreconditionFailed(String),
+    #[error(
+        "A conflicting operation occurred while the request was being processed ({0}); send it again (a multipart upload: create a new one)"
+    )]
+    ConditionalRequestConflict(String),
     #[error("bucket {0:?} does not exist")]
     NoSuchBucket(String),
     #[error("bucket {0:?} already exists")]
@@ -29,10 +33,14 @@ pub enum ObjectError {
     InvalidPartNumber(u32),
     #[error("a completed multipart upload needs at least one part")]
     NoParts,
+    #[error("Range specified is not valid for source object of size: {size}")]
+    InvalidCopyRange { size: u64 },
     #[error("the range does not overlap the object's {size} bytes")]
     InvalidRange { size: u64 },
     #[error("the body's MD5 does not match the Content-MD5 that was sent")]
     BadDigest,
+    #[error("The {} you specified did not match the calculated checksum.", .0.name())]
+    ChecksumMismatch(crate::ChecksumAlgorithm),
     #[error("the body is larger than the {limit} bytes allowed")]
     TooLarge { limit: u64 },
     #[error("the body is {size} bytes, smaller than the {min} bytes required")]
@@ -77,11 +85,15 @@ impl Classify for ObjectError {
             | InvalidPartNumber(_)
             | NoParts
             | BadDigest
+            | ChecksumMismatch(_)
+            | InvalidCopyRange { .. }
             | TooSmall { .. }
             | InvalidRequest(_)
             | Body(_) => ErrorKind::InvalidInput,
             NoSuchBucket(_) | NoSuchKey { .. } | NoSuchUpload(_) => ErrorKind::NotFound,
-            BucketAlreadyExists(_) | BucketNotEmpty(_) => ErrorKind::Conflict,
+            BucketAlreadyExists(_) | BucketNotEmpty(_) | ConditionalRequestConflict(_) => {
+                ErrorKind::Conflict
+            }
             InvalidRange { .. } | PreconditionFailed(_) => ErrorKind::PreconditionFailed,
             TooLarge { .. } => ErrorKind::TooLarge,
             Bus(e) => e.kind(),

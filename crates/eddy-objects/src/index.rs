@@ -20,6 +20,8 @@ pub struct Upload {
     pub content_type: Option<String>,
     pub user_meta: BTreeMap<String, String>,
     pub headers: BTreeMap<String, String>,
+    /// The checksum the object is to have, as CreateMultipartUpload asked.
+    pub checksum: Option<(crate::ChecksumAlgorithm, crate::ChecksumType)>,
     pub created_ms: i64,
 }
 

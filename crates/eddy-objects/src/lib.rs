@@ -8,6 +8,7 @@
 //! [`ObjectStore::collect_garbage`] removes.
 
 mod blobs;
+mod checksum;
 mod disk;
 mod error;
 mod index;
@@ -20,11 +21,13 @@ mod staging;
 mod store;
 
 pub use blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
+pub use checksum::{
+    ChecksumAlgorithm, ChecksumRequest, ChecksumType, ExpectedChecksum, Hasher, ObjectChecksum,
+};
 pub use disk::DiskBlobs;
 pub use error::ObjectError;
 pub use index::{ObjectIndex, StoredPart, Upload};
 pub use model::*;
-pub use multipart::CompletedPart;
 pub use s3::{S3Blobs, S3Failure, S3Location};
 pub use sql::SqlIndex;
 pub use store::{ObjectBody, ObjectStore};

@@ -27,6 +27,11 @@ pub struct ObjectMeta {
     pub user_meta: BTreeMap<String, String>,
     /// The standard headers it is served with, by lowercase name (see [`STORED_HEADERS`]).
     pub headers: BTreeMap<String, String>,
+    /// The checksum it was stored with (none for objects stored before eddy kept them).
+    pub checksum: Option<crate::ObjectChecksum>,
+    /// The sizes of the parts it was assembled from, in order; empty when it was not
+    /// (GetObject's `partNumber`, `x-amz-mp-parts-count`).
+    pub part_sizes: Vec<u64>,
     pub last_modified_ms: i64,
     /// The journal sequence number of the change that wrote this version: increasing per key.
     pub sequencer: u64,
@@ -57,6 +62,9 @@ pub struct PutOptions {
     pub headers: BTreeMap<String, String>,
     /// The MD5 the client says the body has (decoded `Content-MD5`); checked before commit.
     pub content_md5: Option<[u8; 16]>,
+    /// The checksum to store the object with, and the value sent for it (checked before
+    /// commit); without one, CRC64NVME, as S3 does.
+    pub checksum: Option<crate::ChecksumRequest>,
     /// Refuse bodies larger than this; defaults to [`MAX_PUT_BYTES`].
     pub max_size: Option<u64>,
     /// Refuse bodies smaller than this (a POST policy's `content-length-range`).
@@ -233,8 +241,23 @@ pub struct PartInfo {
     pub part_number: u32,
     pub size: u64,
     pub etag: String,
+    /// The checksum of the part's bytes.
+    pub checksum: Option<crate::ObjectChecksum>,
     pub last_modified_ms: i64,
 }
+
+/// A part a client names when completing an upload: its number, ETag (quotes allowed) and,
+/// if the client sent one, the checksum it expects the part to have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+    pub checksum: Option<(crate::ChecksumAlgorithm, String)>,
+}
+
+/// Which bytes of a source an UploadPartCopy takes: all, or an inclusive range
+/// (`x-amz-copy-source-range: bytes=first-last`).
+pub type CopyRange = Option<(u64, u64)>;
 
 /// One rule of a bucket's CORS configuration, as S3 has them: which origins may use which
 /// methods with which request headers, which response headers they may read, and how long a
@@ -277,6 +300,8 @@ mod tests {
             content_type: None,
             user_meta: BTreeMap::new(),
             headers: BTreeMap::new(),
+            checksum: None,
+            part_sizes: Vec::new(),
             // 10.9 s: compared as 10 s, as HTTP dates carry whole seconds.
             last_modified_ms: 10_900,
             sequencer: 1,

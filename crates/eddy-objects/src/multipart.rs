@@ -1,5 +1,7 @@
-//! Multipart uploads. Each part is a blob of its own; completing the upload concatenates the
-//! chosen parts into the object's blob and commits the object, its
+//! Multipart uploads. Each part is a blob of its own, uploaded or copied from an object, with
+//! the checksum the upload asked for (CRC64NVME when it asked for none); completing the upload
+//! concatenates the chosen parts into the object's blob and commits the object — with its part
+//! sizes and the checksum assembled from the parts' — its
 //! `ObjectCreated:CompleteMultipartUpload` event and the end of the upload in one transaction.
 
 use eddy_bus::sql::Sql;
@@ -9,12 +11,10 @@ use tokio::io::AsyncRead;
 
 use crate::ObjectError;
 use crate::blobs::BlobLimits;
+use crate::checksum::{ChecksumAlgorithm, ChecksumRequest, ChecksumType, ObjectChecksum};
 use crate::index::{StoredPart, Upload};
 use crate::model::*;
-use crate::store::{ObjectStore, check_condition, commit_in, draft, kept, require_bucket};
-
-/// The parts a client names when completing an upload: number and ETag (quotes allowed).
-pub type CompletedPart = (u32, String);
+use crate::store::{ObjectStore, check_condition, commit_in, draft, kept, raced, require_bucket};
 
 impl ObjectStore {
     pub async fn create_multipart_upload(
@@ -22,7 +22,18 @@ impl ObjectStore {
         bucket: &BucketName,
         key: &ObjectKey,
         opts: PutOptions,
+        checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
     ) -> Result<String, ObjectError> {
+        if let Some((algorithm, kind)) = checksum
+            && !algorithm.allows(kind)
+        {
+            return Err(ObjectError::InvalidRequest(format!(
+                "The {} checksum type cannot be used with the {} checksum algorithm; {}",
+                kind.name(),
+                algorithm.name(),
+                "FULL_OBJECT is for CRC32, CRC32C and CRC64NVME, COMPOSITE for CRC32, CRC32C, SHA1 and SHA256"
+            )));
+        }
         let upload = Upload {
             upload_id: uuid::Uuid::new_v4().simple().to_string(),
             bucket: bucket.clone(),
@@ -30,6 +41,7 @@ impl ObjectStore {
             content_type: opts.content_type,
             user_meta: opts.user_meta,
             headers: opts.headers,
+            checksum,
             created_ms: eddy_bus::now_ms(),
         };
         let id = upload.upload_id.clone();
@@ -44,25 +56,28 @@ impl ObjectStore {
         Ok(id)
     }
 
-    /// Stores one part (replacing an earlier part with the same number); returns its ETag.
+    /// Stores one part (replacing an earlier part with the same number) with the checksum the
+    /// upload asked for, checked against `checksum` when the client sent one.
     pub async fn upload_part(
         &self,
-        bucket: &BucketName,
-        key: &ObjectKey,
-        upload_id: &str,
+        (bucket, key, upload_id): (&BucketName, &ObjectKey, &str),
         part_number: u32,
         body: &mut (dyn AsyncRead + Send + Unpin),
         content_md5: Option<[u8; 16]>,
-    ) -> Result<String, ObjectError> {
+        checksum: Option<ChecksumRequest>,
+    ) -> Result<PartInfo, ObjectError> {
         if !(1..=MAX_PART_NUMBER).contains(&part_number) {
             return Err(ObjectError::InvalidPartNumber(part_number));
         }
-        self.upload(&mut self.bus.readers(), bucket, key, upload_id)
+        let upload = self
+            .upload(&mut self.bus.readers(), bucket, key, upload_id)
             .await?;
+        let checksum = part_checksum(&upload, checksum)?;
         let limits = BlobLimits {
             max: MAX_PUT_BYTES,
             min: 0,
             md5: content_md5,
+            checksum: Some(checksum),
         };
         let blob = self.new_blob(body, &limits).await?;
         let part = StoredPart {
@@ -70,11 +85,12 @@ impl ObjectStore {
                 part_number,
                 size: blob.size,
                 etag: hex::encode(blob.md5),
+                checksum: blob.checksum.clone(),
                 last_modified_ms: eddy_bus::now_ms(),
             },
             blob: blob.sha256.clone(),
         };
-        let etag = part.info.etag.clone();
+        let info = part.info.clone();
         let input = (
             self.clone(),
             bucket.clone(),
@@ -92,7 +108,29 @@ impl ObjectStore {
                 })
             })
             .await?;
-        Ok(etag)
+        Ok(info)
+    }
+
+    /// Stores one part from the bytes of an object, all of them or the inclusive `range`
+    /// (UploadPartCopy), if the source meets `conditions`.
+    pub async fn upload_part_copy(
+        &self,
+        upload: (&BucketName, &ObjectKey, &str),
+        part_number: u32,
+        source: (&BucketName, &ObjectKey),
+        range: CopyRange,
+        conditions: &SourceConditions,
+    ) -> Result<PartInfo, ObjectError> {
+        let meta = self.head_object(source.0, source.1).await?;
+        conditions.check(&meta)?;
+        let (start, end) = match range {
+            None => (0, meta.size),
+            Some((first, last)) if first <= last && last < meta.size => (first, last + 1),
+            Some(_) => return Err(ObjectError::InvalidCopyRange { size: meta.size }),
+        };
+        let mut bytes = self.blobs.read(&meta.sha256, start, end - start).await?;
+        self.upload_part(upload, part_number, &mut bytes, None, None)
+            .await
     }
 
     /// Completes an upload from the listed parts, which must be in ascending order, each
@@ -123,14 +161,26 @@ impl ObjectStore {
             md5s.update(hex::decode(&part.info.etag).expect("stored ETags are hex"));
         }
         let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
-        let meta = draft(
-            bucket,
-            key,
-            (blob.size, etag, blob.sha256.clone()),
-            upload.content_type,
-            upload.user_meta,
-            upload.headers,
-        );
+        // What the upload asked for; without a request, the full-object CRC64NVME S3 gives.
+        let (algorithm, kind) = upload
+            .checksum
+            .unwrap_or((ChecksumAlgorithm::Crc64Nvme, ChecksumType::FullObject));
+        let sums: Vec<_> = chosen
+            .iter()
+            .map(|p| (p.info.checksum.as_ref(), p.info.size))
+            .collect();
+        let meta = ObjectMeta {
+            checksum: ObjectChecksum::of_parts(algorithm, kind, &sums),
+            part_sizes: chosen.iter().map(|p| p.info.size).collect(),
+            ..draft(
+                bucket,
+                key,
+                (blob.size, etag, blob.sha256.clone()),
+                upload.content_type,
+                upload.user_meta,
+                upload.headers,
+            )
+        };
         let expected: Vec<(u32, String)> = chosen
             .into_iter()
             .map(|p| (p.info.part_number, p.info.etag))
@@ -157,7 +207,8 @@ impl ObjectStore {
                                 &meta.key,
                                 condition,
                             )
-                            .await?;
+                            .await
+                            .map_err(raced)?;
                         }
                         kept(this.blobs.as_ref(), blob).await?;
                         // A part replaced while the parts were being joined: the join is stale.
@@ -258,15 +309,29 @@ fn choose_parts(
     if requested.is_empty() {
         return Err(ObjectError::NoParts);
     }
-    if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
+    if requested
+        .windows(2)
+        .any(|w| w[0].part_number >= w[1].part_number)
+    {
         return Err(ObjectError::InvalidPartOrder);
     }
     let mut chosen = Vec::with_capacity(requested.len());
-    for (i, (number, etag)) in requested.iter().enumerate() {
-        let etag = etag.trim_matches('"');
+    for (i, wanted) in requested.iter().enumerate() {
+        let number = &wanted.part_number;
+        let etag = wanted.etag.trim_matches('"');
+        // A checksum the client lists must be the part's too.
+        let same_sum = |stored: &Option<ObjectChecksum>| match (&wanted.checksum, stored) {
+            (None, _) => true,
+            (Some((algorithm, value)), Some(sum)) => {
+                sum.algorithm == *algorithm && sum.value == value.trim()
+            }
+            (Some(_), None) => false,
+        };
         let part = stored
             .iter()
-            .find(|p| p.info.part_number == *number && p.info.etag == etag)
+            .find(|p| {
+                p.info.part_number == *number && p.info.etag == etag && same_sum(&p.info.checksum)
+            })
             .ok_or(ObjectError::InvalidPart(*number))?;
         let is_last = i + 1 == requested.len();
         if !is_last && part.info.size < MIN_PART_BYTES {
@@ -279,4 +344,27 @@ fn choose_parts(
         chosen.push(part.clone());
     }
     Ok(chosen)
+}
+
+/// The checksum a part is stored with: the upload's algorithm (a part sent with another is
+/// refused, as S3 does), else the one the client sent, else CRC64NVME.
+fn part_checksum(
+    upload: &Upload,
+    sent: Option<ChecksumRequest>,
+) -> Result<ChecksumRequest, ObjectError> {
+    match (upload.checksum, sent) {
+        (Some((algorithm, _)), Some(sent)) if sent.algorithm != algorithm => {
+            Err(ObjectError::InvalidRequest(format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                algorithm.name().to_lowercase(),
+                sent.algorithm.name().to_lowercase()
+            )))
+        }
+        (_, Some(sent)) => Ok(sent),
+        (Some((algorithm, _)), None) => Ok(ChecksumRequest {
+            algorithm,
+            expected: None,
+        }),
+        (None, None) => Ok(ChecksumRequest::default_for_uploads()),
+    }
 }

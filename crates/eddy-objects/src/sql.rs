@@ -10,13 +10,14 @@ use eddy_bus::sql::{Row, Sql, Value};
 use eddy_core::{BucketName, ObjectKey};
 
 use crate::ObjectError;
+use crate::checksum::{ChecksumAlgorithm, ChecksumType, ObjectChecksum};
 use crate::index::{ObjectIndex, StoredPart, Upload};
 use crate::model::*;
 
 /// The object index of the platform database.
 pub struct SqlIndex;
 
-const META_COLUMNS: &str = "bucket, key, size, etag, sha256, content_type, user_meta, headers, last_modified_ms, sequencer";
+const META_COLUMNS: &str = "bucket, key, size, etag, sha256, content_type, user_meta, headers, checksum, part_sizes, last_modified_ms, sequencer";
 
 fn meta(row: &Row) -> Result<ObjectMeta, ObjectError> {
     let user_meta: String = row.get("user_meta")?;
@@ -29,9 +30,34 @@ fn meta(row: &Row) -> Result<ObjectMeta, ObjectError> {
         content_type: row.get("content_type")?,
         user_meta: map_of(&user_meta),
         headers: map_of(&row.get::<String>("headers")?),
+        checksum: checksum_of(row)?,
+        part_sizes: serde_json::from_str(&row.get::<String>("part_sizes")?).unwrap_or_default(),
         last_modified_ms: row.get("last_modified_ms")?,
         sequencer: row.get("sequencer")?,
     })
+}
+
+/// A stored checksum (JSON), if there is one and this eddy knows its algorithm.
+fn checksum_of(row: &Row) -> Result<Option<ObjectChecksum>, ObjectError> {
+    let json: Option<String> = row.get("checksum")?;
+    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+}
+
+fn checksum_json(checksum: &Option<ObjectChecksum>) -> Option<String> {
+    checksum
+        .as_ref()
+        .map(|c| serde_json::to_string(c).expect("checksums serialize"))
+}
+
+/// The checksum an upload asked for, as stored.
+fn upload_checksum(
+    algorithm: Option<String>,
+    kind: Option<String>,
+) -> Option<(ChecksumAlgorithm, ChecksumType)> {
+    Some((
+        ChecksumAlgorithm::from_name(&algorithm?)?,
+        ChecksumType::from_name(&kind?)?,
+    ))
 }
 
 fn map_of(json: &str) -> BTreeMap<String, String> {
@@ -132,12 +158,13 @@ impl ObjectIndex for SqlIndex {
     async fn put_object(&self, db: &mut dyn Sql, m: &ObjectMeta) -> Result<(), ObjectError> {
         db.execute(
             "INSERT INTO _eddy_objects
-                 (bucket, key, size, etag, sha256, content_type, user_meta, headers, last_modified_ms, sequencer)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 (bucket, key, size, etag, sha256, content_type, user_meta, headers, checksum, part_sizes, last_modified_ms, sequencer)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (bucket, key) DO UPDATE SET
                  size = excluded.size, etag = excluded.etag, sha256 = excluded.sha256,
                  content_type = excluded.content_type, user_meta = excluded.user_meta,
-                 headers = excluded.headers,
+                 headers = excluded.headers, checksum = excluded.checksum,
+                 part_sizes = excluded.part_sizes,
                  last_modified_ms = excluded.last_modified_ms, sequencer = excluded.sequencer",
             args![
                 m.bucket.as_str(),
@@ -148,6 +175,8 @@ impl ObjectIndex for SqlIndex {
                 m.content_type.clone(),
                 json_of(&m.user_meta),
                 json_of(&m.headers),
+                checksum_json(&m.checksum),
+                serde_json::to_string(&m.part_sizes).expect("sizes serialize"),
                 m.last_modified_ms,
                 m.sequencer
             ],
@@ -192,8 +221,9 @@ impl ObjectIndex for SqlIndex {
 
     async fn create_upload(&self, db: &mut dyn Sql, u: &Upload) -> Result<(), ObjectError> {
         db.execute(
-            "INSERT INTO _eddy_uploads (upload_id, bucket, key, content_type, user_meta, headers, created_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO _eddy_uploads
+                 (upload_id, bucket, key, content_type, user_meta, headers, checksum_algorithm, checksum_type, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             args![
                 &u.upload_id,
                 u.bucket.as_str(),
@@ -201,6 +231,8 @@ impl ObjectIndex for SqlIndex {
                 u.content_type.clone(),
                 json_of(&u.user_meta),
                 json_of(&u.headers),
+                u.checksum.map(|(a, _)| a.name()),
+                u.checksum.map(|(_, t)| t.name()),
                 u.created_ms
             ],
         )
@@ -217,7 +249,8 @@ impl ObjectIndex for SqlIndex {
     ) -> Result<Option<Upload>, ObjectError> {
         let row = db
             .fetch_optional(
-                "SELECT content_type, user_meta, headers, created_ms FROM _eddy_uploads
+                "SELECT content_type, user_meta, headers, checksum_algorithm, checksum_type, created_ms
+                 FROM _eddy_uploads
                  WHERE upload_id = ? AND bucket = ? AND key = ?",
                 args![id, bucket.as_str(), key.as_str()],
             )
@@ -230,6 +263,10 @@ impl ObjectIndex for SqlIndex {
                 content_type: r.get("content_type")?,
                 user_meta: map_of(&r.get::<String>("user_meta")?),
                 headers: map_of(&r.get::<String>("headers")?),
+                checksum: upload_checksum(
+                    r.get::<Option<String>>("checksum_algorithm")?,
+                    r.get::<Option<String>>("checksum_type")?,
+                ),
                 created_ms: r.get("created_ms")?,
             })
         })
@@ -278,12 +315,21 @@ impl ObjectIndex for SqlIndex {
     ) -> Result<(), ObjectError> {
         let p = &part.info;
         db.execute(
-            "INSERT INTO _eddy_upload_parts (upload_id, part_number, size, etag, sha256, last_modified_ms)
-             VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO _eddy_upload_parts
+                 (upload_id, part_number, size, etag, sha256, checksum, last_modified_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (upload_id, part_number) DO UPDATE SET
                  size = excluded.size, etag = excluded.etag, sha256 = excluded.sha256,
-                 last_modified_ms = excluded.last_modified_ms",
-            args![upload_id, p.part_number, p.size, &p.etag, &part.blob, p.last_modified_ms],
+                 checksum = excluded.checksum, last_modified_ms = excluded.last_modified_ms",
+            args![
+                upload_id,
+                p.part_number,
+                p.size,
+                &p.etag,
+                &part.blob,
+                checksum_json(&p.checksum),
+                p.last_modified_ms
+            ],
         )
         .await?;
         Ok(())
@@ -296,7 +342,7 @@ impl ObjectIndex for SqlIndex {
     ) -> Result<Vec<StoredPart>, ObjectError> {
         let rows = db
             .fetch(
-                "SELECT part_number, size, etag, sha256, last_modified_ms FROM _eddy_upload_parts
+                "SELECT part_number, size, etag, sha256, checksum, last_modified_ms FROM _eddy_upload_parts
                  WHERE upload_id = ? ORDER BY part_number",
                 args![upload_id],
             )
@@ -308,6 +354,7 @@ impl ObjectIndex for SqlIndex {
                         part_number: r.get("part_number")?,
                         size: r.get("size")?,
                         etag: r.get("etag")?,
+                        checksum: checksum_of(r)?,
                         last_modified_ms: r.get("last_modified_ms")?,
                     },
                     blob: r.get("sha256")?,

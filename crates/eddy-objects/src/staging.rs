@@ -12,6 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::ObjectError;
 use crate::blobs::BlobInfo;
+use crate::checksum::{
+    ChecksumAlgorithm, ChecksumRequest, ExpectedChecksum, Hasher, ObjectChecksum,
+};
 
 /// The size of one read from a body. Memory per upload stays at about this much.
 const CHUNK: usize = 1 << 20;
@@ -46,14 +49,20 @@ impl Drop for StagedBlob {
 pub(crate) struct Stager {
     staged: StagedBlob,
     writer: Option<HashingWriter>,
+    /// The value the client sent for the checksum being computed.
+    expected: Option<ExpectedChecksum>,
     buf: Vec<u8>,
     limit: u64,
 }
 
 impl Stager {
     /// A new temporary file in `tmp`; more than `limit` bytes fail with `TooLarge` as soon as
-    /// they arrive.
-    pub(crate) fn create(tmp: &Path, limit: u64) -> Result<Self, ObjectError> {
+    /// they arrive. The bytes' `checksum` is computed too, when one is asked for.
+    pub(crate) fn create(
+        tmp: &Path,
+        limit: u64,
+        checksum: Option<ChecksumRequest>,
+    ) -> Result<Self, ObjectError> {
         let path = tmp.join(uuid::Uuid::new_v4().simple().to_string());
         let file = {
             use std::os::unix::fs::OpenOptionsExt;
@@ -72,9 +81,14 @@ impl Stager {
                     md5: [0; 16],
                     size: 0,
                     created: true,
+                    checksum: None,
                 },
             },
-            writer: Some(HashingWriter::new(file)),
+            writer: Some(HashingWriter::new(
+                file,
+                checksum.as_ref().map(|c| c.algorithm),
+            )),
+            expected: checksum.and_then(|c| c.expected),
             buf: vec![0u8; CHUNK],
             limit,
         })
@@ -121,7 +135,7 @@ impl Stager {
     }
 
     /// The staged blob, its file fsynced when `durable`; `BadDigest` when the bytes' MD5 is
-    /// not `expected_md5`.
+    /// not `expected_md5`, `ChecksumMismatch` when their checksum is not the one sent.
     pub(crate) async fn finish(
         mut self,
         expected_md5: Option<[u8; 16]>,
@@ -129,15 +143,22 @@ impl Stager {
     ) -> Result<StagedBlob, ObjectError> {
         let w = self.writer.take().expect("the writer is present");
         let path = self.staged.path.clone();
-        let (sha256, md5) = tokio::task::spawn_blocking(move || w.finish(durable))
+        let (sha256, md5, checksum) = tokio::task::spawn_blocking(move || w.finish(durable))
             .await
             .expect("blob writer task panicked")
             .map_err(|e| ObjectError::io(&path, e))?;
         if expected_md5.is_some_and(|m| m != md5) {
             return Err(ObjectError::BadDigest);
         }
+        if let (Some(expected), Some((algorithm, digest))) = (&self.expected, &checksum)
+            && !expected.matches(digest)
+        {
+            return Err(ObjectError::ChecksumMismatch(*algorithm));
+        }
         self.staged.info.sha256 = sha256;
         self.staged.info.md5 = md5;
+        self.staged.info.checksum =
+            checksum.map(|(algorithm, digest)| ObjectChecksum::of_bytes(algorithm, &digest));
         Ok(self.staged)
     }
 }
@@ -149,7 +170,7 @@ pub(crate) async fn stage(
     limits: &crate::BlobLimits,
     durable: bool,
 ) -> Result<StagedBlob, ObjectError> {
-    let mut stager = Stager::create(tmp, limits.max)?;
+    let mut stager = Stager::create(tmp, limits.max, limits.checksum.clone())?;
     stager.feed(body).await?;
     let staged = stager.finish(limits.md5, durable).await?;
     if staged.info.size < limits.min {
@@ -178,35 +199,44 @@ async fn read_full(
     Ok(filled)
 }
 
-/// A file being written while its SHA-256 and MD5 are computed.
+/// A file being written while its SHA-256, MD5 and (when asked for) checksum are computed.
 struct HashingWriter {
     file: std::fs::File,
     sha256: Sha256,
     md5: Md5,
+    checksum: Option<(ChecksumAlgorithm, Hasher)>,
 }
 
+/// The SHA-256 in hex, the MD5, and the checksum's algorithm and digest.
+type Digests = (String, [u8; 16], Option<(ChecksumAlgorithm, Vec<u8>)>);
+
 impl HashingWriter {
-    fn new(file: std::fs::File) -> Self {
+    fn new(file: std::fs::File, checksum: Option<ChecksumAlgorithm>) -> Self {
         Self {
             file,
             sha256: Sha256::new(),
             md5: Md5::new(),
+            checksum: checksum.map(|a| (a, Hasher::new(a))),
         }
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.sha256.update(bytes);
         self.md5.update(bytes);
+        if let Some((_, hasher)) = &mut self.checksum {
+            hasher.update(bytes);
+        }
         self.file.write_all(bytes)
     }
 
-    fn finish(self, durable: bool) -> std::io::Result<(String, [u8; 16])> {
+    fn finish(self, durable: bool) -> std::io::Result<Digests> {
         if durable {
             self.file.sync_all()?;
         }
         Ok((
             hex::encode(self.sha256.finalize()),
             self.md5.finalize().into(),
+            self.checksum.map(|(a, hasher)| (a, hasher.finish())),
         ))
     }
 }

@@ -10,6 +10,7 @@ use tokio::io::AsyncRead;
 
 use crate::ObjectError;
 use crate::blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
+use crate::checksum::ChecksumRequest;
 use crate::index::ObjectIndex;
 use crate::model::*;
 
@@ -169,16 +170,23 @@ impl ObjectStore {
             max: opts.max_size.unwrap_or(MAX_PUT_BYTES),
             min: opts.min_size.unwrap_or(0),
             md5: opts.content_md5,
+            checksum: Some(
+                opts.checksum
+                    .unwrap_or_else(ChecksumRequest::default_for_uploads),
+            ),
         };
         let blob = self.new_blob(body, &limits).await?;
-        let meta = draft(
-            bucket,
-            key,
-            (blob.size, hex::encode(blob.md5), blob.sha256.clone()),
-            opts.content_type,
-            opts.user_meta,
-            opts.headers,
-        );
+        let meta = ObjectMeta {
+            checksum: blob.checksum.clone(),
+            ..draft(
+                bucket,
+                key,
+                (blob.size, hex::encode(blob.md5), blob.sha256.clone()),
+                opts.content_type,
+                opts.user_meta,
+                opts.headers,
+            )
+        };
         self.commit_version(
             meta,
             blob,
@@ -214,7 +222,8 @@ impl ObjectStore {
                         require_bucket(index.as_ref(), tx, &meta.bucket).await?;
                         if let Some(condition) = condition {
                             check_condition(index.as_ref(), tx, &meta.bucket, &meta.key, condition)
-                                .await?;
+                                .await
+                                .map_err(raced)?;
                         }
                         kept(blobs.as_ref(), written).await?;
                         commit_in(index.as_ref(), tx, meta.clone(), kind, lineage.clone()).await
@@ -340,14 +349,19 @@ impl ObjectStore {
                                 headers,
                             } => (content_type.clone(), user_meta.clone(), headers.clone()),
                         };
-                        let meta = draft(
-                            &dst.0,
-                            &dst.1,
-                            (source.size, source.etag, source.sha256),
-                            content_type,
-                            user_meta,
-                            headers,
-                        );
+                        // The same bytes: the same checksum and parts.
+                        let meta = ObjectMeta {
+                            checksum: source.checksum,
+                            part_sizes: source.part_sizes,
+                            ..draft(
+                                &dst.0,
+                                &dst.1,
+                                (source.size, source.etag, source.sha256),
+                                content_type,
+                                user_meta,
+                                headers,
+                            )
+                        };
                         commit_in(
                             index,
                             tx,
@@ -505,6 +519,8 @@ pub(crate) fn draft(
         content_type,
         user_meta,
         headers,
+        checksum: None,
+        part_sizes: Vec::new(),
         last_modified_ms: 0,
         sequencer: 0,
     }
@@ -534,6 +550,19 @@ pub(crate) async fn check_condition(
         (WriteCondition::Matches(etag), Some(meta)) => Err(ObjectError::PreconditionFailed(
             format!("If-Match: \"{etag}\" but {key} has ETag \"{}\"", meta.etag),
         )),
+    }
+}
+
+/// A condition that held when the request was first checked and fails when it commits: another
+/// write came in between, which S3 answers as a conflict (409) rather than a failed
+/// precondition (412).
+pub(crate) fn raced(error: ObjectError) -> ObjectError {
+    match error {
+        ObjectError::PreconditionFailed(what) => ObjectError::ConditionalRequestConflict(what),
+        ObjectError::NoSuchKey { key, .. } => {
+            ObjectError::ConditionalRequestConflict(format!("{key} was deleted"))
+        }
+        other => other,
     }
 }
 

@@ -235,7 +235,7 @@ async fn bucket_rules() {
         .await
         .unwrap();
     f.store
-        .create_multipart_upload(&b, &key("m"), PutOptions::default())
+        .create_multipart_upload(&b, &key("m"), PutOptions::default(), None)
         .await
         .unwrap();
     f.store.delete_bucket(&b).await.unwrap();
@@ -377,6 +377,14 @@ async fn hostile_keys_are_plain_keys() {
     assert!(!parent.join("etc").exists() && !parent.join("b").exists());
 }
 
+fn completed(part_number: u32, etag: &str) -> CompletedPart {
+    CompletedPart {
+        part_number,
+        etag: etag.to_string(),
+        checksum: None,
+    }
+}
+
 #[tokio::test]
 async fn multipart_uploads_join_parts() {
     let f = fixture().await;
@@ -387,7 +395,11 @@ async fn multipart_uploads_join_parts() {
         content_type: Some("video/mp4".into()),
         ..Default::default()
     };
-    let id = f.store.create_multipart_upload(&b, &k, opts).await.unwrap();
+    let id = f
+        .store
+        .create_multipart_upload(&b, &k, opts, None)
+        .await
+        .unwrap();
     let part = |n: u8, len: usize| vec![n; len];
     let sizes = [MIN_PART_BYTES as usize, MIN_PART_BYTES as usize, 1234];
     let mut etags = Vec::new();
@@ -396,9 +408,10 @@ async fn multipart_uploads_join_parts() {
         let mut r: &[u8] = &data;
         etags.push(
             f.store
-                .upload_part(&b, &k, &id, i as u32 + 1, &mut r, None)
+                .upload_part((&b, &k, &id), i as u32 + 1, &mut r, None, None)
                 .await
-                .unwrap(),
+                .unwrap()
+                .etag,
         );
     }
     let listed = f.store.list_parts(&b, &k, &id).await.unwrap();
@@ -414,7 +427,7 @@ async fn multipart_uploads_join_parts() {
     let numbered = |order: &[usize]| -> Vec<CompletedPart> {
         order
             .iter()
-            .map(|&i| (i as u32 + 1, format!("\"{}\"", etags[i])))
+            .map(|&i| completed(i as u32 + 1, &format!("\"{}\"", etags[i])))
             .collect()
     };
     let err = f
@@ -427,16 +440,21 @@ async fn multipart_uploads_join_parts() {
     let mut r: &[u8] = b"tiny";
     let tiny = f
         .store
-        .upload_part(&b, &k, &id, 2, &mut r, None)
+        .upload_part((&b, &k, &id), 2, &mut r, None, None)
         .await
-        .unwrap();
+        .unwrap()
+        .etag;
     let err = f
         .store
         .complete_multipart_upload(
             &b,
             &k,
             &id,
-            &[(1, etags[0].clone()), (2, tiny), (3, etags[2].clone())],
+            &[
+                completed(1, &etags[0]),
+                completed(2, &tiny),
+                completed(3, &etags[2]),
+            ],
             Lineage::root(),
             None,
         )
@@ -457,14 +475,15 @@ async fn multipart_uploads_join_parts() {
     let mut r: &[u8] = &data;
     assert_eq!(
         f.store
-            .upload_part(&b, &k, &id, 2, &mut r, None)
+            .upload_part((&b, &k, &id), 2, &mut r, None, None)
             .await
-            .unwrap(),
+            .unwrap()
+            .etag,
         etags[1]
     );
     let err = f
         .store
-        .complete_multipart_upload(&b, &k, &id, &[(1, "0000".into())], Lineage::root(), None)
+        .complete_multipart_upload(&b, &k, &id, &[completed(1, "0000")], Lineage::root(), None)
         .await
         .unwrap_err();
     assert!(matches!(err, ObjectError::InvalidPart(1)), "{err}");
@@ -488,6 +507,7 @@ async fn multipart_uploads_join_parts() {
     assert_eq!(meta.etag, format!("{}-3", hex::encode(md5s.finalize())));
     assert_eq!(meta.size, sizes.iter().sum::<usize>() as u64);
     assert_eq!(meta.content_type.as_deref(), Some("video/mp4"));
+    assert_eq!(meta.part_sizes, sizes.map(|s| s as u64));
     let all = read_all(&f.store, "big", "video.bin", None).await;
     let expected: Vec<u8> = sizes
         .iter()
@@ -495,6 +515,17 @@ async fn multipart_uploads_join_parts() {
         .flat_map(|(i, len)| part(i as u8 + 1, *len))
         .collect();
     assert!(all == expected, "joined bytes differ");
+    // No checksum asked for: S3's default, a CRC64NVME of all the bytes, combined from the
+    // parts' without reading them again.
+    let mut whole = eddy_objects::Hasher::new(eddy_objects::ChecksumAlgorithm::Crc64Nvme);
+    whole.update(&expected);
+    assert_eq!(
+        meta.checksum,
+        Some(eddy_objects::ObjectChecksum::of_bytes(
+            eddy_objects::ChecksumAlgorithm::Crc64Nvme,
+            &whole.finish()
+        ))
+    );
     let events = f.bus.read_after(0, 10).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(
@@ -523,12 +554,12 @@ async fn multipart_uploads_join_parts() {
 
     let aborted = f
         .store
-        .create_multipart_upload(&b, &k, PutOptions::default())
+        .create_multipart_upload(&b, &k, PutOptions::default(), None)
         .await
         .unwrap();
     let mut r: &[u8] = b"part";
     f.store
-        .upload_part(&b, &k, &aborted, 1, &mut r, None)
+        .upload_part((&b, &k, &aborted), 1, &mut r, None, None)
         .await
         .unwrap();
     f.store
@@ -541,7 +572,9 @@ async fn multipart_uploads_join_parts() {
     ));
     let mut r: &[u8] = b"part";
     assert!(matches!(
-        f.store.upload_part(&b, &k, &id, 0, &mut r, None).await,
+        f.store
+            .upload_part((&b, &k, &id), 0, &mut r, None, None)
+            .await,
         Err(ObjectError::InvalidPartNumber(0))
     ));
     assert_eq!(collected(&f.store, std::time::Duration::ZERO).await, 1);
@@ -609,6 +642,7 @@ async fn a_blob_written_again_after_it_was_listed_is_kept() {
         max: 1 << 20,
         min: 0,
         md5: None,
+        checksum: None,
     };
     let info = blobs.write(&mut &b"bytes"[..], &limits).await.unwrap();
     let listed = blobs.list().await.unwrap();

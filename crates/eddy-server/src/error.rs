@@ -191,11 +191,6 @@ impl From<eddy_core::InvalidName> for ApiError {
 pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
     use eddy_objects::ObjectError as E;
     use s3s::S3ErrorCode as C;
-    if let E::Body(e) = &error
-        && let Some(mismatch) = crate::checksum::mismatch(e)
-    {
-        return s3s::S3Error::with_message(C::BadDigest, mismatch.to_string());
-    }
     let code = match &error {
         E::InvalidName(_) => C::InvalidArgument,
         E::NoSuchBucket(_) => C::NoSuchBucket,
@@ -210,7 +205,17 @@ pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
         E::NoParts => C::MalformedXML,
         E::InvalidRange { .. } => C::InvalidRange,
         E::PreconditionFailed(_) => C::PreconditionFailed,
-        E::BadDigest => C::BadDigest,
+        E::BadDigest | E::ChecksumMismatch(_) => C::BadDigest,
+        E::InvalidCopyRange { .. } => C::InvalidArgument,
+        E::ConditionalRequestConflict(_) => {
+            // A code s3s does not name, with the status S3 gives it.
+            let mut conflict = s3s::S3Error::with_message(
+                C::Custom("ConditionalRequestConflict".into()),
+                error.to_string(),
+            );
+            conflict.set_status_code(StatusCode::CONFLICT);
+            return conflict;
+        }
         E::TooLarge { .. } => C::EntityTooLarge,
         E::TooSmall { .. } => C::EntityTooSmall,
         E::InvalidRequest(_) => C::InvalidRequest,

@@ -89,6 +89,7 @@ impl S3Access for S3Permissions {
             | "CopyObject"
             | "CreateMultipartUpload"
             | "UploadPart"
+            | "UploadPartCopy"
             | "CompleteMultipartUpload"
             | "AbortMultipartUpload"
             | "ListParts" => Some(("objects:write", object())),
@@ -106,6 +107,15 @@ impl S3Access for S3Permissions {
 
     /// A copy writes its target (checked above) and reads its source.
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        let principal = signer(req)?;
+        if let CopySource::Bucket { bucket, key, .. } = &req.input.copy_source {
+            self.require(&principal, "objects:read", &resource(bucket, Some(key)))?;
+        }
+        Ok(())
+    }
+
+    /// A part copy writes its upload's object (checked above) and reads its source.
+    async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
         let principal = signer(req)?;
         if let CopySource::Bucket { bucket, key, .. } = &req.input.copy_source {
             self.require(&principal, "objects:read", &resource(bucket, Some(key)))?;

@@ -95,7 +95,7 @@ impl BlobStore for S3Blobs {
     }
 
     async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {
-        let mut stager = Stager::create(&self.tmp, u64::MAX)?;
+        let mut stager = Stager::create(&self.tmp, u64::MAX, None)?;
         for part in parts {
             let mut reader = self.client.get(&Self::key(part), 0, u64::MAX / 2).await?;
             stager.feed(&mut reader).await?;

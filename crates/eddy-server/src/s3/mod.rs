@@ -243,12 +243,90 @@ macro_rules! sent_checksums {
     };
 }
 
+/// Sets the `checksum_*` fields of an answer (any output with them) to a stored checksum.
+macro_rules! answer_checksum {
+    ($output:expr, $sum:expr) => {{
+        let (fields, _) = checksum::answered($sum);
+        $output.checksum_crc32 = fields.checksum_crc32;
+        $output.checksum_crc32c = fields.checksum_crc32c;
+        $output.checksum_crc64nvme = fields.checksum_crc64nvme;
+        $output.checksum_sha1 = fields.checksum_sha1;
+        $output.checksum_sha256 = fields.checksum_sha256;
+    }};
+}
+
+/// The `x-amz-copy-source-if-*` conditions of a copy's input (CopyObject, UploadPartCopy).
+macro_rules! source_conditions {
+    ($input:expr) => {{
+        let tag = |c: Option<ETagCondition>| {
+            c.map(|c| match c {
+                ETagCondition::Any => "*".to_string(),
+                ETagCondition::ETag(tag) => tag.value().to_string(),
+            })
+        };
+        SourceConditions {
+            if_match: tag($input.copy_source_if_match),
+            if_none_match: tag($input.copy_source_if_none_match),
+            if_modified_since_ms: $input.copy_source_if_modified_since.as_ref().map(epoch_ms),
+            if_unmodified_since_ms: $input
+                .copy_source_if_unmodified_since
+                .as_ref()
+                .map(epoch_ms),
+        }
+    }};
+}
+
+/// The object `x-amz-copy-source` names.
+fn copy_source(source: &CopySource) -> S3Result<(BucketName, ObjectKey)> {
+    match source {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id: None,
+        } => Ok((bucket_name(bucket)?, object_key(key)?)),
+        _ => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "x-amz-copy-source must be BUCKET/KEY (eddy keeps no versions or access points)",
+        )),
+    }
+}
+
 /// A request body as a reader; a missing body reads as empty.
 fn body_reader(body: Option<StreamingBlob>) -> impl AsyncRead + Send + Unpin {
     let stream = futures_util::stream::iter(body)
         .flatten()
         .map_err(std::io::Error::other);
     tokio_util::io::StreamReader::new(stream)
+}
+
+/// The bytes of part `number` of an object (GetObject's `partNumber`): an object that was
+/// not assembled from parts is its own part 1.
+fn part_range(meta: &ObjectMeta, number: i32) -> S3Result<ByteRange> {
+    let sizes: &[u64] = if meta.part_sizes.is_empty() {
+        &[meta.size]
+    } else {
+        &meta.part_sizes
+    };
+    let index = usize::try_from(number)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .filter(|&i| i < sizes.len())
+        .ok_or_else(|| {
+            let mut error = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidPartNumber".into()),
+                format!(
+                    "The requested partnumber is not satisfiable: the object has {} part(s), numbered from 1",
+                    sizes.len()
+                ),
+            );
+            error.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
+            error
+        })?;
+    let start: u64 = sizes[..index].iter().sum();
+    Ok(match sizes[index] {
+        0 => ByteRange::From(start),
+        size => ByteRange::FromTo(start, start + size - 1),
+    })
 }
 
 fn byte_range(range: Range) -> ByteRange {
@@ -580,7 +658,7 @@ impl S3 for EddyS3 {
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
         check_announced_length(input.content_length)?;
-        let check =
+        let checksum =
             checksum::requested(&sent_checksums!(input), &req.headers, req.trailing_headers)?;
         let opts = PutOptions {
             condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
@@ -588,20 +666,24 @@ impl S3 for EddyS3 {
             content_type: input.content_type,
             user_meta: user_metadata(input.metadata)?,
             content_md5: content_md5(&req.headers)?,
+            checksum,
             lineage,
             ..PutOptions::default()
         };
-        let mut body = checksum::Checked::new(body_reader(input.body), check);
+        let mut body = body_reader(input.body);
         let meta = self
             .services
             .objects
             .put_object(&bucket, &key, &mut body, opts)
             .await
             .map_err(s3_error)?;
-        Ok(S3Response::new(PutObjectOutput {
+        let mut output = PutObjectOutput {
             e_tag: Some(etag(&meta)),
+            checksum_type: checksum::answered(meta.checksum.as_ref()).1,
             ..Default::default()
-        }))
+        };
+        answer_checksum!(output, meta.checksum.as_ref());
+        Ok(S3Response::new(output))
     }
 
     /// HEAD is GET without the body: the same preconditions, range and headers.
@@ -617,10 +699,19 @@ impl S3 for EddyS3 {
             if_none_match: i.if_none_match,
             if_unmodified_since: i.if_unmodified_since,
             range: i.range,
+            part_number: i.part_number,
+            checksum_mode: i.checksum_mode,
             ..Default::default()
         });
         let got = self.get_object(get).await?.output;
         Ok(S3Response::new(HeadObjectOutput {
+            checksum_crc32: got.checksum_crc32,
+            checksum_crc32c: got.checksum_crc32c,
+            checksum_crc64nvme: got.checksum_crc64nvme,
+            checksum_sha1: got.checksum_sha1,
+            checksum_sha256: got.checksum_sha256,
+            checksum_type: got.checksum_type,
+            parts_count: got.parts_count,
             accept_ranges: got.accept_ranges,
             content_length: got.content_length,
             content_range: got.content_range,
@@ -652,8 +743,18 @@ impl S3 for EddyS3 {
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
         )?;
+        let range = match (input.part_number, input.range) {
+            (None, range) => range.map(byte_range),
+            (Some(_), Some(_)) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    "Cannot specify both Range header and partNumber query parameter",
+                ));
+            }
+            (Some(number), None) => Some(part_range(&meta, number)?),
+        };
         let body = objects
-            .get_object(&bucket, &key, input.range.map(byte_range))
+            .get_object(&bucket, &key, range)
             .await
             .map_err(s3_error)?;
         if body.meta.etag != meta.etag {
@@ -664,11 +765,23 @@ impl S3 for EddyS3 {
             ));
         }
         let (start, end) = body.range;
-        let content_range = input
-            .range
-            .map(|_| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size));
+        let content_range =
+            range.map(|_| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size));
+        // A checksum describes the whole object: it is answered (when asked for) only with it.
+        let whole = range.is_none() && input.checksum_mode.is_some_and(|m| m.as_str() == "ENABLED");
+        let (sums, checksum_type) = checksum::answered(meta.checksum.as_ref().filter(|_| whole));
         let stream = tokio_util::io::ReaderStream::with_capacity(body.into_reader(), READ_CHUNK);
         Ok(S3Response::new(GetObjectOutput {
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type,
+            parts_count: input
+                .part_number
+                .filter(|_| !meta.part_sizes.is_empty())
+                .map(|_| meta.part_sizes.len() as i32),
             accept_ranges: Some("bytes".into()),
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some((end - start) as i64),
@@ -773,18 +886,7 @@ impl S3 for EddyS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let lineage = lineage(&req);
         let input = req.input;
-        let CopySource::Bucket {
-            bucket: src_bucket,
-            key: src_key,
-            version_id: None,
-        } = &input.copy_source
-        else {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "x-amz-copy-source must be BUCKET/KEY (eddy keeps no versions or access points)",
-            ));
-        };
-        let src = (bucket_name(src_bucket)?, object_key(src_key)?);
+        let src = copy_source(&input.copy_source)?;
         let dst = (bucket_name(&input.bucket)?, object_key(&input.key)?);
         let replace = input
             .metadata_directive
@@ -799,18 +901,7 @@ impl S3 for EddyS3 {
         } else {
             eddy_objects::MetadataDirective::Copy
         };
-        let tag = |c: Option<ETagCondition>| {
-            c.map(|c| match c {
-                ETagCondition::Any => "*".to_string(),
-                ETagCondition::ETag(tag) => tag.value().to_string(),
-            })
-        };
-        let conditions = SourceConditions {
-            if_match: tag(input.copy_source_if_match),
-            if_none_match: tag(input.copy_source_if_none_match),
-            if_modified_since_ms: input.copy_source_if_modified_since.as_ref().map(epoch_ms),
-            if_unmodified_since_ms: input.copy_source_if_unmodified_since.as_ref().map(epoch_ms),
-        };
+        let conditions = source_conditions!(input);
         let meta = self
             .services
             .objects
@@ -922,220 +1013,53 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let lineage = lineage(&req);
-        let input = req.input;
-        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
-        let opts = PutOptions {
-            headers: stored_headers!(input),
-            content_type: input.content_type,
-            user_meta: user_metadata(input.metadata)?,
-            lineage,
-            ..Default::default()
-        };
-        let upload_id = self
-            .services
-            .objects
-            .create_multipart_upload(&bucket, &key, opts)
-            .await
-            .map_err(s3_error)?;
-        Ok(S3Response::new(CreateMultipartUploadOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            upload_id: Some(upload_id),
-            ..Default::default()
-        }))
+        self.start_upload(req).await
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let input = req.input;
-        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
-        let part_number = u32::try_from(input.part_number)
-            .map_err(|_| s3_error(ObjectError::InvalidPartNumber(0)))?;
-        check_announced_length(input.content_length)?;
-        let md5 = content_md5(&req.headers)?;
-        let check =
-            checksum::requested(&sent_checksums!(input), &req.headers, req.trailing_headers)?;
-        let mut body = checksum::Checked::new(body_reader(input.body), check);
-        let etag = self
-            .services
-            .objects
-            .upload_part(&bucket, &key, &input.upload_id, part_number, &mut body, md5)
-            .await
-            .map_err(s3_error)?;
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(ETag::Strong(etag)),
-            ..Default::default()
-        }))
+        self.store_part(req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.copy_part(req).await
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let lineage = lineage(&req);
-        let input = req.input;
-        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
-        let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-        let parts = input
-            .multipart_upload
-            .and_then(|m| m.parts)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| {
-                let number = p.part_number.and_then(|n| u32::try_from(n).ok());
-                match (number, p.e_tag) {
-                    (Some(n), Some(tag)) => Ok((n, tag.value().to_string())),
-                    _ => Err(S3Error::with_message(
-                        S3ErrorCode::MalformedXML,
-                        "every <Part> needs a <PartNumber> of 1 or more and an <ETag>",
-                    )),
-                }
-            })
-            .collect::<S3Result<Vec<_>>>()?;
-        let meta = self
-            .services
-            .objects
-            .complete_multipart_upload(&bucket, &key, &input.upload_id, &parts, lineage, condition)
-            .await
-            .map_err(s3_error)?;
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            e_tag: Some(etag(&meta)),
-            location: Some(format!("/{bucket}/{key}")),
-            ..Default::default()
-        }))
+        self.complete_upload(req).await
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let input = req.input;
-        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
-        self.services
-            .objects
-            .abort_multipart_upload(&bucket, &key, &input.upload_id)
-            .await
-            .map_err(s3_error)?;
-        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+        self.abort_upload(req).await
     }
 
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let input = req.input;
-        let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
-        let mut parts = self
-            .services
-            .objects
-            .list_parts(&bucket, &key, &input.upload_id)
-            .await
-            .map_err(s3_error)?;
-        parts.sort_by_key(|p| p.part_number);
-        let limit = page_size(input.max_parts, "max-parts")?;
-        let marker = input.part_number_marker.unwrap_or(0);
-        let (parts, truncated) = one_page(
-            parts,
-            |p| i64::from(p.part_number) > i64::from(marker),
-            limit,
-        );
-        Ok(S3Response::new(ListPartsOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            upload_id: Some(input.upload_id),
-            is_truncated: Some(truncated),
-            max_parts: Some(limit as i32),
-            part_number_marker: input.part_number_marker,
-            next_part_number_marker: parts
-                .last()
-                .filter(|_| truncated)
-                .map(|p| p.part_number as i32),
-            owner: Some(owner()),
-            parts: Some(
-                parts
-                    .into_iter()
-                    .map(|p| Part {
-                        e_tag: Some(ETag::Strong(p.etag)),
-                        last_modified: Some(timestamp(p.last_modified_ms)),
-                        part_number: Some(p.part_number as i32),
-                        size: Some(p.size as i64),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }))
+        self.parts_page(req).await
     }
 
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let principal = signer(&req)?;
-        let input = req.input;
-        let bucket = bucket_name(&input.bucket)?;
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let mut uploads: Vec<_> = self
-            .services
-            .objects
-            .list_multipart_uploads(&bucket)
-            .await
-            .map_err(s3_error)?
-            .into_iter()
-            .filter(|u| u.key.as_str().starts_with(&prefix))
-            .filter(|u| principal.lists_key(bucket.as_str(), u.key.as_str()))
-            .collect();
-        // S3's order: by key, then by when each upload began.
-        uploads.sort_by(|a, b| {
-            (a.key.as_str(), a.created_ms, &a.upload_id).cmp(&(
-                b.key.as_str(),
-                b.created_ms,
-                &b.upload_id,
-            ))
-        });
-        let limit = page_size(input.max_uploads, "max-uploads")?;
-        // After the key marker; with an upload id marker, after that upload of the marker's key.
-        let resume = match (&input.key_marker, &input.upload_id_marker) {
-            (Some(key), Some(id)) => uploads
-                .iter()
-                .position(|u| u.key.as_str() == key && &u.upload_id == id)
-                .map_or(0, |i| i + 1),
-            (Some(key), None) => uploads.partition_point(|u| u.key.as_str() <= key.as_str()),
-            (None, _) => 0,
-        };
-        let rest = uploads.split_off(resume);
-        let (uploads, truncated) = one_page(rest, |_| true, limit);
-        let last = uploads.last().filter(|_| truncated);
-        Ok(S3Response::new(ListMultipartUploadsOutput {
-            bucket: Some(input.bucket),
-            prefix: input.prefix,
-            is_truncated: Some(truncated),
-            max_uploads: Some(limit as i32),
-            key_marker: input.key_marker,
-            upload_id_marker: input.upload_id_marker,
-            next_key_marker: last.map(|u| u.key.to_string()),
-            next_upload_id_marker: last.map(|u| u.upload_id.clone()),
-            uploads: Some(
-                uploads
-                    .into_iter()
-                    .map(|u| MultipartUpload {
-                        initiated: Some(timestamp(u.created_ms)),
-                        key: Some(u.key.to_string()),
-                        upload_id: Some(u.upload_id),
-                        owner: Some(owner()),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }))
+        self.uploads_page(req).await
     }
 }
+
+mod multipart;
 
 #[cfg(test)]
 mod tests {
