@@ -225,6 +225,12 @@ created = s3.generate_presigned_post("photos", "uploads/made.txt", Fields={"succ
     Conditions=[{"success_action_status": "201"}])
 answer = form(created["fields"], filename="made.txt")
 out["created"] = [answer[0], "<Key>uploads/made.txt</Key>" in answer[1]]
+served = {"Cache-Control": "max-age=60", "Content-Disposition": "attachment", "Content-Language": "fr"}
+headed = s3.generate_presigned_post("photos", "uploads/headed.txt", Fields=served,
+    Conditions=[{k: v} for k, v in served.items()])
+out["headed"] = code(form(headed["fields"], filename="headed.txt"))[0]
+h = s3.head_object(Bucket="photos", Key="uploads/headed.txt")
+out["headed_served"] = [h.get("CacheControl"), h.get("ContentDisposition"), h.get("ContentLanguage")]
 
 s3.put_bucket_cors(Bucket="photos", CORSConfiguration={"CORSRules": [
     {"AllowedOrigins": ["http://app.example"], "AllowedMethods": ["POST", "PUT"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 60}]})
@@ -263,6 +269,12 @@ out["no_config"] = error(s3.get_bucket_cors, Bucket="photos")
     assert_eq!(out["sigv2"], json!([400, "InvalidRequest"]));
     assert_eq!(out["expired"], json!([403, "AccessDenied"]));
     assert_eq!(out["created"], json!([201, true]));
+    assert_eq!(out["headed"], 204);
+    assert_eq!(
+        out["headed_served"],
+        json!(["max-age=60", "attachment", "fr"]),
+        "a form's standard headers are kept and served"
+    );
     assert_eq!(out["cors_rules"], json!(["http://app.example"]));
     assert_eq!(out["app_origin"], json!([204, "http://app.example"]));
     assert_eq!(out["still_evil"], json!([403, "AccessForbidden"]));

@@ -1133,3 +1133,77 @@ out["etag"] = whole["ETag"] == s3.head_object(Bucket="photos", Key="source")["ET
         "a whole copy's part has the source's bytes"
     );
 }
+
+/// An upload sent with `Transfer-Encoding: chunked` and no `Content-Length` (a stream of
+/// unknown size) is taken, signed or unsigned payload, aws-chunked or not; one too long to
+/// hold is refused with what to send instead, and a badly signed one before its body is read.
+#[test]
+fn uploads_without_a_length_are_taken() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+def chunked(request, **kwargs):
+    request.headers.add_header("Transfer-Encoding", "chunked")
+    del request.headers["Content-Length"]
+streaming = client("s3")
+streaming.meta.events.register_first("before-sign.s3.PutObject", chunked)
+r = streaming.put_object(Bucket="photos", Key="streamed", Body=b"bar")
+out["signed"] = [r["ResponseMetadata"]["HTTPStatusCode"],
+                 s3.get_object(Bucket="photos", Key="streamed")["Body"].read().decode()]
+out["too_long"] = error(streaming.put_object, Bucket="photos", Key="long", Body=b"x" * (16 * 1024 * 1024 + 1))
+forged = client("s3", secret="not-the-secret")
+forged.meta.events.register_first("before-sign.s3.PutObject", chunked)
+out["forged"] = error(forged.put_object, Bucket="photos", Key="forged", Body=b"bar")
+out["stored"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="photos").get("Contents", []))
+"#,
+    );
+    assert_eq!(out["signed"], json!([200, "bar"]), "{out}");
+    assert_eq!(out["too_long"], json!([411, "MissingContentLength"]));
+    assert_eq!(out["forged"], json!([403, "AccessDenied"]));
+    assert_eq!(out["stored"], json!(["streamed"]));
+
+    // By hand: an unsigned payload in HTTP chunks, and an aws-chunked body with a trailer in
+    // HTTP chunks (as SDKs stream a body of unknown size with a trailing checksum).
+    let http_chunks = |body: &str| {
+        let mut framed = String::new();
+        for piece in body.as_bytes().chunks(3) {
+            framed.push_str(&format!(
+                "{:x}\r\n{}\r\n",
+                piece.len(),
+                std::str::from_utf8(piece).unwrap()
+            ));
+        }
+        framed + "0\r\n\r\n"
+    };
+    let head = signed_put_head(
+        &eddy,
+        "/photos/unsigned",
+        &[("transfer-encoding", "chunked")],
+        "UNSIGNED-PAYLOAD",
+    );
+    let (status, answer) = raw(
+        &eddy,
+        format!("{head}{}", http_chunks("streamed body")).as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(eddy.get("/photos/unsigned").body, json!("streamed body"));
+    let aws_chunked = "5\r\nhello\r\n0\r\nx-amz-checksum-crc32:NhCmhg==\r\n\r\n";
+    let head = signed_put_head(
+        &eddy,
+        "/photos/trailed",
+        &[
+            ("transfer-encoding", "chunked"),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", "5"),
+            ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ],
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    );
+    let (status, answer) = raw(
+        &eddy,
+        format!("{head}{}", http_chunks(aws_chunked)).as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(eddy.get("/photos/trailed").body, json!("hello"));
+}

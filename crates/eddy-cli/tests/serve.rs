@@ -293,6 +293,32 @@ fn the_lambda_api_invokes_functions() {
         (413, Some("RequestTooLargeException"))
     );
     assert_eq!(oversized(&eddy, &path("echo"), 7 << 20), 413);
+    // Signed, and sent in chunks without a length: refused as too large, not as slow.
+    let mut signed = http::Request::builder()
+        .method("POST")
+        .uri(path("echo"))
+        .header("host", address(&eddy))
+        .body(format!("\"{}\"", "x".repeat(7 << 20)))
+        .unwrap();
+    sign_request(&mut signed);
+    let mut request = format!(
+        "POST {} HTTP/1.1\r\ntransfer-encoding: chunked\r\n",
+        path("echo")
+    );
+    for (name, value) in signed.headers() {
+        request.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    request.push_str("\r\n");
+    for piece in signed.body().as_bytes().chunks(1 << 20) {
+        request.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            piece.len(),
+            std::str::from_utf8(piece).unwrap()
+        ));
+    }
+    request.push_str("0\r\n\r\n");
+    let (status, answer) = raw(&eddy, request.as_bytes());
+    assert_eq!(status, 413, "{}", &answer[..answer.len().min(300)]);
     let listed = eddy.get("/2015-03-31/functions/").body;
     assert_eq!(listed["Functions"].as_array().unwrap().len(), 3);
 }

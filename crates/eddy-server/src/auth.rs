@@ -45,6 +45,12 @@ impl Default for Guard {
 }
 
 impl Guard {
+    /// Room for `bytes` of a body held before it can be checked, shared with the bodies the
+    /// Lambda and `/_eddy/` APIs read before their signatures; waits until there is some.
+    pub async fn held_bytes(&self, bytes: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.unverified.acquire_many(bytes as u32).await.ok()
+    }
+
     /// Counts and logs a refusal.
     pub fn denied(&self, principal: &Principal, action: &str, resource: &str) {
         self.denied
@@ -177,7 +183,7 @@ pub async fn authenticate(
     .await;
     let body = match read {
         Ok(Ok(body)) => body,
-        Ok(Err(e)) if format!("{e:?}").contains("length limit") => {
+        Ok(Err(e)) if crate::body::over_limit(&e) => {
             return error::too_large(lambda, BODY_LIMIT);
         }
         _ => return error::body_timeout(lambda),

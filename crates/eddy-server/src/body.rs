@@ -9,6 +9,12 @@ use axum::body::{Body, Bytes, HttpBody};
 use http_body::Frame;
 use tokio::time::{Instant, Sleep};
 
+/// Whether reading a body failed because it passed the limit it was read with
+/// (`axum::body::to_bytes`'s limit; the error's text is all that names it).
+pub fn over_limit(error: &axum::Error) -> bool {
+    error.to_string().contains("length limit")
+}
+
 /// How long a body may go without delivering a byte, unless configured otherwise.
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 

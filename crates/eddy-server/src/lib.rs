@@ -20,6 +20,7 @@ mod s3;
 mod s3_access;
 mod s3_front;
 mod tables;
+mod unsized_body;
 
 use std::sync::Arc;
 

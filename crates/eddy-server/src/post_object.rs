@@ -193,6 +193,15 @@ async fn upload(s: &Shared, request: Request) -> Result<Response, S3Error> {
             Some((name.strip_prefix("x-amz-meta-")?.to_string(), v.clone()))
         })
         .collect::<BTreeMap<_, _>>();
+    // The standard headers a form may set, as PutObject's (the policy has bound each field).
+    let headers = eddy_objects::STORED_HEADERS
+        .iter()
+        .filter_map(|name| Some((name.to_string(), fields.get(name)?.trim().to_string())))
+        .filter(|(name, value)| {
+            let transfer_only = name == "content-encoding" && value.contains("aws-chunked");
+            !value.is_empty() && !transfer_only
+        })
+        .collect();
     let (min, max) = policy
         .length_range
         .unwrap_or((0, eddy_objects::MAX_PUT_BYTES));
@@ -202,6 +211,7 @@ async fn upload(s: &Shared, request: Request) -> Result<Response, S3Error> {
             .map(str::to_string)
             .or(content_type_of(&file)),
         user_meta: user_metadata(Some(metadata.into_iter().collect()))?,
+        headers,
         max_size: Some(max.min(eddy_objects::MAX_PUT_BYTES)),
         min_size: Some(min),
         lineage: Lineage::root(),

@@ -1,7 +1,8 @@
 //! What an S3 request passes on its way to `s3s`: form uploads are answered here (streamed,
 //! see [`crate::post_object`]); Signature Version 2 in headers is refused; a presigned URL may
 //! not ask for more than seven days however its query is encoded; a refused request whose
-//! body was not read ends its connection; and every answer carries a request id, in the
+//! body was not read ends its connection; an upload without a length is sized (see
+//! [`crate::unsized_body`]); and every answer carries a request id, in the
 //! `x-amz-request-id` header and, for an error, in its body's `<RequestId>`, as AWS's do.
 
 use std::time::SystemTime;
@@ -12,7 +13,7 @@ use s3s::{S3Error, S3ErrorCode};
 
 use crate::Shared;
 use crate::auth::{MAX_PRESIGN_SECONDS, close_unread};
-use crate::post_object;
+use crate::{post_object, unsized_body};
 
 pub async fn serve(s3: s3s::service::S3Service, services: Shared, request: Request) -> Response {
     let id = request_id();
@@ -85,6 +86,22 @@ async fn answer(s3: s3s::service::S3Service, services: Shared, request: Request)
         return post_object::handle(services, request).await;
     }
     let headers = request.headers().clone();
+    let request = if unsized_body::needs_length(&request) {
+        match unsized_body::sized(&services, request).await {
+            Ok(sized) => sized,
+            Err(refusal) => {
+                let response = match refusal.to_http_response() {
+                    Ok(response) => response.map(axum::body::Body::new),
+                    Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
+                };
+                let mut unread = Request::new(axum::body::Body::empty());
+                *unread.headers_mut() = headers;
+                return close_unread(&unread, response);
+            }
+        }
+    } else {
+        request
+    };
     match s3.call(request.map(s3s::Body::http_body_unsync)).await {
         Ok(response) => {
             let response = response.map(axum::body::Body::new);
