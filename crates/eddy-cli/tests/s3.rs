@@ -1207,3 +1207,44 @@ out["stored"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="photos").get
     assert_eq!(status, 200, "{answer}");
     assert_eq!(eddy.get("/photos/trailed").body, json!("hello"));
 }
+
+/// eddy keeps one version of each object, as an unversioned S3 bucket does: ListObjectVersions
+/// lists each object as its only version, `null`, and requests may name that version and no
+/// other (what tools that clean buckets version by version rely on).
+#[test]
+fn objects_have_the_one_version_an_unversioned_bucket_has() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+for k in ["a", "b/1", "b/2", "c"]:
+    s3.put_object(Bucket="photos", Key=k, Body=k.encode())
+listed = s3.list_object_versions(Bucket="photos", Delimiter="/", MaxKeys=2)
+out["first"] = [[v["Key"], v["VersionId"], v["IsLatest"]] for v in listed["Versions"]] + \
+               [p["Prefix"] for p in listed.get("CommonPrefixes", [])]
+out["truncated"] = [listed["IsTruncated"], listed.get("NextKeyMarker"), listed.get("NextVersionIdMarker")]
+rest = s3.list_object_versions(Bucket="photos", Delimiter="/", KeyMarker=listed["NextKeyMarker"],
+                               VersionIdMarker=listed["NextVersionIdMarker"])
+out["rest"] = [v["Key"] for v in rest["Versions"]]
+out["get_null"] = s3.get_object(Bucket="photos", Key="a", VersionId="null")["Body"].read().decode()
+out["get_other"] = error(s3.get_object, Bucket="photos", Key="a", VersionId="3HL4kqtJlcpXroDTDmJ")
+out["delete_other"] = error(s3.delete_object, Bucket="photos", Key="a", VersionId="3HL4kqtJlcpXroDTDmJ")
+deleted = s3.delete_objects(Bucket="photos", Delete={"Objects": [
+    {"Key": "a", "VersionId": "null"}, {"Key": "c", "VersionId": "other"}]})
+out["batch"] = [[d["Key"], d.get("VersionId")] for d in deleted.get("Deleted", [])] + \
+               [[e["Key"], e["Code"]] for e in deleted.get("Errors", [])]
+out["left"] = [o["Key"] for o in s3.list_objects_v2(Bucket="photos")["Contents"]]
+"#,
+    );
+    assert_eq!(out["first"], json!([["a", "null", true], "b/"]), "{out}");
+    assert_eq!(out["truncated"], json!([true, "b/", "null"]));
+    assert_eq!(out["rest"], json!(["c"]));
+    assert_eq!(out["get_null"], "a");
+    assert_eq!(out["get_other"], json!([400, "InvalidArgument"]));
+    assert_eq!(out["delete_other"], json!([400, "InvalidArgument"]));
+    assert_eq!(
+        out["batch"],
+        json!([["a", "null"], ["c", "InvalidArgument"]])
+    );
+    assert_eq!(out["left"], json!(["b/1", "b/2", "c"]));
+}

@@ -79,6 +79,7 @@ impl S3Access for S3Permissions {
             "ListBuckets"
             | "ListObjects"
             | "ListObjectsV2"
+            | "ListObjectVersions"
             | "ListMultipartUploads"
             | "DeleteObjects" => None,
             "CreateBucket" => Some(("objects:write", resource(&bucket, None))),
@@ -128,6 +129,13 @@ impl S3Access for S3Permissions {
     }
 
     async fn list_objects_v2(&self, req: &mut S3Request<ListObjectsV2Input>) -> S3Result<()> {
+        self.require_list(req, &req.input.bucket, req.input.prefix.as_deref())
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: &mut S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<()> {
         self.require_list(req, &req.input.bucket, req.input.prefix.as_deref())
     }
 

@@ -276,6 +276,21 @@ macro_rules! source_conditions {
     }};
 }
 
+/// eddy keeps one version of each object, which S3 calls `null` in an unversioned bucket: a
+/// request may name that version, and no other.
+fn only_null_version(version_id: Option<&str>) -> S3Result<()> {
+    match version_id {
+        None | Some("null") => Ok(()),
+        Some(id) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!(
+                "Invalid version id specified: {:?}; eddy keeps no versions, so only \"null\" names one",
+                id.chars().take(64).collect::<String>()
+            ),
+        )),
+    }
+}
+
 /// The object `x-amz-copy-source` names.
 fn copy_source(source: &CopySource) -> S3Result<(BucketName, ObjectKey)> {
     match source {
@@ -391,93 +406,6 @@ fn check_preconditions(
             failed(S3ErrorCode::NotModified)
         }
         _ => Ok(()),
-    }
-}
-
-/// How a listing writes keys and prefixes: as they are, or URL-encoded when the client asked
-/// for `encoding-type=url` (botocore always does, and decodes what it gets back, so a `+` or
-/// `%` in a key must go out encoded).
-#[derive(Clone, Copy)]
-struct KeyForm {
-    url: bool,
-}
-
-impl KeyForm {
-    fn of(encoding_type: Option<&EncodingType>) -> S3Result<Self> {
-        match encoding_type.map(EncodingType::as_str) {
-            None => Ok(Self { url: false }),
-            Some(EncodingType::URL) => Ok(Self { url: true }),
-            Some(other) => Err(S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                format!("encoding-type must be url; got {other:?}"),
-            )),
-        }
-    }
-
-    fn write(self, text: String) -> String {
-        if self.url {
-            eddy_sigv4::uri_encode_path(&text)
-        } else {
-            text
-        }
-    }
-
-    fn write_opt(self, text: Option<String>) -> Option<String> {
-        text.map(|t| self.write(t))
-    }
-}
-
-fn listed_object(meta: &ObjectMeta, form: KeyForm, with_owner: bool) -> Object {
-    Object {
-        e_tag: Some(etag(meta)),
-        key: Some(form.write(meta.key.to_string())),
-        last_modified: Some(timestamp(meta.last_modified_ms)),
-        size: Some(meta.size as i64),
-        storage_class: Some(ObjectStorageClass::from_static(
-            ObjectStorageClass::STANDARD,
-        )),
-        owner: with_owner.then(owner),
-        ..Default::default()
-    }
-}
-
-/// A page's keys and common prefixes as a listing answers them; each key's owner only when
-/// asked (ListObjectsV2's `fetch-owner`; v1 always names it).
-fn listed(
-    page: &ListPage,
-    form: KeyForm,
-    with_owner: bool,
-) -> (Option<Vec<Object>>, Option<Vec<CommonPrefix>>) {
-    let objects = page
-        .objects
-        .iter()
-        .map(|o| listed_object(o, form, with_owner));
-    let prefixes = page.common_prefixes.iter().map(|p| CommonPrefix {
-        prefix: Some(form.write(p.clone())),
-    });
-    (Some(objects.collect()), Some(prefixes.collect()))
-}
-
-impl EddyS3 {
-    async fn list(
-        &self,
-        bucket: &str,
-        prefix: Option<String>,
-        delimiter: Option<String>,
-        start: Option<ListPosition>,
-        max: Option<i32>,
-    ) -> S3Result<ListPage> {
-        let params = ListParams {
-            prefix: prefix.unwrap_or_default(),
-            delimiter,
-            start,
-            max_keys: page_size(max, "max-keys")?,
-        };
-        self.services
-            .objects
-            .list_objects(&bucket_name(bucket)?, &params)
-            .await
-            .map_err(s3_error)
     }
 }
 
@@ -698,6 +626,7 @@ impl S3 for EddyS3 {
             if_modified_since: i.if_modified_since,
             if_none_match: i.if_none_match,
             if_unmodified_since: i.if_unmodified_since,
+            version_id: i.version_id,
             range: i.range,
             part_number: i.part_number,
             checksum_mode: i.checksum_mode,
@@ -734,6 +663,7 @@ impl S3 for EddyS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         let (bucket, key) = (bucket_name(&input.bucket)?, object_key(&input.key)?);
+        only_null_version(input.version_id.as_deref())?;
         let objects = &self.services.objects;
         let meta = objects.head_object(&bucket, &key).await.map_err(s3_error)?;
         check_preconditions(
@@ -813,6 +743,7 @@ impl S3 for EddyS3 {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let lineage = lineage(&req);
         let (bucket, key) = (bucket_name(&req.input.bucket)?, object_key(&req.input.key)?);
+        only_null_version(req.input.version_id.as_deref())?;
         self.services
             .objects
             .delete_object(&bucket, &key, lineage)
@@ -849,7 +780,10 @@ impl S3 for EddyS3 {
                 "objects:delete",
                 &crate::s3_access::resource(bucket.as_str(), Some(&id.key)),
             );
-            let outcome = match allowed.and_then(|()| object_key(&id.key)) {
+            let named = allowed
+                .and_then(|()| only_null_version(id.version_id.as_deref()))
+                .and_then(|()| object_key(&id.key));
+            let outcome = match named {
                 Ok(key) => self
                     .services
                     .objects
@@ -863,6 +797,7 @@ impl S3 for EddyS3 {
                 Ok(()) if quiet => {}
                 Ok(()) => deleted.push(DeletedObject {
                     key: Some(id.key),
+                    version_id: id.version_id,
                     ..Default::default()
                 }),
                 Err(e) => errors.push(Error {
@@ -928,85 +863,21 @@ impl S3 for EddyS3 {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let principal = signer(&req)?;
-        let input = req.input;
-        let form = KeyForm::of(input.encoding_type.as_ref())?;
-        let marker = input.marker.filter(|m| !m.is_empty());
-        let mut page = self
-            .list(
-                &input.bucket,
-                input.prefix.clone(),
-                input.delimiter.clone(),
-                marker.clone().map(ListPosition::After),
-                input.max_keys,
-            )
-            .await?;
-        // The last key or common prefix of the page, whichever sorts later, as S3 gives it.
-        let next_marker = page.is_truncated().then(|| {
-            let last_key = page.objects.last().map(|o| o.key.to_string());
-            let last_prefix = page.common_prefixes.last().cloned();
-            last_key.max(last_prefix).unwrap_or_default()
-        });
-        principal.filter_listing(&input.bucket, &mut page);
-        let (contents, common_prefixes) = listed(&page, form, true);
-        Ok(S3Response::new(ListObjectsOutput {
-            name: Some(input.bucket),
-            prefix: Some(form.write(input.prefix.unwrap_or_default())),
-            marker: form.write_opt(marker),
-            max_keys: input.max_keys.or(Some(eddy_objects::MAX_LIST_KEYS as i32)),
-            is_truncated: Some(page.is_truncated()),
-            contents,
-            common_prefixes,
-            delimiter: form.write_opt(input.delimiter),
-            next_marker: form.write_opt(next_marker),
-            encoding_type: input.encoding_type,
-            ..Default::default()
-        }))
+        self.objects_page(req).await
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let principal = signer(&req)?;
-        let input = req.input;
-        let form = KeyForm::of(input.encoding_type.as_ref())?;
-        let start = match (&input.continuation_token, &input.start_after) {
-            (Some(token), _) => Some(ListPosition::from_token(token).ok_or_else(|| {
-                S3Error::with_message(
-                    S3ErrorCode::InvalidArgument,
-                    "the continuation token is not one this server gave out",
-                )
-            })?),
-            (None, Some(after)) if !after.is_empty() => Some(ListPosition::After(after.clone())),
-            (None, _) => None,
-        };
-        let mut page = self
-            .list(
-                &input.bucket,
-                input.prefix.clone(),
-                input.delimiter.clone(),
-                start,
-                input.max_keys,
-            )
-            .await?;
-        principal.filter_listing(&input.bucket, &mut page);
-        let (contents, common_prefixes) = listed(&page, form, input.fetch_owner == Some(true));
-        Ok(S3Response::new(ListObjectsV2Output {
-            name: Some(input.bucket),
-            prefix: Some(form.write(input.prefix.unwrap_or_default())),
-            max_keys: input.max_keys.or(Some(eddy_objects::MAX_LIST_KEYS as i32)),
-            key_count: Some((page.objects.len() + page.common_prefixes.len()) as i32),
-            continuation_token: input.continuation_token,
-            is_truncated: Some(page.is_truncated()),
-            next_continuation_token: page.next.as_ref().map(ListPosition::token),
-            contents,
-            common_prefixes,
-            delimiter: form.write_opt(input.delimiter),
-            encoding_type: input.encoding_type,
-            start_after: form.write_opt(input.start_after),
-            ..Default::default()
-        }))
+        self.objects_page_v2(req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        self.versions_page(req).await
     }
 
     async fn create_multipart_upload(
@@ -1059,6 +930,7 @@ impl S3 for EddyS3 {
     }
 }
 
+mod listing;
 mod multipart;
 
 #[cfg(test)]
