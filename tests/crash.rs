@@ -209,7 +209,7 @@ async fn verify(dir: &Path, acked: &Acked) {
     assert_eq!(objects.len(), put_events.len());
     for meta in &objects {
         assert_eq!(put_events.get(meta.key.as_str()), Some(&1), "{}", meta.key);
-        let bytes = eddy.objects.blob_bytes(meta).await.unwrap();
+        let bytes = eddy.objects.stored_bytes(meta).await.unwrap();
         assert_eq!(bytes.len() as u64, meta.size);
         assert_eq!(hex::encode(Sha256::digest(&bytes)), meta.sha256);
         assert_eq!(hex::encode(Md5::digest(&bytes)), meta.etag);
@@ -276,7 +276,7 @@ async fn verify(dir: &Path, acked: &Acked) {
         .await
         .unwrap();
     for meta in &objects {
-        let bytes = eddy.objects.blob_bytes(meta).await.unwrap();
+        let bytes = eddy.objects.stored_bytes(meta).await.unwrap();
         assert_eq!(bytes.len() as u64, meta.size, "{} is readable", meta.key);
     }
 }

@@ -150,6 +150,7 @@ async fn start_server(dir: PathBuf) -> SocketAddr {
         watch: false,
         executor: ExecutorConfig::default(),
         blobs: None,
+        inline_objects_up_to: eddy_objects::DEFAULT_INLINE_BYTES,
         duties: Duties::default(),
     };
     let node = Node::start(bus, eddy_subscriptions::App::default(), config)

@@ -81,6 +81,7 @@ macro_rules! every_suite {
             deliveries::settling_retries_dead_letters_and_redrives,
             deliveries::slots_are_one_limit_for_every_claimer,
             objects::listings_are_in_utf8_binary_order_across_pages,
+            objects::inline_objects_keep_their_bytes,
             blobs::blobs_round_trip_whole_and_in_ranges,
             blobs::a_blob_is_checksummed_and_a_wrong_checksum_leaves_nothing,
             blobs::joined_and_large_blobs_stream_through,

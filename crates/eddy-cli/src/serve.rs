@@ -72,6 +72,10 @@ pub struct ServeOptions {
     /// variables).
     #[arg(long, env = "EDDY_BLOBS", value_name = "S3_URI")]
     blobs: Option<String>,
+    /// Keep objects up to this many bytes in the database with their metadata (committed with
+    /// many others in one fsync) rather than as blobs; 0 keeps every object in a blob.
+    #[arg(long, default_value_t = eddy_objects::DEFAULT_INLINE_BYTES, value_name = "BYTES")]
+    inline_objects_up_to: u64,
 }
 
 /// `auto`, or a sandbox mode.
@@ -164,6 +168,7 @@ pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyh
             ..ExecutorConfig::default()
         },
         blobs,
+        inline_objects_up_to: options.inline_objects_up_to,
         duties: Duties::default(),
     };
     let node = Node::start(bus, app, config).await?;

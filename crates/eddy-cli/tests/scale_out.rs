@@ -502,10 +502,12 @@ fn nodes_ride_through_database_and_blob_store_outages() {
     }
     wait_until_delivered(b, "table/orders", "audit");
 
-    // The blob store goes away: a PUT is refused with a 503 that says why, and nothing of it
-    // is stored; when the store is back, PUTs go through again.
+    // The blob store goes away: a PUT too large to keep inline is refused with a 503 that says
+    // why, and nothing of it is stored, while small objects (kept in the database) still go
+    // through; when the store is back, large PUTs go through again.
     cluster.seaweed.kill();
-    let refused = a.call("PUT", "/inbox/lost.txt", &[], Some("never stored"));
+    let large = "x".repeat(eddy_objects::DEFAULT_INLINE_BYTES as usize + 1);
+    let refused = a.call("PUT", "/inbox/lost.txt", &[], Some(&large));
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(
         refused.body.to_string().contains("blob store"),
@@ -513,11 +515,14 @@ fn nodes_ride_through_database_and_blob_store_outages() {
         refused.body
     );
     assert_eq!(b.get("/inbox/lost.txt").status, 404);
+    let small = a.call("PUT", "/inbox/small.txt", &[], Some("kept inline"));
+    assert_eq!(small.status, 200, "{}", small.body);
+    assert_eq!(b.get("/inbox/small.txt").body, json!("kept inline"));
     cluster.seaweed.restart(BUCKET);
     a.wait_for("PUTs to go through again", |n| {
-        n.call("PUT", "/inbox/back.txt", &[], Some("stored")).status == 200
+        n.call("PUT", "/inbox/back.txt", &[], Some(&large)).status == 200
     });
-    assert_eq!(b.get("/inbox/back.txt").body, json!("stored"));
+    assert_eq!(b.get("/inbox/back.txt").body, json!(large));
     assert_eq!(b.get("/inbox/lost.txt").status, 404);
     for node in &mut nodes {
         assert!(

@@ -55,6 +55,8 @@ pub struct NodeConfig {
     pub executor: ExecutorConfig,
     /// Where object bytes go: the node's own disk, or an S3 bucket that nodes share.
     pub blobs: Option<eddy_objects::S3Location>,
+    /// Objects up to this many bytes are kept in the database with their metadata.
+    pub inline_objects_up_to: u64,
     pub duties: Duties,
 }
 
@@ -114,7 +116,8 @@ impl Node {
                     Arc::new(blobs),
                 )
             }
-        };
+        }
+        .with_inline_threshold(config.inline_objects_up_to);
         let tables = TableStore::open(bus.clone())
             .await
             .map_err(NodeError::Tables)?;

@@ -375,6 +375,7 @@ mod tests {
             part_sizes: Vec::new(),
             last_modified_ms: 0,
             sequencer: 0,
+            inline: false,
         }
     }
 

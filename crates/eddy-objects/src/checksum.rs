@@ -283,11 +283,16 @@ impl std::fmt::Debug for ExpectedChecksum {
 impl ExpectedChecksum {
     /// Whether the body's `digest` is the value the client sent.
     pub fn matches(&self, digest: &[u8]) -> bool {
-        let value = match self {
-            ExpectedChecksum::Sent(value) => Some(value.clone()),
+        self.matches_value(&BASE64.encode(digest))
+    }
+
+    /// Whether `value` (base64, as stored) is the value the client sent.
+    pub fn matches_value(&self, value: &str) -> bool {
+        let sent = match self {
+            ExpectedChecksum::Sent(sent) => Some(sent.clone()),
             ExpectedChecksum::Trailer(read) => read(),
         };
-        value.is_some_and(|v| v.trim() == BASE64.encode(digest))
+        sent.is_some_and(|v| v.trim() == value)
     }
 }
 

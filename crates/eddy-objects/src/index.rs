@@ -59,8 +59,21 @@ pub trait ObjectIndex: Send + Sync + 'static {
         bucket: &BucketName,
         key: &ObjectKey,
     ) -> Result<Option<ObjectMeta>, ObjectError>;
-    /// Makes `meta` the current version of its key.
-    async fn put_object(&self, db: &mut dyn Sql, meta: &ObjectMeta) -> Result<(), ObjectError>;
+    /// The current version of a key with its bytes, when they are kept inline.
+    async fn object_with_data(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<(ObjectMeta, Option<Vec<u8>>)>, ObjectError>;
+    /// Makes `meta` the current version of its key, with its bytes when they are kept inline
+    /// (`data`; `meta.inline` says which).
+    async fn put_object(
+        &self,
+        db: &mut dyn Sql,
+        meta: &ObjectMeta,
+        data: Option<&[u8]>,
+    ) -> Result<(), ObjectError>;
     async fn delete_object(
         &self,
         db: &mut dyn Sql,

@@ -35,6 +35,8 @@ pub struct ObjectMeta {
     pub last_modified_ms: i64,
     /// The journal sequence number of the change that wrote this version: increasing per key.
     pub sequencer: u64,
+    /// Whether its bytes are kept with its metadata (a small object) rather than in a blob.
+    pub inline: bool,
 }
 
 /// The standard headers an object keeps and is served with, as S3 does: besides its content
@@ -305,6 +307,7 @@ mod tests {
             // 10.9 s: compared as 10 s, as HTTP dates carry whole seconds.
             last_modified_ms: 10_900,
             sequencer: 1,
+            inline: false,
         }
     }
 

@@ -122,13 +122,23 @@ impl ObjectStore {
         conditions: &SourceConditions,
     ) -> Result<PartInfo, ObjectError> {
         let meta = self.head_object(source.0, source.1).await?;
-        conditions.check(&meta)?;
-        let (start, end) = match range {
-            None => (0, meta.size),
-            Some((first, last)) if first <= last && last < meta.size => (first, last + 1),
+        let range = match range {
+            None => None,
+            Some((first, last)) if first <= last && last < meta.size => {
+                Some(ByteRange::FromTo(first, last))
+            }
             Some(_) => return Err(ObjectError::InvalidCopyRange { size: meta.size }),
         };
-        let mut bytes = self.blobs.read(&meta.sha256, start, end - start).await?;
+        let body = self.get_object(source.0, source.1, range).await?;
+        // What is copied is the version read, whatever was checked a moment before.
+        conditions.check(&body.meta)?;
+        if body.meta.size != meta.size && range.is_some() {
+            return Err(ObjectError::ConditionalRequestConflict(format!(
+                "{} changed while the part was being copied",
+                source.1
+            )));
+        }
+        let mut bytes = body.into_reader();
         self.upload_part(upload, part_number, &mut bytes, None, None)
             .await
     }
@@ -226,6 +236,7 @@ impl ObjectStore {
                             this.index.as_ref(),
                             tx,
                             meta.clone(),
+                            None,
                             EventKind::ObjectCreatedCompleteMultipartUpload,
                             lineage.clone(),
                         )

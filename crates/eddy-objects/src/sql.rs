@@ -17,7 +17,7 @@ use crate::model::*;
 /// The object index of the platform database.
 pub struct SqlIndex;
 
-const META_COLUMNS: &str = "bucket, key, size, etag, sha256, content_type, user_meta, headers, checksum, part_sizes, last_modified_ms, sequencer";
+const META_COLUMNS: &str = "bucket, key, size, etag, sha256, content_type, user_meta, headers, checksum, part_sizes, last_modified_ms, sequencer, CASE WHEN data IS NULL THEN 0 ELSE 1 END AS inline";
 
 fn meta(row: &Row) -> Result<ObjectMeta, ObjectError> {
     let user_meta: String = row.get("user_meta")?;
@@ -34,6 +34,7 @@ fn meta(row: &Row) -> Result<ObjectMeta, ObjectError> {
         part_sizes: serde_json::from_str(&row.get::<String>("part_sizes")?).unwrap_or_default(),
         last_modified_ms: row.get("last_modified_ms")?,
         sequencer: row.get("sequencer")?,
+        inline: row.get::<i64>("inline")? == 1,
     })
 }
 
@@ -155,16 +156,37 @@ impl ObjectIndex for SqlIndex {
         row.as_ref().map(meta).transpose()
     }
 
-    async fn put_object(&self, db: &mut dyn Sql, m: &ObjectMeta) -> Result<(), ObjectError> {
+    async fn object_with_data(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<(ObjectMeta, Option<Vec<u8>>)>, ObjectError> {
+        let sql =
+            format!("SELECT {META_COLUMNS}, data FROM _eddy_objects WHERE bucket = ? AND key = ?");
+        let row = db
+            .fetch_optional(&sql, args![bucket.as_str(), key.as_str()])
+            .await?;
+        row.map(|r| Ok((meta(&r)?, r.get::<Option<Vec<u8>>>("data")?)))
+            .transpose()
+    }
+
+    async fn put_object(
+        &self,
+        db: &mut dyn Sql,
+        m: &ObjectMeta,
+        data: Option<&[u8]>,
+    ) -> Result<(), ObjectError> {
+        debug_assert_eq!(m.inline, data.is_some());
         db.execute(
             "INSERT INTO _eddy_objects
-                 (bucket, key, size, etag, sha256, content_type, user_meta, headers, checksum, part_sizes, last_modified_ms, sequencer)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 (bucket, key, size, etag, sha256, content_type, user_meta, headers, checksum, part_sizes, last_modified_ms, sequencer, data)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (bucket, key) DO UPDATE SET
                  size = excluded.size, etag = excluded.etag, sha256 = excluded.sha256,
                  content_type = excluded.content_type, user_meta = excluded.user_meta,
                  headers = excluded.headers, checksum = excluded.checksum,
-                 part_sizes = excluded.part_sizes,
+                 part_sizes = excluded.part_sizes, data = excluded.data,
                  last_modified_ms = excluded.last_modified_ms, sequencer = excluded.sequencer",
             args![
                 m.bucket.as_str(),
@@ -178,7 +200,8 @@ impl ObjectIndex for SqlIndex {
                 checksum_json(&m.checksum),
                 serde_json::to_string(&m.part_sizes).expect("sizes serialize"),
                 m.last_modified_ms,
-                m.sequencer
+                m.sequencer,
+                data.map(<[u8]>::to_vec)
             ],
         )
         .await?;
@@ -366,7 +389,8 @@ impl ObjectIndex for SqlIndex {
     async fn referenced_blobs(&self, db: &mut dyn Sql) -> Result<HashSet<String>, ObjectError> {
         let rows = db
             .fetch(
-                "SELECT sha256 FROM _eddy_objects UNION SELECT sha256 FROM _eddy_upload_parts",
+                "SELECT sha256 FROM _eddy_objects WHERE data IS NULL
+                 UNION SELECT sha256 FROM _eddy_upload_parts",
                 args![],
             )
             .await?;
@@ -380,7 +404,7 @@ impl ObjectIndex for SqlIndex {
     ) -> Result<HashSet<String>, ObjectError> {
         let within = db.dialect().in_texts();
         let sql = format!(
-            "SELECT sha256 FROM _eddy_objects WHERE sha256 {within}
+            "SELECT sha256 FROM _eddy_objects WHERE data IS NULL AND sha256 {within}
              UNION SELECT sha256 FROM _eddy_upload_parts WHERE sha256 {within}"
         );
         let list = Value::texts(blobs);

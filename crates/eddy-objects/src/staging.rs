@@ -143,22 +143,14 @@ impl Stager {
     ) -> Result<StagedBlob, ObjectError> {
         let w = self.writer.take().expect("the writer is present");
         let path = self.staged.path.clone();
-        let (sha256, md5, checksum) = tokio::task::spawn_blocking(move || w.finish(durable))
+        let digests = tokio::task::spawn_blocking(move || w.finish(durable))
             .await
             .expect("blob writer task panicked")
             .map_err(|e| ObjectError::io(&path, e))?;
-        if expected_md5.is_some_and(|m| m != md5) {
-            return Err(ObjectError::BadDigest);
-        }
-        if let (Some(expected), Some((algorithm, digest))) = (&self.expected, &checksum)
-            && !expected.matches(digest)
-        {
-            return Err(ObjectError::ChecksumMismatch(*algorithm));
-        }
-        self.staged.info.sha256 = sha256;
-        self.staged.info.md5 = md5;
-        self.staged.info.checksum =
-            checksum.map(|(algorithm, digest)| ObjectChecksum::of_bytes(algorithm, &digest));
+        digests.check(expected_md5, self.expected.as_ref())?;
+        self.staged.info.sha256 = digests.sha256;
+        self.staged.info.md5 = digests.md5;
+        self.staged.info.checksum = digests.checksum;
         Ok(self.staged)
     }
 }
@@ -199,33 +191,112 @@ async fn read_full(
     Ok(filled)
 }
 
-/// A file being written while its SHA-256, MD5 and (when asked for) checksum are computed.
-struct HashingWriter {
-    file: std::fs::File,
+/// The digests of bytes fed in pieces: their SHA-256 (a blob's name), MD5 (the ETag) and,
+/// when one is asked for, a checksum.
+pub(crate) struct Digester {
     sha256: Sha256,
     md5: Md5,
     checksum: Option<(ChecksumAlgorithm, Hasher)>,
 }
 
-/// The SHA-256 in hex, the MD5, and the checksum's algorithm and digest.
-type Digests = (String, [u8; 16], Option<(ChecksumAlgorithm, Vec<u8>)>);
+/// What a [`Digester`] found.
+pub(crate) struct Digests {
+    /// In hex.
+    pub(crate) sha256: String,
+    pub(crate) md5: [u8; 16],
+    pub(crate) checksum: Option<ObjectChecksum>,
+}
 
-impl HashingWriter {
-    fn new(file: std::fs::File, checksum: Option<ChecksumAlgorithm>) -> Self {
+impl Digester {
+    pub(crate) fn new(checksum: Option<ChecksumAlgorithm>) -> Self {
         Self {
-            file,
             sha256: Sha256::new(),
             md5: Md5::new(),
             checksum: checksum.map(|a| (a, Hasher::new(a))),
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.sha256.update(bytes);
         self.md5.update(bytes);
         if let Some((_, hasher)) = &mut self.checksum {
             hasher.update(bytes);
         }
+    }
+
+    pub(crate) fn finish(self) -> (Digests, Option<Vec<u8>>) {
+        let digest = self.checksum.map(|(a, hasher)| (a, hasher.finish()));
+        let digests = Digests {
+            sha256: hex::encode(self.sha256.finalize()),
+            md5: self.md5.finalize().into(),
+            checksum: digest
+                .as_ref()
+                .map(|(a, d)| ObjectChecksum::of_bytes(*a, d)),
+        };
+        (digests, digest.map(|(_, d)| d))
+    }
+}
+
+impl Digests {
+    /// `BadDigest` when the MD5 is not `expected_md5`, `ChecksumMismatch` when the checksum is
+    /// not the `expected` one.
+    pub(crate) fn check(
+        &self,
+        expected_md5: Option<[u8; 16]>,
+        expected: Option<&ExpectedChecksum>,
+    ) -> Result<(), ObjectError> {
+        if expected_md5.is_some_and(|m| m != self.md5) {
+            return Err(ObjectError::BadDigest);
+        }
+        if let (Some(expected), Some(sum)) = (expected, &self.checksum)
+            && !expected.matches_value(&sum.value)
+        {
+            return Err(ObjectError::ChecksumMismatch(sum.algorithm));
+        }
+        Ok(())
+    }
+}
+
+/// Digests of bytes held in memory (a small object kept inline), checked as a staged blob's
+/// are, within `limits`.
+pub(crate) fn digest_held(
+    bytes: &[u8],
+    limits: &crate::BlobLimits,
+) -> Result<Digests, ObjectError> {
+    let size = bytes.len() as u64;
+    if size > limits.max {
+        return Err(ObjectError::TooLarge { limit: limits.max });
+    }
+    if size < limits.min {
+        return Err(ObjectError::TooSmall {
+            size,
+            min: limits.min,
+        });
+    }
+    let checksum = limits.checksum.as_ref();
+    let mut digester = Digester::new(checksum.map(|c| c.algorithm));
+    digester.update(bytes);
+    let (digests, _) = digester.finish();
+    digests.check(limits.md5, checksum.and_then(|c| c.expected.as_ref()))?;
+    Ok(digests)
+}
+
+/// A file being written while its digests are computed.
+struct HashingWriter {
+    file: std::fs::File,
+    digester: Digester,
+}
+
+impl HashingWriter {
+    fn new(file: std::fs::File, checksum: Option<ChecksumAlgorithm>) -> Self {
+        Self {
+            file,
+            digester: Digester::new(checksum),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.digester.update(bytes);
         self.file.write_all(bytes)
     }
 
@@ -233,10 +304,6 @@ impl HashingWriter {
         if durable {
             self.file.sync_all()?;
         }
-        Ok((
-            hex::encode(self.sha256.finalize()),
-            self.md5.finalize().into(),
-            self.checksum.map(|(a, hasher)| (a, hasher.finish())),
-        ))
+        Ok(self.digester.finish().0)
     }
 }

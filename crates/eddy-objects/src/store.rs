@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eddy_bus::sql::Sql;
 use eddy_bus::{Bus, WriteTx};
 use eddy_core::{BucketName, EventKind, Lineage, NewEvent, ObjectChange, ObjectKey, Source};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::ObjectError;
 use crate::blobs::{BlobInfo, BlobLimits, BlobReader, BlobStore, StoredBlob};
@@ -20,6 +20,18 @@ pub struct ObjectStore {
     pub(crate) bus: Bus,
     pub(crate) index: Arc<dyn ObjectIndex>,
     pub(crate) blobs: Arc<dyn BlobStore>,
+    /// Objects up to this many bytes are kept with their metadata rather than in blobs.
+    inline_up_to: u64,
+}
+
+/// The largest object kept inline unless configured otherwise (see docs/performance.md for
+/// how it was chosen).
+pub const DEFAULT_INLINE_BYTES: u64 = 64 * 1024;
+
+/// The bytes of a new version: a blob just written, or bytes kept with the metadata.
+pub(crate) enum NewBytes {
+    Blob(BlobInfo),
+    Inline(Vec<u8>),
 }
 
 /// An object's bytes, or a range of them, ready to stream.
@@ -60,7 +72,18 @@ impl ObjectStore {
 
     /// An object store over any index and blob store.
     pub fn new(bus: Bus, index: Arc<dyn ObjectIndex>, blobs: Arc<dyn BlobStore>) -> Self {
-        Self { bus, index, blobs }
+        Self {
+            bus,
+            index,
+            blobs,
+            inline_up_to: DEFAULT_INLINE_BYTES,
+        }
+    }
+
+    /// This store, keeping objects up to `bytes` inline (0: every object in a blob).
+    pub fn with_inline_threshold(mut self, bytes: u64) -> Self {
+        self.inline_up_to = bytes;
+        self
     }
 
     pub async fn create_bucket(&self, name: &BucketName) -> Result<(), ObjectError> {
@@ -175,21 +198,49 @@ impl ObjectStore {
                     .unwrap_or_else(ChecksumRequest::default_for_uploads),
             ),
         };
-        let blob = self.new_blob(body, &limits).await?;
-        let meta = ObjectMeta {
-            checksum: blob.checksum.clone(),
-            ..draft(
-                bucket,
-                key,
-                (blob.size, hex::encode(blob.md5), blob.sha256.clone()),
-                opts.content_type,
-                opts.user_meta,
-                opts.headers,
-            )
+        // A body that ends within the threshold is kept inline: no file, no fsync of its own.
+        let mut held = Vec::new();
+        let limit = self.inline_up_to.min(limits.max);
+        (&mut *body)
+            .take(limit + 1)
+            .read_to_end(&mut held)
+            .await
+            .map_err(ObjectError::Body)?;
+        let (meta, bytes) = if held.len() as u64 <= limit {
+            self.bus.check_room()?;
+            let digests = crate::staging::digest_held(&held, &limits)?;
+            let meta = ObjectMeta {
+                checksum: digests.checksum,
+                inline: true,
+                ..draft(
+                    bucket,
+                    key,
+                    (held.len() as u64, hex::encode(digests.md5), digests.sha256),
+                    opts.content_type,
+                    opts.user_meta,
+                    opts.headers,
+                )
+            };
+            (meta, NewBytes::Inline(held))
+        } else {
+            let mut whole = std::io::Cursor::new(held).chain(body);
+            let blob = self.new_blob(&mut whole, &limits).await?;
+            let meta = ObjectMeta {
+                checksum: blob.checksum.clone(),
+                ..draft(
+                    bucket,
+                    key,
+                    (blob.size, hex::encode(blob.md5), blob.sha256.clone()),
+                    opts.content_type,
+                    opts.user_meta,
+                    opts.headers,
+                )
+            };
+            (meta, NewBytes::Blob(blob))
         };
         self.commit_version(
             meta,
-            blob,
+            bytes,
             EventKind::ObjectCreatedPut,
             opts.lineage,
             opts.condition,
@@ -197,12 +248,12 @@ impl ObjectStore {
         .await
     }
 
-    /// Commits `meta`, whose bytes are the blob just `written`, as the new version of its key,
+    /// Commits `meta`, whose bytes are those just `written`, as the new version of its key,
     /// with an event of `kind`.
     pub(crate) async fn commit_version(
         &self,
         meta: ObjectMeta,
-        written: BlobInfo,
+        written: NewBytes,
         kind: EventKind,
         lineage: Lineage,
         condition: Option<WriteCondition>,
@@ -225,8 +276,15 @@ impl ObjectStore {
                                 .await
                                 .map_err(raced)?;
                         }
-                        kept(blobs.as_ref(), written).await?;
-                        commit_in(index.as_ref(), tx, meta.clone(), kind, lineage.clone()).await
+                        let data = match written {
+                            NewBytes::Blob(blob) => {
+                                kept(blobs.as_ref(), blob).await?;
+                                None
+                            }
+                            NewBytes::Inline(bytes) => Some(&bytes[..]),
+                        };
+                        let meta = meta.clone();
+                        commit_in(index.as_ref(), tx, meta, data, kind, lineage.clone()).await
                     })
                 },
             )
@@ -252,14 +310,25 @@ impl ObjectStore {
         key: &ObjectKey,
         range: Option<ByteRange>,
     ) -> Result<ObjectBody, ObjectError> {
-        let meta = self.head_object(bucket, key).await?;
+        let mut db = self.bus.readers();
+        let Some((meta, data)) = self.index.object_with_data(&mut db, bucket, key).await? else {
+            return Err(missing(self.index.as_ref(), &mut db, bucket, key).await);
+        };
         let (start, end) = match range {
             None => (0, meta.size),
             Some(r) => r
                 .resolve(meta.size)
                 .ok_or(ObjectError::InvalidRange { size: meta.size })?,
         };
-        let reader = self.blobs.read(&meta.sha256, start, end - start).await?;
+        let reader: BlobReader = match data {
+            Some(mut bytes) => {
+                bytes.truncate(end as usize);
+                let mut held = std::io::Cursor::new(bytes);
+                held.set_position(start);
+                Box::new(held)
+            }
+            None => self.blobs.read(&meta.sha256, start, end - start).await?,
+        };
         Ok(ObjectBody {
             meta,
             range: (start, end),
@@ -332,12 +401,13 @@ impl ObjectStore {
                         let index = index.as_ref();
                         require_bucket(index, tx, &src.0).await?;
                         require_bucket(index, tx, &dst.0).await?;
-                        let source = index.object(tx, &src.0, &src.1).await?.ok_or_else(|| {
-                            ObjectError::NoSuchKey {
+                        let (source, data) = index
+                            .object_with_data(tx, &src.0, &src.1)
+                            .await?
+                            .ok_or_else(|| ObjectError::NoSuchKey {
                                 bucket: src.0.to_string(),
                                 key: src.1.to_string(),
-                            }
-                        })?;
+                            })?;
                         conditions.check(&source)?;
                         let (content_type, user_meta, headers) = match directive {
                             MetadataDirective::Copy => {
@@ -349,10 +419,12 @@ impl ObjectStore {
                                 headers,
                             } => (content_type.clone(), user_meta.clone(), headers.clone()),
                         };
-                        // The same bytes: the same checksum and parts.
+                        // The same bytes (the same blob, or a copy of them inline): the same
+                        // checksum and parts.
                         let meta = ObjectMeta {
                             checksum: source.checksum,
                             part_sizes: source.part_sizes,
+                            inline: source.inline,
                             ..draft(
                                 &dst.0,
                                 &dst.1,
@@ -366,6 +438,7 @@ impl ObjectStore {
                             index,
                             tx,
                             meta,
+                            data.as_deref(),
                             EventKind::ObjectCreatedCopy,
                             lineage.clone(),
                         )
@@ -445,9 +518,23 @@ impl ObjectStore {
         Ok(report)
     }
 
-    /// All the bytes of an object's blob (for tools and tests that check the store).
-    pub async fn blob_bytes(&self, meta: &ObjectMeta) -> Result<Vec<u8>, ObjectError> {
-        use tokio::io::AsyncReadExt;
+    /// All the bytes of an object as stored, inline or in its blob (for tools and tests that
+    /// check the store).
+    pub async fn stored_bytes(&self, meta: &ObjectMeta) -> Result<Vec<u8>, ObjectError> {
+        if meta.inline {
+            let mut db = self.bus.readers();
+            let found = self
+                .index
+                .object_with_data(&mut db, &meta.bucket, &meta.key)
+                .await?;
+            return match found {
+                Some((now, Some(bytes))) if now.sha256 == meta.sha256 => Ok(bytes),
+                _ => Err(ObjectError::NoSuchKey {
+                    bucket: meta.bucket.to_string(),
+                    key: meta.key.to_string(),
+                }),
+            };
+        }
         let mut reader = self.blobs.read(&meta.sha256, 0, meta.size).await?;
         let mut bytes = Vec::with_capacity(meta.size as usize);
         reader
@@ -523,10 +610,10 @@ pub(crate) fn draft(
         part_sizes: Vec::new(),
         last_modified_ms: 0,
         sequencer: 0,
+        inline: false,
     }
 }
 
-/// Appends the version's event and writes its metadata, in the caller's transaction.
 /// Whether `condition` holds of the key now (on `db`: the write's transaction, or a first look
 /// before a body is read).
 pub(crate) async fn check_condition(
@@ -566,17 +653,20 @@ pub(crate) fn raced(error: ObjectError) -> ObjectError {
     }
 }
 
+/// Appends the version's event and writes its metadata (and its bytes, when `data` holds them
+/// inline), in the caller's transaction.
 pub(crate) async fn commit_in(
     index: &dyn ObjectIndex,
     tx: &mut WriteTx,
     mut meta: ObjectMeta,
+    data: Option<&[u8]>,
     kind: EventKind,
     lineage: Lineage,
 ) -> Result<ObjectMeta, ObjectError> {
     let event = tx.append(object_event(&meta, kind, lineage)).await?;
     meta.sequencer = event.seq;
     meta.last_modified_ms = event.time_ms;
-    index.put_object(tx, &meta).await?;
+    index.put_object(tx, &meta, data).await?;
     Ok(meta)
 }
 

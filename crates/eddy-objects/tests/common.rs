@@ -18,6 +18,15 @@ pub async fn fixture() -> Fixture {
     Fixture { dir, bus, store }
 }
 
+/// A store that keeps every object in a blob, however small (for tests of blobs).
+pub async fn blob_fixture() -> Fixture {
+    let f = fixture().await;
+    Fixture {
+        store: f.store.with_inline_threshold(0),
+        ..f
+    }
+}
+
 pub fn bucket(name: &str) -> BucketName {
     BucketName::new(name).unwrap()
 }

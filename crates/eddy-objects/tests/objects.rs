@@ -582,7 +582,7 @@ async fn multipart_uploads_join_parts() {
 
 #[tokio::test]
 async fn garbage_collection_keeps_shared_blobs() {
-    let f = fixture().await;
+    let f = blob_fixture().await;
     f.store.create_bucket(&bucket("bkt")).await.unwrap();
     let a = put(&f.store, "bkt", "a", b"same").await;
     put(&f.store, "bkt", "b", b"same").await;
@@ -608,7 +608,7 @@ async fn garbage_collection_keeps_shared_blobs() {
         }
     );
     assert_eq!(
-        f.store.blob_bytes(&a).await.unwrap(),
+        f.store.stored_bytes(&a).await.unwrap(),
         b"same",
         "still used by b"
     );
@@ -619,7 +619,7 @@ async fn garbage_collection_keeps_shared_blobs() {
 /// to be referenced by an upload that has not committed yet.
 #[tokio::test]
 async fn garbage_collection_spares_blobs_written_within_its_grace() {
-    let f = fixture().await;
+    let f = blob_fixture().await;
     f.store.create_bucket(&bucket("bkt")).await.unwrap();
     put(&f.store, "bkt", "a", b"gone soon").await;
     f.store
@@ -701,7 +701,8 @@ async fn an_upload_whose_blob_was_collected_stores_nothing() {
         bus.clone(),
         std::sync::Arc::new(eddy_objects::SqlIndex),
         std::sync::Arc::new(blobs),
-    );
+    )
+    .with_inline_threshold(0);
     store.create_bucket(&bucket("bkt")).await.unwrap();
     let err = store
         .put_object(
@@ -734,7 +735,9 @@ async fn the_data_directory_is_private_from_the_start() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
     let bus = eddy_bus::Bus::open(&dir).await.unwrap();
-    let store = eddy_objects::ObjectStore::open(bus.clone()).unwrap();
+    let store = eddy_objects::ObjectStore::open(bus.clone())
+        .unwrap()
+        .with_inline_threshold(0);
     store.create_bucket(&bucket("private")).await.unwrap();
     let meta = put(&store, "private", "a.txt", b"only eddy reads this").await;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -761,4 +764,101 @@ async fn the_data_directory_is_private_from_the_start() {
     let bus = eddy_bus::Bus::open(&old).await.unwrap();
     assert_eq!(mode(&old), 0o700);
     drop(bus);
+}
+
+/// Every blob file under a data directory.
+fn blob_files(dir: &std::path::Path) -> usize {
+    fn walk(p: &std::path::Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    _ => 1,
+                })
+                .sum()
+        })
+    }
+    walk(&dir.join("blobs"))
+}
+
+/// Small objects are kept with their metadata — no blob file, committed with their event —
+/// and read, ranged, copied, replaced, checked and collected around like any other; up to the
+/// threshold exactly, beyond it they are blobs.
+#[tokio::test]
+async fn small_objects_are_kept_inline() {
+    let f = fixture().await;
+    let b = bucket("bkt");
+    f.store.create_bucket(&b).await.unwrap();
+    let small = put(&f.store, "bkt", "small", b"hello inline").await;
+    assert!(small.inline);
+    assert_eq!(blob_files(f.dir.path()), 0, "no file for a small object");
+    let range = Some(ByteRange::FromTo(1, 3));
+    assert_eq!(read_all(&f.store, "bkt", "small", range).await, b"ell");
+    assert_eq!(f.store.stored_bytes(&small).await.unwrap(), b"hello inline");
+    let copy = f
+        .store
+        .copy_object(
+            (&b, &key("small")),
+            (&b, &key("copy")),
+            MetadataDirective::Copy,
+            SourceConditions::default(),
+            Lineage::root(),
+        )
+        .await
+        .unwrap();
+    assert!(copy.inline && copy.etag == small.etag);
+    assert_eq!(
+        read_all(&f.store, "bkt", "copy", None).await,
+        b"hello inline"
+    );
+
+    let at_threshold = vec![7u8; DEFAULT_INLINE_BYTES as usize];
+    assert!(put(&f.store, "bkt", "edge", &at_threshold).await.inline);
+    let beyond = vec![8u8; DEFAULT_INLINE_BYTES as usize + 1];
+    let big = put(&f.store, "bkt", "small", &beyond).await;
+    assert!(!big.inline);
+    assert_eq!(blob_files(f.dir.path()), 1);
+    assert_eq!(read_all(&f.store, "bkt", "small", None).await, beyond);
+    // Small again: the blob is no longer referred to, and only it is collected.
+    assert!(put(&f.store, "bkt", "small", b"small again").await.inline);
+    assert_eq!(collected(&f.store, std::time::Duration::ZERO).await, 1);
+    assert_eq!(blob_files(f.dir.path()), 0);
+    assert_eq!(
+        read_all(&f.store, "bkt", "small", None).await,
+        b"small again"
+    );
+    assert_eq!(
+        read_all(&f.store, "bkt", "copy", None).await,
+        b"hello inline"
+    );
+
+    // Refusals hold inline as they do for blobs: nothing stored, no event.
+    let before = f.bus.last_seq();
+    let wrong_md5 = PutOptions {
+        content_md5: Some([0; 16]),
+        ..Default::default()
+    };
+    let refused = f
+        .store
+        .put_object(&b, &key("bad"), &mut &b"x"[..], wrong_md5)
+        .await;
+    assert!(
+        matches!(refused, Err(ObjectError::BadDigest)),
+        "{refused:?}"
+    );
+    let capped = PutOptions {
+        max_size: Some(3),
+        ..Default::default()
+    };
+    let refused = f
+        .store
+        .put_object(&b, &key("bad"), &mut &b"four"[..], capped)
+        .await;
+    assert!(
+        matches!(refused, Err(ObjectError::TooLarge { limit: 3 })),
+        "{refused:?}"
+    );
+    assert_eq!(f.bus.last_seq(), before);
+    assert!(f.store.head_object(&b, &key("bad")).await.is_err());
 }
