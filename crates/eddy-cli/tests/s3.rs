@@ -1112,13 +1112,13 @@ out["etag"] = whole["ETag"] == s3.head_object(Bucket="photos", Key="source")["ET
     );
     assert_eq!(out["first"], json!([size, 2]));
     assert_eq!(out["whole"], false, "the count comes with a part");
-    assert_eq!(out["third"], json!([416, "InvalidPartNumber"]));
+    assert_eq!(out["third"], json!([400, "InvalidPart"]));
     assert_eq!(out["both"], json!([400, "InvalidRequest"]));
     assert_eq!(out["single"], json!(["small", null]));
     assert_eq!(
         out["refused"],
         json!([
-            [400, "InvalidArgument"],
+            [416, "InvalidRange"],
             [400, "InvalidArgument"],
             [400, "InvalidArgument"],
             [412, "PreconditionFailed"],
@@ -1247,4 +1247,50 @@ out["left"] = [o["Key"] for o in s3.list_objects_v2(Bucket="photos")["Contents"]
         json!([["a", "null"], ["c", "InvalidArgument"]])
     );
     assert_eq!(out["left"], json!(["b/1", "b/2", "c"]));
+}
+
+/// Parameters sent empty are taken as S3 takes them: an empty delimiter groups nothing and is
+/// not echoed, an empty continuation token starts at the beginning, v1 always echoes its
+/// marker; `If-Match: *` replaces only an object that exists.
+#[test]
+fn empty_parameters_and_wildcard_matches_are_read_as_s3_reads_them() {
+    let eddy = serve(BUCKETS);
+    let out = boto3(
+        &eddy,
+        r#"
+for k in ["a/1", "a/2", "b"]:
+    s3.put_object(Bucket="photos", Key=k, Body=b"x")
+v1 = s3.list_objects(Bucket="photos", Delimiter="")
+out["v1_empty_delimiter"] = ["Delimiter" in v1, [o["Key"] for o in v1["Contents"]], v1.get("Marker")]
+out["v1_marker"] = s3.list_objects(Bucket="photos", Marker="a/1").get("Marker")
+v2 = s3.list_objects_v2(Bucket="photos", ContinuationToken="", Delimiter="/")
+out["v2_empty_token"] = [v2.get("ContinuationToken"), [o["Key"] for o in v2["Contents"]],
+                         [p["Prefix"] for p in v2["CommonPrefixes"]]]
+out["if_match_any"] = [error(s3.put_object, Bucket="photos", Key="b", Body=b"y", IfMatch="*"),
+                       error(s3.put_object, Bucket="photos", Key="none", Body=b"y", IfMatch="*")]
+out["b"] = s3.get_object(Bucket="photos", Key="b")["Body"].read().decode()
+for name in ["pages-1", "pages-2", "pages-3"]:
+    s3.create_bucket(Bucket=name)
+first = s3.list_buckets(MaxBuckets=2, Prefix="pages-")
+rest = s3.list_buckets(MaxBuckets=2, Prefix="pages-", ContinuationToken=first["ContinuationToken"])
+out["bucket_pages"] = [[b["Name"] for b in first["Buckets"]], [b["Name"] for b in rest["Buckets"]],
+                       "ContinuationToken" in rest]
+"#,
+    );
+    assert_eq!(
+        out["v1_empty_delimiter"],
+        json!([false, ["a/1", "a/2", "b"], ""]),
+        "{out}"
+    );
+    assert_eq!(out["v1_marker"], "a/1");
+    assert_eq!(out["v2_empty_token"], json!(["", ["b"], ["a/"]]));
+    assert_eq!(
+        out["if_match_any"],
+        json!([null, [412, "PreconditionFailed"]])
+    );
+    assert_eq!(out["b"], "y");
+    assert_eq!(
+        out["bucket_pages"],
+        json!([["pages-1", "pages-2"], ["pages-3"], false])
+    );
 }

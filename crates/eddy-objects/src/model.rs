@@ -124,6 +124,8 @@ impl SourceConditions {
 pub enum WriteCondition {
     /// `If-None-Match: *`: the key holds no object.
     Absent,
+    /// `If-Match: *`: the key holds an object, whichever.
+    Exists,
     /// `If-Match: ETAG`: the key holds an object with this ETag (without quotes).
     Matches(String),
 }

@@ -629,6 +629,10 @@ pub(crate) async fn check_condition(
         (WriteCondition::Absent, Some(_)) => Err(ObjectError::PreconditionFailed(format!(
             "If-None-Match: * and {key} exists"
         ))),
+        (WriteCondition::Exists, Some(_)) => Ok(()),
+        (WriteCondition::Exists, None) => Err(ObjectError::PreconditionFailed(format!(
+            "If-Match: * and {key} does not exist"
+        ))),
         (WriteCondition::Matches(_), None) => Err(ObjectError::NoSuchKey {
             bucket: bucket.to_string(),
             key: key.to_string(),

@@ -206,7 +206,7 @@ pub fn s3_error(error: eddy_objects::ObjectError) -> s3s::S3Error {
         E::InvalidRange { .. } => C::InvalidRange,
         E::PreconditionFailed(_) => C::PreconditionFailed,
         E::BadDigest | E::ChecksumMismatch(_) => C::BadDigest,
-        E::InvalidCopyRange { .. } => C::InvalidArgument,
+        E::InvalidCopyRange { .. } => C::InvalidRange,
         E::ConditionalRequestConflict(_) => {
             // A code s3s does not name, with the status S3 gives it.
             let mut conflict = s3s::S3Error::with_message(

@@ -83,7 +83,8 @@ impl EddyS3 {
     ) -> S3Result<ListPage> {
         let params = ListParams {
             prefix: prefix.unwrap_or_default(),
-            delimiter,
+            // An empty delimiter groups nothing, as none does.
+            delimiter: delimiter.filter(|d| !d.is_empty()),
             start,
             max_keys: page_size(max, "max-keys")?,
         };
@@ -146,12 +147,13 @@ impl EddyS3 {
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(form.write(input.prefix.unwrap_or_default())),
-            marker: form.write_opt(marker),
+            // Echoed as sent, empty when none was.
+            marker: Some(form.write(marker.unwrap_or_default())),
             max_keys: input.max_keys.or(Some(eddy_objects::MAX_LIST_KEYS as i32)),
             is_truncated: Some(page.is_truncated()),
             contents,
             common_prefixes,
-            delimiter: form.write_opt(input.delimiter),
+            delimiter: form.write_opt(input.delimiter.filter(|d| !d.is_empty())),
             next_marker: form.write_opt(next_marker),
             encoding_type: input.encoding_type,
             ..Default::default()
@@ -165,7 +167,8 @@ impl EddyS3 {
         let principal = signer(&req)?;
         let input = req.input;
         let form = KeyForm::of(input.encoding_type.as_ref())?;
-        let start = match (&input.continuation_token, &input.start_after) {
+        let token = input.continuation_token.as_ref().filter(|t| !t.is_empty());
+        let start = match (token, &input.start_after) {
             (Some(token), _) => Some(ListPosition::from_token(token).ok_or_else(|| {
                 S3Error::with_message(
                     S3ErrorCode::InvalidArgument,
@@ -196,7 +199,7 @@ impl EddyS3 {
             next_continuation_token: page.next.as_ref().map(ListPosition::token),
             contents,
             common_prefixes,
-            delimiter: form.write_opt(input.delimiter),
+            delimiter: form.write_opt(input.delimiter.filter(|d| !d.is_empty())),
             encoding_type: input.encoding_type,
             start_after: form.write_opt(input.start_after),
             ..Default::default()
@@ -257,7 +260,7 @@ impl EddyS3 {
             next_version_id_marker: next_key_marker.map(|_| "null".to_string()),
             versions: Some(versions),
             common_prefixes,
-            delimiter: form.write_opt(input.delimiter),
+            delimiter: form.write_opt(input.delimiter.filter(|d| !d.is_empty())),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))

@@ -163,10 +163,7 @@ fn write_condition(
             S3ErrorCode::NotImplemented,
             "If-None-Match on a write takes only *",
         )),
-        (Some(ETagCondition::Any), None) => Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "If-Match on a write takes an ETag, not *",
-        )),
+        (Some(ETagCondition::Any), None) => Ok(Some(WriteCondition::Exists)),
         (Some(_), Some(_)) => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             "a write takes If-Match or If-None-Match, not both",
@@ -322,21 +319,23 @@ fn part_range(meta: &ObjectMeta, number: i32) -> S3Result<ByteRange> {
     } else {
         &meta.part_sizes
     };
-    let index = usize::try_from(number)
-        .ok()
-        .and_then(|n| n.checked_sub(1))
-        .filter(|&i| i < sizes.len())
-        .ok_or_else(|| {
-            let mut error = S3Error::with_message(
-                S3ErrorCode::Custom("InvalidPartNumber".into()),
-                format!(
-                    "The requested partnumber is not satisfiable: the object has {} part(s), numbered from 1",
-                    sizes.len()
-                ),
-            );
-            error.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
-            error
-        })?;
+    if !(1..=eddy_objects::MAX_PART_NUMBER as i32).contains(&number) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive",
+        ));
+    }
+    let index = number as usize - 1;
+    if index >= sizes.len() {
+        // What S3 answers (400 InvalidPart), as ceph/s3-tests checks it.
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidPart,
+            format!(
+                "part {number} is not a part of this object: it has {} part(s), numbered from 1",
+                sizes.len()
+            ),
+        ));
+    }
     let start: u64 = sizes[..index].iter().sum();
     Ok(match sizes[index] {
         0 => ByteRange::From(start),
@@ -423,8 +422,31 @@ impl S3 for EddyS3 {
             .list_buckets()
             .await
             .map_err(s3_error)?;
-        buckets.retain(|b| principal.reaches_bucket(b.name.as_str()));
+        let input = req.input;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        buckets.retain(|b| {
+            principal.reaches_bucket(b.name.as_str()) && b.name.as_str().starts_with(&prefix)
+        });
+        // Pages by name, as S3's max-buckets and continuation-token do (the token is the last
+        // name of the page before).
+        let after = input.continuation_token.clone().unwrap_or_default();
+        let limit = match input.max_buckets {
+            None => usize::MAX,
+            Some(n @ 1..=10_000) => n as usize,
+            Some(n) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    format!("max-buckets must be 1 to 10000; got {n}"),
+                ));
+            }
+        };
+        let (buckets, truncated) = one_page(buckets, |b| b.name.as_str() > after.as_str(), limit);
         Ok(S3Response::new(ListBucketsOutput {
+            continuation_token: buckets
+                .last()
+                .filter(|_| truncated)
+                .map(|b| b.name.to_string()),
+            prefix: input.prefix,
             buckets: Some(
                 buckets
                     .into_iter()
@@ -436,7 +458,6 @@ impl S3 for EddyS3 {
                     .collect(),
             ),
             owner: Some(owner()),
-            ..Default::default()
         }))
     }
 
