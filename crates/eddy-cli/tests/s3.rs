@@ -1065,8 +1065,12 @@ one, two = b"a" * (5 * MiB), b"bcd"
 u = s3.create_multipart_upload(Bucket="photos", Key="mp")
 etags = [s3.upload_part(Bucket="photos", Key="mp", UploadId=u["UploadId"], PartNumber=n, Body=b)["ETag"]
          for n, b in [(1, one), (2, two)]]
-s3.complete_multipart_upload(Bucket="photos", Key="mp", UploadId=u["UploadId"],
-    MultipartUpload={"Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]})
+listed = {"Parts": [{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)]}
+done = s3.complete_multipart_upload(Bucket="photos", Key="mp", UploadId=u["UploadId"], MultipartUpload=listed)
+# Completing again (a retry whose answer was lost) answers the same object, and makes nothing.
+again = s3.complete_multipart_upload(Bucket="photos", Key="mp", UploadId=u["UploadId"], MultipartUpload=listed)
+out["again"] = again["ETag"] == done["ETag"]
+u_mp = u["UploadId"]
 second = s3.get_object(Bucket="photos", Key="mp", PartNumber=2)
 out["second"] = [second["Body"].read().decode(), second.get("PartsCount"), second.get("ContentRange")]
 first = s3.head_object(Bucket="photos", Key="mp", PartNumber=1)
@@ -1102,6 +1106,9 @@ s3.complete_multipart_upload(Bucket="photos", Key="copied", UploadId=u["UploadId
                                {"PartNumber": 2, "ETag": ranged["ETag"]}]})
 out["copied"] = s3.get_object(Bucket="photos", Key="copied")["Body"].read() == source + source[10:20]
 out["etag"] = whole["ETag"] == s3.head_object(Bucket="photos", Key="source")["ETag"]
+s3.put_object(Bucket="photos", Key="mp", Body=b"replaced")
+out["again_replaced"] = error(s3.complete_multipart_upload, Bucket="photos", Key="mp",
+                              UploadId=u_mp, MultipartUpload=listed)
 "#,
     );
     let size = 5 * 1024 * 1024;

@@ -99,6 +99,23 @@ pub trait ObjectIndex: Send + Sync + 'static {
         bucket: &BucketName,
         key: &ObjectKey,
     ) -> Result<Option<Upload>, ObjectError>;
+    /// Records that upload `id` made the version with `etag` of `bucket/key` (kept a day).
+    async fn record_completion(
+        &self,
+        db: &mut dyn Sql,
+        id: &str,
+        (bucket, key): (&BucketName, &ObjectKey),
+        etag: &str,
+        now_ms: i64,
+    ) -> Result<(), ObjectError>;
+    /// The ETag of the version upload `id` of `bucket/key` made, if it completed in the last day.
+    async fn completion(
+        &self,
+        db: &mut dyn Sql,
+        id: &str,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<String>, ObjectError>;
     async fn delete_upload(&self, db: &mut dyn Sql, id: &str) -> Result<(), ObjectError>;
     /// A bucket's unfinished uploads, by key and then age.
     async fn uploads(

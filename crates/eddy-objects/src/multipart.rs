@@ -157,7 +157,12 @@ impl ObjectStore {
         condition: Option<WriteCondition>,
     ) -> Result<ObjectMeta, ObjectError> {
         let mut db = self.bus.readers();
-        let upload = self.upload(&mut db, bucket, key, upload_id).await?;
+        let upload = match self.upload(&mut db, bucket, key, upload_id).await {
+            Err(ObjectError::NoSuchUpload(_)) => {
+                return self.completed_before(&mut db, bucket, key, upload_id).await;
+            }
+            found => found?,
+        };
         if let Some(condition) = &condition {
             check_condition(self.index.as_ref(), &mut db, bucket, key, condition).await?;
         }
@@ -232,6 +237,11 @@ impl ObjectStore {
                             }
                         }
                         this.index.delete_upload(tx, id).await?;
+                        let target = (&meta.bucket, &meta.key);
+                        let now = eddy_bus::now_ms();
+                        this.index
+                            .record_completion(tx, id, target, &meta.etag, now)
+                            .await?;
                         commit_in(
                             this.index.as_ref(),
                             tx,
@@ -295,6 +305,24 @@ impl ObjectStore {
         let mut db = self.bus.readers();
         require_bucket(self.index.as_ref(), &mut db, bucket).await?;
         self.index.uploads(&mut db, bucket).await
+    }
+
+    /// A completion repeated (a client retrying one whose answer it lost): the object the
+    /// upload made, while it is still the key's current version, as S3 answers it; otherwise
+    /// `NoSuchUpload`.
+    async fn completed_before(
+        &self,
+        db: &mut dyn Sql,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        upload_id: &str,
+    ) -> Result<ObjectMeta, ObjectError> {
+        let made = self.index.completion(db, upload_id, bucket, key).await?;
+        let current = self.index.object(db, bucket, key).await?;
+        match (made, current) {
+            (Some(etag), Some(meta)) if meta.etag == etag => Ok(meta),
+            _ => Err(ObjectError::NoSuchUpload(upload_id.to_string())),
+        }
     }
 
     /// The upload `upload_id` of `bucket/key`, or `NoSuchUpload`.

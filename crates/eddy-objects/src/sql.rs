@@ -17,6 +17,9 @@ use crate::model::*;
 /// The object index of the platform database.
 pub struct SqlIndex;
 
+/// How long a completed upload is remembered, to answer a repeated completion.
+const COMPLETIONS_KEPT_MS: i64 = 24 * 3600 * 1000;
+
 const META_COLUMNS: &str = "bucket, key, size, etag, sha256, content_type, user_meta, headers, checksum, part_sizes, last_modified_ms, sequencer, CASE WHEN data IS NULL THEN 0 ELSE 1 END AS inline";
 
 fn meta(row: &Row) -> Result<ObjectMeta, ObjectError> {
@@ -294,6 +297,50 @@ impl ObjectIndex for SqlIndex {
             })
         })
         .transpose()
+    }
+
+    async fn record_completion(
+        &self,
+        db: &mut dyn Sql,
+        id: &str,
+        (bucket, key): (&BucketName, &ObjectKey),
+        etag: &str,
+        now_ms: i64,
+    ) -> Result<(), ObjectError> {
+        db.execute(
+            "DELETE FROM _eddy_completed_uploads WHERE completed_ms < ?",
+            args![now_ms - COMPLETIONS_KEPT_MS],
+        )
+        .await?;
+        db.execute(
+            "INSERT INTO _eddy_completed_uploads (upload_id, bucket, key, etag, completed_ms)
+             VALUES (?, ?, ?, ?, ?)",
+            args![id, bucket.as_str(), key.as_str(), etag, now_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn completion(
+        &self,
+        db: &mut dyn Sql,
+        id: &str,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<String>, ObjectError> {
+        let row = db
+            .fetch_optional(
+                "SELECT etag FROM _eddy_completed_uploads
+                 WHERE upload_id = ? AND bucket = ? AND key = ? AND completed_ms >= ?",
+                args![
+                    id,
+                    bucket.as_str(),
+                    key.as_str(),
+                    eddy_bus::now_ms() - COMPLETIONS_KEPT_MS
+                ],
+            )
+            .await?;
+        Ok(row.map(|r| r.at::<String>(0)).transpose()?)
     }
 
     async fn delete_upload(&self, db: &mut dyn Sql, id: &str) -> Result<(), ObjectError> {
