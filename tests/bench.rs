@@ -159,3 +159,35 @@ pub fn s3_request(
         .unwrap();
     bytes
 }
+
+/// Starts the HTTP surfaces on a free loopback port, as `eddy serve` does, keeping objects up
+/// to `inline_objects_up_to` bytes inline.
+pub async fn start_server(dir: PathBuf, inline_objects_up_to: u64) -> std::net::SocketAddr {
+    let bus = eddy_bus::Bus::open(&dir).await.unwrap();
+    let config = eddy_node::NodeConfig {
+        id: None,
+        root: eddy_node::development_credentials(),
+        manifests: Vec::new(),
+        watch: false,
+        executor: eddy_executor::ExecutorConfig::default(),
+        blobs: None,
+        inline_objects_up_to,
+        duties: eddy_node::Duties::default(),
+    };
+    let node = eddy_node::Node::start(bus, eddy_subscriptions::App::default(), config)
+        .await
+        .unwrap();
+    let services = std::sync::Arc::new(eddy_server::Services::new(
+        node,
+        eddy_server::Hosts::new(&[]),
+        eddy_server::BODY_IDLE_TIMEOUT,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(eddy_server::serve(
+        listener,
+        services,
+        std::future::pending(),
+    ));
+    address
+}

@@ -11,16 +11,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use eddy_core::{BucketName, ObjectKey};
-use eddy_executor::ExecutorConfig;
-use eddy_node::{Duties, Node, NodeConfig, development_credentials};
 use eddy_objects::PutOptions;
-use eddy_server::Services;
 use eddy_tests::Eddy;
-use eddy_tests::bench::{Dirs, machine, median, rate, runtime, small_body};
+use eddy_tests::bench::{Dirs, machine, median, rate, runtime, small_body, start_server};
 
 fn s3(
     agent: &ureq::Agent,
@@ -140,39 +136,8 @@ async fn through_library(dir: PathBuf) -> [f64; 4] {
     [puts, gets, large_put, large_get]
 }
 
-/// Starts the HTTP surfaces on a free loopback port, as `eddy serve` does.
-async fn start_server(dir: PathBuf) -> SocketAddr {
-    let bus = eddy_bus::Bus::open(&dir).await.unwrap();
-    let config = NodeConfig {
-        id: None,
-        root: development_credentials(),
-        manifests: Vec::new(),
-        watch: false,
-        executor: ExecutorConfig::default(),
-        blobs: None,
-        inline_objects_up_to: eddy_objects::DEFAULT_INLINE_BYTES,
-        duties: Duties::default(),
-    };
-    let node = Node::start(bus, eddy_subscriptions::App::default(), config)
-        .await
-        .unwrap();
-    let services = Arc::new(Services::new(
-        node,
-        eddy_server::Hosts::new(&[]),
-        eddy_server::BODY_IDLE_TIMEOUT,
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(eddy_server::serve(
-        listener,
-        services,
-        std::future::pending(),
-    ));
-    address
-}
-
 fn through_http(rt: &tokio::runtime::Runtime, dir: PathBuf) -> [f64; 4] {
-    let address = rt.block_on(start_server(dir));
+    let address = rt.block_on(start_server(dir, eddy_objects::DEFAULT_INLINE_BYTES));
     let agent = || -> ureq::Agent { ureq::Agent::config_builder().build().into() };
     s3(&agent(), address, "PUT", "/bench", b"", false);
     let clients = |work: fn(&ureq::Agent, SocketAddr, u64)| {
