@@ -637,3 +637,43 @@ fn each_log_holds_its_own_output() {
         assert_eq!(log, format!("python saw {{'n': {n}}}\n"), "invocation {n}");
     }
 }
+
+/// A function keeps its `warm` workers started and initialised before its first event and
+/// however long they then wait; a function with triggers keeps one by default, one without
+/// none. An invocation on a warm worker is no cold start.
+#[test]
+fn warm_workers_are_ready_before_the_first_event() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "code/index.js",
+        "exports.handler = async () => 'warm';\n",
+    );
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "buckets: [{name: warming}]
+functions:
+  - {name: warm-two, runtime: nodejs, handler: index.handler, code: ./code, warm: 2}
+  - {name: warm-default, runtime: nodejs, handler: index.handler, code: ./code}
+  - {name: warm-none, runtime: nodejs, handler: index.handler, code: ./code}
+triggers:
+  - {function: warm-default, source: bucket/warming, events: ['object:created:*']}
+",
+    )
+    .unwrap();
+    let eddy = spawn_args(dir, "app.yaml", &["--worker-idle", "300ms"]);
+    eddy.wait_for("the warm workers", |_| {
+        function_processes("warm-two").len() == 2 && function_processes("warm-default").len() == 1
+    });
+    assert!(function_processes("warm-none").is_empty());
+    // Idle well past --worker-idle: the warm ones stay.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(function_processes("warm-two").len(), 2);
+    assert_eq!(function_processes("warm-default").len(), 1);
+    assert_eq!(invoke(&eddy, "warm-two", "{}").unwrap(), "warm");
+    let log = runs(&eddy, "warm-two")[0]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!report(&log).contains_key("Init Duration"), "{log}");
+}

@@ -226,7 +226,19 @@ impl Executor {
         });
         // Workers started for the old app (or old code) are not reused.
         self.inner.workers.retire_all();
+        self.keep_warm();
         self.inner.wake.notify_one();
+    }
+
+    /// Starts each function's warm workers (those missing), for the app and credentials in
+    /// force now.
+    fn keep_warm(&self) {
+        let app = self.inner.app.read().expect("app lock").clone();
+        for function in &app.app.functions {
+            let triggered = app.app.triggers.iter().any(|t| t.function == function.name);
+            let count = function.warm_workers(triggered) as usize;
+            self.inner.workers.keep_warm(function, count);
+        }
     }
 
     /// How function processes are kept from eddy and from each other.
@@ -238,6 +250,7 @@ impl Executor {
     /// function name.
     pub fn set_function_env(&self, env: HashMap<String, Vec<(String, String)>>) {
         self.inner.workers.set_function_env(env);
+        self.keep_warm();
     }
 
     /// Registers the Rust handler of an `in_process` function.

@@ -122,12 +122,31 @@ pub struct FunctionSpec {
     pub timeout: Duration,
     /// Parallel invocations at most; further work waits.
     pub concurrency: u32,
+    /// Workers kept started and initialised ahead of invocations (nodejs, python and
+    /// provided); `None` takes the default, [`FunctionSpec::warm_workers`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<u32>,
     pub environment: BTreeMap<String, String>,
     pub role: Vec<Statement>,
     pub at: Origin,
 }
 
 impl FunctionSpec {
+    /// How many warm workers the function keeps: as declared, or one for a function that
+    /// runs in workers and has triggers (so the first event after a quiet spell does not wait
+    /// for a process to start), none otherwise.
+    pub fn warm_workers(&self, has_triggers: bool) -> u32 {
+        let in_workers = matches!(
+            self.runtime,
+            Runtime::Nodejs { .. } | Runtime::Python { .. } | Runtime::Provided { .. }
+        );
+        match (in_workers, self.warm) {
+            (false, _) => 0,
+            (true, Some(n)) => n,
+            (true, None) => u32::from(has_triggers),
+        }
+    }
+
     pub const DEFAULT_MEMORY_MB: u32 = 128;
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
     pub const DEFAULT_CONCURRENCY: u32 = 4;

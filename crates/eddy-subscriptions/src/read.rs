@@ -66,7 +66,7 @@ const ACCESS_KEY: [&str; 6] = [
 const BUCKET: [&str; 2] = ["name", "watch"];
 const TABLE: [&str; 3] = ["name", "primary_key", "columns"];
 const COLUMN: [&str; 2] = ["type", "nullable"];
-const FUNCTION: [&str; 13] = [
+const FUNCTION: [&str; 14] = [
     "name",
     "runtime",
     "handler",
@@ -78,6 +78,7 @@ const FUNCTION: [&str; 13] = [
     "memory_mb",
     "timeout",
     "concurrency",
+    "warm",
     "environment",
     "role",
 ];
@@ -587,6 +588,10 @@ impl<'a> Reader<'a> {
             Some(n) => self.uint(n, "concurrency", (1, 1000)).map(|c| c as u32),
             None => Some(FunctionSpec::DEFAULT_CONCURRENCY),
         };
+        let warm = match f.get("warm") {
+            Some(n) => self.warm(n, runtime.as_ref(), concurrency).map(Some),
+            None => Some(None),
+        };
         let environment = match f.get("environment") {
             Some(n) => self.environment(n),
             None => Some(BTreeMap::new()),
@@ -601,10 +606,38 @@ impl<'a> Reader<'a> {
             memory_mb: memory_mb?,
             timeout: timeout?,
             concurrency: concurrency?,
+            warm: warm?,
             environment: environment?,
             role: role?,
             at: self.origin(f.pos),
         })
+    }
+
+    /// `warm: N`: workers kept ready, for the runtimes that run in workers, at most the
+    /// function's concurrency.
+    fn warm(
+        &mut self,
+        node: &Node,
+        runtime: Option<&Runtime>,
+        concurrency: Option<u32>,
+    ) -> Option<u32> {
+        let count = self.uint(node, "warm", (0, 1000))? as u32;
+        if let Some(
+            runtime @ (Runtime::Exec { .. } | Runtime::Webhook { .. } | Runtime::InProcess),
+        ) = runtime
+        {
+            self.error(node.pos, format!("`warm` does not apply to {} functions", runtime.name()))
+                .note("workers are kept warm for nodejs, python and provided functions; the others start nothing ahead of an invocation");
+            return None;
+        }
+        if let Some(limit) = concurrency.filter(|c| count > *c) {
+            self.error(node.pos, "`warm` is more than the function's `concurrency`")
+                .note(format!(
+                    "found: {count}; expected: 0 to {limit}, as more could never all be busy"
+                ));
+            return None;
+        }
+        Some(count)
     }
 
     fn runtime(&mut self, f: &Fields, what: &str) -> Option<Runtime> {

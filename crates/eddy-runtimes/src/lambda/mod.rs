@@ -2,7 +2,8 @@
 //! `handler: file.export` / `module.function` from the function's code folder) and `provided`
 //! (any program that implements the Runtime API). Each runs in warm workers: a worker serves
 //! one invocation at a time and is reused; more start as concurrent invocations need them (the
-//! executor caps them at the function's concurrency); idle ones stop after a while; a worker
+//! executor caps them at the function's concurrency); idle ones stop after a while, except the
+//! function's `warm` ones, which are started ahead of its first invocation and kept; a worker
 //! that crashed or timed out is replaced by a new one at the next invocation.
 
 mod api;
@@ -41,6 +42,12 @@ pub struct WorkerConfig {
 /// The warm workers of every function.
 pub struct Workers {
     idle: Mutex<HashMap<String, Vec<(Launch, Worker)>>>,
+    /// How many idle workers each function keeps ready (its `warm`), and how many of those
+    /// are starting now.
+    warm: Mutex<HashMap<String, Warm>>,
+    /// Counts [`retire_all`](Self::retire_all)s: a worker started or busy across one loaded
+    /// the old app or code, and does not join the idle pool.
+    generation: std::sync::atomic::AtomicU64,
     interpreters: OnceLock<Interpreters>,
     config: WorkerConfig,
     /// Given to each function's processes: its own credentials, by function name.
@@ -49,11 +56,20 @@ pub struct Workers {
     limits: limits::Mechanism,
 }
 
+/// A function's warm workers: how many to keep, how many are on their way.
+#[derive(Clone, Copy, Default)]
+struct Warm {
+    keep: usize,
+    starting: usize,
+}
+
 impl Workers {
     /// Starts the reaper of idle workers.
     pub fn new(config: WorkerConfig) -> Arc<Self> {
         let workers = Arc::new(Self {
             idle: Mutex::new(HashMap::new()),
+            warm: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             interpreters: OnceLock::new(),
             config,
             function_env: std::sync::RwLock::new(HashMap::new()),
@@ -100,7 +116,85 @@ impl Workers {
     /// Stops every idle worker, so the next invocations start fresh ones (after the app or
     /// its code changed). Workers busy now are stopped when they finish.
     pub fn retire_all(&self) {
-        self.idle.lock().expect("idle lock").clear();
+        let mut idle = self.idle.lock().expect("idle lock");
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        idle.clear();
+    }
+
+    /// Keeps `count` workers of `function` started, initialised and idle ahead of its
+    /// invocations (its `warm`), starting the missing ones in the background; the reaper
+    /// leaves that many however long they wait. A function that cannot run is left to its
+    /// invocations to report.
+    pub fn keep_warm(self: &Arc<Self>, function: &FunctionSpec, count: usize) {
+        let name = function.name.to_string();
+        let Ok(launch) = self.launch(function) else {
+            return;
+        };
+        let missing = {
+            let idle = self.idle.lock().expect("idle lock");
+            let ready = idle.get(&name).map_or(0, |pool| {
+                pool.iter().filter(|(l, _)| same_start(l, &launch)).count()
+            });
+            let mut warm = self.warm.lock().expect("warm lock");
+            let entry = warm.entry(name.clone()).or_default();
+            entry.keep = count;
+            let missing = count.saturating_sub(ready + entry.starting);
+            entry.starting += missing;
+            missing
+        };
+        for _ in 0..missing {
+            let (workers, function, launch) = (self.clone(), function.clone(), launch.clone());
+            tokio::spawn(async move {
+                let generation = workers.generation();
+                let warmed = workers.warm_up(&function, &launch).await;
+                let mut idle = workers.idle.lock().expect("idle lock");
+                if let Some(entry) = workers
+                    .warm
+                    .lock()
+                    .expect("warm lock")
+                    .get_mut(function.name.as_str())
+                {
+                    entry.starting -= 1;
+                }
+                match warmed {
+                    Ok(worker) if workers.generation() == generation => {
+                        idle.entry(function.name.to_string())
+                            .or_default()
+                            .push((launch, worker));
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(
+                        function = %function.name,
+                        error,
+                        "a warm worker did not start; invocations will start their own"
+                    ),
+                }
+            });
+        }
+    }
+
+    /// A new worker of `function`, initialised (its handler loaded) and ready for work.
+    async fn warm_up(&self, function: &FunctionSpec, launch: &Launch) -> Result<Worker, String> {
+        let jail = self
+            .config
+            .sandbox
+            .jail(
+                function.name.as_str(),
+                &launch.program,
+                &launch.needs,
+                &launch.dir,
+            )
+            .map_err(|e| e.0)?;
+        let mut worker = Worker::start(launch, self.confinement(launch), jail)
+            .await
+            .map_err(|e| e.message)?;
+        worker.initialise().await.map_err(|e| e.message)?;
+        Ok(worker)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn interpreters(&self) -> &Interpreters {
@@ -187,6 +281,7 @@ impl Workers {
     ) -> Result<Outcome, Unrunnable> {
         let launch = self.launch(function)?;
         let name = function.name.to_string();
+        let generation = self.generation();
         let warm = {
             let mut idle = self.idle.lock().expect("idle lock");
             let pool = idle.entry(name.clone()).or_default();
@@ -212,8 +307,8 @@ impl Workers {
         let (mut outcome, init) = worker.invoke(payload, context, function.timeout).await;
         outcome.init_duration = init;
         outcome.max_memory_mb = worker.max_memory_mb();
-        if worker.healthy {
-            let mut idle = self.idle.lock().expect("idle lock");
+        let mut idle = self.idle.lock().expect("idle lock");
+        if worker.healthy && self.generation() == generation {
             idle.entry(name).or_default().push((launch, worker));
         }
         Ok(outcome)
@@ -225,11 +320,18 @@ impl Workers {
             .confine(&name, launch.memory_mb, self.config.strict_cpu)
     }
 
+    /// Stops workers idle past the timeout, but for each function's `warm` most recently
+    /// used ones.
     fn reap_idle(&self) {
         let cutoff = Instant::now() - self.config.idle_timeout;
         let mut idle = self.idle.lock().expect("idle lock");
-        for pool in idle.values_mut() {
-            pool.retain(|(_, w)| w.last_used > cutoff);
+        let warm = self.warm.lock().expect("warm lock");
+        for (name, pool) in idle.iter_mut() {
+            let keep = warm.get(name).map_or(0, |w| w.keep);
+            pool.sort_by_key(|(_, w)| w.last_used);
+            let stale = pool.iter().filter(|(_, w)| w.last_used <= cutoff).count();
+            let stop = stale.min(pool.len().saturating_sub(keep));
+            pool.drain(..stop);
         }
     }
 }

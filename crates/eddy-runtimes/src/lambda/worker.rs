@@ -233,6 +233,16 @@ impl Worker {
         (Outcome::ended(result, logs, truncated), init)
     }
 
+    /// Waits until a new worker has loaded its handler and asks for work (a warm worker,
+    /// started ahead of its invocations: they then find it ready).
+    pub async fn initialise(&mut self) -> Result<Duration, FunctionError> {
+        let result = self.wait_ready().await;
+        if result.is_err() {
+            self.kill();
+        }
+        result
+    }
+
     /// Waits until the worker asks for work, or says why it cannot.
     async fn wait_ready(&mut self) -> Result<Duration, FunctionError> {
         let waited = tokio::time::timeout(INIT_TIMEOUT, async {
