@@ -677,3 +677,57 @@ triggers:
         .to_string();
     assert!(!report(&log).contains_key("Init Duration"), "{log}");
 }
+
+/// An invocation that finds no idle worker starts one, but runs on whichever is ready first:
+/// here the busy worker frees long before the new one has loaded its (slow) handler, so the
+/// second of two overlapping invocations runs warm, and the new worker waits in the pool.
+#[test]
+fn a_burst_does_not_wait_behind_a_starting_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("slow-starts");
+    write(
+        dir.path(),
+        "code/index.js",
+        "const fs = require('fs');
+// Loading takes 6 s once the flag exists: new workers are slow to start from then on.
+if (fs.existsSync(process.env.SLOW_FLAG)) { const end = Date.now() + 6000; while (Date.now() < end) {} }
+exports.handler = async (event) => { await new Promise(r => setTimeout(r, event.ms)); return 'done'; };
+",
+    );
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "functions:
+  - name: bursty
+    runtime: nodejs
+    handler: index.handler
+    code: ./code
+    warm: 0
+    environment: {{SLOW_FLAG: {}}}
+",
+            flag.display()
+        ),
+    )
+    .unwrap();
+    let eddy = spawn_args(dir, "app.yaml", &["--function-sandbox", "off"]);
+    // One worker, started by a first invocation (loading fast: no flag yet), idle now.
+    assert_eq!(invoke(&eddy, "bursty", r#"{"ms": 0}"#).unwrap(), "done");
+    std::fs::write(&flag, "").unwrap();
+    std::thread::scope(|scope| {
+        let long = scope.spawn(|| invoke(&eddy, "bursty", r#"{"ms": 2000}"#));
+        // The second arrives while the first is busy on the only worker (for 2 s; a new
+        // worker takes 6 s to load).
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert_eq!(invoke(&eddy, "bursty", r#"{"ms": 0}"#).unwrap(), "done");
+        assert_eq!(long.join().unwrap().unwrap(), "done");
+    });
+    let records = runs(&eddy, "bursty");
+    let last = records.last().unwrap()["log"].as_str().unwrap();
+    assert!(
+        !report(last).contains_key("Init Duration"),
+        "the second invocation ran on the warm worker once it was free: {last}"
+    );
+    eddy.wait_for("the worker started for the burst", |_| {
+        function_processes("bursty").len() == 2
+    });
+}

@@ -153,7 +153,7 @@ pub use webhook::signature as webhook_signature;
 pub async fn invoke(
     function: &FunctionSpec,
     handler: Option<Arc<dyn Handler>>,
-    workers: &Workers,
+    workers: &Arc<Workers>,
     payload: &Value,
     context: Context,
 ) -> Result<Outcome, Unrunnable> {
@@ -168,7 +168,7 @@ pub async fn invoke(
 async fn run(
     function: &FunctionSpec,
     handler: Option<Arc<dyn Handler>>,
-    workers: &Workers,
+    workers: &Arc<Workers>,
     payload: &Value,
     context: Context,
 ) -> Result<Outcome, Unrunnable> {

@@ -22,7 +22,7 @@ use worker::{Launch, Worker};
 
 use crate::programs::Interpreters;
 use crate::sandbox::Sandbox;
-use crate::{Context, Outcome, Unrunnable, function_environment};
+use crate::{Context, FunctionError, Outcome, Unrunnable, function_environment};
 
 const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.js");
 const PYTHON_BOOTSTRAP: &str = include_str!("bootstrap/python.py");
@@ -45,6 +45,8 @@ pub struct Workers {
     /// How many idle workers each function keeps ready (its `warm`), and how many of those
     /// are starting now.
     warm: Mutex<HashMap<String, Warm>>,
+    /// Told whenever a worker joins an idle pool.
+    freed: tokio::sync::Notify,
     /// Counts [`retire_all`](Self::retire_all)s: a worker started or busy across one loaded
     /// the old app or code, and does not join the idle pool.
     generation: std::sync::atomic::AtomicU64,
@@ -69,6 +71,7 @@ impl Workers {
         let workers = Arc::new(Self {
             idle: Mutex::new(HashMap::new()),
             warm: Mutex::new(HashMap::new()),
+            freed: tokio::sync::Notify::new(),
             generation: std::sync::atomic::AtomicU64::new(0),
             interpreters: OnceLock::new(),
             config,
@@ -147,8 +150,7 @@ impl Workers {
             let (workers, function, launch) = (self.clone(), function.clone(), launch.clone());
             tokio::spawn(async move {
                 let generation = workers.generation();
-                let warmed = workers.warm_up(&function, &launch).await;
-                let mut idle = workers.idle.lock().expect("idle lock");
+                let warmed = workers.start_ready(&function, &launch).await;
                 if let Some(entry) = workers
                     .warm
                     .lock()
@@ -158,15 +160,12 @@ impl Workers {
                     entry.starting -= 1;
                 }
                 match warmed {
-                    Ok(worker) if workers.generation() == generation => {
-                        idle.entry(function.name.to_string())
-                            .or_default()
-                            .push((launch, worker));
+                    Ok((worker, _)) => {
+                        workers.release(function.name.to_string(), launch, worker, generation);
                     }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(
+                    Err(outcome) => tracing::warn!(
                         function = %function.name,
-                        error,
+                        error = outcome.result.err().map(|e| e.message).unwrap_or_default(),
                         "a warm worker did not start; invocations will start their own"
                     ),
                 }
@@ -174,8 +173,13 @@ impl Workers {
         }
     }
 
-    /// A new worker of `function`, initialised (its handler loaded) and ready for work.
-    async fn warm_up(&self, function: &FunctionSpec, launch: &Launch) -> Result<Worker, String> {
+    /// A new worker of `function`, initialised (its handler loaded) and ready for work, and
+    /// how long that took; or the outcome of an invocation that could not start it.
+    async fn start_ready(
+        &self,
+        function: &FunctionSpec,
+        launch: &Launch,
+    ) -> Result<(Worker, Duration), Outcome> {
         let jail = self
             .config
             .sandbox
@@ -185,12 +189,27 @@ impl Workers {
                 &launch.needs,
                 &launch.dir,
             )
-            .map_err(|e| e.0)?;
-        let mut worker = Worker::start(launch, self.confinement(launch), jail)
-            .await
-            .map_err(|e| e.message)?;
-        worker.initialise().await.map_err(|e| e.message)?;
-        Ok(worker)
+            .map_err(|e| Outcome::failed(FunctionError::new("Runtime.Unknown", e.0)))?;
+        Worker::start_ready(launch, self.confinement(launch), jail).await
+    }
+
+    /// Puts a ready worker in its function's idle pool (unless it was started for an app or
+    /// code retired since) and tells invocations waiting for one.
+    fn release(&self, name: String, launch: Launch, worker: Worker, generation: u64) {
+        let mut idle = self.idle.lock().expect("idle lock");
+        if worker.healthy && self.generation() == generation {
+            idle.entry(name).or_default().push((launch, worker));
+            self.freed.notify_waiters();
+        }
+    }
+
+    /// An idle worker of `function` started as `launch` would be, if there is one.
+    fn idle_worker(&self, name: &str, launch: &Launch) -> Option<(Launch, Worker)> {
+        let mut idle = self.idle.lock().expect("idle lock");
+        let pool = idle.entry(name.to_string()).or_default();
+        // A worker started for another configuration (an older app) is not reused.
+        pool.retain(|(l, _)| same_start(l, launch));
+        pool.pop()
     }
 
     fn generation(&self) -> u64 {
@@ -272,9 +291,12 @@ impl Workers {
         })
     }
 
-    /// Runs one invocation on a warm worker of `function`, starting one if none is idle.
+    /// Runs one invocation on a warm worker of `function`. When none is idle, one is started
+    /// — and the invocation takes whichever is ready first: that one, or a busy one that
+    /// finishes sooner (the new one then waits in the pool for the next invocation). A burst
+    /// never queues behind a process that is still starting while a warm one is free.
     pub async fn invoke(
-        &self,
+        self: &Arc<Self>,
         function: &FunctionSpec,
         payload: &Value,
         context: &Context,
@@ -282,36 +304,71 @@ impl Workers {
         let launch = self.launch(function)?;
         let name = function.name.to_string();
         let generation = self.generation();
-        let warm = {
-            let mut idle = self.idle.lock().expect("idle lock");
-            let pool = idle.entry(name.clone()).or_default();
-            // A worker started for another configuration (an older app) is not reused.
-            pool.retain(|(l, _)| same_start(l, &launch));
-            pool.pop()
+        let (launch, mut worker, init) = match self.idle_worker(&name, &launch) {
+            Some((launch, worker)) => (launch, worker, None),
+            None => match self.first_ready(function, launch).await {
+                Ok(found) => found,
+                Err(outcome) => return Ok(outcome),
+            },
         };
-        let (launch, mut worker) = match warm {
-            Some(found) => found,
-            None => {
-                let jail = self.config.sandbox.jail(
-                    function.name.as_str(),
-                    &launch.program,
-                    &launch.needs,
-                    &launch.dir,
-                )?;
-                match Worker::start(&launch, self.confinement(&launch), jail).await {
-                    Ok(worker) => (launch, worker),
-                    Err(error) => return Ok(Outcome::failed(error)),
-                }
-            }
-        };
-        let (mut outcome, init) = worker.invoke(payload, context, function.timeout).await;
-        outcome.init_duration = init;
+        let (mut outcome, cold) = worker.invoke(payload, context, function.timeout).await;
+        outcome.init_duration = init.or(cold);
         outcome.max_memory_mb = worker.max_memory_mb();
-        let mut idle = self.idle.lock().expect("idle lock");
-        if worker.healthy && self.generation() == generation {
-            idle.entry(name).or_default().push((launch, worker));
-        }
+        self.release(name, launch, worker, generation);
         Ok(outcome)
+    }
+
+    /// Starts a worker of `function` and returns the first ready one of `function`: the new
+    /// one (with how long it took to start), or one another invocation released meanwhile.
+    async fn first_ready(
+        self: &Arc<Self>,
+        function: &FunctionSpec,
+        launch: Launch,
+    ) -> Result<(Launch, Worker, Option<Duration>), Outcome> {
+        let name = function.name.to_string();
+        let (started_tx, mut started) = tokio::sync::oneshot::channel();
+        let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let (workers, function, launch, taken) = (
+                self.clone(),
+                function.clone(),
+                launch.clone(),
+                taken.clone(),
+            );
+            let generation = self.generation();
+            tokio::spawn(async move {
+                let result = workers.start_ready(&function, &launch).await;
+                // The invocation took another worker: this one waits in the pool.
+                if taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    if let Ok((worker, _)) = result {
+                        workers.release(function.name.to_string(), launch, worker, generation);
+                    }
+                } else if let Err(Ok((worker, _))) = started_tx.send(result) {
+                    workers.release(function.name.to_string(), launch, worker, generation);
+                }
+            });
+        }
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some((launch, worker)) = self.idle_worker(&name, &launch) {
+                if !taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return Ok((launch, worker, None));
+                }
+                // The new worker was handed over just now: keep this one for others.
+                self.release(name.clone(), launch, worker, self.generation());
+            }
+            tokio::select! {
+                result = &mut started => {
+                    let (worker, init) = result.map_err(|_| {
+                        Outcome::failed(FunctionError::new("Runtime.Unknown", "the worker's start was lost"))
+                    })??;
+                    return Ok((launch, worker, Some(init)));
+                }
+                _ = &mut freed => {}
+            }
+        }
     }
 
     fn confinement(&self, launch: &Launch) -> limits::Confinement {

@@ -233,14 +233,21 @@ impl Worker {
         (Outcome::ended(result, logs, truncated), init)
     }
 
-    /// Waits until a new worker has loaded its handler and asks for work (a warm worker,
-    /// started ahead of its invocations: they then find it ready).
-    pub async fn initialise(&mut self) -> Result<Duration, FunctionError> {
-        let result = self.wait_ready().await;
-        if result.is_err() {
-            self.kill();
+    /// A new worker that has loaded its handler and asks for work, and how long that took;
+    /// or the outcome of an invocation that found it could not (the error, and what the
+    /// process printed).
+    pub async fn start_ready(
+        launch: &Launch,
+        confinement: super::limits::Confinement,
+        jail: Jail,
+    ) -> Result<(Self, Duration), Outcome> {
+        let mut worker = Self::start(launch, confinement, jail)
+            .await
+            .map_err(Outcome::failed)?;
+        match worker.wait_ready().await {
+            Ok(init) => Ok((worker, init)),
+            Err(error) => Err(worker.failed(error)),
         }
-        result
     }
 
     /// Waits until the worker asks for work, or says why it cannot.
