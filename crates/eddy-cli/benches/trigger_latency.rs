@@ -5,10 +5,11 @@
 //! - **table**: row inserts through the table API, each triggering a handler.
 //!
 //! Each with the function's warm worker (the default for a function with triggers) and without
-//! (`warm: 0`: the first events after start, and any burst beyond the idle workers, wait for a
-//! process to start), in the same run. The handler notes `performance.timeOrigin +
-//! performance.now()` as it starts; the latency is that minus the moment the write's 2xx
-//! arrived. Percentiles over `EVENTS` events per case, all runs pooled.
+//! (`warm: 0`: the first events after start wait for a process to start), in the same run. The
+//! handler notes `performance.timeOrigin + performance.now()` as it starts; the latency is that
+//! minus the moment the write's 2xx arrived. Reported apart: the first `FIRST` events after the
+//! server started (its first second of traffic), and the `EVENTS - FIRST` after them (steady
+//! state). Percentiles over all runs pooled.
 //!
 //! Run with `cargo bench -p eddy-cli --bench trigger_latency`.
 
@@ -23,7 +24,9 @@ use eddy_tests::bench::{machine, s3_request, small_body};
 use serde_json::json;
 
 const RUNS: usize = 3;
-const EVENTS: u64 = 600;
+const EVENTS: u64 = 800;
+/// The events of the first second, reported apart from the steady state after them.
+const FIRST: u64 = 200;
 /// Writes per second.
 const RATE: u64 = 200;
 
@@ -100,11 +103,17 @@ fn started(eddy: &Eddy, function: &str) -> HashMap<String, f64> {
     stamps
 }
 
-fn latencies(acked: &HashMap<String, f64>, started: &HashMap<String, f64>) -> Vec<f64> {
-    acked.iter().map(|(key, at)| started[key] - at).collect()
+/// The latencies of the first second's events, and of the steady state's.
+fn latencies(acked: &HashMap<String, f64>, started: &HashMap<String, f64>) -> [Vec<f64>; 2] {
+    let mut split: [Vec<f64>; 2] = Default::default();
+    for (key, at) in acked {
+        let steady = key.parse::<u64>().unwrap() >= FIRST;
+        split[usize::from(steady)].push(started[key] - at);
+    }
+    split
 }
 
-fn run(warm: u32) -> (Vec<f64>, Vec<f64>) {
+fn run(warm: u32) -> ([Vec<f64>; 2], [Vec<f64>; 2]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("stamp")).unwrap();
     std::fs::write(dir.path().join("stamp/index.js"), HANDLER).unwrap();
@@ -159,23 +168,28 @@ fn quantiles(mut v: Vec<f64>) -> String {
 
 fn main() {
     println!("{}", machine());
-    let mut pooled: HashMap<(&str, u32), Vec<f64>> = HashMap::new();
+    let mut pooled: HashMap<(&str, u32, usize), Vec<f64>> = HashMap::new();
     for _ in 0..RUNS {
         for warm in [1, 0] {
             let (bucket, table) = run(warm);
-            pooled.entry(("bucket", warm)).or_default().extend(bucket);
-            pooled.entry(("table", warm)).or_default().extend(table);
+            for (source, split) in [("bucket", bucket), ("table", table)] {
+                for (part, v) in split.into_iter().enumerate() {
+                    pooled.entry((source, warm, part)).or_default().extend(v);
+                }
+            }
         }
     }
     println!("| write → Node.js handler start, {RATE}/s | p50 ms | p99 ms | p99.9 ms | max ms |");
     println!("| --- | --- | --- | --- | --- |");
-    for (source, warm) in [("bucket", 1), ("bucket", 0), ("table", 1), ("table", 0)] {
-        let label = if warm == 1 {
-            "warm worker (default)"
-        } else {
-            "warm: 0"
-        };
-        let v = pooled.remove(&(source, warm)).unwrap();
-        println!("| {source}, {label} | {} |", quantiles(v));
+    for (part, when) in [(1, "steady"), (0, "first second after start")] {
+        for (source, warm) in [("bucket", 1), ("bucket", 0), ("table", 1), ("table", 0)] {
+            let label = if warm == 1 {
+                "warm worker (default)"
+            } else {
+                "warm: 0"
+            };
+            let v = pooled.remove(&(source, warm, part)).unwrap();
+            println!("| {source}, {label}, {when} | {} |", quantiles(v));
+        }
     }
 }

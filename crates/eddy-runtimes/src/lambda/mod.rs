@@ -11,6 +11,7 @@ mod limits;
 mod worker;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -58,11 +59,46 @@ pub struct Workers {
     limits: limits::Mechanism,
 }
 
-/// A function's warm workers: how many to keep, how many are on their way.
+/// A function's workers on their way: how many idle ones to keep (its `warm`), how many are
+/// starting, and how many invocations wait for one.
 #[derive(Clone, Copy, Default)]
 struct Warm {
     keep: usize,
     starting: usize,
+    waiting: usize,
+}
+
+/// A worker started for one waiting invocation: its result, and whether the invocation (or
+/// the start, handing it over) has claimed it.
+struct OwnStart {
+    taken: Arc<std::sync::atomic::AtomicBool>,
+    result: tokio::sync::oneshot::Receiver<Result<(Worker, Duration), Outcome>>,
+}
+
+/// An invocation counted among those waiting for a worker of a function, while it waits.
+struct Waiting<'a> {
+    workers: &'a Workers,
+    name: String,
+}
+
+impl<'a> Waiting<'a> {
+    fn enter(workers: &'a Workers, name: &str) -> Self {
+        let mut warm = workers.warm.lock().expect("warm lock");
+        warm.entry(name.to_string()).or_default().waiting += 1;
+        Self {
+            workers,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut warm = self.workers.warm.lock().expect("warm lock");
+        if let Some(entry) = warm.get_mut(&self.name) {
+            entry.waiting -= 1;
+        }
+    }
 }
 
 impl Workers {
@@ -163,11 +199,15 @@ impl Workers {
                     Ok((worker, _)) => {
                         workers.release(function.name.to_string(), launch, worker, generation);
                     }
-                    Err(outcome) => tracing::warn!(
-                        function = %function.name,
-                        error = outcome.result.err().map(|e| e.message).unwrap_or_default(),
-                        "a warm worker did not start; invocations will start their own"
-                    ),
+                    Err(outcome) => {
+                        tracing::warn!(
+                            function = %function.name,
+                            error = outcome.result.err().map(|e| e.message).unwrap_or_default(),
+                            "a warm worker did not start; invocations will start their own"
+                        );
+                        // Invocations waiting for this one start their own.
+                        workers.freed.notify_waiters();
+                    }
                 }
             });
         }
@@ -318,57 +358,93 @@ impl Workers {
         Ok(outcome)
     }
 
-    /// Starts a worker of `function` and returns the first ready one of `function`: the new
-    /// one (with how long it took to start), or one another invocation released meanwhile.
+    /// The first ready worker of `function` for an invocation that found none idle: one another
+    /// invocation releases, or one started for it. A worker is started only while fewer are
+    /// starting than invocations wait (a start another waiter made may serve this one), so a
+    /// burst never starts more processes than it has invocations waiting, and no invocation
+    /// waits for a start that failed.
     async fn first_ready(
         self: &Arc<Self>,
         function: &FunctionSpec,
         launch: Launch,
     ) -> Result<(Launch, Worker, Option<Duration>), Outcome> {
         let name = function.name.to_string();
-        let (started_tx, mut started) = tokio::sync::oneshot::channel();
-        let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let (workers, function, launch, taken) = (
-                self.clone(),
-                function.clone(),
-                launch.clone(),
-                taken.clone(),
-            );
-            let generation = self.generation();
-            tokio::spawn(async move {
-                let result = workers.start_ready(&function, &launch).await;
-                // The invocation took another worker: this one waits in the pool.
-                if taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    if let Ok((worker, _)) = result {
-                        workers.release(function.name.to_string(), launch, worker, generation);
-                    }
-                } else if let Err(Ok((worker, _))) = started_tx.send(result) {
-                    workers.release(function.name.to_string(), launch, worker, generation);
-                }
-            });
-        }
+        let _waiting = Waiting::enter(self, &name);
+        let mut own: Option<OwnStart> = None;
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if let Some((launch, worker)) = self.idle_worker(&name, &launch) {
-                if !taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    return Ok((launch, worker, None));
+            if let Some((found_launch, worker)) = self.idle_worker(&name, &launch) {
+                // Claiming it marks the own start taken, if there is one: it then joins the
+                // pool when ready — unless it was handed over already.
+                match &mut own {
+                    // The own start was handed over just now: keep this one for others.
+                    Some(start) if start.taken.swap(true, SeqCst) => {
+                        self.release(name.clone(), found_launch, worker, self.generation());
+                    }
+                    _ => return Ok((found_launch, worker, None)),
                 }
-                // The new worker was handed over just now: keep this one for others.
-                self.release(name.clone(), launch, worker, self.generation());
+            } else if own.is_none() && self.may_start(&name) {
+                own = Some(self.start_in_background(function, launch.clone()));
             }
+            let started = async {
+                match &mut own {
+                    Some(start) => (&mut start.result).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                result = &mut started => {
-                    let (worker, init) = result.map_err(|_| {
+                result = started => {
+                    let lost = || {
                         Outcome::failed(FunctionError::new("Runtime.Unknown", "the worker's start was lost"))
-                    })??;
+                    };
+                    let (worker, init) = result.map_err(|_| lost())??;
                     return Ok((launch, worker, Some(init)));
                 }
                 _ = &mut freed => {}
             }
         }
+    }
+
+    /// Whether an invocation waiting for a worker of `name` may start one: fewer are starting
+    /// than invocations wait. Counts the start when it may.
+    fn may_start(&self, name: &str) -> bool {
+        let mut warm = self.warm.lock().expect("warm lock");
+        let entry = warm.entry(name.to_string()).or_default();
+        let may = entry.starting < entry.waiting;
+        entry.starting += usize::from(may);
+        may
+    }
+
+    /// Starts a worker for a waiting invocation. Ready first, it is handed to the invocation;
+    /// if the invocation took another meanwhile, it joins the pool; a failed start wakes the
+    /// waiters, so one of them starts anew.
+    fn start_in_background(self: &Arc<Self>, function: &FunctionSpec, launch: Launch) -> OwnStart {
+        let (result_tx, result) = tokio::sync::oneshot::channel();
+        let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (workers, function, claimed) = (self.clone(), function.clone(), taken.clone());
+        let generation = self.generation();
+        tokio::spawn(async move {
+            let started = workers.start_ready(&function, &launch).await;
+            let name = function.name.to_string();
+            if let Some(entry) = workers.warm.lock().expect("warm lock").get_mut(&name) {
+                entry.starting -= 1;
+            }
+            let unclaimed = if claimed.swap(true, SeqCst) {
+                started
+            } else {
+                match result_tx.send(started) {
+                    Ok(()) => return,
+                    Err(unsent) => unsent,
+                }
+            };
+            match unclaimed {
+                Ok((worker, _)) => workers.release(name, launch, worker, generation),
+                Err(_) => workers.freed.notify_waiters(),
+            }
+        });
+        OwnStart { taken, result }
     }
 
     fn confinement(&self, launch: &Launch) -> limits::Confinement {
