@@ -159,7 +159,9 @@ impl ObjectStore {
         let mut db = self.bus.readers();
         let upload = match self.upload(&mut db, bucket, key, upload_id).await {
             Err(ObjectError::NoSuchUpload(_)) => {
-                return self.completed_before(&mut db, bucket, key, upload_id).await;
+                return self
+                    .completed_before(&mut db, (bucket, key), upload_id, parts)
+                    .await;
             }
             found => found?,
         };
@@ -171,11 +173,8 @@ impl ObjectStore {
         let blobs: Vec<String> = chosen.iter().map(|p| p.blob.clone()).collect();
         self.bus.check_room()?;
         let blob = self.out_of_space(self.blobs.concat(&blobs).await)?;
-        let mut md5s = Md5::new();
-        for part in &chosen {
-            md5s.update(hex::decode(&part.info.etag).expect("stored ETags are hex"));
-        }
-        let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
+        let listed: Vec<&str> = chosen.iter().map(|p| p.info.etag.as_str()).collect();
+        let etag = etag_of_parts(&listed).expect("stored ETags are hex");
         // What the upload asked for; without a request, the full-object CRC64NVME S3 gives.
         let (algorithm, kind) = upload
             .checksum
@@ -308,19 +307,22 @@ impl ObjectStore {
     }
 
     /// A completion repeated (a client retrying one whose answer it lost): the object the
-    /// upload made, while it is still the key's current version, as S3 answers it; otherwise
+    /// upload made, if this request lists the same parts (their ETags make the object's) and
+    /// the object is still the key's current version, as S3 answers it; otherwise
     /// `NoSuchUpload`.
     async fn completed_before(
         &self,
         db: &mut dyn Sql,
-        bucket: &BucketName,
-        key: &ObjectKey,
+        (bucket, key): (&BucketName, &ObjectKey),
         upload_id: &str,
+        parts: &[CompletedPart],
     ) -> Result<ObjectMeta, ObjectError> {
         let made = self.index.completion(db, upload_id, bucket, key).await?;
         let current = self.index.object(db, bucket, key).await?;
-        match (made, current) {
-            (Some(etag), Some(meta)) if meta.etag == etag => Ok(meta),
+        match (made, current, multipart_etag(parts)) {
+            (Some(etag), Some(meta), Some(listed)) if meta.etag == etag && listed == etag => {
+                Ok(meta)
+            }
             _ => Err(ObjectError::NoSuchUpload(upload_id.to_string())),
         }
     }
@@ -383,6 +385,23 @@ fn choose_parts(
         chosen.push(part.clone());
     }
     Ok(chosen)
+}
+
+/// S3's ETag of an object made of parts with these ETags (MD5s in hex, quotes allowed): the
+/// MD5 of their MD5s, `-N`; `None` when one is not an MD5.
+fn etag_of_parts(etags: &[&str]) -> Option<String> {
+    let mut md5s = Md5::new();
+    for etag in etags {
+        let md5 = hex::decode(etag.trim_matches('"')).ok()?;
+        md5s.update(md5);
+    }
+    Some(format!("{}-{}", hex::encode(md5s.finalize()), etags.len()))
+}
+
+/// The ETag the object would have if these parts were its parts.
+fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
+    let etags: Vec<&str> = parts.iter().map(|p| p.etag.as_str()).collect();
+    etag_of_parts(&etags)
 }
 
 /// The checksum a part is stored with: the upload's algorithm (a part sent with another is

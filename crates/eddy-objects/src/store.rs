@@ -206,7 +206,7 @@ impl ObjectStore {
             .read_to_end(&mut held)
             .await
             .map_err(ObjectError::Body)?;
-        let (meta, bytes) = if held.len() as u64 <= limit {
+        let (meta, bytes) = if self.inline_up_to > 0 && held.len() as u64 <= limit {
             self.bus.check_room()?;
             let digests = crate::staging::digest_held(&held, &limits)?;
             let meta = ObjectMeta {

@@ -331,10 +331,10 @@ impl Workers {
         })
     }
 
-    /// Runs one invocation on a warm worker of `function`. When none is idle, one is started
-    /// — and the invocation takes whichever is ready first: that one, or a busy one that
-    /// finishes sooner (the new one then waits in the pool for the next invocation). A burst
-    /// never queues behind a process that is still starting while a warm one is free.
+    /// Runs one invocation on a warm worker of `function`. When none is idle it takes the first
+    /// that is ready ([`first_ready`](Self::first_ready)): one a busy invocation frees, or one
+    /// started for it — so a burst never queues behind a process still starting while a warm
+    /// one frees sooner.
     pub async fn invoke(
         self: &Arc<Self>,
         function: &FunctionSpec,
