@@ -130,14 +130,14 @@ impl ObjectStore {
             Some(_) => return Err(ObjectError::InvalidCopyRange { size: meta.size }),
         };
         let body = self.get_object(source.0, source.1, range).await?;
-        // What is copied is the version read, whatever was checked a moment before.
-        conditions.check(&body.meta)?;
-        if body.meta.size != meta.size && range.is_some() {
+        // The range was checked against the version looked at: it must be the one read.
+        if body.meta.etag != meta.etag {
             return Err(ObjectError::ConditionalRequestConflict(format!(
                 "{} changed while the part was being copied",
                 source.1
             )));
         }
+        conditions.check(&body.meta)?;
         let mut bytes = body.into_reader();
         self.upload_part(upload, part_number, &mut bytes, None, None)
             .await

@@ -224,16 +224,14 @@ impl Digester {
         }
     }
 
-    pub(crate) fn finish(self) -> (Digests, Option<Vec<u8>>) {
-        let digest = self.checksum.map(|(a, hasher)| (a, hasher.finish()));
-        let digests = Digests {
+    pub(crate) fn finish(self) -> Digests {
+        Digests {
             sha256: hex::encode(self.sha256.finalize()),
             md5: self.md5.finalize().into(),
-            checksum: digest
-                .as_ref()
-                .map(|(a, d)| ObjectChecksum::of_bytes(*a, d)),
-        };
-        (digests, digest.map(|(_, d)| d))
+            checksum: self
+                .checksum
+                .map(|(a, hasher)| ObjectChecksum::of_bytes(a, &hasher.finish())),
+        }
     }
 }
 
@@ -249,7 +247,7 @@ impl Digests {
             return Err(ObjectError::BadDigest);
         }
         if let (Some(expected), Some(sum)) = (expected, &self.checksum)
-            && !expected.matches_value(&sum.value)
+            && !expected.matches(&sum.value)
         {
             return Err(ObjectError::ChecksumMismatch(sum.algorithm));
         }
@@ -276,7 +274,7 @@ pub(crate) fn digest_held(
     let checksum = limits.checksum.as_ref();
     let mut digester = Digester::new(checksum.map(|c| c.algorithm));
     digester.update(bytes);
-    let (digests, _) = digester.finish();
+    let digests = digester.finish();
     digests.check(limits.md5, checksum.and_then(|c| c.expected.as_ref()))?;
     Ok(digests)
 }
@@ -304,6 +302,6 @@ impl HashingWriter {
         if durable {
             self.file.sync_all()?;
         }
-        Ok(self.digester.finish().0)
+        Ok(self.digester.finish())
     }
 }

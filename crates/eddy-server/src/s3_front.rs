@@ -76,11 +76,7 @@ async fn with_request_id(response: Response, id: &str) -> Response {
 
 async fn answer(s3: s3s::service::S3Service, services: Shared, request: Request) -> Response {
     if let Some(refusal) = refusal(&request) {
-        let response = match refusal.to_http_response() {
-            Ok(response) => response.map(axum::body::Body::new),
-            Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
-        };
-        return close_unread(&request, response);
+        return close_unread(&request, answered(refusal));
     }
     if post_object::is_form_upload(&request) {
         return post_object::handle(services, request).await;
@@ -90,13 +86,9 @@ async fn answer(s3: s3s::service::S3Service, services: Shared, request: Request)
         match unsized_body::sized(&services, request).await {
             Ok(sized) => sized,
             Err(refusal) => {
-                let response = match refusal.to_http_response() {
-                    Ok(response) => response.map(axum::body::Body::new),
-                    Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
-                };
                 let mut unread = Request::new(axum::body::Body::empty());
                 *unread.headers_mut() = headers;
-                return close_unread(&unread, response);
+                return close_unread(&unread, answered(refusal));
             }
         }
     } else {
@@ -119,6 +111,14 @@ async fn answer(s3: s3s::service::S3Service, services: Shared, request: Request)
             tracing::error!(error = ?e, "the S3 service failed");
             axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+/// An S3 error as its XML answer.
+fn answered(error: S3Error) -> Response {
+    match error.to_http_response() {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
     }
 }
 
