@@ -89,9 +89,13 @@ where
     }
 }
 
+/// How many writes a child acknowledges (`ACK …` lines) before it may be killed.
+const ACKS_BEFORE_KILL: usize = 20;
+
 /// Runs this test binary again as a child that executes only `test` (which sees `env` and
-/// acts as the child), waits until it prints `READY`, lets it work for 200–700 ms (a different
-/// moment for each `round`), kills it with SIGKILL and returns every line it printed.
+/// acts as the child), waits until it prints `READY` and has acknowledged
+/// [`ACKS_BEFORE_KILL`] writes, lets it work for 200–700 ms more (a different moment for each
+/// `round`), kills it with SIGKILL and returns every line it printed.
 pub fn kill_child_while_writing(
     test: &str,
     env: &[(&str, &std::ffi::OsStr)],
@@ -120,6 +124,14 @@ pub fn kill_child_while_writing(
         lines.push(
             rx.recv_timeout(deadline - std::time::Instant::now())
                 .expect("the child got ready"),
+        );
+    }
+    // Some progress first (acknowledged writes), so that a slow start on a busy machine still
+    // leaves something to check; then a jittered moment more.
+    while lines.iter().filter(|l| l.starts_with("ACK")).count() < ACKS_BEFORE_KILL {
+        lines.push(
+            rx.recv_timeout(deadline - std::time::Instant::now())
+                .expect("the child acknowledged writes"),
         );
     }
     let clock = std::time::SystemTime::now()
