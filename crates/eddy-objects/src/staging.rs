@@ -94,44 +94,60 @@ impl Stager {
         })
     }
 
-    /// Appends all of `body`.
+    /// Appends all of `body`. Each chunk is hashed and written on a blocking thread while the
+    /// next is read, so a large upload's reading overlaps its hashing and writing.
     pub(crate) async fn feed(
         &mut self,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<(), ObjectError> {
-        loop {
-            let mut buf = std::mem::take(&mut self.buf);
-            let read = read_full(body, &mut buf).await;
-            let n = match read {
-                Ok(n) => n,
-                Err(e) => {
-                    self.buf = buf;
-                    return Err(ObjectError::Body(e));
-                }
-            };
-            if n == 0 {
-                self.buf = buf;
-                return Ok(());
+        let mut pending: Option<tokio::task::JoinHandle<Written>> = None;
+        let mut next = std::mem::take(&mut self.buf);
+        let result = loop {
+            next.resize(CHUNK, 0);
+            let read = read_full(body, &mut next).await;
+            // The chunk before is written by now, or is waited for: one at a time.
+            if let Some(spare) = self.settle(pending.take()).await? {
+                self.buf = spare;
             }
+            let n = match read {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) => break Err(ObjectError::Body(e)),
+            };
             self.staged.info.size += n as u64;
             if self.staged.info.size > self.limit {
-                return Err(ObjectError::TooLarge { limit: self.limit });
+                break Err(ObjectError::TooLarge { limit: self.limit });
             }
             // Hashing and writing a chunk are blocking work: off the async threads.
             let mut w = self
                 .writer
                 .take()
                 .expect("the writer is back after each chunk");
-            let (w, back, result) = tokio::task::spawn_blocking(move || {
-                let r = w.write(&buf[..n]);
-                (w, buf, r)
-            })
-            .await
-            .expect("blob writer task panicked");
-            self.buf = back;
-            self.writer = Some(w);
-            result.map_err(|e| ObjectError::io(&self.staged.path, e))?;
+            let chunk = std::mem::replace(&mut next, std::mem::take(&mut self.buf));
+            pending = Some(tokio::task::spawn_blocking(move || {
+                let r = w.write(&chunk[..n]);
+                (w, chunk, r)
+            }));
+        };
+        self.settle(pending).await?;
+        if self.buf.is_empty() {
+            self.buf = next;
         }
+        result
+    }
+
+    /// Waits for a chunk being written; gives the writer back and returns the chunk's buffer.
+    async fn settle(
+        &mut self,
+        pending: Option<tokio::task::JoinHandle<Written>>,
+    ) -> Result<Option<Vec<u8>>, ObjectError> {
+        let Some(job) = pending else {
+            return Ok(None);
+        };
+        let (w, buf, result) = job.await.expect("blob writer task panicked");
+        self.writer = Some(w);
+        result.map_err(|e| ObjectError::io(&self.staged.path, e))?;
+        Ok(Some(buf))
     }
 
     /// The staged blob, its file fsynced when `durable`; `BadDigest` when the bytes' MD5 is
@@ -278,6 +294,9 @@ pub(crate) fn digest_held(
     digests.check(limits.md5, checksum.and_then(|c| c.expected.as_ref()))?;
     Ok(digests)
 }
+
+/// What a chunk's write gives back: the writer, the chunk's buffer, and how the write went.
+type Written = (HashingWriter, Vec<u8>, std::io::Result<()>);
 
 /// A file being written while its digests are computed.
 struct HashingWriter {
