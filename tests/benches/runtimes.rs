@@ -185,7 +185,7 @@ fn main() {
             for _ in 0..COLD {
                 for (i, executor) in [&plain, &boxed].into_iter().enumerate() {
                     // A new app retires the warm workers: the next invocation starts one.
-                    executor.set_app(manifest.clone(), Default::default());
+                    executor.set_app(manifest.clone(), Default::default(), Default::default());
                     times[i].push(invoke(executor, name).await);
                 }
             }

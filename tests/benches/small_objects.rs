@@ -60,11 +60,12 @@ fn main() {
 fn timed(
     clients: u64,
     count: u64,
-    put: impl Fn(u64, u64) + Send + Sync + Copy + 'static,
+    put: impl Fn(u64, u64) + Send + Sync + Clone + 'static,
 ) -> (f64, f64) {
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|c| {
+            let put = put.clone();
             std::thread::spawn(move || {
                 let mut took = Vec::new();
                 for i in (c..count).step_by(clients as usize) {
@@ -98,14 +99,12 @@ fn files(dir: &Path) -> (f64, f64) {
         file.sync_all().unwrap();
         std::fs::File::open(dir).unwrap().sync_all().unwrap();
     };
-    let many = dir.join("many");
-    let one = dir.join("one");
-    std::fs::create_dir_all(&many).unwrap();
-    std::fs::create_dir_all(&one).unwrap();
-    let many: &'static Path = Box::leak(many.into_boxed_path());
-    let one: &'static Path = Box::leak(one.into_boxed_path());
-    let (rate, _) = timed(CLIENTS, PUTS, move |_, i| write(many, i));
-    let (_, p50) = timed(1, SINGLE, move |_, i| write(one, i));
+    let many = std::sync::Arc::new(dir.join("many"));
+    let one = std::sync::Arc::new(dir.join("one"));
+    std::fs::create_dir_all(&*many).unwrap();
+    std::fs::create_dir_all(&*one).unwrap();
+    let (rate, _) = timed(CLIENTS, PUTS, move |_, i| write(&many, i));
+    let (_, p50) = timed(1, SINGLE, move |_, i| write(&one, i));
     (rate, p50)
 }
 

@@ -157,6 +157,8 @@ out["read_inside"] = error(uploader.get_object, Bucket="uploads", Key="incoming/
 out["list_inside"] = [o["Key"] for o in uploader.list_objects_v2(Bucket="uploads", Prefix="incoming/")["Contents"]]
 out["list_bucket"] = error(uploader.list_objects_v2, Bucket="uploads")
 out["list_photos"] = error(uploader.list_objects_v2, Bucket="photos")
+out["versions_inside"] = [v["Key"] for v in uploader.list_object_versions(Bucket="uploads", Prefix="incoming/")["Versions"]]
+out["versions_photos"] = error(uploader.list_object_versions, Bucket="photos")
 out["buckets"] = [b["Name"] for b in uploader.list_buckets()["Buckets"]]
 out["create_bucket"] = error(uploader.create_bucket, Bucket="mine")
 out["copy_out"] = error(uploader.copy_object, Bucket="uploads", Key="incoming/copy.jpg", CopySource={{"Bucket": "photos", "Key": "cat.jpg"}})
@@ -189,6 +191,12 @@ out["uploads"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="uploads")["
     assert_eq!(out["list_inside"], json!(["incoming/a.txt"]));
     assert_eq!(out["list_bucket"], json!([403, "AccessDenied"]));
     assert_eq!(out["list_photos"], json!([403, "AccessDenied"]));
+    assert_eq!(out["versions_inside"], json!(["incoming/a.txt"]));
+    assert_eq!(
+        out["versions_photos"],
+        json!([403, "AccessDenied"]),
+        "versions are listed under objects:list, like keys"
+    );
     assert_eq!(
         out["buckets"],
         json!(["uploads"]),

@@ -216,9 +216,16 @@ impl Executor {
         })
     }
 
-    /// Replaces the app (its functions and triggers) and the tables' stream labels from now
-    /// on. Deliveries already made stay; events not yet dispatched match the new triggers.
-    pub fn set_app(&self, app: App, stream_labels: HashMap<String, String>) {
+    /// Replaces the app (its functions and triggers), the tables' stream labels and each
+    /// function's environment (its credentials) from now on. Deliveries already made stay;
+    /// events not yet dispatched match the new triggers.
+    pub fn set_app(
+        &self,
+        app: App,
+        stream_labels: HashMap<String, String>,
+        function_env: HashMap<String, Vec<(String, String)>>,
+    ) {
+        self.inner.workers.set_function_env(function_env);
         *self.inner.app.write().expect("app lock") = Arc::new(Compiled {
             index: MatchIndex::new(&app),
             app,
@@ -231,14 +238,18 @@ impl Executor {
     }
 
     /// Starts each function's warm workers (those missing), for the app and credentials in
-    /// force now.
+    /// force now — off the caller's thread: preparing a start may first look for the
+    /// interpreters, which runs them.
     fn keep_warm(&self) {
         let app = self.inner.app.read().expect("app lock").clone();
-        for function in &app.app.functions {
-            let triggered = app.app.triggers.iter().any(|t| t.function == function.name);
-            let count = function.warm_workers(triggered) as usize;
-            self.inner.workers.keep_warm(function, count);
-        }
+        let workers = self.inner.workers.clone();
+        tokio::task::spawn_blocking(move || {
+            for function in &app.app.functions {
+                let triggered = app.app.triggers.iter().any(|t| t.function == function.name);
+                let count = function.warm_workers(triggered) as usize;
+                workers.keep_warm(function, count);
+            }
+        });
     }
 
     /// How function processes are kept from eddy and from each other.

@@ -301,15 +301,15 @@ impl Node {
             store(&self.bus, &self.credentials, None, issued).await?;
             record.version
         };
-        self.executor
-            .set_function_env(self.principals.install(prepared));
         tracing::info!(
             version,
             functions = app.functions.len(),
             triggers = app.triggers.len(),
             "app applied"
         );
-        self.executor.set_app(app.clone(), labels);
+        // One change: the new app's workers start once, with its credentials.
+        let function_env = self.principals.install(prepared);
+        self.executor.set_app(app.clone(), labels, function_env);
         self.version.store(version, SeqCst);
         self.in_service.send_replace(Arc::new(app));
         Ok(version)

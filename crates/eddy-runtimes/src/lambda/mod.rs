@@ -43,9 +43,9 @@ pub struct WorkerConfig {
 /// The warm workers of every function.
 pub struct Workers {
     idle: Mutex<HashMap<String, Vec<(Launch, Worker)>>>,
-    /// How many idle workers each function keeps ready (its `warm`), and how many of those
-    /// are starting now.
-    warm: Mutex<HashMap<String, Warm>>,
+    /// Each function's workers on their way and wanted: how many idle ones to keep ready
+    /// (its `warm`), how many are starting, how many invocations wait for one.
+    pools: Mutex<HashMap<String, Pool>>,
     /// Told whenever a worker joins an idle pool.
     freed: tokio::sync::Notify,
     /// Counts [`retire_all`](Self::retire_all)s: a worker started or busy across one loaded
@@ -59,10 +59,10 @@ pub struct Workers {
     limits: limits::Mechanism,
 }
 
-/// A function's workers on their way: how many idle ones to keep (its `warm`), how many are
-/// starting, and how many invocations wait for one.
+/// A function's workers on their way and wanted: how many idle ones to keep (its `warm`), how
+/// many are starting, and how many invocations wait for one.
 #[derive(Clone, Copy, Default)]
-struct Warm {
+struct Pool {
     keep: usize,
     starting: usize,
     waiting: usize,
@@ -83,7 +83,7 @@ struct Waiting<'a> {
 
 impl<'a> Waiting<'a> {
     fn enter(workers: &'a Workers, name: &str) -> Self {
-        let mut warm = workers.warm.lock().expect("warm lock");
+        let mut warm = workers.pools.lock().expect("pools lock");
         warm.entry(name.to_string()).or_default().waiting += 1;
         Self {
             workers,
@@ -94,7 +94,7 @@ impl<'a> Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        let mut warm = self.workers.warm.lock().expect("warm lock");
+        let mut warm = self.workers.pools.lock().expect("pools lock");
         if let Some(entry) = warm.get_mut(&self.name) {
             entry.waiting -= 1;
         }
@@ -106,7 +106,7 @@ impl Workers {
     pub fn new(config: WorkerConfig) -> Arc<Self> {
         let workers = Arc::new(Self {
             idle: Mutex::new(HashMap::new()),
-            warm: Mutex::new(HashMap::new()),
+            pools: Mutex::new(HashMap::new()),
             freed: tokio::sync::Notify::new(),
             generation: std::sync::atomic::AtomicU64::new(0),
             interpreters: OnceLock::new(),
@@ -175,7 +175,7 @@ impl Workers {
             let ready = idle.get(&name).map_or(0, |pool| {
                 pool.iter().filter(|(l, _)| same_start(l, &launch)).count()
             });
-            let mut warm = self.warm.lock().expect("warm lock");
+            let mut warm = self.pools.lock().expect("pools lock");
             let entry = warm.entry(name.clone()).or_default();
             entry.keep = count;
             let missing = count.saturating_sub(ready + entry.starting);
@@ -188,9 +188,9 @@ impl Workers {
                 let generation = workers.generation();
                 let warmed = workers.start_ready(&function, &launch).await;
                 if let Some(entry) = workers
-                    .warm
+                    .pools
                     .lock()
-                    .expect("warm lock")
+                    .expect("pools lock")
                     .get_mut(function.name.as_str())
                 {
                     entry.starting -= 1;
@@ -410,7 +410,7 @@ impl Workers {
     /// Whether an invocation waiting for a worker of `name` may start one: fewer are starting
     /// than invocations wait. Counts the start when it may.
     fn may_start(&self, name: &str) -> bool {
-        let mut warm = self.warm.lock().expect("warm lock");
+        let mut warm = self.pools.lock().expect("pools lock");
         let entry = warm.entry(name.to_string()).or_default();
         let may = entry.starting < entry.waiting;
         entry.starting += usize::from(may);
@@ -428,7 +428,7 @@ impl Workers {
         tokio::spawn(async move {
             let started = workers.start_ready(&function, &launch).await;
             let name = function.name.to_string();
-            if let Some(entry) = workers.warm.lock().expect("warm lock").get_mut(&name) {
+            if let Some(entry) = workers.pools.lock().expect("pools lock").get_mut(&name) {
                 entry.starting -= 1;
             }
             let unclaimed = if claimed.swap(true, SeqCst) {
@@ -458,7 +458,7 @@ impl Workers {
     fn reap_idle(&self) {
         let cutoff = Instant::now() - self.config.idle_timeout;
         let mut idle = self.idle.lock().expect("idle lock");
-        let warm = self.warm.lock().expect("warm lock");
+        let warm = self.pools.lock().expect("pools lock");
         for (name, pool) in idle.iter_mut() {
             let keep = warm.get(name).map_or(0, |w| w.keep);
             pool.sort_by_key(|(_, w)| w.last_used);
