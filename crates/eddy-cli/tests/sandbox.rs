@@ -82,6 +82,7 @@ fn attack(eddy: &Eddy) -> (String, Value) {
     let secret = ran["secret"].as_str().unwrap().to_string();
     let victim = function_processes("victim")
         .into_iter()
+        .filter(|pid| descends_from(*pid, eddy.child.id()))
         .find(|pid| process_env(*pid, "AWS_LAMBDA_RUNTIME_API").is_some())
         .expect("the victim's warm worker runs");
     let api = process_env(victim, "AWS_LAMBDA_RUNTIME_API").unwrap();

@@ -172,6 +172,27 @@ pub fn function_processes(function: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Whether process `pid` descends from `ancestor` (tests run side by side, each with its own
+/// eddy and functions of the same names: a test's own workers are those under its eddy).
+pub fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    while current > 1 {
+        if current == ancestor {
+            return true;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{current}/stat")) else {
+            return false;
+        };
+        // The parent is the second field after the command, which is in parentheses.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        match after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            Some(parent) => current = parent,
+            None => return false,
+        }
+    }
+    false
+}
+
 /// A variable of a process's environment.
 pub fn process_env(pid: u32, name: &str) -> Option<String> {
     let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
