@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use eddy_bus::Bus;
 use eddy_executor::{
-    Claim, Created, DeadReason, DeliveryStore, Leased, NewDelivery, Settle, Settlement,
+    Claim, Created, DeadReason, DeliveryAttempt, DeliveryStore, InvocationRecord, Leased,
+    NewDelivery, Settle, Settlement,
 };
 
 use super::Stores;
@@ -57,21 +58,58 @@ async fn claim(bus: &Bus, store: &Arc<dyn DeliveryStore>, claim: Claim) -> Vec<L
 async fn settle(
     bus: &Bus,
     store: &Arc<dyn DeliveryStore>,
-    id: i64,
+    leased: &Leased,
     settlement: Settlement,
     now_ms: i64,
 ) {
-    let batch = vec![Settle {
-        delivery_id: Some(id),
+    record(bus, store, vec![settled(leased, settlement, now_ms, None)]).await;
+}
+
+fn settled(
+    leased: &Leased,
+    settlement: Settlement,
+    now_ms: i64,
+    record: Option<InvocationRecord>,
+) -> Settle {
+    Settle {
+        delivery: Some(DeliveryAttempt {
+            delivery_id: leased.id,
+            attempt: leased.attempt,
+        }),
         settlement,
-        record: None,
+        record,
         now_ms,
-    }];
+    }
+}
+
+async fn record(bus: &Bus, store: &Arc<dyn DeliveryStore>, batch: Vec<Settle>) {
     bus.write((store.clone(), batch), |tx, (store, batch)| {
         Box::pin(store.settle(tx, batch))
     })
     .await
     .unwrap();
+}
+
+/// What an attempt at `leased` that succeeded would record.
+fn success(leased: &Leased, request_id: &str) -> InvocationRecord {
+    InvocationRecord {
+        request_id: request_id.into(),
+        function: leased.function.clone(),
+        delivery_id: Some(leased.id),
+        event_seq: Some(leased.event_seq),
+        attempt: leased.attempt,
+        start_ms: NOW,
+        duration_us: 1_000,
+        outcome: "success".into(),
+        error_type: None,
+        error: None,
+        output: String::new(),
+        truncated: false,
+        memory_mb: 128,
+        billed_ms: 1,
+        max_memory_mb: None,
+        init_us: None,
+    }
 }
 
 pub async fn creation_is_idempotent(stores: Stores) {
@@ -162,7 +200,7 @@ pub async fn a_key_runs_one_delivery_at_a_time_in_order(stores: Stores) {
         assert!(of_k.len() <= 1, "one delivery of a key at a time: {of_k:?}");
         order.extend(of_k);
         for d in leased {
-            settle(bus, store, d.id, Settlement::Done, NOW).await;
+            settle(bus, store, &d, Settlement::Done, NOW).await;
         }
     }
     assert_eq!(order, [1, 3, 5], "a key's deliveries run in commit order");
@@ -230,12 +268,12 @@ pub async fn settling_retries_dead_letters_and_redrives(stores: Stores) {
         at_ms: retry_at,
         error: "try later".into(),
     };
-    settle(bus, store, leased[0].id, retried, NOW).await;
+    settle(bus, store, &leased[0], retried, NOW).await;
     let dead = Settlement::Dead {
         reason: DeadReason::RetriesExhausted,
         error: "gave up".into(),
     };
-    settle(bus, store, leased[1].id, dead, NOW).await;
+    settle(bus, store, &leased[1], dead, NOW).await;
     assert_eq!(
         store.next_due(&mut bus.readers()).await.unwrap(),
         Some(retry_at)
@@ -276,6 +314,82 @@ pub async fn settling_retries_dead_letters_and_redrives(stores: Stores) {
         (1, 1),
         "a redrive starts afresh"
     );
+}
+
+/// The settler records a batch again when its commit's answer was lost (the database went away
+/// as it committed): the second recording must go through and change nothing, or the settler
+/// would retry it forever and record nothing more. And an attempt that outlived its lease
+/// (another node now runs the delivery) must not undo the later attempt's lease by failing.
+pub async fn settling_again_changes_nothing_and_a_stale_attempt_leaves_the_lease_alone(
+    stores: Stores,
+) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    create(
+        bus,
+        store,
+        vec![delivery(1, "f", None), delivery(2, "f", None)],
+    )
+    .await;
+    let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+    let first = leased.iter().find(|d| d.event_seq == 1).unwrap();
+    let batch = vec![settled(
+        first,
+        Settlement::Done,
+        NOW,
+        Some(success(first, "r-1")),
+    )];
+    record(bus, store, batch.clone()).await;
+    record(bus, store, batch).await;
+    let recorded = store
+        .invocations(&mut bus.readers(), Some("f"), None, 0, 100)
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r-1"],
+        "recorded once"
+    );
+
+    // The second delivery's lease runs out while its attempt still runs; node b takes it.
+    let stale = leased.iter().find(|d| d.event_seq == 2).unwrap();
+    bus.write((store.clone(), NOW + 20_000), |tx, (store, now)| {
+        Box::pin(store.expire(tx, *now))
+    })
+    .await
+    .unwrap();
+    let taken = claim(bus, store, claim_for("b", NOW + 20_000, 10, 10)).await;
+    assert_eq!(
+        taken.iter().map(|d| (d.id, d.attempt)).collect::<Vec<_>>(),
+        [(stale.id, 2)]
+    );
+    let retry = Settlement::Retry {
+        at_ms: NOW + 21_000,
+        error: "failed late".into(),
+    };
+    settle(bus, store, stale, retry, NOW + 20_500).await;
+    let dead = Settlement::Dead {
+        reason: DeadReason::RetriesExhausted,
+        error: "failed late".into(),
+    };
+    settle(bus, store, stale, dead, NOW + 20_500).await;
+    let counts = store.counts(&mut bus.readers()).await.unwrap();
+    assert_eq!(
+        (counts.leased, counts.ready, counts.dead),
+        (1, 0, 0),
+        "b's attempt keeps its lease"
+    );
+    assert!(
+        claim(bus, store, claim_for("c", NOW + 22_000, 10, 10))
+            .await
+            .is_empty(),
+        "nobody else runs it while b does"
+    );
+    settle(bus, store, &taken[0], Settlement::Done, NOW + 22_000).await;
+    assert_eq!(store.counts(&mut bus.readers()).await.unwrap().done, 2);
 }
 
 pub async fn slots_are_one_limit_for_every_claimer(stores: Stores) {

@@ -79,6 +79,7 @@ macro_rules! every_suite {
             deliveries::a_key_runs_one_delivery_at_a_time_in_order,
             deliveries::leases_expire_and_a_node_reclaims_only_its_own,
             deliveries::settling_retries_dead_letters_and_redrives,
+            deliveries::settling_again_changes_nothing_and_a_stale_attempt_leaves_the_lease_alone,
             deliveries::slots_are_one_limit_for_every_claimer,
             objects::listings_are_in_utf8_binary_order_across_pages,
             objects::inline_objects_keep_their_bytes,

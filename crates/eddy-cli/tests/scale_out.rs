@@ -184,7 +184,14 @@ fn wait_until_delivered(node: &Eddy, source: &str, function: &str) -> BTreeMap<u
         }
         assert!(
             Instant::now() < deadline,
-            "events of {source} never delivered to {function}: wanted {wanted:?}, ran {seen:?}; the node logged:\n{}",
+            "events of {source} never delivered to {function}: wanted {wanted:?}, ran {seen:?}; \
+             other outcomes: {:?}; dead letters: {}; the node logged:\n{}",
+            invocations(node, function)
+                .iter()
+                .filter(|run| run["outcome"] != "success")
+                .collect::<Vec<_>>(),
+            node.get(&format!("/_eddy/v1/dead-letters?function={function}"))
+                .body,
             node.log()
         );
         std::thread::sleep(Duration::from_millis(100));

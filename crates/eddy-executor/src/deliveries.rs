@@ -150,10 +150,23 @@ pub enum Settlement {
     Dead { reason: DeadReason, error: String },
 }
 
+/// An attempt at a delivery: the delivery, and the attempt's number, which the delivery's
+/// attempt count holds for as long as this attempt's lease stands (a later claim raises it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub delivery_id: i64,
+    pub attempt: u32,
+}
+
 /// One finished attempt (or a delivery that could not be attempted) to record.
+///
+/// Recording the same settlements again changes nothing (their commit may have gone through
+/// with its answer lost, and the settler tries again), and a failure or dead letter from an
+/// attempt whose lease has passed to a later one leaves the later one alone.
 #[derive(Clone, Debug)]
 pub struct Settle {
-    pub delivery_id: Option<i64>,
+    /// The attempt settled; `None` for a synchronous invocation, which has no delivery.
+    pub delivery: Option<DeliveryAttempt>,
     pub settlement: Settlement,
     pub record: Option<InvocationRecord>,
     pub now_ms: i64,

@@ -36,8 +36,8 @@ use tokio_util::task::TaskTracker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deliveries::{
-    Claim, Created, DeadLetter, DeadReason, DeliveryCounts, DeliveryStore, InvocationPage,
-    InvocationRecord, InvocationTotals, Leased, NewDelivery, Settle, Settlement,
+    Claim, Created, DeadLetter, DeadReason, DeliveryAttempt, DeliveryCounts, DeliveryStore,
+    InvocationPage, InvocationRecord, InvocationTotals, Leased, NewDelivery, Settle, Settlement,
 };
 pub use error::ExecError;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
@@ -319,7 +319,7 @@ impl Executor {
         })?;
         let duration = Duration::from_micros(record.duration_us);
         let record = Settle {
-            delivery_id: None,
+            delivery: None,
             settlement: Settlement::Done,
             record: Some(record),
             now_ms: inner.clock.now_ms(),

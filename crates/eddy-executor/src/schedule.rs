@@ -9,7 +9,9 @@ use std::sync::Arc;
 use eddy_core::{Event, Lineage, Source};
 use eddy_subscriptions::{FunctionSpec, RetryPolicy};
 
-use crate::deliveries::{Claim, DeadReason, InvocationRecord, Leased, Settle, Settlement};
+use crate::deliveries::{
+    Claim, DeadReason, DeliveryAttempt, InvocationRecord, Leased, Settle, Settlement,
+};
 use crate::{FunctionError, Inner, backoff, payload, runtime};
 
 /// Leases due deliveries and runs them, waiting between rounds for a wake-up or the next due
@@ -154,7 +156,10 @@ pub(crate) async fn deliver(inner: Arc<Inner>, delivery: Leased, event: Arc<Even
         let _ = inner.store.give_back(&delivery.function, 1).await;
     }
     let settle = Settle {
-        delivery_id: Some(delivery.id),
+        delivery: Some(DeliveryAttempt {
+            delivery_id: delivery.id,
+            attempt: delivery.attempt,
+        }),
         settlement,
         record,
         now_ms: inner.clock.now_ms(),

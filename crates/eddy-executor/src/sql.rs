@@ -282,9 +282,10 @@ impl DeliveryStore for SqlDeliveries {
         let done: Vec<i64> = batch
             .iter()
             .filter(|s| s.settlement == Settlement::Done)
-            .filter_map(|s| s.delivery_id)
+            .filter_map(|s| s.delivery.map(|d| d.delivery_id))
             .collect();
         let now = batch.iter().map(|s| s.now_ms).max().unwrap_or(0);
+        // Done whichever attempt it was: the event was handled, even if a later attempt runs.
         if !done.is_empty() {
             let sql = format!(
                 "UPDATE _eddy_deliveries SET state = 'done', lease_until_ms = NULL, lease_node = NULL, updated_ms = ?
@@ -295,7 +296,13 @@ impl DeliveryStore for SqlDeliveries {
                 .await?;
         }
         for s in batch.iter().filter(|s| s.settlement != Settlement::Done) {
-            let Some(id) = s.delivery_id else { continue };
+            let Some(DeliveryAttempt {
+                delivery_id,
+                attempt,
+            }) = s.delivery
+            else {
+                continue;
+            };
             let (state, next, error, reason) = match &s.settlement {
                 Settlement::Retry { at_ms, error } => ("ready", *at_ms, error.as_str(), None),
                 Settlement::Dead { reason, error } => {
@@ -307,8 +314,8 @@ impl DeliveryStore for SqlDeliveries {
                 "UPDATE _eddy_deliveries
                  SET state = ?, next_attempt_ms = ?, last_error = ?, dead_reason = ?, lease_until_ms = NULL,
                      lease_node = NULL, updated_ms = ?
-                 WHERE id = ?",
-                args![state, next, error, reason, s.now_ms, id],
+                 WHERE id = ? AND attempts = ? AND state <> 'done'",
+                args![state, next, error, reason, s.now_ms, delivery_id, attempt],
             )
             .await?;
         }
@@ -552,7 +559,8 @@ async fn insert_invocations(
             "INSERT INTO _eddy_invocations
                  (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
                   error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb, init_us)
-             VALUES {}",
+             VALUES {}
+             ON CONFLICT (request_id) DO NOTHING",
             rows_of(chunk.len(), 16)
         );
         tx.execute(&sql, &values).await?;
