@@ -89,6 +89,10 @@ enum Command {
         /// Manifest files; they are checked together, as one app.
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
+        /// Show each schedule's next runs after this time (like 2027-01-01T00:00:00Z) rather
+        /// than after now.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        runs_after: Option<i64>,
     },
     /// Copy a single node's data directory (SQLite, objects on disk) into PostgreSQL and, with
     /// --blobs, its objects' bytes into an S3 bucket, for several nodes to carry on from. eddy
@@ -224,7 +228,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     let result = match cli.command {
-        Command::Validate { manifests } => return validate(&manifests, cli.json),
+        Command::Validate {
+            manifests,
+            runs_after,
+        } => {
+            let after = runs_after.unwrap_or_else(eddy_bus::now_ms);
+            return validate(&manifests, after, cli.json);
+        }
         Command::Migrate {
             data_dir,
             to,
@@ -443,9 +453,48 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// How many of a schedule's next runs `eddy validate` shows.
+const RUNS_SHOWN: usize = 5;
+
+/// A schedule's next runs after `after_ms`, as `eddy validate` shows them.
+fn next_runs(schedule: &eddy_subscriptions::ScheduleSpec, after_ms: i64) -> String {
+    let mut out = format!(
+        "schedule `{}` runs `{}` with {}",
+        schedule.name, schedule.function, schedule.expression
+    );
+    if schedule.timezone != "UTC" {
+        out.push_str(&format!(" in {}", schedule.timezone));
+    }
+    if !schedule.enabled {
+        out.push_str(" (disabled)");
+    }
+    let runs = schedule.runs_after(after_ms, RUNS_SHOWN);
+    if runs.is_empty() {
+        out.push_str(&format!(
+            "; it has no run after {}\n",
+            eddy_core::time::iso8601_millis(after_ms)
+        ));
+        return out;
+    }
+    match runs.len() {
+        1 => out.push_str("; its one run:\n"),
+        n => out.push_str(&format!("; its next {n} runs:\n")),
+    }
+    for run in runs {
+        out.push_str(&format!("  {}\n", schedule.local_time(run)));
+    }
+    out
+}
+
+/// A time given on the command line: `2027-01-01T00:00:00Z`, in milliseconds since the epoch.
+fn parse_time(text: &str) -> Result<i64, String> {
+    eddy_core::time::parse_iso8601(text)
+        .ok_or_else(|| format!("`{text}` is not a time like 2027-01-01T00:00:00Z"))
+}
+
 /// `eddy validate`: the findings on stderr; with `--json`, the locked app on stdout (what a
 /// deploy would store and every node run).
-fn validate(manifests: &[PathBuf], json: bool) -> ExitCode {
+fn validate(manifests: &[PathBuf], runs_after: i64, json: bool) -> ExitCode {
     let loaded = eddy_subscriptions::load_files(manifests);
     if !loaded.findings.is_empty() {
         eprintln!("{}", loaded.findings);
@@ -455,12 +504,16 @@ fn validate(manifests: &[PathBuf], json: bool) -> ExitCode {
     };
     if !json {
         println!(
-            "ok: {} buckets, {} tables, {} functions, {} triggers",
+            "ok: {} buckets, {} tables, {} functions, {} triggers, {} schedules",
             app.buckets.len(),
             app.tables.len(),
             app.functions.len(),
-            app.triggers.len()
+            app.triggers.len(),
+            app.schedules.len()
         );
+        for schedule in &app.schedules {
+            print!("{}", next_runs(schedule, runs_after));
+        }
         return ExitCode::SUCCESS;
     }
     match eddy_subscriptions::LockedApp::lock(app) {

@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Schedules' next runs are shown after this moment, so that snapshots do not change with time.
+const RUNS_AFTER: &str = "2026-12-01T00:00:00Z";
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -30,7 +33,7 @@ fn validate_messages_match_their_snapshots() {
     for case in &cases {
         let relative = case.strip_prefix(&root).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
-            .arg("validate")
+            .args(["validate", "--runs-after", RUNS_AFTER])
             .arg(relative)
             .current_dir(&root)
             .output()
@@ -39,7 +42,7 @@ fn validate_messages_match_their_snapshots() {
         let stderr = format!("{}exit: {code}\n", String::from_utf8_lossy(&out.stderr));
         let locked = if code == 0 {
             let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
-                .args(["validate", "--json"])
+                .args(["validate", "--json", "--runs-after", RUNS_AFTER])
                 .arg(relative)
                 .current_dir(&root)
                 .output()

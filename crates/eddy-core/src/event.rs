@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::names::{BucketName, FunctionName, TableName};
+use crate::names::{BucketName, FunctionName, ScheduleName, TableName};
 
 /// A stable, time-ordered event id (UUIDv7). Handlers use it for idempotency: a redelivered
 /// event carries the same id.
@@ -43,6 +43,8 @@ pub enum Source {
     Table(TableName),
     /// An asynchronous invocation queued for a function.
     Function(FunctionName),
+    /// A schedule's run.
+    Schedule(ScheduleName),
 }
 
 impl Source {
@@ -52,6 +54,7 @@ impl Source {
             Source::Bucket(_) => "bucket",
             Source::Table(_) => "table",
             Source::Function(_) => "function",
+            Source::Schedule(_) => "schedule",
         }
     }
 
@@ -60,6 +63,7 @@ impl Source {
             Source::Bucket(b) => b.as_str(),
             Source::Table(t) => t.as_str(),
             Source::Function(f) => f.as_str(),
+            Source::Schedule(s) => s.as_str(),
         }
     }
 
@@ -70,6 +74,7 @@ impl Source {
             "bucket" => BucketName::new(name).map(Source::Bucket).map_err(wrap),
             "table" => TableName::new(name).map(Source::Table).map_err(wrap),
             "function" => FunctionName::new(name).map(Source::Function).map_err(wrap),
+            "schedule" => ScheduleName::new(name).map(Source::Schedule).map_err(wrap),
             other => Err(format!("unknown event source type {other:?}")),
         }
     }
@@ -94,10 +99,12 @@ pub enum EventKind {
     RowRemove,
     /// An asynchronous (`Event`) invocation.
     Invoke,
+    /// A schedule's run.
+    ScheduledEvent,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::ObjectCreatedPut,
         EventKind::ObjectCreatedCopy,
         EventKind::ObjectCreatedCompleteMultipartUpload,
@@ -106,6 +113,7 @@ impl EventKind {
         EventKind::RowModify,
         EventKind::RowRemove,
         EventKind::Invoke,
+        EventKind::ScheduledEvent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +128,7 @@ impl EventKind {
             EventKind::RowModify => "MODIFY",
             EventKind::RowRemove => "REMOVE",
             EventKind::Invoke => "Invoke",
+            EventKind::ScheduledEvent => "Scheduled Event",
         }
     }
 }

@@ -10,5 +10,5 @@ pub mod time;
 
 pub use error::{Classify, ErrorKind, InvalidName};
 pub use event::{Event, EventId, EventKind, Lineage, NewEvent, ObjectChange, RowChange, Source};
-pub use names::{BucketName, ColumnName, FunctionName, ObjectKey, TableName};
+pub use names::{BucketName, ColumnName, FunctionName, ObjectKey, ScheduleName, TableName};
 pub use schema::{Column, ColumnType, MAX_COLUMNS, SchemaError, TableSchema};

@@ -207,6 +207,25 @@ fn check_column_name(s: &str) -> Result<(), String> {
     )
 }
 
+name_type!(
+    /// A schedule name under EventBridge Scheduler's rules: 1–64 letters, digits, `-`, `_`
+    /// or `.`.
+    ScheduleName,
+    "schedule name",
+    check_schedule_name
+);
+
+fn check_schedule_name(s: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("schedule names are 1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
+}
+
 fn check_function_name(s: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&s.len())
         && s.chars()
@@ -291,6 +310,9 @@ mod tests {
         assert!(ColumnName::new("a".repeat(64)).is_err());
         FunctionName::new("make-thumbnail_2").unwrap();
         assert!(FunctionName::new("make thumbnail").is_err());
+        ScheduleName::new("nightly.report-2").unwrap();
+        assert!(ScheduleName::new("../x").is_err());
+        assert!(ScheduleName::new("").is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - [`s3_record`]: an S3 event notification record, exactly as S3 sends one to Lambda;
 //! - [`dynamodb_record`]: a DynamoDB-Streams record with typed attribute values;
-//! - [`plain_record`]: eddy's simpler record for handlers that were not written for AWS.
+//! - [`plain_record`]: eddy's simpler record for handlers that were not written for AWS;
+//! - [`scheduled_event`]: the event EventBridge sends when a schedule runs.
 //!
 //! Handlers receive records wrapped as `{"Records": [...]}` ([`envelope`]).
 
@@ -113,6 +114,24 @@ pub fn dynamodb_record(event: &Event, stream_label: &str) -> Result<Value, Forma
     }))
 }
 
+/// The EventBridge Scheduled Event for a run of schedule `name` due at `time_ms`, as a
+/// scheduled rule sends it to Lambda; `id` is the run's own.
+pub fn scheduled_event(name: &str, time_ms: i64, id: &str) -> Value {
+    let time = iso8601_millis(time_ms);
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT_ID,
+        // EventBridge gives the time to the second.
+        "time": format!("{}Z", &time[..19]),
+        "region": REGION,
+        "resources": [format!("arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{name}")],
+        "detail": {},
+    })
+}
+
 /// eddy's plain record: the change without AWS's wrapping or type annotations.
 pub fn plain_record(event: &Event) -> Result<Value, FormatError> {
     let common = json!({
@@ -145,7 +164,7 @@ pub fn plain_record(event: &Event) -> Result<Value, FormatError> {
                 "old_record": change.old,
             })
         }
-        Source::Function(_) => return Err(wrong_source(event, "plain")),
+        Source::Function(_) | Source::Schedule(_) => return Err(wrong_source(event, "plain")),
     };
     let map = record.as_object_mut().expect("records are objects");
     map.extend(common.as_object().expect("an object").clone());
@@ -233,6 +252,25 @@ mod tests {
         for (key, encoded) in cases {
             assert_eq!(encode_s3_key(key), encoded, "{key}");
         }
+    }
+
+    #[test]
+    fn a_schedule_runs_with_eventbridges_scheduled_event() {
+        let sent = scheduled_event("nightly", 1_796_126_400_123, "run-1");
+        let seen: aws_lambda_events::cloudwatch_events::CloudWatchEvent =
+            serde_json::from_value(sent.clone()).unwrap();
+        assert_eq!(seen.version.as_deref(), Some("0"));
+        assert_eq!(seen.id.as_deref(), Some("run-1"));
+        assert_eq!(seen.detail_type.as_deref(), Some("Scheduled Event"));
+        assert_eq!(seen.source.as_deref(), Some("aws.events"));
+        assert_eq!(seen.account_id.as_deref(), Some(ACCOUNT_ID));
+        assert_eq!(seen.region.as_deref(), Some(REGION));
+        assert_eq!(
+            seen.resources,
+            ["arn:aws:events:us-east-1:000000000000:rule/nightly"]
+        );
+        assert_eq!(seen.detail, Some(json!({})));
+        assert_eq!(sent["time"], "2026-12-01T12:00:00Z", "to the second");
     }
 
     #[test]

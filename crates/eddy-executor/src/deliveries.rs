@@ -255,6 +255,20 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// Records attempts and moves their deliveries on.
     async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<(), ExecError>;
 
+    /// The last run of each schedule that has run (or was started).
+    async fn schedule_runs(&self, db: &mut dyn Sql) -> Result<HashMap<String, i64>, ExecError>;
+
+    /// Moves schedule `name`'s last run from `previous` (`None`: it has none) to `run_ms`;
+    /// `false`, changing nothing, when its last run is no longer `previous` (another node, or
+    /// an earlier life of this one, moved it on).
+    async fn advance_schedule(
+        &self,
+        tx: &mut dyn Sql,
+        name: &str,
+        previous: Option<i64>,
+        run_ms: i64,
+    ) -> Result<bool, ExecError>;
+
     /// Dead letters, oldest first, of one function or all.
     async fn dead_letters(
         &self,

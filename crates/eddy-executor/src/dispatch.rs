@@ -137,6 +137,12 @@ fn fast_path_candidates(inner: &Inner, events: &[Event]) -> HashMap<String, (u32
         }
         let functions: Vec<String> = match &event.source {
             Source::Function(f) => vec![f.to_string()],
+            Source::Schedule(s) => compiled
+                .app
+                .schedule(s.as_str())
+                .map(|s| s.function.to_string())
+                .into_iter()
+                .collect(),
             _ => compiled
                 .index
                 .matching(event)
@@ -180,6 +186,14 @@ fn plan(inner: &Inner, events: &[Event], mut granted: HashMap<String, u32>) -> V
     for event in events {
         let matched: Vec<(String, String, Option<String>)> = match &event.source {
             Source::Function(f) => vec![(INVOKE_TRIGGER.to_string(), f.to_string(), None)],
+            Source::Schedule(name) => match compiled.app.schedule(name.as_str()) {
+                Some(s) => vec![(s.delivery_name(), s.function.to_string(), None)],
+                None => {
+                    // The app lost the schedule between the run's commit and now.
+                    tracing::warn!(schedule = %name, seq = event.seq, "a run of a schedule the app no longer has is not delivered");
+                    Vec::new()
+                }
+            },
             _ => compiled
                 .index
                 .matching(event)

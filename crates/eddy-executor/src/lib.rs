@@ -20,6 +20,7 @@ mod payload;
 mod schedule;
 mod settle;
 mod sql;
+mod timetable;
 pub use eddy_runtimes as runtime;
 
 use std::collections::HashMap;
@@ -117,6 +118,8 @@ struct Inner {
     store: Arc<dyn DeliveryStore>,
     /// Wakes the scheduler: new deliveries, or a slot or key that came free.
     wake: Notify,
+    /// Wakes the timetable: the app (its schedules) changed.
+    schedules_changed: Notify,
     /// Set at shutdown: the dispatcher and the scheduler stop taking work.
     stop: watch::Sender<bool>,
     /// The attempts running now; shutdown waits for them.
@@ -143,7 +146,7 @@ struct Compiled {
 }
 
 impl Executor {
-    /// Starts the dispatcher and the scheduler for `app`, with the deliveries of the database
+    /// Starts the dispatcher, the scheduler and the timetable for `app`, with the deliveries of the database
     /// `bus` has open. This node's leases from before (and expired ones) return to ready first.
     pub async fn start(
         bus: Bus,
@@ -197,6 +200,7 @@ impl Executor {
             handlers: RwLock::new(HashMap::new()),
             store,
             wake: Notify::new(),
+            schedules_changed: Notify::new(),
             stop: watch::Sender::new(false),
             attempts: TaskTracker::new(),
             drained: watch::Sender::new(false),
@@ -208,6 +212,8 @@ impl Executor {
         let tasks = vec![
             tokio::spawn(dispatch::dispatch(inner.clone())),
             tokio::spawn(schedule::schedule(inner.clone())),
+            tokio::spawn(timetable::timetable(inner.clone())),
+            // Last: shutdown stops it last.
             tokio::spawn(settle::settle(inner.clone(), settle_queue)),
         ];
         Ok(Self {
@@ -235,6 +241,7 @@ impl Executor {
         self.inner.workers.retire_all();
         self.keep_warm();
         self.inner.wake.notify_one();
+        self.inner.schedules_changed.notify_one();
     }
 
     /// Starts each function's warm workers (those missing), for the app and credentials in

@@ -8,7 +8,8 @@ use serde_json::Value;
 /// The stream label when the table's creation time is not known.
 const DEFAULT_STREAM_LABEL: &str = "1970-01-01T00:00:00.000";
 
-/// The handler's event: an asynchronous invocation's own payload, or the trigger's record.
+/// The handler's event: an asynchronous invocation's or a schedule run's own payload, or the
+/// trigger's record.
 /// `trigger_name` stands in when the trigger is gone (the app was reloaded since).
 pub(crate) fn build(
     event: &Event,
@@ -16,7 +17,7 @@ pub(crate) fn build(
     trigger_name: &str,
     stream_label: Option<&str>,
 ) -> Result<Value, FormatError> {
-    if let Source::Function(_) = event.source {
+    if let Source::Function(_) | Source::Schedule(_) = event.source {
         return Ok(event.payload.clone());
     }
     match trigger.map(|t| t.format).unwrap_or_default() {

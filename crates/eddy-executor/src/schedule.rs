@@ -178,7 +178,7 @@ async fn attempt(
     let now = inner.clock.now_ms();
     let compiled = inner.compiled();
     let trigger = compiled.app.trigger(&d.trigger);
-    let policy = trigger.map(|t| t.retry).unwrap_or_default();
+    let policy = compiled.app.retry_policy(&d.trigger);
     let dead = |reason, error: String| (Settlement::Dead { reason, error }, None);
     let Some(function) = function else {
         return dead(

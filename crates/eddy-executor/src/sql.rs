@@ -322,6 +322,44 @@ impl DeliveryStore for SqlDeliveries {
         Ok(())
     }
 
+    async fn schedule_runs(&self, db: &mut dyn Sql) -> Result<HashMap<String, i64>, ExecError> {
+        let mut runs = HashMap::new();
+        for row in db
+            .fetch("SELECT name, run_ms FROM _eddy_schedule_runs", args![])
+            .await?
+        {
+            runs.insert(row.get("name")?, row.get("run_ms")?);
+        }
+        Ok(runs)
+    }
+
+    async fn advance_schedule(
+        &self,
+        tx: &mut dyn Sql,
+        name: &str,
+        previous: Option<i64>,
+        run_ms: i64,
+    ) -> Result<bool, ExecError> {
+        let changed = match previous {
+            Some(previous) => {
+                tx.execute(
+                    "UPDATE _eddy_schedule_runs SET run_ms = ? WHERE name = ? AND run_ms = ?",
+                    args![run_ms, name, previous],
+                )
+                .await?
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO _eddy_schedule_runs (name, run_ms) VALUES (?, ?)
+                     ON CONFLICT (name) DO NOTHING",
+                    args![name, run_ms],
+                )
+                .await?
+            }
+        };
+        Ok(changed == 1)
+    }
+
     async fn dead_letters(
         &self,
         db: &mut dyn Sql,

@@ -5,9 +5,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use eddy_core::{BucketName, FunctionName, Source, TableSchema};
+use eddy_core::{BucketName, FunctionName, ScheduleName, Source, TableSchema};
 use serde::{Deserialize, Serialize};
 
+use crate::expression::ScheduleExpression;
 use crate::filter::{EventSet, Filter};
 use crate::policy::Statement;
 use crate::yaml::Pos;
@@ -32,6 +33,9 @@ pub struct App {
     pub tables: Vec<TableSpec>,
     pub functions: Vec<FunctionSpec>,
     pub triggers: Vec<TriggerSpec>,
+    /// Functions run at set times (stored apps from before schedules have none).
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSpec>,
     /// Keys for client applications, each limited by its policy.
     pub access_keys: Vec<AccessKeySpec>,
 }
@@ -91,6 +95,24 @@ impl App {
 
     pub fn trigger(&self, name: &str) -> Option<&TriggerSpec> {
         self.triggers.iter().find(|t| t.name == name)
+    }
+
+    pub fn schedule(&self, name: &str) -> Option<&ScheduleSpec> {
+        self.schedules.iter().find(|s| s.name.as_str() == name)
+    }
+
+    /// The retry policy of deliveries that go by `name`: a trigger's, or a schedule's
+    /// ([`ScheduleSpec::delivery_name`]); the default for anything else.
+    pub fn retry_policy(&self, name: &str) -> RetryPolicy {
+        let schedule = || {
+            name.strip_prefix("schedule/")
+                .and_then(|s| self.schedule(s))
+                .map(|s| s.retry)
+        };
+        self.trigger(name)
+            .map(|t| t.retry)
+            .or_else(schedule)
+            .unwrap_or_default()
     }
 }
 
@@ -256,4 +278,83 @@ pub enum Format {
     Aws,
     /// eddy's plain records.
     Plain,
+}
+
+/// A function run at set times, as an EventBridge schedule runs a Lambda function: each run is
+/// an event in the journal, delivered with the schedule's retry policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    pub name: ScheduleName,
+    pub function: FunctionName,
+    pub expression: ScheduleExpression,
+    /// The IANA time zone of a cron or at expression's wall-clock times.
+    pub timezone: String,
+    /// No run before this instant (milliseconds since the Unix epoch); a rate counts its
+    /// periods from it (from the epoch without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<i64>,
+    /// No run after this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<i64>,
+    /// What the function receives instead of the Scheduled Event, as EventBridge's constant
+    /// input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    pub missed: Missed,
+    pub retry: RetryPolicy,
+    pub enabled: bool,
+    pub at: Origin,
+}
+
+/// What becomes of runs that came due while no eddy ran the schedule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missed {
+    /// The latest of them runs once, when eddy is back.
+    #[default]
+    RunOnce,
+    /// None of them runs.
+    Skip,
+}
+
+impl ScheduleSpec {
+    /// The first run strictly after `after_ms`, within the schedule's start and end.
+    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
+        let tz = jiff::tz::TimeZone::get(&self.timezone).ok()?;
+        let anchor = self.start_ms.unwrap_or(0);
+        let after = match self.start_ms {
+            Some(start) if start > after_ms => start - 1,
+            _ => after_ms,
+        };
+        let next = self.expression.next_after(after, &tz, anchor)?;
+        self.end_ms.is_none_or(|end| next <= end).then_some(next)
+    }
+
+    /// The next `n` runs after `after_ms` (fewer when the schedule ends).
+    pub fn runs_after(&self, mut after_ms: i64, n: usize) -> Vec<i64> {
+        let mut runs = Vec::with_capacity(n);
+        while runs.len() < n {
+            let Some(next) = self.next_after(after_ms) else {
+                break;
+            };
+            runs.push(next);
+            after_ms = next;
+        }
+        runs
+    }
+
+    /// `at_ms` as a wall-clock time of the schedule's zone, with its offset and the zone
+    /// (RFC 9557: `2026-12-01T12:00:00+01:00[Europe/Paris]`).
+    pub fn local_time(&self, at_ms: i64) -> String {
+        let tz = jiff::tz::TimeZone::get(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+        match jiff::Timestamp::from_millisecond(at_ms) {
+            Ok(at) => at.to_zoned_datetime(tz).to_string(),
+            Err(_) => at_ms.to_string(),
+        }
+    }
+
+    /// The name its deliveries go by, where a trigger's name would be.
+    pub fn delivery_name(&self) -> String {
+        format!("schedule/{}", self.name)
+    }
 }

@@ -3,6 +3,7 @@
 //! decide which events a trigger takes, and the index that matches events to triggers.
 
 pub mod app;
+pub mod expression;
 pub mod filter;
 pub mod findings;
 mod index;
@@ -13,6 +14,7 @@ mod read;
 pub mod yaml;
 
 pub use app::*;
+pub use expression::{EXPRESSION_FORMS, ScheduleExpression};
 pub use filter::{Clause, EventSet, EventView, Filter};
 pub use findings::{Finding, Findings, Severity};
 pub use index::{Explanation, MatchIndex};

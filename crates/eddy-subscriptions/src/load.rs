@@ -83,6 +83,7 @@ pub fn load(sources: &[ManifestText]) -> Loaded {
                 all.tables.extend(found.tables);
                 all.functions.extend(found.functions);
                 all.triggers.extend(found.triggers);
+                all.schedules.extend(found.schedules);
                 all.access_keys.extend(found.access_keys);
                 all.declared.extend(found.declared);
             }
@@ -109,6 +110,7 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
         tables: all.tables,
         functions: all.functions,
         triggers: Vec::new(),
+        schedules: Vec::new(),
         access_keys: all.access_keys,
     };
     unique(
@@ -148,6 +150,32 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
         app.triggers.extend(draft.spec);
     }
     name_triggers(&mut app.triggers);
+    for draft in all.schedules {
+        if let Some((function, pos)) = &draft.function
+            && !all.declared.contains(&format!("function/{function}"))
+        {
+            let at = Origin {
+                file: draft.at.file.clone(),
+                pos: *pos,
+            };
+            findings
+                .push(
+                    Severity::Error,
+                    at,
+                    format!("the schedule runs function `{function}`, which is not declared"),
+                )
+                .suggest(did_you_mean(
+                    function.as_str(),
+                    app.functions.iter().map(|f| f.name.as_str()),
+                ));
+        }
+        app.schedules.extend(draft.spec);
+    }
+    unique(
+        findings,
+        "schedule",
+        app.schedules.iter().map(|s| (s.name.to_string(), &s.at)),
+    );
     warn_overlaps(&app, findings);
     warn_loops(&app, findings);
     warn_role_targets(&app, findings);
@@ -338,7 +366,7 @@ fn warn_loops(app: &App, findings: &mut Findings) {
                 &[("tables:write", EventSet::pattern("row:*").expect("listed"))],
                 format!("table/{name}"),
             ),
-            Source::Function(_) => continue,
+            Source::Function(_) | Source::Schedule(_) => continue,
         };
         for (action, events) in actions {
             if events.intersects(t.events) && role_reaches(&function.role, action, &sample) {

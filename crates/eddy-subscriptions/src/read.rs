@@ -19,6 +19,9 @@ use crate::findings::{Finding, Findings, Severity, did_you_mean};
 use crate::policy::{ACTIONS, Effect, Statement, glob};
 use crate::yaml::{Key, Node, Pos, Value};
 
+mod schedule;
+pub(crate) use schedule::ScheduleDraft;
+
 /// A trigger as one file declares it. Its references are checked against the whole app even
 /// when other parts of it are wrong, so that every mistake is reported at once.
 #[derive(Clone, Debug)]
@@ -41,6 +44,7 @@ pub(crate) struct Declarations {
     pub tables: Vec<TableSpec>,
     pub functions: Vec<FunctionSpec>,
     pub triggers: Vec<TriggerDraft>,
+    pub schedules: Vec<ScheduleDraft>,
     pub access_keys: Vec<AccessKeySpec>,
     /// `bucket/NAME`, `table/NAME`, `function/NAME` of every declaration whose name was valid,
     /// even if the rest of it was not: references to it are then not reported as missing.
@@ -54,7 +58,14 @@ pub(crate) struct Reader<'a> {
     declared: Vec<String>,
 }
 
-const TOP: [&str; 5] = ["buckets", "tables", "functions", "triggers", "access_keys"];
+const TOP: [&str; 6] = [
+    "buckets",
+    "tables",
+    "functions",
+    "triggers",
+    "schedules",
+    "access_keys",
+];
 const ACCESS_KEY: [&str; 6] = [
     "name",
     "id",
@@ -168,6 +179,9 @@ impl<'a> Reader<'a> {
         }
         for item in self.list(top.get("triggers"), "triggers") {
             out.triggers.extend(self.trigger(item));
+        }
+        for item in self.list(top.get("schedules"), "schedules") {
+            out.schedules.extend(self.schedule(item));
         }
         for item in self.list(top.get("access_keys"), "access_keys") {
             out.access_keys.extend(self.access_key(item));
