@@ -236,14 +236,17 @@ out["uploads"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="uploads")["
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-request = AWSRequest(method="GET", url=os.environ["EDDY"] + "/_eddy/v1/functions")
-SigV4Auth(Credentials("AKIAUPLOADER00001", "uploader-secret"), "eddy", "us-east-1").add_auth(request)
-out["admin"] = fetch(request.url, headers=dict(request.headers))
+for path in ["functions", "schedules"]:
+    request = AWSRequest(method="GET", url=os.environ["EDDY"] + "/_eddy/v1/" + path)
+    SigV4Auth(Credentials("AKIAUPLOADER00001", "uploader-secret"), "eddy", "us-east-1").add_auth(request)
+    out[path] = fetch(request.url, headers=dict(request.headers))
 out["invoke"] = error(client("lambda", key="AKIAUPLOADER00001", secret="uploader-secret").invoke, FunctionName="other", Payload=b"{}")
 "#,
     );
-    assert_eq!(admin["admin"][0], 403);
-    assert!(admin["admin"][1].as_str().unwrap().contains("AccessDenied"));
+    for path in ["functions", "schedules"] {
+        assert_eq!(admin[path][0], 403, "{path}");
+        assert!(admin[path][1].as_str().unwrap().contains("AccessDenied"));
+    }
     assert_eq!(admin["invoke"], json!([403, "AccessDeniedException"]));
 }
 

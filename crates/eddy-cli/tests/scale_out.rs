@@ -459,6 +459,31 @@ fn a_killed_node_leaves_nothing_behind() {
 }
 
 #[test]
+fn a_schedule_runs_once_on_whichever_node_leads() {
+    // Due in six whole seconds; the leader dies before then, and the other node runs it.
+    let now_ms = eddy_bus::now_ms();
+    let due_ms = (now_ms / 1000 + 6) * 1000;
+    let due = &eddy_core::time::iso8601_millis(due_ms)[..19];
+    let cluster = Cluster::start(&format!(
+        "{APP}schedules:\n  - {{name: soon, function: audit, expression: 'at({due})'}}\n"
+    ));
+    let mut nodes = cluster.nodes(2);
+    let first = leader(&nodes.iter().collect::<Vec<_>>());
+    nodes[first].wait_for("the schedule to be kept", |n| {
+        n.get("/_eddy/v1/schedules").body["schedules"][0]["last_run_ms"].is_i64()
+    });
+    let mut dead = nodes.remove(first);
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let survivor = &nodes[0];
+    assert_eq!(leader(&[survivor]), 0, "the lead moved");
+    let delivered = wait_until_delivered(survivor, "schedule/soon", "audit");
+    assert_eq!(delivered.len(), 1, "one run: {delivered:?}");
+    let run = &events(survivor, "schedule/soon")[0];
+    assert_eq!(run["payload"]["time"], format!("{due}Z"));
+}
+
+#[test]
 fn nodes_ride_through_database_and_blob_store_outages() {
     let mut cluster = Cluster::start(APP);
     let mut nodes = cluster.nodes(2);

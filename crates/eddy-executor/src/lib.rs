@@ -382,6 +382,14 @@ impl Executor {
         Ok(Some((event, explanations)))
     }
 
+    /// The last run of each schedule a node has kept, by name (see `timetable`).
+    pub async fn schedule_runs(&self) -> Result<HashMap<String, i64>, ExecError> {
+        self.inner
+            .store
+            .schedule_runs(&mut self.inner.bus.readers())
+            .await
+    }
+
     pub async fn dead_letters(
         &self,
         function: Option<&FunctionName>,

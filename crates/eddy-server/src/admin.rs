@@ -1,6 +1,6 @@
-//! The admin API under `/_eddy/v1/`: functions and triggers from the loaded manifests, events
-//! with the explanation of which triggers matched, invocations with their logs, dead letters
-//! and redrive.
+//! The admin API under `/_eddy/v1/`: functions, triggers and schedules from the loaded
+//! manifests, events with the explanation of which triggers matched, invocations with their
+//! logs, dead letters and redrive.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use eddy_core::{Event, FunctionName};
 use eddy_executor::{DeadLetter, InvocationRecord};
-use eddy_subscriptions::{Filter, Format, Ordering};
+use eddy_subscriptions::{Filter, Format, Missed, Ordering, RetryPolicy};
 use eddy_wire::admin::*;
 
 use crate::Shared;
@@ -50,15 +50,49 @@ pub async fn triggers(State(s): State<Shared>) -> Json<TriggerList> {
             }
             .into(),
             enabled: t.enabled,
-            retry: RetryInfo {
-                max_attempts: t.retry.max_attempts,
-                backoff_min_ms: t.retry.backoff_min.as_millis() as u64,
-                backoff_max_ms: t.retry.backoff_max.as_millis() as u64,
-                max_event_age_ms: t.retry.max_event_age.as_millis() as u64,
-            },
+            retry: retry_info(&t.retry),
         })
         .collect();
     Json(TriggerList { triggers })
+}
+
+fn retry_info(retry: &RetryPolicy) -> RetryInfo {
+    RetryInfo {
+        max_attempts: retry.max_attempts,
+        backoff_min_ms: retry.backoff_min.as_millis() as u64,
+        backoff_max_ms: retry.backoff_max.as_millis() as u64,
+        max_event_age_ms: retry.max_event_age.as_millis() as u64,
+    }
+}
+
+/// How many next runs `GET /_eddy/v1/schedules` shows.
+const NEXT_RUNS: usize = 5;
+
+/// `GET /_eddy/v1/schedules`: each schedule, its last run and its next ones.
+pub async fn schedules(State(s): State<Shared>) -> Result<Json<ScheduleList>> {
+    let last_runs = s.executor.schedule_runs().await?;
+    let now = eddy_bus::now_ms();
+    let schedules = s
+        .app()
+        .schedules
+        .iter()
+        .map(|schedule| ScheduleInfo {
+            name: schedule.name.to_string(),
+            function: schedule.function.to_string(),
+            expression: schedule.expression.to_string(),
+            timezone: schedule.timezone.clone(),
+            missed: match schedule.missed {
+                Missed::RunOnce => "run_once",
+                Missed::Skip => "skip",
+            }
+            .into(),
+            enabled: schedule.enabled,
+            last_run_ms: last_runs.get(schedule.name.as_str()).copied(),
+            next_runs_ms: schedule.runs_after(now, NEXT_RUNS),
+            retry: retry_info(&schedule.retry),
+        })
+        .collect();
+    Ok(Json(ScheduleList { schedules }))
 }
 
 fn event_record(e: &Event) -> EventRecord {

@@ -59,6 +59,30 @@ pub struct TriggerInfo {
     pub retry: RetryInfo,
 }
 
+/// `GET /_eddy/v1/schedules`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleList {
+    pub schedules: Vec<ScheduleInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    pub name: String,
+    pub function: String,
+    /// As written: `rate(5 minutes)`, `cron(0 12 * * ? *)`, `at(2027-01-01T00:00:00)`.
+    pub expression: String,
+    pub timezone: String,
+    /// `run_once` or `skip`.
+    pub missed: String,
+    pub enabled: bool,
+    /// The last run journaled (or, before the first, the moment the schedule was first
+    /// kept), in milliseconds since the Unix epoch; `None` until a node keeps it.
+    pub last_run_ms: Option<i64>,
+    /// Its next runs after now (at most five), in milliseconds since the Unix epoch.
+    pub next_runs_ms: Vec<i64>,
+    pub retry: RetryInfo,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryInfo {
     pub max_attempts: u32,

@@ -220,12 +220,17 @@ impl Answer {
 impl Eddy {
     /// Kills eddy (SIGKILL: nothing it acknowledged may depend on a clean stop) and starts it
     /// again on the same folder and data with `manifest`.
-    pub fn restart(mut self, manifest: &str) -> Eddy {
+    pub fn restart(self, manifest: &str) -> Eddy {
+        spawn(self.kill(), manifest)
+    }
+
+    /// Kills eddy (SIGKILL) and hands back its folder, to start it again on later.
+    pub fn kill(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         drop(self);
-        spawn(dir, manifest)
+        dir
     }
 
     pub fn call(
