@@ -12,7 +12,7 @@ use eddy_core::{BucketName, FunctionName, Lineage, ObjectKey, TableName};
 use eddy_executor::*;
 use eddy_objects::PutOptions;
 use eddy_tables::{Key, TableStore};
-use eddy_tests::{Eddy, app, start_executor, upload, wait_for};
+use eddy_tests::{Eddy, Recorder, app, start_executor, upload, wait_for};
 use serde_json::{Value, json};
 
 struct Harness {
@@ -39,35 +39,6 @@ fn name(f: &str) -> FunctionName {
 async fn settled(executor: &Executor, total: u64) -> bool {
     let c = executor.counts().await.unwrap();
     c.total() >= total && c.ready == 0 && c.leased == 0
-}
-
-/// An in-process handler that records what it was given and fails while told to.
-#[derive(Default)]
-struct Recorder {
-    calls: Mutex<Vec<(Value, Context)>>,
-    failing: Mutex<bool>,
-}
-
-#[async_trait]
-impl Handler for Recorder {
-    async fn handle(&self, event: Value, context: Context) -> Result<Value, FunctionError> {
-        self.calls.lock().unwrap().push((event, context));
-        if *self.failing.lock().unwrap() {
-            return Err(FunctionError::new("Error", "the handler is told to fail"));
-        }
-        Ok(json!({"ok": true}))
-    }
-}
-
-impl Recorder {
-    fn events(&self) -> Vec<Value> {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(e, _)| e.clone())
-            .collect()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

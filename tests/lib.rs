@@ -236,3 +236,40 @@ impl Eddy {
         }
     }
 }
+
+/// An in-process handler that records what it was given, and fails while told to.
+#[derive(Default)]
+pub struct Recorder {
+    pub calls: std::sync::Mutex<Vec<(serde_json::Value, eddy_executor::Context)>>,
+    pub failing: std::sync::Mutex<bool>,
+}
+
+#[async_trait::async_trait]
+impl eddy_executor::Handler for Recorder {
+    async fn handle(
+        &self,
+        event: serde_json::Value,
+        context: eddy_executor::Context,
+    ) -> Result<serde_json::Value, eddy_executor::FunctionError> {
+        self.calls.lock().unwrap().push((event, context));
+        if *self.failing.lock().unwrap() {
+            return Err(eddy_executor::FunctionError::new(
+                "Error",
+                "the handler is told to fail",
+            ));
+        }
+        Ok(serde_json::json!({"ok": true}))
+    }
+}
+
+impl Recorder {
+    /// The events it was given, in order.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().map(|(e, _)| e.clone()).collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+}

@@ -3,14 +3,13 @@
 //! schedule's input; a restart neither repeats a run nor loses one, and runs that came due
 //! while nothing ran are run once, or skipped, as the schedule asks.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use eddy_core::FunctionName;
 use eddy_executor::*;
-use eddy_tests::{Eddy, app, start_executor, wait_for};
-use serde_json::{Value, json};
+use eddy_tests::{Eddy, Recorder, app, start_executor, wait_for};
+use serde_json::json;
 
 const APP: &str = "
 functions:
@@ -27,43 +26,25 @@ schedules:
   - {name: skip-missed, function: skipper, expression: rate(1 minute), missed: skip}
 ";
 
-/// An in-process handler that keeps the events it was given.
-#[derive(Default)]
-struct Runs(Mutex<Vec<Value>>);
-
-#[async_trait]
-impl Handler for Runs {
-    async fn handle(&self, event: Value, _: Context) -> Result<Value, FunctionError> {
-        self.0.lock().unwrap().push(event);
-        Ok(Value::Null)
-    }
-}
-
-impl Runs {
-    fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    /// The `time` of each Scheduled Event received.
-    fn times(&self) -> Vec<String> {
-        let runs = self.0.lock().unwrap();
-        runs.iter()
-            .map(|e| e["time"].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
+/// The `time` of each Scheduled Event `runs` received.
+fn times(runs: &Recorder) -> Vec<String> {
+    runs.events()
+        .iter()
+        .map(|e| e["time"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 struct Node {
     eddy: Eddy,
     executor: Executor,
-    minutely: Arc<Runs>,
-    noon: Arc<Runs>,
-    skipper: Arc<Runs>,
+    minutely: Arc<Recorder>,
+    noon: Arc<Recorder>,
+    skipper: Arc<Recorder>,
 }
 
 async fn start(dir: &std::path::Path, clock: &ManualClock) -> Node {
     let (eddy, executor) = start_executor(dir, app(dir, APP), Arc::new(clock.clone())).await;
-    let [minutely, noon, skipper] = [(); 3].map(|_| Arc::new(Runs::default()));
+    let [minutely, noon, skipper] = [(); 3].map(|_| Arc::new(Recorder::default()));
     for (name, runs) in [
         ("minutely", &minutely),
         ("noon", &noon),
@@ -119,10 +100,10 @@ async fn schedules_run_at_their_times_once_across_restarts() {
     })
     .await;
     assert_eq!(
-        node.minutely.times(),
+        times(&node.minutely),
         ["2026-12-01T10:59:00Z", "2026-12-01T11:00:00Z"]
     );
-    let event = node.minutely.0.lock().unwrap()[1].clone();
+    let event = node.minutely.events()[1].clone();
     assert_eq!(event["detail-type"], "Scheduled Event");
     assert_eq!(event["source"], "aws.events");
     assert_eq!(
@@ -130,7 +111,7 @@ async fn schedules_run_at_their_times_once_across_restarts() {
         json!(["arn:aws:events:us-east-1:000000000000:rule/every-minute"])
     );
     assert_eq!(
-        node.noon.0.lock().unwrap()[0],
+        node.noon.events()[0],
         json!({"report": "daily", "pages": [1, 2]}),
         "the input replaces the Scheduled Event"
     );
@@ -144,7 +125,7 @@ async fn schedules_run_at_their_times_once_across_restarts() {
     let node = start(dir.path(), &clock).await;
     wait_for("the missed run", || async { node.minutely.count() == 1 }).await;
     assert_eq!(
-        node.minutely.times(),
+        times(&node.minutely),
         ["2026-12-01T11:03:00Z"],
         "`missed: run_once` runs the latest missed run, once"
     );
@@ -154,7 +135,7 @@ async fn schedules_run_at_their_times_once_across_restarts() {
     })
     .await;
     assert_eq!(
-        node.skipper.times(),
+        times(&node.skipper),
         ["2026-12-01T11:04:00Z"],
         "`missed: skip` runs none of the missed runs"
     );
@@ -202,15 +183,8 @@ schedules:
         Arc::new(clock.clone()),
     )
     .await;
-    struct Failing(Mutex<usize>);
-    #[async_trait]
-    impl Handler for Failing {
-        async fn handle(&self, _: Value, _: Context) -> Result<Value, FunctionError> {
-            *self.0.lock().unwrap() += 1;
-            Err(FunctionError::new("Error", "no"))
-        }
-    }
-    let flaky = Arc::new(Failing(Mutex::new(0)));
+    let flaky = Arc::new(Recorder::default());
+    *flaky.failing.lock().unwrap() = true;
     executor.register(FunctionName::new("flaky").unwrap(), flaky.clone());
     wait_for("the timetable to take in the schedule", || async {
         SqlDeliveries::new(&eddy.bus, "test")
@@ -222,10 +196,7 @@ schedules:
     })
     .await;
     move_to(&clock, "2026-12-01T11:00:00Z");
-    wait_for("the first attempt", || async {
-        *flaky.0.lock().unwrap() == 1
-    })
-    .await;
+    wait_for("the first attempt", || async { flaky.count() == 1 }).await;
     wait_for("the retry to be set", || async {
         let c = executor.counts().await.unwrap();
         c.ready == 1 && c.leased == 0
@@ -237,11 +208,7 @@ schedules:
         executor.counts().await.unwrap().dead == 1
     })
     .await;
-    assert_eq!(
-        *flaky.0.lock().unwrap(),
-        2,
-        "two attempts, as its policy says"
-    );
+    assert_eq!(flaky.count(), 2, "two attempts, as its policy says");
     let dead = executor.dead_letters(None).await.unwrap();
     assert_eq!(dead[0].trigger, "schedule/hourly");
     assert_eq!(dead[0].reason, DeadReason::RetriesExhausted);

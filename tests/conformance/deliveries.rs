@@ -24,6 +24,7 @@ fn delivery(seq: u64, function: &str, order_key: Option<&str>) -> NewDelivery {
         order_key: order_key.map(str::to_string),
         dead: None,
         lease_until: None,
+        replay: 0,
     }
 }
 
@@ -133,6 +134,38 @@ pub async fn creation_is_idempotent(stores: Stores) {
         "an event and trigger make one delivery, however often they are matched"
     );
     assert_eq!(store.counts(&mut bus.readers()).await.unwrap().total(), 3);
+}
+
+/// A replay makes a delivery of its own for an event and trigger that had one; made twice (its
+/// commit's answer lost), it is still one.
+pub async fn a_replay_delivers_again_apart_from_the_original(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    create(bus, store, vec![delivery(7, "f", Some("k"))]).await;
+    let replay = bus
+        .write(store.clone(), |tx, store| {
+            Box::pin(store.record_replay(tx, "on-f", 1, 7, NOW))
+        })
+        .await
+        .unwrap();
+    let again = NewDelivery {
+        replay,
+        order_key: Some(format!("k\u{1f}replay {replay}")),
+        ..delivery(7, "f", None)
+    };
+    assert_eq!(create(bus, store, vec![again.clone()]).await.len(), 1);
+    assert!(create(bus, store, vec![again]).await.is_empty());
+    let made = store.deliveries_of(&mut bus.readers(), 7).await.unwrap();
+    assert_eq!(
+        made.iter().map(|d| d.replay).collect::<Vec<_>>(),
+        [0, replay],
+        "the original first, then the replay's"
+    );
+    // The replay's delivery does not wait behind the original's (another order key).
+    let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+    assert_eq!(
+        leased.iter().map(|d| d.replay).collect::<Vec<_>>(),
+        [0, replay]
+    );
 }
 
 pub async fn concurrent_claimers_never_share_a_delivery(stores: Stores) {

@@ -75,6 +75,7 @@ macro_rules! every_suite {
             journal::failed_writes_leave_no_events_and_no_gaps,
             journal::cursors_and_followers,
             deliveries::creation_is_idempotent,
+            deliveries::a_replay_delivers_again_apart_from_the_original,
             deliveries::concurrent_claimers_never_share_a_delivery,
             deliveries::a_key_runs_one_delivery_at_a_time_in_order,
             deliveries::leases_expire_and_a_node_reclaims_only_its_own,

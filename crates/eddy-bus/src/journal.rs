@@ -49,6 +49,34 @@ pub(crate) async fn last_seq(db: &mut dyn Sql) -> Result<u64, BusError> {
     Ok(row.get::<Option<u64>>("last")?.unwrap_or(0))
 }
 
+/// The first sequence number of an event at or after `time_ms` (`None` if there is none).
+pub(crate) async fn first_at_or_after(
+    db: &mut dyn Sql,
+    time_ms: i64,
+) -> Result<Option<u64>, BusError> {
+    let row = db
+        .fetch_one(
+            "SELECT min(seq) AS seq FROM _eddy_journal WHERE time_ms >= ?",
+            &[Value::from(time_ms)],
+        )
+        .await?;
+    row.get("seq")
+}
+
+/// The last sequence number of an event at or before `time_ms` (`None` if there is none).
+pub(crate) async fn last_at_or_before(
+    db: &mut dyn Sql,
+    time_ms: i64,
+) -> Result<Option<u64>, BusError> {
+    let row = db
+        .fetch_one(
+            "SELECT max(seq) AS seq FROM _eddy_journal WHERE time_ms <= ?",
+            &[Value::from(time_ms)],
+        )
+        .await?;
+    row.get("seq")
+}
+
 pub(crate) async fn set_cursor(db: &mut dyn Sql, name: &str, seq: u64) -> Result<(), BusError> {
     db.execute(
         "INSERT INTO _eddy_cursors (name, seq) VALUES (?, ?)

@@ -288,6 +288,16 @@ impl Bus {
         journal::at(&mut self.readers(), seqs).await
     }
 
+    /// The first event's sequence number at or after `time_ms` (its commit time), if any.
+    pub async fn first_seq_at_or_after(&self, time_ms: i64) -> Result<Option<u64>, BusError> {
+        journal::first_at_or_after(&mut self.readers(), time_ms).await
+    }
+
+    /// The last event's sequence number at or before `time_ms`, if any.
+    pub async fn last_seq_at_or_before(&self, time_ms: i64) -> Result<Option<u64>, BusError> {
+        journal::last_at_or_before(&mut self.readers(), time_ms).await
+    }
+
     /// The event with this id, if there is one.
     pub async fn event(&self, id: &str) -> Result<Option<Event>, BusError> {
         journal::by_id(&mut self.readers(), id).await

@@ -73,6 +73,23 @@ pub fn print_explained(answer: &ExplainedEvent) {
             println!("    {mark} {}  (saw {:?})", clause.clause, clause.saw);
         }
     }
+    for d in &answer.deliveries {
+        let replay = d.replay.map_or(String::new(), |r| format!(" (replay {r})"));
+        let why = match (&d.dead_reason, &d.last_error) {
+            (Some(reason), error) => format!(": {reason} {}", error.as_deref().unwrap_or("")),
+            (None, Some(error)) => format!(": last error {error}"),
+            (None, None) => String::new(),
+        };
+        println!(
+            "  delivery {} to {} by {}{replay}: {} after {} attempts{}",
+            d.id,
+            d.function,
+            d.trigger,
+            d.state,
+            d.attempts,
+            why.trim_end()
+        );
+    }
     for run in &answer.invocations {
         println!(
             "  ran {} ({}): {}",
@@ -113,6 +130,36 @@ pub fn redrive(
         _ => anyhow::bail!("name one dead letter (its ID) or --function NAME, not both"),
     };
     typed(client.api("POST", &path, "", None)?)
+}
+
+/// `eddy events replay --trigger NAME --from SEQ|TIME [--to SEQ|TIME]`.
+pub fn replay(
+    client: &Client,
+    trigger: &str,
+    from: &str,
+    to: Option<&str>,
+) -> anyhow::Result<ReplayResponse> {
+    let position = |text: &str| match text.parse::<u64>() {
+        Ok(seq) => JournalPosition::Seq(seq),
+        Err(_) => JournalPosition::Time(text.to_string()),
+    };
+    let request = ReplayRequest {
+        from: position(from),
+        to: to.map(position),
+    };
+    typed(client.api(
+        "POST",
+        &format!("/_eddy/v1/triggers/{}/replay", encode(trigger)),
+        "",
+        Some(&serde_json::to_value(&request)?),
+    )?)
+}
+
+pub fn print_replay(answer: &ReplayResponse) {
+    println!(
+        "replay {}: {} events of {}..{} delivered again to {}",
+        answer.replay, answer.events, answer.from, answer.to, answer.trigger
+    );
 }
 
 /// `eddy deploy MANIFEST…`: the running server checks them as one app and runs it. Paths in

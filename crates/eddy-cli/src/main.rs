@@ -203,8 +203,19 @@ enum EventsCommand {
         #[arg(long, short)]
         follow: bool,
     },
-    /// One event: which triggers matched it, clause by clause, and what ran.
+    /// One event: which triggers matched it, clause by clause, its deliveries, and what ran.
     Show { id: String },
+    /// Deliver a range of the journal again to one trigger (the events it matches now).
+    Replay {
+        #[arg(long)]
+        trigger: String,
+        /// The first event: a sequence number, or a time like 2026-12-01T00:00:00Z.
+        #[arg(long)]
+        from: String,
+        /// The last event (a sequence number or a time); the newest without it.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -426,6 +437,10 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
         }
         Command::Events(EventsCommand::Show { id }) => {
             output(json, &admin::show(client, &id)?, admin::print_explained);
+        }
+        Command::Events(EventsCommand::Replay { trigger, from, to }) => {
+            let answer = admin::replay(client, &trigger, &from, to.as_deref())?;
+            output(json, &answer, admin::print_replay);
         }
         Command::Dlq(DlqCommand::List { function }) => {
             let answer = admin::dead_letters(client, function.as_deref())?;

@@ -331,3 +331,118 @@ fn deploy_applies_valid_manifests_and_reports_invalid_ones() {
         "{err}"
     );
 }
+
+fn audit_successes(eddy: &Eddy) -> usize {
+    eddy.get("/_eddy/v1/invocations?function=audit").body["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "success")
+        .count()
+}
+
+#[test]
+fn a_trigger_replays_its_events_from_the_command_line() {
+    let eddy = serve(APP);
+    for id in [1, 2] {
+        eddy.json(
+            "POST",
+            "/_eddy/v1/tables/orders/rows",
+            json!({"id": id, "status": "new"}),
+        );
+    }
+    eddy.wait_for("the originals", |e| audit_successes(e) == 2);
+    let made = cli_ok(
+        &eddy,
+        &[
+            "events",
+            "replay",
+            "--trigger",
+            "audit-on-orders",
+            "--from",
+            "1",
+        ],
+    );
+    assert_eq!(
+        made.trim(),
+        "replay 1: 2 events of 1..2 delivered again to audit-on-orders"
+    );
+    eddy.wait_for("the replay", |e| audit_successes(e) == 4);
+    let explained = cli_ok(&eddy, &["events", "show", "1"]);
+    assert!(
+        explained.contains("by audit-on-orders: done after 1 attempts")
+            && explained.contains("by audit-on-orders (replay 1): done after 1 attempts"),
+        "{explained}"
+    );
+    let by_time = json_of(&cli_ok(
+        &eddy,
+        &[
+            "--json",
+            "events",
+            "replay",
+            "--trigger",
+            "audit-on-orders",
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            "1",
+        ],
+    ));
+    assert_eq!(
+        by_time,
+        json!({"replay": 2, "trigger": "audit-on-orders", "from": 1, "to": 1, "events": 1})
+    );
+    eddy.wait_for("the second replay", |e| audit_successes(e) == 5);
+
+    // Refused, each with what would be accepted, and nothing made.
+    let err = cli_err(
+        &eddy,
+        &["events", "replay", "--trigger", "nope", "--from", "1"],
+    );
+    assert!(err.contains("NoSuchTrigger"), "{err}");
+    let err = cli_err(
+        &eddy,
+        &[
+            "events",
+            "replay",
+            "--trigger",
+            "audit-on-orders",
+            "--from",
+            "tomorrow",
+        ],
+    );
+    assert!(
+        err.contains("InvalidReplay") && err.contains("a time like 2026-12-01T00:00:00Z"),
+        "{err}"
+    );
+    let path = "/_eddy/v1/triggers/audit-on-orders/replay";
+    for body in [
+        json!({"from": true}),
+        json!({"from": 1, "until": 2}),
+        json!({"to": 1}),
+        json!({"from": -1}),
+    ] {
+        let refused = eddy.json("POST", path, body.clone());
+        assert_eq!(refused.status, 400, "{body}: {}", refused.body);
+        assert_eq!(refused.body["error"]["code"], "InvalidReplay", "{body}");
+    }
+    let backwards = eddy.json("POST", path, json!({"from": 2, "to": 1}));
+    assert_eq!(backwards.status, 400);
+    assert_eq!(
+        backwards.body["error"]["message"],
+        "cannot replay: the range starts at 2, after its end 1"
+    );
+    let unsigned = eddy.call(
+        "POST",
+        path,
+        &[("authorization", "")],
+        Some(r#"{"from": 1}"#),
+    );
+    assert_eq!(unsigned.status, 401);
+    let events = eddy.get("/_eddy/v1/events/1").body;
+    assert_eq!(
+        events["deliveries"].as_array().unwrap().len(),
+        3,
+        "the refused replays made no delivery: {events}"
+    );
+}

@@ -22,6 +22,8 @@ pub struct NewDelivery {
     pub dead: Option<(DeadReason, String)>,
     /// Set when the delivery is created leased (its function has room now), until then.
     pub lease_until: Option<i64>,
+    /// The replay that makes it; 0 for the event's original delivery.
+    pub replay: i64,
 }
 
 /// A delivery that `create` wrote (not one that existed already).
@@ -78,6 +80,36 @@ pub struct Leased {
     pub function: String,
     /// This attempt's number, from 1.
     pub attempt: u32,
+    /// The replay that made the delivery; 0 for an original one.
+    pub replay: i64,
+}
+
+/// A delivery of one event, as `events show` tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub id: i64,
+    pub trigger: String,
+    pub function: String,
+    /// `ready`, `leased`, `done` or `dead`.
+    pub state: String,
+    pub attempts: u32,
+    /// When a ready delivery's next attempt is due.
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+    pub replay: i64,
+}
+
+/// A replay: journal events delivered again to one trigger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replay {
+    pub id: i64,
+    pub trigger: String,
+    /// The first and last sequence numbers of the range replayed.
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// How many events of the range the trigger matched: one delivery each.
+    pub events: u64,
 }
 
 /// A dead-lettered delivery.
@@ -254,6 +286,27 @@ pub trait DeliveryStore: Send + Sync + 'static {
 
     /// Records attempts and moves their deliveries on.
     async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<(), ExecError>;
+
+    /// Records a replay and gives it its id (its deliveries are made with
+    /// [`create`](Self::create), carrying the id).
+    async fn record_replay(
+        &self,
+        tx: &mut dyn Sql,
+        trigger: &str,
+        from_seq: u64,
+        to_seq: u64,
+        now_ms: i64,
+    ) -> Result<i64, ExecError>;
+
+    /// Sets how many events a replay delivers, once its deliveries are all made.
+    async fn finish_replay(&self, tx: &mut dyn Sql, id: i64, events: u64) -> Result<(), ExecError>;
+
+    /// Every delivery of the event `event_seq`, originals and replays, in the order made.
+    async fn deliveries_of(
+        &self,
+        db: &mut dyn Sql,
+        event_seq: u64,
+    ) -> Result<Vec<DeliveryState>, ExecError>;
 
     /// The last run of each schedule that has run (or was started).
     async fn schedule_runs(&self, db: &mut dyn Sql) -> Result<HashMap<String, i64>, ExecError>;

@@ -51,7 +51,7 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
                 .unwrap_or(0);
             granted.insert(function.clone(), got);
         }
-        let deliveries = plan(&inner, &events, granted.clone());
+        let deliveries = plan(&inner, &events, granted.clone(), None);
         let last = events.last().map_or(0, |e| e.seq);
         // Deliveries and cursor commit together. Until they do, the batch is retried: the
         // follower has moved on, so giving up would skip these events.
@@ -104,6 +104,7 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
                 trigger: c.trigger,
                 function: planned.function.clone(),
                 attempt: 1,
+                replay: 0,
             };
             inner
                 .attempts
@@ -165,9 +166,22 @@ fn fast_path_candidates(inner: &Inner, events: &[Event]) -> HashMap<String, (u32
     wanted
 }
 
+/// A replay's trigger and id, for [`plan`].
+pub(crate) struct ReplayOf<'a> {
+    pub trigger: &'a str,
+    pub id: i64,
+}
+
 /// The deliveries a batch of events makes. Unordered ones whose function has a slot in
-/// `granted` are created leased, to run at once; the rest wait for the scheduler.
-fn plan(inner: &Inner, events: &[Event], mut granted: HashMap<String, u32>) -> Vec<NewDelivery> {
+/// `granted` are created leased, to run at once; the rest wait for the scheduler. For a
+/// `replay`, only its trigger's, carrying its id, each key's in order among themselves (apart
+/// from the key's live deliveries).
+pub(crate) fn plan(
+    inner: &Inner,
+    events: &[Event],
+    mut granted: HashMap<String, u32>,
+    replay: Option<&ReplayOf>,
+) -> Vec<NewDelivery> {
     let compiled = inner.compiled();
     let now = inner.clock.now_ms();
     let grace = inner.config.lease_grace.as_millis() as i64;
@@ -185,6 +199,11 @@ fn plan(inner: &Inner, events: &[Event], mut granted: HashMap<String, u32>) -> V
     let mut deliveries = Vec::new();
     for event in events {
         let matched: Vec<(String, String, Option<String>)> = match &event.source {
+            _ if replay.is_some()
+                && !matches!(event.source, Source::Bucket(_) | Source::Table(_)) =>
+            {
+                Vec::new()
+            }
             Source::Function(f) => vec![(INVOKE_TRIGGER.to_string(), f.to_string(), None)],
             Source::Schedule(name) => match compiled.app.schedule(name.as_str()) {
                 Some(s) => vec![(s.delivery_name(), s.function.to_string(), None)],
@@ -198,9 +217,15 @@ fn plan(inner: &Inner, events: &[Event], mut granted: HashMap<String, u32>) -> V
                 .index
                 .matching(event)
                 .into_iter()
+                .filter(|t| replay.is_none_or(|r| r.trigger == t.name))
                 .map(|t| {
-                    let order_key = (t.ordering == Ordering::PerKey)
-                        .then(|| format!("{}\u{1f}{}\u{1f}{}", t.name, event.source, event.key));
+                    let order_key = (t.ordering == Ordering::PerKey).then(|| {
+                        let key = format!("{}\u{1f}{}\u{1f}{}", t.name, event.source, event.key);
+                        match replay {
+                            Some(r) => format!("{key}\u{1f}replay {}", r.id),
+                            None => key,
+                        }
+                    });
                     (t.name.clone(), t.function.to_string(), order_key)
                 })
                 .collect(),
@@ -230,6 +255,7 @@ fn plan(inner: &Inner, events: &[Event], mut granted: HashMap<String, u32>) -> V
                 order_key,
                 dead: dead.clone(),
                 lease_until,
+                replay: replay.map_or(0, |r| r.id),
             });
         }
     }

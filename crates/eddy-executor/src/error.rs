@@ -12,6 +12,10 @@ pub enum ExecError {
     Throttled { function: String, concurrency: u32 },
     #[error("function `{function}` cannot run: {reason}")]
     Unrunnable { function: String, reason: String },
+    #[error("trigger `{0}` does not exist")]
+    NoSuchTrigger(String),
+    #[error("cannot replay: {0}")]
+    InvalidReplay(String),
     #[error("the delivery records hold something unreadable: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -24,6 +28,8 @@ impl Classify for ExecError {
             ExecError::NoSuchFunction(_) => ErrorKind::NotFound,
             ExecError::Throttled { .. } => ErrorKind::Unavailable,
             ExecError::Unrunnable { .. } => ErrorKind::InvalidInput,
+            ExecError::NoSuchTrigger(_) => ErrorKind::NotFound,
+            ExecError::InvalidReplay(_) => ErrorKind::InvalidInput,
             ExecError::Corrupt(_) => ErrorKind::Internal,
             ExecError::Bus(e) => e.kind(),
         }

@@ -17,6 +17,7 @@ mod deliveries;
 mod dispatch;
 mod error;
 mod payload;
+mod replay;
 mod schedule;
 mod settle;
 mod sql;
@@ -37,10 +38,12 @@ use tokio_util::task::TaskTracker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deliveries::{
-    Claim, Created, DeadLetter, DeadReason, DeliveryAttempt, DeliveryCounts, DeliveryStore,
-    InvocationPage, InvocationRecord, InvocationTotals, Leased, NewDelivery, Settle, Settlement,
+    Claim, Created, DeadLetter, DeadReason, DeliveryAttempt, DeliveryCounts, DeliveryState,
+    DeliveryStore, InvocationPage, InvocationRecord, InvocationTotals, Leased, NewDelivery, Replay,
+    Settle, Settlement,
 };
 pub use error::ExecError;
+pub use replay::JournalPoint;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
 pub use sql::SqlDeliveries;
 

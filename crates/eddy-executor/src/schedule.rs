@@ -199,10 +199,15 @@ async fn attempt(
         Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
         _ => None,
     };
-    let payload = match payload::build(event, trigger, &d.trigger, label) {
+    let mut payload = match payload::build(event, trigger, &d.trigger, label) {
         Ok(payload) => payload,
         Err(e) => return dead(DeadReason::RetriesExhausted, e.to_string()),
     };
+    if d.replay != 0
+        && let Some(fields) = payload.as_object_mut()
+    {
+        fields.insert("eddyReplay".into(), d.replay.into());
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
     let lineage = Lineage::caused_by(event, request_id.clone());
     let (outcome, mut record) = match inner

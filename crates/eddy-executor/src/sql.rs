@@ -59,7 +59,7 @@ fn recorded_order(dialect: Dialect) -> &'static str {
 /// Candidates for leasing: due, ready, and — for ordered deliveries — the oldest unfinished of
 /// their key.
 const DUE: &str =
-    "SELECT id, event_seq, event_time_ms, trigger, function, attempts FROM _eddy_deliveries d
+    "SELECT id, event_seq, event_time_ms, trigger, function, attempts, replay FROM _eddy_deliveries d
      WHERE state = 'ready' AND next_attempt_ms <= ?
        AND (order_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM _eddy_deliveries e
@@ -75,6 +75,7 @@ fn leased(row: &Row) -> Result<Leased, ExecError> {
         trigger: row.get("trigger")?,
         function: row.get("function")?,
         attempt: row.get::<u32>("attempts")? + 1,
+        replay: row.get("replay")?,
     })
 }
 
@@ -128,7 +129,7 @@ impl DeliveryStore for SqlDeliveries {
     ) -> Result<Vec<Created>, ExecError> {
         let mut created = Vec::new();
         for chunk in deliveries.chunks(CHUNK) {
-            let mut values = Vec::with_capacity(chunk.len() * 13);
+            let mut values = Vec::with_capacity(chunk.len() * 14);
             for d in chunk {
                 let (state, reason, error) = match (&d.dead, d.lease_until) {
                     (Some((reason, error)), _) => {
@@ -151,16 +152,17 @@ impl DeliveryStore for SqlDeliveries {
                     Value::from(reason),
                     Value::from(error),
                     Value::from(now_ms),
+                    Value::from(d.replay),
                 ]);
             }
             let sql = format!(
                 "INSERT INTO _eddy_deliveries
                      (event_seq, event_time_ms, trigger, function, order_key, state, attempts, next_attempt_ms,
-                      lease_until_ms, lease_node, dead_reason, last_error, updated_ms)
+                      lease_until_ms, lease_node, dead_reason, last_error, updated_ms, replay)
                  VALUES {}
-                 ON CONFLICT (event_seq, trigger) DO NOTHING
+                 ON CONFLICT (event_seq, trigger, replay) DO NOTHING
                  RETURNING id, event_seq, trigger, state",
-                rows_of(chunk.len(), 13)
+                rows_of(chunk.len(), 14)
             );
             for row in tx.fetch(&sql, &values).await? {
                 created.push(Created {
@@ -320,6 +322,63 @@ impl DeliveryStore for SqlDeliveries {
             .await?;
         }
         Ok(())
+    }
+
+    async fn record_replay(
+        &self,
+        tx: &mut dyn Sql,
+        trigger: &str,
+        from_seq: u64,
+        to_seq: u64,
+        now_ms: i64,
+    ) -> Result<i64, ExecError> {
+        let row = tx
+            .fetch_one(
+                "INSERT INTO _eddy_replays (trigger, from_seq, to_seq, events, created_ms)
+                 VALUES (?, ?, ?, 0, ?) RETURNING id",
+                args![trigger, from_seq, to_seq, now_ms],
+            )
+            .await?;
+        Ok(row.get("id")?)
+    }
+
+    async fn finish_replay(&self, tx: &mut dyn Sql, id: i64, events: u64) -> Result<(), ExecError> {
+        tx.execute(
+            "UPDATE _eddy_replays SET events = ? WHERE id = ?",
+            args![events, id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn deliveries_of(
+        &self,
+        db: &mut dyn Sql,
+        event_seq: u64,
+    ) -> Result<Vec<DeliveryState>, ExecError> {
+        let rows = db
+            .fetch(
+                "SELECT id, trigger, function, state, attempts, next_attempt_ms, last_error,
+                        dead_reason, replay
+                 FROM _eddy_deliveries WHERE event_seq = ? ORDER BY id",
+                args![event_seq],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryState {
+                    id: r.get("id")?,
+                    trigger: r.get("trigger")?,
+                    function: r.get("function")?,
+                    state: r.get("state")?,
+                    attempts: r.get("attempts")?,
+                    next_attempt_ms: r.get("next_attempt_ms")?,
+                    last_error: r.get("last_error")?,
+                    dead_reason: r.get("dead_reason")?,
+                    replay: r.get("replay")?,
+                })
+            })
+            .collect()
     }
 
     async fn schedule_runs(&self, db: &mut dyn Sql) -> Result<HashMap<String, i64>, ExecError> {

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use eddy_core::{Event, FunctionName};
-use eddy_executor::{DeadLetter, InvocationRecord};
+use eddy_executor::{DeadLetter, InvocationRecord, JournalPoint};
 use eddy_subscriptions::{Filter, Format, Missed, Ordering, RetryPolicy};
 use eddy_wire::admin::*;
 
@@ -63,6 +63,43 @@ fn retry_info(retry: &RetryPolicy) -> RetryInfo {
         backoff_max_ms: retry.backoff_max.as_millis() as u64,
         max_event_age_ms: retry.max_event_age.as_millis() as u64,
     }
+}
+
+/// `POST /_eddy/v1/triggers/{name}/replay`.
+pub async fn replay(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<ReplayResponse>> {
+    let invalid =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, "InvalidReplay", message);
+    let request: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
+        invalid(format!(
+            "the body is not a replay request ({e}); expected {{\"from\": SEQUENCE or TIME, \"to\": SEQUENCE or TIME (optional)}}, a TIME like 2026-12-01T00:00:00Z"
+        ))
+    })?;
+    let point = |p: &JournalPosition, field: &str| {
+        match p {
+        JournalPosition::Seq(seq) => Ok(JournalPoint::Seq(*seq)),
+        JournalPosition::Time(text) => eddy_core::time::parse_iso8601(text)
+            .map(JournalPoint::Time)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "`{field}` is {text:?}; expected a sequence number or a time like 2026-12-01T00:00:00Z"
+                ))
+            }),
+    }
+    };
+    let from = point(&request.from, "from")?;
+    let to = request.to.as_ref().map(|p| point(p, "to")).transpose()?;
+    let made = s.executor.replay(&name, from, to).await?;
+    Ok(Json(ReplayResponse {
+        replay: made.id,
+        trigger: made.trigger,
+        from: made.from_seq,
+        to: made.to_seq,
+        events: made.events,
+    }))
 }
 
 /// How many next runs `GET /_eddy/v1/schedules` shows.
@@ -193,9 +230,24 @@ pub async fn event(
         })
         .collect();
     let invocations = s.executor.invocations(None, Some(event.seq)).await?;
+    let deliveries = s.executor.deliveries_of(event.seq).await?;
     Ok(Json(ExplainedEvent {
         event: event_record(&event),
         triggers,
+        deliveries: deliveries
+            .into_iter()
+            .map(|d| DeliveryInfo {
+                id: d.id,
+                trigger: d.trigger,
+                function: d.function,
+                state: d.state,
+                attempts: d.attempts,
+                next_attempt_ms: d.next_attempt_ms,
+                last_error: d.last_error,
+                dead_reason: d.dead_reason,
+                replay: (d.replay != 0).then_some(d.replay),
+            })
+            .collect(),
         invocations: invocations.iter().map(invocation_info).collect(),
     }))
 }

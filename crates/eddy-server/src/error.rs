@@ -125,6 +125,8 @@ impl ApiCode for eddy_executor::ExecError {
             E::NoSuchFunction(_) => "NoSuchFunction",
             E::Throttled { .. } => "Throttled",
             E::Unrunnable { .. } => "Unrunnable",
+            E::NoSuchTrigger(_) => "NoSuchTrigger",
+            E::InvalidReplay(_) => "InvalidReplay",
             E::Corrupt(_) => "CorruptData",
             E::Bus(e) => e.api_code(),
         }

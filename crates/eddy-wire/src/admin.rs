@@ -126,7 +126,61 @@ pub struct EventPage {
 pub struct ExplainedEvent {
     pub event: EventRecord,
     pub triggers: Vec<TriggerVerdict>,
+    /// The event's deliveries, originals and replays, in the order they were made.
+    #[serde(default)]
+    pub deliveries: Vec<DeliveryInfo>,
     pub invocations: Vec<InvocationInfo>,
+}
+
+/// One delivery of an event to a function.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryInfo {
+    pub id: i64,
+    /// The trigger's name; `schedule/NAME` for a schedule's run, `$invoke` for an asynchronous
+    /// invocation.
+    pub trigger: String,
+    pub function: String,
+    /// `ready`, `leased` (running), `done` or `dead`.
+    pub state: String,
+    pub attempts: u32,
+    /// When a ready delivery's next attempt is due.
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+    /// The replay that made it; absent for the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<i64>,
+}
+
+/// `POST /_eddy/v1/triggers/{name}/replay`: the journal's events from `from` to `to` (the
+/// newest, without one) delivered again to the trigger. Each is a sequence number or a time
+/// (`2026-12-01T00:00:00Z`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    pub from: JournalPosition,
+    #[serde(default)]
+    pub to: Option<JournalPosition>,
+}
+
+/// A place in the journal: a sequence number, or a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JournalPosition {
+    Seq(u64),
+    Time(String),
+}
+
+/// What a replay made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplayResponse {
+    pub replay: i64,
+    pub trigger: String,
+    /// The range of sequence numbers replayed (empty when `from` is above `to`).
+    pub from: u64,
+    pub to: u64,
+    /// How many events of the range the trigger matched: one delivery each.
+    pub events: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

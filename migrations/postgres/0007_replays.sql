@@ -1,0 +1,20 @@
+-- Replays: a trigger's journal events delivered again, each replay's deliveries apart from the
+-- original ones (and from other replays'): a delivery is one per event, trigger and replay
+-- (0 for the original).
+CREATE TABLE _eddy_replays (
+    id         BIGSERIAL PRIMARY KEY,
+    trigger    TEXT   NOT NULL,
+    from_seq   BIGINT NOT NULL,
+    to_seq     BIGINT NOT NULL,
+    events     BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+
+ALTER TABLE _eddy_deliveries ADD COLUMN replay BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE _eddy_deliveries DROP CONSTRAINT _eddy_deliveries_event_seq_trigger_key;
+ALTER TABLE _eddy_deliveries ADD CONSTRAINT _eddy_deliveries_event_trigger_replay
+    UNIQUE (event_seq, trigger, replay);
+CREATE INDEX _eddy_deliveries_by_event ON _eddy_deliveries (event_seq);
+
+-- A replay from a time finds its first event by time.
+CREATE INDEX _eddy_journal_by_time ON _eddy_journal (time_ms);
