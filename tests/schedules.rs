@@ -85,23 +85,25 @@ fn move_to(clock: &ManualClock, text: &str) {
     clock.advance(Duration::from_millis(by as u64));
 }
 
+// The manual clocks read a day in the past: a run's event is stamped with the real time of its
+// commit, and a clock ahead of that could find it older than its maximum age.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_run_at_their_times_once_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(at("2026-12-01T10:58:30Z"));
+    let clock = ManualClock::new(at("2026-11-02T10:58:30Z"));
     let node = start(dir.path(), &clock).await;
 
-    move_to(&clock, "2026-12-01T10:59:00Z");
+    move_to(&clock, "2026-11-02T10:59:00Z");
     wait_for("the 10:59 run", || async { node.minutely.count() == 1 }).await;
-    // Noon in Paris is 11:00 UTC in December.
-    move_to(&clock, "2026-12-01T11:00:00Z");
+    // Noon in Paris is 11:00 UTC in November (after the clocks went back).
+    move_to(&clock, "2026-11-02T11:00:00Z");
     wait_for("the 11:00 runs", || async {
         node.minutely.count() == 2 && node.noon.count() == 1 && node.skipper.count() == 2
     })
     .await;
     assert_eq!(
         times(&node.minutely),
-        ["2026-12-01T10:59:00Z", "2026-12-01T11:00:00Z"]
+        ["2026-11-02T10:59:00Z", "2026-11-02T11:00:00Z"]
     );
     let event = node.minutely.events()[1].clone();
     assert_eq!(event["detail-type"], "Scheduled Event");
@@ -117,26 +119,26 @@ async fn schedules_run_at_their_times_once_across_restarts() {
     );
 
     // Stopped at 11:00:30; started again at 11:03:30. Three runs of each rate came and went.
-    move_to(&clock, "2026-12-01T11:00:30Z");
+    move_to(&clock, "2026-11-02T11:00:30Z");
     node.executor.shutdown().await;
     let Node { eddy, executor, .. } = node;
     drop((executor, eddy));
-    move_to(&clock, "2026-12-01T11:03:30Z");
+    move_to(&clock, "2026-11-02T11:03:30Z");
     let node = start(dir.path(), &clock).await;
     wait_for("the missed run", || async { node.minutely.count() == 1 }).await;
     assert_eq!(
         times(&node.minutely),
-        ["2026-12-01T11:03:00Z"],
+        ["2026-11-02T11:03:00Z"],
         "`missed: run_once` runs the latest missed run, once"
     );
-    move_to(&clock, "2026-12-01T11:04:00Z");
+    move_to(&clock, "2026-11-02T11:04:00Z");
     wait_for("the 11:04 runs", || async {
         node.minutely.count() == 2 && node.skipper.count() == 1
     })
     .await;
     assert_eq!(
         times(&node.skipper),
-        ["2026-12-01T11:04:00Z"],
+        ["2026-11-02T11:04:00Z"],
         "`missed: skip` runs none of the missed runs"
     );
     assert_eq!(node.noon.count(), 0, "noon ran once, before the restart");
@@ -153,10 +155,10 @@ async fn schedules_run_at_their_times_once_across_restarts() {
     assert_eq!(
         per_source("schedule/every-minute"),
         [
-            "2026-12-01T10:59:00.000Z",
-            "2026-12-01T11:00:00.000Z",
-            "2026-12-01T11:03:00.000Z",
-            "2026-12-01T11:04:00.000Z"
+            "2026-11-02T10:59:00.000Z",
+            "2026-11-02T11:00:00.000Z",
+            "2026-11-02T11:03:00.000Z",
+            "2026-11-02T11:04:00.000Z"
         ]
     );
     assert_eq!(per_source("schedule/paris-noon").len(), 1);
@@ -171,7 +173,7 @@ async fn schedules_run_at_their_times_once_across_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_run_is_retried_with_the_schedules_policy() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(at("2026-12-01T10:59:30Z"));
+    let clock = ManualClock::new(at("2026-11-02T10:59:30Z"));
     let manifest = "
 functions: [{name: flaky, runtime: in_process}]
 schedules:
@@ -195,7 +197,7 @@ schedules:
             == 1
     })
     .await;
-    move_to(&clock, "2026-12-01T11:00:00Z");
+    move_to(&clock, "2026-11-02T11:00:00Z");
     wait_for("the first attempt", || async { flaky.count() == 1 }).await;
     wait_for("the retry to be set", || async {
         let c = executor.counts().await.unwrap();
