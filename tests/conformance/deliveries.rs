@@ -79,16 +79,18 @@ fn settled(
         }),
         settlement,
         record,
+        destination: None,
         now_ms,
     }
 }
 
-async fn record(bus: &Bus, store: &Arc<dyn DeliveryStore>, batch: Vec<Settle>) {
+/// Records settlements; returns the deliveries they moved.
+async fn record(bus: &Bus, store: &Arc<dyn DeliveryStore>, batch: Vec<Settle>) -> Vec<i64> {
     bus.write((store.clone(), batch), |tx, (store, batch)| {
         Box::pin(store.settle(tx, batch))
     })
     .await
-    .unwrap();
+    .unwrap()
 }
 
 /// What an attempt at `leased` that succeeded would record.
@@ -371,8 +373,11 @@ pub async fn settling_again_changes_nothing_and_a_stale_attempt_leaves_the_lease
         NOW,
         Some(success(first, "r-1")),
     )];
-    record(bus, store, batch.clone()).await;
-    record(bus, store, batch).await;
+    assert_eq!(record(bus, store, batch.clone()).await, [first.id]);
+    assert!(
+        record(bus, store, batch).await.is_empty(),
+        "the second recording moves nothing (no destination is written twice)"
+    );
     let recorded = store
         .invocations(&mut bus.readers(), Some("f"), None, 0, 100)
         .await

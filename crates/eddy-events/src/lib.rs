@@ -3,9 +3,12 @@
 //! - [`s3_record`]: an S3 event notification record, exactly as S3 sends one to Lambda;
 //! - [`dynamodb_record`]: a DynamoDB-Streams record with typed attribute values;
 //! - [`plain_record`]: eddy's simpler record for handlers that were not written for AWS;
-//! - [`scheduled_event`]: the event EventBridge sends when a schedule runs.
+//! - [`scheduled_event`]: the event EventBridge sends when a schedule runs;
+//! - [`destination`]: the records Lambda sends to an invocation's destinations.
 //!
 //! Handlers receive records wrapped as `{"Records": [...]}` ([`envelope`]).
+
+pub mod destination;
 
 use eddy_core::{Event, EventKind, Source};
 use serde_json::{Map, Value, json};

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use eddy_bus::sql::Sql;
+use eddy_core::{FunctionName, Lineage};
 
 use crate::ExecError;
 
@@ -201,7 +202,19 @@ pub struct Settle {
     pub delivery: Option<DeliveryAttempt>,
     pub settlement: Settlement,
     pub record: Option<InvocationRecord>,
+    /// A record for a destination, journaled (as an asynchronous invocation of its function)
+    /// in the settlement's transaction if the settlement moves the delivery on.
+    pub destination: Option<Destination>,
     pub now_ms: i64,
+}
+
+/// A destination's record: an asynchronous invocation of `function` with `record`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Destination {
+    pub function: FunctionName,
+    pub record: serde_json::Value,
+    /// The attempt it comes from: a destination's invocations count as handler hops.
+    pub lineage: Lineage,
 }
 
 /// Totals of recorded attempts for one function and outcome.
@@ -284,8 +297,9 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// expired ones; never another live node's.
     async fn reclaim(&self, tx: &mut dyn Sql, node: &str, now_ms: i64) -> Result<u64, ExecError>;
 
-    /// Records attempts and moves their deliveries on.
-    async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<(), ExecError>;
+    /// Records attempts and moves their deliveries on; returns the deliveries it moved (none
+    /// of those it had moved already: settling again changes nothing).
+    async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<Vec<i64>, ExecError>;
 
     /// Records a replay and gives it its id (its deliveries are made with
     /// [`create`](Self::create), carrying the id).

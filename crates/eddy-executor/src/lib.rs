@@ -14,6 +14,7 @@
 mod backoff;
 pub mod clock;
 mod deliveries;
+mod destination;
 mod dispatch;
 mod error;
 mod payload;
@@ -39,8 +40,8 @@ use tokio_util::task::TaskTracker;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deliveries::{
     Claim, Created, DeadLetter, DeadReason, DeliveryAttempt, DeliveryCounts, DeliveryState,
-    DeliveryStore, InvocationPage, InvocationRecord, InvocationTotals, Leased, NewDelivery, Replay,
-    Settle, Settlement,
+    DeliveryStore, Destination, InvocationPage, InvocationRecord, InvocationTotals, Leased,
+    NewDelivery, Replay, Settle, Settlement,
 };
 pub use error::ExecError;
 pub use replay::JournalPoint;
@@ -332,6 +333,7 @@ impl Executor {
             delivery: None,
             settlement: Settlement::Done,
             record: Some(record),
+            destination: None,
             now_ms: inner.clock.now_ms(),
         };
         inner.record(vec![record]).await?;
@@ -536,7 +538,21 @@ impl Inner {
     async fn record(&self, batch: Vec<Settle>) -> Result<(), ExecError> {
         self.bus
             .write((self.store.clone(), batch), |tx, (store, batch)| {
-                Box::pin(store.settle(tx, batch))
+                Box::pin(async move {
+                    let moved = store.settle(tx, batch).await?;
+                    // A destination's record goes with the settlement that moved its delivery:
+                    // once, however often the batch is recorded.
+                    for s in batch {
+                        let (Some(delivery), Some(destination)) = (s.delivery, &s.destination)
+                        else {
+                            continue;
+                        };
+                        if moved.contains(&delivery.delivery_id) {
+                            tx.append(destination::event(destination)).await?;
+                        }
+                    }
+                    Ok::<_, ExecError>(())
+                })
             })
             .await?;
         self.recorded.send_modify(|n| *n += 1);

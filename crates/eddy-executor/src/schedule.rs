@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use eddy_core::{Event, Lineage, Source};
+use eddy_events::destination::Response;
 use eddy_subscriptions::{FunctionSpec, RetryPolicy};
+use serde_json::Value;
 
 use crate::deliveries::{
     Claim, DeadReason, DeliveryAttempt, InvocationRecord, Leased, Settle, Settlement,
 };
-use crate::{FunctionError, Inner, backoff, payload, runtime};
+use crate::{FunctionError, Inner, backoff, destination, payload, runtime};
 
 /// Leases due deliveries and runs them, waiting between rounds for a wake-up or the next due
 /// time.
@@ -151,21 +153,34 @@ pub(crate) async fn deliver(inner: Arc<Inner>, delivery: Leased, event: Arc<Even
         .iter()
         .find(|f| f.name.as_str() == delivery.function)
         .cloned();
-    let (settlement, record) = attempt(&inner, &delivery, &event, function.as_ref()).await;
+    let attempted = attempt(&inner, &delivery, &event, function.as_ref()).await;
     if function.is_some() {
         let _ = inner.store.give_back(&delivery.function, 1).await;
     }
+    let now_ms = inner.clock.now_ms();
+    let destination = destination::of(&inner, &delivery, &event, &attempted, now_ms);
     let settle = Settle {
         delivery: Some(DeliveryAttempt {
             delivery_id: delivery.id,
             attempt: delivery.attempt,
         }),
-        settlement,
-        record,
-        now_ms: inner.clock.now_ms(),
+        settlement: attempted.settlement,
+        record: attempted.record,
+        destination,
+        now_ms,
     };
     // Only fails once the settler has stopped; the lease then expires and it runs again.
     let _ = inner.settled.send(settle).await;
+}
+
+/// What an attempt came to: what becomes of its delivery, its record when the function ran,
+/// the event the function was (or would have been) given, and what it answered.
+pub(crate) struct Attempted {
+    pub settlement: Settlement,
+    pub record: Option<InvocationRecord>,
+    pub request_id: String,
+    pub payload: Option<Value>,
+    pub response: Option<Response>,
 }
 
 /// One attempt at a delivery, and what should become of it.
@@ -174,18 +189,39 @@ async fn attempt(
     d: &Leased,
     event: &Event,
     function: Option<&FunctionSpec>,
-) -> (Settlement, Option<InvocationRecord>) {
+) -> Attempted {
     let now = inner.clock.now_ms();
     let compiled = inner.compiled();
     let trigger = compiled.app.trigger(&d.trigger);
     let policy = compiled.app.retry_policy(&d.trigger);
-    let dead = |reason, error: String| (Settlement::Dead { reason, error }, None);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let dead = |reason, error: String, payload: Option<Value>| Attempted {
+        settlement: Settlement::Dead { reason, error },
+        record: None,
+        request_id: request_id.clone(),
+        payload,
+        response: None,
+    };
     let Some(function) = function else {
         return dead(
             DeadReason::FunctionMissing,
             format!("function `{}` is not declared", d.function),
+            None,
         );
     };
+    let label = match &event.source {
+        Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
+        _ => None,
+    };
+    let mut payload = match payload::build(event, trigger, &d.trigger, label) {
+        Ok(payload) => payload,
+        Err(e) => return dead(DeadReason::RetriesExhausted, e.to_string(), None),
+    };
+    if d.replay != 0
+        && let Some(fields) = payload.as_object_mut()
+    {
+        fields.insert("eddyReplay".into(), d.replay.into());
+    }
     if too_old(&policy, d.event_time_ms, now) {
         return dead(
             DeadReason::EventAgeExceeded,
@@ -193,37 +229,38 @@ async fn attempt(
                 "the event is older than {:?}, the trigger's max_event_age",
                 policy.max_event_age
             ),
+            Some(payload),
         );
     }
-    let label = match &event.source {
-        Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
-        _ => None,
-    };
-    let mut payload = match payload::build(event, trigger, &d.trigger, label) {
-        Ok(payload) => payload,
-        Err(e) => return dead(DeadReason::RetriesExhausted, e.to_string()),
-    };
-    if d.replay != 0
-        && let Some(fields) = payload.as_object_mut()
-    {
-        fields.insert("eddyReplay".into(), d.replay.into());
-    }
-    let request_id = uuid::Uuid::new_v4().to_string();
     let lineage = Lineage::caused_by(event, request_id.clone());
     let (outcome, mut record) = match inner
-        .run(function, &payload, request_id, Some(event), lineage)
+        .run(function, &payload, request_id.clone(), Some(event), lineage)
         .await
     {
         Ok(ran) => ran,
-        Err(unrunnable) => return dead(DeadReason::FunctionMissing, unrunnable.0),
+        Err(unrunnable) => {
+            return dead(DeadReason::FunctionMissing, unrunnable.0, Some(payload));
+        }
     };
     record.delivery_id = Some(d.id);
     record.attempt = d.attempt;
-    let settlement = match outcome.result {
-        Ok(_) => Settlement::Done,
-        Err(error) => next_step(&policy, d, error, inner.clock.now_ms()),
+    let (settlement, response) = match outcome.result {
+        Ok(result) => (Settlement::Done, Response::Result(result)),
+        Err(error) => {
+            let response = Response::Error {
+                error_type: error.error_type.clone(),
+                message: error.message.clone(),
+            };
+            (next_step(&policy, d, error, inner.clock.now_ms()), response)
+        }
     };
-    (settlement, Some(record))
+    Attempted {
+        settlement,
+        record: Some(record),
+        request_id,
+        payload: Some(payload),
+        response: Some(response),
+    }
 }
 
 fn too_old(policy: &RetryPolicy, event_time_ms: i64, at_ms: i64) -> bool {

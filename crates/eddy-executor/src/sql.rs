@@ -277,7 +277,7 @@ impl DeliveryStore for SqlDeliveries {
             .await?)
     }
 
-    async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<(), ExecError> {
+    async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<Vec<i64>, ExecError> {
         let records: Vec<&InvocationRecord> =
             batch.iter().filter_map(|s| s.record.as_ref()).collect();
         insert_invocations(tx, &records).await?;
@@ -287,15 +287,21 @@ impl DeliveryStore for SqlDeliveries {
             .filter_map(|s| s.delivery.map(|d| d.delivery_id))
             .collect();
         let now = batch.iter().map(|s| s.now_ms).max().unwrap_or(0);
+        let mut moved = Vec::new();
         // Done whichever attempt it was: the event was handled, even if a later attempt runs.
         if !done.is_empty() {
             let sql = format!(
                 "UPDATE _eddy_deliveries SET state = 'done', lease_until_ms = NULL, lease_node = NULL, updated_ms = ?
-                 WHERE id {}",
+                 WHERE id {} AND state <> 'done'
+                 RETURNING id",
                 tx.dialect().in_integers()
             );
-            tx.execute(&sql, &[Value::from(now), Value::integers(&done)])
-                .await?;
+            for row in tx
+                .fetch(&sql, &[Value::from(now), Value::integers(&done)])
+                .await?
+            {
+                moved.push(row.get("id")?);
+            }
         }
         for s in batch.iter().filter(|s| s.settlement != Settlement::Done) {
             let Some(DeliveryAttempt {
@@ -312,16 +318,22 @@ impl DeliveryStore for SqlDeliveries {
                 }
                 Settlement::Done => unreachable!("filtered out above"),
             };
-            tx.execute(
-                "UPDATE _eddy_deliveries
-                 SET state = ?, next_attempt_ms = ?, last_error = ?, dead_reason = ?, lease_until_ms = NULL,
-                     lease_node = NULL, updated_ms = ?
-                 WHERE id = ? AND attempts = ? AND state <> 'done'",
-                args![state, next, error, reason, s.now_ms, delivery_id, attempt],
-            )
-            .await?;
+            // Moved only from its lease: a settlement recorded already, or one from an attempt
+            // whose lease passed to a later one, finds none.
+            let changed = tx
+                .execute(
+                    "UPDATE _eddy_deliveries
+                     SET state = ?, next_attempt_ms = ?, last_error = ?, dead_reason = ?, lease_until_ms = NULL,
+                         lease_node = NULL, updated_ms = ?
+                     WHERE id = ? AND attempts = ? AND state = 'leased'",
+                    args![state, next, error, reason, s.now_ms, delivery_id, attempt],
+                )
+                .await?;
+            if changed == 1 {
+                moved.push(delivery_id);
+            }
         }
-        Ok(())
+        Ok(moved)
     }
 
     async fn record_replay(

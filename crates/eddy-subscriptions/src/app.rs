@@ -150,7 +150,27 @@ pub struct FunctionSpec {
     pub warm: Option<u32>,
     pub environment: BTreeMap<String, String>,
     pub role: Vec<Statement>,
+    /// Where the outcomes of its asynchronous invocations go.
+    #[serde(default, skip_serializing_if = "Destinations::is_empty")]
+    pub destinations: Destinations,
     pub at: Origin,
+}
+
+/// Where the outcome of an asynchronous invocation (an object trigger's delivery, an `Event`
+/// invoke, a schedule's run) goes, as Lambda's destinations: an invocation record, to a
+/// function.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destinations {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<FunctionName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<FunctionName>,
+}
+
+impl Destinations {
+    pub fn is_empty(&self) -> bool {
+        self.on_success.is_none() && self.on_failure.is_none()
+    }
 }
 
 impl FunctionSpec {
@@ -233,6 +253,11 @@ pub struct TriggerSpec {
     pub ordering: Ordering,
     pub format: Format,
     pub enabled: bool,
+    /// A table trigger's destination for the records it gives up on, as an event source
+    /// mapping's on-failure destination (an object trigger's go to its function's
+    /// destinations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<FunctionName>,
     pub at: Origin,
 }
 

@@ -86,6 +86,7 @@ pub fn load(sources: &[ManifestText]) -> Loaded {
                 all.schedules.extend(found.schedules);
                 all.access_keys.extend(found.access_keys);
                 all.declared.extend(found.declared);
+                all.destinations.extend(found.destinations);
             }
             Err((pos, message)) => {
                 let at = Origin {
@@ -170,6 +171,20 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
                 ));
         }
         app.schedules.extend(draft.spec);
+    }
+    for (function, at) in &all.destinations {
+        if !all.declared.contains(&format!("function/{function}")) {
+            findings
+                .push(
+                    Severity::Error,
+                    at.clone(),
+                    format!("the destination is function `{function}`, which is not declared"),
+                )
+                .suggest(did_you_mean(
+                    function.as_str(),
+                    app.functions.iter().map(|f| f.name.as_str()),
+                ));
+        }
     }
     unique(
         findings,

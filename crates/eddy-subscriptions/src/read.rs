@@ -46,6 +46,8 @@ pub(crate) struct Declarations {
     pub triggers: Vec<TriggerDraft>,
     pub schedules: Vec<ScheduleDraft>,
     pub access_keys: Vec<AccessKeySpec>,
+    /// Functions named as destinations, with where, checked once every file is read.
+    pub destinations: Vec<(FunctionName, Origin)>,
     /// `bucket/NAME`, `table/NAME`, `function/NAME` of every declaration whose name was valid,
     /// even if the rest of it was not: references to it are then not reported as missing.
     pub declared: Vec<String>,
@@ -56,6 +58,7 @@ pub(crate) struct Reader<'a> {
     dir: &'a Path,
     findings: &'a mut Findings,
     declared: Vec<String>,
+    destinations: Vec<(FunctionName, Origin)>,
 }
 
 const TOP: [&str; 6] = [
@@ -77,7 +80,7 @@ const ACCESS_KEY: [&str; 6] = [
 const BUCKET: [&str; 2] = ["name", "watch"];
 const TABLE: [&str; 3] = ["name", "primary_key", "columns"];
 const COLUMN: [&str; 2] = ["type", "nullable"];
-const FUNCTION: [&str; 14] = [
+const FUNCTION: [&str; 15] = [
     "name",
     "runtime",
     "handler",
@@ -92,6 +95,7 @@ const FUNCTION: [&str; 14] = [
     "warm",
     "environment",
     "role",
+    "destinations",
 ];
 const RUNTIMES: [&str; 6] = [
     "nodejs",
@@ -102,9 +106,19 @@ const RUNTIMES: [&str; 6] = [
     "in_process",
 ];
 const STATEMENT: [&str; 3] = ["allow", "deny", "resources"];
-const TRIGGER: [&str; 9] = [
-    "name", "function", "source", "events", "filter", "retry", "ordering", "format", "enabled",
+const TRIGGER: [&str; 10] = [
+    "name",
+    "function",
+    "source",
+    "events",
+    "filter",
+    "retry",
+    "ordering",
+    "format",
+    "enabled",
+    "on_failure",
 ];
+const DESTINATIONS: [&str; 2] = ["on_success", "on_failure"];
 const RETRY: [&str; 3] = ["max_attempts", "backoff", "max_event_age"];
 const OBJECT_FILTER: [&str; 3] = ["prefix", "suffix", "size"];
 const SIZE_RANGE: [&str; 2] = ["min", "max"];
@@ -144,6 +158,7 @@ impl<'a> Reader<'a> {
             dir,
             findings,
             declared: Vec::new(),
+            destinations: Vec::new(),
         }
     }
 
@@ -187,6 +202,7 @@ impl<'a> Reader<'a> {
             out.access_keys.extend(self.access_key(item));
         }
         out.declared = std::mem::take(&mut self.declared);
+        out.destinations = std::mem::take(&mut self.destinations);
         out
     }
 
@@ -614,6 +630,10 @@ impl<'a> Reader<'a> {
             Some(n) => self.role(n),
             None => Some(Vec::new()),
         };
+        let destinations = match f.get("destinations") {
+            Some(n) => self.destinations(n),
+            None => Some(Destinations::default()),
+        };
         Some(FunctionSpec {
             name: name?,
             runtime: runtime?,
@@ -623,6 +643,7 @@ impl<'a> Reader<'a> {
             warm: warm?,
             environment: environment?,
             role: role?,
+            destinations: destinations?,
             at: self.origin(f.pos),
         })
     }
@@ -943,6 +964,18 @@ impl<'a> Reader<'a> {
             Some(n) => self.trigger_name(n).ok_or(()),
             None => Ok(None),
         };
+        let on_failure = match (f.get("on_failure"), &source) {
+            (None, _) => Some(None),
+            (Some(n), Some((eddy_core::Source::Table(_), _))) => {
+                self.destination(n, "on_failure").map(Some)
+            }
+            (Some(n), Some(_)) => {
+                self.error(n.pos, "`on_failure` is for table triggers")
+                    .note("an object trigger's deliveries are asynchronous invocations: their failures go to the function's `destinations: {on_failure: function/NAME}`");
+                None
+            }
+            (Some(_), None) => None,
+        };
         let at = self.origin(f.pos);
         let spec = (|| {
             Some(TriggerSpec {
@@ -955,6 +988,7 @@ impl<'a> Reader<'a> {
                 ordering: ordering?,
                 format: format?,
                 enabled: enabled?,
+                on_failure: on_failure.clone()?,
                 at: at.clone(),
             })
         })();
@@ -1181,6 +1215,45 @@ impl<'a> Reader<'a> {
                 Some(Test::Range { gt, gte, lt, lte })
             }
             _ => json(node).map(|v| Test::OneOf(vec![v])),
+        }
+    }
+
+    fn destinations(&mut self, node: &Node) -> Option<Destinations> {
+        let f = self.fields(node, "`destinations`", &DESTINATIONS, &[])?;
+        let mut ok = true;
+        let mut read = |this: &mut Self, field: &str| match f.get(field) {
+            None => None,
+            Some(n) => {
+                let found = this.destination(n, field);
+                ok &= found.is_some();
+                found
+            }
+        };
+        let on_success = read(self, "on_success");
+        let on_failure = read(self, "on_failure");
+        ok.then_some(Destinations {
+            on_success,
+            on_failure,
+        })
+    }
+
+    /// `function/NAME`: a destination (remembered, to check that the function is declared).
+    fn destination(&mut self, node: &Node, what: &str) -> Option<FunctionName> {
+        let text = self.string(node, what)?;
+        let function = text
+            .strip_prefix("function/")
+            .and_then(|name| FunctionName::new(name).ok());
+        match function {
+            Some(function) => {
+                let at = self.origin(node.pos);
+                self.destinations.push((function.clone(), at));
+                Some(function)
+            }
+            None => {
+                self.error(node.pos, format!("invalid destination `{text}`"))
+                    .note("expected: function/NAME, a declared function (bucket and table destinations are not supported yet)");
+                None
+            }
         }
     }
 
