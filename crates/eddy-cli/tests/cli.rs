@@ -446,3 +446,38 @@ fn a_trigger_replays_its_events_from_the_command_line() {
         "the refused replays made no delivery: {events}"
     );
 }
+
+#[test]
+fn a_failed_upload_reaches_its_functions_failure_destination() {
+    let eddy = serve(
+        "buckets: [{name: inbox}]
+functions:
+  - {name: work, runtime: exec, command: [sh, -c, 'echo broken >&2; exit 3'], destinations: {on_failure: function/sink}}
+  - {name: sink, runtime: exec, command: [sh, -c, 'cat >&2']}
+triggers:
+  - {function: work, source: bucket/inbox, events: [object:created], retry: {max_attempts: 1}}
+",
+    );
+    assert_eq!(
+        eddy.call("PUT", "/inbox/a.txt", &[], Some("hello")).status,
+        200
+    );
+    let sink = || eddy.get("/_eddy/v1/invocations?function=sink").body["invocations"].clone();
+    eddy.wait_for("the destination to run", |_| {
+        sink().as_array().is_some_and(|runs| !runs.is_empty())
+    });
+    // The sink logged the record it was given (between Lambda's START and END lines).
+    let log = sink()[0]["log"].as_str().unwrap().to_string();
+    let record: Value = log
+        .lines()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no record in {log}"));
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 1);
+    assert_eq!(
+        record["requestPayload"]["Records"][0]["s3"]["object"]["key"],
+        "a.txt"
+    );
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    assert_eq!(record["responsePayload"]["errorType"], "Runtime.ExitError");
+}
