@@ -68,12 +68,15 @@ async fn a_replay_delivers_its_range_again_to_its_trigger_only() {
         )
         .await
         .unwrap();
+    assert_eq!((replay.from_seq, replay.to_seq), (1, 4));
+    wait_for("the replay", || settled(&executor, 10)).await;
+    let shown = &executor.replays().await.unwrap()[0];
     assert_eq!(
-        (replay.from_seq, replay.to_seq, replay.events),
-        (1, 4, 3),
+        (shown.id, shown.next_seq, shown.events),
+        (replay.id, 5, 3),
         "events 1–3 match audit-orders; 4 is a note"
     );
-    wait_for("the replay", || settled(&executor, 10)).await;
+    assert!(shown.finished_ms.is_some());
     assert_eq!(other.count(), before_other, "another trigger gets nothing");
     let replayed: Vec<_> = audit.events()[4..].to_vec();
     let seen: Vec<(String, String, i64)> = replayed
@@ -123,7 +126,7 @@ async fn a_replay_delivers_its_range_again_to_its_trigger_only() {
         .await
         .unwrap();
     assert!(by_time.id > replay.id);
-    assert_eq!((by_time.from_seq, by_time.events), (5, 1));
+    assert_eq!((by_time.from_seq, by_time.to_seq), (5, 5));
     wait_for("the second replay", || settled(&executor, 11)).await;
 
     // Refused, and nothing made.
@@ -145,5 +148,57 @@ async fn a_replay_delivers_its_range_again_to_its_trigger_only() {
         "cannot replay: the range starts at 4, after its end 2"
     );
     assert_eq!(executor.counts().await.unwrap().total(), 11);
+    executor.shutdown().await;
+}
+
+/// A replay's deliveries are made as its function has room: an event that arrives while a
+/// large replay runs is delivered long before the replay is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_replay_lets_live_events_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "
+tables: [{name: orders, primary_key: id, columns: {id: integer}}]
+functions: [{name: slow, runtime: in_process, concurrency: 2}]
+triggers: [{name: all, function: slow, source: table/orders, events: [row:insert]}]
+";
+    let (eddy, executor) =
+        start_executor(dir.path(), app(dir.path(), manifest), Arc::new(SystemClock)).await;
+    let slow = Arc::new(Recorder::default());
+    executor.register(FunctionName::new("slow").unwrap(), slow.clone());
+    let orders = TableName::new("orders").unwrap();
+    let rows: Vec<_> = (0..200).map(|id| json!({ "id": id })).collect();
+    eddy.tables
+        .insert(&orders, rows, Lineage::root())
+        .await
+        .unwrap();
+    wait_for("the originals", || settled(&executor, 200)).await;
+
+    let replay = executor
+        .replay("all", JournalPoint::Seq(1), None)
+        .await
+        .unwrap();
+    wait_for("the replay to start", || async { slow.count() > 200 }).await;
+    eddy.tables
+        .insert(&orders, vec![json!({"id": 1000})], Lineage::root())
+        .await
+        .unwrap();
+    let live = eddy.bus.last_seq();
+    wait_for("the live event", || async {
+        executor
+            .deliveries_of(live)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.state == "done")
+    })
+    .await;
+    let progress = executor.replays().await.unwrap()[0].clone();
+    assert_eq!(progress.id, replay.id);
+    assert!(
+        progress.finished_ms.is_none() && progress.events < 200,
+        "the live event did not wait for the replay: {progress:?}"
+    );
+    wait_for("the whole replay", || settled(&executor, 401)).await;
+    assert_eq!(executor.replays().await.unwrap()[0].events, 200);
     executor.shutdown().await;
 }

@@ -1,13 +1,17 @@
 -- Replays: a trigger's journal events delivered again, each replay's deliveries apart from the
 -- original ones (and from other replays'): a delivery is one per event, trigger and replay
--- (0 for the original). SQLite cannot change a table's UNIQUE constraint: the table is rebuilt.
+-- (0 for the original). A replay's deliveries are made a page at a time, as its function has
+-- room: `next_seq` is how far it got. SQLite cannot change a table's UNIQUE constraint: the
+-- table is rebuilt.
 CREATE TABLE _eddy_replays (
-    id         INTEGER PRIMARY KEY,
-    trigger    TEXT    NOT NULL,
-    from_seq   INTEGER NOT NULL,
-    to_seq     INTEGER NOT NULL,
-    events     INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL
+    id          INTEGER PRIMARY KEY,
+    trigger     TEXT    NOT NULL,
+    from_seq    INTEGER NOT NULL,
+    to_seq      INTEGER NOT NULL,
+    next_seq    INTEGER NOT NULL,   -- the next journal event to look at; past to_seq once finished
+    events      INTEGER NOT NULL,   -- deliveries made so far
+    created_ms  INTEGER NOT NULL,
+    finished_ms INTEGER
 ) STRICT;
 
 CREATE TABLE _eddy_deliveries_rebuilt (
@@ -40,6 +44,8 @@ CREATE INDEX _eddy_deliveries_due ON _eddy_deliveries (state, next_attempt_ms);
 CREATE INDEX _eddy_deliveries_by_key ON _eddy_deliveries (order_key, event_seq) WHERE order_key IS NOT NULL;
 CREATE INDEX _eddy_deliveries_by_function ON _eddy_deliveries (function, state);
 CREATE INDEX _eddy_deliveries_by_event ON _eddy_deliveries (event_seq);
+-- A replay's deliveries are made as its backlog drains: its backlog is counted often.
+CREATE INDEX _eddy_deliveries_by_replay ON _eddy_deliveries (replay, state) WHERE replay <> 0;
 
 -- A replay from a time finds its first event by time.
 CREATE INDEX _eddy_journal_by_time ON _eddy_journal (time_ms);

@@ -162,6 +162,29 @@ pub async fn a_replay_delivers_again_apart_from_the_original(stores: Stores) {
         [0, replay],
         "the original first, then the replay's"
     );
+    // Its progress moves from where it was read, once: a second mover finds it moved.
+    let advance = |from: u64, to: u64| {
+        bus.write(
+            (store.clone(), replay, from, to),
+            |tx, (store, id, from, to)| {
+                Box::pin(store.advance_replay(tx, *id, *from, *to, 1, Some(NOW)))
+            },
+        )
+    };
+    assert!(advance(1, 8).await.unwrap());
+    assert!(!advance(1, 8).await.unwrap(), "moved already");
+    let shown = store.replays(&mut bus.readers(), false).await.unwrap();
+    assert_eq!(
+        (shown[0].next_seq, shown[0].events, shown[0].finished_ms),
+        (8, 1, Some(NOW))
+    );
+    assert!(
+        store
+            .replays(&mut bus.readers(), true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The replay's delivery does not wait behind the original's (another order key).
     let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
     assert_eq!(

@@ -138,7 +138,7 @@ pub fn replay(
     trigger: &str,
     from: &str,
     to: Option<&str>,
-) -> anyhow::Result<ReplayResponse> {
+) -> anyhow::Result<ReplayInfo> {
     let position = |text: &str| match text.parse::<u64>() {
         Ok(seq) => JournalPosition::Seq(seq),
         Err(_) => JournalPosition::Time(text.to_string()),
@@ -155,11 +155,29 @@ pub fn replay(
     )?)
 }
 
-pub fn print_replay(answer: &ReplayResponse) {
+pub fn print_replay(answer: &ReplayInfo) {
+    let progress = match answer.finished_ms {
+        Some(_) => format!("{} deliveries made", answer.events),
+        None => format!(
+            "{} deliveries made so far, at event {}",
+            answer.events, answer.next
+        ),
+    };
     println!(
-        "replay {}: {} events of {}..{} delivered again to {}",
-        answer.replay, answer.events, answer.from, answer.to, answer.trigger
+        "replay {} to {}: events {}..{}, {progress}",
+        answer.replay, answer.trigger, answer.from, answer.to
     );
+}
+
+/// `eddy events replays`: every replay, newest first, with how far it got.
+pub fn replays(client: &Client) -> anyhow::Result<ReplayList> {
+    get(client, "/_eddy/v1/replays", "")
+}
+
+pub fn print_replays(answer: &ReplayList) {
+    for replay in &answer.replays {
+        print_replay(replay);
+    }
 }
 
 /// `eddy deploy MANIFEST…`: the running server checks them as one app and runs it. Paths in

@@ -205,7 +205,10 @@ enum EventsCommand {
     },
     /// One event: which triggers matched it, clause by clause, its deliveries, and what ran.
     Show { id: String },
-    /// Deliver a range of the journal again to one trigger (the events it matches now).
+    /// Every replay, newest first, with how far it got.
+    Replays,
+    /// Deliver a range of the journal again to one trigger (the events it matches now), as its
+    /// function has room.
     Replay {
         #[arg(long)]
         trigger: String,
@@ -437,6 +440,9 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
         }
         Command::Events(EventsCommand::Show { id }) => {
             output(json, &admin::show(client, &id)?, admin::print_explained);
+        }
+        Command::Events(EventsCommand::Replays) => {
+            output(json, &admin::replays(client)?, admin::print_replays);
         }
         Command::Events(EventsCommand::Replay { trigger, from, to }) => {
             let answer = admin::replay(client, &trigger, &from, to.as_deref())?;

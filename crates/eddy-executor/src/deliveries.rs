@@ -101,7 +101,8 @@ pub struct DeliveryState {
     pub replay: i64,
 }
 
-/// A replay: journal events delivered again to one trigger.
+/// A replay: journal events delivered again to one trigger, its deliveries made a page at a
+/// time as the trigger's function has room.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replay {
     pub id: i64,
@@ -109,8 +110,13 @@ pub struct Replay {
     /// The first and last sequence numbers of the range replayed.
     pub from_seq: u64,
     pub to_seq: u64,
-    /// How many events of the range the trigger matched: one delivery each.
+    /// The next event of the range to look at (past `to_seq` once every delivery is made).
+    pub next_seq: u64,
+    /// The deliveries made so far: one per event of the range the trigger matched.
     pub events: u64,
+    pub created_ms: i64,
+    /// When its last deliveries were made.
+    pub finished_ms: Option<i64>,
 }
 
 /// A dead-lettered delivery.
@@ -301,8 +307,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// of those it had moved already: settling again changes nothing).
     async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<Vec<i64>, ExecError>;
 
-    /// Records a replay and gives it its id (its deliveries are made with
-    /// [`create`](Self::create), carrying the id).
+    /// Records a replay, to be made from `from_seq`, and gives it its id.
     async fn record_replay(
         &self,
         tx: &mut dyn Sql,
@@ -312,8 +317,23 @@ pub trait DeliveryStore: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<i64, ExecError>;
 
-    /// Sets how many events a replay delivers, once its deliveries are all made.
-    async fn finish_replay(&self, tx: &mut dyn Sql, id: i64, events: u64) -> Result<(), ExecError>;
+    /// Replays, newest first; only those not finished when `unfinished`.
+    async fn replays(&self, db: &mut dyn Sql, unfinished: bool) -> Result<Vec<Replay>, ExecError>;
+
+    /// Moves replay `id` on from `next_seq` (as read) to `to_next`, counting `made` deliveries,
+    /// finished if `finished`; `false`, changing nothing, when another moved it on first.
+    async fn advance_replay(
+        &self,
+        tx: &mut dyn Sql,
+        id: i64,
+        next_seq: u64,
+        to_next: u64,
+        made: u64,
+        finished: Option<i64>,
+    ) -> Result<bool, ExecError>;
+
+    /// How many of replay `id`'s deliveries wait or run now.
+    async fn replay_backlog(&self, db: &mut dyn Sql, id: i64) -> Result<u64, ExecError>;
 
     /// Every delivery of the event `event_seq`, originals and replays, in the order made.
     async fn deliveries_of(

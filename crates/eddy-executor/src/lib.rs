@@ -124,6 +124,8 @@ struct Inner {
     wake: Notify,
     /// Wakes the timetable: the app (its schedules) changed.
     schedules_changed: Notify,
+    /// Wakes the replayer: a replay was recorded.
+    replays_changed: Notify,
     /// Set at shutdown: the dispatcher and the scheduler stop taking work.
     stop: watch::Sender<bool>,
     /// The attempts running now; shutdown waits for them.
@@ -205,6 +207,7 @@ impl Executor {
             store,
             wake: Notify::new(),
             schedules_changed: Notify::new(),
+            replays_changed: Notify::new(),
             stop: watch::Sender::new(false),
             attempts: TaskTracker::new(),
             drained: watch::Sender::new(false),
@@ -217,6 +220,7 @@ impl Executor {
             tokio::spawn(dispatch::dispatch(inner.clone())),
             tokio::spawn(schedule::schedule(inner.clone())),
             tokio::spawn(timetable::timetable(inner.clone())),
+            tokio::spawn(replay::replayer(inner.clone())),
             // Last: shutdown stops it last.
             tokio::spawn(settle::settle(inner.clone(), settle_queue)),
         ];

@@ -346,21 +346,66 @@ impl DeliveryStore for SqlDeliveries {
     ) -> Result<i64, ExecError> {
         let row = tx
             .fetch_one(
-                "INSERT INTO _eddy_replays (trigger, from_seq, to_seq, events, created_ms)
-                 VALUES (?, ?, ?, 0, ?) RETURNING id",
-                args![trigger, from_seq, to_seq, now_ms],
+                "INSERT INTO _eddy_replays (trigger, from_seq, to_seq, next_seq, events, created_ms)
+                 VALUES (?, ?, ?, ?, 0, ?) RETURNING id",
+                args![trigger, from_seq, to_seq, from_seq, now_ms],
             )
             .await?;
         Ok(row.get("id")?)
     }
 
-    async fn finish_replay(&self, tx: &mut dyn Sql, id: i64, events: u64) -> Result<(), ExecError> {
-        tx.execute(
-            "UPDATE _eddy_replays SET events = ? WHERE id = ?",
-            args![events, id],
-        )
-        .await?;
-        Ok(())
+    async fn replays(&self, db: &mut dyn Sql, unfinished: bool) -> Result<Vec<Replay>, ExecError> {
+        let rows = db
+            .fetch(
+                "SELECT id, trigger, from_seq, to_seq, next_seq, events, created_ms, finished_ms
+                 FROM _eddy_replays WHERE (? = 0 OR finished_ms IS NULL) ORDER BY id DESC",
+                args![i64::from(unfinished)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Replay {
+                    id: r.get("id")?,
+                    trigger: r.get("trigger")?,
+                    from_seq: r.get("from_seq")?,
+                    to_seq: r.get("to_seq")?,
+                    next_seq: r.get("next_seq")?,
+                    events: r.get("events")?,
+                    created_ms: r.get("created_ms")?,
+                    finished_ms: r.get("finished_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn advance_replay(
+        &self,
+        tx: &mut dyn Sql,
+        id: i64,
+        next_seq: u64,
+        to_next: u64,
+        made: u64,
+        finished: Option<i64>,
+    ) -> Result<bool, ExecError> {
+        let changed = tx
+            .execute(
+                "UPDATE _eddy_replays SET next_seq = ?, events = events + ?, finished_ms = ?
+                 WHERE id = ? AND next_seq = ? AND finished_ms IS NULL",
+                args![to_next, made, finished, id, next_seq],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn replay_backlog(&self, db: &mut dyn Sql, id: i64) -> Result<u64, ExecError> {
+        let row = db
+            .fetch_one(
+                "SELECT count(*) AS n FROM _eddy_deliveries
+                 WHERE replay = ? AND state IN ('ready', 'leased')",
+                args![id],
+            )
+            .await?;
+        Ok(row.get("n")?)
     }
 
     async fn deliveries_of(

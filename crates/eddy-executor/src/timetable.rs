@@ -56,7 +56,7 @@ pub(crate) async fn timetable(inner: Arc<Inner>) {
 
 /// Returns when the lead changes hands; never, where it cannot (SQLite's one node leads for
 /// good, and its sender is gone).
-async fn lead_changes(leading: &mut tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn lead_changes(leading: &mut tokio::sync::watch::Receiver<bool>) {
     if leading.changed().await.is_err() {
         std::future::pending::<()>().await;
     }

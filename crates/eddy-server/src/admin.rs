@@ -70,7 +70,7 @@ pub async fn replay(
     State(s): State<Shared>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<ReplayResponse>> {
+) -> Result<(StatusCode, Json<ReplayInfo>)> {
     let invalid =
         |message: String| ApiError::new(StatusCode::BAD_REQUEST, "InvalidReplay", message);
     let request: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -93,13 +93,28 @@ pub async fn replay(
     let from = point(&request.from, "from")?;
     let to = request.to.as_ref().map(|p| point(p, "to")).transpose()?;
     let made = s.executor.replay(&name, from, to).await?;
-    Ok(Json(ReplayResponse {
-        replay: made.id,
-        trigger: made.trigger,
-        from: made.from_seq,
-        to: made.to_seq,
-        events: made.events,
+    Ok((StatusCode::ACCEPTED, Json(replay_info(made))))
+}
+
+/// `GET /_eddy/v1/replays`.
+pub async fn replays(State(s): State<Shared>) -> Result<Json<ReplayList>> {
+    let replays = s.executor.replays().await?;
+    Ok(Json(ReplayList {
+        replays: replays.into_iter().map(replay_info).collect(),
     }))
+}
+
+fn replay_info(r: eddy_executor::Replay) -> ReplayInfo {
+    ReplayInfo {
+        replay: r.id,
+        trigger: r.trigger,
+        from: r.from_seq,
+        to: r.to_seq,
+        next: r.next_seq,
+        events: r.events,
+        created_ms: r.created_ms,
+        finished_ms: r.finished_ms,
+    }
 }
 
 /// How many next runs `GET /_eddy/v1/schedules` shows.

@@ -171,16 +171,28 @@ pub enum JournalPosition {
     Time(String),
 }
 
-/// What a replay made.
+/// A replay and how far it got: `POST /_eddy/v1/triggers/{name}/replay` answers one (202: its
+/// deliveries are made from then on), `GET /_eddy/v1/replays` lists them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReplayResponse {
+pub struct ReplayInfo {
     pub replay: i64,
     pub trigger: String,
     /// The range of sequence numbers replayed (empty when `from` is above `to`).
     pub from: u64,
     pub to: u64,
-    /// How many events of the range the trigger matched: one delivery each.
+    /// The next event of the range to look at; past `to` once every delivery is made.
+    pub next: u64,
+    /// The deliveries made so far: one per event of the range the trigger matched.
     pub events: u64,
+    pub created_ms: i64,
+    /// When its last deliveries were made.
+    pub finished_ms: Option<i64>,
+}
+
+/// `GET /_eddy/v1/replays`: newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplayList {
+    pub replays: Vec<ReplayInfo>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
