@@ -460,13 +460,17 @@ fn a_killed_node_leaves_nothing_behind() {
 
 #[test]
 fn a_schedule_runs_once_on_whichever_node_leads() {
-    // Due in six whole seconds; the leader dies before then, and the other node runs it.
-    let now_ms = eddy_bus::now_ms();
-    let due_ms = (now_ms / 1000 + 6) * 1000;
+    // Due ten whole seconds after PostgreSQL and the blob store are up; the leader dies
+    // before then (or, on a slow machine, after: a run is missed or made, never twice), and
+    // the other node runs it.
+    let cluster = Cluster::start(APP);
+    let due_ms = (eddy_bus::now_ms() / 1000 + 10) * 1000;
     let due = &eddy_core::time::iso8601_millis(due_ms)[..19];
-    let cluster = Cluster::start(&format!(
-        "{APP}schedules:\n  - {{name: soon, function: audit, expression: 'at({due})'}}\n"
-    ));
+    std::fs::write(
+        cluster.app.path().join("app.yaml"),
+        format!("{APP}schedules:\n  - {{name: soon, function: audit, expression: 'at({due})'}}\n"),
+    )
+    .unwrap();
     let mut nodes = cluster.nodes(2);
     let first = leader(&nodes.iter().collect::<Vec<_>>());
     nodes[first].wait_for("the schedule to be kept", |n| {
