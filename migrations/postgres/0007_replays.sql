@@ -10,7 +10,8 @@ CREATE TABLE _eddy_replays (
     next_seq    BIGINT NOT NULL,  -- the next journal event to look at; past to_seq once finished
     events      BIGINT NOT NULL,  -- deliveries made so far
     created_ms  BIGINT NOT NULL,
-    finished_ms BIGINT
+    finished_ms BIGINT,
+    backfill    TEXT               -- a backfill's mark: only the events it journaled, so marked
 );
 
 ALTER TABLE _eddy_deliveries ADD COLUMN replay BIGINT NOT NULL DEFAULT 0;

@@ -11,7 +11,8 @@ CREATE TABLE _eddy_replays (
     next_seq    INTEGER NOT NULL,   -- the next journal event to look at; past to_seq once finished
     events      INTEGER NOT NULL,   -- deliveries made so far
     created_ms  INTEGER NOT NULL,
-    finished_ms INTEGER
+    finished_ms INTEGER,
+    backfill    TEXT                -- a backfill's mark: only the events it journaled, so marked
 ) STRICT;
 
 CREATE TABLE _eddy_deliveries_rebuilt (

@@ -145,7 +145,7 @@ pub async fn a_replay_delivers_again_apart_from_the_original(stores: Stores) {
     create(bus, store, vec![delivery(7, "f", Some("k"))]).await;
     let replay = bus
         .write(store.clone(), |tx, store| {
-            Box::pin(store.record_replay(tx, "on-f", 1, 7, NOW))
+            Box::pin(store.record_replay(tx, "on-f", (1, 7), None, NOW))
         })
         .await
         .unwrap();

@@ -155,6 +155,12 @@ pub fn replay(
     )?)
 }
 
+/// `eddy triggers backfill NAME`.
+pub fn backfill(client: &Client, trigger: &str) -> anyhow::Result<ReplayInfo> {
+    let path = format!("/_eddy/v1/triggers/{}/backfill", encode(trigger));
+    typed(client.api("POST", &path, "", None)?)
+}
+
 pub fn print_replay(answer: &ReplayInfo) {
     let progress = match answer.finished_ms {
         Some(_) => format!("{} deliveries made", answer.events),
@@ -163,8 +169,13 @@ pub fn print_replay(answer: &ReplayInfo) {
             answer.events, answer.next
         ),
     };
+    let what = if answer.backfill {
+        "backfill"
+    } else {
+        "replay"
+    };
     println!(
-        "replay {} to {}: events {}..{}, {progress}",
+        "{what} {} to {}: events {}..{}, {progress}",
         answer.replay, answer.trigger, answer.from, answer.to
     );
 }

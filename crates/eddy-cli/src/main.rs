@@ -154,6 +154,9 @@ enum Command {
     /// The event journal.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Triggers.
+    #[command(subcommand)]
+    Triggers(TriggersCommand),
     /// Dead letters: deliveries that ran out of retries.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -219,6 +222,13 @@ enum EventsCommand {
         #[arg(long)]
         to: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum TriggersCommand {
+    /// Send the trigger an event for every object or row on its source now, as its function
+    /// has room (`eddy events replays` shows how far it got).
+    Backfill { name: String },
 }
 
 #[derive(Subcommand)]
@@ -440,6 +450,10 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
         }
         Command::Events(EventsCommand::Show { id }) => {
             output(json, &admin::show(client, &id)?, admin::print_explained);
+        }
+        Command::Triggers(TriggersCommand::Backfill { name }) => {
+            let answer = admin::backfill(client, &name)?;
+            output(json, &answer, admin::print_replay);
         }
         Command::Events(EventsCommand::Replays) => {
             output(json, &admin::replays(client)?, admin::print_replays);

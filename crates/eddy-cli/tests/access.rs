@@ -236,7 +236,7 @@ out["uploads"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="uploads")["
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-for method, path in [("GET", "functions"), ("GET", "schedules"), ("POST", "triggers/t/replay")]:
+for method, path in [("GET", "functions"), ("GET", "schedules"), ("POST", "triggers/t/replay"), ("POST", "triggers/t/backfill")]:
     body = b'{"from": 1}' if method == "POST" else None
     request = AWSRequest(method=method, url=os.environ["EDDY"] + "/_eddy/v1/" + path, data=body)
     SigV4Auth(Credentials("AKIAUPLOADER00001", "uploader-secret"), "eddy", "us-east-1").add_auth(request)
@@ -244,7 +244,12 @@ for method, path in [("GET", "functions"), ("GET", "schedules"), ("POST", "trigg
 out["invoke"] = error(client("lambda", key="AKIAUPLOADER00001", secret="uploader-secret").invoke, FunctionName="other", Payload=b"{}")
 "#,
     );
-    for path in ["functions", "schedules", "triggers/t/replay"] {
+    for path in [
+        "functions",
+        "schedules",
+        "triggers/t/replay",
+        "triggers/t/backfill",
+    ] {
         assert_eq!(admin[path][0], 403, "{path}");
         assert!(admin[path][1].as_str().unwrap().contains("AccessDenied"));
     }

@@ -488,3 +488,139 @@ triggers:
     assert_eq!(record["responseContext"]["functionError"], "Unhandled");
     assert_eq!(record["responsePayload"]["errorType"], "Runtime.ExitError");
 }
+
+const BACKFILLED: &str = "buckets: [{name: photos}]
+tables: [{name: orders, primary_key: id, columns: {id: integer}}]
+functions:
+  - {name: audit, runtime: exec, command: [sh, -c, 'cat >&2']}
+  - {name: other, runtime: exec, command: [sh, -c, 'cat >&2']}
+";
+
+/// The events `function` was given, as its logs show them (`cat >&2`).
+fn events_given(eddy: &Eddy, function: &str) -> Vec<Value> {
+    let runs = eddy
+        .get(&format!("/_eddy/v1/invocations?function={function}"))
+        .body;
+    runs["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let log = r["log"].as_str()?;
+            log.lines().find_map(|line| serde_json::from_str(line).ok())
+        })
+        .collect()
+}
+
+/// The keys of the journal's events after `after`, in journal order.
+fn journaled_keys(eddy: &Eddy, after: u64) -> Vec<String> {
+    let page = eddy
+        .get(&format!("/_eddy/v1/events?after={after}&limit=10"))
+        .body;
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_trigger_added_later_is_backfilled_with_what_exists() {
+    let eddy = serve(BACKFILLED);
+    for key in ["b.jpg", "a.jpg", "c.jpg"] {
+        assert_eq!(
+            eddy.call("PUT", &format!("/photos/{key}"), &[], Some(key))
+                .status,
+            200
+        );
+    }
+    for id in [2, 1] {
+        eddy.json("POST", "/_eddy/v1/tables/orders/rows", json!({ "id": id }));
+    }
+    // Triggers added after the data: they see nothing of it until backfilled.
+    std::fs::write(
+        eddy.dir.path().join("triggers.yaml"),
+        "triggers:
+  - {name: on-photos, function: audit, source: bucket/photos, events: [object:created]}
+  - {name: other-photos, function: other, source: bucket/photos, events: [object:created]}
+  - {name: on-orders, function: audit, source: table/orders, events: [row:insert], ordering: per_key}
+",
+    )
+    .unwrap();
+    cli_ok(&eddy, &["deploy", "app.yaml", "triggers.yaml"]);
+    let made = cli_ok(&eddy, &["triggers", "backfill", "on-photos"]);
+    assert!(
+        made.starts_with("backfill 1 to on-photos: events 6..8"),
+        "{made}"
+    );
+    eddy.wait_for("the photos' backfill", |e| {
+        events_given(e, "audit").len() == 3
+    });
+    let mut keys: Vec<String> = events_given(&eddy, "audit")
+        .iter()
+        .map(|e| {
+            assert_eq!(e["eddyBackfill"], true, "{e}");
+            assert_eq!(e["Records"][0]["eventName"], "ObjectCreated:Put");
+            e["Records"][0]["s3"]["object"]["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["a.jpg", "b.jpg", "c.jpg"]);
+    assert_eq!(
+        journaled_keys(&eddy, 5),
+        ["a.jpg", "b.jpg", "c.jpg"],
+        "journaled in key order"
+    );
+
+    cli_ok(&eddy, &["triggers", "backfill", "on-orders"]);
+    eddy.wait_for("the orders' backfill", |e| {
+        events_given(e, "audit").len() == 5
+    });
+    let mut rows: Vec<String> = events_given(&eddy, "audit")
+        .into_iter()
+        .filter(|e| e["Records"][0]["eventSource"] == "aws:dynamodb")
+        .map(|e| {
+            assert_eq!(e["Records"][0]["eventName"], "INSERT");
+            e["Records"][0]["dynamodb"]["NewImage"]["id"]["N"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(rows, ["1", "2"]);
+    assert_eq!(
+        journaled_keys(&eddy, 8),
+        ["[1]", "[2]"],
+        "journaled in key order"
+    );
+    let listed = cli_ok(&eddy, &["events", "replays"]);
+    assert!(
+        listed.starts_with("backfill 2 to on-orders: events 9..10, 2 deliveries made"),
+        "{listed}"
+    );
+    // A live upload reaches both triggers; the backfills reached only theirs.
+    assert_eq!(
+        eddy.call("PUT", "/photos/d.jpg", &[], Some("d")).status,
+        200
+    );
+    eddy.wait_for("the live upload", |e| events_given(e, "other").len() == 1);
+    assert_eq!(
+        events_given(&eddy, "other")[0]["Records"][0]["s3"]["object"]["key"],
+        "d.jpg"
+    );
+
+    let err = cli_err(&eddy, &["triggers", "backfill", "nope"]);
+    assert!(err.contains("NoSuchTrigger"), "{err}");
+    let unsigned = eddy.call(
+        "POST",
+        "/_eddy/v1/triggers/on-photos/backfill",
+        &[("authorization", "")],
+        None,
+    );
+    assert_eq!(unsigned.status, 401);
+}

@@ -220,11 +220,21 @@ impl Event {
         serde_json::from_value(self.payload.clone())
     }
 
+    /// The mark of the backfill that journaled this event, if one did: a backfill's events
+    /// stand for objects and rows that exist, are delivered only to its trigger, and carry the
+    /// mark in their payload's [`BACKFILL_FIELD`].
+    pub fn backfill(&self) -> Option<&str> {
+        self.payload.get(BACKFILL_FIELD)?.as_str()
+    }
+
     /// The row change this event records, for table events.
     pub fn row_change(&self) -> Result<RowChange, serde_json::Error> {
         serde_json::from_value(self.payload.clone())
     }
 }
+
+/// The payload field that marks a backfill's events (see [`Event::backfill`]).
+pub const BACKFILL_FIELD: &str = "eddyBackfill";
 
 /// The payload of an object event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,8 @@ pub mod secrets;
 pub mod time;
 
 pub use error::{Classify, ErrorKind, InvalidName};
-pub use event::{Event, EventId, EventKind, Lineage, NewEvent, ObjectChange, RowChange, Source};
+pub use event::{
+    BACKFILL_FIELD, Event, EventId, EventKind, Lineage, NewEvent, ObjectChange, RowChange, Source,
+};
 pub use names::{BucketName, ColumnName, FunctionName, ObjectKey, ScheduleName, TableName};
 pub use schema::{Column, ColumnType, MAX_COLUMNS, SchemaError, TableSchema};

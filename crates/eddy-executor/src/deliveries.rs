@@ -117,6 +117,8 @@ pub struct Replay {
     pub created_ms: i64,
     /// When its last deliveries were made.
     pub finished_ms: Option<i64>,
+    /// For a backfill, its mark: only the events it journaled are delivered.
+    pub backfill: Option<String>,
 }
 
 /// A dead-lettered delivery.
@@ -307,13 +309,14 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// of those it had moved already: settling again changes nothing).
     async fn settle(&self, tx: &mut dyn Sql, batch: &[Settle]) -> Result<Vec<i64>, ExecError>;
 
-    /// Records a replay, to be made from `from_seq`, and gives it its id.
+    /// Records a replay (of a backfill's events only, with its mark), to be made from
+    /// `from_seq`, and gives it its id.
     async fn record_replay(
         &self,
         tx: &mut dyn Sql,
         trigger: &str,
-        from_seq: u64,
-        to_seq: u64,
+        (from_seq, to_seq): (u64, u64),
+        backfill: Option<&str>,
         now_ms: i64,
     ) -> Result<i64, ExecError>;
 

@@ -132,7 +132,7 @@ async fn give_back_all(inner: &Inner, granted: &HashMap<String, u32>) {
 fn fast_path_candidates(inner: &Inner, events: &[Event]) -> HashMap<String, (u32, u32)> {
     let compiled = inner.compiled();
     let mut wanted: HashMap<String, (u32, u32)> = HashMap::new();
-    for event in events {
+    for event in events.iter().filter(|e| takes(None, e)) {
         if event.lineage.hops > inner.config.max_hops {
             continue;
         }
@@ -166,10 +166,17 @@ fn fast_path_candidates(inner: &Inner, events: &[Event]) -> HashMap<String, (u32
     wanted
 }
 
-/// A replay's trigger and id, for [`plan`].
+/// A replay's trigger and id, and a backfill's mark, for [`plan`].
 pub(crate) struct ReplayOf<'a> {
     pub trigger: &'a str,
     pub id: i64,
+    pub backfill: Option<&'a str>,
+}
+
+/// Whether `replay` (or, without one, the dispatcher) delivers `event`: a backfill's events go
+/// only to the backfill's replay, and a backfill's replay takes only its own.
+fn takes(replay: Option<&ReplayOf>, event: &Event) -> bool {
+    event.backfill() == replay.and_then(|r| r.backfill)
 }
 
 /// The deliveries a batch of events makes. Unordered ones whose function has a slot in
@@ -197,7 +204,7 @@ pub(crate) fn plan(
         })
         .collect();
     let mut deliveries = Vec::new();
-    for event in events {
+    for event in events.iter().filter(|e| takes(replay, e)) {
         let matched: Vec<(String, String, Option<String>)> = match &event.source {
             _ if replay.is_some()
                 && !matches!(event.source, Source::Bucket(_) | Source::Table(_)) =>

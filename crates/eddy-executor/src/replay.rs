@@ -80,21 +80,50 @@ impl Executor {
             Some(JournalPoint::Seq(seq)) => seq.min(newest),
             Some(JournalPoint::Time(ms)) => inner.bus.last_seq_at_or_before(ms).await?.unwrap_or(0),
         };
+        self.record_replay(trigger, (from_seq, to_seq), None).await
+    }
+
+    /// Records the replay of a backfill: the events from `from_seq` to `to_seq` that carry
+    /// its `mark` (those it journaled for the objects or rows that exist), to `trigger`.
+    pub async fn replay_backfill(
+        &self,
+        trigger: &str,
+        (from_seq, to_seq): (u64, u64),
+        mark: &str,
+    ) -> Result<Replay, ExecError> {
+        self.record_replay(trigger, (from_seq, to_seq), Some(mark))
+            .await
+    }
+
+    async fn record_replay(
+        &self,
+        trigger: &str,
+        (from_seq, to_seq): (u64, u64),
+        backfill: Option<&str>,
+    ) -> Result<Replay, ExecError> {
+        let inner = &self.inner;
         let now = inner.clock.now_ms();
         let input = (
             inner.store.clone(),
             trigger.to_string(),
-            from_seq,
-            to_seq,
+            (from_seq, to_seq),
+            backfill.map(str::to_string),
             now,
         );
         let id = inner
             .bus
-            .write(input, |tx, (store, trigger, from, to, now)| {
-                Box::pin(store.record_replay(tx, trigger, *from, *to, *now))
+            .write(input, |tx, (store, trigger, range, backfill, now)| {
+                Box::pin(store.record_replay(tx, trigger, *range, backfill.as_deref(), *now))
             })
             .await?;
-        tracing::info!(replay = id, trigger, from_seq, to_seq, "replay recorded");
+        tracing::info!(
+            replay = id,
+            trigger,
+            from_seq,
+            to_seq,
+            backfill,
+            "replay recorded"
+        );
         inner.replays_changed.notify_one();
         Ok(Replay {
             id,
@@ -105,6 +134,7 @@ impl Executor {
             events: 0,
             created_ms: now,
             finished_ms: None,
+            backfill: backfill.map(str::to_string),
         })
     }
 
@@ -192,6 +222,7 @@ async fn make_page(inner: &Inner, replay: &Replay, room: u64) -> Result<(), Exec
     let of = ReplayOf {
         trigger: &replay.trigger,
         id: replay.id,
+        backfill: replay.backfill.as_deref(),
     };
     let mut deliveries = Vec::new();
     let mut next = replay.next_seq;

@@ -221,6 +221,9 @@ async fn attempt(
         && let Some(fields) = payload.as_object_mut()
     {
         fields.insert("eddyReplay".into(), d.replay.into());
+        if event.backfill().is_some() {
+            fields.insert(eddy_core::BACKFILL_FIELD.into(), true.into());
+        }
     }
     if too_old(&policy, d.event_time_ms, now) {
         return dead(

@@ -340,15 +340,15 @@ impl DeliveryStore for SqlDeliveries {
         &self,
         tx: &mut dyn Sql,
         trigger: &str,
-        from_seq: u64,
-        to_seq: u64,
+        (from_seq, to_seq): (u64, u64),
+        backfill: Option<&str>,
         now_ms: i64,
     ) -> Result<i64, ExecError> {
         let row = tx
             .fetch_one(
-                "INSERT INTO _eddy_replays (trigger, from_seq, to_seq, next_seq, events, created_ms)
-                 VALUES (?, ?, ?, ?, 0, ?) RETURNING id",
-                args![trigger, from_seq, to_seq, from_seq, now_ms],
+                "INSERT INTO _eddy_replays (trigger, from_seq, to_seq, next_seq, events, created_ms, backfill)
+                 VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING id",
+                args![trigger, from_seq, to_seq, from_seq, now_ms, backfill],
             )
             .await?;
         Ok(row.get("id")?)
@@ -357,7 +357,7 @@ impl DeliveryStore for SqlDeliveries {
     async fn replays(&self, db: &mut dyn Sql, unfinished: bool) -> Result<Vec<Replay>, ExecError> {
         let rows = db
             .fetch(
-                "SELECT id, trigger, from_seq, to_seq, next_seq, events, created_ms, finished_ms
+                "SELECT id, trigger, from_seq, to_seq, next_seq, events, created_ms, finished_ms, backfill
                  FROM _eddy_replays WHERE (? = 0 OR finished_ms IS NULL) ORDER BY id DESC",
                 args![i64::from(unfinished)],
             )
@@ -373,6 +373,7 @@ impl DeliveryStore for SqlDeliveries {
                     events: r.get("events")?,
                     created_ms: r.get("created_ms")?,
                     finished_ms: r.get("finished_ms")?,
+                    backfill: r.get("backfill")?,
                 })
             })
             .collect()

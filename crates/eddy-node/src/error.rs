@@ -29,6 +29,8 @@ pub enum NodeError {
     },
     #[error("reading the tables' creation times: {0}")]
     Tables(#[source] TableError),
+    #[error("reading rows to backfill: {0}")]
+    Rows(#[source] TableError),
     /// An access key's secret could not be read.
     #[error("{0}")]
     Secret(String),
@@ -73,7 +75,7 @@ impl Classify for NodeError {
                 ErrorKind::InvalidInput => ErrorKind::Conflict,
                 kind => kind,
             },
-            NodeError::Tables(e) => e.kind(),
+            NodeError::Tables(e) | NodeError::Rows(e) => e.kind(),
             NodeError::Secret(_) | NodeError::TargetNotEmpty { .. } => ErrorKind::Conflict,
             NodeError::Executor(e) => e.kind(),
             NodeError::Objects(e) => e.kind(),

@@ -6,6 +6,7 @@
 //! The HTTP surfaces call it; the command line builds it.
 
 mod apps;
+mod backfill;
 mod credentials;
 mod duties;
 mod error;

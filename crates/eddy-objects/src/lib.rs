@@ -30,4 +30,4 @@ pub use index::{ObjectIndex, StoredPart, Upload};
 pub use model::*;
 pub use s3::{S3Blobs, S3Failure, S3Location};
 pub use sql::SqlIndex;
-pub use store::{DEFAULT_INLINE_BYTES, ObjectBody, ObjectStore};
+pub use store::{DEFAULT_INLINE_BYTES, ObjectBody, ObjectStore, created_event};

@@ -674,6 +674,11 @@ pub(crate) async fn commit_in(
     Ok(meta)
 }
 
+/// The event of an object's creation, as its put made it (for a trigger's backfill).
+pub fn created_event(meta: &ObjectMeta) -> NewEvent {
+    object_event(meta, EventKind::ObjectCreatedPut, Lineage::root())
+}
+
 fn object_event(meta: &ObjectMeta, kind: EventKind, lineage: Lineage) -> NewEvent {
     let change = ObjectChange {
         size: meta.size,

@@ -96,6 +96,16 @@ pub async fn replay(
     Ok((StatusCode::ACCEPTED, Json(replay_info(made))))
 }
 
+/// `POST /_eddy/v1/triggers/{name}/backfill`: an event for each object or row that exists on
+/// the trigger's source, to the trigger alone.
+pub async fn backfill(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<ReplayInfo>)> {
+    let made = s.node.backfill(&name).await?;
+    Ok((StatusCode::ACCEPTED, Json(replay_info(made))))
+}
+
 /// `GET /_eddy/v1/replays`.
 pub async fn replays(State(s): State<Shared>) -> Result<Json<ReplayList>> {
     let replays = s.executor.replays().await?;
@@ -114,6 +124,7 @@ fn replay_info(r: eddy_executor::Replay) -> ReplayInfo {
         events: r.events,
         created_ms: r.created_ms,
         finished_ms: r.finished_ms,
+        backfill: r.backfill.is_some(),
     }
 }
 

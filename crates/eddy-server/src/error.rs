@@ -141,6 +141,7 @@ impl ApiCode for eddy_node::NodeError {
             E::Lock(_) | E::Bucket { .. } | E::Table { .. } | E::Tables(_) | E::Secret(_) => {
                 "CannotApply"
             }
+            E::Rows(e) => e.api_code(),
             E::Corrupt(_) => "CorruptData",
             E::InvalidNodeId(_) | E::NodeIdFile { .. } | E::Watcher(_) => "NodeError",
             E::TargetNotEmpty { .. } | E::Incomplete { .. } => "CopyFailed",

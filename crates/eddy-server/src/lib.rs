@@ -91,6 +91,7 @@ pub fn router(services: Shared) -> Router {
         .route("/_eddy/v1/triggers", get(admin::triggers))
         .route("/_eddy/v1/schedules", get(admin::schedules))
         .route("/_eddy/v1/triggers/{name}/replay", post(admin::replay))
+        .route("/_eddy/v1/triggers/{name}/backfill", post(admin::backfill))
         .route("/_eddy/v1/replays", get(admin::replays))
         .route("/_eddy/v1/deploy", post(deploy::deploy))
         .route("/_eddy/v1/usage", get(admin::usage))

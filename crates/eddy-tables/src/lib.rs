@@ -14,5 +14,7 @@ mod values;
 pub use eddy_core::{Column, ColumnType, MAX_COLUMNS, SchemaError, TableSchema};
 pub use error::TableError;
 pub use sql::{Declaration, SqlRows, TableRows};
-pub use store::{Change, Declared, MAX_BATCH_ROWS, MAX_PAGE_ROWS, Page, Query, TableStore};
+pub use store::{
+    Change, Declared, MAX_BATCH_ROWS, MAX_PAGE_ROWS, Page, Query, TableStore, inserted_event,
+};
 pub use values::{Key, Row};

@@ -366,6 +366,39 @@ fn unchanged(row: &Row) -> Change {
     }
 }
 
+/// The event of a row's change from `old` to `new`.
+fn change_event(
+    schema: &TableSchema,
+    key: &Key,
+    old: Option<Row>,
+    new: Option<Row>,
+    lineage: Lineage,
+) -> NewEvent {
+    let kind = match (&old, &new) {
+        (None, _) => EventKind::RowInsert,
+        (Some(_), Some(_)) => EventKind::RowModify,
+        (Some(_), None) => EventKind::RowRemove,
+    };
+    let change = RowChange {
+        keys: key.to_map(schema),
+        new,
+        old,
+    };
+    NewEvent {
+        source: Source::Table(schema.name().clone()),
+        kind,
+        key: key.canonical(),
+        payload: serde_json::to_value(change).expect("row changes serialize"),
+        lineage,
+    }
+}
+
+/// The event of a row's insertion, as an insert makes it (for a trigger's backfill).
+pub fn inserted_event(schema: &TableSchema, row: Row) -> Result<NewEvent, TableError> {
+    let key = Key::of_row(schema, &row)?;
+    Ok(change_event(schema, &key, None, Some(row), Lineage::root()))
+}
+
 /// Appends the change's event in the caller's transaction.
 pub(crate) async fn record(
     tx: &mut WriteTx,
@@ -375,24 +408,8 @@ pub(crate) async fn record(
     new: Option<Row>,
     lineage: Lineage,
 ) -> Result<Change, TableError> {
-    let kind = match (&old, &new) {
-        (None, _) => EventKind::RowInsert,
-        (Some(_), Some(_)) => EventKind::RowModify,
-        (Some(_), None) => EventKind::RowRemove,
-    };
-    let change = RowChange {
-        keys: key.to_map(schema),
-        new: new.clone(),
-        old: old.clone(),
-    };
     let event = tx
-        .append(NewEvent {
-            source: Source::Table(schema.name().clone()),
-            kind,
-            key: key.canonical(),
-            payload: serde_json::to_value(change).expect("row changes serialize"),
-            lineage,
-        })
+        .append(change_event(schema, key, old.clone(), new.clone(), lineage))
         .await?;
     Ok(Change {
         old,

@@ -171,8 +171,8 @@ pub enum JournalPosition {
     Time(String),
 }
 
-/// A replay and how far it got: `POST /_eddy/v1/triggers/{name}/replay` answers one (202: its
-/// deliveries are made from then on), `GET /_eddy/v1/replays` lists them.
+/// A replay and how far it got: `POST /_eddy/v1/triggers/{name}/replay` and `…/backfill`
+/// answer one (202: its deliveries are made from then on), `GET /_eddy/v1/replays` lists them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReplayInfo {
     pub replay: i64,
@@ -187,6 +187,9 @@ pub struct ReplayInfo {
     pub created_ms: i64,
     /// When its last deliveries were made.
     pub finished_ms: Option<i64>,
+    /// Whether it is a backfill's: events for the objects or rows that existed, journaled for
+    /// it alone.
+    pub backfill: bool,
 }
 
 /// `GET /_eddy/v1/replays`: newest first.
