@@ -71,29 +71,36 @@ pub async fn replay(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<ReplayInfo>)> {
-    let invalid =
-        |message: String| ApiError::new(StatusCode::BAD_REQUEST, "InvalidReplay", message);
     let request: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
-        invalid(format!(
-            "the body is not a replay request ({e}); expected {{\"from\": SEQUENCE or TIME, \"to\": SEQUENCE or TIME (optional)}}, a TIME like 2026-12-01T00:00:00Z"
-        ))
+        let expected = "{\"from\": SEQUENCE or TIME, \"to\": SEQUENCE or TIME (optional)}, \
+                        a TIME like 2026-12-01T00:00:00Z";
+        let message = format!("the body is not a replay request ({e}); expected {expected}");
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidReplay", message)
     })?;
-    let point = |p: &JournalPosition, field: &str| {
-        match p {
+    let from = journal_point(&request.from, "from")?;
+    let to = request
+        .to
+        .as_ref()
+        .map(|p| journal_point(p, "to"))
+        .transpose()?;
+    let made = s.executor.replay(&name, from, to).await?;
+    Ok((StatusCode::ACCEPTED, Json(replay_info(made))))
+}
+
+/// A replay's bound as the request gave it: a sequence number, or a time.
+fn journal_point(position: &JournalPosition, field: &str) -> Result<JournalPoint> {
+    match position {
         JournalPosition::Seq(seq) => Ok(JournalPoint::Seq(*seq)),
         JournalPosition::Time(text) => eddy_core::time::parse_iso8601(text)
             .map(JournalPoint::Time)
             .ok_or_else(|| {
-                invalid(format!(
-                    "`{field}` is {text:?}; expected a sequence number or a time like 2026-12-01T00:00:00Z"
-                ))
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidReplay",
+                    format!("`{field}` is {text:?}; expected a sequence number or a time like 2026-12-01T00:00:00Z"),
+                )
             }),
     }
-    };
-    let from = point(&request.from, "from")?;
-    let to = request.to.as_ref().map(|p| point(p, "to")).transpose()?;
-    let made = s.executor.replay(&name, from, to).await?;
-    Ok((StatusCode::ACCEPTED, Json(replay_info(made))))
 }
 
 /// `POST /_eddy/v1/triggers/{name}/backfill`: an event for each object or row that exists on
