@@ -202,3 +202,116 @@ triggers: [{name: all, function: slow, source: table/orders, events: [row:insert
     assert_eq!(executor.replays().await.unwrap()[0].events, 200);
     executor.shutdown().await;
 }
+
+/// With a retention, the journal removes old events — but none a delivery still needs, nor
+/// any after it — and a replay that asks for removed events is told what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_keeps_what_its_retention_and_its_deliveries_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "
+journal: {retain: 1h}
+tables:
+  - {name: orders, primary_key: id, columns: {id: integer}}
+  - {name: jobs, primary_key: id, columns: {id: integer}}
+functions: [{name: ok, runtime: in_process}, {name: stuck, runtime: in_process}]
+triggers:
+  - {name: on-orders, function: ok, source: table/orders, events: [row:insert]}
+  - {name: on-jobs, function: stuck, source: table/jobs, events: [row:insert], retry: {max_attempts: 3, backoff: 5h..5h}}
+";
+    let clock = ManualClock::starting_now();
+    let (eddy, executor) = start_executor(
+        dir.path(),
+        app(dir.path(), manifest),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let (ok, stuck) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    *stuck.failing.lock().unwrap() = true;
+    executor.register(FunctionName::new("ok").unwrap(), ok.clone());
+    executor.register(FunctionName::new("stuck").unwrap(), stuck.clone());
+    let insert = |table: &'static str, id: i64| {
+        let table = TableName::new(table).unwrap();
+        let tables = eddy.tables.clone();
+        async move {
+            tables
+                .insert(&table, vec![json!({ "id": id })], Lineage::root())
+                .await
+                .unwrap()
+        }
+    };
+    // Events 1–3 delivered; 4 fails and waits five hours for its retry; 5 delivered.
+    for id in 1..=3 {
+        insert("orders", id).await;
+    }
+    insert("jobs", 1).await;
+    insert("orders", 4).await;
+    wait_for("the deliveries", || async {
+        let c = executor.counts().await.unwrap();
+        c.done == 4 && c.ready == 1
+    })
+    .await;
+
+    // Two hours on: every event is past the hour's retention; 4 is still needed.
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    wait_for("the compaction", || async {
+        eddy.bus.event_at(3).await.unwrap().is_none()
+    })
+    .await;
+    for seq in [1, 2] {
+        assert!(eddy.bus.event_at(seq).await.unwrap().is_none());
+    }
+    for seq in [4, 5] {
+        assert!(
+            eddy.bus.event_at(seq).await.unwrap().is_some(),
+            "{seq} is kept"
+        );
+    }
+    let refused = executor
+        .replay("on-orders", JournalPoint::Seq(2), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "cannot replay: events up to 3 were removed by the journal's retention (the journal \
+         keeps 3600s); the oldest kept is 4"
+    );
+    executor
+        .replay("on-orders", JournalPoint::Seq(4), None)
+        .await
+        .unwrap();
+
+    // Once nothing needs them, every event goes but the newest: sequence numbers go on from it.
+    *stuck.failing.lock().unwrap() = false;
+    clock.advance(std::time::Duration::from_secs(5 * 3600));
+    wait_for("everything to settle", || async {
+        let c = executor.counts().await.unwrap();
+        c.ready == 0 && c.leased == 0
+    })
+    .await;
+    clock.advance(std::time::Duration::from_secs(60));
+    wait_for("the second compaction", || async {
+        eddy.bus.event_at(4).await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        eddy.bus.event_at(5).await.unwrap().is_some(),
+        "the newest stays"
+    );
+    insert("orders", 5).await;
+    assert_eq!(eddy.bus.last_seq(), 6);
+
+    // The jobs row's delivery ended dead (too old by its retry); its event is gone now, so a
+    // redrive dead-letters it again, saying why, instead of leasing it for ever.
+    let stuck_name = FunctionName::new("stuck").unwrap();
+    let dead = executor.dead_letters(Some(&stuck_name)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(executor.redrive(dead[0].delivery_id).await.unwrap());
+    wait_for("the redriven delivery to end", || async {
+        let dead = executor.dead_letters(Some(&stuck_name)).await.unwrap();
+        dead.len() == 1
+            && dead[0].last_error.as_deref()
+                == Some("event 4 was removed by the journal's retention")
+    })
+    .await;
+    executor.shutdown().await;
+}

@@ -77,6 +77,15 @@ pub(crate) async fn last_at_or_before(
     row.get("seq")
 }
 
+/// Deletes the events before `seq`.
+pub(crate) async fn delete_before(db: &mut dyn Sql, seq: u64) -> Result<u64, BusError> {
+    db.execute(
+        "DELETE FROM _eddy_journal WHERE seq < ?",
+        &[Value::from(seq)],
+    )
+    .await
+}
+
 pub(crate) async fn set_cursor(db: &mut dyn Sql, name: &str, seq: u64) -> Result<(), BusError> {
     db.execute(
         "INSERT INTO _eddy_cursors (name, seq) VALUES (?, ?)

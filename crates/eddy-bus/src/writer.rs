@@ -150,6 +150,26 @@ impl WriteTx {
     pub async fn set_cursor(&mut self, name: &str, seq: u64) -> Result<(), BusError> {
         journal::set_cursor(self.conn.as_mut(), name, seq).await
     }
+
+    /// A durable cursor's position as this transaction sees it.
+    pub async fn cursor(&mut self, name: &str) -> Result<Option<u64>, BusError> {
+        journal::cursor(self.conn.as_mut(), name).await
+    }
+
+    /// The first event's sequence number at or after `time_ms`, as this transaction sees it.
+    pub async fn first_seq_at_or_after(&mut self, time_ms: i64) -> Result<Option<u64>, BusError> {
+        journal::first_at_or_after(self.conn.as_mut(), time_ms).await
+    }
+
+    /// The newest committed event's sequence number, as this transaction sees it.
+    pub async fn last_seq(&mut self) -> Result<u64, BusError> {
+        journal::last_seq(self.conn.as_mut()).await
+    }
+
+    /// Removes the journal's events before `seq` (retention); returns how many.
+    pub async fn compact_journal(&mut self, before_seq: u64) -> Result<u64, BusError> {
+        journal::delete_before(self.conn.as_mut(), before_seq).await
+    }
 }
 
 /// The sending side, held by [`crate::Bus`].

@@ -335,6 +335,10 @@ pub trait DeliveryStore: Send + Sync + 'static {
         finished: Option<i64>,
     ) -> Result<bool, ExecError>;
 
+    /// The oldest event that a delivery still needs (one that waits or runs, or that an
+    /// unfinished replay has yet to look at): the journal keeps it and every later one.
+    async fn oldest_needed_event(&self, db: &mut dyn Sql) -> Result<Option<u64>, ExecError>;
+
     /// How many of replay `id`'s deliveries wait or run now.
     async fn replay_backlog(&self, db: &mut dyn Sql, id: i64) -> Result<u64, ExecError>;
 

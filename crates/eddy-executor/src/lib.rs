@@ -13,6 +13,7 @@
 
 mod backoff;
 pub mod clock;
+mod compaction;
 mod deliveries;
 mod destination;
 mod dispatch;
@@ -221,6 +222,7 @@ impl Executor {
             tokio::spawn(schedule::schedule(inner.clone())),
             tokio::spawn(timetable::timetable(inner.clone())),
             tokio::spawn(replay::replayer(inner.clone())),
+            tokio::spawn(compaction::compactor(inner.clone())),
             // Last: shutdown stops it last.
             tokio::spawn(settle::settle(inner.clone(), settle_queue)),
         ];

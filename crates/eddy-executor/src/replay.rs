@@ -75,6 +75,28 @@ impl Executor {
                 .await?
                 .unwrap_or(newest + 1),
         };
+        let compacted = inner
+            .bus
+            .cursor(crate::compaction::COMPACTED)
+            .await?
+            .unwrap_or(0);
+        let retain_ms = compiled.app.journal.retain_ms;
+        let asks_removed = match from {
+            JournalPoint::Seq(_) => from_seq <= compacted,
+            // A time before the retention asks for events that may have been removed.
+            JournalPoint::Time(ms) => {
+                compacted > 0 && retain_ms.is_some_and(|r| ms < inner.clock.now_ms() - r as i64)
+            }
+        };
+        if asks_removed {
+            let retain = retain_ms.map_or(String::new(), |ms| {
+                format!(" (the journal keeps {}s)", ms / 1000)
+            });
+            return Err(ExecError::InvalidReplay(format!(
+                "events up to {compacted} were removed by the journal's retention{retain}; the oldest kept is {}",
+                compacted + 1
+            )));
+        }
         let to_seq = match to {
             None => newest,
             Some(JournalPoint::Seq(seq)) => seq.min(newest),

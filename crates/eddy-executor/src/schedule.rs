@@ -44,19 +44,25 @@ pub(crate) async fn schedule(inner: Arc<Inner>) {
         if busy {
             // One read for the round's events rather than one per delivery.
             let seqs: Vec<u64> = leased.iter().map(|d| d.event_seq).collect();
-            let events: HashMap<u64, Arc<Event>> = match inner.bus.events_at(&seqs).await {
-                Ok(events) => events.into_iter().map(|e| (e.seq, Arc::new(e))).collect(),
+            let events: Option<HashMap<u64, Arc<Event>>> = match inner.bus.events_at(&seqs).await {
+                Ok(events) => Some(events.into_iter().map(|e| (e.seq, Arc::new(e))).collect()),
                 Err(error) => {
                     // The leases expire and the deliveries are tried again.
                     tracing::error!(%error, "cannot read the events of leased deliveries");
-                    HashMap::new()
+                    None
                 }
             };
             for delivery in leased {
-                if let Some(event) = events.get(&delivery.event_seq) {
-                    inner
-                        .attempts
-                        .spawn(deliver(inner.clone(), delivery, event.clone()));
+                match events.as_ref().map(|e| e.get(&delivery.event_seq)) {
+                    Some(Some(event)) => {
+                        inner
+                            .attempts
+                            .spawn(deliver(inner.clone(), delivery, event.clone()));
+                    }
+                    // Read, and gone: the journal's retention removed it (a dead letter
+                    // redriven after that). It cannot run again.
+                    Some(None) => gone(&inner, &delivery).await,
+                    None => {}
                 }
             }
         }
@@ -141,6 +147,37 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
         }
     }
     leased
+}
+
+/// Dead-letters a leased delivery whose event the journal no longer holds.
+async fn gone(inner: &Arc<Inner>, delivery: &Leased) {
+    // Its slot, taken with its lease (none for a function the app no longer has).
+    if inner
+        .compiled()
+        .app
+        .functions
+        .iter()
+        .any(|f| f.name.as_str() == delivery.function)
+    {
+        let _ = inner.store.give_back(&delivery.function, 1).await;
+    }
+    let settle = Settle {
+        delivery: Some(DeliveryAttempt {
+            delivery_id: delivery.id,
+            attempt: delivery.attempt,
+        }),
+        settlement: Settlement::Dead {
+            reason: DeadReason::EventAgeExceeded,
+            error: format!(
+                "event {} was removed by the journal's retention",
+                delivery.event_seq
+            ),
+        },
+        record: None,
+        destination: None,
+        now_ms: inner.clock.now_ms(),
+    };
+    let _ = inner.settled.send(settle).await;
 }
 
 /// Runs one leased delivery (which holds one of its function's slots, unless the function is

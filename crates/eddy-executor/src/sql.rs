@@ -398,6 +398,21 @@ impl DeliveryStore for SqlDeliveries {
         Ok(changed == 1)
     }
 
+    async fn oldest_needed_event(&self, db: &mut dyn Sql) -> Result<Option<u64>, ExecError> {
+        let row = db
+            .fetch_one(
+                "SELECT min(seq) AS seq FROM (
+                     SELECT min(event_seq) AS seq FROM _eddy_deliveries
+                     WHERE state IN ('ready', 'leased')
+                     UNION ALL
+                     SELECT min(next_seq) AS seq FROM _eddy_replays WHERE finished_ms IS NULL
+                 ) AS needed",
+                args![],
+            )
+            .await?;
+        Ok(row.get("seq")?)
+    }
+
     async fn replay_backlog(&self, db: &mut dyn Sql, id: i64) -> Result<u64, ExecError> {
         let row = db
             .fetch_one(

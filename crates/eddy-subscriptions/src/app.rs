@@ -36,6 +36,9 @@ pub struct App {
     /// Functions run at set times (stored apps from before schedules have none).
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
+    /// How long the journal keeps events.
+    #[serde(default, skip_serializing_if = "JournalSpec::keeps_everything")]
+    pub journal: JournalSpec,
     /// Keys for client applications, each limited by its policy.
     pub access_keys: Vec<AccessKeySpec>,
 }
@@ -381,5 +384,19 @@ impl ScheduleSpec {
     /// The name its deliveries go by, where a trigger's name would be.
     pub fn delivery_name(&self) -> String {
         format!("schedule/{}", self.name)
+    }
+}
+
+/// How long the journal keeps events: for ever, or `retain_ms` (then older events are
+/// compacted away once nothing needs them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_ms: Option<u64>,
+}
+
+impl JournalSpec {
+    pub fn keeps_everything(&self) -> bool {
+        self.retain_ms.is_none()
     }
 }

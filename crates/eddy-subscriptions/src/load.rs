@@ -84,6 +84,7 @@ pub fn load(sources: &[ManifestText]) -> Loaded {
                 all.functions.extend(found.functions);
                 all.triggers.extend(found.triggers);
                 all.schedules.extend(found.schedules);
+                all.journal.extend(found.journal);
                 all.access_keys.extend(found.access_keys);
                 all.declared.extend(found.declared);
                 all.destinations.extend(found.destinations);
@@ -113,6 +114,7 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
         triggers: Vec::new(),
         schedules: Vec::new(),
         access_keys: all.access_keys,
+        journal: all.journal.first().map(|(j, _)| *j).unwrap_or_default(),
     };
     unique(
         findings,
@@ -185,6 +187,15 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
                     app.functions.iter().map(|f| f.name.as_str()),
                 ));
         }
+    }
+    if let [(_, first), (_, again), ..] = &all.journal[..] {
+        findings
+            .push(
+                Severity::Error,
+                again.clone(),
+                "`journal` is given in two manifests",
+            )
+            .note(format!("first given at {first}"));
     }
     unique(
         findings,

@@ -46,6 +46,8 @@ pub(crate) struct Declarations {
     pub triggers: Vec<TriggerDraft>,
     pub schedules: Vec<ScheduleDraft>,
     pub access_keys: Vec<AccessKeySpec>,
+    /// The journal's settings, with where they were given.
+    pub journal: Vec<(JournalSpec, Origin)>,
     /// Functions named as destinations, with where, checked once every file is read.
     pub destinations: Vec<(FunctionName, Origin)>,
     /// `bucket/NAME`, `table/NAME`, `function/NAME` of every declaration whose name was valid,
@@ -61,13 +63,14 @@ pub(crate) struct Reader<'a> {
     destinations: Vec<(FunctionName, Origin)>,
 }
 
-const TOP: [&str; 6] = [
+const TOP: [&str; 7] = [
     "buckets",
     "tables",
     "functions",
     "triggers",
     "schedules",
     "access_keys",
+    "journal",
 ];
 const ACCESS_KEY: [&str; 6] = [
     "name",
@@ -119,6 +122,9 @@ const TRIGGER: [&str; 10] = [
     "on_failure",
 ];
 const DESTINATIONS: [&str; 2] = ["on_success", "on_failure"];
+const JOURNAL: [&str; 1] = ["retain"];
+/// The shortest journal retention: a replay or a slow dispatcher needs some history.
+const MIN_RETAIN: Duration = Duration::from_secs(3600);
 const RETRY: [&str; 3] = ["max_attempts", "backoff", "max_event_age"];
 const OBJECT_FILTER: [&str; 3] = ["prefix", "suffix", "size"];
 const SIZE_RANGE: [&str; 2] = ["min", "max"];
@@ -200,6 +206,10 @@ impl<'a> Reader<'a> {
         }
         for item in self.list(top.get("access_keys"), "access_keys") {
             out.access_keys.extend(self.access_key(item));
+        }
+        if let Some(node) = top.get("journal") {
+            let at = self.origin(node.pos);
+            out.journal.extend(self.journal(node).map(|j| (j, at)));
         }
         out.declared = std::mem::take(&mut self.declared);
         out.destinations = std::mem::take(&mut self.destinations);
@@ -1216,6 +1226,22 @@ impl<'a> Reader<'a> {
             }
             _ => json(node).map(|v| Test::OneOf(vec![v])),
         }
+    }
+
+    fn journal(&mut self, node: &Node) -> Option<JournalSpec> {
+        let f = self.fields(node, "`journal`", &JOURNAL, &[])?;
+        let Some(n) = f.get("retain") else {
+            return Some(JournalSpec::default());
+        };
+        let retain = self.duration(n, "retain")?;
+        if retain < MIN_RETAIN {
+            self.error(n.pos, "`retain` is too short")
+                .note("expected: at least 1h, so that replays and a lagging node have history");
+            return None;
+        }
+        Some(JournalSpec {
+            retain_ms: Some(retain.as_millis() as u64),
+        })
     }
 
     fn destinations(&mut self, node: &Node) -> Option<Destinations> {
