@@ -624,3 +624,41 @@ fn a_trigger_added_later_is_backfilled_with_what_exists() {
     );
     assert_eq!(unsigned.status, 401);
 }
+
+#[test]
+fn a_trigger_declared_with_backfill_is_backfilled_once() {
+    let eddy = serve(BACKFILLED);
+    for key in ["x.jpg", "y.jpg"] {
+        assert_eq!(
+            eddy.call("PUT", &format!("/photos/{key}"), &[], Some(key))
+                .status,
+            200
+        );
+    }
+    std::fs::write(
+        eddy.dir.path().join("triggers.yaml"),
+        "triggers:
+  - {name: on-photos, function: audit, source: bucket/photos, events: [object:created], backfill: true}
+",
+    )
+    .unwrap();
+    cli_ok(&eddy, &["deploy", "app.yaml", "triggers.yaml"]);
+    eddy.wait_for("the declared backfill", |e| {
+        events_given(e, "audit").len() == 2
+    });
+    assert!(
+        events_given(&eddy, "audit")
+            .iter()
+            .all(|e| e["eddyBackfill"] == true)
+    );
+    // Put in service again after a restart (SIGKILL): not backfilled twice (the duty looks
+    // as the node starts, before a live upload can have been delivered).
+    let eddy = eddy.restart("app.yaml");
+    assert_eq!(
+        eddy.call("PUT", "/photos/z.jpg", &[], Some("z")).status,
+        200
+    );
+    eddy.wait_for("the live upload", |e| events_given(e, "audit").len() == 3);
+    let listed = cli_ok(&eddy, &["events", "replays"]);
+    assert_eq!(listed.lines().count(), 1, "one backfill: {listed}");
+}

@@ -3,11 +3,19 @@
 //! `eddyBackfill`. The events are journaled a page at a time, each carrying the backfill's mark
 //! (so the dispatcher gives them to no trigger), and then replayed to the trigger alone: its
 //! deliveries are paced like any replay's, so live traffic keeps flowing.
+//!
+//! A trigger declared with `backfill: true` is backfilled once, by the leading node, when an
+//! app that has it is put in service: the first node to claim it (a compare-and-set on the
+//! cursor `backfill/NAME`) does it.
+
+use std::sync::{Arc, Weak};
 
 use eddy_core::{BACKFILL_FIELD, NewEvent, Source};
 use eddy_executor::{ExecError, Replay};
 use eddy_objects::{ListParams, created_event};
+use eddy_subscriptions::App;
 use eddy_tables::{MAX_PAGE_ROWS, Query, inserted_event};
+use tokio::sync::watch;
 
 use crate::{Node, NodeError};
 
@@ -117,5 +125,59 @@ impl Node {
         let (first, last) = (seqs[0], seqs[seqs.len() - 1]);
         *journaled = Some(journaled.map_or((first, last), |(from, _)| (from, last)));
         Ok(())
+    }
+}
+
+/// Backfills, on the leading node, the triggers declared with `backfill: true` that no node
+/// has claimed yet; looks again whenever the app or the lead changes.
+pub(crate) async fn declared(
+    node: Weak<Node>,
+    mut apps: watch::Receiver<Arc<App>>,
+    mut leading: watch::Receiver<bool>,
+) {
+    loop {
+        let app = apps.borrow_and_update().clone();
+        if *leading.borrow_and_update() {
+            let Some(node) = node.upgrade() else { return };
+            for trigger in app.triggers.iter().filter(|t| t.backfill && t.enabled) {
+                match node.claim_backfill(&trigger.name).await {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        if let Err(error) = node.backfill(&trigger.name).await {
+                            tracing::error!(%error, trigger = trigger.name, "the declared backfill failed; run `eddy triggers backfill` to try again");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, trigger = trigger.name, "cannot claim the declared backfill")
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            changed = apps.changed() => if changed.is_err() { return },
+            changed = leading.changed() => if changed.is_err() {
+                // The lead never moves (one node): only the app can change now.
+                if apps.changed().await.is_err() { return }
+            },
+        }
+    }
+}
+
+impl Node {
+    /// Claims trigger `name`'s declared backfill: `true` for the first claim ever.
+    async fn claim_backfill(&self, name: &str) -> Result<bool, NodeError> {
+        let cursor = format!("backfill/{name}");
+        Ok(self
+            .bus
+            .write(cursor, |tx, cursor| {
+                Box::pin(async move {
+                    if tx.cursor(cursor).await?.is_some() {
+                        return Ok(false);
+                    }
+                    tx.set_cursor(cursor, 1).await?;
+                    Ok::<_, eddy_bus::BusError>(true)
+                })
+            })
+            .await?)
     }
 }

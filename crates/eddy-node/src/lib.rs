@@ -367,6 +367,11 @@ impl Node {
                 self.shared_blobs.then(|| self.bus.leading()),
                 every,
             )),
+            tokio::spawn(backfill::declared(
+                weak.clone(),
+                self.in_service.subscribe(),
+                self.bus.leading(),
+            )),
             duties::every(weak, every.follow_app, |node: Arc<Node>| {
                 Box::pin(async move {
                     if let Err(e) = node.follow_stored_app().await {

@@ -261,6 +261,10 @@ pub struct TriggerSpec {
     /// destinations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<FunctionName>,
+    /// Whether the trigger, once declared, receives an event for every object or row that
+    /// exists on its source (once, whichever node and however often the app is applied).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
     pub at: Origin,
 }
 

@@ -109,7 +109,7 @@ const RUNTIMES: [&str; 6] = [
     "in_process",
 ];
 const STATEMENT: [&str; 3] = ["allow", "deny", "resources"];
-const TRIGGER: [&str; 10] = [
+const TRIGGER: [&str; 11] = [
     "name",
     "function",
     "source",
@@ -120,6 +120,7 @@ const TRIGGER: [&str; 10] = [
     "format",
     "enabled",
     "on_failure",
+    "backfill",
 ];
 const DESTINATIONS: [&str; 2] = ["on_success", "on_failure"];
 const JOURNAL: [&str; 1] = ["retain"];
@@ -974,6 +975,10 @@ impl<'a> Reader<'a> {
             Some(n) => self.trigger_name(n).ok_or(()),
             None => Ok(None),
         };
+        let backfill = match f.get("backfill") {
+            Some(n) => self.boolean(n, "backfill"),
+            None => Some(false),
+        };
         let on_failure = match (f.get("on_failure"), &source) {
             (None, _) => Some(None),
             (Some(n), Some((eddy_core::Source::Table(_), _))) => {
@@ -999,6 +1004,7 @@ impl<'a> Reader<'a> {
                 format: format?,
                 enabled: enabled?,
                 on_failure: on_failure.clone()?,
+                backfill: backfill?,
                 at: at.clone(),
             })
         })();
