@@ -18,9 +18,5 @@ ALTER TABLE _eddy_deliveries ADD COLUMN replay BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE _eddy_deliveries DROP CONSTRAINT _eddy_deliveries_event_seq_trigger_key;
 ALTER TABLE _eddy_deliveries ADD CONSTRAINT _eddy_deliveries_event_trigger_replay
     UNIQUE (event_seq, trigger, replay);
-CREATE INDEX _eddy_deliveries_by_event ON _eddy_deliveries (event_seq);
 -- A replay's deliveries are made as its backlog drains: its backlog is counted often.
 CREATE INDEX _eddy_deliveries_by_replay ON _eddy_deliveries (replay, state) WHERE replay <> 0;
-
--- A replay from a time finds its first event by time.
-CREATE INDEX _eddy_journal_by_time ON _eddy_journal (time_ms);

@@ -44,9 +44,5 @@ ALTER TABLE _eddy_deliveries_rebuilt RENAME TO _eddy_deliveries;
 CREATE INDEX _eddy_deliveries_due ON _eddy_deliveries (state, next_attempt_ms);
 CREATE INDEX _eddy_deliveries_by_key ON _eddy_deliveries (order_key, event_seq) WHERE order_key IS NOT NULL;
 CREATE INDEX _eddy_deliveries_by_function ON _eddy_deliveries (function, state);
-CREATE INDEX _eddy_deliveries_by_event ON _eddy_deliveries (event_seq);
 -- A replay's deliveries are made as its backlog drains: its backlog is counted often.
 CREATE INDEX _eddy_deliveries_by_replay ON _eddy_deliveries (replay, state) WHERE replay <> 0;
-
--- A replay from a time finds its first event by time.
-CREATE INDEX _eddy_journal_by_time ON _eddy_journal (time_ms);

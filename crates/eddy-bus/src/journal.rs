@@ -50,17 +50,39 @@ pub(crate) async fn last_seq(db: &mut dyn Sql) -> Result<u64, BusError> {
 }
 
 /// The first sequence number of an event at or after `time_ms` (`None` if there is none).
+///
+/// A binary search over the sequence numbers (each probe a primary-key read), not a scan: the
+/// journal is a gap-free run of sequence numbers whose times rise with them, as each event
+/// takes its time when its commit appends it (to within a clock stepped back, or the clocks
+/// of several nodes).
 pub(crate) async fn first_at_or_after(
     db: &mut dyn Sql,
     time_ms: i64,
 ) -> Result<Option<u64>, BusError> {
     let row = db
         .fetch_one(
-            "SELECT min(seq) AS seq FROM _eddy_journal WHERE time_ms >= ?",
-            &[Value::from(time_ms)],
+            "SELECT min(seq) AS first, max(seq) AS last FROM _eddy_journal",
+            &[],
         )
         .await?;
-    row.get("seq")
+    let (Some(mut low), Some(mut high)) = (
+        row.get::<Option<u64>>("first")?,
+        row.get::<Option<u64>>("last")?,
+    ) else {
+        return Ok(None);
+    };
+    if time_at(db, high).await? < time_ms {
+        return Ok(None);
+    }
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if time_at(db, middle).await? >= time_ms {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    Ok(Some(low))
 }
 
 /// The last sequence number of an event at or before `time_ms` (`None` if there is none).
@@ -68,13 +90,27 @@ pub(crate) async fn last_at_or_before(
     db: &mut dyn Sql,
     time_ms: i64,
 ) -> Result<Option<u64>, BusError> {
+    match first_at_or_after(db, time_ms.saturating_add(1)).await? {
+        Some(after) => {
+            let first: Option<u64> = db
+                .fetch_one("SELECT min(seq) AS first FROM _eddy_journal", &[])
+                .await?
+                .get("first")?;
+            Ok((first.is_some_and(|f| after > f)).then(|| after - 1))
+        }
+        None => last_seq(db).await.map(|last| (last > 0).then_some(last)),
+    }
+}
+
+/// The time of event `seq` (which exists: the journal is gap-free between its ends).
+async fn time_at(db: &mut dyn Sql, seq: u64) -> Result<i64, BusError> {
     let row = db
         .fetch_one(
-            "SELECT max(seq) AS seq FROM _eddy_journal WHERE time_ms <= ?",
-            &[Value::from(time_ms)],
+            "SELECT time_ms FROM _eddy_journal WHERE seq = ?",
+            &[Value::from(seq)],
         )
         .await?;
-    row.get("seq")
+    row.get("time_ms")
 }
 
 /// Deletes the events before `seq`.
