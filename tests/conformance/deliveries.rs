@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use eddy_bus::Bus;
 use eddy_executor::{
-    Claim, Created, DeadReason, DeliveryAttempt, DeliveryStore, InvocationRecord, Leased,
-    NewDelivery, Settle, Settlement,
+    Claim, Created, DeadReason, DeliveryStore, InvocationRecord, Leased, NewDelivery, Settle,
+    Settlement,
 };
 
 use super::Stores;
@@ -73,15 +73,21 @@ fn settled(
     record: Option<InvocationRecord>,
 ) -> Settle {
     Settle {
-        delivery: Some(DeliveryAttempt {
-            delivery_id: leased.id,
-            attempt: leased.attempt,
-        }),
+        delivery: Some(leased.into()),
         settlement,
         record,
         destination: None,
         now_ms,
     }
+}
+
+/// Returns the leases that ran out by `at` to ready; how many.
+async fn expire(bus: &Bus, store: &Arc<dyn DeliveryStore>, at: i64) -> u64 {
+    bus.write((store.clone(), at), |tx, (store, at)| {
+        Box::pin(store.expire(tx, *at))
+    })
+    .await
+    .unwrap()
 }
 
 /// Records settlements; returns the deliveries they moved.
@@ -276,13 +282,8 @@ pub async fn leases_expire_and_a_node_reclaims_only_its_own(stores: Stores) {
     let a = claim(bus, store, claim_for("a", NOW, 2, 2)).await;
     let b = claim(bus, store, claim_for("b", NOW, 2, 2)).await;
     assert_eq!((a.len(), b.len()), (2, 2));
-    let expire = |at: i64| {
-        bus.write((store.clone(), at), |tx, (store, at)| {
-            Box::pin(store.expire(tx, *at))
-        })
-    };
     assert_eq!(
-        expire(NOW + 5_000).await.unwrap(),
+        expire(bus, store, NOW + 5_000).await,
         0,
         "leases still running"
     );
@@ -304,7 +305,7 @@ pub async fn leases_expire_and_a_node_reclaims_only_its_own(stores: Stores) {
         "b's leases were not taken"
     );
     assert_eq!(
-        expire(NOW + 20_000).await.unwrap(),
+        expire(bus, store, NOW + 20_000).await,
         4,
         "expired leases go back"
     );
@@ -417,11 +418,7 @@ pub async fn settling_again_changes_nothing_and_a_stale_attempt_leaves_the_lease
 
     // The second delivery's lease runs out while its attempt still runs; node b takes it.
     let stale = leased.iter().find(|d| d.event_seq == 2).unwrap();
-    bus.write((store.clone(), NOW + 20_000), |tx, (store, now)| {
-        Box::pin(store.expire(tx, *now))
-    })
-    .await
-    .unwrap();
+    expire(bus, store, NOW + 20_000).await;
     let taken = claim(bus, store, claim_for("b", NOW + 20_000, 10, 10)).await;
     assert_eq!(
         taken.iter().map(|d| (d.id, d.attempt)).collect::<Vec<_>>(),

@@ -236,7 +236,7 @@ out["uploads"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="uploads")["
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-for method, path in [("GET", "functions"), ("GET", "schedules"), ("POST", "triggers/t/replay"), ("POST", "triggers/t/backfill")]:
+for method, path in [("GET", "functions"), ("GET", "schedules"), ("GET", "replays"), ("POST", "triggers/t/replay"), ("POST", "triggers/t/backfill")]:
     body = b'{"from": 1}' if method == "POST" else None
     request = AWSRequest(method=method, url=os.environ["EDDY"] + "/_eddy/v1/" + path, data=body)
     SigV4Auth(Credentials("AKIAUPLOADER00001", "uploader-secret"), "eddy", "us-east-1").add_auth(request)
@@ -247,6 +247,7 @@ out["invoke"] = error(client("lambda", key="AKIAUPLOADER00001", secret="uploader
     for path in [
         "functions",
         "schedules",
+        "replays",
         "triggers/t/replay",
         "triggers/t/backfill",
     ] {

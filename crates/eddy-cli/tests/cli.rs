@@ -651,9 +651,11 @@ fn a_trigger_declared_with_backfill_is_backfilled_once() {
             .iter()
             .all(|e| e["eddyBackfill"] == true)
     );
-    // Put in service again after a restart (SIGKILL): not backfilled twice (the duty looks
-    // as the node starts, before a live upload can have been delivered).
+    // Put in service again after a restart (SIGKILL): not backfilled twice.
     let eddy = eddy.restart("app.yaml");
+    eddy.wait_for("the declared backfill to be looked at", |e| {
+        e.log().contains("the declared backfill was made already")
+    });
     assert_eq!(
         eddy.call("PUT", "/photos/z.jpg", &[], Some("z")).status,
         200
@@ -661,4 +663,18 @@ fn a_trigger_declared_with_backfill_is_backfilled_once() {
     eddy.wait_for("the live upload", |e| events_given(e, "audit").len() == 3);
     let listed = cli_ok(&eddy, &["events", "replays"]);
     assert_eq!(listed.lines().count(), 1, "one backfill: {listed}");
+}
+
+#[test]
+fn validate_refuses_a_time_it_cannot_read() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["validate", "--runs-after", "tomorrow", "app.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`tomorrow` is not a time like 2027-01-01T00:00:00Z"),
+        "{err}"
+    );
 }

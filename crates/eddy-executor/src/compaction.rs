@@ -37,7 +37,7 @@ pub(crate) async fn compactor(inner: Arc<Inner>) {
         let next = inner.clock.now_ms() + EVERY_MS;
         tokio::select! {
             _ = inner.clock.sleep_until(next) => {}
-            _ = crate::timetable::lead_changes(&mut leading) => {}
+            _ = crate::lead_changes(&mut leading) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

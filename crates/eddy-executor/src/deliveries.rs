@@ -199,6 +199,16 @@ pub struct DeliveryAttempt {
     pub attempt: u32,
 }
 
+impl From<&Leased> for DeliveryAttempt {
+    /// The attempt a lease is for.
+    fn from(leased: &Leased) -> Self {
+        Self {
+            delivery_id: leased.id,
+            attempt: leased.attempt,
+        }
+    }
+}
+
 /// One finished attempt (or a delivery that could not be attempted) to record.
 ///
 /// Recording the same settlements again changes nothing (their commit may have gone through

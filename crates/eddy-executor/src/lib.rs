@@ -393,6 +393,14 @@ impl Executor {
         Ok(Some((event, explanations)))
     }
 
+    /// Every delivery of the event `event_seq`, originals and replays.
+    pub async fn deliveries_of(&self, event_seq: u64) -> Result<Vec<DeliveryState>, ExecError> {
+        self.inner
+            .store
+            .deliveries_of(&mut self.inner.bus.readers(), event_seq)
+            .await
+    }
+
     /// The last run of each schedule a node has kept, by name (see `timetable`).
     pub async fn schedule_runs(&self) -> Result<HashMap<String, i64>, ExecError> {
         self.inner
@@ -648,5 +656,13 @@ impl Inner {
             init_us: outcome.init_duration.map(|d| d.as_micros() as u64),
         };
         Ok((outcome, record))
+    }
+}
+
+/// Returns when the lead changes hands; never, where it cannot (SQLite's one node leads for
+/// good, and its sender is gone).
+pub(crate) async fn lead_changes(leading: &mut watch::Receiver<bool>) {
+    if leading.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

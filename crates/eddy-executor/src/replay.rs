@@ -167,17 +167,6 @@ impl Executor {
             .replays(&mut self.inner.bus.readers(), false)
             .await
     }
-
-    /// Every delivery of the event `event_seq`, originals and replays.
-    pub async fn deliveries_of(
-        &self,
-        event_seq: u64,
-    ) -> Result<Vec<crate::DeliveryState>, ExecError> {
-        self.inner
-            .store
-            .deliveries_of(&mut self.inner.bus.readers(), event_seq)
-            .await
-    }
 }
 
 /// How many of a replay's deliveries may wait or run at once: twice its function's
@@ -216,7 +205,7 @@ pub(crate) async fn replayer(inner: Arc<Inner>) {
             _ = recorded.changed(), if busy => {}
             _ = inner.replays_changed.notified() => {}
             _ = inner.clock.sleep_until(look_again) => {}
-            _ = crate::timetable::lead_changes(&mut leading) => {}
+            _ = crate::lead_changes(&mut leading) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
@@ -259,23 +248,21 @@ async fn make_page(inner: &Inner, replay: &Replay, room: u64) -> Result<(), Exec
             .into_iter()
             .filter(|e| e.seq <= replay.to_seq)
             .collect();
-        if events.is_empty() {
+        let Some(last) = events.last() else {
             next = replay.to_seq + 1;
             break;
+        };
+        next = last.seq + 1;
+        // One trigger: at most one delivery per event, in the events' order.
+        let made = plan(inner, &events, HashMap::new(), Some(&of));
+        let left = (room as usize).saturating_sub(deliveries.len());
+        if made.len() > left {
+            // The page is full: the first event left out is where the next page starts.
+            next = made[left].event_seq;
+            deliveries.extend(made.into_iter().take(left));
+            break;
         }
-        for event in events {
-            let made = plan(
-                inner,
-                std::slice::from_ref(&event),
-                HashMap::new(),
-                Some(&of),
-            );
-            if deliveries.len() as u64 + made.len() as u64 > room && !deliveries.is_empty() {
-                break;
-            }
-            deliveries.extend(made);
-            next = event.seq + 1;
-        }
+        deliveries.extend(made);
     }
     let now = inner.clock.now_ms();
     let finished = (next > replay.to_seq).then_some(now);

@@ -162,10 +162,7 @@ async fn gone(inner: &Arc<Inner>, delivery: &Leased) {
         let _ = inner.store.give_back(&delivery.function, 1).await;
     }
     let settle = Settle {
-        delivery: Some(DeliveryAttempt {
-            delivery_id: delivery.id,
-            attempt: delivery.attempt,
-        }),
+        delivery: Some(DeliveryAttempt::from(delivery)),
         settlement: Settlement::Dead {
             reason: DeadReason::EventAgeExceeded,
             error: format!(
@@ -197,10 +194,7 @@ pub(crate) async fn deliver(inner: Arc<Inner>, delivery: Leased, event: Arc<Even
     let now_ms = inner.clock.now_ms();
     let destination = destination::of(&inner, &delivery, &event, &attempted, now_ms);
     let settle = Settle {
-        delivery: Some(DeliveryAttempt {
-            delivery_id: delivery.id,
-            attempt: delivery.attempt,
-        }),
+        delivery: Some(DeliveryAttempt::from(&delivery)),
         settlement: attempted.settlement,
         record: attempted.record,
         destination,

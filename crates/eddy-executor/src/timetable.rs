@@ -29,7 +29,7 @@ pub(crate) async fn timetable(inner: Arc<Inner>) {
     loop {
         while !*leading.borrow_and_update() {
             tokio::select! {
-                _ = lead_changes(&mut leading) => {}
+                _ = crate::lead_changes(&mut leading) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
@@ -47,18 +47,10 @@ pub(crate) async fn timetable(inner: Arc<Inner>) {
             tokio::select! {
                 _ = inner.clock.sleep_until(wake_at) => {}
                 _ = inner.schedules_changed.notified() => {}
-                _ = lead_changes(&mut leading) => {}
+                _ = crate::lead_changes(&mut leading) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
-    }
-}
-
-/// Returns when the lead changes hands; never, where it cannot (SQLite's one node leads for
-/// good, and its sender is gone).
-pub(crate) async fn lead_changes(leading: &mut tokio::sync::watch::Receiver<bool>) {
-    if leading.changed().await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 
@@ -74,19 +66,16 @@ async fn run_due(inner: &Arc<Inner>, since: i64, now: i64) -> Result<Option<i64>
             if !advance(inner, schedule, None, now, false).await? {
                 return Ok(Some(now));
             }
-            earliest = min(earliest, schedule.next_after(now));
+            earliest = earliest.into_iter().chain(schedule.next_after(now)).min();
             continue;
         };
         let mut previous = last;
-        let mut next = schedule.next_after(last);
+        let mut runs = schedule.runs(last).peekable();
         let mut latest_missed = None;
         for _ in 0..MISSED_LOOKUP {
-            match next {
-                Some(run) if run < since => {
-                    latest_missed = Some(run);
-                    next = schedule.next_after(run);
-                }
-                _ => break,
+            match runs.next_if(|run| *run < since) {
+                Some(run) => latest_missed = Some(run),
+                None => break,
             }
         }
         if let Some(missed) = latest_missed {
@@ -102,24 +91,16 @@ async fn run_due(inner: &Arc<Inner>, since: i64, now: i64) -> Result<Option<i64>
             }
             previous = missed;
         }
-        while let Some(run) = next.filter(|run| *run <= now) {
+        while let Some(run) = runs.next_if(|run| *run <= now) {
             if !advance(inner, schedule, Some(previous), run, true).await? {
                 // Another node moved it on: read again.
                 return Ok(Some(now));
             }
             previous = run;
-            next = schedule.next_after(run);
         }
-        earliest = min(earliest, next);
+        earliest = earliest.into_iter().chain(runs.next()).min();
     }
     Ok(earliest)
-}
-
-fn min(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// Moves `schedule`'s last run from `previous` to `run_ms`, journaling the run if `journal`;

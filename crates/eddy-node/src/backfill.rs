@@ -141,7 +141,12 @@ pub(crate) async fn declared(
             let Some(node) = node.upgrade() else { return };
             for trigger in app.triggers.iter().filter(|t| t.backfill && t.enabled) {
                 match node.claim_backfill(&trigger.name).await {
-                    Ok(false) => {}
+                    Ok(false) => {
+                        tracing::info!(
+                            trigger = trigger.name,
+                            "the declared backfill was made already"
+                        );
+                    }
                     Ok(true) => {
                         if let Err(error) = node.backfill(&trigger.name).await {
                             tracing::error!(%error, trigger = trigger.name, "the declared backfill failed; run `eddy triggers backfill` to try again");

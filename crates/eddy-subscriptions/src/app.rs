@@ -107,15 +107,15 @@ impl App {
     /// The retry policy of deliveries that go by `name`: a trigger's, or a schedule's
     /// ([`ScheduleSpec::delivery_name`]); the default for anything else.
     pub fn retry_policy(&self, name: &str) -> RetryPolicy {
-        let schedule = || {
-            name.strip_prefix("schedule/")
-                .and_then(|s| self.schedule(s))
-                .map(|s| s.retry)
-        };
         self.trigger(name)
             .map(|t| t.retry)
-            .or_else(schedule)
+            .or_else(|| self.schedule_of_delivery(name).map(|s| s.retry))
             .unwrap_or_default()
+    }
+
+    /// The schedule whose runs' deliveries go by `name` ([`ScheduleSpec::delivery_name`]).
+    pub fn schedule_of_delivery(&self, name: &str) -> Option<&ScheduleSpec> {
+        self.schedule(name.strip_prefix(SCHEDULE_DELIVERY)?)
     }
 }
 
@@ -312,6 +312,9 @@ pub enum Format {
     Plain,
 }
 
+/// How a schedule's delivery names start (trigger names cannot hold a `/`).
+const SCHEDULE_DELIVERY: &str = "schedule/";
+
 /// A function run at set times, as an EventBridge schedule runs a Lambda function: each run is
 /// an event in the journal, delivered with the schedule's retry policy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -350,29 +353,30 @@ pub enum Missed {
 }
 
 impl ScheduleSpec {
-    /// The first run strictly after `after_ms`, within the schedule's start and end.
-    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
-        let tz = jiff::tz::TimeZone::get(&self.timezone).ok()?;
+    /// Its runs strictly after `after_ms`, in order, within its start and end (the time zone
+    /// is looked up once for them all).
+    pub fn runs(&self, after_ms: i64) -> impl Iterator<Item = i64> + '_ {
+        let tz = jiff::tz::TimeZone::get(&self.timezone).ok();
         let anchor = self.start_ms.unwrap_or(0);
-        let after = match self.start_ms {
+        let mut after = match self.start_ms {
             Some(start) if start > after_ms => start - 1,
             _ => after_ms,
         };
-        let next = self.expression.next_after(after, &tz, anchor)?;
-        self.end_ms.is_none_or(|end| next <= end).then_some(next)
+        std::iter::from_fn(move || {
+            let next = self.expression.next_after(after, tz.as_ref()?, anchor)?;
+            after = next;
+            self.end_ms.is_none_or(|end| next <= end).then_some(next)
+        })
+    }
+
+    /// The first run strictly after `after_ms`, within the schedule's start and end.
+    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
+        self.runs(after_ms).next()
     }
 
     /// The next `n` runs after `after_ms` (fewer when the schedule ends).
-    pub fn runs_after(&self, mut after_ms: i64, n: usize) -> Vec<i64> {
-        let mut runs = Vec::with_capacity(n);
-        while runs.len() < n {
-            let Some(next) = self.next_after(after_ms) else {
-                break;
-            };
-            runs.push(next);
-            after_ms = next;
-        }
-        runs
+    pub fn runs_after(&self, after_ms: i64, n: usize) -> Vec<i64> {
+        self.runs(after_ms).take(n).collect()
     }
 
     /// `at_ms` as a wall-clock time of the schedule's zone, with its offset and the zone
@@ -385,9 +389,10 @@ impl ScheduleSpec {
         }
     }
 
-    /// The name its deliveries go by, where a trigger's name would be.
+    /// The name its deliveries go by, where a trigger's name would be (see
+    /// [`App::schedule_of_delivery`]).
     pub fn delivery_name(&self) -> String {
-        format!("schedule/{}", self.name)
+        format!("{SCHEDULE_DELIVERY}{}", self.name)
     }
 }
 
