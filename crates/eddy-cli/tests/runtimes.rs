@@ -590,7 +590,8 @@ while True:
                              "AWS_LAMBDA_FUNCTION_VERSION", "TZ", "AWS_LAMBDA_MAX_CONCURRENCY"]}})
     first, _, _ = call("POST", "/invocation/%s/response" % request_id, answer.encode())
     second, _, _ = call("POST", "/invocation/%s/response" % request_id, b"{}")
-    print("answers", first, second, flush=True)
+    # One write: the line must not be split between two invocations' logs.
+    print("answers %d %d" % (first, second), flush=True)
 "#,
     );
     std::fs::write(
@@ -613,7 +614,9 @@ while True:
                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "TZ": ":UTC", "AWS_LAMBDA_MAX_CONCURRENCY": null})
     );
     // The second answer is refused. Its status is printed after the invocation ended, so the
-    // line lands in this invocation's log or, if eddy had taken that already, the next one's.
+    // line lands in this invocation's log or, if eddy had taken that already, the next one's
+    // (whole: the probe writes it at once, as unbuffered Python would otherwise write each
+    // printed value apart).
     invoke(&eddy, "probe", "{}").unwrap();
     let log: String = runs(&eddy, "probe")
         .iter()
