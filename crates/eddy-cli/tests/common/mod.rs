@@ -101,7 +101,7 @@ pub fn start(dir: tempfile::TempDir, manifest: &str, options: Options) -> Eddy {
         give_to(dir.path(), user);
         command.uid(user).gid(user);
     }
-    let mut child = command
+    command
         .args([
             "serve",
             manifest,
@@ -115,9 +115,20 @@ pub fn start(dir: tempfile::TempDir, manifest: &str, options: Options) -> Eddy {
         .env("EDDY_LOG", "info")
         .envs(options.env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("eddy.log")).unwrap())
-        .spawn()
-        .unwrap();
+        .stderr(std::fs::File::create(dir.path().join("eddy.log")).unwrap());
+    // A copy of the binary just written may be held open for writing, for a moment, by a
+    // process another test thread forked meanwhile (until that one execs): then the kernel
+    // refuses to run it (ETXTBSY), and trying again shortly succeeds.
+    let mut busy = 0;
+    let mut child = loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && busy < 100 => {
+                busy += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            spawned => break spawned.unwrap(),
+        }
+    };
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
