@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use eddy_bus::Bus;
 use eddy_executor::{
-    Claim, Created, DeadReason, DeliveryStore, InvocationRecord, Leased, NewDelivery, Settle,
-    Settlement,
+    BatchCandidate, Claim, Created, DeadReason, DeliveryStore, InvocationRecord, Leased,
+    NewDelivery, Settle, Settlement,
 };
 
 use super::Stores;
@@ -38,6 +38,7 @@ async fn create(bus: &Bus, store: &Arc<dyn DeliveryStore>, rows: Vec<NewDelivery
 
 fn claim_for(node: &str, now_ms: i64, limit: u32, room: u32) -> Claim {
     Claim {
+        batched: HashSet::new(),
         node: node.into(),
         now_ms,
         limit,
@@ -77,6 +78,7 @@ fn settled(
         settlement,
         record,
         destination: None,
+        batch: None,
         now_ms,
     }
 }
@@ -118,6 +120,7 @@ fn success(leased: &Leased, request_id: &str) -> InvocationRecord {
         billed_ms: 1,
         max_memory_mb: None,
         init_us: None,
+        batch_size: None,
     }
 }
 
@@ -246,7 +249,7 @@ pub async fn a_key_runs_one_delivery_at_a_time_in_order(stores: Stores) {
     .await;
     let due = store.due(&mut bus.readers(), NOW, 100).await.unwrap();
     assert_eq!(
-        due.get("f"),
+        due.get(&("f".to_string(), "on-f".to_string())),
         Some(&3),
         "due: the first of each key, and the unordered one"
     );
@@ -334,8 +337,13 @@ pub async fn settling_retries_dead_letters_and_redrives(stores: Stores) {
     };
     settle(bus, store, &leased[1], dead, NOW).await;
     assert_eq!(
-        store.next_due(&mut bus.readers()).await.unwrap(),
+        store.next_due(&mut bus.readers(), NOW).await.unwrap(),
         Some(retry_at)
+    );
+    assert_eq!(
+        store.next_due(&mut bus.readers(), retry_at).await.unwrap(),
+        None,
+        "nothing is due after the retry"
     );
     assert!(
         claim(bus, store, claim_for("a", NOW + 1, 10, 10))
@@ -496,5 +504,110 @@ pub async fn slots_are_one_limit_for_every_claimer(stores: Stores) {
         after_expiry,
         if one_process { 0 } else { 1 },
         "in one process a slot is given back by its holder, never lost to a death"
+    );
+}
+
+/// A batched trigger's candidates are each key's due records in event order, none of a key
+/// with a record in a running batch; a batch is leased under its invocation's id; a record sent
+/// back by a bisection keeps its half's name and is not counted as an attempt; and an event's
+/// invocations include the batches it went in.
+pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attempt(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    let rows = vec![
+        delivery(1, "f", Some("k")),
+        delivery(2, "f", Some("k")),
+        delivery(3, "f", Some("j")),
+        delivery(4, "f", Some("k")),
+        delivery(5, "f", None),
+    ];
+    let ids: HashMap<u64, i64> = create(bus, store, rows)
+        .await
+        .iter()
+        .map(|c| (c.event_seq, c.id))
+        .collect();
+    let candidates = |at: i64| {
+        let store = store.clone();
+        async move {
+            bus.write((store, at), |tx, (store, at)| {
+                Box::pin(store.batch_candidates(tx, "on-f", *at, 100))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (found, running) = candidates(NOW).await;
+    let seqs = |found: &[BatchCandidate]| -> Vec<u64> {
+        found.iter().map(|c| c.delivery.event_seq).collect()
+    };
+    assert_eq!((seqs(&found), running), (vec![1, 2, 3, 4, 5], 0));
+    assert_eq!(found[0].order_key.as_deref(), Some("k"));
+    assert_eq!(found[0].ready_ms, NOW);
+
+    let claim = claim_for("a", NOW, 100, 10);
+    let lease = |batch: Vec<i64>, name: &'static str| {
+        let input = (store.clone(), claim.clone(), batch);
+        async move {
+            bus.write(input, move |tx, (store, claim, batch)| {
+                Box::pin(store.lease_batch(tx, claim, batch, name, NOW + 10_000))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    lease(vec![ids[&1], ids[&2]], "b-1").await;
+    let (found, running) = candidates(NOW).await;
+    assert_eq!(
+        (seqs(&found), running),
+        (vec![3, 5], 1),
+        "k's later record waits for the running batch"
+    );
+    lease(vec![ids[&3]], "b-2").await;
+    assert_eq!(candidates(NOW).await.1, 2, "two batches run");
+
+    // b-1 failed and was bisected: record 1 done (say), record 2 sent back to its half.
+    let leased = |seq: u64| Leased {
+        id: ids[&seq],
+        event_seq: seq,
+        event_time_ms: NOW,
+        trigger: "on-f".into(),
+        function: "f".into(),
+        attempt: 1,
+        replay: 0,
+    };
+    let mut invocation = success(&leased(1), "b-1");
+    invocation.batch_size = Some(2);
+    let mut first = settled(&leased(1), Settlement::Done, NOW, Some(invocation));
+    first.batch = Some("b-1".into());
+    let rebatch = Settlement::Rebatch {
+        part: Some("b-1.1".into()),
+        error: Some("boom".into()),
+    };
+    let mut second = settled(&leased(2), rebatch, NOW + 5, None);
+    second.batch = Some("b-1".into());
+    let moved = record(bus, store, vec![first.clone(), second.clone()]).await;
+    assert_eq!(moved.len(), 2);
+    assert!(
+        record(bus, store, vec![first, second]).await.is_empty(),
+        "settling again moves nothing"
+    );
+    let (found, _) = candidates(NOW + 5).await;
+    assert_eq!(seqs(&found), [2, 4, 5]);
+    let back = &found[0];
+    assert_eq!(back.part.as_deref(), Some("b-1.1"));
+    assert_eq!(back.delivery.attempt, 1, "a bisection is not an attempt");
+    assert_eq!(back.ready_ms, NOW, "due when it was");
+
+    // Event 2 went in batch b-1, whose record names event 1 first.
+    let of_two = store
+        .invocations(&mut bus.readers(), None, Some(2), 0, 100)
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(
+        of_two
+            .iter()
+            .map(|r| (r.request_id.as_str(), r.batch_size))
+            .collect::<Vec<_>>(),
+        [("b-1", Some(2))]
     );
 }

@@ -32,10 +32,14 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to. Sleepers wake when it is advanced past their deadline.
+/// A clock that moves only when told to. Sleepers wake when it is advanced past their deadline;
+/// a test can wait for someone to sleep until a given time (the executor has decided to wait
+/// until then).
 #[derive(Clone)]
 pub struct ManualClock {
     now: Arc<watch::Sender<i64>>,
+    /// The deadlines being slept until now, one entry per sleeper.
+    sleepers: Arc<watch::Sender<Vec<i64>>>,
 }
 
 impl ManualClock {
@@ -43,6 +47,7 @@ impl ManualClock {
     pub fn new(start_ms: i64) -> Self {
         Self {
             now: Arc::new(watch::Sender::new(start_ms)),
+            sleepers: Arc::new(watch::Sender::new(Vec::new())),
         }
     }
 
@@ -54,6 +59,28 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         self.now.send_modify(|now| *now += by.as_millis() as i64);
     }
+
+    /// Returns once something sleeps until exactly `deadline_ms`.
+    pub async fn sleeping_until(&self, deadline_ms: i64) {
+        let mut sleepers = self.sleepers.subscribe();
+        let _ = sleepers.wait_for(|s| s.contains(&deadline_ms)).await;
+    }
+}
+
+/// Takes a sleeper's deadline off the list when its sleep ends or is dropped.
+struct Sleeping<'a> {
+    sleepers: &'a watch::Sender<Vec<i64>>,
+    deadline_ms: i64,
+}
+
+impl Drop for Sleeping<'_> {
+    fn drop(&mut self) {
+        self.sleepers.send_modify(|s| {
+            if let Some(i) = s.iter().position(|d| *d == self.deadline_ms) {
+                s.swap_remove(i);
+            }
+        });
+    }
 }
 
 #[async_trait]
@@ -63,6 +90,11 @@ impl Clock for ManualClock {
     }
 
     async fn sleep_until(&self, deadline_ms: i64) {
+        self.sleepers.send_modify(|s| s.push(deadline_ms));
+        let _sleeping = Sleeping {
+            sleepers: &self.sleepers,
+            deadline_ms,
+        };
         let mut now = self.now.subscribe();
         // The sender lives as long as `self`; `wait_for` fails only if it is gone.
         let _ = now.wait_for(|t| *t >= deadline_ms).await;
@@ -83,6 +115,7 @@ mod tests {
         clock.advance(Duration::from_millis(1_000));
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished());
+        clock.sleeping_until(3_000).await;
         clock.advance(Duration::from_millis(1_000));
         tokio::time::timeout(Duration::from_secs(5), sleeper)
             .await

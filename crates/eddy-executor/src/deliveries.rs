@@ -85,6 +85,18 @@ pub struct Leased {
     pub replay: i64,
 }
 
+/// A ready delivery of a batched trigger that could go in a batch now: due, and no earlier
+/// delivery of its key is running or waiting for a later time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchCandidate {
+    pub delivery: Leased,
+    pub order_key: Option<String>,
+    /// The half of a bisected batch it went to: it is batched only with the rest of that half.
+    pub part: Option<String>,
+    /// When it became ready: made, or the time its retry was due.
+    pub ready_ms: i64,
+}
+
 /// A delivery of one event, as `events show` tells it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryState {
@@ -173,6 +185,8 @@ pub struct InvocationRecord {
     pub max_memory_mb: Option<u64>,
     /// How long starting a worker took, on a cold start.
     pub init_us: Option<u64>,
+    /// How many records the invocation carried, when it was a batch's.
+    pub batch_size: Option<u32>,
 }
 
 /// Invocation records in the order they were recorded, and where the next page starts.
@@ -187,8 +201,20 @@ pub struct InvocationPage {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Settlement {
     Done,
-    Retry { at_ms: i64, error: String },
-    Dead { reason: DeadReason, error: String },
+    Retry {
+        at_ms: i64,
+        error: String,
+    },
+    Dead {
+        reason: DeadReason,
+        error: String,
+    },
+    /// Back to ready, due when it was, this attempt not counted: a half of a bisected batch
+    /// (`part` names it), or a record a batch had no room for.
+    Rebatch {
+        part: Option<String>,
+        error: Option<String>,
+    },
 }
 
 /// An attempt at a delivery: the delivery, and the attempt's number, which the delivery's
@@ -223,6 +249,8 @@ pub struct Settle {
     /// A record for a destination, journaled (as an asynchronous invocation of its function)
     /// in the settlement's transaction if the settlement moves the delivery on.
     pub destination: Option<Destination>,
+    /// The batch invocation (its request id) the attempt was part of, if it was batched.
+    pub batch: Option<String>,
     pub now_ms: i64,
 }
 
@@ -260,9 +288,10 @@ impl InvocationTotals {
 
 /// How deliveries are claimed: by whom, until when, and how many of each function's slots are
 /// free (a function absent from `room` gets `default_room`; one absent from `lease_until`
-/// `default_until`).
+/// `default_until`). The deliveries of `batched` triggers are claimed in batches instead.
 #[derive(Clone, Debug, Default)]
 pub struct Claim {
+    pub batched: std::collections::HashSet<String>,
     pub node: String,
     pub now_ms: i64,
     pub limit: u32,
@@ -297,16 +326,38 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn claim(&self, tx: &mut dyn Sql, claim: &Claim) -> Result<Vec<Leased>, ExecError>;
 
     /// How many deliveries each function has due now (ready, their time come and, for ordered
-    /// ones, first of their key), counting at most `limit` in all: what a claim would find.
+    /// ones, first of their key), by function and trigger, counting at most `limit` in all:
+    /// what a claim would find.
     async fn due(
         &self,
         db: &mut dyn Sql,
         now_ms: i64,
         limit: u32,
-    ) -> Result<HashMap<String, u32>, ExecError>;
+    ) -> Result<HashMap<(String, String), u32>, ExecError>;
 
-    /// When the earliest ready delivery is due.
-    async fn next_due(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError>;
+    /// When the earliest ready delivery is due, of those due after `after_ms`.
+    async fn next_due(&self, db: &mut dyn Sql, after_ms: i64) -> Result<Option<i64>, ExecError>;
+
+    /// The deliveries of batched `trigger` that could go in a batch now, in event order, at most
+    /// `limit`; and how many of its batches run now.
+    async fn batch_candidates(
+        &self,
+        tx: &mut dyn Sql,
+        trigger: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<(Vec<BatchCandidate>, u32), ExecError>;
+
+    /// Leases `ids` to `claim.node` as the batch `batch` (its invocation's request id), until
+    /// `until_ms`.
+    async fn lease_batch(
+        &self,
+        tx: &mut dyn Sql,
+        claim: &Claim,
+        ids: &[i64],
+        batch: &str,
+        until_ms: i64,
+    ) -> Result<(), ExecError>;
 
     /// Returns leases that ran out (whoever held them) to ready.
     async fn expire(&self, tx: &mut dyn Sql, now_ms: i64) -> Result<u64, ExecError>;

@@ -148,7 +148,7 @@ fn fast_path_candidates(inner: &Inner, events: &[Event]) -> HashMap<String, (u32
                 .index
                 .matching(event)
                 .into_iter()
-                .filter(|t| t.ordering != Ordering::PerKey)
+                .filter(|t| t.ordering != Ordering::PerKey && t.batch.is_none())
                 .map(|t| t.function.to_string())
                 .collect(),
         };
@@ -205,15 +205,16 @@ pub(crate) fn plan(
         .collect();
     let mut deliveries = Vec::new();
     for event in events.iter().filter(|e| takes(replay, e)) {
-        let matched: Vec<(String, String, Option<String>)> = match &event.source {
+        // (trigger, function, order key, batched)
+        let matched: Vec<(String, String, Option<String>, bool)> = match &event.source {
             _ if replay.is_some()
                 && !matches!(event.source, Source::Bucket(_) | Source::Table(_)) =>
             {
                 Vec::new()
             }
-            Source::Function(f) => vec![(INVOKE_TRIGGER.to_string(), f.to_string(), None)],
+            Source::Function(f) => vec![(INVOKE_TRIGGER.to_string(), f.to_string(), None, false)],
             Source::Schedule(name) => match compiled.app.schedule(name.as_str()) {
-                Some(s) => vec![(s.delivery_name(), s.function.to_string(), None)],
+                Some(s) => vec![(s.delivery_name(), s.function.to_string(), None, false)],
                 None => {
                     // The app lost the schedule between the run's commit and now.
                     tracing::warn!(schedule = %name, seq = event.seq, "a run of a schedule the app no longer has is not delivered");
@@ -233,7 +234,8 @@ pub(crate) fn plan(
                             None => key,
                         }
                     });
-                    (t.name.clone(), t.function.to_string(), order_key)
+                    let batched = t.batch.is_some();
+                    (t.name.clone(), t.function.to_string(), order_key, batched)
                 })
                 .collect(),
         };
@@ -246,9 +248,10 @@ pub(crate) fn plan(
                 ),
             )
         });
-        for (trigger, function, order_key) in matched {
+        for (trigger, function, order_key, batched) in matched {
+            // A batched delivery waits for the scheduler to gather its batch.
             let lease_until = match granted.get_mut(&function) {
-                Some(free) if *free > 0 && order_key.is_none() && dead.is_none() => {
+                Some(free) if *free > 0 && order_key.is_none() && !batched && dead.is_none() => {
                     *free -= 1;
                     until.get(&function).copied()
                 }

@@ -12,6 +12,7 @@
 //! Time comes from a [`Clock`], so tests move it instead of sleeping.
 
 mod backoff;
+mod batch;
 pub mod clock;
 mod compaction;
 mod deliveries;
@@ -40,9 +41,9 @@ use tokio_util::task::TaskTracker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deliveries::{
-    Claim, Created, DeadLetter, DeadReason, DeliveryAttempt, DeliveryCounts, DeliveryState,
-    DeliveryStore, Destination, InvocationPage, InvocationRecord, InvocationTotals, Leased,
-    NewDelivery, Replay, Settle, Settlement,
+    BatchCandidate, Claim, Created, DeadLetter, DeadReason, DeliveryAttempt, DeliveryCounts,
+    DeliveryState, DeliveryStore, Destination, InvocationPage, InvocationRecord, InvocationTotals,
+    Leased, NewDelivery, Replay, Settle, Settlement,
 };
 pub use error::ExecError;
 pub use replay::JournalPoint;
@@ -340,6 +341,7 @@ impl Executor {
             settlement: Settlement::Done,
             record: Some(record),
             destination: None,
+            batch: None,
             now_ms: inner.clock.now_ms(),
         };
         inner.record(vec![record]).await?;
@@ -654,6 +656,7 @@ impl Inner {
             billed_ms: runtime::billed_ms(outcome.duration),
             max_memory_mb: outcome.max_memory_mb,
             init_us: outcome.init_duration.map(|d| d.as_micros() as u64),
+            batch_size: None,
         };
         Ok((outcome, record))
     }

@@ -20,14 +20,27 @@ pub(crate) fn build(
     if let Source::Function(_) | Source::Schedule(_) = event.source {
         return Ok(event.payload.clone());
     }
+    let record = record(event, trigger, trigger_name, stream_label)?;
+    Ok(match trigger.map(|t| t.format).unwrap_or_default() {
+        Format::Plain => record,
+        Format::Aws => envelope(vec![record]),
+    })
+}
+
+/// One record of a trigger's event: an S3 or DynamoDB-Streams record, or eddy's plain one.
+pub(crate) fn record(
+    event: &Event,
+    trigger: Option<&TriggerSpec>,
+    trigger_name: &str,
+    stream_label: Option<&str>,
+) -> Result<Value, FormatError> {
     match trigger.map(|t| t.format).unwrap_or_default() {
         Format::Plain => plain_record(event),
         Format::Aws => match event.source {
-            Source::Table(_) => Ok(envelope(vec![dynamodb_record(
-                event,
-                stream_label.unwrap_or(DEFAULT_STREAM_LABEL),
-            )?])),
-            _ => Ok(envelope(vec![s3_record(event, trigger_name)?])),
+            Source::Table(_) => {
+                dynamodb_record(event, stream_label.unwrap_or(DEFAULT_STREAM_LABEL))
+            }
+            _ => s3_record(event, trigger_name),
         },
     }
 }

@@ -11,10 +11,11 @@ use eddy_events::destination::Response;
 use eddy_subscriptions::{FunctionSpec, RetryPolicy};
 use serde_json::Value;
 
+use crate::batch::{self, Batched, LeasedBatch};
 use crate::deliveries::{
     Claim, DeadReason, DeliveryAttempt, InvocationRecord, Leased, Settle, Settlement,
 };
-use crate::{FunctionError, Inner, backoff, destination, payload, runtime};
+use crate::{ExecError, FunctionError, Inner, backoff, destination, payload, runtime};
 
 /// Leases due deliveries and runs them, waiting between rounds for a wake-up or the next due
 /// time.
@@ -39,9 +40,16 @@ pub(crate) async fn schedule(inner: Arc<Inner>) {
             }
             last_expiry = now;
         }
-        let leased = lease_round(&inner, now).await;
-        let busy = !leased.is_empty();
-        if busy {
+        let Round {
+            leased,
+            batches,
+            held_until,
+        } = lease_round(&inner, now).await;
+        let busy = !leased.is_empty() || !batches.is_empty();
+        if !batches.is_empty() {
+            run_batches(&inner, batches).await;
+        }
+        if !leased.is_empty() {
             // One read for the round's events rather than one per delivery.
             let seqs: Vec<u64> = leased.iter().map(|d| d.event_seq).collect();
             let events: Option<HashMap<u64, Arc<Event>>> = match inner.bus.events_at(&seqs).await {
@@ -71,16 +79,17 @@ pub(crate) async fn schedule(inner: Arc<Inner>) {
         }
         let next_due = inner
             .store
-            .next_due(&mut inner.bus.readers())
+            .next_due(&mut inner.bus.readers(), now)
             .await
             .ok()
             .flatten();
         // Work that is due but could not be leased waits for a slot or a key to come free,
-        // which wakes the scheduler; the safety poll covers anything missed.
-        let wake_at = match next_due {
-            Some(due) if due > now => due.min(now + safety),
-            _ => now + safety,
-        };
+        // which wakes the scheduler; a batch waits for its window; the safety poll covers
+        // anything missed.
+        let wake_at = [next_due, held_until]
+            .into_iter()
+            .flatten()
+            .fold(now + safety, i64::min);
         tokio::select! {
             _ = inner.wake.notified() => {}
             _ = inner.clock.sleep_until(wake_at) => {}
@@ -89,22 +98,59 @@ pub(crate) async fn schedule(inner: Arc<Inner>) {
     }
 }
 
-async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
+/// What a lease round took: single deliveries, batches, and when the earliest batch held back
+/// by its window is due.
+#[derive(Default)]
+struct Round {
+    leased: Vec<Leased>,
+    batches: Vec<LeasedBatch>,
+    held_until: Option<i64>,
+}
+
+async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
     let compiled = inner.compiled();
     let grace = inner.config.lease_grace.as_millis() as i64;
     let limit = inner.config.lease_batch;
-    // Slots are taken first, as many as each function has deliveries due, and what the claim
-    // does not use goes back: the cap on running invocations holds across everyone sharing
-    // the store, and a round with nothing due takes no slot from a synchronous invocation.
+    // Slots are taken first, as many as each function has deliveries (or batches) due, and
+    // what the claim does not use goes back: the cap on running invocations holds across
+    // everyone sharing the store, and a round with nothing due takes no slot from a
+    // synchronous invocation.
     let due = match inner.store.due(&mut inner.bus.readers(), now, limit).await {
-        Ok(due) if due.is_empty() => return Vec::new(),
+        Ok(due) if due.is_empty() => return Round::default(),
         Ok(due) => due,
         Err(error) => {
             tracing::error!(%error, "cannot read the due deliveries");
-            return Vec::new();
+            return Round::default();
         }
     };
+    let lease_until = |f: &FunctionSpec| now + f.timeout.as_millis() as i64 + grace;
+    let mut batched = Vec::new();
+    let mut wanted: HashMap<String, u32> = HashMap::new();
+    for ((function, trigger), n) in &due {
+        let spec = compiled.app.trigger(trigger).and_then(|t| t.batch);
+        let want = match spec {
+            // As many batches as the due records (one per key, at least) fill, up to
+            // `parallel`.
+            Some(spec) => n.div_ceil(spec.size).clamp(1, spec.parallel),
+            None => *n,
+        };
+        *wanted.entry(function.clone()).or_default() += want;
+    }
+    for t in compiled.app.triggers.iter() {
+        let (Some(spec), Some(f)) = (t.batch, compiled.app.function(&t.function)) else {
+            continue;
+        };
+        if due.contains_key(&(f.name.to_string(), t.name.clone())) {
+            batched.push(Batched {
+                trigger: t.name.clone(),
+                function: f.name.to_string(),
+                spec,
+                lease_until: lease_until(f),
+            });
+        }
+    }
     let mut claim = Claim {
+        batched: batched.iter().map(|b| b.trigger.clone()).collect(),
         node: inner.config.node.clone(),
         now_ms: now,
         limit,
@@ -116,7 +162,7 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
     };
     for f in &compiled.app.functions {
         let name = f.name.to_string();
-        let room = match due.get(&name) {
+        let room = match wanted.get(&name) {
             Some(wanted) => inner
                 .store
                 .take_slots(&name, f.concurrency, *wanted, inner.slot_until(&name))
@@ -125,28 +171,72 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Vec<Leased> {
             None => 0,
         };
         claim.room.insert(name.clone(), room);
-        claim
-            .lease_until
-            .insert(name, now + f.timeout.as_millis() as i64 + grace);
+        claim.lease_until.insert(name, lease_until(f));
     }
-    let leased = inner
+    let input = (inner.store.clone(), claim.clone(), batched);
+    let round = inner
         .bus
-        .write(
-            (inner.store.clone(), claim.clone()),
-            |tx, (store, claim)| Box::pin(store.claim(tx, claim)),
-        )
+        .write(input, |tx, (store, claim, batched)| {
+            Box::pin(async move {
+                let leased = store.claim(tx, claim).await?;
+                // What single deliveries left of each function's slots goes to batches.
+                let mut room = claim.room.clone();
+                for d in &leased {
+                    if let Some(r) = room.get_mut(&d.function) {
+                        *r = r.saturating_sub(1);
+                    }
+                }
+                let (batches, held_until) =
+                    batch::lease(store.as_ref(), tx, claim, batched, &mut room).await?;
+                Ok::<_, ExecError>(Round {
+                    leased,
+                    batches,
+                    held_until,
+                })
+            })
+        })
         .await
         .unwrap_or_else(|error| {
             tracing::error!(%error, "cannot lease deliveries");
-            Vec::new()
+            Round::default()
         });
     for (function, room) in &claim.room {
-        let used = leased.iter().filter(|d| &d.function == function).count() as u32;
-        if *room > used {
-            let _ = inner.store.give_back(function, room - used).await;
+        let used = round
+            .leased
+            .iter()
+            .filter(|d| &d.function == function)
+            .count()
+            + round
+                .batches
+                .iter()
+                .filter(|(_, b)| &b[0].delivery.function == function)
+                .count();
+        if *room > used as u32 {
+            let _ = inner.store.give_back(function, room - used as u32).await;
         }
     }
-    leased
+    round
+}
+
+/// Starts leased batches, with their events read in one go.
+async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
+    let seqs: Vec<u64> = batches
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|c| c.delivery.event_seq))
+        .collect();
+    let events = match inner.bus.events_at(&seqs).await {
+        Ok(events) => Arc::new(events.into_iter().map(|e| (e.seq, Arc::new(e))).collect()),
+        Err(error) => {
+            // The leases expire and the batches are tried again.
+            tracing::error!(%error, "cannot read the events of leased batches");
+            return;
+        }
+    };
+    for leased in batches {
+        inner
+            .attempts
+            .spawn(batch::deliver(inner.clone(), leased, Arc::clone(&events)));
+    }
 }
 
 /// Dead-letters a leased delivery whose event the journal no longer holds.
@@ -172,6 +262,7 @@ async fn gone(inner: &Arc<Inner>, delivery: &Leased) {
         },
         record: None,
         destination: None,
+        batch: None,
         now_ms: inner.clock.now_ms(),
     };
     let _ = inner.settled.send(settle).await;
@@ -198,6 +289,7 @@ pub(crate) async fn deliver(inner: Arc<Inner>, delivery: Leased, event: Arc<Even
         settlement: attempted.settlement,
         record: attempted.record,
         destination,
+        batch: None,
         now_ms,
     };
     // Only fails once the settler has stopped; the lease then expires and it runs again.
@@ -285,7 +377,10 @@ async fn attempt(
                 error_type: error.error_type.clone(),
                 message: error.message.clone(),
             };
-            (next_step(&policy, d, error, inner.clock.now_ms()), response)
+            let now = inner.clock.now_ms();
+            let jitter = backoff::random_unit();
+            let step = next_step(&policy, d.attempt, d.event_time_ms, &error, now, jitter);
+            (step, response)
         }
     };
     Attempted {
@@ -297,12 +392,21 @@ async fn attempt(
     }
 }
 
-fn too_old(policy: &RetryPolicy, event_time_ms: i64, at_ms: i64) -> bool {
+pub(crate) fn too_old(policy: &RetryPolicy, event_time_ms: i64, at_ms: i64) -> bool {
     at_ms - event_time_ms > policy.max_event_age.as_millis() as i64
 }
 
-/// After a failed attempt: try again later, or dead-letter.
-fn next_step(policy: &RetryPolicy, d: &Leased, error: FunctionError, now: i64) -> Settlement {
+/// After a failed attempt (the `attempt`-th) at an event of `event_time_ms`: try again later,
+/// or dead-letter. `jitter`, in [0, 1), places the retry within its backoff: a batch's records
+/// share one, to be tried again together.
+pub(crate) fn next_step(
+    policy: &RetryPolicy,
+    attempt: u32,
+    event_time_ms: i64,
+    error: &FunctionError,
+    now: i64,
+    jitter: f64,
+) -> Settlement {
     let retry = error.retry;
     let error = format!("{}: {}", error.error_type, error.message);
     if retry == runtime::Retry::Never {
@@ -311,18 +415,18 @@ fn next_step(policy: &RetryPolicy, d: &Leased, error: FunctionError, now: i64) -
             error,
         };
     }
-    if d.attempt >= policy.max_attempts {
+    if attempt >= policy.max_attempts {
         return Settlement::Dead {
             reason: DeadReason::RetriesExhausted,
             error,
         };
     }
-    let mut delay = backoff::delay(policy, d.attempt, backoff::random_unit());
+    let mut delay = backoff::delay(policy, attempt, jitter);
     if let runtime::Retry::NotBefore(asked) = retry {
         delay = delay.max(asked);
     }
     let at_ms = now + delay.as_millis() as i64;
-    if too_old(policy, d.event_time_ms, at_ms) {
+    if too_old(policy, event_time_ms, at_ms) {
         return Settlement::Dead {
             reason: DeadReason::EventAgeExceeded,
             error,

@@ -67,6 +67,19 @@ const DUE: &str =
                AND e.state IN ('ready', 'leased')))
      ORDER BY id LIMIT ?";
 
+/// Candidates for a batch of one trigger: ready and due, and no earlier delivery of their key
+/// running or waiting for a later time (so a key's due records go together, in order).
+const BATCH_CANDIDATES: &str =
+    "SELECT id, event_seq, event_time_ms, trigger, function, attempts, replay, order_key, batch_part,
+            next_attempt_ms
+     FROM _eddy_deliveries d
+     WHERE trigger = ? AND state = 'ready' AND next_attempt_ms <= ?
+       AND (order_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM _eddy_deliveries e
+             WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
+               AND (e.state = 'leased' OR (e.state = 'ready' AND e.next_attempt_ms > ?))))
+     ORDER BY event_seq, id LIMIT ?";
+
 fn leased(row: &Row) -> Result<Leased, ExecError> {
     Ok(Leased {
         id: row.get("id")?,
@@ -115,6 +128,7 @@ fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
         billed_ms: r.get("billed_ms")?,
         max_memory_mb: r.get("max_memory_mb")?,
         init_us: r.get("init_us")?,
+        batch_size: r.get("batch_size")?,
     })
 }
 
@@ -182,6 +196,9 @@ impl DeliveryStore for SqlDeliveries {
         let mut chosen = Vec::new();
         for row in &rows {
             let d = leased(row)?;
+            if claim.batched.contains(&d.trigger) {
+                continue;
+            }
             let room = claim
                 .room
                 .get(&d.function)
@@ -230,23 +247,87 @@ impl DeliveryStore for SqlDeliveries {
         db: &mut dyn Sql,
         now_ms: i64,
         limit: u32,
-    ) -> Result<HashMap<String, u32>, ExecError> {
-        let sql = format!("SELECT function, count(*) AS n FROM ({DUE}) AS due GROUP BY function");
+    ) -> Result<HashMap<(String, String), u32>, ExecError> {
+        let sql = format!(
+            "SELECT function, trigger, count(*) AS n FROM ({DUE}) AS due GROUP BY function, trigger"
+        );
         let mut due = HashMap::new();
         for row in db.fetch(&sql, args![now_ms, limit]).await? {
-            due.insert(row.get::<String>("function")?, row.get::<u32>("n")?);
+            due.insert(
+                (
+                    row.get::<String>("function")?,
+                    row.get::<String>("trigger")?,
+                ),
+                row.get::<u32>("n")?,
+            );
         }
         Ok(due)
     }
 
-    async fn next_due(&self, db: &mut dyn Sql) -> Result<Option<i64>, ExecError> {
+    async fn next_due(&self, db: &mut dyn Sql, after_ms: i64) -> Result<Option<i64>, ExecError> {
         let row = db
             .fetch_one(
-                "SELECT min(next_attempt_ms) FROM _eddy_deliveries WHERE state = 'ready'",
-                args![],
+                "SELECT min(next_attempt_ms) FROM _eddy_deliveries
+                 WHERE state = 'ready' AND next_attempt_ms > ?",
+                args![after_ms],
             )
             .await?;
         Ok(row.at(0)?)
+    }
+
+    async fn batch_candidates(
+        &self,
+        tx: &mut dyn Sql,
+        trigger: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<(Vec<BatchCandidate>, u32), ExecError> {
+        let running = tx
+            .fetch_one(
+                "SELECT count(DISTINCT lease_batch) FROM _eddy_deliveries
+                 WHERE trigger = ? AND state = 'leased'",
+                args![trigger],
+            )
+            .await?
+            .at::<u32>(0)?;
+        let rows = tx
+            .fetch(BATCH_CANDIDATES, args![trigger, now_ms, now_ms, limit])
+            .await?;
+        let mut candidates = Vec::with_capacity(rows.len());
+        for row in &rows {
+            candidates.push(BatchCandidate {
+                delivery: leased(row)?,
+                order_key: row.get("order_key")?,
+                part: row.get("batch_part")?,
+                ready_ms: row.get("next_attempt_ms")?,
+            });
+        }
+        Ok((candidates, running))
+    }
+
+    async fn lease_batch(
+        &self,
+        tx: &mut dyn Sql,
+        claim: &Claim,
+        ids: &[i64],
+        batch: &str,
+        until_ms: i64,
+    ) -> Result<(), ExecError> {
+        let sql = format!(
+            "UPDATE _eddy_deliveries SET state = 'leased', attempts = attempts + 1, lease_until_ms = ?,
+                 lease_node = ?, lease_batch = ?, updated_ms = ?
+             WHERE id {}",
+            tx.dialect().in_integers()
+        );
+        let values = [
+            Value::from(until_ms),
+            Value::from(&claim.node),
+            Value::from(batch),
+            Value::from(claim.now_ms),
+            Value::integers(ids),
+        ];
+        tx.execute(&sql, &values).await?;
+        Ok(())
     }
 
     async fn expire(&self, tx: &mut dyn Sql, now_ms: i64) -> Result<u64, ExecError> {
@@ -281,6 +362,11 @@ impl DeliveryStore for SqlDeliveries {
         let records: Vec<&InvocationRecord> =
             batch.iter().filter_map(|s| s.record.as_ref()).collect();
         insert_invocations(tx, &records).await?;
+        let members: Vec<(i64, &str)> = batch
+            .iter()
+            .filter_map(|s| Some((s.delivery?.delivery_id, s.batch.as_deref()?)))
+            .collect();
+        insert_batch_records(tx, &members).await?;
         let done: Vec<i64> = batch
             .iter()
             .filter(|s| s.settlement == Settlement::Done)
@@ -312,9 +398,30 @@ impl DeliveryStore for SqlDeliveries {
                 continue;
             };
             let (state, next, error, reason) = match &s.settlement {
-                Settlement::Retry { at_ms, error } => ("ready", *at_ms, error.as_str(), None),
-                Settlement::Dead { reason, error } => {
-                    ("dead", s.now_ms, error.as_str(), Some(reason.as_str()))
+                Settlement::Retry { at_ms, error } => ("ready", *at_ms, Some(error.as_str()), None),
+                Settlement::Dead { reason, error } => (
+                    "dead",
+                    s.now_ms,
+                    Some(error.as_str()),
+                    Some(reason.as_str()),
+                ),
+                Settlement::Rebatch { part, error } => {
+                    // Not an attempt: its count goes back down, and it is due when it was
+                    // (its window passed already). Moved only from this lease.
+                    let changed = tx
+                        .execute(
+                            "UPDATE _eddy_deliveries
+                             SET state = 'ready', attempts = attempts - 1, batch_part = ?,
+                                 last_error = coalesce(?, last_error), lease_until_ms = NULL,
+                                 lease_node = NULL, updated_ms = ?
+                             WHERE id = ? AND attempts = ? AND state = 'leased'",
+                            args![part.clone(), error.clone(), s.now_ms, delivery_id, attempt],
+                        )
+                        .await?;
+                    if changed == 1 {
+                        moved.push(delivery_id);
+                    }
+                    continue;
                 }
                 Settlement::Done => unreachable!("filtered out above"),
             };
@@ -564,15 +671,19 @@ impl DeliveryStore for SqlDeliveries {
                 &format!(
                     "SELECT {position} AS position, request_id, function, delivery_id, event_seq, attempt,
                             start_ms, duration_us, outcome, error_type, error, output, truncated, memory_mb,
-                            billed_ms, max_memory_mb, init_us
+                            billed_ms, max_memory_mb, init_us, batch_size
                      FROM _eddy_invocations
                      WHERE (CAST(? AS TEXT) IS NULL OR function = ?)
-                       AND (CAST(? AS BIGINT) IS NULL OR event_seq = ?) AND {position} > ?
+                       AND (CAST(? AS BIGINT) IS NULL OR event_seq = ? OR request_id IN (
+                             SELECT b.request_id FROM _eddy_batch_records b
+                             JOIN _eddy_deliveries d ON d.id = b.delivery_id
+                             WHERE d.event_seq = ?))
+                       AND {position} > ?
                      ORDER BY {position}
                      LIMIT ?",
                     position = recorded_order(db.dialect())
                 ),
-                args![function, function, event_seq, event_seq, after, limit],
+                args![function, function, event_seq, event_seq, event_seq, after, limit],
             )
             .await?;
         let mut page = InvocationPage {
@@ -704,7 +815,7 @@ async fn insert_invocations(
     records: &[&InvocationRecord],
 ) -> Result<(), ExecError> {
     for chunk in records.chunks(CHUNK) {
-        let mut values = Vec::with_capacity(chunk.len() * 16);
+        let mut values = Vec::with_capacity(chunk.len() * 17);
         for r in chunk {
             values.extend([
                 Value::from(&r.request_id),
@@ -723,15 +834,34 @@ async fn insert_invocations(
                 Value::from(r.billed_ms),
                 Value::from(r.max_memory_mb),
                 Value::from(r.init_us),
+                Value::from(r.batch_size),
             ]);
         }
         let sql = format!(
             "INSERT INTO _eddy_invocations
                  (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
-                  error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb, init_us)
+                  error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb, init_us,
+                  batch_size)
              VALUES {}
              ON CONFLICT (request_id) DO NOTHING",
-            rows_of(chunk.len(), 16)
+            rows_of(chunk.len(), 17)
+        );
+        tx.execute(&sql, &values).await?;
+    }
+    Ok(())
+}
+
+/// Which deliveries each batch invocation carried: (delivery, request id).
+async fn insert_batch_records(tx: &mut dyn Sql, members: &[(i64, &str)]) -> Result<(), ExecError> {
+    for chunk in members.chunks(CHUNK) {
+        let mut values = Vec::with_capacity(chunk.len() * 2);
+        for (delivery, request) in chunk {
+            values.extend([Value::from(*delivery), Value::from(*request)]);
+        }
+        let sql = format!(
+            "INSERT INTO _eddy_batch_records (delivery_id, request_id) VALUES {}
+             ON CONFLICT (delivery_id, request_id) DO NOTHING",
+            rows_of(chunk.len(), 2)
         );
         tx.execute(&sql, &values).await?;
     }

@@ -265,7 +265,53 @@ pub struct TriggerSpec {
     /// exists on its source (once, whichever node and however often the app is applied).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backfill: bool,
+    /// Records delivered many to an invocation, as a Lambda event source mapping batches a
+    /// stream; `None`: one event per invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSpec>,
     pub at: Origin,
+}
+
+/// How a trigger's records are gathered into batches: Lambda's event-source-mapping settings
+/// by eddy's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSpec {
+    /// The most records an invocation gets (`BatchSize`).
+    pub size: u32,
+    /// How long records are gathered before a batch smaller than `size` goes
+    /// (`MaximumBatchingWindowInSeconds`); zero: as soon as any are there.
+    #[serde(rename = "window_ms", with = "crate::locked::millis")]
+    pub window: Duration,
+    /// The most batches of the trigger running at once (`ParallelizationFactor`); each key's
+    /// records stay in order.
+    pub parallel: u32,
+    /// A failing batch is split in two and each half tried again, down to the failing record
+    /// (`BisectBatchOnFunctionError`).
+    pub bisect_on_error: bool,
+    /// The handler may answer `{"batchItemFailures": [{"itemIdentifier": …}]}` to have only
+    /// those records (and what follows each in its key's order) tried again
+    /// (`FunctionResponseTypes: [ReportBatchItemFailures]`).
+    pub report_failures: bool,
+}
+
+impl BatchSpec {
+    /// Lambda's limits: up to 10,000 records, a 300 s window, 10 batches at once.
+    pub const MAX_SIZE: u32 = 10_000;
+    pub const MAX_WINDOW: Duration = Duration::from_secs(300);
+    pub const MAX_PARALLEL: u32 = 10;
+}
+
+impl Default for BatchSpec {
+    /// Lambda's defaults for a DynamoDB stream.
+    fn default() -> Self {
+        Self {
+            size: 100,
+            window: Duration::ZERO,
+            parallel: 1,
+            bisect_on_error: false,
+            report_failures: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

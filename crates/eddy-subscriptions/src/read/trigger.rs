@@ -3,7 +3,7 @@
 
 use super::*;
 
-const TRIGGER: [&str; 11] = [
+const TRIGGER: [&str; 12] = [
     "name",
     "function",
     "source",
@@ -15,6 +15,14 @@ const TRIGGER: [&str; 11] = [
     "enabled",
     "on_failure",
     "backfill",
+    "batch",
+];
+const BATCH: [&str; 5] = [
+    "size",
+    "window",
+    "parallel",
+    "bisect_on_error",
+    "report_failures",
 ];
 const OBJECT_FILTER: [&str; 3] = ["prefix", "suffix", "size"];
 const SIZE_RANGE: [&str; 2] = ["min", "max"];
@@ -46,6 +54,11 @@ impl Reader<'_> {
             Some(n) => self.retry(n),
             None => Some(RetryPolicy::default()),
         };
+        let batch = match (f.get("batch"), &source) {
+            (None, _) => Some(None),
+            (Some(n), Some((s, _))) => self.batch(n, s).map(Some),
+            (Some(_), None) => None,
+        };
         let ordering = match f.get("ordering") {
             Some(n) => self.choice(
                 n,
@@ -55,7 +68,12 @@ impl Reader<'_> {
                     ("unordered", Ordering::Unordered),
                 ],
             ),
-            None => Some(Ordering::default()),
+            // A batched table trigger is a stream: each key's records in order, and a failing
+            // one holds back those after it.
+            None => Some(match (&batch, &source) {
+                (Some(Some(_)), Some((eddy_core::Source::Table(_), _))) => Ordering::PerKey,
+                _ => Ordering::default(),
+            }),
         };
         let format = match f.get("format") {
             Some(n) => self.choice(
@@ -103,6 +121,7 @@ impl Reader<'_> {
                 enabled: enabled?,
                 on_failure: on_failure.clone()?,
                 backfill: backfill?,
+                batch: batch?,
                 at: at.clone(),
             })
         })();
@@ -335,5 +354,53 @@ impl Reader<'_> {
             }
             _ => json(node).map(|v| Test::OneOf(vec![v])),
         }
+    }
+
+    /// `batch: {size, window, parallel, bisect_on_error, report_failures}`, each optional.
+    fn batch(&mut self, node: &Node, source: &eddy_core::Source) -> Option<BatchSpec> {
+        let f = self.fields(node, "`batch`", &BATCH, &[])?;
+        let mut batch = BatchSpec::default();
+        let mut ok = true;
+        if let Some(n) = f.get("size") {
+            match self.uint(n, "size", (1, BatchSpec::MAX_SIZE.into())) {
+                Some(size) => batch.size = size as u32,
+                None => ok = false,
+            }
+        }
+        if let Some(n) = f.get("parallel") {
+            match self.uint(n, "parallel", (1, BatchSpec::MAX_PARALLEL.into())) {
+                Some(parallel) => batch.parallel = parallel as u32,
+                None => ok = false,
+            }
+        }
+        if let Some(n) = f.get("window") {
+            match self.duration(n, "window") {
+                Some(window) if window <= BatchSpec::MAX_WINDOW => batch.window = window,
+                Some(_) => {
+                    self.error(n.pos, "`window` is too long")
+                        .note("expected: at most 300s, as on Lambda (0s sends records as soon as there are any)");
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some(n) = f.get("bisect_on_error") {
+            match self.boolean(n, "bisect_on_error") {
+                Some(bisect) => batch.bisect_on_error = bisect,
+                None => ok = false,
+            }
+        }
+        if let Some(n) = f.get("report_failures") {
+            match self.boolean(n, "report_failures") {
+                Some(true) if !matches!(source, eddy_core::Source::Table(_)) => {
+                    self.error(n.pos, "`report_failures` is for table triggers")
+                        .note("a handler names the records that failed by their `dynamodb.SequenceNumber`; an object trigger's records have none");
+                    ok = false;
+                }
+                Some(report) => batch.report_failures = report,
+                None => ok = false,
+            }
+        }
+        ok.then_some(batch)
     }
 }

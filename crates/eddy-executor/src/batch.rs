@@ -1,0 +1,406 @@
+//! Batches: a batched trigger's deliveries go many to an invocation, as a Lambda event source
+//! mapping reads a stream. Each record keeps its own delivery (so each is explained, retried,
+//! dead-lettered and redriven on its own); a batch is the set of deliveries one lease took.
+//!
+//! - **Leasing** (`lease`): in the scheduler's claim transaction, each batched trigger's due
+//!   records are packed (`pack`) into at most as many batches as its function has slots and
+//!   the trigger's `parallel` allows, each leased under its invocation's request id.
+//! - **Running** (`deliver`): one invocation with the records in event order, as DynamoDB
+//!   Streams' or S3's `Records`; what it answers decides each record's fate — all done, the
+//!   records it reported failed (and those after them in their key's order) tried again, or
+//!   the whole batch failed: tried again together, or split in two and each half tried apart
+//!   (a bisection is not an attempt), down to the record that fails alone.
+
+mod pack;
+mod response;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use eddy_bus::sql::Sql;
+use eddy_core::{Event, Lineage, Source};
+use eddy_events::destination::Response;
+use eddy_subscriptions::{BatchSpec, Format, TriggerSpec};
+use serde_json::{Value, json};
+
+use crate::deliveries::{
+    BatchCandidate, Claim, DeadReason, DeliveryAttempt, DeliveryStore, Settle, Settlement,
+};
+use crate::schedule::{next_step, too_old};
+use crate::{ExecError, FunctionError, Inner, backoff, destination, payload};
+
+pub(crate) use pack::{Packed, pack};
+
+/// The largest event a batch is given, as Lambda's 6 MB synchronous payload: the records
+/// after the one that would pass it wait for the next batch.
+const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+
+/// A batched trigger whose records a claim may lease.
+#[derive(Clone, Debug)]
+pub(crate) struct Batched {
+    pub trigger: String,
+    pub function: String,
+    pub spec: BatchSpec,
+    pub lease_until: i64,
+}
+
+/// A leased batch: its invocation's request id and its records, in event order.
+pub(crate) type LeasedBatch = (String, Vec<BatchCandidate>);
+
+/// Leases the batches of each of `batched` that `room` (free slots by function, taken from as
+/// batches are leased) allows. Returns them, and when the earliest batch held back by its
+/// window is due.
+pub(crate) async fn lease(
+    store: &dyn DeliveryStore,
+    tx: &mut dyn Sql,
+    claim: &Claim,
+    batched: &[Batched],
+    room: &mut HashMap<String, u32>,
+) -> Result<(Vec<LeasedBatch>, Option<i64>), ExecError> {
+    let mut leased = Vec::new();
+    let mut held_until: Option<i64> = None;
+    for b in batched {
+        let free = room.get(&b.function).copied().unwrap_or(0);
+        if free == 0 {
+            continue;
+        }
+        let limit = b.spec.size.saturating_mul(free.min(b.spec.parallel));
+        let (candidates, running) = store
+            .batch_candidates(tx, &b.trigger, claim.now_ms, limit)
+            .await?;
+        let allowed = free.min(b.spec.parallel.saturating_sub(running));
+        let Packed {
+            batches,
+            held_until: held,
+        } = pack(candidates, &b.spec, allowed, claim.now_ms);
+        if let Some(h) = held {
+            held_until = Some(held_until.map_or(h, |u| u.min(h)));
+        }
+        for batch in batches {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let ids: Vec<i64> = batch.iter().map(|c| c.delivery.id).collect();
+            store
+                .lease_batch(tx, claim, &ids, &request_id, b.lease_until)
+                .await?;
+            *room.get_mut(&b.function).expect("had room") -= 1;
+            leased.push((request_id, batch));
+        }
+    }
+    Ok((leased, held_until))
+}
+
+/// Runs one leased batch (which holds one slot of its function, unless the function is gone)
+/// and hands each record's outcome to the settler.
+pub(crate) async fn deliver(
+    inner: Arc<Inner>,
+    (request_id, members): LeasedBatch,
+    events: Arc<HashMap<u64, Arc<Event>>>,
+) {
+    let function_name = members[0].delivery.function.clone();
+    let compiled = inner.compiled();
+    let function = compiled
+        .app
+        .functions
+        .iter()
+        .find(|f| f.name.as_str() == function_name)
+        .cloned();
+    let settles = attempt(&inner, &request_id, members, &events, function.as_ref()).await;
+    if function.is_some() {
+        let _ = inner.store.give_back(&function_name, 1).await;
+    }
+    for settle in settles {
+        // Only fails once the settler has stopped; the leases then expire and run again.
+        let _ = inner.settled.send(settle).await;
+    }
+}
+
+/// One record's part in an attempt.
+struct Member {
+    candidate: BatchCandidate,
+    settlement: Settlement,
+    /// Whether the invocation carried it (not one left out before it ran).
+    carried: bool,
+}
+
+impl Member {
+    fn left_out(candidate: BatchCandidate, settlement: Settlement) -> Self {
+        Self {
+            candidate,
+            settlement,
+            carried: false,
+        }
+    }
+
+    fn carried(candidate: BatchCandidate, settlement: Settlement) -> Self {
+        Self {
+            candidate,
+            settlement,
+            carried: true,
+        }
+    }
+}
+
+/// One attempt at a batch: what becomes of each record, as settlements to record.
+async fn attempt(
+    inner: &Inner,
+    request_id: &str,
+    members: Vec<BatchCandidate>,
+    events: &HashMap<u64, Arc<Event>>,
+    function: Option<&eddy_subscriptions::FunctionSpec>,
+) -> Vec<Settle> {
+    let now = inner.clock.now_ms();
+    let compiled = inner.compiled();
+    let trigger_name = members[0].delivery.trigger.clone();
+    let trigger = compiled.app.trigger(&trigger_name);
+    let spec = trigger.and_then(|t| t.batch).unwrap_or_default();
+    let policy = compiled.app.retry_policy(&trigger_name);
+    let dead = |reason, error: String| Settlement::Dead { reason, error };
+    let Some(function) = function else {
+        let error = format!(
+            "function `{}` is not declared",
+            members[0].delivery.function
+        );
+        let settled = members.into_iter().map(|candidate| {
+            Member::left_out(candidate, dead(DeadReason::FunctionMissing, error.clone()))
+        });
+        return settles(request_id, settled.collect(), None, None, now);
+    };
+    // Records that cannot go: gone from the journal, too old, or past the payload's room.
+    let mut finished = Vec::new();
+    let mut live: Vec<(BatchCandidate, Arc<Event>)> = Vec::new();
+    let mut records = Vec::new();
+    let mut size = 0;
+    let label = |event: &Event| match &event.source {
+        Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
+        _ => None,
+    };
+    // A record that cannot go is given up on with why.
+    let prepare = |d: &crate::Leased| -> Result<(&Arc<Event>, Value), Settlement> {
+        let Some(event) = events.get(&d.event_seq) else {
+            let error = format!(
+                "event {} was removed by the journal's retention",
+                d.event_seq
+            );
+            return Err(dead(DeadReason::EventAgeExceeded, error));
+        };
+        if too_old(&policy, d.event_time_ms, now) {
+            let error = format!(
+                "the record is older than {:?}, the trigger's max_event_age",
+                policy.max_event_age
+            );
+            return Err(dead(DeadReason::EventAgeExceeded, error));
+        }
+        payload::record(event, trigger, &trigger_name, label(event))
+            .map(|record| (event, record))
+            .map_err(|e| dead(DeadReason::RetriesExhausted, e.to_string()))
+    };
+    for candidate in members {
+        let (event, record) = match prepare(&candidate.delivery) {
+            Ok(prepared) => prepared,
+            Err(settlement) => {
+                finished.push(Member::left_out(candidate, settlement));
+                continue;
+            }
+        };
+        let bytes = serde_json::to_vec(&record).map_or(0, |b| b.len());
+        if !live.is_empty() && size + bytes > MAX_PAYLOAD {
+            let rebatch = Settlement::Rebatch {
+                part: None,
+                error: None,
+            };
+            finished.push(Member::left_out(candidate, rebatch));
+            continue;
+        }
+        size += bytes;
+        records.push(record);
+        live.push((candidate, event.clone()));
+    }
+    if live.is_empty() {
+        return settles(request_id, finished, None, None, now);
+    }
+    let payload = batch_payload(trigger, records, &live);
+    let first = live[0].1.clone();
+    let lineage = Lineage::caused_by(&first, request_id.to_string());
+    let ran = inner
+        .run(
+            function,
+            &payload,
+            request_id.to_string(),
+            Some(&first),
+            lineage,
+        )
+        .await;
+    let (outcome, mut record) = match ran {
+        Ok(ran) => ran,
+        Err(unrunnable) => {
+            finished.extend(live.into_iter().map(|(candidate, _)| {
+                Member::left_out(
+                    candidate,
+                    dead(DeadReason::FunctionMissing, unrunnable.0.clone()),
+                )
+            }));
+            return settles(request_id, finished, None, None, now);
+        }
+    };
+    record.delivery_id = Some(live[0].0.delivery.id);
+    record.attempt = live
+        .iter()
+        .map(|(c, _)| c.delivery.attempt)
+        .max()
+        .unwrap_or(1);
+    record.batch_size = Some(live.len() as u32);
+    let now = inner.clock.now_ms();
+    let (failed, response) = match &outcome.result {
+        Ok(result) if spec.report_failures => {
+            let sequences: HashMap<u64, ()> = live
+                .iter()
+                .map(|(c, _)| (c.delivery.event_seq, ()))
+                .collect();
+            let failed = response::reported_failures(result, |seq| sequences.contains_key(&seq));
+            (failed, Response::Result(result.clone()))
+        }
+        Ok(result) => (Ok(HashSet::new()), Response::Result(result.clone())),
+        Err(error) => (
+            Err(error.clone()),
+            Response::Error {
+                error_type: error.error_type.clone(),
+                message: error.message.clone(),
+            },
+        ),
+    };
+    let live: Vec<BatchCandidate> = live.into_iter().map(|(c, _)| c).collect();
+    let jitter = backoff::random_unit();
+    let retry_or_die = |c: &BatchCandidate, error: &FunctionError| {
+        next_step(
+            &policy,
+            c.delivery.attempt,
+            c.delivery.event_time_ms,
+            error,
+            now,
+            jitter,
+        )
+    };
+    match failed {
+        Ok(failed) => {
+            // Each key's first reported record and every later one of that key go again.
+            let mut from: HashMap<&str, u64> = HashMap::new();
+            for c in live
+                .iter()
+                .filter(|c| failed.contains(&c.delivery.event_seq))
+            {
+                if let Some(key) = &c.order_key {
+                    from.entry(key).or_insert(c.delivery.event_seq);
+                }
+            }
+            let reported = FunctionError::new(
+                "BatchItemFailure",
+                "the handler reported the record failed (batchItemFailures)",
+            );
+            let held = FunctionError::new(
+                "BatchItemFailure",
+                "an earlier record of its key was reported failed (batchItemFailures)",
+            );
+            for c in &live {
+                let seq = c.delivery.event_seq;
+                let settlement = if failed.contains(&seq) {
+                    retry_or_die(c, &reported)
+                } else if c
+                    .order_key
+                    .as_deref()
+                    .and_then(|k| from.get(k))
+                    .is_some_and(|first| seq > *first)
+                {
+                    retry_or_die(c, &held)
+                } else {
+                    Settlement::Done
+                };
+                finished.push(Member::carried(c.clone(), settlement));
+            }
+        }
+        Err(error) if spec.bisect_on_error && live.len() > 1 => {
+            let text = format!("{}: {}", error.error_type, error.message);
+            let half = live.len().div_ceil(2);
+            for (i, c) in live.into_iter().enumerate() {
+                let part = format!("{request_id}.{}", usize::from(i >= half));
+                let rebatch = Settlement::Rebatch {
+                    part: Some(part),
+                    error: Some(text.clone()),
+                };
+                finished.push(Member::carried(c, rebatch));
+            }
+        }
+        Err(error) => {
+            for c in live {
+                let settlement = retry_or_die(&c, &error);
+                finished.push(Member::carried(c, settlement));
+            }
+        }
+    }
+    let destination = destination::of_batch(
+        inner,
+        &trigger_name,
+        function,
+        request_id,
+        &payload,
+        &response,
+        &finished
+            .iter()
+            .map(|m| (&m.candidate, &m.settlement))
+            .collect::<Vec<_>>(),
+        events,
+        now,
+    );
+    settles(request_id, finished, Some(record), destination, now)
+}
+
+/// The settlements of an attempt's records: the first carries the invocation's record, the
+/// first that a destination's record is for carries it.
+fn settles(
+    request_id: &str,
+    members: Vec<Member>,
+    record: Option<crate::InvocationRecord>,
+    destination: Option<(i64, crate::Destination)>,
+    now_ms: i64,
+) -> Vec<Settle> {
+    let mut record = record;
+    let mut destination = destination;
+    members
+        .into_iter()
+        .map(|m| {
+            let id = m.candidate.delivery.id;
+            Settle {
+                delivery: Some(DeliveryAttempt::from(&m.candidate.delivery)),
+                settlement: m.settlement,
+                record: record.take(),
+                destination: destination
+                    .take_if(|(for_id, _)| *for_id == id)
+                    .map(|(_, d)| d),
+                batch: m.carried.then(|| request_id.to_string()),
+                now_ms,
+            }
+        })
+        .collect()
+}
+
+/// The event of a batch: the records as `Records`, as DynamoDB Streams and S3 send them
+/// (eddy's plain records likewise), marked when they are a replay's or a backfill's.
+fn batch_payload(
+    trigger: Option<&TriggerSpec>,
+    records: Vec<Value>,
+    live: &[(BatchCandidate, Arc<Event>)],
+) -> Value {
+    let mut payload = match trigger.map(|t| t.format).unwrap_or_default() {
+        Format::Aws => eddy_events::envelope(records),
+        Format::Plain => json!({ "Records": records }),
+    };
+    let replay = live[0].0.delivery.replay;
+    if replay != 0
+        && let Some(fields) = payload.as_object_mut()
+    {
+        fields.insert("eddyReplay".into(), replay.into());
+        if live.iter().any(|(_, e)| e.backfill().is_some()) {
+            fields.insert(eddy_core::BACKFILL_FIELD.into(), true.into());
+        }
+    }
+    payload
+}

@@ -1,0 +1,365 @@
+//! Batched table triggers through the libraries, as a DynamoDB Streams event source mapping
+//! behaves: records go many to an invocation, as `Records`, when the batch is full or its
+//! window has passed; a handler's `batchItemFailures` have only the records it named (and those
+//! after them in their key's order) tried again; a failing batch with `bisect_on_error` is
+//! split down to the record that fails alone, which goes to `on_failure` while the rest
+//! succeed; parallel batches keep each key's records in order; and `events show`'s data names
+//! every batch an event went in.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eddy_core::{FunctionName, Lineage, TableName};
+use eddy_executor::*;
+use eddy_tests::{Eddy, Recorder, app, start_executor, wait_for};
+use serde_json::{Value, json};
+
+const APP: &str = "
+tables:
+  - {name: orders, primary_key: id, columns: {id: integer, n: integer}}
+functions:
+  - {name: stream, runtime: in_process, concurrency: 10}
+  - {name: failed, runtime: in_process}
+triggers:
+  - name: on-order
+    function: stream
+    source: table/orders
+    events: ['row:*']
+    retry: {max_attempts: 2, backoff: 1ms..1ms}
+    on_failure: function/failed
+    batch: BATCH
+";
+
+fn function(name: &str) -> FunctionName {
+    FunctionName::new(name).unwrap()
+}
+
+fn orders() -> TableName {
+    TableName::new("orders").unwrap()
+}
+
+/// A stream handler: records each batch's (id, sequence number) pairs; fails a batch holding
+/// the poison id; reports the records of `report` (by id, once each) as failed; and waits,
+/// while `rendezvous` asks, for that many batches to run at once.
+#[derive(Default)]
+struct Stream {
+    batches: Mutex<Vec<Vec<(i64, u64)>>>,
+    poison: Mutex<Option<i64>>,
+    report: Mutex<Vec<i64>>,
+    rendezvous: usize,
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+}
+
+fn record_id(record: &Value) -> i64 {
+    let image = match record["dynamodb"].get("NewImage") {
+        Some(image) => image,
+        None => &record["dynamodb"]["Keys"],
+    };
+    image["id"]["N"].as_str().unwrap().parse().unwrap()
+}
+
+#[async_trait::async_trait]
+impl Handler for Stream {
+    async fn handle(&self, event: Value, _: Context) -> Result<Value, FunctionError> {
+        let records = event["Records"].as_array().expect("a Records list");
+        let batch: Vec<(i64, u64)> = records
+            .iter()
+            .map(|r| {
+                let seq = r["dynamodb"]["SequenceNumber"].as_str().unwrap();
+                (record_id(r), seq.parse().unwrap())
+            })
+            .collect();
+        self.batches.lock().unwrap().push(batch.clone());
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        if self.rendezvous > 1 {
+            let meet = async {
+                while self.most_at_once.load(Ordering::SeqCst) < self.rendezvous {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), meet).await;
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let poison = *self.poison.lock().unwrap();
+        if batch.iter().any(|(id, _)| Some(*id) == poison) {
+            return Err(FunctionError::new(
+                "Poison",
+                "the batch holds the poison record",
+            ));
+        }
+        let mut report = self.report.lock().unwrap();
+        let failures: Vec<Value> = batch
+            .iter()
+            .filter(|(id, _)| report.contains(id))
+            .map(|(_, seq)| json!({"itemIdentifier": format!("{seq:021}")}))
+            .collect();
+        report.retain(|id| !batch.iter().any(|(b, _)| b == id));
+        Ok(json!({"batchItemFailures": failures}))
+    }
+}
+
+impl Stream {
+    fn batches(&self) -> Vec<Vec<(i64, u64)>> {
+        self.batches.lock().unwrap().clone()
+    }
+
+    fn ids(&self) -> Vec<Vec<i64>> {
+        let batches = self.batches();
+        batches
+            .iter()
+            .map(|b| b.iter().map(|(id, _)| *id).collect())
+            .collect()
+    }
+}
+
+struct Node {
+    eddy: Eddy,
+    executor: Executor,
+    stream: Arc<Stream>,
+    failed: Arc<Recorder>,
+}
+
+async fn start(dir: &std::path::Path, batch: &str, stream: Stream, clock: Arc<dyn Clock>) -> Node {
+    let manifest = APP.replace("BATCH", batch);
+    let (eddy, executor) = start_executor(dir, app(dir, &manifest), clock).await;
+    let stream = Arc::new(stream);
+    let failed = Arc::new(Recorder::default());
+    executor.register(function("stream"), stream.clone());
+    executor.register(function("failed"), failed.clone());
+    Node {
+        eddy,
+        executor,
+        stream,
+        failed,
+    }
+}
+
+impl Node {
+    /// Inserts rows with these ids, in one transaction; returns their sequence numbers.
+    async fn insert(&self, ids: impl IntoIterator<Item = i64>) -> Vec<u64> {
+        let rows = ids
+            .into_iter()
+            .map(|id| json!({"id": id, "n": 0}))
+            .collect();
+        let changes = self
+            .eddy
+            .tables
+            .insert(&orders(), rows, Lineage::root())
+            .await
+            .unwrap();
+        changes.iter().map(|c| c.seq.unwrap()).collect()
+    }
+
+    /// Sets row `id`'s `n`; returns the change's sequence number.
+    async fn put(&self, id: i64, n: i64) -> u64 {
+        let row = json!({"id": id, "n": n});
+        let put = self.eddy.tables.put(&orders(), row, Lineage::root()).await;
+        put.unwrap().seq.unwrap()
+    }
+
+    /// Waits until `total` deliveries exist and none waits or runs.
+    async fn settled(&self, total: u64) {
+        wait_for("every delivery to settle", || async {
+            let c = self.executor.counts().await.unwrap();
+            c.total() == total && c.ready == 0 && c.leased == 0
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_go_in_batches_when_full_or_when_the_window_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let start_ms = clock.now_ms();
+    let node = start(
+        dir.path(),
+        "{size: 4, window: 3s}",
+        Stream::default(),
+        Arc::new(clock.clone()),
+    )
+    .await;
+
+    // Three records: short of the size, they wait for the window.
+    let first = node.insert([1, 2, 3]).await;
+    wait_for("three deliveries", || async {
+        node.executor.counts().await.unwrap().ready == 3
+    })
+    .await;
+    clock.sleeping_until(start_ms + 3_000).await;
+    assert!(node.stream.batches().is_empty(), "held for the window");
+    clock.advance(Duration::from_secs(3));
+    node.settled(3).await;
+    let expected: Vec<(i64, u64)> = [1, 2, 3].into_iter().zip(first).collect();
+    assert_eq!(node.stream.batches(), [expected]);
+
+    // Nine more at once: two full batches go without waiting; the ninth waits its window.
+    let now = clock.now_ms();
+    node.insert(4..=12).await;
+    wait_for("two full batches", || async {
+        node.stream.batches().len() == 3
+    })
+    .await;
+    clock.sleeping_until(now + 3_000).await;
+    assert_eq!(
+        node.stream.ids()[1..],
+        [vec![4, 5, 6, 7], vec![8, 9, 10, 11]]
+    );
+    clock.advance(Duration::from_secs(3));
+    node.settled(12).await;
+    assert_eq!(node.stream.ids()[3], [12]);
+    let invocations = node
+        .executor
+        .invocations(Some(&function("stream")), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        invocations.iter().map(|r| r.batch_size).collect::<Vec<_>>(),
+        [Some(3), Some(4), Some(4), Some(1)]
+    );
+    node.executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_failures_retry_the_record_and_what_follows_it_in_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = Stream {
+        report: Mutex::new(vec![1]),
+        ..Stream::default()
+    };
+    let node = start(
+        dir.path(),
+        "{size: 4, window: 10s, report_failures: true}",
+        stream,
+        Arc::new(SystemClock),
+    )
+    .await;
+    // Row 1 inserted, row 2 inserted, row 1 changed, row 3 inserted: one batch of four.
+    let inserted = node.insert([1, 2]).await;
+    let changed = node.put(1, 5).await;
+    let third = node.insert([3]).await[0];
+    node.settled(4).await;
+    let batches = node.stream.batches();
+    assert_eq!(
+        batches[0],
+        [(1, inserted[0]), (2, inserted[1]), (1, changed), (3, third)]
+    );
+    // The handler named row 1's insert: it and row 1's later change go again; 2 and 3 are done.
+    assert_eq!(batches[1..], [vec![(1, inserted[0]), (1, changed)]]);
+    assert!(node.executor.dead_letters(None).await.unwrap().is_empty());
+    node.executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bisection_finds_the_poison_record_which_alone_goes_to_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = Stream {
+        poison: Mutex::new(Some(5)),
+        ..Stream::default()
+    };
+    let node = start(
+        dir.path(),
+        "{size: 8, window: 10s, bisect_on_error: true}",
+        stream,
+        Arc::new(SystemClock),
+    )
+    .await;
+    let seqs = node.insert(1..=8).await;
+    // Eight records, and the on-failure destination's invocation.
+    node.settled(9).await;
+    assert_eq!(node.failed.count(), 1);
+    // Halves go in event order, one at a time: the whole batch, its halves, the failing
+    // half's halves, down to the poison record; then, in an order timing decides, its
+    // neighbour, the last half, and the poison record's second attempt (a bisection is not an
+    // attempt: alone, it gets both of its own).
+    let ids = node.stream.ids();
+    assert_eq!(
+        ids[..5],
+        [
+            vec![1, 2, 3, 4, 5, 6, 7, 8],
+            vec![1, 2, 3, 4],
+            vec![5, 6, 7, 8],
+            vec![5, 6],
+            vec![5],
+        ]
+    );
+    let mut rest = ids[5..].to_vec();
+    rest.sort();
+    assert_eq!(rest, [vec![5], vec![6], vec![7, 8]]);
+    let dead = node.executor.dead_letters(None).await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|d| (d.event_seq, d.attempts, d.reason))
+            .collect::<Vec<_>>(),
+        [(seqs[4], 2, DeadReason::RetriesExhausted)]
+    );
+    let record = &node.failed.events()[0];
+    let info = &record["DDBStreamBatchInfo"];
+    let poison_seq = format!("{:021}", seqs[4]);
+    assert_eq!(info["startSequenceNumber"], poison_seq);
+    assert_eq!(info["endSequenceNumber"], poison_seq);
+    assert_eq!(info["batchSize"], 1);
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 2);
+
+    // The poison record's story: every batch it went in, largest first.
+    let of_poison = node
+        .executor
+        .invocations(None, Some(seqs[4]))
+        .await
+        .unwrap();
+    assert_eq!(
+        of_poison.iter().map(|r| r.batch_size).collect::<Vec<_>>(),
+        [Some(8), Some(4), Some(2), Some(1), Some(1)]
+    );
+    node.executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_batches_keep_each_keys_records_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = Stream {
+        rendezvous: 3,
+        ..Stream::default()
+    };
+    let node = start(
+        dir.path(),
+        "{size: 5, parallel: 3}",
+        stream,
+        Arc::new(SystemClock),
+    )
+    .await;
+    // Twelve keys, each written five times, the keys interleaved.
+    let mut written: Vec<(i64, u64)> = Vec::new();
+    for round in 0..5 {
+        for id in 1..=12 {
+            written.push((id, node.put(id, round).await));
+        }
+    }
+    node.settled(60).await;
+    let mut seen: HashMap<i64, Vec<u64>> = HashMap::new();
+    for batch in node.stream.batches() {
+        for (id, seq) in batch {
+            seen.entry(id).or_default().push(seq);
+        }
+    }
+    for id in 1..=12 {
+        let mut expected: Vec<u64> = written
+            .iter()
+            .filter(|(k, _)| *k == id)
+            .map(|(_, s)| *s)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(seen[&id], expected, "key {id}: each record once, in order");
+    }
+    let most = node.stream.most_at_once.load(Ordering::SeqCst);
+    assert_eq!(most, 3, "three batches ran at once, never more");
+    node.executor.shutdown().await;
+}
