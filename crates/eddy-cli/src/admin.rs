@@ -91,9 +91,16 @@ pub fn print_explained(answer: &ExplainedEvent) {
         );
     }
     for run in &answer.invocations {
+        let batch = run
+            .batch_size
+            .map_or(String::new(), |n| format!(" in a batch of {n}"));
+        let error = match (&run.error_type, &run.error) {
+            (Some(kind), Some(message)) => format!(" ({kind}: {message})"),
+            _ => String::new(),
+        };
         println!(
-            "  ran {} ({}): {}",
-            run.function, run.request_id, run.outcome
+            "  ran {} ({}), attempt {}{batch}: {}{error}",
+            run.function, run.request_id, run.attempt, run.outcome
         );
     }
 }

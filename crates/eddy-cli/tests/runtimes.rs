@@ -734,3 +734,81 @@ exports.handler = async (event) => { await new Promise(r => setTimeout(r, event.
         function_processes("bursty").len() == 2
     });
 }
+
+/// A Python handler written for DynamoDB Streams with `ReportBatchItemFailures`: it gets the
+/// rows in batches as `Records`, names the record it could not handle the first time, and only
+/// that record comes back; `eddy events show` tells both batches the record went in.
+#[test]
+fn a_python_stream_handler_gets_batches_and_reports_a_failed_record() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "py/stream.py",
+        r#"
+failed_once = set()
+
+def handler(event, context):
+    failures = []
+    for record in event["Records"]:
+        seq = record["dynamodb"]["SequenceNumber"]
+        image = record["dynamodb"]["NewImage"]
+        print("record", record["eventName"], image["id"]["N"], image["status"]["S"], seq)
+        if image["status"]["S"] == "bad" and seq not in failed_once:
+            failed_once.add(seq)
+            failures.append({"itemIdentifier": seq})
+    return {"batchItemFailures": failures}
+"#,
+    );
+    let manifest = "
+tables: [{name: orders, primary_key: id, columns: {id: integer, status: text}}]
+functions:
+  - {name: stream, runtime: python, handler: stream.handler, code: ./py, concurrency: 1}
+triggers:
+  - function: stream
+    source: table/orders
+    events: [row:insert]
+    batch: {size: 10, window: 2s, report_failures: true}
+    retry: {backoff: 1ms..1ms}
+";
+    std::fs::write(dir.path().join("app.yaml"), manifest).unwrap();
+    let eddy = spawn(dir, "app.yaml");
+    let rows: Vec<Value> = (1..=5)
+        .map(|id| json!({"id": id, "status": if id == 3 { "bad" } else { "good" }}))
+        .collect();
+    assert_eq!(
+        eddy.json("POST", "/_eddy/v1/tables/orders/rows", json!(rows))
+            .status,
+        201
+    );
+    eddy.wait_for("the batch and the failed record's retry", |e| {
+        runs(e, "stream").len() == 2
+    });
+    let runs = runs(&eddy, "stream");
+    assert_eq!(runs[0]["batch_size"], 5, "{runs:?}");
+    assert_eq!(runs[1]["batch_size"], 1, "{runs:?}");
+    let printed = |run: &Value| -> Vec<String> {
+        own_output(run["log"].as_str().unwrap())
+            .lines()
+            .map(|l| l.split(' ').take(4).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(
+        printed(&runs[0]),
+        [
+            "record INSERT 1 good",
+            "record INSERT 2 good",
+            "record INSERT 3 bad",
+            "record INSERT 4 good",
+            "record INSERT 5 good",
+        ]
+    );
+    assert_eq!(printed(&runs[1]), ["record INSERT 3 bad"]);
+    let bad_seq = runs[1]["event_sequence"].as_u64().unwrap();
+    let shown = cli_ok(&eddy, &["events", "show", &bad_seq.to_string()]);
+    assert!(
+        shown.contains(", attempt 1 in a batch of 5: success")
+            && shown.contains(", attempt 2 in a batch of 1: success")
+            && shown.contains("done after 2 attempts"),
+        "{shown}"
+    );
+}

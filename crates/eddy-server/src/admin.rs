@@ -303,6 +303,7 @@ fn invocation_info(r: &InvocationRecord) -> InvocationInfo {
         billed_ms: r.billed_ms,
         max_memory_mb: r.max_memory_mb,
         init_ms: r.init_us.map(|us| us as f64 / 1000.0),
+        batch_size: r.batch_size,
     }
 }
 

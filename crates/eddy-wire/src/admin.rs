@@ -234,6 +234,10 @@ pub struct InvocationInfo {
     pub billed_ms: u64,
     pub max_memory_mb: Option<u64>,
     pub init_ms: Option<f64>,
+    /// How many records the invocation carried, when it was a batch's (`delivery_id` and
+    /// `event_sequence` then name its first record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
 }
 
 /// `GET /_eddy/v1/invocations`: attempts in the order they were recorded; `next` is the
