@@ -1,11 +1,18 @@
 -- Batches: a batched trigger's deliveries are leased many to an invocation. `lease_batch` is the
 -- invocation holding a leased delivery (its request id), so a trigger's running batches can be
 -- counted; `batch_part` keeps the half of a bisected batch a delivery went to, so each half is
--- tried again apart. Which deliveries each batch invocation carried is kept per attempt, so
--- `events show` can say which batches an event went in.
+-- tried again apart. Which deliveries a batch invocation carried without finishing them is kept
+-- (`_eddy_batch_records`; a record's last batch is its `lease_batch`), so `events show` can say
+-- which batches an event went in.
 ALTER TABLE _eddy_deliveries ADD COLUMN lease_batch TEXT;
 ALTER TABLE _eddy_deliveries ADD COLUMN batch_part TEXT;
 CREATE INDEX _eddy_deliveries_by_trigger ON _eddy_deliveries (trigger, state, event_seq);
+-- `batched`: the delivery is a batched trigger's (as the app in force says; a node re-marks the
+-- waiting ones when its app changes). Deliveries leased one by one are read, in due order, from
+-- an index that holds only theirs: a lease round reads what it leases, however long a batched
+-- trigger's backlog.
+ALTER TABLE _eddy_deliveries ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX _eddy_deliveries_due_singly ON _eddy_deliveries (state, next_attempt_ms) WHERE batched = 0;
 ALTER TABLE _eddy_invocations ADD COLUMN batch_size INTEGER;
 CREATE TABLE _eddy_batch_records (
     delivery_id INTEGER NOT NULL,

@@ -25,6 +25,7 @@ fn delivery(seq: u64, function: &str, order_key: Option<&str>) -> NewDelivery {
         dead: None,
         lease_until: None,
         replay: 0,
+        batched: false,
     }
 }
 
@@ -38,7 +39,6 @@ async fn create(bus: &Bus, store: &Arc<dyn DeliveryStore>, rows: Vec<NewDelivery
 
 fn claim_for(node: &str, now_ms: i64, limit: u32, room: u32) -> Claim {
     Claim {
-        batched: HashSet::new(),
         node: node.into(),
         now_ms,
         limit,
@@ -249,7 +249,7 @@ pub async fn a_key_runs_one_delivery_at_a_time_in_order(stores: Stores) {
     .await;
     let due = store.due(&mut bus.readers(), NOW, 100).await.unwrap();
     assert_eq!(
-        due.get(&("f".to_string(), "on-f".to_string())),
+        due.get("f"),
         Some(&3),
         "due: the first of each key, and the unordered one"
     );
@@ -543,9 +543,9 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
     assert_eq!(found[0].order_key.as_deref(), Some("k"));
     assert_eq!(found[0].ready_ms, NOW);
 
-    let claim = claim_for("a", NOW, 100, 10);
+    let by_a = claim_for("a", NOW, 100, 10);
     let lease = |batch: Vec<i64>, name: &'static str| {
-        let input = (store.clone(), claim.clone(), batch);
+        let input = (store.clone(), by_a.clone(), batch);
         async move {
             bus.write(input, move |tx, (store, claim, batch)| {
                 Box::pin(store.lease_batch(tx, claim, batch, name, NOW + 10_000))
@@ -596,6 +596,34 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
     assert_eq!(back.part.as_deref(), Some("b-1.1"));
     assert_eq!(back.delivery.attempt, 1, "a bisection is not an attempt");
     assert_eq!(back.ready_ms, NOW, "due when it was");
+
+    // A batched delivery is never claimed one by one, until its trigger stops batching.
+    let mut batched = delivery(9, "g", None);
+    batched.batched = true;
+    create(bus, store, vec![batched]).await;
+    let mark = |names: Vec<&'static str>| {
+        let store = store.clone();
+        async move {
+            bus.write((store, names), |tx, (store, names)| {
+                Box::pin(store.mark_batched(tx, names))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        mark(vec!["on-g", "on-f"]).await,
+        4,
+        "f's waiting and running ones become batched"
+    );
+    assert!(
+        claim(bus, store, claim_for("a", NOW, 100, 10))
+            .await
+            .is_empty()
+    );
+    assert_eq!(mark(vec!["on-f"]).await, 1, "g's stops being batched");
+    let single = claim(bus, store, claim_for("a", NOW, 100, 10)).await;
+    assert_eq!(single.iter().map(|d| d.event_seq).collect::<Vec<_>>(), [9]);
 
     // Event 2 went in batch b-1, whose record names event 1 first.
     let of_two = store

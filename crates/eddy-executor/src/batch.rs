@@ -27,6 +27,7 @@ use crate::deliveries::{
     BatchCandidate, Claim, DeadReason, DeliveryAttempt, DeliveryStore, Settle, Settlement,
 };
 use crate::schedule::{next_step, too_old};
+use crate::settle::Finished;
 use crate::{ExecError, FunctionError, Inner, backoff, destination, payload};
 
 pub(crate) use pack::{Packed, pack};
@@ -97,6 +98,7 @@ pub(crate) async fn deliver(
     events: Arc<HashMap<u64, Arc<Event>>>,
 ) {
     let function_name = members[0].delivery.function.clone();
+    let trigger_name = members[0].delivery.trigger.clone();
     let compiled = inner.compiled();
     let function = compiled
         .app
@@ -105,12 +107,30 @@ pub(crate) async fn deliver(
         .find(|f| f.name.as_str() == function_name)
         .cloned();
     let settles = attempt(&inner, &request_id, members, &events, function.as_ref()).await;
-    if function.is_some() {
+    // The slot goes to the trigger's next batch, leased as this one is settled (the settler
+    // gives it back if there is none); without a batched trigger, back now.
+    let next = match (&function, compiled.app.trigger(&trigger_name)) {
+        (Some(f), Some(t)) => t.batch.map(|spec| Batched {
+            trigger: trigger_name.clone(),
+            function: function_name.clone(),
+            spec,
+            lease_until: inner.clock.now_ms()
+                + f.timeout.as_millis() as i64
+                + inner.config.lease_grace.as_millis() as i64,
+        }),
+        _ => None,
+    };
+    if function.is_some() && next.is_none() {
         let _ = inner.store.give_back(&function_name, 1).await;
     }
+    let mut next = next;
     for settle in settles {
         // Only fails once the settler has stopped; the leases then expire and run again.
-        let _ = inner.settled.send(settle).await;
+        let finished = Finished {
+            settle,
+            next: next.take(),
+        };
+        let _ = inner.settled.send(finished).await;
     }
 }
 

@@ -3,7 +3,7 @@
 //! transactions (`tx`: the writer's; `db`: anything that reads); the storage module (`sql.rs`)
 //! answers them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use eddy_bus::sql::Sql;
@@ -25,6 +25,8 @@ pub struct NewDelivery {
     pub lease_until: Option<i64>,
     /// The replay that makes it; 0 for the event's original delivery.
     pub replay: i64,
+    /// Its trigger batches its records: it is leased in a batch, not alone.
+    pub batched: bool,
 }
 
 /// A delivery that `create` wrote (not one that existed already).
@@ -288,10 +290,9 @@ impl InvocationTotals {
 
 /// How deliveries are claimed: by whom, until when, and how many of each function's slots are
 /// free (a function absent from `room` gets `default_room`; one absent from `lease_until`
-/// `default_until`). The deliveries of `batched` triggers are claimed in batches instead.
+/// `default_until`). Batched deliveries are not claimed this way.
 #[derive(Clone, Debug, Default)]
 pub struct Claim {
-    pub batched: std::collections::HashSet<String>,
     pub node: String,
     pub now_ms: i64,
     pub limit: u32,
@@ -325,15 +326,23 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// other claimer.
     async fn claim(&self, tx: &mut dyn Sql, claim: &Claim) -> Result<Vec<Leased>, ExecError>;
 
-    /// How many deliveries each function has due now (ready, their time come and, for ordered
-    /// ones, first of their key), by function and trigger, counting at most `limit` in all:
-    /// what a claim would find.
+    /// How many deliveries each function has due now to lease one by one (not batched, ready,
+    /// their time come and, for ordered ones, first of their key), counting at most `limit` in
+    /// all: what a claim would find.
     async fn due(
         &self,
         db: &mut dyn Sql,
         now_ms: i64,
         limit: u32,
-    ) -> Result<HashMap<(String, String), u32>, ExecError>;
+    ) -> Result<HashMap<String, u32>, ExecError>;
+
+    /// Which of these batched triggers have a record due now.
+    async fn batches_due(
+        &self,
+        db: &mut dyn Sql,
+        triggers: &[&str],
+        now_ms: i64,
+    ) -> Result<HashSet<String>, ExecError>;
 
     /// When the earliest ready delivery is due, of those due after `after_ms`.
     async fn next_due(&self, db: &mut dyn Sql, after_ms: i64) -> Result<Option<i64>, ExecError>;
@@ -347,6 +356,11 @@ pub trait DeliveryStore: Send + Sync + 'static {
         now_ms: i64,
         limit: u32,
     ) -> Result<(Vec<BatchCandidate>, u32), ExecError>;
+
+    /// Marks the deliveries that wait or run as batched when their trigger is one of
+    /// `triggers`, and as leased one by one otherwise (the app changed); returns how many
+    /// changed.
+    async fn mark_batched(&self, tx: &mut dyn Sql, triggers: &[&str]) -> Result<u64, ExecError>;
 
     /// Leases `ids` to `claim.node` as the batch `batch` (its invocation's request id), until
     /// `until_ms`.

@@ -266,6 +266,7 @@ pub(crate) fn plan(
                 dead: dead.clone(),
                 lease_until,
                 replay: replay.map_or(0, |r| r.id),
+                batched,
             });
         }
     }

@@ -50,7 +50,9 @@ pub use replay::JournalPoint;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
 pub use sql::SqlDeliveries;
 
+use batch::LeasedBatch;
 use dispatch::CURSOR;
+use settle::Finished;
 
 /// The trigger name of deliveries for asynchronous invocations.
 pub const INVOKE_TRIGGER: &str = "$invoke";
@@ -135,7 +137,7 @@ struct Inner {
     /// Set at shutdown once every attempt has finished: the settler records the last and stops.
     drained: watch::Sender<bool>,
     /// Finished attempts on their way to the settler, which records them in batches.
-    settled: mpsc::Sender<Settle>,
+    settled: mpsc::Sender<Finished>,
     /// The warm workers of the Lambda runtimes.
     workers: Arc<runtime::Workers>,
     /// Synchronous invocations refused for want of a free slot, by function, since start.
@@ -218,6 +220,7 @@ impl Executor {
             throttles: Mutex::new(HashMap::new()),
             recorded: watch::Sender::new(0),
         });
+        inner.mark_batched().await?;
         let tasks = vec![
             tokio::spawn(dispatch::dispatch(inner.clone())),
             tokio::spawn(schedule::schedule(inner.clone())),
@@ -251,6 +254,13 @@ impl Executor {
         // Workers started for the old app (or old code) are not reused.
         self.inner.workers.retire_all();
         self.keep_warm();
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            if let Err(error) = inner.mark_batched().await {
+                tracing::error!(%error, "cannot mark which waiting deliveries are batched");
+            }
+            inner.wake.notify_one();
+        });
         self.inner.wake.notify_one();
         self.inner.schedules_changed.notify_one();
     }
@@ -344,7 +354,7 @@ impl Executor {
             batch: None,
             now_ms: inner.clock.now_ms(),
         };
-        inner.record(vec![record]).await?;
+        inner.record(vec![record.into()]).await?;
         Ok(Invocation {
             request_id,
             outcome,
@@ -551,14 +561,31 @@ impl Executor {
 
 impl Inner {
     /// Commits settlements and invocation records, and tells whoever waits for new records.
-    async fn record(&self, batch: Vec<Settle>) -> Result<(), ExecError> {
-        self.bus
-            .write((self.store.clone(), batch), |tx, (store, batch)| {
+    /// A finished batch that holds on to its slot has its trigger's next batch leased in the
+    /// same transaction (one commit, not two, between a trigger's batches); those are returned
+    /// to be run, and the slots no batch took are given back.
+    async fn record(&self, batch: Vec<Finished>) -> Result<Vec<LeasedBatch>, ExecError> {
+        let claim = Claim {
+            node: self.config.node.clone(),
+            now_ms: self.clock.now_ms(),
+            ..Claim::default()
+        };
+        let stopping = *self.stop.borrow();
+        // Slots held for a next batch, by function.
+        let mut held: HashMap<String, u32> = HashMap::new();
+        for next in batch.iter().filter_map(|f| f.next.as_ref()) {
+            *held.entry(next.function.clone()).or_default() += 1;
+        }
+        let input = (self.store.clone(), batch, claim);
+        let leased: Vec<LeasedBatch> = self
+            .bus
+            .write(input, move |tx, (store, batch, claim)| {
                 Box::pin(async move {
-                    let moved = store.settle(tx, batch).await?;
+                    let settles: Vec<Settle> = batch.iter().map(|f| f.settle.clone()).collect();
+                    let moved = store.settle(tx, &settles).await?;
                     // A destination's record goes with the settlement that moved its delivery:
                     // once, however often the batch is recorded.
-                    for s in batch {
+                    for s in &settles {
                         let (Some(delivery), Some(destination)) = (s.delivery, &s.destination)
                         else {
                             continue;
@@ -567,11 +594,64 @@ impl Inner {
                             tx.append(destination::event(destination)).await?;
                         }
                     }
-                    Ok::<_, ExecError>(())
+                    let mut leased = Vec::new();
+                    for next in batch.iter().filter_map(|f| f.next.as_ref()) {
+                        if stopping {
+                            break;
+                        }
+                        let mut room = HashMap::from([(next.function.clone(), 1)]);
+                        let found = batch::lease(
+                            store.as_ref(),
+                            tx,
+                            claim,
+                            std::slice::from_ref(next),
+                            &mut room,
+                        );
+                        leased.extend(found.await?.0);
+                    }
+                    Ok::<_, ExecError>(leased)
                 })
             })
             .await?;
+        for (function, n) in held {
+            let taken = leased
+                .iter()
+                .filter(|(_, b)| b[0].delivery.function == function)
+                .count() as u32;
+            if n > taken {
+                let _ = self.store.give_back(&function, n - taken).await;
+            }
+        }
         self.recorded.send_modify(|n| *n += 1);
+        Ok(leased)
+    }
+
+    /// Marks the waiting deliveries of the app's batched triggers as batched, and the others
+    /// as not: a trigger that became batched (or stopped being) takes its backlog along.
+    async fn mark_batched(&self) -> Result<(), ExecError> {
+        let compiled = self.compiled();
+        let batched: Vec<String> = compiled
+            .app
+            .triggers
+            .iter()
+            .filter(|t| t.batch.is_some())
+            .map(|t| t.name.clone())
+            .collect();
+        let changed = self
+            .bus
+            .write((self.store.clone(), batched), |tx, (store, batched)| {
+                Box::pin(async move {
+                    let names: Vec<&str> = batched.iter().map(String::as_str).collect();
+                    store.mark_batched(tx, &names).await
+                })
+            })
+            .await?;
+        if changed > 0 {
+            tracing::info!(
+                changed,
+                "waiting deliveries follow their triggers' batching"
+            );
+        }
         Ok(())
     }
 

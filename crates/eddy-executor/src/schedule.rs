@@ -3,12 +3,12 @@
 //! decides what becomes of each: done, tried again later (backoff with jitter), or
 //! dead-lettered with a reason.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use eddy_core::{Event, Lineage, Source};
 use eddy_events::destination::Response;
-use eddy_subscriptions::{FunctionSpec, RetryPolicy};
+use eddy_subscriptions::{BatchSpec, FunctionSpec, RetryPolicy, TriggerSpec};
 use serde_json::Value;
 
 use crate::batch::{self, Batched, LeasedBatch};
@@ -115,9 +115,26 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
     // what the claim does not use goes back: the cap on running invocations holds across
     // everyone sharing the store, and a round with nothing due takes no slot from a
     // synchronous invocation.
-    let due = match inner.store.due(&mut inner.bus.readers(), now, limit).await {
-        Ok(due) if due.is_empty() => return Round::default(),
-        Ok(due) => due,
+    let batched_triggers: Vec<(&TriggerSpec, BatchSpec, &FunctionSpec)> = compiled
+        .app
+        .triggers
+        .iter()
+        .filter_map(|t| Some((t, t.batch?, compiled.app.function(&t.function)?)))
+        .collect();
+    let batched_names: HashSet<String> = batched_triggers
+        .iter()
+        .map(|(t, _, _)| t.name.clone())
+        .collect();
+    let names: Vec<&str> = batched_names.iter().map(String::as_str).collect();
+    let mut readers = inner.bus.readers();
+    let found = async {
+        let due = inner.store.due(&mut readers, now, limit).await?;
+        let batches = inner.store.batches_due(&mut readers, &names, now).await?;
+        Ok::<_, ExecError>((due, batches))
+    };
+    let (mut wanted, batches_due) = match found.await {
+        Ok((due, batches)) if due.is_empty() && batches.is_empty() => return Round::default(),
+        Ok(found) => found,
         Err(error) => {
             tracing::error!(%error, "cannot read the due deliveries");
             return Round::default();
@@ -125,22 +142,10 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
     };
     let lease_until = |f: &FunctionSpec| now + f.timeout.as_millis() as i64 + grace;
     let mut batched = Vec::new();
-    let mut wanted: HashMap<String, u32> = HashMap::new();
-    for ((function, trigger), n) in &due {
-        let spec = compiled.app.trigger(trigger).and_then(|t| t.batch);
-        let want = match spec {
-            // As many batches as the due records (one per key, at least) fill, up to
-            // `parallel`.
-            Some(spec) => n.div_ceil(spec.size).clamp(1, spec.parallel),
-            None => *n,
-        };
-        *wanted.entry(function.clone()).or_default() += want;
-    }
-    for t in compiled.app.triggers.iter() {
-        let (Some(spec), Some(f)) = (t.batch, compiled.app.function(&t.function)) else {
-            continue;
-        };
-        if due.contains_key(&(f.name.to_string(), t.name.clone())) {
+    for (t, spec, f) in batched_triggers {
+        if batches_due.contains(&t.name) {
+            // Up to `parallel` batches; the claim gives back what it does not use.
+            *wanted.entry(f.name.to_string()).or_default() += spec.parallel;
             batched.push(Batched {
                 trigger: t.name.clone(),
                 function: f.name.to_string(),
@@ -150,7 +155,6 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
         }
     }
     let mut claim = Claim {
-        batched: batched.iter().map(|b| b.trigger.clone()).collect(),
         node: inner.config.node.clone(),
         now_ms: now,
         limit,
@@ -219,7 +223,7 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
 }
 
 /// Starts leased batches, with their events read in one go.
-async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
+pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
     let seqs: Vec<u64> = batches
         .iter()
         .flat_map(|(_, b)| b.iter().map(|c| c.delivery.event_seq))
@@ -265,7 +269,7 @@ async fn gone(inner: &Arc<Inner>, delivery: &Leased) {
         batch: None,
         now_ms: inner.clock.now_ms(),
     };
-    let _ = inner.settled.send(settle).await;
+    let _ = inner.settled.send(settle.into()).await;
 }
 
 /// Runs one leased delivery (which holds one of its function's slots, unless the function is
@@ -293,7 +297,7 @@ pub(crate) async fn deliver(inner: Arc<Inner>, delivery: Leased, event: Arc<Even
         now_ms,
     };
     // Only fails once the settler has stopped; the lease then expires and it runs again.
-    let _ = inner.settled.send(settle).await;
+    let _ = inner.settled.send(settle.into()).await;
 }
 
 /// What an attempt came to: what becomes of its delivery, its record when the function ran,

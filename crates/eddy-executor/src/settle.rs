@@ -6,12 +6,28 @@ use std::sync::Arc;
 use eddy_bus::BusError;
 use tokio::sync::mpsc;
 
+use crate::batch::Batched;
 use crate::deliveries::Settle;
-use crate::{ExecError, Inner};
+use crate::{ExecError, Inner, schedule};
+
+/// A finished attempt on its way to the settler: what to record, and — for a batch that keeps
+/// its function's slot — the trigger whose next batch that slot should go to, leased in the
+/// same transaction.
+#[derive(Clone)]
+pub(crate) struct Finished {
+    pub settle: Settle,
+    pub next: Option<Batched>,
+}
+
+impl From<Settle> for Finished {
+    fn from(settle: Settle) -> Self {
+        Self { settle, next: None }
+    }
+}
 
 /// Records finished attempts, as many at a time as have finished, in one transaction each
 /// round; then wakes the scheduler (a key may be free now).
-pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>) {
+pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Finished>) {
     let mut stop = inner.drained.subscribe();
     let mut batch = Vec::new();
     loop {
@@ -31,7 +47,12 @@ pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Settle>)
         }
         loop {
             match inner.record(batch.clone()).await {
-                Ok(()) => break,
+                Ok(next) => {
+                    if !next.is_empty() {
+                        schedule::run_batches(&inner, next).await;
+                    }
+                    break;
+                }
                 Err(ExecError::Bus(BusError::WriterStopped)) => return,
                 Err(error) => {
                     tracing::error!(%error, "cannot record finished attempts; trying again");

@@ -9,7 +9,7 @@
 //! are one step across every node); a node that dies leaves rows that stop counting when their
 //! time runs out, and a node that starts again releases its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -56,29 +56,33 @@ fn recorded_order(dialect: Dialect) -> &'static str {
     }
 }
 
-/// Candidates for leasing: due, ready, and — for ordered deliveries — the oldest unfinished of
-/// their key.
+/// Candidates for leasing one by one: not a batched trigger's, due, ready, and — for ordered
+/// deliveries — the oldest unfinished of their key. Longest due first, walking an index of
+/// unbatched deliveries in its order: a round reads what it leases, however long the backlog.
 const DUE: &str =
     "SELECT id, event_seq, event_time_ms, trigger, function, attempts, replay FROM _eddy_deliveries d
-     WHERE state = 'ready' AND next_attempt_ms <= ?
+     WHERE batched = 0 AND state = 'ready' AND next_attempt_ms <= ?
        AND (order_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM _eddy_deliveries e
              WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
                AND e.state IN ('ready', 'leased')))
-     ORDER BY id LIMIT ?";
+     ORDER BY next_attempt_ms, id LIMIT ?";
 
 /// Candidates for a batch of one trigger: ready and due, and no earlier delivery of their key
-/// running or waiting for a later time (so a key's due records go together, in order).
+/// running or waiting for a later time (so a key's due records go together, in order). Read
+/// from the trigger's index in event order, stopping at the limit: `+next_attempt_ms` keeps
+/// SQLite's planner from the due index, which would read the whole backlog to sort it (the
+/// unary plus changes nothing on PostgreSQL).
 const BATCH_CANDIDATES: &str =
     "SELECT id, event_seq, event_time_ms, trigger, function, attempts, replay, order_key, batch_part,
             next_attempt_ms
      FROM _eddy_deliveries d
-     WHERE trigger = ? AND state = 'ready' AND next_attempt_ms <= ?
+     WHERE trigger = ? AND state = 'ready' AND +next_attempt_ms <= ?
        AND (order_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM _eddy_deliveries e
              WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
                AND (e.state = 'leased' OR (e.state = 'ready' AND e.next_attempt_ms > ?))))
-     ORDER BY event_seq, id LIMIT ?";
+     ORDER BY event_seq LIMIT ?";
 
 fn leased(row: &Row) -> Result<Leased, ExecError> {
     Ok(Leased {
@@ -143,7 +147,7 @@ impl DeliveryStore for SqlDeliveries {
     ) -> Result<Vec<Created>, ExecError> {
         let mut created = Vec::new();
         for chunk in deliveries.chunks(CHUNK) {
-            let mut values = Vec::with_capacity(chunk.len() * 14);
+            let mut values = Vec::with_capacity(chunk.len() * 15);
             for d in chunk {
                 let (state, reason, error) = match (&d.dead, d.lease_until) {
                     (Some((reason, error)), _) => {
@@ -167,16 +171,17 @@ impl DeliveryStore for SqlDeliveries {
                     Value::from(error),
                     Value::from(now_ms),
                     Value::from(d.replay),
+                    Value::from(d.batched),
                 ]);
             }
             let sql = format!(
                 "INSERT INTO _eddy_deliveries
                      (event_seq, event_time_ms, trigger, function, order_key, state, attempts, next_attempt_ms,
-                      lease_until_ms, lease_node, dead_reason, last_error, updated_ms, replay)
+                      lease_until_ms, lease_node, dead_reason, last_error, updated_ms, replay, batched)
                  VALUES {}
                  ON CONFLICT (event_seq, trigger, replay) DO NOTHING
                  RETURNING id, event_seq, trigger, state",
-                rows_of(chunk.len(), 14)
+                rows_of(chunk.len(), 15)
             );
             for row in tx.fetch(&sql, &values).await? {
                 created.push(Created {
@@ -196,9 +201,6 @@ impl DeliveryStore for SqlDeliveries {
         let mut chosen = Vec::new();
         for row in &rows {
             let d = leased(row)?;
-            if claim.batched.contains(&d.trigger) {
-                continue;
-            }
             let room = claim
                 .room
                 .get(&d.function)
@@ -247,19 +249,33 @@ impl DeliveryStore for SqlDeliveries {
         db: &mut dyn Sql,
         now_ms: i64,
         limit: u32,
-    ) -> Result<HashMap<(String, String), u32>, ExecError> {
-        let sql = format!(
-            "SELECT function, trigger, count(*) AS n FROM ({DUE}) AS due GROUP BY function, trigger"
-        );
+    ) -> Result<HashMap<String, u32>, ExecError> {
+        let sql = format!("SELECT function, count(*) AS n FROM ({DUE}) AS due GROUP BY function");
         let mut due = HashMap::new();
         for row in db.fetch(&sql, args![now_ms, limit]).await? {
-            due.insert(
-                (
-                    row.get::<String>("function")?,
-                    row.get::<String>("trigger")?,
-                ),
-                row.get::<u32>("n")?,
-            );
+            due.insert(row.get::<String>("function")?, row.get::<u32>("n")?);
+        }
+        Ok(due)
+    }
+
+    async fn batches_due(
+        &self,
+        db: &mut dyn Sql,
+        triggers: &[&str],
+        now_ms: i64,
+    ) -> Result<HashSet<String>, ExecError> {
+        let mut due = HashSet::new();
+        for trigger in triggers {
+            let found = db
+                .fetch(
+                    "SELECT 1 FROM _eddy_deliveries
+                     WHERE trigger = ? AND state = 'ready' AND +next_attempt_ms <= ? LIMIT 1",
+                    args![*trigger, now_ms],
+                )
+                .await?;
+            if !found.is_empty() {
+                due.insert(trigger.to_string());
+            }
         }
         Ok(due)
     }
@@ -303,6 +319,19 @@ impl DeliveryStore for SqlDeliveries {
             });
         }
         Ok((candidates, running))
+    }
+
+    async fn mark_batched(&self, tx: &mut dyn Sql, triggers: &[&str]) -> Result<u64, ExecError> {
+        let batched = format!(
+            "CASE WHEN trigger {} THEN 1 ELSE 0 END",
+            tx.dialect().in_texts()
+        );
+        let sql = format!(
+            "UPDATE _eddy_deliveries SET batched = {batched}
+             WHERE state IN ('ready', 'leased') AND batched <> {batched}"
+        );
+        let list = Value::texts(triggers);
+        Ok(tx.execute(&sql, &[list.clone(), list]).await?)
     }
 
     async fn lease_batch(
@@ -362,8 +391,11 @@ impl DeliveryStore for SqlDeliveries {
         let records: Vec<&InvocationRecord> =
             batch.iter().filter_map(|s| s.record.as_ref()).collect();
         insert_invocations(tx, &records).await?;
+        // A record done by a batch is found by its delivery's last lease (`lease_batch`): only
+        // the batches that did not finish a record are listed, and the usual path writes none.
         let members: Vec<(i64, &str)> = batch
             .iter()
+            .filter(|s| s.settlement != Settlement::Done)
             .filter_map(|s| Some((s.delivery?.delivery_id, s.batch.as_deref()?)))
             .collect();
         insert_batch_records(tx, &members).await?;
@@ -677,13 +709,16 @@ impl DeliveryStore for SqlDeliveries {
                        AND (CAST(? AS BIGINT) IS NULL OR event_seq = ? OR request_id IN (
                              SELECT b.request_id FROM _eddy_batch_records b
                              JOIN _eddy_deliveries d ON d.id = b.delivery_id
-                             WHERE d.event_seq = ?))
+                             WHERE d.event_seq = ?
+                             UNION
+                             SELECT lease_batch FROM _eddy_deliveries
+                             WHERE event_seq = ? AND lease_batch IS NOT NULL))
                        AND {position} > ?
                      ORDER BY {position}
                      LIMIT ?",
                     position = recorded_order(db.dialect())
                 ),
-                args![function, function, event_seq, event_seq, event_seq, after, limit],
+                args![function, function, event_seq, event_seq, event_seq, event_seq, after, limit],
             )
             .await?;
         let mut page = InvocationPage {

@@ -1,0 +1,233 @@
+//! Records per second through a batched table trigger, with durable writes through the table
+//! API, at batch sizes 1, 10, 100 and 1,000, and without batching, in the same run:
+//!
+//! - **Node.js**: a real `eddy serve`, a warm Node.js handler (it counts the records of its
+//!   batch and returns), rows written by `WRITERS` threads as signed `POST …/rows` of
+//!   `ROWS_PER_POST` rows each;
+//! - **in-process**: the libraries, an in-process handler doing the same, rows inserted by
+//!   `WRITERS` tasks of `ROWS_PER_POST` rows each.
+//!
+//! The clock runs from the first write to the moment every delivery is done (`/_eddy/metrics`
+//! for the server, the executor's counts in-process); the write rate alone is shown beside it.
+//! Medians of `RUNS`, each case on a fresh data directory.
+//!
+//! Run with `cargo bench -p eddy-cli --bench batches` (`EDDY_BENCH_BATCHES=10,100` for some
+//! batch sizes only, `0` meaning no batch; `EDDY_BENCH_RUNTIMES=in_process` or `nodejs` for one).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use common::{Eddy, Options, start};
+use eddy_core::{FunctionName, Lineage, TableName};
+use eddy_executor::{Context, FunctionError, Handler, SystemClock};
+use eddy_tests::bench::{machine, median, runtime};
+use serde_json::{Value, json};
+
+const RUNS: usize = 3;
+const WRITERS: u64 = 4;
+const ROWS_PER_POST: u64 = 200;
+/// Batch sizes; `None` is the trigger without `batch:` (one event per invocation).
+const CASES: [Option<u32>; 5] = [None, Some(1), Some(10), Some(100), Some(1000)];
+
+/// Records per case: fewer where each is an invocation, so every case takes seconds.
+fn records(batch: Option<u32>) -> u64 {
+    match batch {
+        None | Some(1) => 4_000,
+        _ => 40_000,
+    }
+}
+
+const HANDLER: &str = r#"
+let seen = 0;
+exports.handler = async (event) => {
+  seen += event.Records.length;
+  return { batchItemFailures: [] };
+};
+"#;
+
+fn manifest(runtime: &str, batch: Option<u32>) -> String {
+    let batch = batch.map_or(String::new(), |size| format!(", batch: {{size: {size}}}"));
+    format!(
+        "tables: [{{name: t, primary_key: id, columns: {{id: integer, v: integer}}}}]
+functions:
+  - {{name: sink, {runtime}, concurrency: 4}}
+triggers:
+  - {{function: sink, source: table/t, events: [row:insert]{batch}}}
+"
+    )
+}
+
+/// Rows `from..to` as a JSON array.
+fn rows(from: u64, to: u64) -> Value {
+    json!(
+        (from..to)
+            .map(|id| json!({"id": id, "v": id}))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// Seconds to write and to deliver `total` rows through `eddy serve` to a Node.js handler.
+fn node(batch: Option<u32>, total: u64) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sink")).unwrap();
+    std::fs::write(dir.path().join("sink/index.js"), HANDLER).unwrap();
+    let runtime = "runtime: nodejs, handler: index.handler, code: ./sink";
+    std::fs::write(dir.path().join("app.yaml"), manifest(runtime, batch)).unwrap();
+    let manifest = dir.path().join("app.yaml");
+    let env = [("EDDY_LOG", "warn")];
+    let eddy = start(
+        tempfile::tempdir().unwrap(),
+        manifest.to_str().unwrap(),
+        Options {
+            env: &env,
+            args: &[],
+            user: None,
+        },
+    );
+    // The warm worker is up a moment after start.
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            let eddy = &eddy;
+            s.spawn(move || {
+                let posts = total / ROWS_PER_POST;
+                for p in (w..posts).step_by(WRITERS as usize) {
+                    let from = p * ROWS_PER_POST;
+                    let body = rows(from, from + ROWS_PER_POST);
+                    let put = eddy.json("POST", "/_eddy/v1/tables/t/rows", body);
+                    assert!(put.status < 300, "{}", put.body);
+                }
+            });
+        }
+    });
+    let written = started.elapsed().as_secs_f64();
+    wait_done(&eddy, total);
+    (written, started.elapsed().as_secs_f64())
+}
+
+/// Waits until `/_eddy/metrics` counts `total` deliveries done.
+fn wait_done(eddy: &Eddy, total: u64) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let metrics = eddy.get("/_eddy/metrics").body;
+        let done = metrics
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("eddy_deliveries{state=\"done\"} "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if done >= total {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {total} delivered"
+        );
+        // Counting deliveries reads them all: seldom, so the count does not slow what it
+        // measures (a tenth of a second on runs of seconds).
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Counts records.
+struct Count(AtomicU64);
+
+#[async_trait]
+impl Handler for Count {
+    async fn handle(&self, event: Value, _: Context) -> Result<Value, FunctionError> {
+        let n = event["Records"].as_array().map_or(1, Vec::len);
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(json!({"batchItemFailures": []}))
+    }
+}
+
+/// Seconds to write and to deliver `total` rows through the libraries to an in-process handler.
+async fn in_process(batch: Option<u32>, total: u64) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = eddy_tests::app(dir.path(), &manifest("runtime: in_process", batch));
+    let (eddy, executor) = eddy_tests::start_executor(dir.path(), app, Arc::new(SystemClock)).await;
+    let count = Arc::new(Count(AtomicU64::new(0)));
+    executor.register(FunctionName::new("sink").unwrap(), count.clone());
+    let table = TableName::new("t").unwrap();
+    let started = Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let tables = eddy.tables.clone();
+            let table = table.clone();
+            tokio::spawn(async move {
+                let posts = total / ROWS_PER_POST;
+                for p in (w..posts).step_by(WRITERS as usize) {
+                    let from = p * ROWS_PER_POST;
+                    let Value::Array(rows) = rows(from, from + ROWS_PER_POST) else {
+                        unreachable!()
+                    };
+                    tables.insert(&table, rows, Lineage::root()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let written = started.elapsed().as_secs_f64();
+    // The handler's count, not the executor's (which reads every delivery): the wait costs
+    // nothing that competes with the work measured.
+    while count.0.load(Ordering::Relaxed) < total {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let delivered = started.elapsed().as_secs_f64();
+    executor.shutdown().await;
+    (written, delivered)
+}
+
+fn label(batch: Option<u32>) -> String {
+    batch.map_or("no batch (one event per invocation)".into(), |size| {
+        format!("batch {size}")
+    })
+}
+
+fn main() {
+    println!("{}", machine());
+    let rt = runtime();
+    println!(
+        "| table → handler, {WRITERS} writers × {ROWS_PER_POST} rows per write | records | Node.js records/s | Node.js writes/s | in-process records/s | in-process writes/s |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let cases: Vec<Option<u32>> = match std::env::var("EDDY_BENCH_BATCHES") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| Some(n.trim().parse::<u32>().unwrap()).filter(|n| *n > 0))
+            .collect(),
+        Err(_) => CASES.to_vec(),
+    };
+    let runtimes = std::env::var("EDDY_BENCH_RUNTIMES").unwrap_or_default();
+    let wanted = |name: &str| runtimes.is_empty() || runtimes.contains(name);
+    for batch in cases {
+        let total = records(batch);
+        let mut figures: [Vec<f64>; 4] = Default::default();
+        for _ in 0..RUNS {
+            if wanted("nodejs") {
+                let (written, delivered) = node(batch, total);
+                figures[0].push(total as f64 / delivered);
+                figures[1].push(total as f64 / written);
+            }
+            if wanted("in_process") {
+                let (written, delivered) = rt.block_on(in_process(batch, total));
+                figures[2].push(total as f64 / delivered);
+                figures[3].push(total as f64 / written);
+            }
+        }
+        let [a, b, c, d] = figures.map(|v| if v.is_empty() { f64::NAN } else { median(v) });
+        println!(
+            "| {} | {total} | {a:.0} | {b:.0} | {c:.0} | {d:.0} |",
+            label(batch)
+        );
+    }
+}
