@@ -6,13 +6,15 @@
 -- which batches an event went in.
 ALTER TABLE _eddy_deliveries ADD COLUMN lease_batch TEXT;
 ALTER TABLE _eddy_deliveries ADD COLUMN batch_part TEXT;
-CREATE INDEX _eddy_deliveries_by_trigger ON _eddy_deliveries (trigger, state, event_seq);
 -- `batched`: the delivery is a batched trigger's (as the app in force says; a node re-marks the
--- waiting ones when its app changes). Deliveries leased one by one are read, in due order, from
--- an index that holds only theirs: a lease round reads what it leases, however long a batched
--- trigger's backlog.
+-- waiting ones when its app changes). The due index leads with it after the state, so the
+-- deliveries leased one by one are read in due order without walking a batched trigger's
+-- backlog: a lease round reads what it leases.
 ALTER TABLE _eddy_deliveries ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX _eddy_deliveries_due_singly ON _eddy_deliveries (state, next_attempt_ms) WHERE batched = 0;
+DROP INDEX _eddy_deliveries_due;
+CREATE INDEX _eddy_deliveries_due ON _eddy_deliveries (state, batched, next_attempt_ms);
+-- A batched trigger's records, in event order: what its batches are packed from.
+CREATE INDEX _eddy_deliveries_batched ON _eddy_deliveries (trigger, state, event_seq) WHERE batched = 1;
 ALTER TABLE _eddy_invocations ADD COLUMN batch_size INTEGER;
 CREATE TABLE _eddy_batch_records (
     delivery_id INTEGER NOT NULL,

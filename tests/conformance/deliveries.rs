@@ -513,12 +513,18 @@ pub async fn slots_are_one_limit_for_every_claimer(stores: Stores) {
 /// invocations include the batches it went in.
 pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attempt(stores: Stores) {
     let (bus, store) = (&stores.bus, &stores.deliveries);
+    let batched = |seq, key| NewDelivery {
+        batched: true,
+        ..delivery(seq, "f", key)
+    };
     let rows = vec![
-        delivery(1, "f", Some("k")),
-        delivery(2, "f", Some("k")),
-        delivery(3, "f", Some("j")),
-        delivery(4, "f", Some("k")),
-        delivery(5, "f", None),
+        batched(1, Some("k")),
+        batched(2, Some("k")),
+        batched(3, Some("j")),
+        batched(4, Some("k")),
+        batched(5, None),
+        // Not batched: never a batch's.
+        delivery(6, "f", None),
     ];
     let ids: HashMap<u64, i64> = create(bus, store, rows)
         .await
@@ -540,6 +546,12 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
         found.iter().map(|c| c.delivery.event_seq).collect()
     };
     assert_eq!((seqs(&found), running), (vec![1, 2, 3, 4, 5], 0));
+    let single = claim(bus, store, claim_for("a", NOW, 100, 10)).await;
+    assert_eq!(
+        single.iter().map(|d| d.event_seq).collect::<Vec<_>>(),
+        [6],
+        "only the unbatched one is claimed alone"
+    );
     assert_eq!(found[0].order_key.as_deref(), Some("k"));
     assert_eq!(found[0].ready_ms, NOW);
 
@@ -598,9 +610,14 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
     assert_eq!(back.ready_ms, NOW, "due when it was");
 
     // A batched delivery is never claimed one by one, until its trigger stops batching.
-    let mut batched = delivery(9, "g", None);
-    batched.batched = true;
-    create(bus, store, vec![batched]).await;
+    let mut other = delivery(9, "g", None);
+    other.batched = true;
+    create(bus, store, vec![other]).await;
+    assert!(
+        claim(bus, store, claim_for("a", NOW, 100, 10))
+            .await
+            .is_empty()
+    );
     let mark = |names: Vec<&'static str>| {
         let store = store.clone();
         async move {
@@ -612,18 +629,17 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
         }
     };
     assert_eq!(
-        mark(vec!["on-g", "on-f"]).await,
-        4,
-        "f's waiting and running ones become batched"
+        mark(vec!["on-f"]).await,
+        2,
+        "g's stops being batched; f's running one joins the batched"
     );
-    assert!(
-        claim(bus, store, claim_for("a", NOW, 100, 10))
-            .await
-            .is_empty()
-    );
-    assert_eq!(mark(vec!["on-f"]).await, 1, "g's stops being batched");
     let single = claim(bus, store, claim_for("a", NOW, 100, 10)).await;
     assert_eq!(single.iter().map(|d| d.event_seq).collect::<Vec<_>>(), [9]);
+    assert_eq!(
+        mark(vec![]).await,
+        5,
+        "f's waiting and running ones stop being batched too"
+    );
 
     // Event 2 went in batch b-1, whose record names event 1 first.
     let of_two = store

@@ -855,3 +855,73 @@ s3.put_object(Bucket="inbox", Key="empty", Body=b"")
             .is_some_and(|d| d.len() == 41)
     });
 }
+
+#[test]
+fn nodes_share_a_batched_stream_and_keep_each_keys_order() {
+    let manifest = r#"
+tables: [{name: ledger, primary_key: id, columns: {id: integer, n: integer}}]
+functions:
+  - {name: tally, runtime: exec, command: [sh, -c, 'cat >&2'], concurrency: 4}
+triggers:
+  - {function: tally, source: table/ledger, events: ['row:*'], batch: {size: 10, parallel: 3}}
+"#;
+    let cluster = Cluster::start(manifest);
+    let nodes = cluster.nodes(2);
+    // Eight keys, each written five times, the writes spread over both nodes.
+    let mut written = 0;
+    for round in 0..5 {
+        for id in 0..8 {
+            let node = &nodes[(id + round) % 2];
+            let row = json!({"id": id, "n": round});
+            let put = node.json("PUT", &format!("/_eddy/v1/tables/ledger/rows/{id}"), row);
+            assert!(put.status < 300, "{}", put.body);
+            written += 1;
+        }
+    }
+    // Every record once, whichever node ran its batch; the batches' records per key in
+    // commit order (a key's next batch is leased only once its previous one is settled, and
+    // records are recorded in settling order).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let per_key = loop {
+        let mut per_key: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+        let mut total = 0;
+        for run in invocations(&nodes[0], "tally") {
+            assert_eq!(run["outcome"], "success", "{run}");
+            let log = run["log"].as_str().unwrap();
+            let batch: Value = log
+                .lines()
+                .find_map(|line| serde_json::from_str(line).ok())
+                .unwrap_or_else(|| panic!("no batch in {log}"));
+            for record in batch["Records"].as_array().unwrap() {
+                let id = record["dynamodb"]["Keys"]["id"]["N"].as_str().unwrap();
+                let seq = record["dynamodb"]["SequenceNumber"].as_str().unwrap();
+                per_key
+                    .entry(id.parse().unwrap())
+                    .or_default()
+                    .push(seq.parse().unwrap());
+                total += 1;
+            }
+        }
+        if total >= written {
+            break per_key;
+        }
+        assert!(Instant::now() < deadline, "{total} of {written} delivered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sequences: BTreeMap<i64, Vec<u64>> =
+        events(&nodes[1], "table/ledger")
+            .iter()
+            .fold(BTreeMap::new(), |mut keys, e| {
+                // The journal keys a row by its key's values as a JSON list: `[7]`.
+                let key: Vec<i64> = serde_json::from_str(e["key"].as_str().unwrap()).unwrap();
+                let id = key[0];
+                keys.entry(id)
+                    .or_insert_with(Vec::new)
+                    .push(e["sequence"].as_u64().unwrap());
+                keys
+            });
+    assert_eq!(
+        per_key, sequences,
+        "each key's records once, in commit order"
+    );
+}

@@ -57,11 +57,12 @@ fn recorded_order(dialect: Dialect) -> &'static str {
 }
 
 /// Candidates for leasing one by one: not a batched trigger's, due, ready, and — for ordered
-/// deliveries — the oldest unfinished of their key. Longest due first, walking an index of
-/// unbatched deliveries in its order: a round reads what it leases, however long the backlog.
+/// deliveries — the oldest unfinished of their key. Longest due first, walking the due index
+/// (state, batched, time) in its order: a round reads what it leases, however long a batched
+/// trigger's backlog.
 const DUE: &str =
     "SELECT id, event_seq, event_time_ms, trigger, function, attempts, replay FROM _eddy_deliveries d
-     WHERE batched = 0 AND state = 'ready' AND next_attempt_ms <= ?
+     WHERE state = 'ready' AND batched = 0 AND next_attempt_ms <= ?
        AND (order_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM _eddy_deliveries e
              WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
@@ -77,7 +78,7 @@ const BATCH_CANDIDATES: &str =
     "SELECT id, event_seq, event_time_ms, trigger, function, attempts, replay, order_key, batch_part,
             next_attempt_ms
      FROM _eddy_deliveries d
-     WHERE trigger = ? AND state = 'ready' AND +next_attempt_ms <= ?
+     WHERE batched = 1 AND trigger = ? AND state = 'ready' AND +next_attempt_ms <= ?
        AND (order_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM _eddy_deliveries e
              WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
@@ -269,7 +270,7 @@ impl DeliveryStore for SqlDeliveries {
             let found = db
                 .fetch(
                     "SELECT 1 FROM _eddy_deliveries
-                     WHERE trigger = ? AND state = 'ready' AND +next_attempt_ms <= ? LIMIT 1",
+                     WHERE batched = 1 AND trigger = ? AND state = 'ready' AND +next_attempt_ms <= ? LIMIT 1",
                     args![*trigger, now_ms],
                 )
                 .await?;
@@ -283,9 +284,14 @@ impl DeliveryStore for SqlDeliveries {
     async fn next_due(&self, db: &mut dyn Sql, after_ms: i64) -> Result<Option<i64>, ExecError> {
         let row = db
             .fetch_one(
-                "SELECT min(next_attempt_ms) FROM _eddy_deliveries
-                 WHERE state = 'ready' AND next_attempt_ms > ?",
-                args![after_ms],
+                // Each half seeks the due index (state, batched, time).
+                "SELECT min(t) FROM (
+                     SELECT min(next_attempt_ms) AS t FROM _eddy_deliveries
+                     WHERE state = 'ready' AND batched = 0 AND next_attempt_ms > ?
+                     UNION ALL
+                     SELECT min(next_attempt_ms) AS t FROM _eddy_deliveries
+                     WHERE state = 'ready' AND batched = 1 AND next_attempt_ms > ?) AS due",
+                args![after_ms, after_ms],
             )
             .await?;
         Ok(row.at(0)?)
@@ -301,7 +307,7 @@ impl DeliveryStore for SqlDeliveries {
         let running = tx
             .fetch_one(
                 "SELECT count(DISTINCT lease_batch) FROM _eddy_deliveries
-                 WHERE trigger = ? AND state = 'leased'",
+                 WHERE batched = 1 AND trigger = ? AND state = 'leased'",
                 args![trigger],
             )
             .await?
