@@ -363,3 +363,40 @@ async fn parallel_batches_keep_each_keys_records_in_order() {
     assert_eq!(most, 3, "three batches ran at once, never more");
     node.executor.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_triggers_batch_s3_records_and_a_batch_reaches_its_functions_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "
+buckets: [{name: inbox}]
+functions:
+  - {name: thumbs, runtime: in_process, destinations: {on_success: function/done}}
+  - {name: done, runtime: in_process}
+triggers:
+  - {function: thumbs, source: bucket/inbox, events: ['object:created'], batch: {size: 3, window: 60s}}
+";
+    let (eddy, executor) =
+        start_executor(dir.path(), app(dir.path(), manifest), Arc::new(SystemClock)).await;
+    let [thumbs, done] = [(); 2].map(|_| Arc::new(Recorder::default()));
+    executor.register(function("thumbs"), thumbs.clone());
+    executor.register(function("done"), done.clone());
+    for key in ["a.jpg", "b.jpg", "c.jpg"] {
+        eddy_tests::upload(&eddy, "inbox", key).await;
+    }
+    // Three records fill the batch long before its window.
+    wait_for("the batch's success record", || async { done.count() == 1 }).await;
+    assert_eq!(thumbs.count(), 1);
+    let keys = |event: &Value| -> Vec<String> {
+        event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["s3"]["object"]["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(&thumbs.events()[0]), ["a.jpg", "b.jpg", "c.jpg"]);
+    let record = &done.events()[0];
+    assert_eq!(record["requestContext"]["condition"], "Success");
+    assert_eq!(keys(&record["requestPayload"]), ["a.jpg", "b.jpg", "c.jpg"]);
+    executor.shutdown().await;
+}
