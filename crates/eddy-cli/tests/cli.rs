@@ -678,3 +678,64 @@ fn validate_refuses_a_time_it_cannot_read() {
         "{err}"
     );
 }
+
+/// The count of deliveries in `state`, as `/_eddy/metrics` shows it.
+fn deliveries_in(eddy: &Eddy, state: &str) -> u64 {
+    let metrics = eddy.get("/_eddy/metrics").body;
+    let prefix = format!("eddy_deliveries{{state=\"{state}\"}} ");
+    metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[test]
+fn a_batch_cut_short_by_sigkill_runs_again_after_restart() {
+    let manifest = "
+tables: [{name: t, primary_key: id, columns: {id: integer}}]
+functions:
+  - {name: slow, runtime: exec, command: [sh, -c, 'sleep 0.5; cat >&2'], timeout: 3s}
+triggers:
+  - {function: slow, source: table/t, events: [row:insert], batch: {size: 5}}
+";
+    let eddy = serve(manifest);
+    let rows: Vec<Value> = (0..20).map(|id| json!({ "id": id })).collect();
+    assert_eq!(
+        eddy.json("POST", "/_eddy/v1/tables/t/rows", json!(rows))
+            .status,
+        201
+    );
+    eddy.wait_for("a batch to run", |e| deliveries_in(e, "leased") > 0);
+    // Killed while a batch runs (its handler sleeps): nothing of it is recorded.
+    let eddy = spawn(eddy.kill(), "app.yaml");
+    eddy.wait_for("every record to be done", |e| {
+        deliveries_in(e, "done") == 20
+    });
+    let mut seen: Vec<i64> = events_given(&eddy, "slow")
+        .iter()
+        .flat_map(|batch| {
+            batch["Records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    r["dynamodb"]["Keys"]["id"]["N"]
+                        .as_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                })
+                .collect::<Vec<i64>>()
+        })
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        (0..20).collect::<Vec<i64>>(),
+        "every record ran to the end"
+    );
+    assert_eq!(deliveries_in(&eddy, "dead"), 0);
+}

@@ -231,8 +231,11 @@ pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
     let events = match inner.bus.events_at(&seqs).await {
         Ok(events) => Arc::new(events.into_iter().map(|e| (e.seq, Arc::new(e))).collect()),
         Err(error) => {
-            // The leases expire and the batches are tried again.
+            // The leases expire and the batches are tried again; their slots go back now.
             tracing::error!(%error, "cannot read the events of leased batches");
+            for (_, batch) in &batches {
+                let _ = inner.store.give_back(&batch[0].delivery.function, 1).await;
+            }
             return;
         }
     };
