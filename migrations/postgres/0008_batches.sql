@@ -13,6 +13,9 @@ ALTER TABLE _eddy_deliveries ADD COLUMN batch_part TEXT;
 ALTER TABLE _eddy_deliveries ADD COLUMN batched BIGINT NOT NULL DEFAULT 0;
 DROP INDEX _eddy_deliveries_due;
 CREATE INDEX _eddy_deliveries_due ON _eddy_deliveries (state, batched, next_attempt_ms);
+-- Deliveries by function and state served no query (dead letters are read by state, with the
+-- function as a filter) while every delivery written or moved paid for it.
+DROP INDEX _eddy_deliveries_by_function;
 -- A batched trigger's records, in event order: what its batches are packed from.
 CREATE INDEX _eddy_deliveries_batched ON _eddy_deliveries (trigger, state, event_seq) WHERE batched = 1;
 ALTER TABLE _eddy_invocations ADD COLUMN batch_size BIGINT;
