@@ -309,6 +309,13 @@ async fn bisection_finds_the_poison_record_which_alone_goes_to_on_failure() {
     );
     assert_eq!(record["requestContext"]["approximateInvokeCount"], 2);
 
+    // Its delivery names the journal event that carried the on-failure record.
+    let deliveries = node.executor.deliveries_of(seqs[4]).await.unwrap();
+    let carried = deliveries[0].destination_seq.expect("a destination event");
+    let journaled = node.eddy.bus.event_at(carried).await.unwrap().unwrap();
+    assert_eq!(journaled.source.to_string(), "function/failed");
+    assert_eq!(&journaled.payload, record);
+
     // The poison record's story: every batch it went in, largest first.
     let of_poison = node
         .executor

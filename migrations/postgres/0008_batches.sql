@@ -18,6 +18,9 @@ CREATE INDEX _eddy_deliveries_due ON _eddy_deliveries (state, batched, next_atte
 DROP INDEX _eddy_deliveries_by_function;
 -- A batched trigger's records, in event order: what its batches are packed from.
 CREATE INDEX _eddy_deliveries_batched ON _eddy_deliveries (trigger, state, event_seq) WHERE batched = 1;
+-- The journal event that carried a delivery's destination record, when its settlement wrote one
+-- (`events show` names it).
+ALTER TABLE _eddy_deliveries ADD COLUMN destination_seq BIGINT;
 ALTER TABLE _eddy_invocations ADD COLUMN batch_size BIGINT;
 CREATE TABLE _eddy_batch_records (
     delivery_id BIGINT NOT NULL,

@@ -89,6 +89,9 @@ pub fn print_explained(answer: &ExplainedEvent) {
             d.attempts,
             why.trim_end()
         );
+        if let Some(seq) = d.destination_event {
+            println!("    its destination record went as event {seq}");
+        }
     }
     for run in &answer.invocations {
         let batch = run

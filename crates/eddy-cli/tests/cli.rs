@@ -487,6 +487,13 @@ triggers:
     );
     assert_eq!(record["responseContext"]["functionError"], "Unhandled");
     assert_eq!(record["responsePayload"]["errorType"], "Runtime.ExitError");
+    // The upload's event names the event that carried the record.
+    let shown = cli_ok(&eddy, &["events", "show", "1"]);
+    assert!(
+        shown.contains("dead after 1 attempts: RetriesExhausted")
+            && shown.contains("its destination record went as event 2"),
+        "{shown}"
+    );
 }
 
 const BACKFILLED: &str = "buckets: [{name: photos}]

@@ -113,6 +113,8 @@ pub struct DeliveryState {
     pub last_error: Option<String>,
     pub dead_reason: Option<String>,
     pub replay: i64,
+    /// The journal event that carried its destination record, if its settlement wrote one.
+    pub destination_seq: Option<u64>,
 }
 
 /// A replay: journal events delivered again to one trigger, its deliveries made a page at a
@@ -423,6 +425,15 @@ pub trait DeliveryStore: Send + Sync + 'static {
         db: &mut dyn Sql,
         event_seq: u64,
     ) -> Result<Vec<DeliveryState>, ExecError>;
+
+    /// Notes that delivery `delivery_id`'s destination record went as journal event
+    /// `event_seq`.
+    async fn note_destination(
+        &self,
+        tx: &mut dyn Sql,
+        delivery_id: i64,
+        event_seq: u64,
+    ) -> Result<(), ExecError>;
 
     /// The last run of each schedule that has run (or was started).
     async fn schedule_runs(&self, db: &mut dyn Sql) -> Result<HashMap<String, i64>, ExecError>;

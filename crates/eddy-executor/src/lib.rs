@@ -591,7 +591,10 @@ impl Inner {
                             continue;
                         };
                         if moved.contains(&delivery.delivery_id) {
-                            tx.append(destination::event(destination)).await?;
+                            let event = tx.append(destination::event(destination)).await?;
+                            store
+                                .note_destination(tx, delivery.delivery_id, event.seq)
+                                .await?;
                         }
                     }
                     let mut leased = Vec::new();

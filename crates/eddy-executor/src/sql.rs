@@ -577,7 +577,7 @@ impl DeliveryStore for SqlDeliveries {
         let rows = db
             .fetch(
                 "SELECT id, trigger, function, state, attempts, next_attempt_ms, last_error,
-                        dead_reason, replay
+                        dead_reason, replay, destination_seq
                  FROM _eddy_deliveries WHERE event_seq = ? ORDER BY id",
                 args![event_seq],
             )
@@ -594,9 +594,24 @@ impl DeliveryStore for SqlDeliveries {
                     last_error: r.get("last_error")?,
                     dead_reason: r.get("dead_reason")?,
                     replay: r.get("replay")?,
+                    destination_seq: r.get("destination_seq")?,
                 })
             })
             .collect()
+    }
+
+    async fn note_destination(
+        &self,
+        tx: &mut dyn Sql,
+        delivery_id: i64,
+        event_seq: u64,
+    ) -> Result<(), ExecError> {
+        tx.execute(
+            "UPDATE _eddy_deliveries SET destination_seq = ? WHERE id = ?",
+            args![event_seq, delivery_id],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn schedule_runs(&self, db: &mut dyn Sql) -> Result<HashMap<String, i64>, ExecError> {

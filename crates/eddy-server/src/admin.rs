@@ -279,6 +279,7 @@ pub async fn event(
                 last_error: d.last_error,
                 dead_reason: d.dead_reason,
                 replay: (d.replay != 0).then_some(d.replay),
+                destination_event: d.destination_seq,
             })
             .collect(),
         invocations: invocations.iter().map(invocation_info).collect(),

@@ -150,6 +150,10 @@ pub struct DeliveryInfo {
     /// The replay that made it; absent for the original.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<i64>,
+    /// The journal event that carried its destination record (an asynchronous invocation of the
+    /// destination function), once its outcome was final and a destination was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_event: Option<u64>,
 }
 
 /// `POST /_eddy/v1/triggers/{name}/replay`: the journal's events from `from` to `to` (the
