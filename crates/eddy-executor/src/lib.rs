@@ -52,7 +52,7 @@ pub use sql::SqlDeliveries;
 
 use batch::LeasedBatch;
 use dispatch::CURSOR;
-use settle::Finished;
+use settle::{Finished, Recording};
 
 /// The trigger name of deliveries for asynchronous invocations.
 pub const INVOKE_TRIGGER: &str = "$invoke";
@@ -354,7 +354,7 @@ impl Executor {
             batch: None,
             now_ms: inner.clock.now_ms(),
         };
-        inner.record(vec![record.into()]).await?;
+        inner.record(Arc::new(vec![record.into()].into())).await?;
         Ok(Invocation {
             request_id,
             outcome,
@@ -564,7 +564,7 @@ impl Inner {
     /// A finished batch that holds on to its slot has its trigger's next batch leased in the
     /// same transaction (one commit, not two, between a trigger's batches); those are returned
     /// to be run, and the slots no batch took are given back.
-    async fn record(&self, batch: Vec<Finished>) -> Result<Vec<LeasedBatch>, ExecError> {
+    async fn record(&self, recording: Arc<Recording>) -> Result<Vec<LeasedBatch>, ExecError> {
         let claim = Claim {
             node: self.config.node.clone(),
             now_ms: self.clock.now_ms(),
@@ -573,19 +573,19 @@ impl Inner {
         let stopping = *self.stop.borrow();
         // Slots held for a next batch, by function.
         let mut held: HashMap<String, u32> = HashMap::new();
-        for next in batch.iter().filter_map(|f| f.next.as_ref()) {
+        for next in &recording.next {
             *held.entry(next.function.clone()).or_default() += 1;
         }
-        let input = (self.store.clone(), batch, claim);
+        let input = (self.store.clone(), recording, claim);
         let leased: Vec<LeasedBatch> = self
             .bus
-            .write(input, move |tx, (store, batch, claim)| {
+            .write(input, move |tx, (store, recording, claim)| {
                 Box::pin(async move {
-                    let settles: Vec<Settle> = batch.iter().map(|f| f.settle.clone()).collect();
-                    let moved = store.settle(tx, &settles).await?;
+                    let settles = &recording.settles;
+                    let moved = store.settle(tx, settles).await?;
                     // A destination's record goes with the settlement that moved its delivery:
                     // once, however often the batch is recorded.
-                    for s in &settles {
+                    for s in settles {
                         let (Some(delivery), Some(destination)) = (s.delivery, &s.destination)
                         else {
                             continue;
@@ -598,7 +598,7 @@ impl Inner {
                         }
                     }
                     let mut leased = Vec::new();
-                    for next in batch.iter().filter_map(|f| f.next.as_ref()) {
+                    for next in &recording.next {
                         if stopping {
                             break;
                         }

@@ -13,7 +13,6 @@ use crate::{ExecError, Inner, schedule};
 /// A finished attempt on its way to the settler: what to record, and — for a batch that keeps
 /// its function's slot — the trigger whose next batch that slot should go to, leased in the
 /// same transaction.
-#[derive(Clone)]
 pub(crate) struct Finished {
     pub settle: Settle,
     pub next: Option<Batched>,
@@ -22,6 +21,28 @@ pub(crate) struct Finished {
 impl From<Settle> for Finished {
     fn from(settle: Settle) -> Self {
         Self { settle, next: None }
+    }
+}
+
+/// What one recording commits: settlements, and the triggers whose next batches are leased
+/// with the slots their finished batches hand over. Shared, not copied, when the recording is
+/// tried again.
+pub(crate) struct Recording {
+    pub settles: Vec<Settle>,
+    pub next: Vec<Batched>,
+}
+
+impl From<Vec<Finished>> for Recording {
+    fn from(finished: Vec<Finished>) -> Self {
+        let mut recording = Recording {
+            settles: Vec::with_capacity(finished.len()),
+            next: Vec::new(),
+        };
+        for f in finished {
+            recording.settles.push(f.settle);
+            recording.next.extend(f.next);
+        }
+        recording
     }
 }
 
@@ -41,12 +62,15 @@ pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Finished
                 batch.push(s);
             }
             if !batch.is_empty() {
-                let _ = inner.record(batch).await;
+                let _ = inner
+                    .record(Arc::new(std::mem::take(&mut batch).into()))
+                    .await;
             }
             return;
         }
+        let recording = Arc::new(Recording::from(std::mem::take(&mut batch)));
         loop {
-            match inner.record(batch.clone()).await {
+            match inner.record(recording.clone()).await {
                 Ok(next) => {
                     if !next.is_empty() {
                         schedule::run_batches(&inner, next).await;
@@ -60,7 +84,6 @@ pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Finished
                 }
             }
         }
-        batch.clear();
         inner.wake.notify_one();
     }
 }
