@@ -407,3 +407,76 @@ triggers:
     assert_eq!(keys(&record["requestPayload"]), ["a.jpg", "b.jpg", "c.jpg"]);
     executor.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_that_starts_batching_takes_its_waiting_records_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let manifest = |batch: &str| {
+        format!(
+            "
+tables: [{{name: orders, primary_key: id, columns: {{id: integer, n: integer}}}}]
+functions: [{{name: stream, runtime: in_process}}]
+triggers:
+  - {{name: on-order, function: stream, source: table/orders, events: ['row:*'], retry: {{backoff: 1h..1h}}{batch}}}
+"
+        )
+    };
+    let (eddy, executor) = start_executor(
+        dir.path(),
+        app(dir.path(), &manifest("")),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let stream = Arc::new(Recorder::default());
+    *stream.failing.lock().unwrap() = true;
+    executor.register(function("stream"), stream.clone());
+    // One event per invocation, each failing: three records wait for their retry.
+    let rows = (1..=3).map(|id| json!({"id": id, "n": 0})).collect();
+    eddy.tables
+        .insert(&orders(), rows, Lineage::root())
+        .await
+        .unwrap();
+    wait_for("three failed attempts", || async {
+        executor.counts().await.unwrap().ready == 3
+    })
+    .await;
+    *stream.failing.lock().unwrap() = false;
+
+    // The trigger now batches: its waiting records are marked, and go as one batch.
+    executor.set_app(
+        app(dir.path(), &manifest(", batch: {size: 10}")),
+        HashMap::new(),
+        HashMap::new(),
+    );
+    wait_for("the waiting records to be marked batched", || async {
+        use eddy_bus::sql::SqlExt;
+        let marked: i64 = eddy
+            .bus
+            .readers()
+            .scalar(
+                "SELECT count(*) FROM _eddy_deliveries WHERE batched = 1 AND state = 'ready'",
+                eddy_bus::args![],
+            )
+            .await
+            .unwrap();
+        marked == 3
+    })
+    .await;
+    clock.advance(Duration::from_secs(3600));
+    wait_for("the batch", || async {
+        executor.counts().await.unwrap().done == 3
+    })
+    .await;
+    let sizes: Vec<usize> = stream
+        .events()
+        .iter()
+        .map(|e| e["Records"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(
+        sizes,
+        [1, 1, 1, 3],
+        "three single failures, then one batch of three"
+    );
+    executor.shutdown().await;
+}
