@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{Eddy, Options, start};
+use common::{Eddy, deliveries_in, serve_quietly};
 use eddy_core::{FunctionName, Lineage, TableName};
 use eddy_executor::{Context, FunctionError, Handler, SystemClock};
 use eddy_tests::bench::{machine, median, runtime};
@@ -78,17 +78,7 @@ fn node(batch: Option<u32>, total: u64) -> (f64, f64) {
     std::fs::write(dir.path().join("sink/index.js"), HANDLER).unwrap();
     let runtime = "runtime: nodejs, handler: index.handler, code: ./sink";
     std::fs::write(dir.path().join("app.yaml"), manifest(runtime, batch)).unwrap();
-    let manifest = dir.path().join("app.yaml");
-    let env = [("EDDY_LOG", "warn")];
-    let eddy = start(
-        tempfile::tempdir().unwrap(),
-        manifest.to_str().unwrap(),
-        Options {
-            env: &env,
-            args: &[],
-            user: None,
-        },
-    );
+    let eddy = serve_quietly(&dir.path().join("app.yaml"));
     // The warm worker is up a moment after start.
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
@@ -115,14 +105,7 @@ fn node(batch: Option<u32>, total: u64) -> (f64, f64) {
 fn wait_done(eddy: &Eddy, total: u64) {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let metrics = eddy.get("/_eddy/metrics").body;
-        let done = metrics
-            .as_str()
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("eddy_deliveries{state=\"done\"} "))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let done = deliveries_in(eddy, "done");
         if done >= total {
             return;
         }

@@ -19,7 +19,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Eddy, Options, start};
+use common::{Eddy, serve_quietly};
 use eddy_tests::bench::{machine, s3_request, small_body};
 use serde_json::json;
 
@@ -118,17 +118,7 @@ fn run(warm: u32) -> ([Vec<f64>; 2], [Vec<f64>; 2]) {
     std::fs::create_dir_all(dir.path().join("stamp")).unwrap();
     std::fs::write(dir.path().join("stamp/index.js"), HANDLER).unwrap();
     std::fs::write(dir.path().join("app.yaml"), app(warm)).unwrap();
-    let manifest = dir.path().join("app.yaml");
-    let env = [("EDDY_LOG", "warn")];
-    let eddy = start(
-        tempfile::tempdir().unwrap(),
-        manifest.to_str().unwrap(),
-        Options {
-            env: &env,
-            args: &[],
-            user: None,
-        },
-    );
+    let eddy = serve_quietly(&dir.path().join("app.yaml"));
     // The warm workers (if any) are ready a moment after start, as they would be long before
     // the first event of a server in service.
     std::thread::sleep(Duration::from_secs(2));

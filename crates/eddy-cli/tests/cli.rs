@@ -686,18 +686,6 @@ fn validate_refuses_a_time_it_cannot_read() {
     );
 }
 
-/// The count of deliveries in `state`, as `/_eddy/metrics` shows it.
-fn deliveries_in(eddy: &Eddy, state: &str) -> u64 {
-    let metrics = eddy.get("/_eddy/metrics").body;
-    let prefix = format!("eddy_deliveries{{state=\"{state}\"}} ");
-    metrics
-        .as_str()
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
 #[test]
 fn a_batch_cut_short_by_sigkill_runs_again_after_restart() {
     let manifest = "

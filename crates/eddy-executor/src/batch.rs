@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use eddy_bus::sql::Sql;
-use eddy_core::{Event, Lineage, Source};
+use eddy_core::{Event, Lineage};
 use eddy_events::destination::Response;
 use eddy_subscriptions::{BatchSpec, Format, TriggerSpec};
 use serde_json::{Value, json};
@@ -114,9 +114,7 @@ pub(crate) async fn deliver(
             trigger: trigger_name.clone(),
             function: function_name.clone(),
             spec,
-            lease_until: inner.clock.now_ms()
-                + f.timeout.as_millis() as i64
-                + inner.config.lease_grace.as_millis() as i64,
+            lease_until: inner.lease_until(f, inner.clock.now_ms()),
         }),
         _ => None,
     };
@@ -190,10 +188,6 @@ async fn attempt(
     let mut live: Vec<(BatchCandidate, Arc<Event>)> = Vec::new();
     let mut records = Vec::new();
     let mut size = 0;
-    let label = |event: &Event| match &event.source {
-        Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
-        _ => None,
-    };
     // A record that cannot go is given up on with why.
     let prepare = |d: &crate::Leased| -> Result<(&Arc<Event>, Value), Settlement> {
         let Some(event) = events.get(&d.event_seq) else {
@@ -210,9 +204,14 @@ async fn attempt(
             );
             return Err(dead(DeadReason::EventAgeExceeded, error));
         }
-        payload::record(event, trigger, &trigger_name, label(event))
-            .map(|record| (event, record))
-            .map_err(|e| dead(DeadReason::RetriesExhausted, e.to_string()))
+        payload::record(
+            event,
+            trigger,
+            &trigger_name,
+            compiled.stream_label(&event.source),
+        )
+        .map(|record| (event, record))
+        .map_err(|e| dead(DeadReason::RetriesExhausted, e.to_string()))
     };
     for candidate in members {
         let (event, record) = match prepare(&candidate.delivery) {
@@ -222,7 +221,7 @@ async fn attempt(
                 continue;
             }
         };
-        let bytes = serde_json::to_vec(&record).map_or(0, |b| b.len());
+        let bytes = payload::json_size(&record);
         if !live.is_empty() && size + bytes > MAX_PAYLOAD {
             let rebatch = Settlement::Rebatch {
                 part: None,
@@ -413,14 +412,7 @@ fn batch_payload(
         Format::Aws => eddy_events::envelope(records),
         Format::Plain => json!({ "Records": records }),
     };
-    let replay = live[0].0.delivery.replay;
-    if replay != 0
-        && let Some(fields) = payload.as_object_mut()
-    {
-        fields.insert("eddyReplay".into(), replay.into());
-        if live.iter().any(|(_, e)| e.backfill().is_some()) {
-            fields.insert(eddy_core::BACKFILL_FIELD.into(), true.into());
-        }
-    }
+    let backfill = live.iter().any(|(_, e)| e.backfill().is_some());
+    payload::mark_replay(&mut payload, live[0].0.delivery.replay, backfill);
     payload
 }

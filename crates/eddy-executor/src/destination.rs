@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::deliveries::{BatchCandidate, DeadReason, Destination, Leased, Settlement};
 use crate::schedule::Attempted;
-use crate::{Compiled, INVOKE_TRIGGER, Inner};
+use crate::{Compiled, INVOKE_TRIGGER, Inner, payload};
 
 /// The destination `attempted`'s outcome goes to, if it is final and one is set.
 pub(crate) fn of(
@@ -177,9 +177,8 @@ fn stream_failure(
     lineage: Lineage,
 ) -> Option<Destination> {
     let stream_label = compiled
-        .stream_labels
-        .get(table)
-        .map_or("1970-01-01T00:00:00.000", String::as_str);
+        .stream_label(&trigger.source)
+        .unwrap_or(payload::DEFAULT_STREAM_LABEL);
     let batch = StreamBatch {
         table,
         stream_label,

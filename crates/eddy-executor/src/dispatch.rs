@@ -191,17 +191,11 @@ pub(crate) fn plan(
 ) -> Vec<NewDelivery> {
     let compiled = inner.compiled();
     let now = inner.clock.now_ms();
-    let grace = inner.config.lease_grace.as_millis() as i64;
     let until: HashMap<String, i64> = compiled
         .app
         .functions
         .iter()
-        .map(|f| {
-            (
-                f.name.to_string(),
-                now + f.timeout.as_millis() as i64 + grace,
-            )
-        })
+        .map(|f| (f.name.to_string(), inner.lease_until(f, now)))
         .collect();
     let mut deliveries = Vec::new();
     for event in events.iter().filter(|e| takes(replay, e)) {

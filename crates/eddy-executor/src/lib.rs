@@ -155,6 +155,16 @@ struct Compiled {
     stream_labels: HashMap<String, String>,
 }
 
+impl Compiled {
+    /// The stream label of a table's events (its creation time), when known.
+    fn stream_label(&self, source: &Source) -> Option<&str> {
+        match source {
+            Source::Table(t) => self.stream_labels.get(t.as_str()).map(String::as_str),
+            _ => None,
+        }
+    }
+}
+
 impl Executor {
     /// Starts the dispatcher, the scheduler and the timetable for `app`, with the deliveries of the database
     /// `bus` has open. This node's leases from before (and expired ones) return to ready first.
@@ -598,10 +608,13 @@ impl Inner {
                         }
                     }
                     let mut leased = Vec::new();
-                    for next in &recording.next {
-                        if stopping {
-                            break;
-                        }
+                    // Shutting down: no new batch starts, and the slots go back.
+                    let next = if stopping {
+                        &[][..]
+                    } else {
+                        &recording.next[..]
+                    };
+                    for next in next {
                         let mut room = HashMap::from([(next.function.clone(), 1)]);
                         let found = batch::lease(
                             store.as_ref(),
@@ -673,6 +686,12 @@ impl Inner {
             .find(|f| f.name.as_str() == function)
             .map_or(0, |f| f.timeout.as_millis() as i64);
         eddy_bus::now_ms() + timeout + self.config.lease_grace.as_millis() as i64
+    }
+
+    /// Until when a lease of `function`'s taken at `now_ms` holds: its timeout and the lease
+    /// grace.
+    fn lease_until(&self, function: &FunctionSpec, now_ms: i64) -> i64 {
+        now_ms + function.timeout.as_millis() as i64 + self.config.lease_grace.as_millis() as i64
     }
 
     fn function(&self, name: &FunctionName) -> Result<FunctionSpec, ExecError> {

@@ -6,7 +6,7 @@ use eddy_subscriptions::{Format, TriggerSpec};
 use serde_json::Value;
 
 /// The stream label when the table's creation time is not known.
-const DEFAULT_STREAM_LABEL: &str = "1970-01-01T00:00:00.000";
+pub(crate) const DEFAULT_STREAM_LABEL: &str = "1970-01-01T00:00:00.000";
 
 /// The handler's event: an asynchronous invocation's or a schedule run's own payload, or the
 /// trigger's record.
@@ -42,5 +42,63 @@ pub(crate) fn record(
             }
             _ => s3_record(event, trigger_name),
         },
+    }
+}
+
+/// Marks a replay's event with its id (`eddyReplay`), and a backfill's with `eddyBackfill`; an
+/// original delivery's (replay 0) is left as it is.
+pub(crate) fn mark_replay(payload: &mut Value, replay: i64, backfill: bool) {
+    if replay == 0 {
+        return;
+    }
+    if let Some(fields) = payload.as_object_mut() {
+        fields.insert("eddyReplay".into(), replay.into());
+        if backfill {
+            fields.insert(eddy_core::BACKFILL_FIELD.into(), true.into());
+        }
+    }
+}
+
+/// The length of `value` as JSON, counted without writing it anywhere.
+pub(crate) fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn json_size_is_the_serialized_length() {
+        let value = json!({"Records": [{"a": "ü", "n": 12.5, "l": [null, true]}]});
+        assert_eq!(json_size(&value), serde_json::to_vec(&value).unwrap().len());
+    }
+
+    #[test]
+    fn only_replays_are_marked() {
+        let mut original = json!({"Records": []});
+        mark_replay(&mut original, 0, true);
+        assert_eq!(original, json!({"Records": []}));
+        let mut backfilled = json!({"Records": []});
+        mark_replay(&mut backfilled, 4, true);
+        assert_eq!(
+            backfilled,
+            json!({"Records": [], "eddyReplay": 4, "eddyBackfill": true})
+        );
     }
 }

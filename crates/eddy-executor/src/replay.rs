@@ -6,10 +6,10 @@
 //!
 //! A replay's deliveries are made a page at a time by the leading node's replayer, only while
 //! fewer than [`backlog_limit`] of them wait or run: events that arrive meanwhile get their
-//! deliveries (older ids, so claimed first) between the pages, and a large replay does not
-//! starve live traffic. Each page's deliveries commit with the replay's progress (a
-//! compare-and-set on `next_seq`), so a page is made once whoever leads, and a replay carries on
-//! after a restart.
+//! deliveries (due before the next page's, so claimed first) between the pages, and a large
+//! replay does not starve live traffic. Each page's deliveries commit with the replay's
+//! progress (a compare-and-set on `next_seq`), so a page is made once whoever leads, and a
+//! replay carries on after a restart.
 
 use std::collections::HashMap;
 use std::sync::Arc;

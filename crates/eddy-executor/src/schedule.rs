@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use eddy_core::{Event, Lineage, Source};
+use eddy_core::{Event, Lineage};
 use eddy_events::destination::Response;
 use eddy_subscriptions::{BatchSpec, FunctionSpec, RetryPolicy, TriggerSpec};
 use serde_json::Value;
@@ -140,7 +140,6 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
             return Round::default();
         }
     };
-    let lease_until = |f: &FunctionSpec| now + f.timeout.as_millis() as i64 + grace;
     let mut batched = Vec::new();
     for (t, spec, f) in batched_triggers {
         if batches_due.contains(&t.name) {
@@ -150,7 +149,7 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
                 trigger: t.name.clone(),
                 function: f.name.to_string(),
                 spec,
-                lease_until: lease_until(f),
+                lease_until: inner.lease_until(f, now),
             });
         }
     }
@@ -175,7 +174,7 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
             None => 0,
         };
         claim.room.insert(name.clone(), room);
-        claim.lease_until.insert(name, lease_until(f));
+        claim.lease_until.insert(name, inner.lease_until(f, now));
     }
     let input = (inner.store.clone(), claim.clone(), batched);
     let round = inner
@@ -339,22 +338,12 @@ async fn attempt(
             None,
         );
     };
-    let label = match &event.source {
-        Source::Table(t) => compiled.stream_labels.get(t.as_str()).map(String::as_str),
-        _ => None,
-    };
+    let label = compiled.stream_label(&event.source);
     let mut payload = match payload::build(event, trigger, &d.trigger, label) {
         Ok(payload) => payload,
         Err(e) => return dead(DeadReason::RetriesExhausted, e.to_string(), None),
     };
-    if d.replay != 0
-        && let Some(fields) = payload.as_object_mut()
-    {
-        fields.insert("eddyReplay".into(), d.replay.into());
-        if event.backfill().is_some() {
-            fields.insert(eddy_core::BACKFILL_FIELD.into(), true.into());
-        }
-    }
+    payload::mark_replay(&mut payload, d.replay, event.backfill().is_some());
     if too_old(&policy, d.event_time_ms, now) {
         return dead(
             DeadReason::EventAgeExceeded,

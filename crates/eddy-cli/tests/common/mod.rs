@@ -40,6 +40,20 @@ pub fn spawn(dir: tempfile::TempDir, manifest: &str) -> Eddy {
     start(dir, manifest, Options::default())
 }
 
+/// `eddy serve MANIFEST` (a path outside its data folder, which is a fresh one) logging only
+/// warnings: what the benchmarks run, so that logging costs nothing they measure.
+pub fn serve_quietly(manifest: &std::path::Path) -> Eddy {
+    start(
+        tempfile::tempdir().unwrap(),
+        manifest.to_str().unwrap(),
+        Options {
+            env: &[("EDDY_LOG", "warn")],
+            args: &[],
+            user: None,
+        },
+    )
+}
+
 /// [`spawn`], with variables added to eddy's environment.
 pub fn spawn_with(dir: tempfile::TempDir, manifest: &str, env: &[(&str, &str)]) -> Eddy {
     start(
@@ -501,4 +515,16 @@ pub fn raw(eddy: &Eddy, request: &[u8]) -> (u16, String) {
 /// The address eddy listens on (`127.0.0.1:PORT`).
 pub fn address(eddy: &Eddy) -> String {
     eddy.base.trim_start_matches("http://").to_string()
+}
+
+/// The count of deliveries in `state`, as `/_eddy/metrics` shows it.
+pub fn deliveries_in(eddy: &Eddy, state: &str) -> u64 {
+    let metrics = eddy.get("/_eddy/metrics").body;
+    let prefix = format!("eddy_deliveries{{state=\"{state}\"}} ");
+    metrics
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
