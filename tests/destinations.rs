@@ -1,8 +1,9 @@
 //! Destinations through the libraries: an asynchronous invocation's outcome — an object
 //! trigger's delivery, an `Event` invoke — reaches the function's `on_success` or
-//! `on_failure` function as Lambda's invocation record, and a table trigger's delivery given up
-//! on reaches the trigger's `on_failure` function as the stream's failure record; each once,
-//! with the dead letter still there.
+//! `on_failure` as Lambda's invocation record, and a table trigger's delivery given up on
+//! reaches the trigger's `on_failure` as the stream's failure record; each once, with the dead
+//! letter still there. A destination is a function, or a bucket (an object per record) or a
+//! table (a row per record), whose writes are changes like any other.
 
 use std::sync::Arc;
 
@@ -173,5 +174,208 @@ async fn outcomes_reach_their_destinations_as_lambda_records() {
     // 2 + 1 + 1 deliveries of work and stream, 4 of the destinations.
     wait_for("everything to settle", || settled(&executor, 8)).await;
     assert_eq!((h.succeeded.count(), h.failed.count()), (1, 3));
+    executor.shutdown().await;
+}
+
+const STORES: &str = "
+buckets: [{name: inbox}, {name: failures}]
+tables:
+  - {name: orders, primary_key: id, columns: {id: integer}}
+  - {name: outcomes, primary_key: name, columns: {name: text, record: json, note: text}}
+functions:
+  - name: work
+    runtime: in_process
+    role: [{allow: [objects:write, tables:write], resources: [bucket/failures, table/outcomes]}]
+    destinations: {on_success: table/outcomes, on_failure: bucket/failures}
+  - name: stream
+    runtime: in_process
+    role: [{allow: [objects:write], resources: [bucket/failures]}]
+  - {name: archive, runtime: in_process}
+triggers:
+  - {name: on-upload, function: work, source: bucket/inbox, events: [object:created], retry: {max_attempts: 1}}
+  - {name: on-order, function: stream, source: table/orders, events: [row:insert], retry: {max_attempts: 1}, on_failure: bucket/failures}
+  - {name: on-record, function: archive, source: bucket/failures, events: [object:created]}
+";
+
+/// The records in the failures bucket, by key, in key order.
+async fn failure_objects(
+    eddy: &eddy_tests::Eddy,
+) -> Vec<(String, eddy_objects::ObjectMeta, Value)> {
+    let bucket = eddy_core::BucketName::new("failures").unwrap();
+    let params = eddy_objects::ListParams {
+        max_keys: 100,
+        ..Default::default()
+    };
+    let page = eddy.objects.list_objects(&bucket, &params).await.unwrap();
+    let mut found = Vec::new();
+    for listed in page.objects {
+        let meta = eddy
+            .objects
+            .head_object(&bucket, &listed.key)
+            .await
+            .unwrap();
+        let bytes = eddy.objects.stored_bytes(&meta).await.unwrap();
+        let record = serde_json::from_slice(&bytes).unwrap();
+        found.push((listed.key.to_string(), meta, record));
+    }
+    found
+}
+
+/// `aws/lambda/SCOPE/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-REQUEST`, as Lambda names the objects
+/// of an S3 destination.
+fn assert_named(name: &str, scope: &str, request_id: &str) {
+    let rest = name
+        .strip_prefix(&format!("aws/lambda/{scope}/"))
+        .unwrap_or_else(|| panic!("{name} is under aws/lambda/{scope}/"));
+    let (date, file) = rest.split_at(11);
+    let (y, m, d) = (&date[0..4], &date[5..7], &date[8..10]);
+    assert!(
+        file.starts_with(&format!("{y}-{m}-{d}T")) && file.ends_with(&format!("-{request_id}")),
+        "{name}"
+    );
+    assert_eq!(
+        file.len(),
+        "YYYY-MM-DDTHH.MM.SS-".len() + request_id.len(),
+        "{name}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_become_objects_and_rows_that_trigger_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (eddy, executor) =
+        start_executor(dir.path(), app(dir.path(), STORES), Arc::new(SystemClock)).await;
+    let [work, stream, archive] = [(); 3].map(|_| Arc::new(Recorder::default()));
+    for (name, handler) in [("work", &work), ("stream", &stream), ("archive", &archive)] {
+        executor.register(function(name), handler.clone());
+    }
+    let outcomes = TableName::new("outcomes").unwrap();
+
+    // A success goes to the table: a row named as the record's object would be.
+    upload(&eddy, "inbox", "ok.txt").await;
+    wait_for("the success row", || async {
+        let page = eddy
+            .tables
+            .list(&outcomes, &Default::default())
+            .await
+            .unwrap();
+        !page.rows.is_empty()
+    })
+    .await;
+    let rows = eddy
+        .tables
+        .list(&outcomes, &Default::default())
+        .await
+        .unwrap()
+        .rows;
+    let request_id = executor
+        .invocations(Some(&function("work")), None)
+        .await
+        .unwrap()[0]
+        .request_id
+        .clone();
+    let row = &rows[0];
+    assert_named(row["name"].as_str().unwrap(), "async/work", &request_id);
+    assert_eq!(row["note"], Value::Null);
+    let record = &row["record"];
+    assert_eq!(record["requestContext"]["condition"], "Success");
+    assert_eq!(record["requestContext"]["requestId"], request_id.as_str());
+    assert_eq!(record["responsePayload"], json!({"ok": true}));
+    assert_eq!(record["requestPayload"], work.events()[0]);
+
+    // A failure goes to the bucket: an object of JSON, whose creation runs the bucket's
+    // trigger like any upload's.
+    *work.failing.lock().unwrap() = true;
+    upload(&eddy, "inbox", "bad.txt").await;
+    wait_for("the failure object's trigger", || async {
+        archive.count() == 1
+    })
+    .await;
+    let objects = failure_objects(&eddy).await;
+    let [(key, meta, record)] = &objects[..] else {
+        panic!("one object: {objects:?}")
+    };
+    let failed_request = record["requestContext"]["requestId"].as_str().unwrap();
+    assert_named(key, "async/work", failed_request);
+    assert_eq!(meta.content_type.as_deref(), Some("application/json"));
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    assert_eq!(
+        record["requestPayload"]["Records"][0]["s3"]["object"]["key"],
+        "bad.txt"
+    );
+    assert_eq!(
+        archive.events()[0]["Records"][0]["s3"]["object"]["key"],
+        key.as_str()
+    );
+    // The failed delivery names the event that carried its record: the object's creation.
+    let dead = executor
+        .dead_letters(Some(&function("work")))
+        .await
+        .unwrap();
+    let deliveries = executor.deliveries_of(dead[0].event_seq).await.unwrap();
+    assert_eq!(deliveries[0].destination_seq, Some(meta.sequencer));
+
+    // A stream's failure goes to the bucket with the records it gave up on, as Lambda's S3
+    // destination keeps the invocation's payload.
+    *stream.failing.lock().unwrap() = true;
+    eddy.tables
+        .insert(
+            &TableName::new("orders").unwrap(),
+            vec![json!({"id": 7})],
+            Lineage::root(),
+        )
+        .await
+        .unwrap();
+    wait_for("the stream's failure object", || async {
+        archive.count() == 2
+    })
+    .await;
+    let objects = failure_objects(&eddy).await;
+    let (key, _, record) = objects
+        .iter()
+        .find(|(key, _, _)| key.starts_with("aws/lambda/on-order/"))
+        .expect("the stream's record");
+    let stream_request = record["requestContext"]["requestId"].as_str().unwrap();
+    assert_named(key, "on-order/shardId-00000000000000000000", stream_request);
+    assert_eq!(record["DDBStreamBatchInfo"]["batchSize"], 1);
+    assert_eq!(record["payload"], stream.events()[0]);
+    assert_eq!(
+        record["payload"]["Records"][0]["dynamodb"]["Keys"]["id"],
+        json!({"N": "7"})
+    );
+
+    // A bucket removed since: the record cannot be written, and says so; the delivery is
+    // dead-lettered all the same and nothing is stuck.
+    let failures = eddy_core::BucketName::new("failures").unwrap();
+    for (key, _, _) in failure_objects(&eddy).await {
+        let key = eddy_core::ObjectKey::new(&key).unwrap();
+        eddy.objects
+            .delete_object(&failures, &key, Lineage::root())
+            .await
+            .unwrap();
+    }
+    eddy.objects.delete_bucket(&failures).await.unwrap();
+    upload(&eddy, "inbox", "worse.txt").await;
+    wait_for("the second dead letter", || async {
+        executor
+            .dead_letters(Some(&function("work")))
+            .await
+            .unwrap()
+            .len()
+            == 2
+    })
+    .await;
+    wait_for("everything to settle", || async {
+        let c = executor.counts().await.unwrap();
+        c.ready == 0 && c.leased == 0
+    })
+    .await;
+    let dead = executor
+        .dead_letters(Some(&function("work")))
+        .await
+        .unwrap();
+    let deliveries = executor.deliveries_of(dead[1].event_seq).await.unwrap();
+    assert_eq!(deliveries[0].destination_seq, None);
     executor.shutdown().await;
 }

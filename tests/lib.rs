@@ -42,15 +42,20 @@ pub async fn start_executor(
     start_executor_with(dir, app, clock, eddy_executor::ExecutorConfig::default()).await
 }
 
-/// [`start_executor`] with a configuration of its own.
+/// [`start_executor`] with a configuration of its own (destination records are written to
+/// the data directory's stores, as a node writes them).
 pub async fn start_executor_with(
     dir: &Path,
     app: eddy_subscriptions::App,
     clock: std::sync::Arc<dyn eddy_executor::Clock>,
-    config: eddy_executor::ExecutorConfig,
+    mut config: eddy_executor::ExecutorConfig,
 ) -> (Eddy, eddy_executor::Executor) {
     let eddy = Eddy::open(&dir.join("data")).await;
     provision(&eddy, &app).await;
+    let writer = eddy_node::StoreDestinations::new(eddy.objects.clone(), eddy.tables.clone());
+    config
+        .destination_writer
+        .get_or_insert_with(|| std::sync::Arc::new(writer));
     let executor = eddy_executor::Executor::start(eddy.bus.clone(), app, clock, config)
         .await
         .expect("the executor starts");

@@ -108,6 +108,22 @@ pub struct StreamBatch<'a> {
     pub size: u64,
 }
 
+/// The one shard of each table's stream.
+pub const SHARD_ID: &str = "shardId-00000000000000000000";
+
+/// The name of a destination record in a bucket (its object key) or a table (its key), as
+/// Lambda names the objects it writes to an S3 destination: `aws/lambda/SCOPE/YYYY/MM/DD/
+/// YYYY-MM-DDTHH.MM.SS-UNIQUE`, where the scope is `async/FUNCTION` for an asynchronous
+/// invocation and `MAPPING/SHARD` for a stream (eddy's mapping is the trigger).
+pub fn record_name(scope: &str, now_ms: i64, unique: &str) -> String {
+    let time = iso8601_millis(now_ms);
+    let (date, clock) = (&time[..10], time[11..19].replace(':', "."));
+    format!(
+        "aws/lambda/{scope}/{}/{date}T{clock}-{unique}",
+        date.replace('-', "/")
+    )
+}
+
 /// The on-failure record of a table trigger (an event source mapping's `DDBStreamBatchInfo`).
 pub fn stream_failure_record(outcome: &Outcome, batch: &StreamBatch) -> Value {
     let arn = format!(
@@ -118,7 +134,7 @@ pub fn stream_failure_record(outcome: &Outcome, batch: &StreamBatch) -> Value {
     record.insert(
         "DDBStreamBatchInfo".into(),
         json!({
-            "shardId": format!("shardId-{:020}", 0),
+            "shardId": SHARD_ID,
             "startSequenceNumber": format!("{:021}", batch.first_seq),
             "endSequenceNumber": format!("{:021}", batch.last_seq),
             "approximateArrivalOfFirstRecord": iso8601_millis(batch.first_time_ms),
@@ -191,6 +207,18 @@ mod tests {
         let expired = invocation_record(&outcome("EventAgeExceeded", None), &json!(1));
         assert!(expired.get("responseContext").is_none());
         assert!(expired.get("responsePayload").is_none());
+    }
+
+    #[test]
+    fn a_record_is_named_as_lambda_names_its_objects() {
+        assert_eq!(
+            record_name("async/thumbs", 1_573_755_365_568, "7a2c"),
+            "aws/lambda/async/thumbs/2019/11/14/2019-11-14T18.16.05-7a2c"
+        );
+        assert_eq!(
+            record_name(&format!("on-order/{SHARD_ID}"), 1_573_755_365_568, "7a2c"),
+            "aws/lambda/on-order/shardId-00000000000000000000/2019/11/14/2019-11-14T18.16.05-7a2c"
+        );
     }
 
     #[test]

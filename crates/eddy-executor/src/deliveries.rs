@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use eddy_bus::sql::Sql;
-use eddy_core::{FunctionName, Lineage};
+use eddy_core::Lineage;
+use eddy_subscriptions::Target;
 
 use crate::ExecError;
 
@@ -250,18 +251,23 @@ pub struct Settle {
     pub delivery: Option<DeliveryAttempt>,
     pub settlement: Settlement,
     pub record: Option<InvocationRecord>,
-    /// A record for a destination, journaled (as an asynchronous invocation of its function)
-    /// in the settlement's transaction if the settlement moves the delivery on.
+    /// A record for a destination, written (journaled as an asynchronous invocation of a
+    /// function, or as an object's or row's change) in the settlement's transaction if the
+    /// settlement moves the delivery on.
     pub destination: Option<Destination>,
     /// The batch invocation (its request id) the attempt was part of, if it was batched.
     pub batch: Option<String>,
     pub now_ms: i64,
 }
 
-/// A destination's record: an asynchronous invocation of `function` with `record`.
+/// A destination's record: an asynchronous invocation of a function with it, an object of a
+/// bucket or a row of a table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Destination {
-    pub function: FunctionName,
+    pub to: Target,
+    /// The record's object key or row key in a bucket or table, as Lambda names the objects
+    /// it writes to an S3 destination.
+    pub name: String,
     pub record: serde_json::Value,
     /// The attempt it comes from: a destination's invocations count as handler hops.
     pub lineage: Lineage,

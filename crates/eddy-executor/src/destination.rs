@@ -1,26 +1,63 @@
 //! Destinations: where the outcome of a delivery goes once it is final. An asynchronous
 //! invocation — an object trigger's delivery, an `Event` invoke, a schedule's run — goes to its
-//! function's `on_success` or `on_failure` function with Lambda's invocation record; a table
-//! trigger's delivery that is given up on goes to the trigger's `on_failure` function with the
-//! stream's failure record (which names the record, as DynamoDB Streams' does, rather than
-//! carrying it). Retries and dead letters are unchanged: a destination is in addition.
+//! function's `on_success` or `on_failure` with Lambda's invocation record; a table trigger's
+//! delivery that is given up on goes to the trigger's `on_failure` with the stream's failure
+//! record (which names the record, as DynamoDB Streams' does; a bucket or table destination
+//! also gets the records themselves, as Lambda's S3 destination does). Retries and dead
+//! letters are unchanged: a destination is in addition.
 //!
-//! The record is journaled as an asynchronous invocation of the destination function, in the
-//! transaction that records the settlement (see `Inner::record`).
+//! The record is written in the transaction that records the settlement (see `Inner::record`):
+//! journaled as an asynchronous invocation of a destination function, or written as an object
+//! or a row by the node's [`DestinationWriter`](crate::DestinationWriter).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use eddy_core::{Event, EventKind, Lineage, NewEvent, Source};
+use async_trait::async_trait;
+use eddy_bus::WriteTx;
+
+use eddy_core::{Event, EventKind, FunctionName, Lineage, NewEvent, Source};
 use eddy_events::destination::{
-    Condition, Outcome, Response, StreamBatch, invocation_record, stream_failure_record,
+    Condition, Outcome, Response, SHARD_ID, StreamBatch, invocation_record, record_name,
+    stream_failure_record,
 };
-use eddy_subscriptions::{App, FunctionSpec, TriggerSpec};
+use eddy_subscriptions::{App, FunctionSpec, Target, TriggerSpec};
 use serde_json::Value;
 
 use crate::deliveries::{BatchCandidate, DeadReason, Destination, Leased, Settlement};
 use crate::schedule::Attempted;
-use crate::{Compiled, INVOKE_TRIGGER, Inner, payload};
+use crate::{Compiled, ExecError, INVOKE_TRIGGER, Inner, payload};
+
+/// Writes bucket and table destination records in the transaction that settles what they
+/// record. A node implements it with its object and table stores, which this crate does not
+/// depend on.
+#[async_trait]
+pub trait DestinationWriter: Send + Sync {
+    /// Writes the record as an object of its bucket or a row of its table, and returns where
+    /// the journal holds the change; or says why it cannot be written as the app now stands (the
+    /// bucket or table is gone, the table no longer fits) — found before anything is written,
+    /// so the transaction, and the settlements it holds, go on.
+    async fn write(
+        &self,
+        tx: &mut WriteTx,
+        destination: &Destination,
+    ) -> Result<Written, ExecError>;
+}
+
+impl std::fmt::Debug for dyn DestinationWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DestinationWriter")
+    }
+}
+
+/// What became of a bucket or table destination's record.
+#[derive(Debug)]
+pub enum Written {
+    /// Written: the sequence number of the object's or row's change in the journal.
+    Journaled(u64),
+    /// Not written, and why.
+    Refused(String),
+}
 
 /// The destination `attempted`'s outcome goes to, if it is final and one is set.
 pub(crate) fn of(
@@ -47,14 +84,18 @@ pub(crate) fn of(
         let Settlement::Dead { reason, .. } = &attempted.settlement else {
             return None;
         };
-        let range = ((event.seq, event.time_ms), (event.seq, event.time_ms));
+        let at = (event.seq, event.time_ms);
         return stream_failure(
             &compiled,
             t,
             table.as_str(),
             &outcome(condition_of(*reason)),
-            range,
-            1,
+            GivenUp {
+                first: at,
+                last: at,
+                size: 1,
+            },
+            attempted.payload.as_ref(),
             lineage,
         );
     }
@@ -121,16 +162,19 @@ pub(crate) fn of_batch(
         let (first, reason) = *dead.first()?;
         let last = dead.last()?.0;
         let at = |c: &BatchCandidate| (c.delivery.event_seq, c.delivery.event_time_ms);
-        let range = (at(first), at(last));
-        let size = dead.len() as u64;
+        let given_up = GivenUp {
+            first: at(first),
+            last: at(last),
+            size: dead.len() as u64,
+        };
         let condition = outcome(condition_of(reason));
         let destination = stream_failure(
             &compiled,
             trigger,
             table.as_str(),
             &condition,
-            range,
-            size,
+            given_up,
+            Some(payload),
             lineage_of(first),
         )?;
         return Some((first.delivery.id, destination));
@@ -165,32 +209,53 @@ fn condition_of(reason: DeadReason) -> &'static str {
     }
 }
 
-/// A table trigger's on-failure record for the records from `first` to `last` (sequence
-/// number and time each), `size` of them.
+/// The records a stream gave up on: the first's and the last's sequence number and time, and
+/// how many.
+struct GivenUp {
+    first: (u64, i64),
+    last: (u64, i64),
+    size: u64,
+}
+
+/// A table trigger's on-failure record for the records it gave up on, sent as `payload`: a
+/// bucket or table destination keeps that too, as Lambda's S3 destination keeps the
+/// invocation's payload.
 fn stream_failure(
     compiled: &Compiled,
     trigger: &TriggerSpec,
     table: &str,
     outcome: &Outcome,
-    ((first_seq, first_time_ms), (last_seq, last_time_ms)): ((u64, i64), (u64, i64)),
-    size: u64,
+    given_up: GivenUp,
+    payload: Option<&Value>,
     lineage: Lineage,
 ) -> Option<Destination> {
+    let to = trigger.on_failure.clone()?;
     let stream_label = compiled
         .stream_label(&trigger.source)
         .unwrap_or(payload::DEFAULT_STREAM_LABEL);
     let batch = StreamBatch {
         table,
         stream_label,
-        first_seq,
-        last_seq,
-        first_time_ms,
-        last_time_ms,
-        size,
+        first_seq: given_up.first.0,
+        last_seq: given_up.last.0,
+        first_time_ms: given_up.first.1,
+        last_time_ms: given_up.last.1,
+        size: given_up.size,
     };
+    let mut record = stream_failure_record(outcome, &batch);
+    if let (Some(payload), Target::Bucket(_) | Target::Table(_)) = (payload, &to)
+        && let Value::Object(fields) = &mut record
+    {
+        fields.insert("payload".into(), payload.clone());
+    }
     Some(Destination {
-        function: trigger.on_failure.clone()?,
-        record: stream_failure_record(outcome, &batch),
+        to,
+        name: record_name(
+            &format!("{}/{SHARD_ID}", trigger.name),
+            outcome.now_ms,
+            outcome.request_id,
+        ),
+        record,
         lineage,
     })
 }
@@ -210,7 +275,7 @@ fn asynchronous_destination<'a>(
         .iter()
         .find(|f| f.name.as_str() == function)?
         .destinations;
-    let (function, condition) = match settlement {
+    let (to, condition) = match settlement {
         Settlement::Done => (destinations.on_success.clone()?, Condition::Success),
         Settlement::Dead {
             reason: DeadReason::EventAgeExceeded,
@@ -225,17 +290,23 @@ fn asynchronous_destination<'a>(
         ),
         Settlement::Retry { .. } | Settlement::Rebatch { .. } => return None,
     };
+    let outcome = outcome(condition.as_str());
     Some(Destination {
-        function,
-        record: invocation_record(&outcome(condition.as_str()), request),
+        to,
+        name: record_name(
+            &format!("async/{function}"),
+            outcome.now_ms,
+            outcome.request_id,
+        ),
+        record: invocation_record(&outcome, request),
         lineage,
     })
 }
 
-/// The journal event that invokes a destination's function with its record.
-pub(crate) fn event(destination: &Destination) -> NewEvent {
+/// The journal event that invokes destination function `function` with its record.
+pub(crate) fn event(function: &FunctionName, destination: &Destination) -> NewEvent {
     NewEvent {
-        source: Source::Function(destination.function.clone()),
+        source: Source::Function(function.clone()),
         kind: EventKind::Invoke,
         key: uuid::Uuid::new_v4().to_string(),
         payload: destination.record.clone(),

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use eddy_bus::Bus;
 use eddy_core::{Event, EventKind, FunctionName, Lineage, NewEvent, Source};
-use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex};
+use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex, Target};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -45,6 +45,7 @@ pub use deliveries::{
     DeliveryState, DeliveryStore, Destination, InvocationPage, InvocationRecord, InvocationTotals,
     Leased, NewDelivery, Replay, Settle, Settlement,
 };
+pub use destination::{DestinationWriter, Written};
 pub use error::ExecError;
 pub use replay::JournalPoint;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
@@ -83,6 +84,9 @@ pub struct ExecutorConfig {
     /// What keeps function processes from eddy and from each other. `eddy serve` picks the
     /// strongest the host allows; an embedder chooses (the default is none).
     pub sandbox: Arc<runtime::sandbox::Sandbox>,
+    /// Writes bucket and table destination records; without one, such records are not
+    /// written (and logged as not written).
+    pub destination_writer: Option<Arc<dyn DestinationWriter>>,
 }
 
 impl Default for ExecutorConfig {
@@ -98,6 +102,7 @@ impl Default for ExecutorConfig {
             worker_idle_timeout: Duration::from_secs(300),
             strict_cpu: false,
             sandbox: runtime::sandbox::Sandbox::off(),
+            destination_writer: None,
         }
     }
 }
@@ -586,10 +591,11 @@ impl Inner {
         for next in &recording.next {
             *held.entry(next.function.clone()).or_default() += 1;
         }
-        let input = (self.store.clone(), recording, claim);
+        let writer = self.config.destination_writer.clone();
+        let input = (self.store.clone(), recording, claim, writer);
         let leased: Vec<LeasedBatch> = self
             .bus
-            .write(input, move |tx, (store, recording, claim)| {
+            .write(input, move |tx, (store, recording, claim, writer)| {
                 Box::pin(async move {
                     let settles = &recording.settles;
                     let moved = store.settle(tx, settles).await?;
@@ -600,11 +606,31 @@ impl Inner {
                         else {
                             continue;
                         };
-                        if moved.contains(&delivery.delivery_id) {
-                            let event = tx.append(destination::event(destination)).await?;
-                            store
-                                .note_destination(tx, delivery.delivery_id, event.seq)
-                                .await?;
+                        if !moved.contains(&delivery.delivery_id) {
+                            continue;
+                        }
+                        let written = match (&destination.to, writer) {
+                            (Target::Function(function), _) => {
+                                let event = destination::event(function, destination);
+                                Written::Journaled(tx.append(event).await?.seq)
+                            }
+                            (_, Some(writer)) => writer.write(tx, destination).await?,
+                            (_, None) => {
+                                Written::Refused("this executor writes to no stores".into())
+                            }
+                        };
+                        match written {
+                            Written::Journaled(seq) => {
+                                store
+                                    .note_destination(tx, delivery.delivery_id, seq)
+                                    .await?
+                            }
+                            Written::Refused(why) => tracing::warn!(
+                                destination = %destination.to,
+                                record = destination.name,
+                                delivery = delivery.delivery_id,
+                                "a destination record was not written: {why}"
+                            ),
                         }
                     }
                     let mut leased = Vec::new();

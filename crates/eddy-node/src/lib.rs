@@ -8,6 +8,7 @@
 mod apps;
 mod backfill;
 mod credentials;
+mod destinations;
 mod duties;
 mod error;
 mod folder;
@@ -32,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 pub use apps::{AppSource, AppStore, HISTORY, StoredApp};
 pub use credentials::{CredentialStore, IssuedCredential};
+pub use destinations::StoreDestinations;
 pub use duties::Duties;
 pub use error::NodeError;
 pub use identity::{NODE_ID_FILE, node_id};
@@ -130,6 +132,10 @@ impl Node {
         let executor_config = ExecutorConfig {
             node: id.clone(),
             stream_labels: stream_labels.clone(),
+            destination_writer: Some(Arc::new(StoreDestinations::new(
+                objects.clone(),
+                tables.clone(),
+            ))),
             ..config.executor
         };
         let principals = Principals::new(config.root, bus.clone(), credentials.clone(), &id);

@@ -291,6 +291,47 @@ impl ObjectStore {
             .await
     }
 
+    /// Writes `bytes` as a new version of `bucket/key`, kept inline, with its
+    /// `ObjectCreated:Put` event, in the caller's transaction: for what eddy writes itself in
+    /// a transaction of its own (a destination's record). `None` when the bucket does not
+    /// exist, found before anything is written.
+    pub async fn put_in(
+        &self,
+        tx: &mut WriteTx,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        bytes: &[u8],
+        content_type: &str,
+        lineage: Lineage,
+    ) -> Result<Option<ObjectMeta>, ObjectError> {
+        if !self.index.bucket_exists(tx, bucket).await? {
+            return Ok(None);
+        }
+        let limits = BlobLimits {
+            max: MAX_PUT_BYTES,
+            min: 0,
+            md5: None,
+            checksum: Some(ChecksumRequest::default_for_uploads()),
+        };
+        let digests = crate::staging::digest_held(bytes, &limits)?;
+        let meta = ObjectMeta {
+            checksum: digests.checksum,
+            inline: true,
+            ..draft(
+                bucket,
+                key,
+                (bytes.len() as u64, hex::encode(digests.md5), digests.sha256),
+                Some(content_type.to_string()),
+                Default::default(),
+                Default::default(),
+            )
+        };
+        let kind = EventKind::ObjectCreatedPut;
+        commit_in(self.index.as_ref(), tx, meta, Some(bytes), kind, lineage)
+            .await
+            .map(Some)
+    }
+
     pub async fn head_object(
         &self,
         bucket: &BucketName,

@@ -5,7 +5,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use eddy_core::{BucketName, FunctionName, ScheduleName, Source, TableSchema};
+use eddy_core::{
+    BucketName, ColumnType, FunctionName, ScheduleName, Source, TableName, TableSchema,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::expression::ScheduleExpression;
@@ -161,13 +163,117 @@ pub struct FunctionSpec {
 
 /// Where the outcome of an asynchronous invocation (an object trigger's delivery, an `Event`
 /// invoke, a schedule's run) goes, as Lambda's destinations: an invocation record, to a
-/// function.
+/// function, a bucket or a table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Destinations {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_success: Option<FunctionName>,
+    pub on_success: Option<Target>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_failure: Option<FunctionName>,
+    pub on_failure: Option<Target>,
+}
+
+/// A destination: a function invoked asynchronously with each record, a bucket holding an
+/// object per record, or a table holding a row per record. Written and locked as
+/// `function/NAME`, `bucket/NAME`, `table/NAME` (apps locked before bucket and table
+/// destinations existed hold a function's bare name, which still reads).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Target {
+    Function(FunctionName),
+    Bucket(BucketName),
+    Table(TableName),
+}
+
+impl Target {
+    /// `function/NAME`, `bucket/NAME` or `table/NAME`; what is wrong with it otherwise.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let invalid = |e: eddy_core::InvalidName| e.to_string();
+        match text.split_once('/') {
+            Some(("function", name)) => FunctionName::new(name)
+                .map(Target::Function)
+                .map_err(invalid),
+            Some(("bucket", name)) => BucketName::new(name).map(Target::Bucket).map_err(invalid),
+            Some(("table", name)) => TableName::new(name).map(Target::Table).map_err(invalid),
+            _ => Err("not function/NAME, bucket/NAME or table/NAME".into()),
+        }
+    }
+
+    /// The function, if records go to one.
+    pub fn function(&self) -> Option<&FunctionName> {
+        match self {
+            Target::Function(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// What a table must be to hold destination records, as `eddy validate` says it.
+pub const DESTINATION_TABLE_SHAPE: &str = "a destination table has a one-column `text` primary key (each record's name goes there), a `json` column `record` (the record), and every other column nullable";
+
+/// Whether a table can hold destination records: a row per record,
+/// `{KEY: its name, record: the record}`.
+pub fn destination_table_fits(schema: &TableSchema) -> Result<(), String> {
+    let key = schema.primary_key();
+    let [key] = key else {
+        return Err(format!("its primary key has {} columns", key.len()));
+    };
+    let key = schema
+        .column(key.as_str())
+        .expect("a key column is a column");
+    if key.ty != ColumnType::Text {
+        return Err(format!(
+            "its primary key `{}` is {}, not text",
+            key.name,
+            key.ty.as_str()
+        ));
+    }
+    match schema.column("record") {
+        None => return Err("it has no column `record`".into()),
+        Some(c) if c.ty != ColumnType::Json => {
+            return Err(format!(
+                "its column `record` is {}, not json",
+                c.ty.as_str()
+            ));
+        }
+        Some(_) => {}
+    }
+    let required = schema
+        .columns()
+        .iter()
+        .find(|c| !c.nullable && c.name != key.name && c.name.as_str() != "record");
+    match required {
+        Some(c) => Err(format!("its column `{}` is not nullable", c.name)),
+        None => Ok(()),
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Function(name) => write!(f, "function/{name}"),
+            Target::Bucket(name) => write!(f, "bucket/{name}"),
+            Target::Table(name) => write!(f, "table/{name}"),
+        }
+    }
+}
+
+impl From<Target> for String {
+    fn from(target: Target) -> Self {
+        target.to_string()
+    }
+}
+
+impl TryFrom<String> for Target {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if !text.contains('/') {
+            return FunctionName::new(&text)
+                .map(Target::Function)
+                .map_err(|e| e.to_string());
+        }
+        Target::parse(&text)
+    }
 }
 
 impl Destinations {
@@ -260,7 +366,7 @@ pub struct TriggerSpec {
     /// mapping's on-failure destination (an object trigger's go to its function's
     /// destinations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_failure: Option<FunctionName>,
+    pub on_failure: Option<Target>,
     /// Whether the trigger, once declared, receives an event for every object or row that
     /// exists on its source (once, whichever node and however often the app is applied).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -453,5 +559,60 @@ pub struct JournalSpec {
 impl JournalSpec {
     pub fn keeps_everything(&self) -> bool {
         self.retain_ms.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_locks_as_its_name_and_an_old_bare_function_name_still_reads() {
+        let targets: Vec<Target> =
+            serde_json::from_str(r#"["function/a", "bucket/logs", "table/outcomes", "b"]"#)
+                .unwrap();
+        assert_eq!(
+            serde_json::to_string(&targets).unwrap(),
+            r#"["function/a","bucket/logs","table/outcomes","function/b"]"#
+        );
+        let wrong = serde_json::from_str::<Target>(r#""queue/jobs""#).unwrap_err();
+        assert!(wrong.to_string().contains("not function/NAME"), "{wrong}");
+    }
+
+    #[test]
+    fn a_destination_table_has_a_text_key_a_json_record_and_nothing_else_required() {
+        let column = |name: &str, ty, nullable| eddy_core::Column {
+            name: eddy_core::ColumnName::new(name).unwrap(),
+            ty,
+            nullable,
+        };
+        let table = |key: &[&str], columns| {
+            let key = key.iter().map(|k| eddy_core::ColumnName::new(*k).unwrap());
+            TableSchema::new(TableName::new("t").unwrap(), columns, key.collect()).unwrap()
+        };
+        let name = || column("name", ColumnType::Text, false);
+        let record = || column("record", ColumnType::Json, true);
+        let fits = |schema: TableSchema| destination_table_fits(&schema);
+        assert_eq!(fits(table(&["name"], vec![name(), record()])), Ok(()));
+        let note = column("note", ColumnType::Text, true);
+        assert_eq!(fits(table(&["name"], vec![name(), record(), note])), Ok(()));
+        let seen = column("seen", ColumnType::Boolean, false);
+        assert_eq!(
+            fits(table(&["name"], vec![name(), record(), seen])),
+            Err("its column `seen` is not nullable".into())
+        );
+        assert_eq!(
+            fits(table(&["name"], vec![name()])),
+            Err("it has no column `record`".into())
+        );
+        let id = column("id", ColumnType::Integer, false);
+        assert_eq!(
+            fits(table(&["id"], vec![id.clone(), record()])),
+            Err("its primary key `id` is integer, not text".into())
+        );
+        assert_eq!(
+            fits(table(&["id", "name"], vec![id, name(), record()])),
+            Err("its primary key has 2 columns".into())
+        );
     }
 }

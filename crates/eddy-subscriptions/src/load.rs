@@ -10,7 +10,7 @@ use crate::app::*;
 use crate::filter::{EventSet, Filter, ObjectFilter};
 use crate::findings::{Findings, Severity, did_you_mean};
 use crate::policy::{self, Effect, Statement};
-use crate::read::{Declarations, Reader, TriggerDraft};
+use crate::read::{Declarations, NamedDestination, Reader, TriggerDraft};
 use crate::yaml::{self, Pos};
 
 /// A manifest's text and how to name it in messages.
@@ -174,19 +174,8 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
         }
         app.schedules.extend(draft.spec);
     }
-    for (function, at) in &all.destinations {
-        if !all.declared.contains(&format!("function/{function}")) {
-            findings
-                .push(
-                    Severity::Error,
-                    at.clone(),
-                    format!("the destination is function `{function}`, which is not declared"),
-                )
-                .suggest(did_you_mean(
-                    function.as_str(),
-                    app.functions.iter().map(|f| f.name.as_str()),
-                ));
-        }
+    for named in &all.destinations {
+        check_destination(&app, &all.declared, named, findings);
     }
     if let [(_, first), (_, again), ..] = &all.journal[..] {
         findings
@@ -206,6 +195,85 @@ fn resolve(all: Declarations, findings: &mut Findings) -> App {
     warn_loops(&app, findings);
     warn_role_targets(&app, findings);
     app
+}
+
+/// A destination names something declared; a table destination can hold its records; a bucket
+/// or table destination is one the function's role may write to (the records carry what the
+/// function returned), as a Lambda function's execution role must allow its destinations.
+fn check_destination(
+    app: &App,
+    declared: &[String],
+    named: &NamedDestination,
+    findings: &mut Findings,
+) {
+    let target = &named.target;
+    let at = named.at.clone();
+    let (what, candidates): (&str, Vec<&str>) = match target {
+        Target::Function(_) => (
+            "function",
+            app.functions.iter().map(|f| f.name.as_str()).collect(),
+        ),
+        Target::Bucket(_) => (
+            "bucket",
+            app.buckets.iter().map(|b| b.name.as_str()).collect(),
+        ),
+        Target::Table(_) => (
+            "table",
+            app.tables
+                .iter()
+                .map(|t| t.schema.name().as_str())
+                .collect(),
+        ),
+    };
+    let name = target.to_string();
+    let name = &name[what.len() + 1..];
+    if !declared.contains(&target.to_string()) {
+        findings
+            .push(
+                Severity::Error,
+                at,
+                format!("the destination is {what} `{name}`, which is not declared"),
+            )
+            .suggest(did_you_mean(name, candidates).map(|s| format!("{what}/{s}")));
+        return;
+    }
+    if let Target::Table(table) = target
+        && let Some(spec) = app.table(table.as_str())
+        && let Err(why) = destination_table_fits(&spec.schema)
+    {
+        findings
+            .push(
+                Severity::Error,
+                at.clone(),
+                format!("table `{table}` cannot hold destination records: {why}"),
+            )
+            .note(DESTINATION_TABLE_SHAPE);
+    }
+    let (action, resource) = match target {
+        Target::Function(_) => return,
+        Target::Bucket(b) => ("objects:write", format!("bucket/{b}/aws/lambda/*")),
+        Target::Table(t) => ("tables:write", format!("table/{t}")),
+    };
+    let role = named
+        .from
+        .as_ref()
+        .and_then(|from| app.functions.iter().find(|f| &f.name == from));
+    if let Some(function) = role
+        && !policy::role_allows(&function.role, action, &resource)
+    {
+        findings
+            .push(
+                Severity::Error,
+                at,
+                format!(
+                    "function `{}`'s role does not allow `{action}` on {target}, where its records would go",
+                    function.name
+                ),
+            )
+            .note(format!(
+                "a destination writes with its function's role, as a Lambda function's execution role must allow its destinations; add `{{allow: [{action}], resources: [{target}]}}` to the role"
+            ));
+    }
 }
 
 /// A name declared twice is an error that names both places.

@@ -50,8 +50,9 @@ pub(crate) struct Declarations {
     pub access_keys: Vec<AccessKeySpec>,
     /// The journal's settings, with where they were given.
     pub journal: Vec<(JournalSpec, Origin)>,
-    /// Functions named as destinations, with where, checked once every file is read.
-    pub destinations: Vec<(FunctionName, Origin)>,
+    /// Destinations, with the function whose records go there and where they were named,
+    /// checked once every file is read.
+    pub destinations: Vec<NamedDestination>,
     /// `bucket/NAME`, `table/NAME`, `function/NAME` of every declaration whose name was valid,
     /// even if the rest of it was not: references to it are then not reported as missing.
     pub declared: Vec<String>,
@@ -62,7 +63,16 @@ pub(crate) struct Reader<'a> {
     dir: &'a Path,
     findings: &'a mut Findings,
     declared: Vec<String>,
-    destinations: Vec<(FunctionName, Origin)>,
+    destinations: Vec<NamedDestination>,
+}
+
+/// A destination as a manifest names it.
+pub(crate) struct NamedDestination {
+    pub target: Target,
+    /// The function whose outcomes go there (its role must allow writing to a bucket or
+    /// table); `None` when the function itself was declared wrongly.
+    pub from: Option<FunctionName>,
+    pub at: Origin,
 }
 
 const TOP: [&str; 7] = [
@@ -561,13 +571,13 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn destinations(&mut self, node: &Node) -> Option<Destinations> {
+    fn destinations(&mut self, node: &Node, from: Option<&FunctionName>) -> Option<Destinations> {
         let f = self.fields(node, "`destinations`", &DESTINATIONS, &[])?;
         let mut ok = true;
         let mut read = |this: &mut Self, field: &str| match f.get(field) {
             None => None,
             Some(n) => {
-                let found = this.destination(n, field);
+                let found = this.destination(n, field, from);
                 ok &= found.is_some();
                 found
             }
@@ -580,21 +590,30 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// `function/NAME`: a destination (remembered, to check that the function is declared).
-    fn destination(&mut self, node: &Node, what: &str) -> Option<FunctionName> {
+    /// `function/NAME`, `bucket/NAME` or `table/NAME`: a destination for `from`'s records
+    /// (remembered, to check what it names once every file is read).
+    pub(crate) fn destination(
+        &mut self,
+        node: &Node,
+        what: &str,
+        from: Option<&FunctionName>,
+    ) -> Option<Target> {
         let text = self.string(node, what)?;
-        let function = text
-            .strip_prefix("function/")
-            .and_then(|name| FunctionName::new(name).ok());
-        match function {
-            Some(function) => {
+        match Target::parse(&text) {
+            Ok(target) => {
                 let at = self.origin(node.pos);
-                self.destinations.push((function.clone(), at));
-                Some(function)
+                self.destinations.push(NamedDestination {
+                    target: target.clone(),
+                    from: from.cloned(),
+                    at,
+                });
+                Some(target)
             }
-            None => {
-                self.error(node.pos, format!("invalid destination `{text}`"))
-                    .note("expected: function/NAME, a declared function (bucket and table destinations are not supported yet)");
+            Err(why) => {
+                self.error(node.pos, format!("invalid destination `{text}`: {why}"))
+                    .note(
+                        "expected: function/NAME, bucket/NAME or table/NAME, declared in the app",
+                    );
                 None
             }
         }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use eddy_bus::sql::Value as SqlValue;
 use eddy_bus::{Bus, WriteTx};
 use eddy_core::{EventKind, Lineage, NewEvent, RowChange, Source, TableName, TableSchema};
 use serde_json::Value;
@@ -225,16 +226,44 @@ impl TableStore {
         self.bus
             .write(input, |tx, (rows, schema, key, values, row, lineage)| {
                 Box::pin(async move {
-                    let old = rows.get(tx, schema, key).await?;
-                    match &old {
-                        None => rows.insert(tx, schema, key, values.clone()).await?,
-                        Some(old) if old == row => return Ok(unchanged(old)),
-                        Some(_) => rows.update(tx, schema, key, values.clone()).await?,
-                    }
-                    record(tx, schema, key, old, Some(row.clone()), lineage.clone()).await
+                    let lineage = lineage.clone();
+                    put_row(rows.as_ref(), tx, schema, key, values, row, lineage).await
                 })
             })
             .await
+    }
+
+    /// [`TableStore::put`] in the caller's transaction: for what eddy writes itself in a
+    /// transaction of its own (a destination's record). `None` when the table is not
+    /// declared; an error when the row does not fit it. Both are found before anything is
+    /// written.
+    pub async fn put_in(
+        &self,
+        tx: &mut WriteTx,
+        table: &TableName,
+        row: Value,
+        lineage: Lineage,
+    ) -> Result<Option<Change>, TableError> {
+        let schema = match self.schema(table) {
+            Ok(schema) => schema,
+            Err(TableError::NoSuchTable(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let row = into_row(row)?;
+        let values = encode_row(&schema, &row)?;
+        let key = Key::of_row(&schema, &row)?;
+        let row = normalize(&schema, &row);
+        put_row(
+            self.rows.as_ref(),
+            tx,
+            &schema,
+            &key,
+            &values,
+            &row,
+            lineage,
+        )
+        .await
+        .map(Some)
     }
 
     /// Merges `patch` into the row with `key` (a `MODIFY` event). Fails if there is no such
@@ -394,6 +423,25 @@ fn change_event(
 }
 
 /// The event of a row's insertion, as an insert makes it (for a trigger's backfill).
+/// Inserts `row` or replaces the row with its key, and journals the change.
+async fn put_row(
+    rows: &dyn TableRows,
+    tx: &mut WriteTx,
+    schema: &TableSchema,
+    key: &Key,
+    values: &[SqlValue],
+    row: &Row,
+    lineage: Lineage,
+) -> Result<Change, TableError> {
+    let old = rows.get(tx, schema, key).await?;
+    match &old {
+        None => rows.insert(tx, schema, key, values.to_vec()).await?,
+        Some(old) if old == row => return Ok(unchanged(old)),
+        Some(_) => rows.update(tx, schema, key, values.to_vec()).await?,
+    }
+    record(tx, schema, key, old, Some(row.clone()), lineage).await
+}
+
 pub fn inserted_event(schema: &TableSchema, row: Row) -> Result<NewEvent, TableError> {
     let key = Key::of_row(schema, &row)?;
     Ok(change_event(schema, &key, None, Some(row), Lineage::root()))

@@ -88,7 +88,7 @@ impl Reader<'_> {
             None => Some(Vec::new()),
         };
         let destinations = match f.get("destinations") {
-            Some(n) => self.destinations(n),
+            Some(n) => self.destinations(n, name.as_ref()),
             None => Some(Destinations::default()),
         };
         Some(FunctionSpec {

@@ -98,11 +98,12 @@ impl Reader<'_> {
         let on_failure = match (f.get("on_failure"), &source) {
             (None, _) => Some(None),
             (Some(n), Some((eddy_core::Source::Table(_), _))) => {
-                self.destination(n, "on_failure").map(Some)
+                let from = function.as_ref().map(|(f, _)| f);
+                self.destination(n, "on_failure", from).map(Some)
             }
             (Some(n), Some(_)) => {
                 self.error(n.pos, "`on_failure` is for table triggers")
-                    .note("an object trigger's deliveries are asynchronous invocations: their failures go to the function's `destinations: {on_failure: function/NAME}`");
+                    .note("an object trigger's deliveries are asynchronous invocations: their failures go to the function's `destinations: {on_failure: …}`");
                 None
             }
             (Some(_), None) => None,
