@@ -496,6 +496,61 @@ triggers:
     );
 }
 
+#[test]
+fn a_success_record_is_an_object_read_back_through_the_s3_api() {
+    let eddy = serve(
+        "buckets: [{name: inbox}, {name: outcomes}]
+functions:
+  - name: work
+    runtime: exec
+    command: [sh, -c, 'echo \"{\\\"size\\\": 5}\"']
+    role: [{allow: [objects:write], resources: [bucket/outcomes/aws/lambda/*]}]
+    destinations: {on_success: bucket/outcomes}
+triggers:
+  - {function: work, source: bucket/inbox, events: [object:created]}
+",
+    );
+    assert_eq!(
+        eddy.call("PUT", "/inbox/a.txt", &[], Some("hello")).status,
+        200
+    );
+    let listed = || {
+        eddy.call(
+            "GET",
+            "/outcomes?list-type=2&prefix=aws/lambda/async/work/",
+            &[],
+            None,
+        )
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    eddy.wait_for("the record's object", |_| listed().contains("<Key>"));
+    let listing = listed();
+    let key = listing
+        .split("<Key>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Key>").next())
+        .unwrap()
+        .to_string();
+    let got = eddy.call("GET", &format!("/outcomes/{key}"), &[], None);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    let record = got.body;
+    assert_eq!(record["requestContext"]["condition"], "Success");
+    assert_eq!(record["responsePayload"], json!({"size": 5}));
+    assert!(key.ends_with(record["requestContext"]["requestId"].as_str().unwrap()));
+    // The upload's event names the object's creation, which `events show` explains in turn.
+    let shown = cli_ok(&eddy, &["events", "show", "1"]);
+    assert!(
+        shown.contains("its destination record went as event 2"),
+        "{shown}"
+    );
+    let record_event = cli_ok(&eddy, &["events", "show", "2"]);
+    assert!(record_event.contains(&key), "{record_event}");
+}
+
 const BACKFILLED: &str = "buckets: [{name: photos}]
 tables: [{name: orders, primary_key: id, columns: {id: integer}}]
 functions:
