@@ -224,14 +224,6 @@ pub fn deploy(client: &Client, manifests: &[PathBuf]) -> anyhow::Result<DeployRe
     )?)
 }
 
-/// Prices for `eddy usage`, per Lambda's published x86 prices and monthly free tier.
-pub struct Prices {
-    pub per_million_requests: f64,
-    pub per_gb_second: f64,
-    pub free_requests: f64,
-    pub free_gb_seconds: f64,
-}
-
 /// What `eddy usage` reports: the server's figures per function, and their total cost.
 #[derive(Serialize, Deserialize)]
 pub struct UsageReport {
@@ -254,9 +246,7 @@ pub fn usage(client: &Client, prices: &Prices) -> anyhow::Result<UsageReport> {
     let usage: Usage = get(client, "/_eddy/v1/usage", "")?;
     let requests: u64 = usage.functions.iter().map(|f| f.invocations).sum();
     let gb_seconds: f64 = usage.functions.iter().map(|f| f.gb_seconds).sum();
-    let request_cost =
-        (requests as f64 - prices.free_requests).max(0.0) / 1e6 * prices.per_million_requests;
-    let compute_cost = (gb_seconds - prices.free_gb_seconds).max(0.0) * prices.per_gb_second;
+    let (request_cost, compute_cost) = prices.estimate(requests, gb_seconds);
     Ok(UsageReport {
         functions: usage.functions,
         total: UsageTotal {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use eddy_wire::admin::Prices;
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -163,16 +164,16 @@ enum Command {
     /// What each function used, as Lambda meters it, and what it would cost there.
     Usage {
         /// USD per million requests (Lambda, x86).
-        #[arg(long, default_value_t = 0.20)]
+        #[arg(long, default_value_t = Prices::LAMBDA_X86.per_million_requests)]
         price_per_million_requests: f64,
         /// USD per GB-second (Lambda, x86, first tier).
-        #[arg(long, default_value_t = 0.0000166667)]
+        #[arg(long, default_value_t = Prices::LAMBDA_X86.per_gb_second)]
         price_per_gb_second: f64,
         /// Requests free each month.
-        #[arg(long, default_value_t = 1_000_000.0)]
+        #[arg(long, default_value_t = Prices::LAMBDA_X86.free_requests)]
         free_requests: f64,
         /// GB-seconds free each month.
-        #[arg(long, default_value_t = 400_000.0)]
+        #[arg(long, default_value_t = Prices::LAMBDA_X86.free_gb_seconds)]
         free_gb_seconds: f64,
     },
 }
@@ -293,7 +294,8 @@ fn main() -> ExitCode {
             }
             eddy_runtimes::sandbox::protect_this_process();
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-            runtime.block_on(serve::run(app, &manifests, options))
+            let findings = loaded.findings.to_string();
+            runtime.block_on(serve::run(app, findings, &manifests, options))
         }
         command => cli
             .connection
@@ -472,7 +474,7 @@ fn remote(client: &client::Client, command: Command, json: bool) -> anyhow::Resu
             free_requests,
             free_gb_seconds,
         } => {
-            let prices = admin::Prices {
+            let prices = Prices {
                 per_million_requests: price_per_million_requests,
                 per_gb_second: price_per_gb_second,
                 free_requests,

@@ -134,7 +134,12 @@ pub fn secret_variables(app: &App) -> Vec<&str> {
     names
 }
 
-pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyhow::Result<()> {
+pub async fn run(
+    app: App,
+    findings: String,
+    manifests: &[PathBuf],
+    options: ServeOptions,
+) -> anyhow::Result<()> {
     let listen = options.listen;
     let data_dir = options.data_dir.as_path();
     let root = root_credentials(listen)?;
@@ -172,6 +177,7 @@ pub async fn run(app: App, manifests: &[PathBuf], options: ServeOptions) -> anyh
         duties: Duties::default(),
     };
     let node = Node::start(bus, app, config).await?;
+    node.set_findings(findings);
     let services = Arc::new(Services::new(
         node.clone(),
         eddy_server::Hosts::new(&options.hosts),

@@ -273,6 +273,33 @@ pub struct Destination {
     pub lineage: Lineage,
 }
 
+/// Attempts that started in one minute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinuteCount {
+    pub minute_ms: i64,
+    pub invocations: u64,
+    pub errors: u64,
+}
+
+/// Totals of one function's attempts that started on one day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayTotals {
+    /// The day's start, milliseconds since the epoch (UTC).
+    pub day_ms: i64,
+    pub function: String,
+    pub count: u64,
+    pub errors: u64,
+    pub billed_ms: u64,
+    /// Sum of billed milliseconds times memory in MB.
+    pub mb_ms: u64,
+}
+
+impl DayTotals {
+    pub fn gb_seconds(&self) -> f64 {
+        self.mb_ms as f64 / 1024.0 / 1000.0
+    }
+}
+
 /// Totals of recorded attempts for one function and outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvocationTotals {
@@ -488,6 +515,26 @@ pub trait DeliveryStore: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> Result<InvocationPage, ExecError>;
+
+    /// A function's latest recorded attempts, newest first (by when they started).
+    async fn latest_invocations(
+        &self,
+        db: &mut dyn Sql,
+        function: &str,
+        limit: u32,
+    ) -> Result<Vec<InvocationRecord>, ExecError>;
+
+    /// A function's attempts that started at or after `since_ms`, counted per minute: the
+    /// minute's start, the attempts, and those that failed.
+    async fn invocations_per_minute(
+        &self,
+        db: &mut dyn Sql,
+        function: &str,
+        since_ms: i64,
+    ) -> Result<Vec<MinuteCount>, ExecError>;
+
+    /// Recorded attempts, totalled per day (UTC, by when they started) and function.
+    async fn invocation_days(&self, db: &mut dyn Sql) -> Result<Vec<DayTotals>, ExecError>;
 
     /// Recorded attempts, totalled per function and outcome.
     async fn invocation_totals(&self, db: &mut dyn Sql)

@@ -41,9 +41,9 @@ use tokio_util::task::TaskTracker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deliveries::{
-    BatchCandidate, Claim, Created, DeadLetter, DeadReason, DeliveryAttempt, DeliveryCounts,
-    DeliveryState, DeliveryStore, Destination, InvocationPage, InvocationRecord, InvocationTotals,
-    Leased, NewDelivery, Replay, Settle, Settlement,
+    BatchCandidate, Claim, Created, DayTotals, DeadLetter, DeadReason, DeliveryAttempt,
+    DeliveryCounts, DeliveryState, DeliveryStore, Destination, InvocationPage, InvocationRecord,
+    InvocationTotals, Leased, MinuteCount, NewDelivery, Replay, Settle, Settlement,
 };
 pub use destination::{DestinationWriter, Written};
 pub use error::ExecError;
@@ -524,6 +524,38 @@ impl Executor {
             .invocation_page(function, event_seq, 0, u32::MAX)
             .await?;
         Ok(page.records)
+    }
+
+    /// A function's latest `limit` recorded attempts, newest first.
+    pub async fn latest_invocations(
+        &self,
+        function: &FunctionName,
+        limit: u32,
+    ) -> Result<Vec<InvocationRecord>, ExecError> {
+        let mut db = self.inner.bus.readers();
+        self.inner
+            .store
+            .latest_invocations(&mut db, function.as_str(), limit)
+            .await
+    }
+
+    /// Recorded attempts, totalled per day and function.
+    pub async fn invocation_days(&self) -> Result<Vec<DayTotals>, ExecError> {
+        let mut db = self.inner.bus.readers();
+        self.inner.store.invocation_days(&mut db).await
+    }
+
+    /// A function's attempts since `since_ms`, counted per minute.
+    pub async fn invocations_per_minute(
+        &self,
+        function: &FunctionName,
+        since_ms: i64,
+    ) -> Result<Vec<MinuteCount>, ExecError> {
+        let mut db = self.inner.bus.readers();
+        self.inner
+            .store
+            .invocations_per_minute(&mut db, function.as_str(), since_ms)
+            .await
     }
 
     /// At most `limit` recorded attempts after position `after` (0 for the first): what

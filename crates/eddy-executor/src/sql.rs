@@ -753,6 +753,77 @@ impl DeliveryStore for SqlDeliveries {
         Ok(page)
     }
 
+    async fn latest_invocations(
+        &self,
+        db: &mut dyn Sql,
+        function: &str,
+        limit: u32,
+    ) -> Result<Vec<InvocationRecord>, ExecError> {
+        let rows = db
+            .fetch(
+                "SELECT request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us,
+                        outcome, error_type, error, output, truncated, memory_mb, billed_ms,
+                        max_memory_mb, init_us, batch_size
+                 FROM _eddy_invocations WHERE function = ?
+                 ORDER BY start_ms DESC LIMIT ?",
+                args![function, limit],
+            )
+            .await?;
+        rows.iter().map(invocation).collect()
+    }
+
+    async fn invocations_per_minute(
+        &self,
+        db: &mut dyn Sql,
+        function: &str,
+        since_ms: i64,
+    ) -> Result<Vec<MinuteCount>, ExecError> {
+        let rows = db
+            .fetch(
+                "SELECT start_ms / 60000 AS minute, count(*) AS invocations,
+                        sum(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END) AS errors
+                 FROM _eddy_invocations WHERE function = ? AND start_ms >= ?
+                 GROUP BY start_ms / 60000 ORDER BY minute",
+                args![function, since_ms],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MinuteCount {
+                    minute_ms: r.get::<i64>("minute")? * 60_000,
+                    invocations: r.get::<i64>("invocations")? as u64,
+                    errors: r.get::<i64>("errors")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn invocation_days(&self, db: &mut dyn Sql) -> Result<Vec<DayTotals>, ExecError> {
+        let rows = db
+            .fetch(
+                "SELECT start_ms / 86400000 AS day, function, count(*) AS n,
+                        CAST(sum(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END) AS BIGINT) AS errors,
+                        CAST(sum(billed_ms) AS BIGINT) AS billed,
+                        CAST(sum(billed_ms * memory_mb) AS BIGINT) AS mb_ms
+                 FROM _eddy_invocations GROUP BY start_ms / 86400000, function
+                 ORDER BY day, function",
+                args![],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DayTotals {
+                    day_ms: r.get::<i64>("day")? * 86_400_000,
+                    function: r.get("function")?,
+                    count: r.get::<i64>("n")? as u64,
+                    errors: r.get::<i64>("errors")? as u64,
+                    billed_ms: r.get::<i64>("billed")? as u64,
+                    mb_ms: r.get::<i64>("mb_ms")? as u64,
+                })
+            })
+            .collect()
+    }
+
     async fn invocation_totals(
         &self,
         db: &mut dyn Sql,

@@ -81,6 +81,9 @@ pub struct Node {
     /// One apply at a time (a reload, a deploy and a followed app never interleave).
     applying: tokio::sync::Mutex<()>,
     manifests: Vec<PathBuf>,
+    /// What the checker said of the manifests last read or deployed (errors included, when the
+    /// app in service is an earlier one), as it prints it.
+    findings: Mutex<String>,
     duties: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     watching: Mutex<Option<watch::Watching>>,
 }
@@ -179,6 +182,7 @@ impl Node {
             in_service: tokio::sync::watch::Sender::new(Arc::new(app)),
             applying: tokio::sync::Mutex::new(()),
             manifests: config.manifests,
+            findings: Mutex::new(String::new()),
             duties: Mutex::new(Vec::new()),
             watching: Mutex::new(None),
         });
@@ -220,11 +224,22 @@ impl Node {
         self.version.load(SeqCst)
     }
 
+    /// What the checker said of the manifests last read or deployed, as it prints it (empty
+    /// when it said nothing).
+    pub fn findings(&self) -> String {
+        self.findings.lock().expect("findings lock").clone()
+    }
+
+    pub fn set_findings(&self, findings: String) {
+        *self.findings.lock().expect("findings lock") = findings;
+    }
+
     /// Checks manifest texts as one app and, when they are valid, puts it in service on every
     /// node. Errors change nothing: the manifests' findings, or why the app cannot be applied.
     pub async fn deploy(&self, manifests: &[ManifestText<'_>]) -> Result<Deployed, NodeError> {
         let loaded = eddy_subscriptions::load(manifests);
         let warnings = loaded.findings.to_string();
+        self.set_findings(warnings.clone());
         let Some(app) = loaded.app else {
             return Err(NodeError::InvalidManifests(warnings));
         };
@@ -242,6 +257,7 @@ impl Node {
     /// app in service. Otherwise the app in service stays; every finding is logged.
     pub async fn reload(&self) {
         let loaded = eddy_subscriptions::load_files(&self.manifests);
+        self.set_findings(loaded.findings.to_string());
         let Some(app) = loaded.app else {
             tracing::error!(
                 "the changed manifests have errors; still running the previous configuration\n{}",

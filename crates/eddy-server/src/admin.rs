@@ -315,12 +315,28 @@ fn function_param(q: &HashMap<String, String>) -> Result<Option<FunctionName>> {
 /// `GET /_eddy/v1/invocations?function=NAME&event=SEQ&after=POS&limit=N&wait=S`: recorded
 /// attempts in the order they were recorded; `next` is the `after` of the following page. With
 /// `wait`, a request that finds none waits up to that long for the next record (what `eddy logs
-/// --follow` asks for).
+/// --follow` asks for). `?function=NAME&latest=N`: the function's latest `N` (at most 1000),
+/// newest first.
 pub async fn invocations(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<InvocationPage>> {
     let function = function_param(&q)?;
+    if q.contains_key("latest") {
+        let Some(function) = function else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidQuery",
+                "latest=N needs function=NAME",
+            ));
+        };
+        let latest = number(&q, "latest", 0)?.min(1000) as u32;
+        let records = s.executor.latest_invocations(&function, latest).await?;
+        return Ok(Json(InvocationPage {
+            invocations: records.iter().map(invocation_info).collect(),
+            next: 0,
+        }));
+    }
     let event = q
         .contains_key("event")
         .then(|| number(&q, "event", 0))
@@ -443,4 +459,78 @@ pub async fn usage(State(s): State<Shared>) -> Result<Json<Usage>> {
         })
         .collect();
     Ok(Json(Usage { functions }))
+}
+
+/// The most minutes `GET /_eddy/v1/activity` looks back.
+const MAX_ACTIVITY_MINUTES: u64 = 24 * 60;
+
+/// `GET /_eddy/v1/activity?minutes=N`: events journaled per minute (the journal's sequence
+/// numbers are gap-free, so each minute's count is the difference of the first sequence
+/// numbers at its bounds: two index lookups a minute, however busy), and each function's
+/// attempts and failures per minute.
+pub async fn activity(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Activity>> {
+    let minutes = number(&q, "minutes", 60)?.clamp(1, MAX_ACTIVITY_MINUTES) as i64;
+    let now = eddy_bus::now_ms();
+    let first_minute = (now / 60_000 - minutes) * 60_000;
+    let next_seq = s.bus.last_seq() + 1;
+    let mut bounds = Vec::with_capacity(minutes as usize + 2);
+    for i in 0..=minutes + 1 {
+        let at = first_minute + i * 60_000;
+        let seq = match s.bus.first_seq_at_or_after(at).await? {
+            Some(seq) => seq,
+            None => next_seq,
+        };
+        bounds.push((at, seq));
+    }
+    let events = bounds
+        .windows(2)
+        .map(|w| MinuteEvents {
+            minute_ms: w[0].0,
+            events: w[1].1.saturating_sub(w[0].1),
+        })
+        .collect();
+    let mut functions = Vec::new();
+    for f in &s.app().functions {
+        let counted = s
+            .executor
+            .invocations_per_minute(&f.name, first_minute)
+            .await?;
+        functions.push(FunctionActivity {
+            function: f.name.to_string(),
+            minutes: counted
+                .into_iter()
+                .map(|m| FunctionMinute {
+                    minute_ms: m.minute_ms,
+                    invocations: m.invocations,
+                    errors: m.errors,
+                })
+                .collect(),
+        });
+    }
+    Ok(Json(Activity {
+        minutes: events,
+        functions,
+    }))
+}
+
+/// `GET /_eddy/v1/usage/daily`: per day (UTC) and function, what Lambda would count and bill.
+pub async fn daily_usage(State(s): State<Shared>) -> Result<Json<DailyUsage>> {
+    let days = s
+        .executor
+        .invocation_days()
+        .await?
+        .into_iter()
+        .map(|d| DayUsage {
+            day: eddy_core::time::iso8601_millis(d.day_ms)[..10].to_string(),
+            gb_seconds: d.gb_seconds(),
+            function: d.function,
+            invocations: d.count,
+            errors: d.errors,
+            billed_ms: d.billed_ms,
+        })
+        .collect();
+    Ok(Json(DailyUsage { days }))
 }

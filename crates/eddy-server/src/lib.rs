@@ -6,6 +6,7 @@ mod admin;
 pub mod auth;
 mod body;
 mod checksum;
+mod console;
 mod cors;
 mod deploy;
 pub mod error;
@@ -95,6 +96,8 @@ pub fn router(services: Shared) -> Router {
         .route("/_eddy/v1/replays", get(admin::replays))
         .route("/_eddy/v1/deploy", post(deploy::deploy))
         .route("/_eddy/v1/usage", get(admin::usage))
+        .route("/_eddy/v1/usage/daily", get(admin::daily_usage))
+        .route("/_eddy/v1/activity", get(admin::activity))
         .route("/_eddy/v1/events", get(admin::events))
         .route("/_eddy/v1/events/{id}", get(admin::event))
         .route("/_eddy/v1/invocations", get(admin::invocations))
@@ -114,6 +117,7 @@ pub fn router(services: Shared) -> Router {
         ))
         .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(services.clone());
+    let api = api.merge(console::router().with_state(services.clone()));
     let s3 = s3_service(services.clone());
     // The S3 API streams bodies of any size, so none of the API's layers apply to it; the gate
     // (host, origin, stalled bodies) applies to everything.

@@ -21,7 +21,7 @@ pub enum Effect {
 }
 
 /// The actions a role can name; `*` matches any run of characters.
-pub const ACTIONS: [&str; 8] = [
+pub const ACTIONS: [&str; 10] = [
     "objects:read",
     "objects:write",
     "objects:delete",
@@ -29,6 +29,8 @@ pub const ACTIONS: [&str; 8] = [
     "tables:read",
     "tables:write",
     "functions:invoke",
+    "admin:read",
+    "admin:write",
     "admin:*",
 ];
 

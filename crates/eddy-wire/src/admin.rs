@@ -298,3 +298,75 @@ pub struct FunctionUsage {
     pub billed_ms: u64,
     pub gb_seconds: f64,
 }
+
+/// `GET /_eddy/v1/activity?minutes=N`: what happened in each of the last `N` whole minutes
+/// and the current one — events journaled, and each function's attempts and failures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub minutes: Vec<MinuteEvents>,
+    pub functions: Vec<FunctionActivity>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinuteEvents {
+    pub minute_ms: i64,
+    pub events: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionActivity {
+    pub function: String,
+    /// Only the minutes with attempts.
+    pub minutes: Vec<FunctionMinute>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionMinute {
+    pub minute_ms: i64,
+    pub invocations: u64,
+    pub errors: u64,
+}
+
+/// Prices to estimate a bill with: Lambda's published x86 prices and monthly free tier unless
+/// someone says otherwise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prices {
+    pub per_million_requests: f64,
+    pub per_gb_second: f64,
+    pub free_requests: f64,
+    pub free_gb_seconds: f64,
+}
+
+impl Prices {
+    pub const LAMBDA_X86: Prices = Prices {
+        per_million_requests: 0.20,
+        per_gb_second: 0.000_016_666_7,
+        free_requests: 1_000_000.0,
+        free_gb_seconds: 400_000.0,
+    };
+
+    /// What `requests` and `gb_seconds` would cost after the free tier: requests, compute.
+    pub fn estimate(&self, requests: u64, gb_seconds: f64) -> (f64, f64) {
+        let requests =
+            (requests as f64 - self.free_requests).max(0.0) / 1e6 * self.per_million_requests;
+        let compute = (gb_seconds - self.free_gb_seconds).max(0.0) * self.per_gb_second;
+        (requests, compute)
+    }
+}
+
+/// `GET /_eddy/v1/usage/daily`: per day (UTC) and function, what Lambda would count and bill.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DailyUsage {
+    pub days: Vec<DayUsage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DayUsage {
+    /// `2026-12-01`.
+    pub day: String,
+    pub function: String,
+    pub invocations: u64,
+    pub errors: u64,
+    pub billed_ms: u64,
+    pub gb_seconds: f64,
+}
