@@ -75,6 +75,9 @@ async fn with_request_id(response: Response, id: &str) -> Response {
 }
 
 async fn answer(s3: s3s::service::S3Service, services: Shared, request: Request) -> Response {
+    if crate::console::is_front_page_visit(&request) {
+        return crate::console::front_page();
+    }
     if let Some(refusal) = refusal(&request) {
         return close_unread(&request, answered(refusal));
     }

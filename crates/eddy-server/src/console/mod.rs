@@ -67,6 +67,33 @@ pub fn router() -> Router<Shared> {
         .layer(axum::middleware::from_fn(protect))
 }
 
+/// Whether `request` is a browser opening eddy's address: a plain `GET /` that asks for a
+/// page and carries no credentials (an S3 client's ListBuckets is signed).
+pub fn is_front_page_visit(request: &Request) -> bool {
+    let headers = request.headers();
+    request.method() == axum::http::Method::GET
+        && request.uri().path() == "/"
+        && request.uri().query().is_none()
+        && !headers.contains_key(header::AUTHORIZATION)
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The page a browser sees at eddy's address: what is served here, and the way to the console.
+pub fn front_page() -> Response {
+    let page = page::render(&templates::Front {});
+    let mut response = page.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
 /// Headers on every console answer: no framing (clickjacking), scripts and styles from eddy
 /// only, no sniffing, nothing cached, no referrer to other sites.
 async fn protect(request: Request, next: Next) -> Response {

@@ -1,4 +1,4 @@
-//! The templates that are not a section's: signing in, and a failure.
+//! The templates that are not a section's: eddy's front page, signing in, and a failure.
 
 use askama::Template;
 
@@ -16,3 +16,7 @@ pub struct Failure {
     pub reason: &'static str,
     pub message: String,
 }
+
+#[derive(Template)]
+#[template(path = "console/front.html")]
+pub struct Front {}
