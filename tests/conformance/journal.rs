@@ -140,3 +140,36 @@ pub async fn cursors_and_followers(stores: Stores) {
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].seq, 3);
 }
+
+/// Finding the first event at or after each of many times (the activity chart's minute
+/// bounds) agrees with reading the whole journal, before, between, at and after its events.
+pub async fn events_are_found_by_time_as_a_scan_finds_them(stores: Stores) {
+    let bus = stores.bus;
+    assert_eq!(
+        bus.first_seqs_at_or_after(&[0, 1]).await.unwrap(),
+        [None, None]
+    );
+    for n in 0..12 {
+        // Writes of different sizes, some a few milliseconds apart, so that some times have
+        // several events and some none.
+        write(&bus, 0, n, n % 4 + 1, false).await;
+        if n % 3 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+    }
+    let events = all_events(&bus).await;
+    let (first, last) = (events[0].time_ms, events.last().unwrap().time_ms);
+    let times: Vec<i64> = (first - 2..=last + 2).collect();
+    let scanned: Vec<Option<u64>> = times
+        .iter()
+        .map(|t| events.iter().find(|e| e.time_ms >= *t).map(|e| e.seq))
+        .collect();
+    assert_eq!(bus.first_seqs_at_or_after(&times).await.unwrap(), scanned);
+    for (t, expected) in times.iter().zip(&scanned) {
+        assert_eq!(
+            bus.first_seq_at_or_after(*t).await.unwrap(),
+            *expected,
+            "{t}"
+        );
+    }
+}

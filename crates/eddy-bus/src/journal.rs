@@ -85,6 +85,55 @@ pub(crate) async fn first_at_or_after(
     Ok(Some(low))
 }
 
+/// [`first_at_or_after`] for each of `times`, which rise: each search starts where the last
+/// one ended and gallops forward (probes 1, 2, 4, … events on) before it halves, so a quiet
+/// stretch costs a probe or two and a busy one twice the logarithm of its events.
+pub(crate) async fn first_at_or_after_each(
+    db: &mut dyn Sql,
+    times: &[i64],
+) -> Result<Vec<Option<u64>>, BusError> {
+    let row = db
+        .fetch_one(
+            "SELECT min(seq) AS first, max(seq) AS last FROM _eddy_journal",
+            &[],
+        )
+        .await?;
+    let (Some(mut low), Some(last)) = (
+        row.get::<Option<u64>>("first")?,
+        row.get::<Option<u64>>("last")?,
+    ) else {
+        return Ok(vec![None; times.len()]);
+    };
+    let last_time = time_at(db, last).await?;
+    let mut found = Vec::with_capacity(times.len());
+    for &time_ms in times {
+        if last_time < time_ms {
+            found.push(None);
+            continue;
+        }
+        // The answer lies in [low, last], and the event at `last` is late enough.
+        let (mut probe, mut step) = (low, 1);
+        let mut high = loop {
+            if time_at(db, probe).await? >= time_ms {
+                break probe;
+            }
+            low = probe + 1;
+            probe = (probe + step).min(last);
+            step *= 2;
+        };
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if time_at(db, middle).await? >= time_ms {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        found.push(Some(low));
+    }
+    Ok(found)
+}
+
 /// The last sequence number of an event at or before `time_ms` (`None` if there is none).
 pub(crate) async fn last_at_or_before(
     db: &mut dyn Sql,

@@ -293,6 +293,15 @@ impl Bus {
         journal::first_at_or_after(&mut self.readers(), time_ms).await
     }
 
+    /// [`Bus::first_seq_at_or_after`] for each of `times` (rising), in fewer reads than one
+    /// search each.
+    pub async fn first_seqs_at_or_after(
+        &self,
+        times: &[i64],
+    ) -> Result<Vec<Option<u64>>, BusError> {
+        journal::first_at_or_after_each(&mut self.readers(), times).await
+    }
+
     /// The last event's sequence number at or before `time_ms`, if any.
     pub async fn last_seq_at_or_before(&self, time_ms: i64) -> Result<Option<u64>, BusError> {
         journal::last_at_or_before(&mut self.readers(), time_ms).await

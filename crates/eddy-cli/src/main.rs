@@ -294,8 +294,7 @@ fn main() -> ExitCode {
             }
             eddy_runtimes::sandbox::protect_this_process();
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-            let findings = loaded.findings.to_string();
-            runtime.block_on(serve::run(app, findings, &manifests, options))
+            runtime.block_on(serve::run(app, &loaded.findings, &manifests, options))
         }
         command => cli
             .connection

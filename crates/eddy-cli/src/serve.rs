@@ -136,7 +136,7 @@ pub fn secret_variables(app: &App) -> Vec<&str> {
 
 pub async fn run(
     app: App,
-    findings: String,
+    findings: &eddy_subscriptions::Findings,
     manifests: &[PathBuf],
     options: ServeOptions,
 ) -> anyhow::Result<()> {

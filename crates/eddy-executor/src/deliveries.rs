@@ -516,6 +516,13 @@ pub trait DeliveryStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<InvocationPage, ExecError>;
 
+    /// The state of every delivery of each of these events, as (event, state) pairs.
+    async fn delivery_states(
+        &self,
+        db: &mut dyn Sql,
+        event_seqs: &[u64],
+    ) -> Result<Vec<(u64, String)>, ExecError>;
+
     /// A function's latest recorded attempts, newest first (by when they started).
     async fn latest_invocations(
         &self,

@@ -526,6 +526,25 @@ impl Executor {
         Ok(page.records)
     }
 
+    /// The states of the deliveries of each of these events (one read for them all); an event
+    /// without deliveries is absent.
+    pub async fn delivery_states_of(
+        &self,
+        event_seqs: &[u64],
+    ) -> Result<HashMap<u64, Vec<String>>, ExecError> {
+        let mut db = self.inner.bus.readers();
+        let mut states: HashMap<u64, Vec<String>> = HashMap::new();
+        for (seq, state) in self
+            .inner
+            .store
+            .delivery_states(&mut db, event_seqs)
+            .await?
+        {
+            states.entry(seq).or_default().push(state);
+        }
+        Ok(states)
+    }
+
     /// A function's latest `limit` recorded attempts, newest first.
     pub async fn latest_invocations(
         &self,

@@ -753,6 +753,26 @@ impl DeliveryStore for SqlDeliveries {
         Ok(page)
     }
 
+    async fn delivery_states(
+        &self,
+        db: &mut dyn Sql,
+        event_seqs: &[u64],
+    ) -> Result<Vec<(u64, String)>, ExecError> {
+        let seqs: Vec<i64> = event_seqs.iter().map(|s| *s as i64).collect();
+        let rows = db
+            .fetch(
+                &format!(
+                    "SELECT event_seq, state FROM _eddy_deliveries WHERE event_seq {}",
+                    db.dialect().in_integers()
+                ),
+                args![Value::integers(&seqs)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.get("event_seq")?, r.get("state")?)))
+            .collect()
+    }
+
     async fn latest_invocations(
         &self,
         db: &mut dyn Sql,

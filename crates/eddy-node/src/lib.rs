@@ -230,8 +230,13 @@ impl Node {
         self.findings.lock().expect("findings lock").clone()
     }
 
-    pub fn set_findings(&self, findings: String) {
-        *self.findings.lock().expect("findings lock") = findings;
+    pub fn set_findings(&self, findings: &eddy_subscriptions::Findings) {
+        let text = if findings.is_empty() {
+            String::new()
+        } else {
+            findings.to_string()
+        };
+        *self.findings.lock().expect("findings lock") = text;
     }
 
     /// Checks manifest texts as one app and, when they are valid, puts it in service on every
@@ -239,7 +244,7 @@ impl Node {
     pub async fn deploy(&self, manifests: &[ManifestText<'_>]) -> Result<Deployed, NodeError> {
         let loaded = eddy_subscriptions::load(manifests);
         let warnings = loaded.findings.to_string();
-        self.set_findings(warnings.clone());
+        self.set_findings(&loaded.findings);
         let Some(app) = loaded.app else {
             return Err(NodeError::InvalidManifests(warnings));
         };
@@ -257,7 +262,7 @@ impl Node {
     /// app in service. Otherwise the app in service stays; every finding is logged.
     pub async fn reload(&self) {
         let loaded = eddy_subscriptions::load_files(&self.manifests);
-        self.set_findings(loaded.findings.to_string());
+        self.set_findings(&loaded.findings);
         let Some(app) = loaded.app else {
             tracing::error!(
                 "the changed manifests have errors; still running the previous configuration\n{}",

@@ -466,8 +466,8 @@ const MAX_ACTIVITY_MINUTES: u64 = 24 * 60;
 
 /// `GET /_eddy/v1/activity?minutes=N`: events journaled per minute (the journal's sequence
 /// numbers are gap-free, so each minute's count is the difference of the first sequence
-/// numbers at its bounds: two index lookups a minute, however busy), and each function's
-/// attempts and failures per minute.
+/// numbers at its bounds, found by a search through the journal's keys, never a scan), and
+/// each function's attempts and failures per minute.
 pub async fn activity(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
@@ -476,15 +476,15 @@ pub async fn activity(
     let now = eddy_bus::now_ms();
     let first_minute = (now / 60_000 - minutes) * 60_000;
     let next_seq = s.bus.last_seq() + 1;
-    let mut bounds = Vec::with_capacity(minutes as usize + 2);
-    for i in 0..=minutes + 1 {
-        let at = first_minute + i * 60_000;
-        let seq = match s.bus.first_seq_at_or_after(at).await? {
-            Some(seq) => seq,
-            None => next_seq,
-        };
-        bounds.push((at, seq));
-    }
+    let times: Vec<i64> = (0..=minutes + 1)
+        .map(|i| first_minute + i * 60_000)
+        .collect();
+    let firsts = s.bus.first_seqs_at_or_after(&times).await?;
+    let bounds: Vec<(i64, u64)> = times
+        .iter()
+        .zip(firsts)
+        .map(|(at, first)| (*at, first.unwrap_or(next_seq)))
+        .collect();
     let events = bounds
         .windows(2)
         .map(|w| MinuteEvents {

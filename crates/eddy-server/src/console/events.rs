@@ -76,15 +76,14 @@ pub struct EventsPage {
     pub sources: Vec<String>,
 }
 
-/// What became of an event's deliveries, in a few words, and a style for it.
-async fn outcome_of(s: &Shared, seq: u64) -> Result<(String, &'static str), ConsoleError> {
-    let deliveries = s.executor.deliveries_of(seq).await?;
-    if deliveries.is_empty() {
-        return Ok(("no trigger matched".into(), "muted"));
-    }
-    let count = |state: &str| deliveries.iter().filter(|d| d.state == state).count();
+/// What became of an event's deliveries (their states), in a few words, and a style for it.
+fn outcome_of(states: Option<&Vec<String>>) -> (String, &'static str) {
+    let Some(states) = states.filter(|s| !s.is_empty()) else {
+        return ("no trigger matched".into(), "muted");
+    };
+    let count = |state: &str| states.iter().filter(|s| *s == state).count();
     let (done, dead) = (count("done"), count("dead"));
-    let pending = deliveries.len() - done - dead;
+    let pending = states.len() - done - dead;
     let mut parts = Vec::new();
     for (n, what) in [(done, "done"), (pending, "pending"), (dead, "dead")] {
         if n > 0 {
@@ -98,7 +97,7 @@ async fn outcome_of(s: &Shared, seq: u64) -> Result<(String, &'static str), Cons
     } else {
         "good"
     };
-    Ok((parts.join(", "), class))
+    (parts.join(", "), class)
 }
 
 fn wants(outcome: &str, class: &str, summary: &str) -> bool {
@@ -152,6 +151,13 @@ pub async fn list(
         ]);
         let chunk = admin::events(State(s.clone()), Query(query)).await?.0;
         scanned += hi - lo;
+        let candidates: Vec<u64> = chunk
+            .events
+            .iter()
+            .filter(|e| matches(e, &f))
+            .map(|e| e.sequence)
+            .collect();
+        let states = s.executor.delivery_states_of(&candidates).await?;
         for e in chunk.events.iter().rev() {
             if rows.len() == PAGE {
                 hi = e.sequence;
@@ -160,7 +166,7 @@ pub async fn list(
             if !matches(e, &f) {
                 continue;
             }
-            let (outcome, class) = outcome_of(&s, e.sequence).await?;
+            let (outcome, class) = outcome_of(states.get(&e.sequence));
             if !wants(&f.outcome, class, &outcome) {
                 continue;
             }

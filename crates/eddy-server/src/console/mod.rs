@@ -60,7 +60,8 @@ pub fn router() -> Router<Shared> {
         .route("/tables/{table}/row", get(tables::row).post(tables::save))
         .route("/usage", get(usage::page))
         .route("/assets/console.css", get(css))
-        .route("/assets/console.js", get(js));
+        .route("/assets/console.js", get(js))
+        .route("/assets/icon.svg", get(icon));
     Router::new()
         .route(&format!("{BASE}/"), get(overview::page))
         .nest(BASE, pages)
@@ -119,6 +120,7 @@ async fn protect(request: Request, next: Next) -> Response {
 
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
+const ICON: &str = include_str!("../../assets/icon.svg");
 
 async fn css() -> Response {
     asset("text/css; charset=utf-8", CSS)
@@ -126,6 +128,10 @@ async fn css() -> Response {
 
 async fn js() -> Response {
     asset("text/javascript; charset=utf-8", JS)
+}
+
+async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
