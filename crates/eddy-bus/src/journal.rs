@@ -65,7 +65,7 @@ pub(crate) async fn first_at_or_after(
             &[],
         )
         .await?;
-    let (Some(mut low), Some(mut high)) = (
+    let (Some(low), Some(high)) = (
         row.get::<Option<u64>>("first")?,
         row.get::<Option<u64>>("last")?,
     ) else {
@@ -74,6 +74,17 @@ pub(crate) async fn first_at_or_after(
     if time_at(db, high).await? < time_ms {
         return Ok(None);
     }
+    narrow(db, low, high, time_ms).await.map(Some)
+}
+
+/// The first sequence number in `[low, high]` of an event at or after `time_ms`, given that the
+/// event at `high` is: halving the range, a primary-key read each time.
+async fn narrow(
+    db: &mut dyn Sql,
+    mut low: u64,
+    mut high: u64,
+    time_ms: i64,
+) -> Result<u64, BusError> {
     while low < high {
         let middle = low + (high - low) / 2;
         if time_at(db, middle).await? >= time_ms {
@@ -82,7 +93,7 @@ pub(crate) async fn first_at_or_after(
             low = middle + 1;
         }
     }
-    Ok(Some(low))
+    Ok(low)
 }
 
 /// [`first_at_or_after`] for each of `times`, which rise: each search starts where the last
@@ -113,7 +124,7 @@ pub(crate) async fn first_at_or_after_each(
         }
         // The answer lies in [low, last], and the event at `last` is late enough.
         let (mut probe, mut step) = (low, 1);
-        let mut high = loop {
+        let high = loop {
             if time_at(db, probe).await? >= time_ms {
                 break probe;
             }
@@ -121,14 +132,7 @@ pub(crate) async fn first_at_or_after_each(
             probe = (probe + step).min(last);
             step *= 2;
         };
-        while low < high {
-            let middle = low + (high - low) / 2;
-            if time_at(db, middle).await? >= time_ms {
-                high = middle;
-            } else {
-                low = middle + 1;
-            }
-        }
+        low = narrow(db, low, high, time_ms).await?;
         found.push(Some(low));
     }
     Ok(found)

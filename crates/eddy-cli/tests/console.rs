@@ -160,6 +160,13 @@ impl Browser {
         self.send(request)
     }
 
+    /// Uploads `body` as `key` of bucket `inbox` through the console, as its script does.
+    fn upload(&self, key: &str, body: &str, headers: &[(&str, &str)]) -> Page {
+        let path = format!("/_eddy/console/buckets/inbox/upload?key={}", encode(key));
+        let request = self.request("POST", &path, headers);
+        self.send(request.body(body.as_bytes().to_vec()).unwrap())
+    }
+
     /// The page's CSRF token (every page with a form carries it).
     fn csrf(&self) -> String {
         self.get("/_eddy/console/buckets").input("csrf")
@@ -275,21 +282,16 @@ fn the_console_needs_a_session_and_another_site_cannot_use_one() {
     // A form without this session's token changes nothing; nor one posted from another
     // site's page, token or not.
     let csrf = browser.csrf();
-    let upload = |b: &Browser, headers: &[(&str, &str)]| {
-        let request = b
-            .request(
-                "POST",
-                "/_eddy/console/buckets/inbox/upload?key=x.txt",
-                headers,
-            )
-            .body(b"x".to_vec())
-            .unwrap();
-        b.send(request)
-    };
-    assert_eq!(upload(&browser, &[]).status, 403);
-    assert_eq!(upload(&browser, &[("x-eddy-csrf", "0123")]).status, 403);
-    let evil = upload(
-        &browser,
+    assert_eq!(browser.upload("x.txt", "x", &[]).status, 403);
+    assert_eq!(
+        browser
+            .upload("x.txt", "x", &[("x-eddy-csrf", "0123")])
+            .status,
+        403
+    );
+    let evil = browser.upload(
+        "x.txt",
+        "x",
         &[("x-eddy-csrf", &csrf), ("origin", "http://evil.example")],
     );
     assert_eq!(evil.status, 403, "{}", evil.text);
@@ -480,15 +482,10 @@ fn every_page_shows_what_the_apis_hold_and_its_forms_change_it() {
         "the page says what was wrong: {}",
         bad_row.text
     );
-    let uploaded = browser.send(
-        browser
-            .request(
-                "POST",
-                "/_eddy/console/buckets/inbox/upload?key=up%2Fnew.txt",
-                &[("x-eddy-csrf", &csrf), ("content-type", "text/plain")],
-            )
-            .body(b"from the console".to_vec())
-            .unwrap(),
+    let uploaded = browser.upload(
+        "up/new.txt",
+        "from the console",
+        &[("x-eddy-csrf", &csrf), ("content-type", "text/plain")],
     );
     assert_eq!(uploaded.status, 201, "{}", uploaded.text);
     let fetched = eddy.call("GET", "/inbox/up/new.txt", &[], None);
@@ -520,19 +517,7 @@ fn every_page_shows_what_the_apis_hold_and_its_forms_change_it() {
     );
     // Nothing of a page is taken as markup: a key is shown as text.
     let hostile = "<img src=x onerror=alert(1)>.txt";
-    let put = browser.send(
-        browser
-            .request(
-                "POST",
-                &format!(
-                    "/_eddy/console/buckets/inbox/upload?key={}",
-                    encode(hostile)
-                ),
-                &[("x-eddy-csrf", &csrf)],
-            )
-            .body(b"x".to_vec())
-            .unwrap(),
-    );
+    let put = browser.upload(hostile, "x", &[("x-eddy-csrf", &csrf)]);
     assert_eq!(put.status, 201, "{}", put.text);
     let listing = expect(
         "/_eddy/console/buckets/inbox",
@@ -621,16 +606,7 @@ fn a_key_sees_and_does_only_what_its_policy_allows() {
             .status,
         403
     );
-    let upload = reader.send(
-        reader
-            .request(
-                "POST",
-                "/_eddy/console/buckets/inbox/upload?key=r.txt",
-                &[("x-eddy-csrf", &csrf)],
-            )
-            .body(b"r".to_vec())
-            .unwrap(),
-    );
+    let upload = reader.upload("r.txt", "r", &[("x-eddy-csrf", &csrf)]);
     assert_eq!(upload.status, 403);
 
     // A key without admin:read has no admin pages: not in its navigation, and refused.

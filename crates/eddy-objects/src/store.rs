@@ -208,19 +208,8 @@ impl ObjectStore {
             .map_err(ObjectError::Body)?;
         let (meta, bytes) = if self.inline_up_to > 0 && held.len() as u64 <= limit {
             self.bus.check_room()?;
-            let digests = crate::staging::digest_held(&held, &limits)?;
-            let meta = ObjectMeta {
-                checksum: digests.checksum,
-                inline: true,
-                ..draft(
-                    bucket,
-                    key,
-                    (held.len() as u64, hex::encode(digests.md5), digests.sha256),
-                    opts.content_type,
-                    opts.user_meta,
-                    opts.headers,
-                )
-            };
+            let described = (opts.content_type, opts.user_meta, opts.headers);
+            let meta = inline_meta(bucket, key, &held, &limits, described)?;
             (meta, NewBytes::Inline(held))
         } else {
             let mut whole = std::io::Cursor::new(held).chain(body);
@@ -313,19 +302,12 @@ impl ObjectStore {
             md5: None,
             checksum: Some(ChecksumRequest::default_for_uploads()),
         };
-        let digests = crate::staging::digest_held(bytes, &limits)?;
-        let meta = ObjectMeta {
-            checksum: digests.checksum,
-            inline: true,
-            ..draft(
-                bucket,
-                key,
-                (bytes.len() as u64, hex::encode(digests.md5), digests.sha256),
-                Some(content_type.to_string()),
-                Default::default(),
-                Default::default(),
-            )
-        };
+        let described = (
+            Some(content_type.to_string()),
+            Default::default(),
+            Default::default(),
+        );
+        let meta = inline_meta(bucket, key, bytes, &limits, described)?;
         let kind = EventKind::ObjectCreatedPut;
         commit_in(self.index.as_ref(), tx, meta, Some(bytes), kind, lineage)
             .await
@@ -653,6 +635,34 @@ pub(crate) fn draft(
         sequencer: 0,
         inline: false,
     }
+}
+
+/// The metadata of `bytes` kept inline as `bucket/key`, digested within `limits`, with its
+/// content type, user metadata and headers.
+fn inline_meta(
+    bucket: &BucketName,
+    key: &ObjectKey,
+    bytes: &[u8],
+    limits: &BlobLimits,
+    (content_type, user_meta, headers): (
+        Option<String>,
+        std::collections::BTreeMap<String, String>,
+        std::collections::BTreeMap<String, String>,
+    ),
+) -> Result<ObjectMeta, ObjectError> {
+    let digests = crate::staging::digest_held(bytes, limits)?;
+    Ok(ObjectMeta {
+        checksum: digests.checksum,
+        inline: true,
+        ..draft(
+            bucket,
+            key,
+            (bytes.len() as u64, hex::encode(digests.md5), digests.sha256),
+            content_type,
+            user_meta,
+            headers,
+        )
+    })
 }
 
 /// Whether `condition` holds of the key now (on `db`: the write's transaction, or a first look
