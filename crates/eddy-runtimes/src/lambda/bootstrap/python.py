@@ -1,30 +1,101 @@
 # eddy's Python runtime: a Lambda Runtime API client that loads `_HANDLER` (module.function)
 # from LAMBDA_TASK_ROOT and calls it for each invocation with the event and a Lambda-like
 # context, as Lambda's own Python runtime does.
-import http.client
+#
+# It imports as little as it can, since every import is paid at each cold start: HTTP is
+# spoken over a socket here (http.client and the email package it pulls in cost ~15 ms to
+# import), and traceback is imported only when there is an error to describe.
 import importlib
 import json
 import os
+import socket
 import sys
 import time
-import traceback
 
 API = os.environ["AWS_LAMBDA_RUNTIME_API"]
 BASE = "/2018-06-01/runtime"
-connection = http.client.HTTPConnection(API)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the Runtime API, opened when first used."""
+
+    def __init__(self):
+        self.sock = None
+        self.buffer = b""
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+        self.buffer = b""
+
+    def request(self, method, path, body=b"", headers=None):
+        if self.sock is None:
+            host, _, port = API.rpartition(":")
+            self.sock = socket.create_connection((host, int(port)))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = ["%s %s HTTP/1.1" % (method, path), "Host: " + API, "Content-Length: %d" % len(body)]
+        lines.extend("%s: %s" % header for header in (headers or {}).items())
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+    def response(self):
+        """The status, the headers (lowercase names) and the body of the next answer."""
+        head = self._until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        headers = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            body = self._exactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self._until(b"\r\n").split(b";")[0], 16)
+                body += self._exactly(size)
+                self._until(b"\r\n")
+                if size == 0:
+                    break
+        else:
+            body = b""
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, body
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the Runtime API closed the connection")
+        self.buffer += chunk
+
+    def _until(self, marker):
+        while marker not in self.buffer:
+            self._fill()
+        found, _, self.buffer = self.buffer.partition(marker)
+        return found
+
+    def _exactly(self, size):
+        while len(self.buffer) < size:
+            self._fill()
+        found, self.buffer = self.buffer[:size], self.buffer[size:]
+        return found
+
+
+connection = Connection()
 # Answers go on a connection of their own: the next long poll need not wait for an answer's
 # acknowledgement, which is read just before the next answer is sent.
-answers = http.client.HTTPConnection(API)
+answers = Connection()
 unacknowledged = False
 
 
-def call(method, route, body=None, headers=None):
-    connection.request(method, BASE + route, body=body, headers=headers or {})
-    response = connection.getresponse()
-    return response.status, dict((k.lower(), v) for k, v in response.getheaders()), response.read()
+def call(method, route, body=b"", headers=None):
+    connection.request(method, BASE + route, body, headers)
+    return connection.response()
 
 
 def describe(error, error_type=None):
+    import traceback
+
     return {
         "errorMessage": str(error),
         "errorType": error_type or type(error).__name__,
@@ -114,16 +185,16 @@ def answer_async(route, body):
     global unacknowledged
     if unacknowledged:
         try:
-            answers.getresponse().read()
-        except (http.client.HTTPException, OSError):
+            answers.response()
+        except (OSError, ValueError, IndexError):
             answers.close()  # the connection went away; the next request opens another
         unacknowledged = False
     headers = {"content-type": "application/json"}
     try:
-        answers.request("POST", BASE + route, body=body, headers=headers)
-    except (http.client.HTTPException, OSError):
+        answers.request("POST", BASE + route, body, headers)
+    except OSError:
         answers.close()
-        answers.request("POST", BASE + route, body=body, headers=headers)
+        answers.request("POST", BASE + route, body, headers)
     unacknowledged = True
 
 
