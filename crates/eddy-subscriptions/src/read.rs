@@ -673,6 +673,7 @@ fn label(node: &Node, kind: &str) -> String {
     };
     match named {
         Some(name) => format!("{kind} `{name}`"),
+        None if kind.starts_with(['a', 'e', 'i', 'o', 'u']) => format!("an {kind}"),
         None => format!("a {kind}"),
     }
 }
