@@ -121,6 +121,7 @@ fn success(leased: &Leased, request_id: &str) -> InvocationRecord {
         max_memory_mb: None,
         init_us: None,
         batch_size: None,
+        response: Some("null".into()),
     }
 }
 
@@ -423,6 +424,16 @@ pub async fn settling_again_changes_nothing_and_a_stale_attempt_leaves_the_lease
         ["r-1"],
         "recorded once"
     );
+    assert_eq!(
+        recorded[0].response.as_deref(),
+        Some("null"),
+        "with its answer"
+    );
+    let latest = store
+        .latest_invocations(&mut bus.readers(), "f", 10)
+        .await
+        .unwrap();
+    assert_eq!(latest, recorded, "the latest, newest first");
 
     // The second delivery's lease runs out while its attempt still runs; node b takes it.
     let stale = leased.iter().find(|d| d.event_seq == 2).unwrap();

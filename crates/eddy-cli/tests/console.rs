@@ -395,6 +395,7 @@ fn every_page_shows_what_the_apis_hold_and_its_forms_change_it() {
             "it broke on purpose",
             "&#34;FunctionName&#34;: &#34;work&#34;",
             "name=\"payload\"",
+            "class=\"response\"",
         ],
     );
     expect(

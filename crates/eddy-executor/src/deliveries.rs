@@ -192,6 +192,26 @@ pub struct InvocationRecord {
     pub init_us: Option<u64>,
     /// How many records the invocation carried, when it was a batch's.
     pub batch_size: Option<u32>,
+    /// What a successful attempt returned, as JSON: at most [`RESPONSE_KEPT`] bytes of it (a
+    /// longer answer is cut, and ends in `…`).
+    pub response: Option<String>,
+}
+
+/// How much of an attempt's answer its record keeps.
+pub const RESPONSE_KEPT: usize = 16 * 1024;
+
+/// `value` as JSON, cut to [`RESPONSE_KEPT`] bytes (at a character's edge, marked with `…`).
+pub fn kept_response(value: &serde_json::Value) -> String {
+    let mut text = value.to_string();
+    if text.len() > RESPONSE_KEPT {
+        let mut cut = RESPONSE_KEPT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// Invocation records in the order they were recorded, and where the next page starts.
@@ -559,4 +579,19 @@ pub trait DeliveryStore: Send + Sync + 'static {
 
     /// Returns `n` slots of `function`.
     async fn give_back(&self, function: &str, n: u32) -> Result<(), ExecError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_kept_whole_or_cut_at_a_characters_edge() {
+        let small = serde_json::json!({"ok": true});
+        assert_eq!(kept_response(&small), r#"{"ok":true}"#);
+        let large = serde_json::Value::String("é".repeat(RESPONSE_KEPT));
+        let kept = kept_response(&large);
+        assert!(kept.ends_with('…') && kept.len() <= RESPONSE_KEPT + '…'.len_utf8());
+        assert!(kept.starts_with("\"éé"));
+    }
 }

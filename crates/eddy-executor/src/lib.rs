@@ -836,6 +836,7 @@ impl Inner {
             max_memory_mb: outcome.max_memory_mb,
             init_us: outcome.init_duration.map(|d| d.as_micros() as u64),
             batch_size: None,
+            response: outcome.result.as_ref().ok().map(deliveries::kept_response),
         };
         Ok((outcome, record))
     }

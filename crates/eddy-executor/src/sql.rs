@@ -134,6 +134,7 @@ fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
         max_memory_mb: r.get("max_memory_mb")?,
         init_us: r.get("init_us")?,
         batch_size: r.get("batch_size")?,
+        response: r.get("response")?,
     })
 }
 
@@ -724,7 +725,7 @@ impl DeliveryStore for SqlDeliveries {
                 &format!(
                     "SELECT {position} AS position, request_id, function, delivery_id, event_seq, attempt,
                             start_ms, duration_us, outcome, error_type, error, output, truncated, memory_mb,
-                            billed_ms, max_memory_mb, init_us, batch_size
+                            billed_ms, max_memory_mb, init_us, batch_size, response
                      FROM _eddy_invocations
                      WHERE (CAST(? AS TEXT) IS NULL OR function = ?)
                        AND (CAST(? AS BIGINT) IS NULL OR event_seq = ? OR request_id IN (
@@ -783,7 +784,7 @@ impl DeliveryStore for SqlDeliveries {
             .fetch(
                 "SELECT request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us,
                         outcome, error_type, error, output, truncated, memory_mb, billed_ms,
-                        max_memory_mb, init_us, batch_size
+                        max_memory_mb, init_us, batch_size, response
                  FROM _eddy_invocations WHERE function = ?
                  ORDER BY start_ms DESC LIMIT ?",
                 args![function, limit],
@@ -962,7 +963,7 @@ async fn insert_invocations(
     records: &[&InvocationRecord],
 ) -> Result<(), ExecError> {
     for chunk in records.chunks(CHUNK) {
-        let mut values = Vec::with_capacity(chunk.len() * 17);
+        let mut values = Vec::with_capacity(chunk.len() * 18);
         for r in chunk {
             values.extend([
                 Value::from(&r.request_id),
@@ -982,16 +983,17 @@ async fn insert_invocations(
                 Value::from(r.max_memory_mb),
                 Value::from(r.init_us),
                 Value::from(r.batch_size),
+                Value::from(r.response.clone()),
             ]);
         }
         let sql = format!(
             "INSERT INTO _eddy_invocations
                  (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
                   error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb, init_us,
-                  batch_size)
+                  batch_size, response)
              VALUES {}
              ON CONFLICT (request_id) DO NOTHING",
-            rows_of(chunk.len(), 17)
+            rows_of(chunk.len(), 18)
         );
         tx.execute(&sql, &values).await?;
     }

@@ -305,6 +305,7 @@ fn invocation_info(r: &InvocationRecord) -> InvocationInfo {
         max_memory_mb: r.max_memory_mb,
         init_ms: r.init_us.map(|us| us as f64 / 1000.0),
         batch_size: r.batch_size,
+        response: r.response.clone(),
     }
 }
 

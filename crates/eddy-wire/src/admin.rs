@@ -242,6 +242,10 @@ pub struct InvocationInfo {
     /// `event_sequence` then name its first record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u32>,
+    /// What a successful attempt returned, as JSON (its first 16 KiB; a longer answer is cut
+    /// and ends in `…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
 }
 
 /// `GET /_eddy/v1/invocations`: attempts in the order they were recorded; `next` is the

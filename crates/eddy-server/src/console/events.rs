@@ -304,6 +304,7 @@ pub struct Attempt {
     pub billed_ms: u64,
     pub batch: String,
     pub error: String,
+    pub response: Option<String>,
     pub log: String,
 }
 
@@ -472,7 +473,16 @@ fn attempt(i: &InvocationInfo) -> Attempt {
             (Some(t), None) => t.clone(),
             (None, None) => String::new(),
         },
+        response: i.response.as_deref().map(readable),
         log: i.log.clone(),
+    }
+}
+
+/// An answer kept as JSON, indented when it is whole.
+pub(super) fn readable(response: &str) -> String {
+    match serde_json::from_str(response) {
+        Ok(value) => page::pretty(&value),
+        Err(_) => response.to_string(),
     }
 }
 

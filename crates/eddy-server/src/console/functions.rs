@@ -71,6 +71,7 @@ pub struct Invocation {
     pub duration: String,
     pub memory: String,
     pub event: Option<(u64, String)>,
+    pub response: Option<String>,
     pub log: String,
 }
 
@@ -172,6 +173,7 @@ async fn function_page(
             event: i
                 .event_sequence
                 .map(|seq| (seq, format!("{BASE}/events/{seq}"))),
+            response: i.response.as_deref().map(super::events::readable),
             log: i.log.clone(),
         })
         .collect();
