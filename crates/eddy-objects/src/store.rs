@@ -183,10 +183,12 @@ impl ObjectStore {
         body: &mut (dyn AsyncRead + Send + Unpin),
         opts: PutOptions,
     ) -> Result<ObjectMeta, ObjectError> {
-        // Fail before reading a possibly large body.
-        let mut db = self.bus.readers();
-        require_bucket(self.index.as_ref(), &mut db, bucket).await?;
+        // A condition fails before the body is read; a missing bucket, before a body larger
+        // than the inline threshold is read on (a small one's write checks it, in the
+        // transaction that commits it, so a small PUT reads nothing before its write).
         if let Some(condition) = &opts.condition {
+            let mut db = self.bus.readers();
+            require_bucket(self.index.as_ref(), &mut db, bucket).await?;
             check_condition(self.index.as_ref(), &mut db, bucket, key, condition).await?;
         }
         let limits = BlobLimits {
@@ -212,6 +214,9 @@ impl ObjectStore {
             let meta = inline_meta(bucket, key, &held, &limits, described)?;
             (meta, NewBytes::Inline(held))
         } else {
+            if opts.condition.is_none() {
+                require_bucket(self.index.as_ref(), &mut self.bus.readers(), bucket).await?;
+            }
             let mut whole = std::io::Cursor::new(held).chain(body);
             let blob = self.new_blob(&mut whole, &limits).await?;
             let meta = ObjectMeta {
