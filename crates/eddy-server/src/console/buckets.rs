@@ -3,8 +3,6 @@
 //! progress), downloading and deleting — each checked against the viewer's policy as the S3
 //! API checks it.
 
-use std::collections::HashMap;
-
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -18,7 +16,7 @@ use serde::Deserialize;
 use super::page::{self, Html, Nav, render};
 use super::session::Viewer;
 use super::{BASE, ConsoleError};
-use crate::{Shared, admin};
+use crate::Shared;
 
 pub struct BucketRow {
     pub name: String,
@@ -208,9 +206,6 @@ pub struct ObjectPage {
     pub scanned: u64,
 }
 
-/// How many of the latest events an object's page looks through for its own.
-const EVENT_SCAN: u64 = 1_000;
-
 /// `GET /_eddy/console/buckets/{bucket}/object?key=K`: its metadata and its events.
 pub async fn object(
     viewer: Viewer,
@@ -241,7 +236,13 @@ pub async fn object(
         ),
     ];
     if let Some(checksum) = &meta.checksum {
-        facts.push(("Checksum".to_string(), format!("{checksum:?}")));
+        let described = format!(
+            "{} ({}) {}",
+            checksum.algorithm.name(),
+            checksum.kind.name(),
+            checksum.value
+        );
+        facts.push(("Checksum".to_string(), described));
     }
     for (name, value) in meta.headers.iter() {
         facts.push((name.clone(), value.clone()));
@@ -251,21 +252,10 @@ pub async fn object(
     }
     let mut events = Vec::new();
     if viewer.allows("admin:read", "*") {
-        let last = s.bus.last_seq();
-        let query = HashMap::from([
-            (
-                "after".to_string(),
-                last.saturating_sub(EVENT_SCAN).to_string(),
-            ),
-            ("limit".to_string(), EVENT_SCAN.to_string()),
-        ]);
         let source = format!("bucket/{name}");
-        let latest = admin::events(State(s.clone()), Query(query)).await?.0;
-        events = latest
-            .events
+        events = super::events::latest_of(&s, &source, key.as_str())
+            .await?
             .iter()
-            .rev()
-            .filter(|e| e.source == source && e.key == key.as_str())
             .map(|e| Produced {
                 sequence: e.sequence,
                 href: format!("{BASE}/events/{}", e.sequence),
@@ -281,7 +271,7 @@ pub async fn object(
         deletable: viewer.allows("objects:delete", &resource),
         facts,
         events,
-        scanned: EVENT_SCAN,
+        scanned: super::events::KEY_SCAN,
         bucket: name.to_string(),
         key: key.to_string(),
     }))

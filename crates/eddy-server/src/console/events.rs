@@ -486,6 +486,33 @@ pub(super) fn readable(response: &str) -> String {
     }
 }
 
+/// How many of the latest events an object's or a row's page looks through for its own.
+pub(super) const KEY_SCAN: u64 = 1_000;
+
+/// The events of `source` (`bucket/NAME`, `table/NAME`) and `key` among the latest
+/// [`KEY_SCAN`], newest first.
+pub(super) async fn latest_of(
+    s: &Shared,
+    source: &str,
+    key: &str,
+) -> Result<Vec<EventRecord>, ConsoleError> {
+    let last = s.bus.last_seq();
+    let query = HashMap::from([
+        (
+            "after".to_string(),
+            last.saturating_sub(KEY_SCAN).to_string(),
+        ),
+        ("limit".to_string(), KEY_SCAN.to_string()),
+    ]);
+    let latest = admin::events(State(s.clone()), Query(query)).await?.0;
+    Ok(latest
+        .events
+        .into_iter()
+        .rev()
+        .filter(|e| e.source == source && e.key == key)
+        .collect())
+}
+
 /// The events written by the handlers that ran for `e`, among the next [`DOWNSTREAM_SCAN`].
 async fn caused_by(s: &Shared, e: &EventRecord) -> Result<Vec<Linked>, ConsoleError> {
     let query = HashMap::from([

@@ -17,7 +17,7 @@ use super::page::{self, Html, Nav, render};
 use super::session::Viewer;
 use super::{BASE, ConsoleError};
 use crate::auth::WriteLineage;
-use crate::{Shared, admin, tables};
+use crate::{Shared, tables};
 
 pub struct TableRow {
     pub name: String,
@@ -195,9 +195,6 @@ pub struct RowQuery {
     key: String,
 }
 
-/// How many of the latest events a row's page looks through for its changes.
-const HISTORY_SCAN: u64 = 1_000;
-
 /// `GET /_eddy/console/tables/{table}/row?key=[VALUES]`: the row, to edit, and its changes.
 pub async fn row(
     viewer: Viewer,
@@ -218,23 +215,10 @@ pub async fn row(
     let found = s.tables.get(&table, &key).await?;
     let mut history = Vec::new();
     if viewer.allows("admin:read", "*") {
-        let last = s.bus.last_seq();
-        let query = HashMap::from([
-            (
-                "after".to_string(),
-                last.saturating_sub(HISTORY_SCAN).to_string(),
-            ),
-            ("limit".to_string(), HISTORY_SCAN.to_string()),
-        ]);
         let source = format!("table/{table}");
-        let canonical = key.canonical();
-        history = admin::events(State(s.clone()), Query(query))
+        history = super::events::latest_of(&s, &source, &key.canonical())
             .await?
-            .0
-            .events
             .iter()
-            .rev()
-            .filter(|e| e.source == source && e.key == canonical)
             .map(|e| Change {
                 sequence: e.sequence,
                 href: format!("{BASE}/events/{}", e.sequence),
@@ -252,7 +236,7 @@ pub async fn row(
         row: found.map_or_else(String::new, |r| page::pretty(&Value::Object(r))),
         can_write: viewer.allows("tables:write", &format!("table/{table}")),
         history,
-        scanned: HISTORY_SCAN,
+        scanned: super::events::KEY_SCAN,
     }))
 }
 
