@@ -379,3 +379,60 @@ async fn records_become_objects_and_rows_that_trigger_like_any_other() {
     assert_eq!(deliveries[0].destination_seq, None);
     executor.shutdown().await;
 }
+
+/// A function whose failures go to the bucket its own trigger watches: each record fires it
+/// again, one hop further, until the hop limit dead-letters the event before it runs — which
+/// writes no record, so the loop ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_that_feeds_its_own_trigger_stops_at_the_hop_limit() {
+    const LOOP: &str = "
+buckets: [{name: loop}]
+functions:
+  - name: fails
+    runtime: in_process
+    role: [{allow: [objects:write], resources: [bucket/loop]}]
+    destinations: {on_failure: bucket/loop}
+triggers:
+  - {function: fails, source: bucket/loop, events: [object:created], retry: {max_attempts: 1}}
+";
+    let dir = tempfile::tempdir().unwrap();
+    let config = ExecutorConfig {
+        max_hops: 3,
+        ..ExecutorConfig::default()
+    };
+    let (eddy, executor) = eddy_tests::start_executor_with(
+        dir.path(),
+        app(dir.path(), LOOP),
+        Arc::new(SystemClock),
+        config,
+    )
+    .await;
+    let fails = Arc::new(Recorder::default());
+    *fails.failing.lock().unwrap() = true;
+    executor.register(function("fails"), fails.clone());
+    upload(&eddy, "loop", "first.txt").await;
+    // The upload (hop 0) and the records of hops 1, 2 and 3 each run and fail; the record of
+    // hop 4 is dead-lettered unrun.
+    wait_for("the hop limit", || async {
+        let dead = executor.dead_letters(None).await.unwrap();
+        dead.iter().any(|d| d.reason == DeadReason::RecursionLimit)
+    })
+    .await;
+    wait_for("everything to settle", || settled(&executor, 5)).await;
+    let dead = executor.dead_letters(None).await.unwrap();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "RetriesExhausted").count(),
+        4,
+        "{reasons:?}"
+    );
+    assert_eq!(fails.count(), 4, "the hop limit ran nothing");
+    let bucket = eddy_core::BucketName::new("loop").unwrap();
+    let params = eddy_objects::ListParams {
+        max_keys: 100,
+        ..Default::default()
+    };
+    let listed = eddy.objects.list_objects(&bucket, &params).await.unwrap();
+    assert_eq!(listed.objects.len(), 5, "the upload and four records");
+    executor.shutdown().await;
+}
