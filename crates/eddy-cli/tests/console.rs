@@ -239,9 +239,15 @@ fn the_console_needs_a_session_and_another_site_cannot_use_one() {
     }
     // Signing in sets a cookie no script reads and no other site sends; and goes only to
     // console pages afterwards.
+    for elsewhere in [
+        "/_eddy/console/\r\nSet-Cookie: x=1",
+        "https://evil.example/",
+    ] {
+        let answer = browser.sign_in(ROOT.0, ROOT.1, elsewhere);
+        assert_eq!(answer.status, 303, "{elsewhere:?}");
+        assert_eq!(answer.header("location"), Some("/_eddy/console/"));
+    }
     let answer = browser.sign_in(ROOT.0, ROOT.1, "https://evil.example/");
-    assert_eq!(answer.status, 303);
-    assert_eq!(answer.header("location"), Some("/_eddy/console/"));
     let cookie = answer.header("set-cookie").unwrap();
     for attribute in [
         "HttpOnly",

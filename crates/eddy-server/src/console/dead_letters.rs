@@ -115,10 +115,8 @@ pub async fn redrive(
         redriven += admin::redrive(State(s.clone()), Path(id)).await?.0.redriven;
     }
     let back = match field("back") {
-        Some(back) if back.starts_with(&format!("{BASE}/")) && !back.contains("//") => {
-            back.to_string()
-        }
-        _ => format!("{BASE}/dead-letters?redriven={redriven}"),
+        Some(back) => super::session::next_page(Some(back)),
+        None => format!("{BASE}/dead-letters?redriven={redriven}"),
     };
     Ok(Redirect::to(&back).into_response())
 }

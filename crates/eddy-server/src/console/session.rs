@@ -184,13 +184,14 @@ pub struct SignInQuery {
     next: Option<String>,
 }
 
-/// Where to go after signing in: a console page, never another site.
-fn next_page(next: Option<&str>) -> String {
+/// Where to go after signing in or acting: a console page (never another site), written as a
+/// `Location` header can hold it.
+pub fn next_page(next: Option<&str>) -> String {
     match next {
         Some(next)
             if next.starts_with(&format!("{BASE}/"))
                 && !next.contains("//")
-                && !next.contains('\\') =>
+                && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
         {
             next.to_string()
         }
@@ -252,10 +253,14 @@ pub async fn sign_in(
     let cookie = format!(
         "{COOKIE}={sealed}; Path={BASE}; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}"
     );
+    // The root's key id comes from the environment and could hold what a header cannot.
+    let Ok(cookie) = cookie.parse() else {
+        return Ok(refused(
+            "This access key id cannot be kept in a cookie; sign in with another key.",
+        ));
+    };
     let mut response = Redirect::to(&next).into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, cookie.parse().expect("a header value"));
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
 }
 
@@ -329,6 +334,8 @@ mod tests {
             Some("/_eddy/console/\\evil"),
             Some("/_eddy/v1/events"),
             Some("/_eddy/consolex"),
+            Some("/_eddy/console/\nSet-Cookie: x=1"),
+            Some("/_eddy/console/ü"),
         ] {
             assert_eq!(next_page(elsewhere), "/_eddy/console/", "{elsewhere:?}");
         }
