@@ -7,7 +7,11 @@
 //! - 1 KiB PUTs from 1 client: the median latency of a PUT.
 //!
 //! Run with `cargo bench -p eddy-tests --bench small_objects`. Each figure is the median of
-//! `RUNS` runs, the three sides alternating, every run in a fresh directory.
+//! `RUNS` runs, the sides alternating, every run in a fresh directory.
+//!
+//! Where a peer S3 server is installed — s3s-fs (`cargo install s3s-fs --features binary`; found
+//! on the PATH, or named by `EDDY_BENCH_S3S_FS`) — it is driven the same way as a fourth side:
+//! a store that writes a file per object without an fsync.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -27,15 +31,24 @@ fn main() {
     let rt = runtime();
     let mut dirs = Dirs::new();
     println!("{}", machine());
-    let mut figures: [Vec<(f64, f64)>; 3] = Default::default();
+    let peer = peer_server();
+    let mut figures: [Vec<(f64, f64)>; 4] = Default::default();
     for _ in 0..RUNS {
         figures[0].push(files(&dirs.fresh()));
         for (side, inline) in [(1, eddy_objects::DEFAULT_INLINE_BYTES), (2, 0)] {
             let address = rt.block_on(start_server(dirs.fresh(), inline));
             figures[side].push(through_http(address));
         }
+        if let Some(program) = &peer {
+            let server = PeerServer::start(program, &dirs.fresh());
+            figures[3].push(through_http(server.address));
+        }
     }
-    let [files, inline, blobs] = figures.map(|runs| {
+    // The peer's side is empty when no peer is installed (and not printed).
+    let [files, inline, blobs, peer_figures] = figures.map(|runs| {
+        if runs.is_empty() {
+            return (f64::NAN, f64::NAN);
+        }
         let (rates, p50s): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
         (median(rates), median(p50s))
     });
@@ -53,6 +66,24 @@ fn main() {
         "| 1 client, p50 ms | {:.3} | {:.3} | {:.3} |",
         files.1, inline.1, blobs.1
     );
+    if peer.is_some() {
+        println!("| 1 KiB PUT | s3s-fs (a file per object, no fsync) | eddy inline / s3s-fs |");
+        println!("| --- | --- | --- |");
+        println!(
+            "| {CLIENTS} clients, PUTs/s | {:.0} | {:.2}× |",
+            peer_figures.0,
+            inline.0 / peer_figures.0
+        );
+        println!(
+            "| 1 client, p50 ms | {:.3} | {:.2}× |",
+            peer_figures.1,
+            inline.1 / peer_figures.1
+        );
+    } else {
+        println!(
+            "(no s3s-fs found: install it with `cargo install s3s-fs --features binary` for the peer's column)"
+        );
+    }
 }
 
 /// Runs `put(client, i)` for `count` objects from `clients` threads and returns PUTs per
@@ -131,4 +162,58 @@ fn through_http(address: SocketAddr) -> (f64, f64) {
     let (rate, _) = timed(CLIENTS, PUTS, put("many"));
     let (_, p50) = timed(1, SINGLE, put("one"));
     (rate, p50)
+}
+
+/// The s3s-fs program to compare with, if one is installed.
+fn peer_server() -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("EDDY_BENCH_S3S_FS") {
+        return Some(path.into());
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join("s3s-fs"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// s3s-fs on a free loopback port, serving `dir` with the development credentials; stopped by
+/// its process id when dropped.
+struct PeerServer {
+    child: std::process::Child,
+    address: SocketAddr,
+}
+
+impl PeerServer {
+    fn start(program: &Path, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let credentials = eddy_node::development_credentials();
+        let child = std::process::Command::new(program)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &credentials.access_key_id])
+            .args(["--secret-key", &credentials.secret_access_key])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(address).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, address }
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
