@@ -191,3 +191,61 @@ pub async fn start_server(dir: PathBuf, inline_objects_up_to: u64) -> std::net::
     ));
     address
 }
+
+/// A peer S3 server to compare with, if one is installed: s3s-fs (`cargo install s3s-fs
+/// --features binary`), on the PATH or named by `EDDY_BENCH_S3S_FS`.
+pub fn peer_s3_server() -> Option<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("EDDY_BENCH_S3S_FS") {
+        return Some(path.into());
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join("s3s-fs"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// s3s-fs on a free loopback port, serving `dir` with the development credentials; stopped by
+/// its process id when dropped.
+pub struct PeerServer {
+    child: std::process::Child,
+    pub address: std::net::SocketAddr,
+}
+
+impl PeerServer {
+    pub fn start(program: &std::path::Path, dir: &std::path::Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let credentials = eddy_node::development_credentials();
+        let child = std::process::Command::new(program)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &credentials.access_key_id])
+            .args(["--secret-key", &credentials.secret_access_key])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(address).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "s3s-fs did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, address }
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -6,8 +6,12 @@
 //!   from 16 concurrent tasks;
 //! - one 64 MiB put and get over HTTP (streamed, `UNSIGNED-PAYLOAD`) against the library.
 //!
+//! - 16 MiB puts from 2 clients at once (streamed, `UNSIGNED-PAYLOAD`), each durable, against
+//!   the plain `write + fsync` of the same bytes into files from 2 threads, and against a peer
+//!   S3 server where one is installed (s3s-fs, which does not fsync).
+//!
 //! Run with `cargo bench -p eddy-tests --bench s3`. Each figure is the median of `RUNS` runs,
-//! the two sides alternating, every run in a fresh directory.
+//! the sides alternating, every run in a fresh directory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +20,9 @@ use std::time::Instant;
 use eddy_core::{BucketName, ObjectKey};
 use eddy_objects::PutOptions;
 use eddy_tests::Eddy;
-use eddy_tests::bench::{Dirs, machine, median, rate, runtime, small_body, start_server};
+use eddy_tests::bench::{
+    Dirs, PeerServer, machine, median, peer_s3_server, rate, runtime, small_body, start_server,
+};
 
 fn s3(
     agent: &ureq::Agent,
@@ -41,9 +47,21 @@ fn main() {
     println!("{}", machine());
     let mut library = Figures::default();
     let mut http = Figures::default();
+    let peer = peer_s3_server();
+    let mut parallel: [Vec<f64>; 3] = Default::default();
     for _ in 0..RUNS {
         library.add(rt.block_on(through_library(dirs.fresh())));
         http.add(through_http(&rt, dirs.fresh()));
+        parallel[0].push(files_in_parallel(&dirs.fresh()));
+        let address = rt.block_on(start_server(
+            dirs.fresh(),
+            eddy_objects::DEFAULT_INLINE_BYTES,
+        ));
+        parallel[1].push(puts_in_parallel(address));
+        if let Some(program) = &peer {
+            let server = PeerServer::start(program, &dirs.fresh());
+            parallel[2].push(puts_in_parallel(server.address));
+        }
     }
     let rows = [
         ("1 KiB puts/s", library.puts, http.puts),
@@ -57,6 +75,79 @@ fn main() {
         let (base, wire) = (median(base), median(wire));
         println!("| {what} | {base:.0} | {wire:.0} | {:.2}× |", wire / base);
     }
+    let [floor, eddy, peer_rate] =
+        parallel.map(|v| if v.is_empty() { f64::NAN } else { median(v) });
+    println!();
+    println!(
+        "| {PARALLEL_PUTS} × 16 MiB from {PARALLEL_CLIENTS} clients, MB/s | write + fsync (floor) | eddy over HTTP | s3s-fs (no fsync) |"
+    );
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| | {floor:.0} | {eddy:.0} ({:.2}×) | {} |",
+        eddy / floor,
+        if peer.is_some() {
+            format!("{peer_rate:.0} (eddy {:.2}×)", eddy / peer_rate)
+        } else {
+            "not installed".into()
+        }
+    );
+}
+
+/// Large objects at once: how many, and from how many clients.
+const PARALLEL_PUTS: usize = 8;
+const PARALLEL_CLIENTS: usize = 2;
+const PARALLEL_SIZE: usize = 16 * 1024 * 1024;
+
+/// The floor for large puts: the same bytes written into files and fsynced (with their
+/// directory), `PARALLEL_CLIENTS` threads at once. MB/s.
+fn files_in_parallel(dir: &std::path::Path) -> f64 {
+    std::fs::create_dir_all(dir).unwrap();
+    let body = std::sync::Arc::new(vec![7u8; PARALLEL_SIZE]);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..PARALLEL_CLIENTS)
+        .map(|c| {
+            let (dir, body) = (dir.to_path_buf(), body.clone());
+            std::thread::spawn(move || {
+                use std::io::Write;
+                for i in (c..PARALLEL_PUTS).step_by(PARALLEL_CLIENTS) {
+                    let mut file = std::fs::File::create(dir.join(format!("large-{i}"))).unwrap();
+                    file.write_all(&body).unwrap();
+                    file.sync_all().unwrap();
+                    std::fs::File::open(&dir).unwrap().sync_all().unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    (PARALLEL_PUTS * PARALLEL_SIZE) as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// Large puts over HTTP to the S3 server at `address`, `PARALLEL_CLIENTS` at once. MB/s.
+fn puts_in_parallel(address: SocketAddr) -> f64 {
+    let agent = || -> ureq::Agent { ureq::Agent::config_builder().build().into() };
+    s3(&agent(), address, "PUT", "/parallel", b"", false);
+    let body = std::sync::Arc::new(vec![7u8; PARALLEL_SIZE]);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..PARALLEL_CLIENTS)
+        .map(|c| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let agent = agent();
+                for i in (c..PARALLEL_PUTS).step_by(PARALLEL_CLIENTS) {
+                    s3(
+                        &agent,
+                        address,
+                        "PUT",
+                        &format!("/parallel/large-{i}"),
+                        &body,
+                        true,
+                    );
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    (PARALLEL_PUTS * PARALLEL_SIZE) as f64 / 1e6 / start.elapsed().as_secs_f64()
 }
 
 #[derive(Default)]

@@ -18,7 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eddy_tests::bench::{
-    Dirs, machine, median, ms, percentile, runtime, s3_request, small_body, start_server,
+    Dirs, PeerServer, machine, median, ms, peer_s3_server, percentile, runtime, s3_request,
+    small_body, start_server,
 };
 
 const RUNS: usize = 3;
@@ -31,7 +32,7 @@ fn main() {
     let rt = runtime();
     let mut dirs = Dirs::new();
     println!("{}", machine());
-    let peer = peer_server();
+    let peer = peer_s3_server();
     let mut figures: [Vec<(f64, f64)>; 4] = Default::default();
     for _ in 0..RUNS {
         figures[0].push(files(&dirs.fresh()));
@@ -162,58 +163,4 @@ fn through_http(address: SocketAddr) -> (f64, f64) {
     let (rate, _) = timed(CLIENTS, PUTS, put("many"));
     let (_, p50) = timed(1, SINGLE, put("one"));
     (rate, p50)
-}
-
-/// The s3s-fs program to compare with, if one is installed.
-fn peer_server() -> Option<std::path::PathBuf> {
-    if let Ok(path) = std::env::var("EDDY_BENCH_S3S_FS") {
-        return Some(path.into());
-    }
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join("s3s-fs"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// s3s-fs on a free loopback port, serving `dir` with the development credentials; stopped by
-/// its process id when dropped.
-struct PeerServer {
-    child: std::process::Child,
-    address: SocketAddr,
-}
-
-impl PeerServer {
-    fn start(program: &Path, dir: &Path) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let credentials = eddy_node::development_credentials();
-        let child = std::process::Command::new(program)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", &credentials.access_key_id])
-            .args(["--secret-key", &credentials.secret_access_key])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(address).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, address }
-    }
-}
-
-impl Drop for PeerServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
