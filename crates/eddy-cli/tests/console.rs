@@ -531,6 +531,23 @@ fn every_page_shows_what_the_apis_hold_and_its_forms_change_it() {
         &["&#60;img src=x onerror=alert(1)&#62;.txt"],
     );
     assert!(!listing.text.contains("<img src=x"), "{}", listing.text);
+    // An HTML object opened in a browser is served from the console's origin: it must not run
+    // as a page of it.
+    let html = "<script>fetch('/_eddy/console/dead-letters/redrive', {method: 'POST'})</script>";
+    let page = browser.upload(
+        "page.html",
+        html,
+        &[("x-eddy-csrf", &csrf), ("content-type", "text/html")],
+    );
+    assert_eq!(page.status, 201);
+    let served = eddy.call("GET", "/inbox/page.html", &[], None);
+    assert_eq!(served.header("content-type"), Some("text/html"));
+    let csp = served.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("sandbox") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(served.header("x-content-type-options"), Some("nosniff"));
 }
 
 #[test]

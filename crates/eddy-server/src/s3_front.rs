@@ -17,8 +17,27 @@ use crate::{post_object, unsized_body};
 
 pub async fn serve(s3: s3s::service::S3Service, services: Shared, request: Request) -> Response {
     let id = request_id();
-    let response = answer(s3, services, request).await;
+    let mut response = answer(s3, services, request).await;
+    inert(&mut response);
     with_request_id(response, &id).await
+}
+
+/// Objects are served from the console's own origin, so one opened in a browser (a presigned
+/// link to an HTML file, say) must not run as a page of that origin: every S3 answer is
+/// sandboxed — no scripts, an origin of its own — and never sniffed into another type. (S3
+/// serves objects from the bucket's host, apart from its console; SDKs ignore both headers.)
+fn inert(response: &mut Response) {
+    let headers = response.headers_mut();
+    if !headers.contains_key(axum::http::header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static("sandbox; default-src 'none'"),
+        );
+    }
+    headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
 }
 
 /// A request id unique to this process's lifetime: its start, and a count.
