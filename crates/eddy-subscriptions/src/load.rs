@@ -249,10 +249,17 @@ fn check_destination(
             )
             .note(DESTINATION_TABLE_SHAPE);
     }
-    let (action, resource) = match target {
-        Target::Function(_) => return,
-        Target::Bucket(b) => ("objects:write", format!("bucket/{b}/aws/lambda/*")),
-        Target::Table(t) => ("tables:write", format!("table/{t}")),
+    // A bucket or table destination is written with the function's role: refused without it.
+    // A function destination is invoked on the app's behalf (as before roles were checked
+    // here): only warned of, so that apps that validated keep validating.
+    let (action, resource, severity) = match target {
+        Target::Function(f) => ("functions:invoke", format!("function/{f}"), Severity::Warning),
+        Target::Bucket(b) => (
+            "objects:write",
+            format!("bucket/{b}/aws/lambda/*"),
+            Severity::Error,
+        ),
+        Target::Table(t) => ("tables:write", format!("table/{t}"), Severity::Error),
     };
     let role = named
         .from
@@ -261,9 +268,13 @@ fn check_destination(
     if let Some(function) = role
         && !policy::role_allows(&function.role, action, &resource)
     {
+        let consequence = match severity {
+            Severity::Warning => "Lambda would refuse this destination; eddy invokes it on the app's behalf",
+            _ => "a destination writes with its function's role, as a Lambda function's execution role must allow its destinations",
+        };
         findings
             .push(
-                Severity::Error,
+                severity,
                 at,
                 format!(
                     "function `{}`'s role does not allow `{action}` on {target}, where its records would go",
@@ -271,7 +282,7 @@ fn check_destination(
                 ),
             )
             .note(format!(
-                "a destination writes with its function's role, as a Lambda function's execution role must allow its destinations; add `{{allow: [{action}], resources: [{target}]}}` to the role"
+                "{consequence}; add `{{allow: [{action}], resources: [{target}]}}` to the role"
             ));
     }
 }
