@@ -253,7 +253,11 @@ fn check_destination(
     // A function destination is invoked on the app's behalf (as before roles were checked
     // here): only warned of, so that apps that validated keep validating.
     let (action, resource, severity) = match target {
-        Target::Function(f) => ("functions:invoke", format!("function/{f}"), Severity::Warning),
+        Target::Function(f) => (
+            "functions:invoke",
+            format!("function/{f}"),
+            Severity::Warning,
+        ),
         Target::Bucket(b) => (
             "objects:write",
             format!("bucket/{b}/aws/lambda/*"),
@@ -269,8 +273,12 @@ fn check_destination(
         && !policy::role_allows(&function.role, action, &resource)
     {
         let consequence = match severity {
-            Severity::Warning => "Lambda would refuse this destination; eddy invokes it on the app's behalf",
-            _ => "a destination writes with its function's role, as a Lambda function's execution role must allow its destinations",
+            Severity::Warning => {
+                "Lambda would refuse this destination; eddy invokes it on the app's behalf"
+            }
+            _ => {
+                "a destination writes with its function's role, as a Lambda function's execution role must allow its destinations"
+            }
         };
         findings
             .push(
