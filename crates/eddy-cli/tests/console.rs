@@ -402,6 +402,8 @@ fn every_page_shows_what_the_apis_hold_and_its_forms_change_it() {
             "&#34;FunctionName&#34;: &#34;work&#34;",
             "name=\"payload\"",
             "class=\"response\"",
+            "id=\"locked\"",
+            "&#34;memory_mb&#34;: 128",
         ],
     );
     expect(

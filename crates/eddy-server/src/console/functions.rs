@@ -93,6 +93,8 @@ pub struct FunctionPage {
     pub nav: Nav,
     pub name: String,
     pub configuration: String,
+    /// The function as the locked app holds it (what `eddy validate --json` prints).
+    pub locked: String,
     pub triggers: Vec<String>,
     pub invocations: Vec<Invocation>,
     pub durations: Chart,
@@ -191,6 +193,9 @@ async fn function_page(
     Ok(render(&FunctionPage {
         nav: Nav::new(&viewer, "functions"),
         configuration: page::pretty(&lambda::configuration(spec)),
+        locked: serde_json::to_value(spec)
+            .map(|v| page::pretty(&v))
+            .unwrap_or_default(),
         triggers: app
             .triggers
             .iter()
