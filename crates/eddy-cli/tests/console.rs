@@ -657,3 +657,57 @@ fn a_key_sees_and_does_only_what_its_policy_allows() {
     let tables = uploader.get("/_eddy/console/tables");
     assert!(!tables.text.contains("orders"), "{}", tables.text);
 }
+
+/// The admin endpoints added for the console's pages answer only signed requests from keys
+/// with `admin:read`, and say what was wrong with a query.
+#[test]
+fn the_console_s_admin_endpoints_refuse_strangers_limited_keys_and_bad_queries() {
+    let eddy = start_console();
+    let endpoints = [
+        "/_eddy/v1/activity",
+        "/_eddy/v1/activity?minutes=5",
+        "/_eddy/v1/usage/daily",
+        "/_eddy/v1/invocations?function=work&latest=5",
+    ];
+    for path in endpoints {
+        assert_eq!(eddy.get(path).status, 200, "{path}");
+        let unsigned = eddy.call("GET", path, &[("authorization", "")], None);
+        assert_eq!(unsigned.status, 401, "{path}");
+        let limited = eddy.call_as(UPLOADER, "GET", path, &[], None);
+        assert_eq!(limited.status, 403, "{path}: {}", limited.body);
+        assert_eq!(
+            eddy.call_as(READER, "GET", path, &[], None).status,
+            200,
+            "{path}"
+        );
+    }
+    for (path, says) in [
+        (
+            "/_eddy/v1/activity?minutes=many",
+            "minutes must be a whole number",
+        ),
+        (
+            "/_eddy/v1/invocations?latest=5",
+            "latest=N needs function=NAME",
+        ),
+        (
+            "/_eddy/v1/invocations?function=work&latest=-1",
+            "latest must be a whole number",
+        ),
+        (
+            "/_eddy/v1/invocations?function=no%20such&latest=1",
+            "function",
+        ),
+    ] {
+        let refused = eddy.get(path);
+        assert_eq!(refused.status, 400, "{path}");
+        assert!(
+            refused.body.to_string().contains(says),
+            "{path}: {}",
+            refused.body
+        );
+    }
+    // The activity's minutes are bounded: a day at most, however many are asked for.
+    let day = eddy.get("/_eddy/v1/activity?minutes=100000").body;
+    assert_eq!(day["minutes"].as_array().unwrap().len(), 24 * 60 + 1);
+}

@@ -201,16 +201,39 @@ pub struct InvocationRecord {
 pub const RESPONSE_KEPT: usize = 16 * 1024;
 
 /// `value` as JSON, cut to [`RESPONSE_KEPT`] bytes (at a character's edge, marked with `…`).
+/// Every invocation's answer passes here, up to 6 MB of it: writing stops at the limit rather
+/// than serializing the whole answer to keep its start.
 pub fn kept_response(value: &serde_json::Value) -> String {
-    let mut text = value.to_string();
-    if text.len() > RESPONSE_KEPT {
-        let mut cut = RESPONSE_KEPT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
+    /// Takes bytes up to the limit, then refuses more (which ends the serialization).
+    struct Bounded(Vec<u8>);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let room = RESPONSE_KEPT + 1 - self.0.len();
+            let taken = bytes.len().min(room);
+            self.0.extend_from_slice(&bytes[..taken]);
+            if taken < bytes.len() {
+                return Err(std::io::Error::other("the kept part is full"));
+            }
+            Ok(taken)
         }
-        text.truncate(cut);
-        text.push('…');
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
+    let mut kept = Bounded(Vec::with_capacity(64));
+    // An error here only means the answer is longer than what is kept.
+    let _ = serde_json::to_writer(&mut kept, value);
+    let mut bytes = kept.0;
+    if bytes.len() <= RESPONSE_KEPT {
+        return String::from_utf8(bytes).expect("serde_json writes UTF-8");
+    }
+    let mut cut = RESPONSE_KEPT;
+    while cut > 0 && (bytes[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
+    bytes.truncate(cut);
+    let mut text = String::from_utf8(bytes).expect("cut at a character's edge");
+    text.push('…');
     text
 }
 
@@ -593,5 +616,11 @@ mod tests {
         let kept = kept_response(&large);
         assert!(kept.ends_with('…') && kept.len() <= RESPONSE_KEPT + '…'.len_utf8());
         assert!(kept.starts_with("\"éé"));
+        let whole = serde_json::Value::String("a".repeat(RESPONSE_KEPT - 2));
+        assert_eq!(
+            kept_response(&whole),
+            whole.to_string(),
+            "exactly the limit is kept whole"
+        );
     }
 }

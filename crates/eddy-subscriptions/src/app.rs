@@ -197,14 +197,6 @@ impl Target {
             _ => Err("not function/NAME, bucket/NAME or table/NAME".into()),
         }
     }
-
-    /// The function, if records go to one.
-    pub fn function(&self) -> Option<&FunctionName> {
-        match self {
-            Target::Function(f) => Some(f),
-            _ => None,
-        }
-    }
 }
 
 /// What a table must be to hold destination records, as `eddy validate` says it.

@@ -265,6 +265,24 @@ impl Eddy {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Answer {
+        self.call_as(
+            (DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY),
+            method,
+            path,
+            headers,
+            body,
+        )
+    }
+
+    /// [`Eddy::call`], signed with another access key and its secret.
+    pub fn call_as(
+        &self,
+        (key, secret): (&str, &str),
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
         let url = format!("{}{path}", self.base);
         let mut request = http::Request::builder().method(method).uri(url);
         // An empty `authorization` asks for a request without credentials.
@@ -280,7 +298,7 @@ impl Eddy {
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
         {
-            sign_request(&mut request);
+            sign_request_as(&mut request, key, secret);
         }
         let mut response = self.http.run(request).unwrap();
         let status = response.status().as_u16();
@@ -340,9 +358,14 @@ impl Eddy {
 
 /// Signs a request with AWS Signature V4 and the development credentials.
 pub fn sign_request(request: &mut http::Request<String>) {
+    sign_request_as(request, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY);
+}
+
+/// Signs a request with AWS Signature V4 and the access key `key`.
+pub fn sign_request_as(request: &mut http::Request<String>, key: &str, secret: &str) {
     let credentials = eddy_sigv4::Credentials {
-        access_key_id: DEV_ACCESS_KEY_ID.into(),
-        secret_access_key: DEV_SECRET_ACCESS_KEY.into(),
+        access_key_id: key.into(),
+        secret_access_key: secret.into(),
     };
     let (path, query) = (
         request.uri().path().to_string(),

@@ -258,7 +258,7 @@ pub async fn object(
             .iter()
             .map(|e| Produced {
                 sequence: e.sequence,
-                href: format!("{BASE}/events/{}", e.sequence),
+                href: page::event_href(e.sequence),
                 kind: e.kind.clone(),
                 time: page::time(e.time_ms),
             })

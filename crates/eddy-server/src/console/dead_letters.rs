@@ -62,7 +62,7 @@ pub async fn list(
         .into_iter()
         .map(|d| Row {
             id: d.id,
-            event_href: format!("{BASE}/events/{}", d.event_sequence),
+            event_href: page::event_href(d.event_sequence),
             event: d.event_sequence,
             function: d.function,
             trigger: d.trigger,

@@ -238,7 +238,7 @@ fn matches(e: &EventRecord, f: &Filters) -> bool {
 fn row(e: &EventRecord, outcome: String, outcome_class: &'static str) -> Row {
     Row {
         sequence: e.sequence,
-        href: format!("{BASE}/events/{}", e.sequence),
+        href: page::event_href(e.sequence),
         time: page::time(e.time_ms),
         source: e.source.clone(),
         kind: e.kind.clone(),
@@ -278,7 +278,7 @@ pub async fn tail(
         futures_util::stream::iter(batch.into_iter().map(|e| {
             let row = serde_json::json!({
                 "sequence": e.seq,
-                "href": format!("{BASE}/events/{}", e.seq),
+                "href": page::event_href(e.seq),
                 "time": page::time(e.time_ms),
                 "source": e.source.to_string(),
                 "kind": e.kind.as_str(),
@@ -376,7 +376,7 @@ pub async fn trace(
     let cause = match &e.lineage.cause_event {
         Some(id) => s.bus.event(id).await?.map(|c| Linked {
             sequence: c.seq,
-            href: format!("{BASE}/events/{}", c.seq),
+            href: page::event_href(c.seq),
             what: format!("{} {} {}", c.source, c.kind.as_str(), c.key),
         }),
         None => None,
@@ -404,9 +404,7 @@ pub async fn trace(
             last_error: d.last_error.clone().unwrap_or_default(),
             dead_reason: d.dead_reason.clone().unwrap_or_default(),
             replay: d.replay.map(|r| format!("replay {r}")).unwrap_or_default(),
-            destination: d
-                .destination_event
-                .map(|seq| (seq, format!("{BASE}/events/{seq}"))),
+            destination: d.destination_event.map(|seq| (seq, page::event_href(seq))),
             redrivable: d.state == "dead" && can_redrive,
         })
         .collect();
@@ -526,7 +524,7 @@ async fn caused_by(s: &Shared, e: &EventRecord) -> Result<Vec<Linked>, ConsoleEr
         .filter(|l| l.lineage.cause_event.as_deref() == Some(e.id.as_str()))
         .map(|l| Linked {
             sequence: l.sequence,
-            href: format!("{BASE}/events/{}", l.sequence),
+            href: page::event_href(l.sequence),
             what: format!("{} {} {}", l.source, l.kind, l.key),
         })
         .collect())

@@ -172,9 +172,7 @@ async fn function_page(
             memory: i.max_memory_mb.map_or(format!("{} MB", i.memory_mb), |m| {
                 format!("{m} of {} MB", i.memory_mb)
             }),
-            event: i
-                .event_sequence
-                .map(|seq| (seq, format!("{BASE}/events/{seq}"))),
+            event: i.event_sequence.map(|seq| (seq, page::event_href(seq))),
             response: i.response.as_deref().map(super::events::readable),
             log: i.log.clone(),
         })

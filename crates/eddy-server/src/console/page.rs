@@ -84,6 +84,11 @@ impl Nav {
     }
 }
 
+/// The link to an event's trace.
+pub fn event_href(seq: u64) -> String {
+    format!("{BASE}/events/{seq}")
+}
+
 /// `name=value&…`, each value percent-encoded for a query string.
 pub fn query(pairs: &[(&str, &str)]) -> String {
     pairs

@@ -221,7 +221,7 @@ pub async fn row(
             .iter()
             .map(|e| Change {
                 sequence: e.sequence,
-                href: format!("{BASE}/events/{}", e.sequence),
+                href: page::event_href(e.sequence),
                 kind: e.kind.clone(),
                 time: page::time(e.time_ms),
                 images: page::pretty(&e.payload),
