@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use eddy_wire::admin::{EventRecord, ExplainedEvent, InvocationInfo};
+use eddy_wire::admin::{EventPage, EventRecord, ExplainedEvent, InvocationInfo};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -145,11 +145,7 @@ pub async fn list(
     let mut scanned = 0;
     while rows.len() < PAGE && hi > floor && scanned < SCAN {
         let lo = hi.saturating_sub(500).max(floor);
-        let query = HashMap::from([
-            ("after".to_string(), lo.to_string()),
-            ("limit".to_string(), (hi - lo).to_string()),
-        ]);
-        let chunk = admin::events(State(s.clone()), Query(query)).await?.0;
+        let chunk = journal_after(&s, lo, hi - lo).await?;
         scanned += hi - lo;
         let candidates: Vec<u64> = chunk
             .events
@@ -484,6 +480,15 @@ pub(super) fn readable(response: &str) -> String {
     }
 }
 
+/// At most `limit` journal events after `after`, through the admin API's handler.
+async fn journal_after(s: &Shared, after: u64, limit: u64) -> Result<EventPage, ConsoleError> {
+    let query = HashMap::from([
+        ("after".to_string(), after.to_string()),
+        ("limit".to_string(), limit.to_string()),
+    ]);
+    Ok(admin::events(State(s.clone()), Query(query)).await?.0)
+}
+
 /// How many of the latest events an object's or a row's page looks through for its own.
 pub(super) const KEY_SCAN: u64 = 1_000;
 
@@ -494,15 +499,8 @@ pub(super) async fn latest_of(
     source: &str,
     key: &str,
 ) -> Result<Vec<EventRecord>, ConsoleError> {
-    let last = s.bus.last_seq();
-    let query = HashMap::from([
-        (
-            "after".to_string(),
-            last.saturating_sub(KEY_SCAN).to_string(),
-        ),
-        ("limit".to_string(), KEY_SCAN.to_string()),
-    ]);
-    let latest = admin::events(State(s.clone()), Query(query)).await?.0;
+    let after = s.bus.last_seq().saturating_sub(KEY_SCAN);
+    let latest = journal_after(s, after, KEY_SCAN).await?;
     Ok(latest
         .events
         .into_iter()
@@ -513,11 +511,7 @@ pub(super) async fn latest_of(
 
 /// The events written by the handlers that ran for `e`, among the next [`DOWNSTREAM_SCAN`].
 async fn caused_by(s: &Shared, e: &EventRecord) -> Result<Vec<Linked>, ConsoleError> {
-    let query = HashMap::from([
-        ("after".to_string(), e.sequence.to_string()),
-        ("limit".to_string(), DOWNSTREAM_SCAN.to_string()),
-    ]);
-    let later = admin::events(State(s.clone()), Query(query)).await?.0;
+    let later = journal_after(s, e.sequence, DOWNSTREAM_SCAN).await?;
     Ok(later
         .events
         .iter()
