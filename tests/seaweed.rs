@@ -72,12 +72,16 @@ impl Seaweed {
         std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
     }
 
-    /// Creates `bucket` with a signed request as soon as the S3 API takes one, or says that
-    /// weed exited first.
+    /// Creates `bucket` with a signed request as soon as the S3 API takes one and waits until an
+    /// object can be written to it (weed takes buckets before its volume server has joined, and
+    /// until then answers every write with a 500), or says that weed exited first.
     fn wait_until_up(&mut self, bucket: &str) -> Up {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let probe = format!("/{bucket}/weed-is-up");
         loop {
-            if self.create_bucket(bucket) {
+            let created = matches!(self.send("PUT", &format!("/{bucket}")), Some(200 | 409));
+            if created && self.send("PUT", &probe) == Some(200) {
+                self.send("DELETE", &probe);
                 return Up::Serving;
             }
             let exited = self.child.as_mut().map(|child| child.try_wait());
@@ -86,16 +90,16 @@ impl Seaweed {
             }
             assert!(
                 Instant::now() < deadline,
-                "weed's S3 API did not come up; it logged:\n{}",
+                "weed's S3 API took no object within a minute (weed writes nothing on a disk with \
+                 less than 1% free); it logged:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    /// A signed `PUT /bucket`; whether the bucket exists afterwards.
-    fn create_bucket(&self, bucket: &str) -> bool {
-        let path = format!("/{bucket}");
+    /// A signed request without a body; its status, if weed answered.
+    fn send(&self, method: &str, path: &str) -> Option<u16> {
         let host = format!("127.0.0.1:{}", self.port);
         let mut headers = http::HeaderMap::new();
         headers.insert("host", host.parse().expect("a header value"));
@@ -107,8 +111,8 @@ impl Seaweed {
             "us-east-1",
             "s3",
             &eddy_sigv4::Request {
-                method: "PUT",
-                path: &path,
+                method,
+                path,
                 query: "",
                 headers: &headers,
                 payload_sha256: "UNSIGNED-PAYLOAD",
@@ -119,17 +123,16 @@ impl Seaweed {
             .http_status_as_error(false)
             .build()
             .into();
-        let mut request = agent.put(format!("{}{path}", self.endpoint()));
+        let url = format!("{}{path}", self.endpoint());
+        let mut request = http::Request::builder().method(method).uri(url);
         for (name, value) in signed {
             request = request.header(name, value);
         }
-        match request.send_empty() {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                status == 200 || status == 409
-            }
-            Err(_) => false,
-        }
+        let request = request.body(()).expect("a request");
+        agent
+            .run(request)
+            .ok()
+            .map(|response| response.status().as_u16())
     }
 
     /// Stops the server (SIGKILL, as a crash) and keeps its data.
@@ -174,6 +177,9 @@ impl Seaweed {
                 "-s3.port.iceberg=0",
                 "-s3.port.lance=0",
             ])
+            // weed's workers make folders in the temporary folder and leave them; here they
+            // go with the server's data.
+            .env("TMPDIR", dir.path())
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
             .current_dir(dir.path())
