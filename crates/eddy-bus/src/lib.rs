@@ -122,12 +122,8 @@ impl Bus {
         let dir = dir.as_ref().to_path_buf();
         let lock = open::lock_data_dir(&dir)?;
         let space = Arc::new(space::Space::open(&dir, true));
-        let conn = open::open_writer(&dir).await?;
+        let writer = open::open_writer(&dir).await?;
         let (committed_tx, committed) = watch::channel(0);
-        let writer = sqlite::SqliteWriter {
-            conn,
-            dir: dir.clone(),
-        };
         let writer =
             writer::WriterHandle::start(Box::new(writer), committed_tx, space.clone()).await?;
         let readers = Readers(Pool::Sqlite(open::open_readers(&dir).await?));

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use crate::BusError;
-use crate::sqlite::error;
+use crate::sqlite::{SqliteWriter, error};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -75,11 +75,15 @@ fn options(dir: &Path) -> SqliteConnectOptions {
         .filename(dir.join(DB_FILE))
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(BUSY_TIMEOUT)
 }
 
-/// The one connection that writes: WAL with `synchronous=FULL`, so a commit survives power loss.
-pub(crate) async fn open_writer(dir: &Path) -> Result<SqliteConnection, BusError> {
+/// How long a statement waits for another process's lock (an `eddy` command reading the
+/// database) before it fails.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The one connection that writes, once the schema is as this eddy knows it.
+pub(crate) async fn open_writer(dir: &Path) -> Result<SqliteWriter, BusError> {
     // SQLite creates its files 0644 and gives the WAL and shared-memory files the database
     // file's mode: creating the database file private first keeps all three private.
     for name in [
@@ -105,14 +109,8 @@ pub(crate) async fn open_writer(dir: &Path) -> Result<SqliteConnection, BusError
         .run(&mut conn)
         .await
         .map_err(|e| BusError::Migrate(e.to_string()))?;
-    Ok(conn)
-}
-
-/// The writer's connection again, after an I/O error (the schema is as [`open_writer`] left it).
-pub(crate) async fn reconnect_writer(dir: &Path) -> Result<SqliteConnection, BusError> {
-    SqliteConnection::connect_with(&options(dir).synchronous(SqliteSynchronous::Full))
-        .await
-        .map_err(error)
+    conn.close().await.map_err(error)?;
+    SqliteWriter::connect(dir)
 }
 
 /// Connections for reading; each statement sees the latest committed state.

@@ -3,8 +3,9 @@
 //! them in one transaction, commits once (one fsync for the lot), and only then answers each
 //! job. A failed commit fails them all.
 //!
-//! Each statement is a round trip to SQLite's connection thread, and round trips, not SQLite,
-//! bound the writer's rate. So the work per job is kept to the job's own statements:
+//! Statements, not SQLite's work in them, bound the writer's rate (each is a round trip to a
+//! server on PostgreSQL, a prepared statement's bind and step on SQLite, which runs them on the
+//! writer's own thread). So the work per job is kept to the job's own statements:
 //!
 //! - the events jobs append are held in memory and written with one multi-row insert just
 //!   before the commit;
@@ -76,6 +77,11 @@ pub(crate) trait WriterConnection: Sql + Send {
     /// now (then the writer keeps trying, one reconnection per batch), rather than a file
     /// that could not be opened again (then nothing more is written).
     fn reachable_later(&self) -> bool {
+        false
+    }
+    /// Whether statements run on the calling thread, holding it until they finish (then the
+    /// writer gets a thread of its own rather than holding one of the runtime's).
+    fn blocks(&self) -> bool {
         false
     }
 }
@@ -188,6 +194,7 @@ impl WriterHandle {
         let last = journal::last_seq(conn.as_mut()).await?;
         committed.send_if_modified(|seen| raise(seen, last));
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let blocks = conn.blocks();
         let tx = WriteTx {
             conn,
             committed_seq: last,
@@ -195,7 +202,20 @@ impl WriterHandle {
             pending: Vec::new(),
             space: space.clone(),
         };
-        tokio::spawn(run(tx, queue, committed));
+        let writer = run(tx, queue, committed);
+        if blocks {
+            // Its jobs' futures are driven on that thread, with the runtime's timers and I/O.
+            let runtime = tokio::runtime::Handle::current();
+            std::thread::Builder::new()
+                .name("eddy-writer".into())
+                .spawn(move || runtime.block_on(writer))
+                .map_err(|e| BusError::Database {
+                    failure: crate::error::Failure::Other,
+                    message: format!("the writer's thread could not start: {e}"),
+                })?;
+        } else {
+            tokio::spawn(writer);
+        }
         Ok(Self { jobs, space })
     }
 
