@@ -726,3 +726,89 @@ async fn two_nodes_over_one_store_run_each_job_once_within_one_limit() {
         executor.shutdown().await;
     }
 }
+
+/// Rows no trigger takes cost the writer nothing: the dispatcher plans them in memory and its
+/// recorded cursor stays behind, until a row a trigger takes records it with its delivery; a
+/// shutdown records what was planned since. A start from a cursor left behind (a crash) plans
+/// those rows again and makes nothing of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_no_trigger_takes_move_the_dispatcher_without_a_write() {
+    let manifest = "
+tables:
+  - {name: watched, primary_key: id, columns: {id: integer}}
+  - {name: quiet, primary_key: id, columns: {id: integer}}
+functions: [{name: sink, runtime: in_process}]
+triggers: [{function: sink, source: table/watched, events: [row:insert]}]
+";
+    let clock = ManualClock::starting_now();
+    let h = start(manifest, Arc::new(clock.clone())).await;
+    let sink = Arc::new(Recorder::default());
+    h.executor.register(name("sink"), sink.clone());
+    let insert = |table: &'static str, id: i64| {
+        let tables = h.eddy.tables.clone();
+        async move {
+            tables
+                .insert(
+                    &TableName::new(table).unwrap(),
+                    vec![json!({ "id": id })],
+                    Lineage::root(),
+                )
+                .await
+                .unwrap()[0]
+                .seq
+                .expect("a row was inserted")
+        }
+    };
+    let recorded = || async { h.eddy.bus.cursor("dispatcher").await.unwrap().unwrap_or(0) };
+    let before = recorded().await;
+    let mut quiet = 0;
+    for id in 1..=5 {
+        quiet = insert("quiet", id).await;
+    }
+    wait_for("the quiet rows planned", || async {
+        h.executor.dispatched_through().await.unwrap() == quiet
+    })
+    .await;
+    assert_eq!(recorded().await, before, "nothing was written for them");
+
+    let watched = insert("watched", 1).await;
+    wait_for("the watched row's delivery", || settled(&h.executor, 1)).await;
+    assert_eq!(recorded().await, watched, "recorded with the delivery");
+    assert_eq!(sink.count(), 1);
+
+    let last_quiet = insert("quiet", 6).await;
+    wait_for("the last quiet row planned", || async {
+        h.executor.dispatched_through().await.unwrap() == last_quiet
+    })
+    .await;
+    assert_eq!(recorded().await, watched);
+    h.executor.shutdown().await;
+    assert_eq!(recorded().await, last_quiet, "recorded at shutdown");
+
+    // As after a crash: the cursor is back before the quiet rows, and the watched row's
+    // delivery exists. Planning them again delivers nothing twice.
+    h.eddy
+        .bus
+        .write(before, |tx, before| {
+            Box::pin(async move { tx.set_cursor("dispatcher", *before).await })
+        })
+        .await
+        .unwrap();
+    let app = app(h.dir.path(), manifest);
+    let executor = Executor::start(
+        h.eddy.bus.clone(),
+        app,
+        Arc::new(clock),
+        ExecutorConfig::default(),
+    )
+    .await
+    .unwrap();
+    executor.register(name("sink"), sink.clone());
+    wait_for("the rows planned again", || async {
+        executor.dispatched_through().await.unwrap() == last_quiet
+    })
+    .await;
+    assert_eq!(executor.counts().await.unwrap().total(), 1);
+    assert_eq!(sink.count(), 1);
+    executor.shutdown().await;
+}
