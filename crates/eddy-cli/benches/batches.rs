@@ -1,5 +1,7 @@
 //! Records per second through a batched table trigger, with durable writes through the table
-//! API, at batch sizes 1, 10, 100 and 1,000, and without batching, in the same run:
+//! API, at batch sizes 1, 10, 100 and 1,000 (one batch at a time, as a stream's shard), at
+//! batch size 100 with 4 batches at once (`parallel: 4`), and without batching, in the same
+//! run:
 //!
 //! - **Node.js**: a real `eddy serve`, a warm Node.js handler (it counts the records of its
 //!   batch and returns), rows written by `WRITERS` threads as signed `POST …/rows` of
@@ -11,8 +13,9 @@
 //! for the server, the executor's counts in-process); the write rate alone is shown beside it.
 //! Medians of `RUNS`, each case on a fresh data directory.
 //!
-//! Run with `cargo bench -p eddy-cli --bench batches` (`EDDY_BENCH_BATCHES=10,100` for some
-//! batch sizes only, `0` meaning no batch; `EDDY_BENCH_RUNTIMES=in_process` or `nodejs` for one).
+//! Run with `cargo bench -p eddy-cli --bench batches` (`EDDY_BENCH_BATCHES=10,100,100/4` for
+//! some cases only: a batch size, `0` meaning no batch, and `/P` for `parallel: P`;
+//! `EDDY_BENCH_RUNTIMES=in_process` or `nodejs` for one).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -31,14 +34,54 @@ use serde_json::{Value, json};
 const RUNS: usize = 3;
 const WRITERS: u64 = 4;
 const ROWS_PER_POST: u64 = 200;
-/// Batch sizes; `None` is the trigger without `batch:` (one event per invocation).
-const CASES: [Option<u32>; 5] = [None, Some(1), Some(10), Some(100), Some(1000)];
+/// A trigger's batching: its size (`None`: no `batch:`, one event per invocation) and how many
+/// of its batches may run at once.
+#[derive(Clone, Copy)]
+struct Case {
+    size: Option<u32>,
+    parallel: u32,
+}
 
-/// Records per case: fewer where each is an invocation, so every case takes seconds.
-fn records(batch: Option<u32>) -> u64 {
-    match batch {
-        None | Some(1) => 4_000,
-        _ => 40_000,
+const CASES: [Case; 6] = [
+    Case::one_at_a_time(None),
+    Case::one_at_a_time(Some(1)),
+    Case::one_at_a_time(Some(10)),
+    Case::one_at_a_time(Some(100)),
+    Case::one_at_a_time(Some(1000)),
+    Case {
+        size: Some(100),
+        parallel: 4,
+    },
+];
+
+impl Case {
+    const fn one_at_a_time(size: Option<u32>) -> Self {
+        Self { size, parallel: 1 }
+    }
+
+    /// `SIZE` or `SIZE/PARALLEL`, `0` meaning no batch.
+    fn parse(text: &str) -> Self {
+        let (size, parallel) = text.trim().split_once('/').unwrap_or((text.trim(), "1"));
+        Self {
+            size: Some(size.parse::<u32>().expect("a batch size")).filter(|n| *n > 0),
+            parallel: parallel.parse().expect("a number of batches at once"),
+        }
+    }
+
+    /// Records per case: fewer where each is an invocation, so every case takes seconds.
+    fn records(self) -> u64 {
+        match self.size {
+            None | Some(1) => 4_000,
+            _ => 40_000,
+        }
+    }
+
+    fn label(self) -> String {
+        match (self.size, self.parallel) {
+            (None, _) => "no batch (one event per invocation)".into(),
+            (Some(size), 1) => format!("batch {size}"),
+            (Some(size), parallel) => format!("batch {size}, parallel {parallel}"),
+        }
     }
 }
 
@@ -50,8 +93,10 @@ exports.handler = async (event) => {
 };
 "#;
 
-fn manifest(runtime: &str, batch: Option<u32>) -> String {
-    let batch = batch.map_or(String::new(), |size| format!(", batch: {{size: {size}}}"));
+fn manifest(runtime: &str, case: Case) -> String {
+    let batch = case.size.map_or(String::new(), |size| {
+        format!(", batch: {{size: {size}, parallel: {}}}", case.parallel)
+    });
     format!(
         "tables: [{{name: t, primary_key: id, columns: {{id: integer, v: integer}}}}]
 functions:
@@ -72,12 +117,12 @@ fn rows(from: u64, to: u64) -> Value {
 }
 
 /// Seconds to write and to deliver `total` rows through `eddy serve` to a Node.js handler.
-fn node(batch: Option<u32>, total: u64) -> (f64, f64) {
+fn node(case: Case, total: u64) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("sink")).unwrap();
     std::fs::write(dir.path().join("sink/index.js"), HANDLER).unwrap();
     let runtime = "runtime: nodejs, handler: index.handler, code: ./sink";
-    std::fs::write(dir.path().join("app.yaml"), manifest(runtime, batch)).unwrap();
+    std::fs::write(dir.path().join("app.yaml"), manifest(runtime, case)).unwrap();
     let eddy = serve_quietly(&dir.path().join("app.yaml"));
     // The warm worker is up a moment after start.
     std::thread::sleep(Duration::from_secs(2));
@@ -132,9 +177,9 @@ impl Handler for Count {
 }
 
 /// Seconds to write and to deliver `total` rows through the libraries to an in-process handler.
-async fn in_process(batch: Option<u32>, total: u64) -> (f64, f64) {
+async fn in_process(case: Case, total: u64) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
-    let app = eddy_tests::app(dir.path(), &manifest("runtime: in_process", batch));
+    let app = eddy_tests::app(dir.path(), &manifest("runtime: in_process", case));
     let (eddy, executor) = eddy_tests::start_executor(dir.path(), app, Arc::new(SystemClock)).await;
     let count = Arc::new(Count(AtomicU64::new(0)));
     executor.register(FunctionName::new("sink").unwrap(), count.clone());
@@ -170,12 +215,6 @@ async fn in_process(batch: Option<u32>, total: u64) -> (f64, f64) {
     (written, delivered)
 }
 
-fn label(batch: Option<u32>) -> String {
-    batch.map_or("no batch (one event per invocation)".into(), |size| {
-        format!("batch {size}")
-    })
-}
-
 fn main() {
     println!("{}", machine());
     let rt = runtime();
@@ -183,26 +222,23 @@ fn main() {
         "| table → handler, {WRITERS} writers × {ROWS_PER_POST} rows per write | records | Node.js records/s | Node.js writes/s | in-process records/s | in-process writes/s |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
-    let cases: Vec<Option<u32>> = match std::env::var("EDDY_BENCH_BATCHES") {
-        Ok(list) => list
-            .split(',')
-            .map(|n| Some(n.trim().parse::<u32>().unwrap()).filter(|n| *n > 0))
-            .collect(),
+    let cases: Vec<Case> = match std::env::var("EDDY_BENCH_BATCHES") {
+        Ok(list) => list.split(',').map(Case::parse).collect(),
         Err(_) => CASES.to_vec(),
     };
     let runtimes = std::env::var("EDDY_BENCH_RUNTIMES").unwrap_or_default();
     let wanted = |name: &str| runtimes.is_empty() || runtimes.contains(name);
-    for batch in cases {
-        let total = records(batch);
+    for case in cases {
+        let total = case.records();
         let mut figures: [Vec<f64>; 4] = Default::default();
         for _ in 0..RUNS {
             if wanted("nodejs") {
-                let (written, delivered) = node(batch, total);
+                let (written, delivered) = node(case, total);
                 figures[0].push(total as f64 / delivered);
                 figures[1].push(total as f64 / written);
             }
             if wanted("in_process") {
-                let (written, delivered) = rt.block_on(in_process(batch, total));
+                let (written, delivered) = rt.block_on(in_process(case, total));
                 figures[2].push(total as f64 / delivered);
                 figures[3].push(total as f64 / written);
             }
@@ -210,7 +246,7 @@ fn main() {
         let [a, b, c, d] = figures.map(|v| if v.is_empty() { f64::NAN } else { median(v) });
         println!(
             "| {} | {total} | {a:.0} | {b:.0} | {c:.0} | {d:.0} |",
-            label(batch)
+            case.label()
         );
     }
 }
