@@ -2,17 +2,9 @@
 //! against the triggers, and writes one delivery per match together with its durable cursor,
 //! so a restart neither skips nor repeats an event. Deliveries whose function has a free slot
 //! now are created leased and run at once, with their event in hand.
-//!
-//! Events that no trigger takes (most objects and rows of an app with few triggers) make no
-//! write: the cursor moves in memory and is recorded with the next deliveries, or once it is
-//! [`CURSOR_LAG`] behind. A write per commit would cost the writer a transaction after every
-//! commit — a client writing alone waited for it before its next write began. After a crash the
-//! dispatcher plans those events again, from the recorded cursor, and again makes nothing
-//! (planning is the same, and deliveries are created once per event and trigger).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering as AtomicOrdering;
 
 use eddy_bus::BusError;
 use eddy_core::{Event, Source};
@@ -25,10 +17,6 @@ use crate::{ExecError, INVOKE_TRIGGER, Inner};
 /// The journal cursor of the dispatcher.
 pub(crate) const CURSOR: &str = "dispatcher";
 
-/// How far the recorded cursor may trail what was planned when nothing was delivered: in
-/// events, and in time.
-pub(crate) const CURSOR_LAG: (u64, i64) = (10_000, 1_000);
-
 pub(crate) async fn dispatch(inner: Arc<Inner>) {
     let start = match inner.bus.cursor(CURSOR).await {
         Ok(position) => position.unwrap_or(0),
@@ -39,16 +27,10 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
     };
     let mut follower = inner.bus.follow(start);
     let mut stop = inner.stop.subscribe();
-    // What the durable cursor holds, and when it was written.
-    let mut recorded = (start, inner.clock.now_ms());
     loop {
         let events = tokio::select! {
-            events = follower.next() => Some(events),
-            _ = stop.wait_for(|s| *s) => None,
-        };
-        let Some(events) = events else {
-            record_cursor(&inner, recorded.0).await;
-            return;
+            events = follower.next() => events,
+            _ = stop.wait_for(|s| *s) => return,
         };
         let events = match events {
             Ok(events) => events,
@@ -71,16 +53,6 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
         }
         let deliveries = plan(&inner, &events, granted.clone(), None);
         let last = events.last().map_or(0, |e| e.seq);
-        let now = inner.clock.now_ms();
-        let (lag_events, lag_ms) = CURSOR_LAG;
-        if deliveries.is_empty()
-            && last.saturating_sub(recorded.0) < lag_events
-            && now.saturating_sub(recorded.1) < lag_ms
-        {
-            give_back_all(&inner, &granted).await;
-            inner.dispatched.store(last, AtomicOrdering::Release);
-            continue;
-        }
         // Deliveries and cursor commit together. Until they do, the batch is retried: the
         // follower has moved on, so giving up would skip these events.
         let created = loop {
@@ -113,8 +85,6 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
                 }
             }
         };
-        recorded = (last, now);
-        inner.dispatched.store(last, AtomicOrdering::Release);
         // Deliveries created leased run now, with their events at hand: no lease round, no read.
         let by_seq: HashMap<u64, Arc<Event>> =
             events.into_iter().map(|e| (e.seq, Arc::new(e))).collect();
@@ -141,34 +111,13 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
                 .spawn(deliver(inner.clone(), leased, by_seq[&c.event_seq].clone()));
         }
         // Slots taken for deliveries that existed already (a batch read twice) go back.
-        let mut freed = false;
         for (function, got) in &granted {
             let used = started.get(function.as_str()).copied().unwrap_or(0);
             if *got > used {
                 let _ = inner.store.give_back(function, got - used).await;
-                freed = true;
             }
         }
-        // The scheduler has work only if deliveries were made or slots came back.
-        if !deliveries.is_empty() || freed {
-            inner.wake.notify_one();
-        }
-    }
-}
-
-/// Records what the dispatcher planned at shutdown, so that the next start begins there.
-async fn record_cursor(inner: &Inner, recorded: u64) {
-    let planned = inner.dispatched.load(AtomicOrdering::Acquire);
-    if planned > recorded {
-        let written = inner
-            .bus
-            .write(planned, |tx, planned| {
-                Box::pin(async move { tx.set_cursor(CURSOR, *planned).await })
-            })
-            .await;
-        if let Err(error) = written {
-            tracing::warn!(%error, "the dispatcher's cursor was not recorded at shutdown; the next start plans those events again");
-        }
+        inner.wake.notify_one();
     }
 }
 

@@ -149,9 +149,6 @@ struct Inner {
     throttles: Mutex<HashMap<String, u64>>,
     /// Counts the commits that recorded invocations, so readers can wait for new ones.
     recorded: watch::Sender<u64>,
-    /// The journal position the dispatcher has planned in this process, which its durable
-    /// cursor may trail (`dispatch::CURSOR_LAG`).
-    dispatched: std::sync::atomic::AtomicU64,
 }
 
 /// Finished attempts waiting to be recorded at most; beyond, attempts wait (push back).
@@ -237,7 +234,6 @@ impl Executor {
             workers,
             throttles: Mutex::new(HashMap::new()),
             recorded: watch::Sender::new(0),
-            dispatched: std::sync::atomic::AtomicU64::new(0),
         });
         inner.mark_batched().await?;
         let tasks = vec![
@@ -603,15 +599,9 @@ impl Executor {
             .await
     }
 
-    /// The journal position the dispatcher has turned into deliveries: what it planned in
-    /// this process, or what it recorded before.
+    /// The journal position the dispatcher has turned into deliveries.
     pub async fn dispatched_through(&self) -> Result<u64, ExecError> {
-        let durable = self.inner.bus.cursor(CURSOR).await?.unwrap_or(0);
-        let planned = self
-            .inner
-            .dispatched
-            .load(std::sync::atomic::Ordering::Acquire);
-        Ok(durable.max(planned))
+        Ok(self.inner.bus.cursor(CURSOR).await?.unwrap_or(0))
     }
 
     /// Stops taking work, lets the attempts already running finish (each within its
