@@ -1,6 +1,7 @@
 //! Deliveries and invocation records in a SQL database (the storage module of this crate: no
-//! SQL elsewhere). Statements are few and carry many rows each: on SQLite every statement is a
-//! round trip to its connection thread, and round trips, not SQL work, bound the executor.
+//! SQL elsewhere). Statements are few and carry many rows each: a read on SQLite is a round trip
+//! to a reader's connection thread, a statement on PostgreSQL one to the server, and round trips,
+//! not SQL work, bound the executor.
 //!
 //! Slots: a SQLite database is held by one process (its data directory's lock), so every
 //! executor that can claim from it shares this store, and slots are counted in its memory. On
