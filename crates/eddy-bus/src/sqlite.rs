@@ -229,12 +229,14 @@ impl Sql for SqliteWriter {
 
     async fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, BusError> {
         let mut statement = self.prepared(sql, args)?;
+        // SQLite counts the rows of the last statement that changed any: a query changed none.
+        let changes_rows = !statement.readonly();
         // Rows a statement returns (`RETURNING`) are stepped through and dropped, as sqlx does.
         let mut rows = statement.raw_query();
         while rows.next().map_err(statement_error)?.is_some() {}
         drop(rows);
         drop(statement);
-        Ok(self.conn.changes())
+        Ok(if changes_rows { self.conn.changes() } else { 0 })
     }
 
     async fn fetch(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, BusError> {
@@ -371,6 +373,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(changed, 2);
+        let read = db.execute("SELECT k FROM t", &[]).await.unwrap();
+        assert_eq!(read, 0, "a query changes nothing");
     }
 
     #[tokio::test]
