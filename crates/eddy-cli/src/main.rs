@@ -13,6 +13,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+/// eddy allocates and frees many small values per event (rows, JSON, statements' arguments),
+/// from several threads: glibc's allocator spent about a fifth of the CPU of a batched
+/// delivery on that (profiled, docs/performance.md); mimalloc's thread-local pages do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use eddy_wire::admin::Prices;
 use serde_json::Value;
 
