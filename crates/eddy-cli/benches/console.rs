@@ -63,23 +63,8 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
-    let signed_in = agent
-        .post(format!("{}/_eddy/console/sign-in", eddy.base))
-        .content_type("application/x-www-form-urlencoded")
-        .send("access_key_id=eddy-dev&secret_access_key=eddy-dev-secret")
-        .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let agent = ureq::Agent::new_with_defaults();
+    let cookie = common::console_cookie(&eddy.base);
     let pages = [
         "/_eddy/v1/activity",
         "/_eddy/v1/usage",

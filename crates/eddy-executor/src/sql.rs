@@ -116,6 +116,13 @@ fn dead_letter(r: &Row) -> Result<DeadLetter, ExecError> {
     })
 }
 
+/// An invocation record's columns, as [`insert_invocations`] writes them and [`invocation`]
+/// reads them.
+const INVOCATION_COLUMNS: &str = "request_id, function, delivery_id, event_seq, attempt, start_ms,
+    duration_us, outcome, error_type, error, output, truncated, memory_mb, billed_ms,
+    max_memory_mb, init_us, batch_size, response";
+const INVOCATION_WIDTH: usize = 18;
+
 fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
     Ok(InvocationRecord {
         request_id: r.get("request_id")?,
@@ -724,9 +731,7 @@ impl DeliveryStore for SqlDeliveries {
         let rows = db
             .fetch(
                 &format!(
-                    "SELECT {position} AS position, request_id, function, delivery_id, event_seq, attempt,
-                            start_ms, duration_us, outcome, error_type, error, output, truncated, memory_mb,
-                            billed_ms, max_memory_mb, init_us, batch_size, response
+                    "SELECT {position} AS position, {INVOCATION_COLUMNS}
                      FROM _eddy_invocations
                      WHERE (CAST(? AS TEXT) IS NULL OR function = ?)
                        AND (CAST(? AS BIGINT) IS NULL OR event_seq = ? OR request_id IN (
@@ -741,7 +746,9 @@ impl DeliveryStore for SqlDeliveries {
                      LIMIT ?",
                     position = recorded_order(db.dialect())
                 ),
-                args![function, function, event_seq, event_seq, event_seq, event_seq, after, limit],
+                args![
+                    function, function, event_seq, event_seq, event_seq, event_seq, after, limit
+                ],
             )
             .await?;
         let mut page = InvocationPage {
@@ -783,11 +790,10 @@ impl DeliveryStore for SqlDeliveries {
     ) -> Result<Vec<InvocationRecord>, ExecError> {
         let rows = db
             .fetch(
-                "SELECT request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us,
-                        outcome, error_type, error, output, truncated, memory_mb, billed_ms,
-                        max_memory_mb, init_us, batch_size, response
-                 FROM _eddy_invocations WHERE function = ?
-                 ORDER BY start_ms DESC LIMIT ?",
+                &format!(
+                    "SELECT {INVOCATION_COLUMNS} FROM _eddy_invocations WHERE function = ?
+                     ORDER BY start_ms DESC LIMIT ?"
+                ),
                 args![function, limit],
             )
             .await?;
@@ -964,7 +970,7 @@ async fn insert_invocations(
     records: &[&InvocationRecord],
 ) -> Result<(), ExecError> {
     for chunk in records.chunks(CHUNK) {
-        let mut values = Vec::with_capacity(chunk.len() * 18);
+        let mut values = Vec::with_capacity(chunk.len() * INVOCATION_WIDTH);
         for r in chunk {
             values.extend([
                 Value::from(&r.request_id),
@@ -988,13 +994,10 @@ async fn insert_invocations(
             ]);
         }
         let sql = format!(
-            "INSERT INTO _eddy_invocations
-                 (request_id, function, delivery_id, event_seq, attempt, start_ms, duration_us, outcome,
-                  error_type, error, output, truncated, memory_mb, billed_ms, max_memory_mb, init_us,
-                  batch_size, response)
+            "INSERT INTO _eddy_invocations ({INVOCATION_COLUMNS})
              VALUES {}
              ON CONFLICT (request_id) DO NOTHING",
-            rows_of(chunk.len(), 18)
+            rows_of(chunk.len(), INVOCATION_WIDTH)
         );
         tx.execute(&sql, &values).await?;
     }

@@ -28,12 +28,10 @@ pub async fn serve(s3: s3s::service::S3Service, services: Shared, request: Reque
 /// serves objects from the bucket's host, apart from its console; SDKs ignore both headers.)
 fn inert(response: &mut Response) {
     let headers = response.headers_mut();
-    if !headers.contains_key(axum::http::header::CONTENT_SECURITY_POLICY) {
-        headers.insert(
-            axum::http::header::CONTENT_SECURITY_POLICY,
-            axum::http::HeaderValue::from_static("sandbox; default-src 'none'"),
-        );
-    }
+    headers.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     headers.insert(
         axum::http::header::X_CONTENT_TYPE_OPTIONS,
         axum::http::HeaderValue::from_static("nosniff"),

@@ -535,6 +535,30 @@ pub fn raw(eddy: &Eddy, request: &[u8]) -> (u16, String) {
     (status, text)
 }
 
+/// Signs in to the console of the eddy at `base` with the development credentials, as its form
+/// does; the session cookie (`NAME=VALUE`) its pages take.
+pub fn console_cookie(base: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let signed_in = agent
+        .post(format!("{base}/_eddy/console/sign-in"))
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!(
+            "access_key_id={DEV_ACCESS_KEY_ID}&secret_access_key={DEV_SECRET_ACCESS_KEY}"
+        ))
+        .unwrap();
+    assert_eq!(
+        signed_in.status().as_u16(),
+        303,
+        "signing in to the console"
+    );
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}
+
 /// The address eddy listens on (`127.0.0.1:PORT`).
 pub fn address(eddy: &Eddy) -> String {
     eddy.base.trim_start_matches("http://").to_string()
