@@ -32,9 +32,9 @@ impl BlobStore for DiskBlobs {
 
     async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {
         let mut reader = ConcatReader::new(parts.iter().map(|p| self.path(p)).collect());
-        let mut stager = Stager::create(&self.tmp, u64::MAX, None)?;
+        let mut stager = Stager::create(&self.tmp, u64::MAX, None, true)?;
         stager.feed(&mut reader).await?;
-        self.place(stager.finish(None, true).await?).await
+        self.place(stager.finish(None).await?).await
     }
 
     async fn still_there(&self, blob: &BlobInfo) -> Result<bool, ObjectError> {

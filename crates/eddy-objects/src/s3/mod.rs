@@ -95,12 +95,12 @@ impl BlobStore for S3Blobs {
     }
 
     async fn concat(&self, parts: &[String]) -> Result<BlobInfo, ObjectError> {
-        let mut stager = Stager::create(&self.tmp, u64::MAX, None)?;
+        let mut stager = Stager::create(&self.tmp, u64::MAX, None, false)?;
         for part in parts {
             let mut reader = self.client.get(&Self::key(part), 0, u64::MAX / 2).await?;
             stager.feed(&mut reader).await?;
         }
-        self.upload(stager.finish(None, false).await?).await
+        self.upload(stager.finish(None).await?).await
     }
 
     async fn still_there(&self, blob: &BlobInfo) -> Result<bool, ObjectError> {
