@@ -3,8 +3,8 @@
 //! window has passed; a handler's `batchItemFailures` have only the records it named (and those
 //! after them in their key's order) tried again; a failing batch with `bisect_on_error` is
 //! split down to the record that fails alone, which goes to `on_failure` while the rest
-//! succeed; parallel batches keep each key's records in order; and `events show`'s data names
-//! every batch an event went in.
+//! succeed; parallel batches keep each key's records in order; `events show`'s data names
+//! every batch an event went in; and a batch's records settle in one commit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -479,4 +479,24 @@ triggers:
         "three single failures, then one batch of three"
     );
     executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batchs_records_settle_in_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(
+        dir.path(),
+        "{size: 200}",
+        Stream::default(),
+        Arc::new(ManualClock::starting_now()),
+    )
+    .await;
+    let recorded = node.executor.recorded();
+    node.insert(1..=200).await;
+    node.settled(200).await;
+    assert_eq!(node.stream.batches().len(), 1);
+    // Its 200 settlements and its invocation record: one transaction, not one per record
+    // the settler happened to find queued.
+    assert_eq!(*recorded.borrow(), 1);
+    node.executor.shutdown().await;
 }

@@ -284,6 +284,12 @@ impl Bus {
         journal::at(&mut self.readers(), seqs).await
     }
 
+    /// The events with these sequence numbers, read in the write transaction `tx`: work leased
+    /// in a transaction is read with it, not by a reader after the commit.
+    pub async fn events_in(tx: &mut dyn sql::Sql, seqs: &[u64]) -> Result<Vec<Event>, BusError> {
+        journal::at(tx, seqs).await
+    }
+
     /// The first event's sequence number at or after `time_ms` (its commit time), if any.
     pub async fn first_seq_at_or_after(&self, time_ms: i64) -> Result<Option<u64>, BusError> {
         journal::first_at_or_after(&mut self.readers(), time_ms).await

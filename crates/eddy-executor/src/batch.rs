@@ -48,6 +48,12 @@ pub(crate) struct Batched {
 /// A leased batch: its invocation's request id and its records, in event order.
 pub(crate) type LeasedBatch = (String, Vec<BatchCandidate>);
 
+/// Batches leased in one transaction, and their records' events by sequence number.
+pub(crate) struct Leases {
+    pub batches: Vec<LeasedBatch>,
+    pub events: Arc<HashMap<u64, Arc<Event>>>,
+}
+
 /// Leases the batches of each of `batched` that `room` (free slots by function, taken from as
 /// batches are leased) allows. Returns them, and when the earliest batch held back by its
 /// window is due.
@@ -121,15 +127,8 @@ pub(crate) async fn deliver(
     if function.is_some() && next.is_none() {
         let _ = inner.store.give_back(&function_name, 1).await;
     }
-    let mut next = next;
-    for settle in settles {
-        // Only fails once the settler has stopped; the leases then expire and run again.
-        let finished = Finished {
-            settle,
-            next: next.take(),
-        };
-        let _ = inner.settled.send(finished).await;
-    }
+    // Only fails once the settler has stopped; the leases then expire and run again.
+    let _ = inner.settled.send(Finished { settles, next }).await;
 }
 
 /// One record's part in an attempt.

@@ -51,7 +51,7 @@ pub use replay::JournalPoint;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
 pub use sql::SqlDeliveries;
 
-use batch::LeasedBatch;
+use batch::{LeasedBatch, Leases};
 use dispatch::CURSOR;
 use settle::{Finished, Recording};
 
@@ -151,7 +151,8 @@ struct Inner {
     recorded: watch::Sender<u64>,
 }
 
-/// Finished attempts waiting to be recorded at most; beyond, attempts wait (push back).
+/// Finished attempts waiting to be recorded at most (a batch counts as one: its settlements
+/// travel together); beyond, attempts wait (push back).
 const SETTLE_QUEUE: usize = 4096;
 
 struct Compiled {
@@ -630,7 +631,7 @@ impl Inner {
     /// A finished batch that holds on to its slot has its trigger's next batch leased in the
     /// same transaction (one commit, not two, between a trigger's batches); those are returned
     /// to be run, and the slots no batch took are given back.
-    async fn record(&self, recording: Arc<Recording>) -> Result<Vec<LeasedBatch>, ExecError> {
+    async fn record(&self, recording: Arc<Recording>) -> Result<Leases, ExecError> {
         let claim = Claim {
             node: self.config.node.clone(),
             now_ms: self.clock.now_ms(),
@@ -644,7 +645,7 @@ impl Inner {
         }
         let writer = self.config.destination_writer.clone();
         let input = (self.store.clone(), recording, claim, writer);
-        let leased: Vec<LeasedBatch> = self
+        let (leased, events): (Vec<LeasedBatch>, Vec<Event>) = self
             .bus
             .write(input, move |tx, (store, recording, claim, writer)| {
                 Box::pin(async move {
@@ -702,7 +703,18 @@ impl Inner {
                         );
                         leased.extend(found.await?.0);
                     }
-                    Ok::<_, ExecError>(leased)
+                    // The next batches start as soon as this commits: their events are read
+                    // here, on the writer's connection, not by a reader after the commit.
+                    let seqs: Vec<u64> = leased
+                        .iter()
+                        .flat_map(|(_, batch)| batch.iter().map(|c| c.delivery.event_seq))
+                        .collect();
+                    let events = if seqs.is_empty() {
+                        Vec::new()
+                    } else {
+                        eddy_bus::Bus::events_in(tx, &seqs).await?
+                    };
+                    Ok::<_, ExecError>((leased, events))
                 })
             })
             .await?;
@@ -716,7 +728,10 @@ impl Inner {
             }
         }
         self.recorded.send_modify(|n| *n += 1);
-        Ok(leased)
+        Ok(Leases {
+            batches: leased,
+            events: Arc::new(events.into_iter().map(|e| (e.seq, Arc::new(e))).collect()),
+        })
     }
 
     /// Marks the waiting deliveries of the app's batched triggers as batched, and the others

@@ -11,7 +11,7 @@ use eddy_events::destination::Response;
 use eddy_subscriptions::{BatchSpec, FunctionSpec, RetryPolicy, TriggerSpec};
 use serde_json::Value;
 
-use crate::batch::{self, Batched, LeasedBatch};
+use crate::batch::{self, Batched, LeasedBatch, Leases};
 use crate::deliveries::{
     Claim, DeadReason, DeliveryAttempt, InvocationRecord, Leased, Settle, Settlement,
 };
@@ -221,7 +221,7 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
     round
 }
 
-/// Starts leased batches, with their events read in one go.
+/// Starts batches the scheduler leased, with their events read in one go.
 pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
     let seqs: Vec<u64> = batches
         .iter()
@@ -238,10 +238,17 @@ pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
             return;
         }
     };
-    for leased in batches {
-        inner
-            .attempts
-            .spawn(batch::deliver(inner.clone(), leased, Arc::clone(&events)));
+    start_batches(inner, Leases { batches, events });
+}
+
+/// Starts the invocation of each leased batch.
+pub(crate) fn start_batches(inner: &Arc<Inner>, leases: Leases) {
+    for leased in leases.batches {
+        inner.attempts.spawn(batch::deliver(
+            inner.clone(),
+            leased,
+            Arc::clone(&leases.events),
+        ));
     }
 }
 

@@ -10,17 +10,21 @@ use crate::batch::Batched;
 use crate::deliveries::Settle;
 use crate::{ExecError, Inner, schedule};
 
-/// A finished attempt on its way to the settler: what to record, and — for a batch that keeps
-/// its function's slot — the trigger whose next batch that slot should go to, leased in the
-/// same transaction.
+/// A finished attempt on its way to the settler: what to record (a batch's settlements travel
+/// together, so they are recorded in one transaction, not split across rounds), and — for a
+/// batch that keeps its function's slot — the trigger whose next batch that slot should go
+/// to, leased in the same transaction.
 pub(crate) struct Finished {
-    pub settle: Settle,
+    pub settles: Vec<Settle>,
     pub next: Option<Batched>,
 }
 
 impl From<Settle> for Finished {
     fn from(settle: Settle) -> Self {
-        Self { settle, next: None }
+        Self {
+            settles: vec![settle],
+            next: None,
+        }
     }
 }
 
@@ -39,7 +43,7 @@ impl From<Vec<Finished>> for Recording {
             next: Vec::new(),
         };
         for f in finished {
-            recording.settles.push(f.settle);
+            recording.settles.extend(f.settles);
             recording.next.extend(f.next);
         }
         recording
@@ -72,9 +76,7 @@ pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Finished
         loop {
             match inner.record(recording.clone()).await {
                 Ok(next) => {
-                    if !next.is_empty() {
-                        schedule::run_batches(&inner, next).await;
-                    }
+                    schedule::start_batches(&inner, next);
                     break;
                 }
                 Err(ExecError::Bus(BusError::WriterStopped)) => return,
