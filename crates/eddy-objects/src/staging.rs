@@ -327,14 +327,22 @@ impl HashingWriter {
                 checksum,
             } = &mut self.digester;
             // MD5 is the slowest digest and cannot itself be split: it runs on a thread of its
-            // own while the others are computed and the bytes written.
+            // own while the others are computed and the bytes written (here, when no thread
+            // can be had).
+            let md5 = std::sync::Mutex::new(md5);
+            let update_md5 = || md5.lock().expect("MD5 cannot panic").update(bytes);
             std::thread::scope(|s| {
-                s.spawn(|| md5.update(bytes));
+                let beside = std::thread::Builder::new().spawn_scoped(s, update_md5);
                 sha256.update(bytes);
                 if let Some((_, hasher)) = checksum {
                     hasher.update(bytes);
                 }
-                self.file.write_all(bytes)
+                let written = self.file.write_all(bytes);
+                match beside {
+                    Ok(thread) => thread.join().expect("MD5 cannot panic"),
+                    Err(_) => update_md5(),
+                }
+                written
             })?;
         }
         if self.durable {
