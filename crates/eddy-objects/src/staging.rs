@@ -96,7 +96,7 @@ impl Stager {
                 durable,
             }),
             expected: checksum.and_then(|c| c.expected),
-            buf: vec![0u8; CHUNK],
+            buf: Vec::new(),
             limit,
         })
     }
@@ -110,7 +110,6 @@ impl Stager {
         let mut pending: Option<tokio::task::JoinHandle<Written>> = None;
         let mut next = std::mem::take(&mut self.buf);
         let result = loop {
-            next.resize(CHUNK, 0);
             let read = read_full(body, &mut next).await;
             // The chunk before is written by now, or is waited for: one at a time.
             if let Some(spare) = self.settle(pending.take()).await? {
@@ -132,12 +131,12 @@ impl Stager {
                 .expect("the writer is back after each chunk");
             let chunk = std::mem::replace(&mut next, std::mem::take(&mut self.buf));
             pending = Some(tokio::task::spawn_blocking(move || {
-                let r = w.write(&chunk[..n]);
+                let r = w.write(&chunk);
                 (w, chunk, r)
             }));
         };
         self.settle(pending).await?;
-        if self.buf.is_empty() {
+        if self.buf.capacity() == 0 {
             self.buf = next;
         }
         result
@@ -197,21 +196,23 @@ pub(crate) async fn stage(
     Ok(staged)
 }
 
-/// Reads until `buf` is full or the body ends, so chunks stay large whatever the source's
-/// read sizes are.
+/// Reads the body's next `CHUNK` bytes into `buf` (fewer only where the body ends), so
+/// chunks stay large whatever the source's read sizes are. The buffer is never zeroed first:
+/// reads go into its spare capacity, and a small body touches only the memory it fills.
 async fn read_full(
     body: &mut (dyn AsyncRead + Send + Unpin),
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
 ) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = body.read(&mut buf[filled..]).await?;
-        if n == 0 {
+    use bytes::BufMut;
+    buf.clear();
+    buf.reserve_exact(CHUNK);
+    while buf.len() < CHUNK {
+        let room = CHUNK - buf.len();
+        if body.read_buf(&mut (&mut *buf).limit(room)).await? == 0 {
             break;
         }
-        filled += n;
     }
-    Ok(filled)
+    Ok(buf.len())
 }
 
 /// The digests of bytes fed in pieces: their SHA-256 (a blob's name), MD5 (the ETag) and,
