@@ -53,6 +53,12 @@ async fn a_replay_delivers_its_range_again_to_its_trigger_only() {
         .await
         .unwrap();
     insert("notes", json!({"id": 1})).await.unwrap();
+    // Event 5 in a millisecond of its own, so that a replay from its time starts at it: a
+    // commit takes well under a millisecond, and a time names every event committed in it.
+    let fourth = eddy.bus.event_at(4).await.unwrap().unwrap();
+    while eddy_bus::now_ms() <= fourth.time_ms {
+        tokio::time::sleep(std::time::Duration::from_micros(100)).await;
+    }
     insert("orders", json!({"id": 3, "status": "new"}))
         .await
         .unwrap();
