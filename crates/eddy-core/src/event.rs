@@ -217,7 +217,7 @@ pub struct Event {
 impl Event {
     /// The object change this event records, for object events.
     pub fn object_change(&self) -> Result<ObjectChange, serde_json::Error> {
-        serde_json::from_value(self.payload.clone())
+        ObjectChange::deserialize(&self.payload)
     }
 
     /// The mark of the backfill that journaled this event, if one did: a backfill's events
@@ -229,7 +229,8 @@ impl Event {
 
     /// The row change this event records, for table events.
     pub fn row_change(&self) -> Result<RowChange, serde_json::Error> {
-        serde_json::from_value(self.payload.clone())
+        // Read from the payload in place: a batch reads one per record.
+        RowChange::deserialize(&self.payload)
     }
 }
 

@@ -101,7 +101,7 @@ pub fn dynamodb_record(event: &Event, stream_label: &str) -> Result<Value, Forma
     let size: usize = ["Keys", "NewImage", "OldImage"]
         .iter()
         .filter_map(|k| record.get(*k))
-        .map(|v| v.to_string().len())
+        .map(json_len)
         .sum();
     record.insert("SequenceNumber".into(), json!(format!("{:021}", event.seq)));
     record.insert("SizeBytes".into(), json!(size));
@@ -115,6 +115,24 @@ pub fn dynamodb_record(event: &Event, stream_label: &str) -> Result<Value, Forma
         "dynamodb": record,
         "eventSourceARN": format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table}/stream/{stream_label}"),
     }))
+}
+
+/// The length of `value` as JSON, counted without writing it anywhere.
+pub fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// The EventBridge Scheduled Event for a run of schedule `name` due at `time_ms`, as a
@@ -241,6 +259,12 @@ fn bad_payload(event: &Event, e: serde_json::Error) -> FormatError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_len_is_the_serialized_length() {
+        let value = json!({"Records": [{"a": "ü", "n": 12.5, "l": [null, true]}]});
+        assert_eq!(json_len(&value), serde_json::to_vec(&value).unwrap().len());
+    }
 
     #[test]
     fn keys_are_encoded_as_s3_encodes_them() {

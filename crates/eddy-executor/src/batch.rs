@@ -220,7 +220,7 @@ async fn attempt(
                 continue;
             }
         };
-        let bytes = payload::json_size(&record);
+        let bytes = eddy_events::json_len(&record);
         if !live.is_empty() && size + bytes > MAX_PAYLOAD {
             let rebatch = Settlement::Rebatch {
                 part: None,

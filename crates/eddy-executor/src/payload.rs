@@ -59,35 +59,11 @@ pub(crate) fn mark_replay(payload: &mut Value, replay: i64, backfill: bool) {
     }
 }
 
-/// The length of `value` as JSON, counted without writing it anywhere.
-pub(crate) fn json_size(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` to a writer that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn json_size_is_the_serialized_length() {
-        let value = json!({"Records": [{"a": "ü", "n": 12.5, "l": [null, true]}]});
-        assert_eq!(json_size(&value), serde_json::to_vec(&value).unwrap().len());
-    }
 
     #[test]
     fn only_replays_are_marked() {
