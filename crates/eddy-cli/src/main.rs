@@ -14,13 +14,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use eddy_wire::admin::Prices;
+use serde_json::Value;
+
 /// eddy allocates and frees many small values per event (rows, JSON, statements' arguments),
 /// from several threads: glibc's allocator spent about a fifth of the CPU of a batched
 /// delivery on that (profiled, docs/performance.md); mimalloc's thread-local pages do not.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use eddy_wire::admin::Prices;
-use serde_json::Value;
 
 #[derive(Parser)]
 #[command(

@@ -121,7 +121,20 @@ fn dead_letter(r: &Row) -> Result<DeadLetter, ExecError> {
 const INVOCATION_COLUMNS: &str = "request_id, function, delivery_id, event_seq, attempt, start_ms,
     duration_us, outcome, error_type, error, output, truncated, memory_mb, billed_ms,
     max_memory_mb, init_us, batch_size, response";
-const INVOCATION_WIDTH: usize = 18;
+const INVOCATION_WIDTH: usize = column_count(INVOCATION_COLUMNS);
+
+/// How many columns a comma-separated list names.
+const fn column_count(columns: &str) -> usize {
+    let bytes = columns.as_bytes();
+    let (mut i, mut commas) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            commas += 1;
+        }
+        i += 1;
+    }
+    commas + 1
+}
 
 fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
     Ok(InvocationRecord {

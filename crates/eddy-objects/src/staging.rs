@@ -241,11 +241,46 @@ impl Digester {
     }
 
     pub(crate) fn update(&mut self, bytes: &[u8]) {
-        self.sha256.update(bytes);
         self.md5.update(bytes);
-        if let Some((_, hasher)) = &mut self.checksum {
+        Self::update_all_but_md5(&mut self.sha256, &mut self.checksum, bytes);
+    }
+
+    fn update_all_but_md5(
+        sha256: &mut Sha256,
+        checksum: &mut Option<(ChecksumAlgorithm, Hasher)>,
+        bytes: &[u8],
+    ) {
+        sha256.update(bytes);
+        if let Some((_, hasher)) = checksum {
             hasher.update(bytes);
         }
+    }
+
+    /// Takes in `bytes` while `alongside` runs (a chunk's write): from `SPLIT_HASHING` bytes,
+    /// their MD5 — the slowest digest, which cannot itself be split — on a thread of its own
+    /// meanwhile (here, when no thread can be had).
+    fn update_while<R>(&mut self, bytes: &[u8], alongside: impl FnOnce() -> R) -> R {
+        if bytes.len() < SPLIT_HASHING {
+            self.update(bytes);
+            return alongside();
+        }
+        let Self {
+            sha256,
+            md5,
+            checksum,
+        } = self;
+        let md5 = std::sync::Mutex::new(md5);
+        let update_md5 = || md5.lock().expect("MD5 cannot panic").update(bytes);
+        std::thread::scope(|s| {
+            let beside = std::thread::Builder::new().spawn_scoped(s, update_md5);
+            Self::update_all_but_md5(sha256, checksum, bytes);
+            let done = alongside();
+            match beside {
+                Ok(thread) => thread.join().expect("MD5 cannot panic"),
+                Err(_) => update_md5(),
+            }
+            done
+        })
     }
 
     pub(crate) fn finish(self) -> Digests {
@@ -318,34 +353,9 @@ struct HashingWriter {
 
 impl HashingWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if bytes.len() < SPLIT_HASHING {
-            self.digester.update(bytes);
-            self.file.write_all(bytes)?;
-        } else {
-            let Digester {
-                sha256,
-                md5,
-                checksum,
-            } = &mut self.digester;
-            // MD5 is the slowest digest and cannot itself be split: it runs on a thread of its
-            // own while the others are computed and the bytes written (here, when no thread
-            // can be had).
-            let md5 = std::sync::Mutex::new(md5);
-            let update_md5 = || md5.lock().expect("MD5 cannot panic").update(bytes);
-            std::thread::scope(|s| {
-                let beside = std::thread::Builder::new().spawn_scoped(s, update_md5);
-                sha256.update(bytes);
-                if let Some((_, hasher)) = checksum {
-                    hasher.update(bytes);
-                }
-                let written = self.file.write_all(bytes);
-                match beside {
-                    Ok(thread) => thread.join().expect("MD5 cannot panic"),
-                    Err(_) => update_md5(),
-                }
-                written
-            })?;
-        }
+        let file = &mut self.file;
+        self.digester
+            .update_while(bytes, || file.write_all(bytes))?;
         if self.durable {
             start_writeback(&self.file, self.written, bytes.len());
         }
