@@ -726,3 +726,100 @@ async fn two_nodes_over_one_store_run_each_job_once_within_one_limit() {
         executor.shutdown().await;
     }
 }
+
+/// Waits until the dispatcher's position satisfies `condition` (bounded, as [`wait_for`]).
+async fn dispatched(executor: &Executor, condition: impl Fn(Dispatched) -> bool) -> Dispatched {
+    let mut positions = executor.dispatched();
+    let found = tokio::time::timeout(
+        Duration::from_secs(20),
+        positions.wait_for(|d| condition(*d)),
+    )
+    .await
+    .expect("the dispatcher gets there within 20 s")
+    .expect("the executor runs");
+    *found
+}
+
+/// Events that match no trigger do not each cost a write: the dispatcher moves past them in
+/// memory and saves its position with the next deliveries, at shutdown, or once the save
+/// interval has passed — and a restart resumes from the saved position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_that_match_no_trigger_are_passed_without_a_write_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "buckets: [{name: watched}, {name: other}]
+functions:
+  - {name: note, runtime: exec, command: [sh, -c, 'cat > /dev/null']}
+triggers:
+  - {name: on-watched, function: note, source: bucket/watched, events: [object:created]}
+";
+    let rarely = ExecutorConfig {
+        cursor_save_interval: Duration::from_secs(3600),
+        ..ExecutorConfig::default()
+    };
+    let (eddy, executor) = eddy_tests::start_executor_with(
+        dir.path(),
+        app(dir.path(), manifest),
+        Arc::new(SystemClock),
+        rarely,
+    )
+    .await;
+    let saved_at_start = executor.dispatched_through().await.unwrap();
+    for n in 0..10 {
+        upload(&eddy, "other", &format!("{n}")).await;
+    }
+    let last = eddy.bus.last_seq();
+    let position = dispatched(&executor, |d| d.read == last).await;
+    assert_eq!(
+        position.saved, saved_at_start,
+        "ten events matched nothing: nothing written for them"
+    );
+    assert_eq!(executor.dispatched_through().await.unwrap(), saved_at_start);
+
+    upload(&eddy, "watched", "a").await;
+    let last = eddy.bus.last_seq();
+    dispatched(&executor, |d| d.saved == last).await;
+    assert_eq!(
+        executor.dispatched_through().await.unwrap(),
+        last,
+        "a delivery saves the position with it"
+    );
+
+    upload(&eddy, "other", "after").await;
+    let last = eddy.bus.last_seq();
+    dispatched(&executor, |d| d.read == last).await;
+    wait_for("the delivery", || settled(&executor, 1)).await;
+    executor.shutdown().await;
+    assert_eq!(
+        executor.dispatched_through().await.unwrap(),
+        last,
+        "shutdown saves what was read"
+    );
+
+    // Started again, with a short interval: it resumes where it saved, and saves by itself.
+    let often = ExecutorConfig {
+        cursor_save_interval: Duration::from_millis(20),
+        ..ExecutorConfig::default()
+    };
+    let executor = Executor::start(
+        eddy.bus.clone(),
+        app(dir.path(), manifest),
+        Arc::new(SystemClock),
+        often,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dispatched(&executor, |d| d.read == last).await,
+        Dispatched {
+            read: last,
+            saved: last
+        }
+    );
+    upload(&eddy, "other", "later").await;
+    let last = eddy.bus.last_seq();
+    dispatched(&executor, |d| d.saved == last).await;
+    assert_eq!(executor.dispatched_through().await.unwrap(), last);
+    let counts = executor.counts().await.unwrap();
+    assert_eq!(counts.total(), 1, "the one watched upload, delivered once");
+    executor.shutdown().await;
+}
