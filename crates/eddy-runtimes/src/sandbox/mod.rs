@@ -17,6 +17,7 @@
 mod child;
 mod peer;
 mod plan;
+mod sock_diag;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;

@@ -2,8 +2,9 @@
 //! only connections made by that worker's own processes.
 //!
 //! `AWS_LAMBDA_RUNTIME_API` is a plain `host:port`, so the API must be TCP and any local process
-//! can connect to it. What the kernel knows settles who did: `/proc/net/tcp` names the socket
-//! (its inode) behind the connecting address, and the connection is accepted only if that
+//! can connect to it. What the kernel knows settles who did: `sock_diag` (or, where it cannot be
+//! asked, `/proc/net/tcp`) names the socket (its inode) behind the connecting address, and the
+//! connection is accepted only if that
 //! socket is held by the worker's first process or one of its descendants (found through
 //! `/proc/PID/task/TID/children`, and their `/proc/PID/fd`). A process cannot make itself a
 //! descendant of another, so neither another function nor another local user passes.
@@ -21,8 +22,14 @@ pub(crate) fn from_worker(root: u32, peer: SocketAddr, local: SocketAddr) -> boo
     descendants(root).into_iter().any(|pid| holds(pid, &socket))
 }
 
-/// The inode of the socket whose local address is `peer` and remote address `local`.
+/// The inode of the socket whose local address is `peer` and remote address `local`: asked of
+/// the kernel, or read from its table where it cannot be asked.
 fn socket_inode(peer: SocketAddr, local: SocketAddr) -> Option<u64> {
+    super::sock_diag::inode(peer, local).unwrap_or_else(|_| listed_inode(peer, local))
+}
+
+/// [`socket_inode`] from `/proc/net/tcp` (a walk over the kernel's whole table).
+fn listed_inode(peer: SocketAddr, local: SocketAddr) -> Option<u64> {
     let table = match peer {
         SocketAddr::V4(_) => "/proc/net/tcp",
         SocketAddr::V6(_) => "/proc/net/tcp6",
@@ -97,6 +104,27 @@ mod tests {
         if cfg!(target_endian = "little") {
             assert_eq!(proc_address(a), "0100007F:1F90");
         }
+    }
+
+    /// The kernel's answer and its table agree on a connection's socket, from either end;
+    /// a connection that does not exist has none.
+    #[test]
+    fn the_kernel_names_a_connections_socket_as_its_table_does() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(local).unwrap();
+        let (_accepted, peer) = listener.accept().unwrap();
+        let asked = super::super::sock_diag::inode(peer, local).expect("sock_diag answers");
+        assert!(asked.is_some());
+        assert_eq!(asked, listed_inode(peer, local));
+        let server_side = super::super::sock_diag::inode(local, peer).unwrap();
+        assert!(server_side.is_some());
+        assert_ne!(server_side, asked, "each end is a socket of its own");
+        assert_eq!(server_side, listed_inode(local, peer));
+        drop(client);
+        let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(super::super::sock_diag::inode(nobody, local).unwrap(), None);
+        assert_eq!(listed_inode(nobody, local), None);
     }
 
     /// A connection this process makes to its own listener is this process's; one made by a
