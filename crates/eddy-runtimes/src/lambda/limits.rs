@@ -77,13 +77,14 @@ impl Mechanism {
                 root.display()
             ),
             Mechanism::CgroupV1 { memory, cpu } => format!(
-                "memory by cgroup v1 under {}; CPU weight {}",
+                "memory by cgroup v1 under {}; CPU weight {}{}",
                 memory.display(),
                 cpu.as_ref()
                     .map_or("not set (no writable cpu cgroup)".to_string(), |c| format!(
                         "by cgroup v1 under {}",
                         c.display()
-                    ))
+                    )),
+                join_cost(std::fs::read_to_string(RCU_EXPEDITED).ok().as_deref())
             ),
             Mechanism::Rlimit => {
                 "memory by RLIMIT_DATA (no writable cgroup); CPU not shared by memory".into()
@@ -147,6 +148,21 @@ impl Mechanism {
             confinement = Confinement::bare(memory_mb);
         }
         confinement
+    }
+}
+
+/// Whether the kernel expedites RCU grace periods (`1`) or not (`0`).
+const RCU_EXPEDITED: &str = "/sys/kernel/rcu_expedited";
+
+/// What joining its groups costs each new worker, given what [`RCU_EXPEDITED`] holds: where
+/// grace periods are not expedited, the move waits for one (measured on cgroup v1, kernel 6.18:
+/// 7–13 ms of a cold start; expedited, 0.3 ms).
+fn join_cost(rcu_expedited: Option<&str>) -> &'static str {
+    match rcu_expedited.map(str::trim) {
+        Some("0") => {
+            "; each new worker waits ~10 ms for an RCU grace period to join its groups (`echo 1 > /sys/kernel/rcu_expedited` makes that ~0.3 ms; see docs/runtimes.md)"
+        }
+        _ => "",
     }
 }
 
@@ -328,6 +344,14 @@ mod tests {
             (CPU_PERIOD_US * 256 / MB_PER_CORE).to_string()
         );
         drop((small, large));
+    }
+
+    /// The log says what joining a group costs only where grace periods are not expedited.
+    #[test]
+    fn the_join_cost_is_told_only_when_grace_periods_are_slow() {
+        assert!(join_cost(Some("0\n")).contains("rcu_expedited"));
+        assert_eq!(join_cost(Some("1\n")), "");
+        assert_eq!(join_cost(None), "", "a kernel without the knob says nothing");
     }
 
     #[test]

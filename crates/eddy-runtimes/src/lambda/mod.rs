@@ -125,11 +125,6 @@ impl Workers {
         workers
     }
 
-    /// How memory and CPU limits are enforced on this machine, in words.
-    pub fn limits(&self) -> String {
-        self.limits.describe()
-    }
-
     pub fn sandbox(&self) -> &Sandbox {
         &self.config.sandbox
     }
