@@ -12,7 +12,7 @@ use eddy_subscriptions::Ordering;
 
 use crate::deliveries::{DeadReason, Leased, NewDelivery};
 use crate::schedule::deliver;
-use crate::{Dispatched, ExecError, INVOKE_TRIGGER, Inner};
+use crate::{ExecError, INVOKE_TRIGGER, Inner};
 
 /// The journal cursor of the dispatcher.
 pub(crate) const CURSOR: &str = "dispatcher";
@@ -25,53 +25,22 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
             return;
         }
     };
-    inner.dispatched.send_replace(Dispatched {
-        read: start,
-        saved: start,
-    });
     let mut follower = inner.bus.follow(start);
     let mut stop = inner.stop.subscribe();
-    // When the position read past the saved cursor (events that made no delivery) must be
-    // saved by: saving it with each such commit would add a write to every commit.
-    let mut save_by: Option<tokio::time::Instant> = None;
     loop {
-        let due = async {
-            match save_by {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
+        let events = tokio::select! {
+            events = follower.next() => events,
+            _ = stop.wait_for(|s| *s) => return,
         };
-        let next = tokio::select! {
-            events = follower.next() => Next::Events(events),
-            () = due => Next::SaveDue,
-            _ = stop.wait_for(|s| *s) => Next::Stop,
-        };
-        let events = match next {
-            Next::Events(Ok(events)) => events,
-            Next::Events(Err(BusError::WriterStopped)) => return,
-            Next::Events(Err(error)) => {
+        let events = match events {
+            Ok(events) => events,
+            Err(BusError::WriterStopped) => return,
+            Err(error) => {
                 tracing::error!(%error, "the dispatcher cannot read the journal; trying again");
                 inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
                 continue;
             }
-            Next::SaveDue => {
-                save_by = match save_position(&inner).await {
-                    Ok(()) => None,
-                    Err(error) => {
-                        tracing::warn!(%error, "the dispatcher cannot save its position; trying again");
-                        Some(tokio::time::Instant::now() + inner.config.cursor_save_interval)
-                    }
-                };
-                continue;
-            }
-            Next::Stop => {
-                if save_by.is_some() {
-                    let _ = save_position(&inner).await;
-                }
-                return;
-            }
         };
-        let last = events.last().map_or(0, |e| e.seq);
         let wanted = fast_path_candidates(&inner, &events);
         let mut granted = HashMap::new();
         for (function, (want, capacity)) in &wanted {
@@ -83,16 +52,7 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
             granted.insert(function.clone(), got);
         }
         let deliveries = plan(&inner, &events, granted.clone(), None);
-        if deliveries.is_empty() {
-            // Nothing to record, and no slot taken (one is wanted only for a match): the
-            // position is saved within the interval, or with the next deliveries if sooner.
-            debug_assert!(granted.is_empty());
-            inner.dispatched.send_modify(|d| d.read = last);
-            save_by.get_or_insert_with(|| {
-                tokio::time::Instant::now() + inner.config.cursor_save_interval
-            });
-            continue;
-        }
+        let last = events.last().map_or(0, |e| e.seq);
         // Deliveries and cursor commit together. Until they do, the batch is retried: the
         // follower has moved on, so giving up would skip these events.
         let created = loop {
@@ -125,11 +85,6 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
                 }
             }
         };
-        save_by = None;
-        inner.dispatched.send_replace(Dispatched {
-            read: last,
-            saved: last,
-        });
         // Deliveries created leased run now, with their events at hand: no lease round, no read.
         let by_seq: HashMap<u64, Arc<Event>> =
             events.into_iter().map(|e| (e.seq, Arc::new(e))).collect();
@@ -164,22 +119,6 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
         }
         inner.wake.notify_one();
     }
-}
-
-/// What woke the dispatcher.
-enum Next {
-    Events(Result<Vec<Event>, BusError>),
-    /// The position read past the saved cursor is due to be saved.
-    SaveDue,
-    Stop,
-}
-
-/// Saves the position the dispatcher has read to, in a write of its own.
-async fn save_position(inner: &Inner) -> Result<(), BusError> {
-    let read = inner.dispatched.borrow().read;
-    inner.bus.save_cursor(CURSOR, read).await?;
-    inner.dispatched.send_modify(|d| d.saved = read);
-    Ok(())
 }
 
 async fn give_back_all(inner: &Inner, granted: &HashMap<String, u32>) {

@@ -87,10 +87,6 @@ pub struct ExecutorConfig {
     /// Writes bucket and table destination records; without one, such records are not
     /// written (and logged as not written).
     pub destination_writer: Option<Arc<dyn DestinationWriter>>,
-    /// While the events it reads make no delivery, the dispatcher saves its journal position
-    /// at most this often (a delivery saves it at once, in its own transaction). A crash loses
-    /// at most this much of the position: those events are matched again at the restart.
-    pub cursor_save_interval: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -107,7 +103,6 @@ impl Default for ExecutorConfig {
             strict_cpu: false,
             sandbox: runtime::sandbox::Sandbox::off(),
             destination_writer: None,
-            cursor_save_interval: Duration::from_secs(1),
         }
     }
 }
@@ -154,16 +149,6 @@ struct Inner {
     throttles: Mutex<HashMap<String, u64>>,
     /// Counts the commits that recorded invocations, so readers can wait for new ones.
     recorded: watch::Sender<u64>,
-    /// How far the dispatcher has matched the journal, and how much of that is saved.
-    dispatched: watch::Sender<Dispatched>,
-}
-
-/// How far the dispatcher has matched the journal (`read`) and how far its saved cursor is
-/// (`saved`): a restart resumes after `saved`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Dispatched {
-    pub read: u64,
-    pub saved: u64,
 }
 
 /// Finished attempts waiting to be recorded at most (a batch counts as one: its settlements
@@ -250,7 +235,6 @@ impl Executor {
             workers,
             throttles: Mutex::new(HashMap::new()),
             recorded: watch::Sender::new(0),
-            dispatched: watch::Sender::new(Dispatched::default()),
         });
         inner.mark_batched().await?;
         let tasks = vec![
@@ -513,12 +497,6 @@ impl Executor {
     /// Changes whenever invocations were recorded: wait on it for new records.
     pub fn recorded(&self) -> watch::Receiver<u64> {
         self.inner.recorded.subscribe()
-    }
-
-    /// Changes as the dispatcher matches events and saves its position: wait on it for an
-    /// event to have been matched, or for the position to be saved.
-    pub fn dispatched(&self) -> watch::Receiver<Dispatched> {
-        self.inner.dispatched.subscribe()
     }
 
     /// Synchronous invocations refused because the function's concurrency was in use, by
