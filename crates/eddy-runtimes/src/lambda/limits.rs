@@ -351,7 +351,11 @@ mod tests {
     fn the_join_cost_is_told_only_when_grace_periods_are_slow() {
         assert!(join_cost(Some("0\n")).contains("rcu_expedited"));
         assert_eq!(join_cost(Some("1\n")), "");
-        assert_eq!(join_cost(None), "", "a kernel without the knob says nothing");
+        assert_eq!(
+            join_cost(None),
+            "",
+            "a kernel without the knob says nothing"
+        );
     }
 
     #[test]

@@ -11,12 +11,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The request's sequence number, which the kernel's answer carries back.
+const SEQUENCE: u32 = 1;
 /// `INET_DIAG_NOCOOKIE`: the socket is named by its addresses alone.
 const NO_COOKIE: [u32; 2] = [u32::MAX; 2];
 
 /// `struct inet_diag_sockid` (linux/inet_diag.h): ports and addresses in network order.
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
 struct SockId {
     sport: u16,
     dport: u16,
@@ -89,7 +90,7 @@ pub(crate) fn inode(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<
             nlmsg_type: SOCK_DIAG_BY_FAMILY,
             // Not a dump: one socket, found by its addresses.
             nlmsg_flags: libc::NLM_F_REQUEST as u16,
-            nlmsg_seq: 1,
+            nlmsg_seq: SEQUENCE,
             nlmsg_pid: 0,
         },
         request: Request {
@@ -126,17 +127,29 @@ pub(crate) fn inode(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<
         return Err(io::Error::last_os_error());
     }
     let mut buffer = [0u8; 1024];
-    // SAFETY: the buffer is valid for its length for the call.
+    // SAFETY: sockaddr_nl is plain data; zeroed is a valid value.
+    let mut sender: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    let mut sender_len = size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+    // SAFETY: the buffer and the address are valid for the lengths given, for the call.
     let received = unsafe {
-        libc::recv(
+        libc::recvfrom(
             socket.as_raw_fd(),
             buffer.as_mut_ptr().cast(),
             buffer.len(),
             0,
+            (&raw mut sender).cast(),
+            &raw mut sender_len,
         )
     };
     if received < 0 {
         return Err(io::Error::last_os_error());
+    }
+    // Only the kernel's answer counts (port 0); what another process sent is not one.
+    if sender.nl_pid != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a sock_diag answer not from the kernel",
+        ));
     }
     parse(&buffer[..received as usize])
 }
@@ -144,13 +157,16 @@ pub(crate) fn inode(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<
 /// The inode in the kernel's answer; `Ok(None)` for "no such socket".
 fn parse(answer: &[u8]) -> io::Result<Option<u64>> {
     let header_len = size_of::<libc::nlmsghdr>();
-    let malformed = || io::Error::new(io::ErrorKind::InvalidData, "a short sock_diag answer");
+    let malformed = || io::Error::new(io::ErrorKind::InvalidData, "a malformed sock_diag answer");
     if answer.len() < header_len {
         return Err(malformed());
     }
     // SAFETY: at least a header's bytes; read unaligned, as the buffer has no alignment.
     let header: libc::nlmsghdr = unsafe { std::ptr::read_unaligned(answer.as_ptr().cast()) };
-    let body = &answer[header_len..];
+    if header.nlmsg_seq != SEQUENCE || header.nlmsg_len as usize > answer.len() {
+        return Err(malformed());
+    }
+    let body = &answer[header_len..header.nlmsg_len as usize];
     if header.nlmsg_type == libc::NLMSG_ERROR as u16 {
         let code = body
             .get(..4)
@@ -167,4 +183,48 @@ fn parse(answer: &[u8]) -> io::Result<Option<u64>> {
     }
     let inode = u32::from_ne_bytes([inode[0], inode[1], inode[2], inode[3]]);
     Ok(Some(u64::from(inode)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A netlink message: a header of `kind` and sequence `seq` before `body`.
+    fn message(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let len = (size_of::<libc::nlmsghdr>() + body.len()) as u32;
+        let mut bytes = Vec::new();
+        bytes.extend(len.to_ne_bytes());
+        bytes.extend(kind.to_ne_bytes());
+        bytes.extend(0u16.to_ne_bytes());
+        bytes.extend(seq.to_ne_bytes());
+        bytes.extend(0u32.to_ne_bytes());
+        bytes.extend(body);
+        bytes
+    }
+
+    #[test]
+    fn answers_are_read_for_their_inode_and_anything_else_is_not_one() {
+        let mut found = vec![0u8; INODE_AT];
+        found.extend(4242u32.to_ne_bytes());
+        assert_eq!(
+            parse(&message(SOCK_DIAG_BY_FAMILY, SEQUENCE, &found)).unwrap(),
+            Some(4242)
+        );
+        let missing = (-libc::ENOENT).to_ne_bytes();
+        assert_eq!(
+            parse(&message(libc::NLMSG_ERROR as u16, SEQUENCE, &missing)).unwrap(),
+            None,
+            "no such socket"
+        );
+        let refused = (-libc::EPERM).to_ne_bytes();
+        assert!(parse(&message(libc::NLMSG_ERROR as u16, SEQUENCE, &refused)).is_err());
+        // Malformed: short, cut before the inode, another request's answer, another type,
+        // a length past what arrived.
+        assert!(parse(&[0u8; 8]).is_err());
+        assert!(parse(&message(SOCK_DIAG_BY_FAMILY, SEQUENCE, &found[..INODE_AT])).is_err());
+        assert!(parse(&message(SOCK_DIAG_BY_FAMILY, SEQUENCE + 1, &found)).is_err());
+        assert!(parse(&message(3, SEQUENCE, &found)).is_err());
+        let whole = message(SOCK_DIAG_BY_FAMILY, SEQUENCE, &found);
+        assert!(parse(&whole[..whole.len() - 1]).is_err());
+    }
 }
