@@ -84,7 +84,10 @@ impl Mechanism {
                         "by cgroup v1 under {}",
                         c.display()
                     )),
-                join_cost(std::fs::read_to_string(RCU_EXPEDITED).ok().as_deref())
+                join_cost(
+                    std::fs::read_to_string(RCU_EXPEDITED).ok().as_deref(),
+                    &std::fs::read_to_string("/proc/mounts").unwrap_or_default()
+                )
             ),
             Mechanism::Rlimit => {
                 "memory by RLIMIT_DATA (no writable cgroup); CPU not shared by memory".into()
@@ -154,13 +157,23 @@ impl Mechanism {
 /// Whether the kernel expedites RCU grace periods (`1`) or not (`0`).
 const RCU_EXPEDITED: &str = "/sys/kernel/rcu_expedited";
 
-/// What joining its groups costs each new worker, given what [`RCU_EXPEDITED`] holds: where
-/// grace periods are not expedited, the move waits for one (measured on cgroup v1, kernel 6.18:
-/// 7–13 ms of a cold start; expedited, 0.3 ms).
-fn join_cost(rcu_expedited: Option<&str>) -> &'static str {
+/// What joining its groups costs each new worker, given what [`RCU_EXPEDITED`] holds and the
+/// mounts (`/proc/mounts`). The move takes the kernel's cgroup-wide thread-group lock, whose
+/// writer waits for an RCU grace period — unless grace periods are expedited, or a cgroup2
+/// hierarchy (a hybrid host's `unified` one too) is mounted with `favordynmods`, which keeps the
+/// lock cheap to write. Measured on cgroup v1, kernel 6.18: 7–13 ms of a cold start; either
+/// way out, 0.3 ms.
+fn join_cost(rcu_expedited: Option<&str>, mounts: &str) -> &'static str {
+    let favoured = mounts.lines().any(|mount| {
+        let fields: Vec<&str> = mount.split_whitespace().collect();
+        fields.get(2) == Some(&"cgroup2")
+            && fields
+                .get(3)
+                .is_some_and(|options| options.split(',').any(|o| o == "favordynmods"))
+    });
     match rcu_expedited.map(str::trim) {
-        Some("0") => {
-            "; each new worker waits ~10 ms for an RCU grace period to join its groups (`echo 1 > /sys/kernel/rcu_expedited` makes that ~0.3 ms; see docs/runtimes.md)"
+        Some("0") if !favoured => {
+            "; each new worker waits ~10 ms for an RCU grace period to join its groups (mounting cgroup2 with favordynmods, or `echo 1 > /sys/kernel/rcu_expedited`, makes that ~0.3 ms; see docs/runtimes.md)"
         }
         _ => "",
     }
@@ -346,13 +359,23 @@ mod tests {
         drop((small, large));
     }
 
-    /// The log says what joining a group costs only where grace periods are not expedited.
+    /// The log says what joining a group costs only where nothing spares the wait.
     #[test]
-    fn the_join_cost_is_told_only_when_grace_periods_are_slow() {
-        assert!(join_cost(Some("0\n")).contains("rcu_expedited"));
-        assert_eq!(join_cost(Some("1\n")), "");
+    fn the_join_cost_is_told_only_when_nothing_spares_the_wait() {
+        let hybrid = "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n\
+                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
+        let favoured = "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n\
+                        cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime,favordynmods 0 0\n";
+        let v1_named_so = "favordynmods /sys/fs/cgroup/cpu cgroup rw,favordynmods 0 0\n";
+        assert!(join_cost(Some("0\n"), hybrid).contains("rcu_expedited"));
+        assert!(
+            !join_cost(Some("0\n"), v1_named_so).is_empty(),
+            "only a cgroup2 mount's option counts"
+        );
+        assert_eq!(join_cost(Some("1\n"), hybrid), "");
+        assert_eq!(join_cost(Some("0\n"), favoured), "");
         assert_eq!(
-            join_cost(None),
+            join_cost(None, hybrid),
             "",
             "a kernel without the knob says nothing"
         );
