@@ -127,6 +127,21 @@ mod tests {
         assert_eq!(listed_inode(nobody, local), None);
     }
 
+    /// The same over IPv6, where the host has an IPv6 loopback.
+    #[test]
+    fn the_kernel_names_an_ipv6_connections_socket_as_its_table_does() {
+        let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+            eprintln!("not checked here: no IPv6 loopback");
+            return;
+        };
+        let local = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(local).unwrap();
+        let (_accepted, peer) = listener.accept().unwrap();
+        let asked = super::super::sock_diag::inode(peer, local).expect("sock_diag answers");
+        assert!(asked.is_some());
+        assert_eq!(asked, listed_inode(peer, local));
+    }
+
     /// A connection this process makes to its own listener is this process's; one made by a
     /// child process is the child's and not the other way round.
     #[test]
