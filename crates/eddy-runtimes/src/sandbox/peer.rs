@@ -106,14 +106,31 @@ mod tests {
         }
     }
 
-    /// The kernel's answer and its table agree on a connection's socket, from either end;
-    /// a connection that does not exist has none.
-    #[test]
-    fn the_kernel_names_a_connections_socket_as_its_table_does() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// A connection to a listener bound to `address`, kept open, and its two ends' addresses
+    /// (the connecting end's, the listener's); `None` where `address` cannot be bound.
+    fn connection(address: &str) -> Option<(Open, SocketAddr, SocketAddr)> {
+        let listener = std::net::TcpListener::bind(address).ok()?;
         let local = listener.local_addr().unwrap();
         let client = std::net::TcpStream::connect(local).unwrap();
-        let (_accepted, peer) = listener.accept().unwrap();
+        let (accepted, peer) = listener.accept().unwrap();
+        let open = Open {
+            _listener: listener,
+            _client: client,
+            _accepted: accepted,
+        };
+        Some((open, peer, local))
+    }
+
+    /// A connection's sockets, closed when dropped.
+    struct Open {
+        _listener: std::net::TcpListener,
+        _client: std::net::TcpStream,
+        _accepted: std::net::TcpStream,
+    }
+
+    /// Both ends of a connection, asked of the kernel and read from its table: the same socket,
+    /// and one of each end's own.
+    fn asked_as_listed(peer: SocketAddr, local: SocketAddr) {
         let asked = super::super::sock_diag::inode(peer, local).expect("sock_diag answers");
         assert!(asked.is_some());
         assert_eq!(asked, listed_inode(peer, local));
@@ -121,25 +138,28 @@ mod tests {
         assert!(server_side.is_some());
         assert_ne!(server_side, asked, "each end is a socket of its own");
         assert_eq!(server_side, listed_inode(local, peer));
-        drop(client);
+    }
+
+    /// The kernel's answer and its table agree on a connection's socket, from either end;
+    /// a connection that does not exist has none.
+    #[test]
+    fn the_kernel_names_a_connections_socket_as_its_table_does() {
+        let (open, peer, local) = connection("127.0.0.1:0").unwrap();
+        asked_as_listed(peer, local);
+        drop(open);
         let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert_eq!(super::super::sock_diag::inode(nobody, local).unwrap(), None);
         assert_eq!(listed_inode(nobody, local), None);
     }
 
-    /// The same over IPv6, where the host has an IPv6 loopback.
+    /// The same over IPv6 (`/proc/net/tcp6`), where the host has an IPv6 loopback.
     #[test]
     fn the_kernel_names_an_ipv6_connections_socket_as_its_table_does() {
-        let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        let Some((_open, peer, local)) = connection("[::1]:0") else {
             eprintln!("not checked here: no IPv6 loopback");
             return;
         };
-        let local = listener.local_addr().unwrap();
-        let _client = std::net::TcpStream::connect(local).unwrap();
-        let (_accepted, peer) = listener.accept().unwrap();
-        let asked = super::super::sock_diag::inode(peer, local).expect("sock_diag answers");
-        assert!(asked.is_some());
-        assert_eq!(asked, listed_inode(peer, local));
+        asked_as_listed(peer, local);
     }
 
     /// A connection this process makes to its own listener is this process's; one made by a
