@@ -2,8 +2,8 @@
 //! only connections made by that worker's own processes.
 //!
 //! `AWS_LAMBDA_RUNTIME_API` is a plain `host:port`, so the API must be TCP and any local process
-//! can connect to it. What the kernel knows settles who did: `sock_diag` (or, where it cannot be
-//! asked, `/proc/net/tcp`) names the socket (its inode) behind the connecting address, and the
+//! can connect to it. What the kernel knows settles who did: `sock_diag` (or, where that names
+//! none, `/proc/net/tcp`) names the socket (its inode) behind the connecting address, and the
 //! connection is accepted only if that
 //! socket is held by the worker's first process or one of its descendants (found through
 //! `/proc/PID/task/TID/children`, and their `/proc/PID/fd`). A process cannot make itself a
@@ -23,9 +23,14 @@ pub(crate) fn from_worker(root: u32, peer: SocketAddr, local: SocketAddr) -> boo
 }
 
 /// The inode of the socket whose local address is `peer` and remote address `local`: asked of
-/// the kernel, or read from its table where it cannot be asked.
+/// the kernel, or read from its table where the kernel names none. Its "none" is no proof: it
+/// answers `ENOENT` for a socket it does not have and, alike, where its TCP diagnostics module
+/// is missing.
 fn socket_inode(peer: SocketAddr, local: SocketAddr) -> Option<u64> {
-    super::sock_diag::inode(peer, local).unwrap_or_else(|_| listed_inode(peer, local))
+    match super::sock_diag::inode(peer, local) {
+        Ok(Some(inode)) => Some(inode),
+        Ok(None) | Err(_) => listed_inode(peer, local),
+    }
 }
 
 /// [`socket_inode`] from `/proc/net/tcp` (a walk over the kernel's whole table).

@@ -64,8 +64,8 @@ fn words(address: SocketAddr) -> [u32; 4] {
 }
 
 /// The inode of the TCP socket whose own address is `local` and whose peer is `remote`;
-/// `Ok(None)` when the kernel has no such socket. `Err` when the kernel could not be asked
-/// (no `sock_diag` here): the caller looks another way.
+/// `Ok(None)` when the kernel names none (`ENOENT`: no such socket, or no TCP diagnostics
+/// module to ask). `Err` when the kernel could not be asked (no `sock_diag` here).
 pub(crate) fn inode(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u64>> {
     // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
     let fd = unsafe {
