@@ -4,10 +4,10 @@
 //! `AWS_LAMBDA_RUNTIME_API` is a plain `host:port`, so the API must be TCP and any local process
 //! can connect to it. What the kernel knows settles who did: `sock_diag` (or, where that names
 //! none, `/proc/net/tcp`) names the socket (its inode) behind the connecting address, and the
-//! connection is accepted only if that
-//! socket is held by the worker's first process or one of its descendants (found through
-//! `/proc/PID/task/TID/children`, and their `/proc/PID/fd`). A process cannot make itself a
-//! descendant of another, so neither another function nor another local user passes.
+//! connection is accepted only if that socket is held by the worker's first process or one of
+//! its descendants (found through `/proc/PID/task/TID/children`, and their `/proc/PID/fd`). A
+//! process cannot make itself a descendant of another, so neither another function nor another
+//! local user passes.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
