@@ -54,6 +54,25 @@ pub(crate) struct Leases {
     pub events: Arc<HashMap<u64, Arc<Event>>>,
 }
 
+impl Leases {
+    /// `batches` with `events`, read for [`event_seqs`]`(&batches)`.
+    pub fn new(batches: Vec<LeasedBatch>, events: Vec<Event>) -> Self {
+        let events = events.into_iter().map(|e| (e.seq, Arc::new(e))).collect();
+        Self {
+            batches,
+            events: Arc::new(events),
+        }
+    }
+}
+
+/// The sequence numbers of the events the records of `batches` carry, to read them in one go.
+pub(crate) fn event_seqs(batches: &[LeasedBatch]) -> Vec<u64> {
+    batches
+        .iter()
+        .flat_map(|(_, batch)| batch.iter().map(|c| c.delivery.event_seq))
+        .collect()
+}
+
 /// Leases the batches of each of `batched` that `room` (free slots by function, taken from as
 /// batches are leased) allows. Returns them, and when the earliest batch held back by its
 /// window is due.

@@ -705,10 +705,7 @@ impl Inner {
                     }
                     // The next batches start as soon as this commits: their events are read
                     // here, on the writer's connection, not by a reader after the commit.
-                    let seqs: Vec<u64> = leased
-                        .iter()
-                        .flat_map(|(_, batch)| batch.iter().map(|c| c.delivery.event_seq))
-                        .collect();
+                    let seqs = batch::event_seqs(&leased);
                     let events = if seqs.is_empty() {
                         Vec::new()
                     } else {
@@ -728,10 +725,7 @@ impl Inner {
             }
         }
         self.recorded.send_modify(|n| *n += 1);
-        Ok(Leases {
-            batches: leased,
-            events: Arc::new(events.into_iter().map(|e| (e.seq, Arc::new(e))).collect()),
-        })
+        Ok(Leases::new(leased, events))
     }
 
     /// Marks the waiting deliveries of the app's batched triggers as batched, and the others

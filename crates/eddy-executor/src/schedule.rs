@@ -223,12 +223,8 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
 
 /// Starts batches the scheduler leased, with their events read in one go.
 pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
-    let seqs: Vec<u64> = batches
-        .iter()
-        .flat_map(|(_, b)| b.iter().map(|c| c.delivery.event_seq))
-        .collect();
-    let events = match inner.bus.events_at(&seqs).await {
-        Ok(events) => Arc::new(events.into_iter().map(|e| (e.seq, Arc::new(e))).collect()),
+    let events = match inner.bus.events_at(&batch::event_seqs(&batches)).await {
+        Ok(events) => events,
         Err(error) => {
             // The leases expire and the batches are tried again; their slots go back now.
             tracing::error!(%error, "cannot read the events of leased batches");
@@ -238,7 +234,7 @@ pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
             return;
         }
     };
-    start_batches(inner, Leases { batches, events });
+    start_batches(inner, Leases::new(batches, events));
 }
 
 /// Starts the invocation of each leased batch.
