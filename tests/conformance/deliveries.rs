@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use eddy_bus::Bus;
 use eddy_executor::{
-    BatchCandidate, Claim, Created, DeadReason, DeliveryStore, InvocationRecord, Leased,
+    BatchCandidate, Claim, Created, DeadReason, DeliveryStore, ExecError, InvocationRecord, Leased,
     NewDelivery, Settle, Settlement,
 };
 
@@ -546,7 +546,11 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
         let store = store.clone();
         async move {
             bus.write((store, at), |tx, (store, at)| {
-                Box::pin(store.batch_candidates(tx, "on-f", *at, 100))
+                Box::pin(async move {
+                    let running = store.running_batches(tx, "on-f").await?;
+                    let found = store.batch_candidates(tx, "on-f", *at, 100).await?;
+                    Ok::<_, ExecError>((found, running))
+                })
             })
             .await
             .unwrap()

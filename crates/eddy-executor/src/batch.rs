@@ -90,11 +90,17 @@ pub(crate) async fn lease(
         if free == 0 {
             continue;
         }
+        // While the trigger runs all the batches it may, its candidates are not looked for:
+        // the batch that finishes leases the next as it settles.
+        let running = store.running_batches(tx, &b.trigger).await?;
+        let allowed = free.min(b.spec.parallel.saturating_sub(running));
+        if allowed == 0 {
+            continue;
+        }
         let limit = b.spec.size.saturating_mul(free.min(b.spec.parallel));
-        let (candidates, running) = store
+        let candidates = store
             .batch_candidates(tx, &b.trigger, claim.now_ms, limit)
             .await?;
-        let allowed = free.min(b.spec.parallel.saturating_sub(running));
         let Packed {
             batches,
             held_until: held,

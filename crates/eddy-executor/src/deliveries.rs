@@ -425,15 +425,18 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// When the earliest ready delivery is due, of those due after `after_ms`.
     async fn next_due(&self, db: &mut dyn Sql, after_ms: i64) -> Result<Option<i64>, ExecError>;
 
+    /// How many batches of `trigger` run now.
+    async fn running_batches(&self, tx: &mut dyn Sql, trigger: &str) -> Result<u32, ExecError>;
+
     /// The deliveries of batched `trigger` that could go in a batch now, in event order, at most
-    /// `limit`; and how many of its batches run now.
+    /// `limit`.
     async fn batch_candidates(
         &self,
         tx: &mut dyn Sql,
         trigger: &str,
         now_ms: i64,
         limit: u32,
-    ) -> Result<(Vec<BatchCandidate>, u32), ExecError>;
+    ) -> Result<Vec<BatchCandidate>, ExecError>;
 
     /// Marks the deliveries that wait or run as batched when their trigger is one of
     /// `triggers`, and as leased one by one otherwise (the app changed); returns how many

@@ -319,21 +319,24 @@ impl DeliveryStore for SqlDeliveries {
         Ok(row.at(0)?)
     }
 
-    async fn batch_candidates(
-        &self,
-        tx: &mut dyn Sql,
-        trigger: &str,
-        now_ms: i64,
-        limit: u32,
-    ) -> Result<(Vec<BatchCandidate>, u32), ExecError> {
-        let running = tx
+    async fn running_batches(&self, tx: &mut dyn Sql, trigger: &str) -> Result<u32, ExecError> {
+        Ok(tx
             .fetch_one(
                 "SELECT count(DISTINCT lease_batch) FROM _eddy_deliveries
                  WHERE batched = 1 AND trigger = ? AND state = 'leased'",
                 args![trigger],
             )
             .await?
-            .at::<u32>(0)?;
+            .at::<u32>(0)?)
+    }
+
+    async fn batch_candidates(
+        &self,
+        tx: &mut dyn Sql,
+        trigger: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<BatchCandidate>, ExecError> {
         let rows = tx
             .fetch(BATCH_CANDIDATES, args![trigger, now_ms, now_ms, limit])
             .await?;
@@ -346,7 +349,7 @@ impl DeliveryStore for SqlDeliveries {
                 ready_ms: row.get("next_attempt_ms")?,
             });
         }
-        Ok((candidates, running))
+        Ok(candidates)
     }
 
     async fn mark_batched(&self, tx: &mut dyn Sql, triggers: &[&str]) -> Result<u64, ExecError> {
