@@ -37,7 +37,13 @@ pub enum FormatError {
 
 /// Wraps records the way Lambda delivers them.
 pub fn envelope(records: Vec<Value>) -> Value {
-    json!({ "Records": records })
+    tagged("Records", Value::Array(records))
+}
+
+/// `{tag: value}`, with `value` moved in. (`json!` would copy a `Value` it is given: it
+/// serialises every expression into a new tree.)
+fn tagged(tag: &str, value: Value) -> Value {
+    Value::Object(Map::from_iter([(tag.to_string(), value)]))
 }
 
 /// The S3 notification record for an object event. `configuration_id` names the trigger.
@@ -103,18 +109,24 @@ pub fn dynamodb_record(event: &Event, stream_label: &str) -> Result<Value, Forma
         .filter_map(|k| record.get(*k))
         .map(json_len)
         .sum();
-    record.insert("SequenceNumber".into(), json!(format!("{:021}", event.seq)));
+    record.insert(
+        "SequenceNumber".into(),
+        Value::String(format!("{:021}", event.seq)),
+    );
     record.insert("SizeBytes".into(), json!(size));
     record.insert("StreamViewType".into(), json!("NEW_AND_OLD_IMAGES"));
-    Ok(json!({
+    let mut wrapped = json!({
         "eventID": event.id.to_string().replace('-', ""),
         "eventName": event.kind.as_str(),
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
         "awsRegion": REGION,
-        "dynamodb": record,
         "eventSourceARN": format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table}/stream/{stream_label}"),
-    }))
+    });
+    if let Value::Object(fields) = &mut wrapped {
+        fields.insert("dynamodb".into(), Value::Object(record));
+    }
+    Ok(wrapped)
 }
 
 /// The length of `value` as JSON, counted without writing it anywhere.
@@ -204,14 +216,12 @@ pub fn item(row: &Map<String, Value>) -> Value {
 /// A JSON value as a DynamoDB attribute value: `S`, `N` (as a string), `BOOL`, `NULL`, `L`, `M`.
 pub fn attribute_value(value: &Value) -> Value {
     match value {
-        Value::Null => json!({ "NULL": true }),
-        Value::Bool(b) => json!({ "BOOL": b }),
-        Value::Number(n) => json!({ "N": number_text(n) }),
-        Value::String(s) => json!({ "S": s }),
-        Value::Array(items) => {
-            json!({ "L": items.iter().map(attribute_value).collect::<Vec<_>>() })
-        }
-        Value::Object(map) => json!({ "M": item(map) }),
+        Value::Null => tagged("NULL", Value::Bool(true)),
+        Value::Bool(b) => tagged("BOOL", Value::Bool(*b)),
+        Value::Number(n) => tagged("N", Value::String(number_text(n))),
+        Value::String(s) => tagged("S", Value::String(s.clone())),
+        Value::Array(items) => tagged("L", items.iter().map(attribute_value).collect()),
+        Value::Object(map) => tagged("M", item(map)),
     }
 }
 

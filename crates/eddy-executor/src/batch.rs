@@ -20,8 +20,8 @@ use std::sync::Arc;
 use eddy_bus::sql::Sql;
 use eddy_core::{Event, Lineage};
 use eddy_events::destination::Response;
-use eddy_subscriptions::{BatchSpec, Format, TriggerSpec};
-use serde_json::{Value, json};
+use eddy_subscriptions::BatchSpec;
+use serde_json::Value;
 
 use crate::deliveries::{
     BatchCandidate, Claim, DeadReason, DeliveryAttempt, DeliveryStore, Settle, Settlement,
@@ -261,7 +261,7 @@ async fn attempt(
     if live.is_empty() {
         return settles(request_id, finished, None, None, now);
     }
-    let payload = batch_payload(trigger, records, &live);
+    let payload = batch_payload(records, &live);
     let first = live[0].1.clone();
     let lineage = Lineage::caused_by(&first, request_id.to_string());
     let ran = inner
@@ -427,15 +427,8 @@ fn settles(
 
 /// The event of a batch: the records as `Records`, as DynamoDB Streams and S3 send them
 /// (eddy's plain records likewise), marked when they are a replay's or a backfill's.
-fn batch_payload(
-    trigger: Option<&TriggerSpec>,
-    records: Vec<Value>,
-    live: &[(BatchCandidate, Arc<Event>)],
-) -> Value {
-    let mut payload = match trigger.map(|t| t.format).unwrap_or_default() {
-        Format::Aws => eddy_events::envelope(records),
-        Format::Plain => json!({ "Records": records }),
-    };
+fn batch_payload(records: Vec<Value>, live: &[(BatchCandidate, Arc<Event>)]) -> Value {
+    let mut payload = eddy_events::envelope(records);
     let backfill = live.iter().any(|(_, e)| e.backfill().is_some());
     payload::mark_replay(&mut payload, live[0].0.delivery.replay, backfill);
     payload
