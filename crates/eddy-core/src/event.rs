@@ -229,8 +229,25 @@ impl Event {
 
     /// The row change this event records, for table events.
     pub fn row_change(&self) -> Result<RowChange, serde_json::Error> {
-        // Read from the payload in place: a batch reads one per record.
         RowChange::deserialize(&self.payload)
+    }
+
+    /// [`Event::row_change`] borrowed from the payload, not copied out of it: a batch reads
+    /// one per record, and matching one per event.
+    pub fn row_change_ref(&self) -> Result<RowChangeRef<'_>, serde_json::Error> {
+        use serde::de::Error;
+        let image = |field: &'static str| match self.payload.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(image)) => Ok(Some(image)),
+            Some(_) => Err(serde_json::Error::custom(format!(
+                "`{field}` is neither an object nor null"
+            ))),
+        };
+        Ok(RowChangeRef {
+            keys: image("keys")?.ok_or_else(|| serde_json::Error::missing_field("keys"))?,
+            new: image("new")?,
+            old: image("old")?,
+        })
     }
 }
 
@@ -256,6 +273,26 @@ pub struct RowChange {
     pub old: Option<Map<String, Value>>,
 }
 
+impl From<RowChange> for Value {
+    /// The payload, with the key and images moved in (`serde_json::to_value` copies them).
+    fn from(change: RowChange) -> Self {
+        let image = |image: Option<Map<String, Value>>| image.map_or(Value::Null, Value::Object);
+        Value::Object(Map::from_iter([
+            ("keys".to_string(), Value::Object(change.keys)),
+            ("new".to_string(), image(change.new)),
+            ("old".to_string(), image(change.old)),
+        ]))
+    }
+}
+
+/// A [`RowChange`] borrowed from an event's payload.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowChangeRef<'a> {
+    pub keys: &'a Map<String, Value>,
+    pub new: Option<&'a Map<String, Value>>,
+    pub old: Option<&'a Map<String, Value>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +311,63 @@ mod tests {
         assert_eq!(s.to_string(), "bucket/photos");
         assert!(Source::from_parts("table", "Bad Name").is_err());
         assert!(Source::from_parts("queue", "x").is_err());
+    }
+
+    fn row_event(payload: Value) -> Event {
+        Event {
+            seq: 1,
+            id: EventId::generate(),
+            source: Source::from_parts("table", "orders").unwrap(),
+            kind: EventKind::RowModify,
+            key: "1".into(),
+            time_ms: 0,
+            payload,
+            lineage: Lineage::default(),
+        }
+    }
+
+    #[test]
+    fn a_row_change_is_the_payload_serde_writes_and_is_borrowed_as_serde_reads_it() {
+        let image = |v: Value| v.as_object().cloned();
+        let changes = [
+            RowChange {
+                keys: image(serde_json::json!({"id": 1})).unwrap(),
+                new: image(serde_json::json!({"id": 1, "tags": ["a"], "m": {"k": null}})),
+                old: image(serde_json::json!({"id": 1})),
+            },
+            RowChange {
+                keys: image(serde_json::json!({"id": 2})).unwrap(),
+                new: None,
+                old: image(serde_json::json!({"id": 2})),
+            },
+        ];
+        for change in changes {
+            let payload = Value::from(change.clone());
+            assert_eq!(payload, serde_json::to_value(&change).unwrap());
+            let event = row_event(payload);
+            let borrowed = event.row_change_ref().unwrap();
+            let read = event.row_change().unwrap();
+            assert_eq!(
+                (Some(borrowed.keys), borrowed.new, borrowed.old),
+                (Some(&read.keys), read.new.as_ref(), read.old.as_ref())
+            );
+        }
+    }
+
+    #[test]
+    fn a_row_change_that_serde_would_refuse_is_refused_borrowed() {
+        let refused = [
+            serde_json::json!({"new": {"id": 1}}),
+            serde_json::json!({"keys": null}),
+            serde_json::json!({"keys": {"id": 1}, "new": [1]}),
+            serde_json::json!({"keys": {"id": 1}, "old": "x"}),
+            serde_json::json!("a string"),
+        ];
+        for payload in refused {
+            let event = row_event(payload.clone());
+            assert!(event.row_change().is_err(), "serde reads {payload}");
+            assert!(event.row_change_ref().is_err(), "borrowed {payload}");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ pub mod time;
 
 pub use error::{Classify, ErrorKind, InvalidName};
 pub use event::{
-    BACKFILL_FIELD, Event, EventId, EventKind, Lineage, NewEvent, ObjectChange, RowChange, Source,
+    BACKFILL_FIELD, Event, EventId, EventKind, Lineage, NewEvent, ObjectChange, RowChange,
+    RowChangeRef, Source,
 };
 pub use names::{BucketName, ColumnName, FunctionName, ObjectKey, ScheduleName, TableName};
 pub use schema::{Column, ColumnType, MAX_COLUMNS, SchemaError, TableSchema};

@@ -91,17 +91,17 @@ pub fn dynamodb_record(event: &Event, stream_label: &str) -> Result<Value, Forma
     let Source::Table(table) = &event.source else {
         return Err(wrong_source(event, "DynamoDB-Streams"));
     };
-    let change = event.row_change().map_err(|e| bad_payload(event, e))?;
+    let change = event.row_change_ref().map_err(|e| bad_payload(event, e))?;
     let mut record = Map::new();
     record.insert(
         "ApproximateCreationDateTime".into(),
         json!(event.time_ms / 1000),
     );
-    record.insert("Keys".into(), item(&change.keys));
-    if let Some(new) = &change.new {
+    record.insert("Keys".into(), item(change.keys));
+    if let Some(new) = change.new {
         record.insert("NewImage".into(), item(new));
     }
-    if let Some(old) = &change.old {
+    if let Some(old) = change.old {
         record.insert("OldImage".into(), item(old));
     }
     let size: usize = ["Keys", "NewImage", "OldImage"]
@@ -188,7 +188,7 @@ pub fn plain_record(event: &Event) -> Result<Value, FormatError> {
             r
         }
         Source::Table(table) => {
-            let change = event.row_change().map_err(|e| bad_payload(event, e))?;
+            let change = event.row_change_ref().map_err(|e| bad_payload(event, e))?;
             json!({
                 "type": event.kind.as_str(),
                 "table": table.as_str(),

@@ -1,7 +1,9 @@
 //! What a trigger listens to: a set of event kinds and a filter on the event's content. Each
 //! clause can be evaluated quickly (for matching) or with its reason (for explaining).
 
-use eddy_core::{Event, EventKind, ObjectChange, RowChange};
+use std::cell::OnceCell;
+
+use eddy_core::{Event, EventKind, ObjectChange, RowChangeRef};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -185,20 +187,31 @@ pub struct Clause {
     pub detail: String,
 }
 
-/// An event with its payload decoded once, shared by every trigger that looks at it.
+/// An event with its payload decoded at most once, shared by every trigger that looks at it:
+/// decoded when a filter first reads it (most triggers have none), a row's images borrowed.
 pub struct EventView<'a> {
     pub event: &'a Event,
-    object: Option<ObjectChange>,
-    row: Option<RowChange>,
+    object: OnceCell<Option<ObjectChange>>,
+    row: OnceCell<Option<RowChangeRef<'a>>>,
 }
 
 impl<'a> EventView<'a> {
     pub fn new(event: &'a Event) -> Self {
         Self {
             event,
-            object: event.object_change().ok(),
-            row: event.row_change().ok(),
+            object: OnceCell::new(),
+            row: OnceCell::new(),
         }
+    }
+
+    fn object(&self) -> Option<&ObjectChange> {
+        self.object
+            .get_or_init(|| self.event.object_change().ok())
+            .as_ref()
+    }
+
+    fn row(&self) -> Option<RowChangeRef<'a>> {
+        *self.row.get_or_init(|| self.event.row_change_ref().ok())
     }
 }
 
@@ -241,7 +254,7 @@ impl ObjectFilter {
         explain: bool,
     ) -> impl Iterator<Item = Outcome> + 'v {
         let key = view.event.key.as_str();
-        let size = view.object.as_ref().map(|o| o.size);
+        let size = view.object().map(|o| o.size);
         let prefix = (!self.prefixes.is_empty()).then(|| {
             let passed = self.prefixes.iter().any(|p| key.starts_with(p.as_str()));
             (
@@ -287,11 +300,11 @@ impl RowFilter {
         view: &'v EventView,
         explain: bool,
     ) -> impl Iterator<Item = Outcome> + 'v {
-        let row = view.row.as_ref();
+        let row = view.row();
         let predicates = self.predicates.iter().map(move |p| {
             let image = row.and_then(|r| match p.image {
-                Image::New => r.new.as_ref(),
-                Image::Old => r.old.as_ref(),
+                Image::New => r.new,
+                Image::Old => r.old,
             });
             let value = column(image, &p.column);
             let clause = say(explain, || {
@@ -308,9 +321,7 @@ impl RowFilter {
             let differs: Vec<&String> = self
                 .changed
                 .iter()
-                .filter(|c| {
-                    row.is_some_and(|r| !same(column(r.new.as_ref(), c), column(r.old.as_ref(), c)))
-                })
+                .filter(|c| row.is_some_and(|r| !same(column(r.new, c), column(r.old, c))))
                 .collect();
             let seen = say(explain, || {
                 if differs.is_empty() {

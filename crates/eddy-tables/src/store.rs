@@ -417,7 +417,7 @@ fn change_event(
         source: Source::Table(schema.name().clone()),
         kind,
         key: key.canonical(),
-        payload: serde_json::to_value(change).expect("row changes serialize"),
+        payload: change.into(),
         lineage,
     }
 }
