@@ -101,6 +101,7 @@ fn holds(pid: u32, target: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sock_diag;
     use super::*;
 
     #[test]
@@ -136,10 +137,10 @@ mod tests {
     /// Both ends of a connection, asked of the kernel and read from its table: the same socket,
     /// and one of each end's own.
     fn asked_as_listed(peer: SocketAddr, local: SocketAddr) {
-        let asked = super::super::sock_diag::inode(peer, local).expect("sock_diag answers");
+        let asked = sock_diag::inode(peer, local).expect("sock_diag answers");
         assert!(asked.is_some());
         assert_eq!(asked, listed_inode(peer, local));
-        let server_side = super::super::sock_diag::inode(local, peer).unwrap();
+        let server_side = sock_diag::inode(local, peer).unwrap();
         assert!(server_side.is_some());
         assert_ne!(server_side, asked, "each end is a socket of its own");
         assert_eq!(server_side, listed_inode(local, peer));
@@ -153,7 +154,7 @@ mod tests {
         asked_as_listed(peer, local);
         drop(open);
         let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(super::super::sock_diag::inode(nobody, local).unwrap(), None);
+        assert_eq!(sock_diag::inode(nobody, local).unwrap(), None);
         assert_eq!(listed_inode(nobody, local), None);
     }
 

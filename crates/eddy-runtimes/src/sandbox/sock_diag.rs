@@ -163,10 +163,11 @@ fn parse(answer: &[u8]) -> io::Result<Option<u64>> {
     }
     // SAFETY: at least a header's bytes; read unaligned, as the buffer has no alignment.
     let header: libc::nlmsghdr = unsafe { std::ptr::read_unaligned(answer.as_ptr().cast()) };
-    if header.nlmsg_seq != SEQUENCE || header.nlmsg_len as usize > answer.len() {
+    let len = header.nlmsg_len as usize;
+    if header.nlmsg_seq != SEQUENCE || len < header_len || len > answer.len() {
         return Err(malformed());
     }
-    let body = &answer[header_len..header.nlmsg_len as usize];
+    let body = &answer[header_len..len];
     if header.nlmsg_type == libc::NLMSG_ERROR as u16 {
         let code = body
             .get(..4)
@@ -177,10 +178,10 @@ fn parse(answer: &[u8]) -> io::Result<Option<u64>> {
             errno => Err(io::Error::from_raw_os_error(errno)),
         };
     }
-    let inode = body.get(INODE_AT..INODE_AT + 4).ok_or_else(malformed)?;
     if header.nlmsg_type != SOCK_DIAG_BY_FAMILY {
         return Err(malformed());
     }
+    let inode = body.get(INODE_AT..INODE_AT + 4).ok_or_else(malformed)?;
     let inode = u32::from_ne_bytes([inode[0], inode[1], inode[2], inode[3]]);
     Ok(Some(u64::from(inode)))
 }
@@ -226,5 +227,9 @@ mod tests {
         assert!(parse(&message(3, SEQUENCE, &found)).is_err());
         let whole = message(SOCK_DIAG_BY_FAMILY, SEQUENCE, &found);
         assert!(parse(&whole[..whole.len() - 1]).is_err());
+        // A length shorter than its own header.
+        let mut short = whole.clone();
+        short[..4].copy_from_slice(&8u32.to_ne_bytes());
+        assert!(parse(&short).is_err());
     }
 }
