@@ -198,16 +198,15 @@ impl Worker {
         tokio::pin!(deadline);
         let mut reply = reply;
         let result = loop {
+            // What the runtime said comes before its exit: a runtime that reports an error
+            // and then exits has its report read, however late this wakes.
             tokio::select! {
+                biased;
                 answer = &mut reply => break match answer {
                     Ok(Reply::Response(body)) => Ok(parse_response(&body)),
                     Ok(Reply::Error(error)) => Err(error),
                     Err(_) => Err(FunctionError::new("Runtime.Unknown", "the Runtime API stopped")),
                 },
-                exit = &mut self.exited => {
-                    self.healthy = false;
-                    break Err(exit_error(exit.ok().and_then(Result::ok)));
-                }
                 Some(signal) = self.signals.recv() => match signal {
                     // The runtime asking for its next invocation while this one runs: the
                     // answer is on its way.
@@ -217,6 +216,10 @@ impl Worker {
                         break Err(error);
                     }
                 },
+                exit = &mut self.exited => {
+                    self.healthy = false;
+                    break Err(exit_error(exit.ok().and_then(Result::ok)));
+                }
                 _ = &mut deadline => {
                     self.kill();
                     let (logs, cut) = self.take_logs().await;
@@ -253,7 +256,9 @@ impl Worker {
     /// Waits until the worker asks for work, or says why it cannot.
     async fn wait_ready(&mut self) -> Result<Duration, FunctionError> {
         let waited = tokio::time::timeout(INIT_TIMEOUT, async {
+            // An init error the runtime reported before exiting is read before its exit.
             tokio::select! {
+                biased;
                 signal = self.signals.recv() => match signal {
                     Some(Signal::Ready) => Ok(()),
                     Some(Signal::InitError(error)) => Err(error),
