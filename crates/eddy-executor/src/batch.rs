@@ -22,6 +22,7 @@ use eddy_core::{Event, Lineage};
 use eddy_events::destination::Response;
 use eddy_subscriptions::BatchSpec;
 use serde_json::Value;
+use tokio::task::JoinHandle;
 
 use crate::deliveries::{
     BatchCandidate, Claim, DeadReason, DeliveryAttempt, DeliveryStore, Settle, Settlement,
@@ -48,21 +49,28 @@ pub(crate) struct Batched {
 /// A leased batch: its invocation's request id and its records, in event order.
 pub(crate) type LeasedBatch = (String, Vec<BatchCandidate>);
 
-/// Batches leased in one transaction, and their records' events by sequence number.
+/// Batches leased in one transaction, their records' events by sequence number, and those
+/// already being made ready, by request id.
 pub(crate) struct Leases {
     pub batches: Vec<LeasedBatch>,
     pub events: Arc<HashMap<u64, Arc<Event>>>,
+    pub prepared: HashMap<String, JoinHandle<Prepared>>,
 }
 
 impl Leases {
     /// `batches` with `events`, read for [`event_seqs`]`(&batches)`.
     pub fn new(batches: Vec<LeasedBatch>, events: Vec<Event>) -> Self {
-        let events = events.into_iter().map(|e| (e.seq, Arc::new(e))).collect();
         Self {
             batches,
-            events: Arc::new(events),
+            events: Arc::new(by_seq(events)),
+            prepared: HashMap::new(),
         }
     }
+}
+
+/// Events by sequence number.
+pub(crate) fn by_seq(events: Vec<Event>) -> HashMap<u64, Arc<Event>> {
+    events.into_iter().map(|e| (e.seq, Arc::new(e))).collect()
 }
 
 /// The sequence numbers of the events the records of `batches` carry, to read them in one go.
@@ -122,24 +130,30 @@ pub(crate) async fn lease(
 }
 
 /// Runs one leased batch (which holds one slot of its function, unless the function is gone)
-/// and hands each record's outcome to the settler.
+/// and hands each record's outcome to the settler. `prepared`, when given, is the batch made
+/// ready while its lease committed; otherwise it is made ready now.
 pub(crate) async fn deliver(
     inner: Arc<Inner>,
     (request_id, members): LeasedBatch,
     events: Arc<HashMap<u64, Arc<Event>>>,
+    prepared: Option<JoinHandle<Prepared>>,
 ) {
     let function_name = members[0].delivery.function.clone();
     let trigger_name = members[0].delivery.trigger.clone();
-    let compiled = inner.compiled();
-    let function = compiled
-        .app
-        .functions
-        .iter()
-        .find(|f| f.name.as_str() == function_name)
-        .cloned();
-    let settles = attempt(&inner, &request_id, members, &events, function.as_ref()).await;
+    let mut prepared = match prepared {
+        Some(handle) => match handle.await {
+            Ok(prepared) => prepared,
+            // Only a panic ends a preparation early (it is never aborted once its lease
+            // committed); the batch is made ready again here.
+            Err(_) => prepare(&inner, members, &events),
+        },
+        None => prepare(&inner, members, &events),
+    };
+    let function = prepared.function.take();
+    let settles = attempt(&inner, &request_id, function.as_ref(), prepared, &events).await;
     // The slot goes to the trigger's next batch, leased as this one is settled (the settler
     // gives it back if there is none); without a batched trigger, back now.
+    let compiled = inner.compiled();
     let next = match (&function, compiled.app.trigger(&trigger_name)) {
         (Some(f), Some(t)) => t.batch.map(|spec| Batched {
             trigger: trigger_name.clone(),
@@ -154,6 +168,25 @@ pub(crate) async fn deliver(
     }
     // Only fails once the settler has stopped; the leases then expire and run again.
     let _ = inner.settled.send(Finished { settles, next }).await;
+}
+
+/// Makes each of `batches` ready on a task of its own, from `events` (which hold their
+/// records'), while the transaction that leased them goes on and commits. A preparation
+/// only reads and builds in memory: one whose lease did not commit is run to its end and
+/// its result thrown away.
+pub(crate) fn prepare_all(
+    inner: &Arc<Inner>,
+    batches: &[LeasedBatch],
+    events: &Arc<HashMap<u64, Arc<Event>>>,
+) -> HashMap<String, JoinHandle<Prepared>> {
+    batches
+        .iter()
+        .map(|(request_id, members)| {
+            let (inner, members, events) = (inner.clone(), members.clone(), events.clone());
+            let handle = tokio::spawn(async move { prepare(&inner, members, &events) });
+            (request_id.clone(), handle)
+        })
+        .collect()
 }
 
 /// One record's part in an attempt.
@@ -182,38 +215,59 @@ impl Member {
     }
 }
 
-/// One attempt at a batch: what becomes of each record, as settlements to record.
-async fn attempt(
+/// A leased batch made ready to run: the function it runs (none when the app no longer has
+/// it), the records that cannot go with why, and those that go with the event they make.
+pub(crate) struct Prepared {
+    function: Option<eddy_subscriptions::FunctionSpec>,
+    now_ms: i64,
+    finished: Vec<Member>,
+    live: Vec<(BatchCandidate, Arc<Event>)>,
+    payload: Option<Value>,
+}
+
+/// Makes a leased batch ready: each record built, or given up on with why (gone from the
+/// journal, too old, past the payload's room), and the invocation's event.
+fn prepare(
     inner: &Inner,
-    request_id: &str,
     members: Vec<BatchCandidate>,
     events: &HashMap<u64, Arc<Event>>,
-    function: Option<&eddy_subscriptions::FunctionSpec>,
-) -> Vec<Settle> {
+) -> Prepared {
     let now = inner.clock.now_ms();
     let compiled = inner.compiled();
     let trigger_name = members[0].delivery.trigger.clone();
     let trigger = compiled.app.trigger(&trigger_name);
-    let spec = trigger.and_then(|t| t.batch).unwrap_or_default();
     let policy = compiled.app.retry_policy(&trigger_name);
+    let function = compiled
+        .app
+        .functions
+        .iter()
+        .find(|f| f.name.as_str() == members[0].delivery.function)
+        .cloned();
     let dead = |reason, error: String| Settlement::Dead { reason, error };
-    let Some(function) = function else {
+    let mut prepared = Prepared {
+        function,
+        now_ms: now,
+        finished: Vec::new(),
+        live: Vec::new(),
+        payload: None,
+    };
+    if prepared.function.is_none() {
         let error = format!(
             "function `{}` is not declared",
             members[0].delivery.function
         );
-        let settled = members.into_iter().map(|candidate| {
-            Member::left_out(candidate, dead(DeadReason::FunctionMissing, error.clone()))
-        });
-        return settles(request_id, settled.collect(), None, None, now);
-    };
-    // Records that cannot go: gone from the journal, too old, or past the payload's room.
-    let mut finished = Vec::new();
-    let mut live: Vec<(BatchCandidate, Arc<Event>)> = Vec::new();
+        prepared.finished = members
+            .into_iter()
+            .map(|candidate| {
+                Member::left_out(candidate, dead(DeadReason::FunctionMissing, error.clone()))
+            })
+            .collect();
+        return prepared;
+    }
     let mut records = Vec::new();
     let mut size = 0;
     // A record that cannot go is given up on with why.
-    let prepare = |d: &crate::Leased| -> Result<(&Arc<Event>, Value), Settlement> {
+    let build = |d: &crate::Leased| -> Result<(&Arc<Event>, Value), Settlement> {
         let Some(event) = events.get(&d.event_seq) else {
             let error = format!(
                 "event {} was removed by the journal's retention",
@@ -238,30 +292,62 @@ async fn attempt(
         .map_err(|e| dead(DeadReason::RetriesExhausted, e.to_string()))
     };
     for candidate in members {
-        let (event, record) = match prepare(&candidate.delivery) {
-            Ok(prepared) => prepared,
+        let (event, record) = match build(&candidate.delivery) {
+            Ok(built) => built,
             Err(settlement) => {
-                finished.push(Member::left_out(candidate, settlement));
+                prepared
+                    .finished
+                    .push(Member::left_out(candidate, settlement));
                 continue;
             }
         };
         let bytes = eddy_events::json_len(&record);
-        if !live.is_empty() && size + bytes > MAX_PAYLOAD {
+        if !prepared.live.is_empty() && size + bytes > MAX_PAYLOAD {
             let rebatch = Settlement::Rebatch {
                 part: None,
                 error: None,
             };
-            finished.push(Member::left_out(candidate, rebatch));
+            prepared.finished.push(Member::left_out(candidate, rebatch));
             continue;
         }
         size += bytes;
         records.push(record);
-        live.push((candidate, event.clone()));
+        prepared.live.push((candidate, event.clone()));
     }
-    if live.is_empty() {
+    if !prepared.live.is_empty() {
+        prepared.payload = Some(batch_payload(records, &prepared.live));
+    }
+    prepared
+}
+
+/// One attempt at a prepared batch of `function`: what becomes of each record, as settlements
+/// to record.
+async fn attempt(
+    inner: &Inner,
+    request_id: &str,
+    function: Option<&eddy_subscriptions::FunctionSpec>,
+    prepared: Prepared,
+    events: &HashMap<u64, Arc<Event>>,
+) -> Vec<Settle> {
+    let Prepared {
+        now_ms: now,
+        mut finished,
+        live,
+        payload,
+        ..
+    } = prepared;
+    let (Some(function), Some(payload)) = (function, payload) else {
         return settles(request_id, finished, None, None, now);
-    }
-    let payload = batch_payload(records, &live);
+    };
+    let compiled = inner.compiled();
+    let trigger_name = live[0].0.delivery.trigger.clone();
+    let spec = compiled
+        .app
+        .trigger(&trigger_name)
+        .and_then(|t| t.batch)
+        .unwrap_or_default();
+    let policy = compiled.app.retry_policy(&trigger_name);
+    let dead = |reason, error: String| Settlement::Dead { reason, error };
     let first = live[0].1.clone();
     let lineage = Lineage::caused_by(&first, request_id.to_string());
     let ran = inner

@@ -51,7 +51,7 @@ pub use replay::JournalPoint;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
 pub use sql::SqlDeliveries;
 
-use batch::{LeasedBatch, Leases};
+use batch::Leases;
 use dispatch::CURSOR;
 use settle::{Finished, Recording};
 
@@ -630,8 +630,9 @@ impl Inner {
     /// Commits settlements and invocation records, and tells whoever waits for new records.
     /// A finished batch that holds on to its slot has its trigger's next batch leased in the
     /// same transaction (one commit, not two, between a trigger's batches); those are returned
-    /// to be run, and the slots no batch took are given back.
-    async fn record(&self, recording: Arc<Recording>) -> Result<Leases, ExecError> {
+    /// to be run — already being made ready, from the moment they were leased — and the slots
+    /// no batch took are given back.
+    async fn record(self: &Arc<Self>, recording: Arc<Recording>) -> Result<Leases, ExecError> {
         let claim = Claim {
             node: self.config.node.clone(),
             now_ms: self.clock.now_ms(),
@@ -644,10 +645,11 @@ impl Inner {
             *held.entry(next.function.clone()).or_default() += 1;
         }
         let writer = self.config.destination_writer.clone();
-        let input = (self.store.clone(), recording, claim, writer);
-        let (leased, events): (Vec<LeasedBatch>, Vec<Event>) = self
+        let input = (self.clone(), recording, claim, writer);
+        let leases: Leases = self
             .bus
-            .write(input, move |tx, (store, recording, claim, writer)| {
+            .write(input, move |tx, (inner, recording, claim, writer)| {
+                let store = &inner.store;
                 Box::pin(async move {
                     let settles = &recording.settles;
                     let moved = store.settle(tx, settles).await?;
@@ -704,19 +706,26 @@ impl Inner {
                         leased.extend(found.await?.0);
                     }
                     // The next batches start as soon as this commits: their events are read
-                    // here, on the writer's connection, not by a reader after the commit.
+                    // here, on the writer's connection, not by a reader after the commit, and
+                    // the batches are made ready while the transaction goes on and commits.
                     let seqs = batch::event_seqs(&leased);
                     let events = if seqs.is_empty() {
                         Vec::new()
                     } else {
                         eddy_bus::Bus::events_in(tx, &seqs).await?
                     };
-                    Ok::<_, ExecError>((leased, events))
+                    let events = Arc::new(batch::by_seq(events));
+                    Ok::<_, ExecError>(Leases {
+                        prepared: batch::prepare_all(inner, &leased, &events),
+                        batches: leased,
+                        events,
+                    })
                 })
             })
             .await?;
         for (function, n) in held {
-            let taken = leased
+            let taken = leases
+                .batches
                 .iter()
                 .filter(|(_, b)| b[0].delivery.function == function)
                 .count() as u32;
@@ -725,7 +734,7 @@ impl Inner {
             }
         }
         self.recorded.send_modify(|n| *n += 1);
-        Ok(Leases::new(leased, events))
+        Ok(leases)
     }
 
     /// Marks the waiting deliveries of the app's batched triggers as batched, and the others

@@ -238,12 +238,14 @@ pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
 }
 
 /// Starts the invocation of each leased batch.
-pub(crate) fn start_batches(inner: &Arc<Inner>, leases: Leases) {
+pub(crate) fn start_batches(inner: &Arc<Inner>, mut leases: Leases) {
     for leased in leases.batches {
+        let prepared = leases.prepared.remove(&leased.0);
         inner.attempts.spawn(batch::deliver(
             inner.clone(),
             leased,
             Arc::clone(&leases.events),
+            prepared,
         ));
     }
 }
