@@ -211,13 +211,29 @@ pub(crate) async fn read_after(
 
 /// The events with these sequence numbers (those that exist), in order.
 pub(crate) async fn at(db: &mut dyn Sql, seqs: &[u64]) -> Result<Vec<Event>, BusError> {
+    rows_at(db, seqs).await?.decode()
+}
+
+/// [`at`]'s rows, not yet decoded.
+pub(crate) async fn rows_at(db: &mut dyn Sql, seqs: &[u64]) -> Result<EventRows, BusError> {
     let seqs: Vec<i64> = seqs.iter().map(|s| *s as i64).collect();
     let sql = format!(
         "SELECT {COLUMNS} FROM _eddy_journal WHERE seq {} ORDER BY seq",
         db.dialect().in_integers()
     );
-    let rows = db.fetch(&sql, &[Value::integers(&seqs)]).await?;
-    rows.iter().map(decode).collect()
+    Ok(EventRows(db.fetch(&sql, &[Value::integers(&seqs)]).await?))
+}
+
+/// Journal rows as read, to be decoded into events elsewhere: a write transaction reads them,
+/// and whoever needs the events spends the time parsing their payloads.
+#[derive(Debug, Default)]
+pub struct EventRows(Vec<Row>);
+
+impl EventRows {
+    /// The events, in the order read.
+    pub fn decode(&self) -> Result<Vec<Event>, BusError> {
+        self.0.iter().map(decode).collect()
+    }
 }
 
 pub(crate) async fn by_id(db: &mut dyn Sql, id: &str) -> Result<Option<Event>, BusError> {

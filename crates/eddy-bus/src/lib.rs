@@ -24,6 +24,7 @@ use eddy_core::Event;
 use tokio::sync::watch;
 
 pub use error::{BusError, Failure};
+pub use journal::EventRows;
 pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file, redacted};
 pub use space::{BALLAST_FILE, StorageState, is_out_of_space};
 pub use writer::{TxFuture, WriteTx};
@@ -284,10 +285,11 @@ impl Bus {
         journal::at(&mut self.readers(), seqs).await
     }
 
-    /// The events with these sequence numbers, read in the write transaction `tx`: work leased
-    /// in a transaction is read with it, not by a reader after the commit.
-    pub async fn events_in(tx: &mut dyn sql::Sql, seqs: &[u64]) -> Result<Vec<Event>, BusError> {
-        journal::at(tx, seqs).await
+    /// The journal rows of these sequence numbers, read in the write transaction `tx` (work
+    /// leased in a transaction is read with it, not by a reader after the commit) and decoded
+    /// by the caller, off the writer.
+    pub async fn event_rows_in(tx: &mut dyn sql::Sql, seqs: &[u64]) -> Result<EventRows, BusError> {
+        journal::rows_at(tx, seqs).await
     }
 
     /// The first event's sequence number at or after `time_ms` (its commit time), if any.

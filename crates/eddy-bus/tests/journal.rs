@@ -189,3 +189,22 @@ async fn a_directory_from_a_newer_eddy_is_refused() {
     let msg = err.to_string();
     assert!(msg.contains("newer eddy") && msg.contains("9999"), "{msg}");
 }
+
+#[tokio::test]
+async fn rows_read_in_a_write_decode_to_the_events_a_reader_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::open(dir.path()).await.unwrap();
+    for key in ["a", "b", "c"] {
+        append(&bus, key).await.unwrap();
+    }
+    // Read in a write transaction (as a settlement reads the batch it leases), decoded after.
+    let rows = bus
+        .write((), |tx, ()| {
+            Box::pin(async move { Bus::event_rows_in(tx, &[3, 1, 9]).await })
+        })
+        .await
+        .unwrap();
+    let decoded = rows.decode().unwrap();
+    assert_eq!(decoded.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(decoded, bus.events_at(&[1, 3]).await.unwrap());
+}

@@ -17,12 +17,13 @@ mod response;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use eddy_bus::EventRows;
 use eddy_bus::sql::Sql;
 use eddy_core::{Event, Lineage};
 use eddy_events::destination::Response;
 use eddy_subscriptions::BatchSpec;
 use serde_json::Value;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 use crate::deliveries::{
     BatchCandidate, Claim, DeadReason, DeliveryAttempt, DeliveryStore, Settle, Settlement,
@@ -49,27 +50,35 @@ pub(crate) struct Batched {
 /// A leased batch: its invocation's request id and its records, in event order.
 pub(crate) type LeasedBatch = (String, Vec<BatchCandidate>);
 
-/// Batches leased in one transaction, their records' events by sequence number, and those
-/// already being made ready, by request id.
-pub(crate) struct Leases {
-    pub batches: Vec<LeasedBatch>,
-    pub events: Arc<HashMap<u64, Arc<Event>>>,
-    pub prepared: HashMap<String, JoinHandle<Prepared>>,
+/// A batch's records' events by sequence number.
+pub(crate) type Events = Arc<HashMap<u64, Arc<Event>>>;
+
+/// How a leased batch gets ready to run.
+pub(crate) enum Ready {
+    /// Its events are read; it is made ready as it starts.
+    Read(Events),
+    /// It is being made ready, from the moment it was leased.
+    Preparing(oneshot::Receiver<Prepared>),
 }
+
+/// Batches leased in one transaction, each with how it gets ready.
+pub(crate) struct Leases(pub Vec<(LeasedBatch, Ready)>);
 
 impl Leases {
     /// `batches` with `events`, read for [`event_seqs`]`(&batches)`.
-    pub fn new(batches: Vec<LeasedBatch>, events: Vec<Event>) -> Self {
-        Self {
-            batches,
-            events: Arc::new(by_seq(events)),
-            prepared: HashMap::new(),
-        }
+    pub fn read(batches: Vec<LeasedBatch>, events: Vec<Event>) -> Self {
+        let events: Events = Arc::new(by_seq(events));
+        Self(
+            batches
+                .into_iter()
+                .map(|batch| (batch, Ready::Read(events.clone())))
+                .collect(),
+        )
     }
 }
 
 /// Events by sequence number.
-pub(crate) fn by_seq(events: Vec<Event>) -> HashMap<u64, Arc<Event>> {
+fn by_seq(events: Vec<Event>) -> HashMap<u64, Arc<Event>> {
     events.into_iter().map(|e| (e.seq, Arc::new(e))).collect()
 }
 
@@ -130,27 +139,24 @@ pub(crate) async fn lease(
 }
 
 /// Runs one leased batch (which holds one slot of its function, unless the function is gone)
-/// and hands each record's outcome to the settler. `prepared`, when given, is the batch made
-/// ready while its lease committed; otherwise it is made ready now.
-pub(crate) async fn deliver(
-    inner: Arc<Inner>,
-    (request_id, members): LeasedBatch,
-    events: Arc<HashMap<u64, Arc<Event>>>,
-    prepared: Option<JoinHandle<Prepared>>,
-) {
+/// and hands each record's outcome to the settler.
+pub(crate) async fn deliver(inner: Arc<Inner>, (request_id, members): LeasedBatch, ready: Ready) {
     let function_name = members[0].delivery.function.clone();
     let trigger_name = members[0].delivery.trigger.clone();
-    let mut prepared = match prepared {
-        Some(handle) => match handle.await {
+    let mut prepared = match ready {
+        Ready::Read(events) => prepare(&inner, members, events),
+        Ready::Preparing(preparing) => match preparing.await {
             Ok(prepared) => prepared,
-            // Only a panic ends a preparation early (it is never aborted once its lease
-            // committed); the batch is made ready again here.
-            Err(_) => prepare(&inner, members, &events),
+            // Its events could not be read (said where it failed): the lease expires and
+            // the batch runs again.
+            Err(_) => {
+                give_back_slot(&inner, &function_name).await;
+                return;
+            }
         },
-        None => prepare(&inner, members, &events),
     };
     let function = prepared.function.take();
-    let settles = attempt(&inner, &request_id, function.as_ref(), prepared, &events).await;
+    let settles = attempt(&inner, &request_id, function.as_ref(), prepared).await;
     // The slot goes to the trigger's next batch, leased as this one is settled (the settler
     // gives it back if there is none); without a batched trigger, back now.
     let compiled = inner.compiled();
@@ -170,23 +176,47 @@ pub(crate) async fn deliver(
     let _ = inner.settled.send(Finished { settles, next }).await;
 }
 
-/// Makes each of `batches` ready on a task of its own, from `events` (which hold their
-/// records'), while the transaction that leased them goes on and commits. A preparation
-/// only reads and builds in memory: one whose lease did not commit is run to its end and
-/// its result thrown away.
-pub(crate) fn prepare_all(
-    inner: &Arc<Inner>,
-    batches: &[LeasedBatch],
-    events: &Arc<HashMap<u64, Arc<Event>>>,
-) -> HashMap<String, JoinHandle<Prepared>> {
-    batches
+/// Gives back the slot a batch of `function` holds (none once the app no longer has it).
+async fn give_back_slot(inner: &Inner, function: &str) {
+    let declared = inner
+        .compiled()
+        .app
+        .functions
         .iter()
-        .map(|(request_id, members)| {
-            let (inner, members, events) = (inner.clone(), members.clone(), events.clone());
-            let handle = tokio::spawn(async move { prepare(&inner, members, &events) });
-            (request_id.clone(), handle)
-        })
-        .collect()
+        .any(|f| f.name.as_str() == function);
+    if declared {
+        let _ = inner.store.give_back(function, 1).await;
+    }
+}
+
+/// Makes `batches` ready on a task of their own while the transaction that leased them (and
+/// read `rows`, their events) goes on and commits: the events decoded, the records built.
+/// This only reads and builds in memory; what was made for a lease that did not commit is
+/// thrown away.
+pub(crate) fn prepare_all(inner: &Arc<Inner>, batches: &[LeasedBatch], rows: EventRows) -> Leases {
+    let mut preparing = Vec::with_capacity(batches.len());
+    let mut leases = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let (ready, preparation) = oneshot::channel();
+        preparing.push((batch.1.clone(), ready));
+        leases.push((batch.clone(), Ready::Preparing(preparation)));
+    }
+    if !preparing.is_empty() {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let events: Events = match rows.decode() {
+                Ok(events) => Arc::new(by_seq(events)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the events of leased batches");
+                    return;
+                }
+            };
+            for (members, ready) in preparing {
+                let _ = ready.send(prepare(&inner, members, events.clone()));
+            }
+        });
+    }
+    Leases(leases)
 }
 
 /// One record's part in an attempt.
@@ -219,6 +249,7 @@ impl Member {
 /// it), the records that cannot go with why, and those that go with the event they make.
 pub(crate) struct Prepared {
     function: Option<eddy_subscriptions::FunctionSpec>,
+    events: Events,
     now_ms: i64,
     finished: Vec<Member>,
     live: Vec<(BatchCandidate, Arc<Event>)>,
@@ -227,11 +258,7 @@ pub(crate) struct Prepared {
 
 /// Makes a leased batch ready: each record built, or given up on with why (gone from the
 /// journal, too old, past the payload's room), and the invocation's event.
-fn prepare(
-    inner: &Inner,
-    members: Vec<BatchCandidate>,
-    events: &HashMap<u64, Arc<Event>>,
-) -> Prepared {
+fn prepare(inner: &Inner, members: Vec<BatchCandidate>, events: Events) -> Prepared {
     let now = inner.clock.now_ms();
     let compiled = inner.compiled();
     let trigger_name = members[0].delivery.trigger.clone();
@@ -246,6 +273,7 @@ fn prepare(
     let dead = |reason, error: String| Settlement::Dead { reason, error };
     let mut prepared = Prepared {
         function,
+        events: events.clone(),
         now_ms: now,
         finished: Vec::new(),
         live: Vec::new(),
@@ -327,9 +355,9 @@ async fn attempt(
     request_id: &str,
     function: Option<&eddy_subscriptions::FunctionSpec>,
     prepared: Prepared,
-    events: &HashMap<u64, Arc<Event>>,
 ) -> Vec<Settle> {
     let Prepared {
+        events,
         now_ms: now,
         mut finished,
         live,
@@ -476,7 +504,7 @@ async fn attempt(
             .iter()
             .map(|m| (&m.candidate, &m.settlement))
             .collect::<Vec<_>>(),
-        events,
+        &events,
         now,
     );
     settles(request_id, finished, Some(record), destination, now)

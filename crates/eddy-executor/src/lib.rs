@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use eddy_bus::Bus;
+use eddy_bus::{Bus, EventRows};
 use eddy_core::{Event, EventKind, FunctionName, Lineage, NewEvent, Source};
 use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex, Target};
 use serde_json::Value;
@@ -707,27 +707,23 @@ impl Inner {
                     }
                     // The next batches start as soon as this commits: their events are read
                     // here, on the writer's connection, not by a reader after the commit, and
-                    // the batches are made ready while the transaction goes on and commits.
+                    // decoded and made into the batches' events off the writer while the
+                    // transaction goes on and commits.
                     let seqs = batch::event_seqs(&leased);
-                    let events = if seqs.is_empty() {
-                        Vec::new()
+                    let rows = if seqs.is_empty() {
+                        EventRows::default()
                     } else {
-                        eddy_bus::Bus::events_in(tx, &seqs).await?
+                        Bus::event_rows_in(tx, &seqs).await?
                     };
-                    let events = Arc::new(batch::by_seq(events));
-                    Ok::<_, ExecError>(Leases {
-                        prepared: batch::prepare_all(inner, &leased, &events),
-                        batches: leased,
-                        events,
-                    })
+                    Ok::<_, ExecError>(batch::prepare_all(inner, &leased, rows))
                 })
             })
             .await?;
         for (function, n) in held {
             let taken = leases
-                .batches
+                .0
                 .iter()
-                .filter(|(_, b)| b[0].delivery.function == function)
+                .filter(|((_, b), _)| b[0].delivery.function == function)
                 .count() as u32;
             if n > taken {
                 let _ = self.store.give_back(&function, n - taken).await;

@@ -234,19 +234,15 @@ pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
             return;
         }
     };
-    start_batches(inner, Leases::new(batches, events));
+    start_batches(inner, Leases::read(batches, events));
 }
 
 /// Starts the invocation of each leased batch.
-pub(crate) fn start_batches(inner: &Arc<Inner>, mut leases: Leases) {
-    for leased in leases.batches {
-        let prepared = leases.prepared.remove(&leased.0);
-        inner.attempts.spawn(batch::deliver(
-            inner.clone(),
-            leased,
-            Arc::clone(&leases.events),
-            prepared,
-        ));
+pub(crate) fn start_batches(inner: &Arc<Inner>, leases: Leases) {
+    for (leased, ready) in leases.0 {
+        inner
+            .attempts
+            .spawn(batch::deliver(inner.clone(), leased, ready));
     }
 }
 
