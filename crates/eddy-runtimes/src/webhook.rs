@@ -217,7 +217,7 @@ pub(crate) async fn post(
             ))
         })?),
     };
-    let body = payload.to_string().into_bytes();
+    let body = crate::event_bytes(payload);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

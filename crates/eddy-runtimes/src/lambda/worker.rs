@@ -176,7 +176,7 @@ impl Worker {
         }
         let pending = Pending {
             request_id: context.request_id.clone(),
-            payload: payload.to_string().into_bytes(),
+            payload: crate::event_bytes(payload),
             deadline_ms: context.deadline_ms,
             function_arn: context.invoked_function_arn.clone(),
             lineage,
