@@ -27,7 +27,7 @@ pub use error::{BusError, Failure};
 pub use journal::EventRows;
 pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file, redacted};
 pub use space::{BALLAST_FILE, StorageState, is_out_of_space};
-pub use writer::{TxFuture, WriteTx};
+pub use writer::{Appended, TxFuture, WriteTx};
 
 /// Milliseconds since the Unix epoch, the time unit of the journal.
 pub fn now_ms() -> i64 {

@@ -86,6 +86,14 @@ pub(crate) trait WriterConnection: Sql + Send {
     }
 }
 
+/// What the journal gave an appended event: its sequence number, id and commit time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    pub id: EventId,
+    pub time_ms: i64,
+}
+
 /// The transaction a write job runs in. Jobs run their own statements on it (it is a
 /// [`Sql`]) and [`WriteTx::append`] the change's event in the same transaction.
 pub struct WriteTx {
@@ -135,20 +143,26 @@ impl Sql for WriteTx {
 impl WriteTx {
     /// Appends an event to the journal. It commits, or rolls back, with the job's own writes.
     /// (It is written when the transaction commits; a job does not read its own events.)
-    pub async fn append(&mut self, event: NewEvent) -> Result<Event, BusError> {
-        let event = Event {
+    /// Returns what the journal gave it — not a copy of the event, whose payload a job has
+    /// already and would only copy to drop.
+    pub async fn append(&mut self, event: NewEvent) -> Result<Appended, BusError> {
+        let appended = Appended {
             seq: self.next_seq,
             id: EventId::generate(),
+            time_ms: crate::now_ms(),
+        };
+        self.pending.push(Event {
+            seq: appended.seq,
+            id: appended.id,
             source: event.source,
             kind: event.kind,
             key: event.key,
-            time_ms: crate::now_ms(),
+            time_ms: appended.time_ms,
             payload: event.payload,
             lineage: event.lineage,
-        };
+        });
         self.next_seq += 1;
-        self.pending.push(event.clone());
-        Ok(event)
+        Ok(appended)
     }
 
     /// Saves a durable cursor position in this transaction, so that work derived from the

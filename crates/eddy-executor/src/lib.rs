@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use eddy_bus::{Bus, EventRows};
+use eddy_bus::{Appended, Bus, EventRows};
 use eddy_core::{Event, EventKind, FunctionName, Lineage, NewEvent, Source};
 use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex, Target};
 use serde_json::Value;
@@ -379,12 +379,13 @@ impl Executor {
     }
 
     /// Queues an invocation durably (`Event`): it is delivered with retries like any trigger.
+    /// Returns the queued event's place in the journal.
     pub async fn invoke_async(
         &self,
         function: &FunctionName,
         payload: Value,
         lineage: Lineage,
-    ) -> Result<Event, ExecError> {
+    ) -> Result<Appended, ExecError> {
         self.inner.function(function)?;
         self.inner.bus.check_room()?;
         let event = NewEvent {
