@@ -10,8 +10,10 @@
 //!   `WRITERS` tasks of `ROWS_PER_POST` rows each.
 //!
 //! The clock runs from the first write to the moment every delivery is done (`/_eddy/metrics`
-//! for the server, the executor's counts in-process); the write rate alone is shown beside it.
-//! Medians of `RUNS`, each case on a fresh data directory.
+//! for the server, the handler's count in-process); the write rate alone is shown beside it,
+//! and the rate at which the records left when the writes ended were handled after them (while
+//! the writers insert, deliveries share the writer with them; afterwards, a trigger's batches
+//! follow one another). Medians of `RUNS`, each case on a fresh data directory.
 //!
 //! Run with `cargo bench -p eddy-cli --bench batches` (`EDDY_BENCH_BATCHES=10,100,100/4` for
 //! some cases only: a batch size, `0` meaning no batch, and `/P` for `parallel: P`;
@@ -116,8 +118,29 @@ fn rows(from: u64, to: u64) -> Value {
     )
 }
 
-/// Seconds to write and to deliver `total` rows through `eddy serve` to a Node.js handler.
-fn node(case: Case, total: u64) -> (f64, f64) {
+/// One run: seconds to write every row and to handle every record, and how many records were
+/// handled when the writes ended.
+struct Run {
+    written: f64,
+    delivered: f64,
+    handled_when_written: u64,
+}
+
+impl Run {
+    /// Records per second: all of them from the first write; the writes alone; and the records
+    /// left when the writes ended, from then (none when nothing was left).
+    fn rates(&self, total: u64) -> [Option<f64>; 3] {
+        let left = total.saturating_sub(self.handled_when_written);
+        [
+            Some(total as f64 / self.delivered),
+            Some(total as f64 / self.written),
+            (left > 0).then(|| left as f64 / (self.delivered - self.written)),
+        ]
+    }
+}
+
+/// Writes and delivers `total` rows through `eddy serve` to a Node.js handler.
+fn node(case: Case, total: u64) -> Run {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("sink")).unwrap();
     std::fs::write(dir.path().join("sink/index.js"), HANDLER).unwrap();
@@ -142,8 +165,13 @@ fn node(case: Case, total: u64) -> (f64, f64) {
         }
     });
     let written = started.elapsed().as_secs_f64();
+    let handled_when_written = deliveries_in(&eddy, "done");
     wait_done(&eddy, total);
-    (written, started.elapsed().as_secs_f64())
+    Run {
+        written,
+        delivered: started.elapsed().as_secs_f64(),
+        handled_when_written,
+    }
 }
 
 /// Waits until `/_eddy/metrics` counts `total` deliveries done.
@@ -176,8 +204,8 @@ impl Handler for Count {
     }
 }
 
-/// Seconds to write and to deliver `total` rows through the libraries to an in-process handler.
-async fn in_process(case: Case, total: u64) -> (f64, f64) {
+/// Writes and delivers `total` rows through the libraries to an in-process handler.
+async fn in_process(case: Case, total: u64) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let app = eddy_tests::app(dir.path(), &manifest("runtime: in_process", case));
     let (eddy, executor) = eddy_tests::start_executor(dir.path(), app, Arc::new(SystemClock)).await;
@@ -205,6 +233,7 @@ async fn in_process(case: Case, total: u64) -> (f64, f64) {
         writer.await.unwrap();
     }
     let written = started.elapsed().as_secs_f64();
+    let handled_when_written = count.0.load(Ordering::Relaxed);
     // The handler's count, not the executor's (which reads every delivery): the wait costs
     // nothing that competes with the work measured.
     while count.0.load(Ordering::Relaxed) < total {
@@ -212,16 +241,20 @@ async fn in_process(case: Case, total: u64) -> (f64, f64) {
     }
     let delivered = started.elapsed().as_secs_f64();
     executor.shutdown().await;
-    (written, delivered)
+    Run {
+        written,
+        delivered,
+        handled_when_written,
+    }
 }
 
 fn main() {
     println!("{}", machine());
     let rt = runtime();
     println!(
-        "| table → handler, {WRITERS} writers × {ROWS_PER_POST} rows per write | records | Node.js records/s | Node.js writes/s | in-process records/s | in-process writes/s |"
+        "| table → handler, {WRITERS} writers × {ROWS_PER_POST} rows per write | records | Node.js records/s | Node.js writes/s | Node.js records/s after the writes | in-process records/s | in-process writes/s | in-process records/s after the writes |"
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     let cases: Vec<Case> = match std::env::var("EDDY_BENCH_BATCHES") {
         Ok(list) => list.split(',').map(Case::parse).collect(),
         Err(_) => CASES.to_vec(),
@@ -230,23 +263,29 @@ fn main() {
     let wanted = |name: &str| runtimes.is_empty() || runtimes.contains(name);
     for case in cases {
         let total = case.records();
-        let mut figures: [Vec<f64>; 4] = Default::default();
+        let mut figures: [Vec<f64>; 6] = Default::default();
         for _ in 0..RUNS {
+            let mut runs = Vec::new();
             if wanted("nodejs") {
-                let (written, delivered) = node(case, total);
-                figures[0].push(total as f64 / delivered);
-                figures[1].push(total as f64 / written);
+                runs.push((0, node(case, total)));
             }
             if wanted("in_process") {
-                let (written, delivered) = rt.block_on(in_process(case, total));
-                figures[2].push(total as f64 / delivered);
-                figures[3].push(total as f64 / written);
+                runs.push((3, rt.block_on(in_process(case, total))));
+            }
+            for (column, run) in runs {
+                for (i, rate) in run.rates(total).into_iter().enumerate() {
+                    figures[column + i].extend(rate);
+                }
             }
         }
-        let [a, b, c, d] = figures.map(|v| if v.is_empty() { f64::NAN } else { median(v) });
-        println!(
-            "| {} | {total} | {a:.0} | {b:.0} | {c:.0} | {d:.0} |",
-            case.label()
-        );
+        // A figure no run gave (a runtime not run, nothing left after the writes) is `—`.
+        let cells = figures.map(|v| {
+            if v.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.0}", median(v))
+            }
+        });
+        println!("| {} | {total} | {} |", case.label(), cells.join(" | "));
     }
 }
