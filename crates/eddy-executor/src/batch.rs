@@ -193,13 +193,17 @@ async fn give_back_slot(inner: &Inner, function: &str) {
 /// read `rows`, their events) goes on and commits: the events decoded, the records built.
 /// This only reads and builds in memory; what was made for a lease that did not commit is
 /// thrown away.
-pub(crate) fn prepare_all(inner: &Arc<Inner>, batches: &[LeasedBatch], rows: EventRows) -> Leases {
+pub(crate) fn prepare_all(
+    inner: &Arc<Inner>,
+    batches: Vec<LeasedBatch>,
+    rows: EventRows,
+) -> Leases {
     let mut preparing = Vec::with_capacity(batches.len());
     let mut leases = Vec::with_capacity(batches.len());
     for batch in batches {
         let (ready, preparation) = oneshot::channel();
         preparing.push((batch.1.clone(), ready));
-        leases.push((batch.clone(), Ready::Preparing(preparation)));
+        leases.push((batch, Ready::Preparing(preparation)));
     }
     if !preparing.is_empty() {
         let inner = inner.clone();

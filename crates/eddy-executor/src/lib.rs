@@ -716,7 +716,7 @@ impl Inner {
                     } else {
                         Bus::event_rows_in(tx, &seqs).await?
                     };
-                    Ok::<_, ExecError>(batch::prepare_all(inner, &leased, rows))
+                    Ok::<_, ExecError>(batch::prepare_all(inner, leased, rows))
                 })
             })
             .await?;
