@@ -89,6 +89,8 @@ def slow(event, context):
         "py/ric.py",
         "def handler(event, context):\n    return {'ric': event, 'name': context.function_name}\n",
     ),
+    // Written without the execute permission: `provided` cannot run it.
+    ("py/not-executable", "#!/bin/sh\necho never\n"),
 ];
 
 const MANIFEST: &str = "
@@ -114,6 +116,7 @@ functions:
   - {name: py-slow, runtime: python, handler: app.slow, code: ./py, concurrency: 2, timeout: 10s}
   - {name: py-gate, runtime: python, handler: app.gate, code: ./py, concurrency: 1, memory_mb: 512}
   - {name: ric, runtime: provided, command: [python3, -m, awslambdaric, ric.handler], code: ./py}
+  - {name: not-executable, runtime: provided, command: [./not-executable], code: ./py}
 triggers:
   - {function: node-upload, source: bucket/photos, events: ['object:created:*']}
   - {function: py-row, source: table/orders, events: [row:insert]}
@@ -378,6 +381,25 @@ fn limits_and_failures_have_lambdas_outcomes() {
     assert!(err.contains("Runtime.UserCodeSyntaxError"), "{err}");
     let err = invoke(&eddy, "node-missing", "{}").unwrap_err();
     assert!(err.contains("Runtime.ImportModuleError"), "{err}");
+    // The program is executed after its process was forked and held: why it could not be is
+    // in the log.
+    let err = invoke(&eddy, "not-executable", "{}").unwrap_err();
+    assert!(
+        err.contains("Runtime.InvalidEntrypoint: the function's program could not be executed"),
+        "{err}"
+    );
+    let log = runs(&eddy, "not-executable")[0]["log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        log.contains("eddy: cannot execute ")
+            && log.contains(&format!(
+                "/not-executable (errno {})",
+                nix::errno::Errno::EACCES as i32
+            )),
+        "{log}"
+    );
 
     // The platform, and the functions that failed, still serve.
     assert_eq!(invoke(&eddy, "node-esm", r#"{"n": 1}"#).unwrap()["n"], 1);
@@ -811,4 +833,97 @@ triggers:
             && shown.contains("done after 2 attempts"),
         "{shown}"
     );
+}
+
+/// eddy's held processes: its children that are still copies of it (forked, not executed:
+/// they share its command line) and have closed all but their standard streams, their gate and
+/// the sandbox's init program (any child is such a copy for a moment after its fork).
+fn held_processes(eddy: &Eddy) -> Vec<u32> {
+    let eddy_pid = eddy.child.id();
+    let own = std::fs::read(format!("/proc/{eddy_pid}/cmdline")).unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            parent_of(*pid) == Some(eddy_pid)
+                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == own)
+                && std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| fds.count() <= 5)
+        })
+        .collect()
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    process_stat(pid)?.get(1)?.parse().ok()
+}
+
+/// Whether `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: u32) -> bool {
+    process_stat(pid).is_none_or(|fields| fields[0] == "Z")
+}
+
+/// A new worker's process is forked and joined to its groups ahead of need: once a function's
+/// first worker has started, a spare process waits, held before it runs anything of the
+/// function, already in its own memory group; the function's next new worker is that process,
+/// and another spare takes its place. Killed, eddy leaves no held process behind.
+#[test]
+fn a_spare_worker_process_waits_ahead_of_the_next_start_and_ends_with_eddy() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "code/app.py",
+        "import time\ndef handler(event, context):\n    time.sleep(event['ms'] / 1000)\n    return 'done'\n",
+    );
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "functions:
+  - {name: spared, runtime: python, handler: app.handler, code: ./code, warm: 0}
+",
+    )
+    .unwrap();
+    let eddy = spawn(dir, "app.yaml");
+    assert!(
+        held_processes(&eddy).is_empty(),
+        "nothing is parked before a worker starts"
+    );
+    assert_eq!(invoke(&eddy, "spared", r#"{"ms": 0}"#).unwrap(), "done");
+    eddy.wait_for("a spare", |e| held_processes(e).len() == 1);
+    let spare = held_processes(&eddy)[0];
+    let eddy_pid = eddy.child.id();
+    if Path::new(&format!("/sys/fs/cgroup/memory/eddy-{eddy_pid}")).exists() {
+        let groups = std::fs::read_to_string(format!("/proc/{spare}/cgroup")).unwrap();
+        let worker_group = format!("/eddy-{eddy_pid}/w");
+        assert!(
+            groups
+                .lines()
+                .any(|l| l.contains(":memory:") && l.contains(&worker_group)),
+            "the spare is in a worker's memory group already: {groups}"
+        );
+    }
+    // Two overlapping invocations: the second needs a new worker, and gets the spare.
+    std::thread::scope(|scope| {
+        let long = scope.spawn(|| invoke(&eddy, "spared", r#"{"ms": 2000}"#));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(invoke(&eddy, "spared", r#"{"ms": 0}"#).unwrap(), "done");
+        assert_eq!(long.join().unwrap().unwrap(), "done");
+    });
+    let own = std::fs::read(format!("/proc/{eddy_pid}/cmdline")).unwrap();
+    assert!(
+        !ended(spare) && std::fs::read(format!("/proc/{spare}/cmdline")).unwrap() != own,
+        "the spare became the new worker"
+    );
+    eddy.wait_for("the next spare", |e| {
+        let held = held_processes(e);
+        held.len() == 1 && held[0] != spare
+    });
+    let held = held_processes(&eddy)[0];
+    eddy.kill();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ended(held) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held process {held} outlived eddy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -205,17 +205,20 @@ pub fn descends_from(pid: u32, ancestor: u32) -> bool {
         if current == ancestor {
             return true;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{current}/stat")) else {
-            return false;
-        };
-        // The parent is the second field after the command, which is in parentheses.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        match after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+        match process_stat(current).and_then(|fields| fields.get(1)?.parse().ok()) {
             Some(parent) => current = parent,
             None => return false,
         }
     }
     false
+}
+
+/// The fields of `/proc/PID/stat` after the command (which is in parentheses and may hold
+/// spaces): the state first, then the parent.
+pub fn process_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    Some(after.split_whitespace().map(str::to_string).collect())
 }
 
 /// A variable of a process's environment.

@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{FunctionError, RESULT_LIMIT, sandbox};
 
@@ -64,12 +64,12 @@ struct Api {
 }
 
 /// Serves the Runtime API on `listener` until `queue`'s sender is dropped, to connections from
-/// the process tree of the worker whose first process `owner` names (once it is known).
+/// the process tree of the worker whose first process is `root`.
 pub(super) fn serve(
     listener: tokio::net::TcpListener,
     queue: mpsc::Receiver<Pending>,
     signals: mpsc::UnboundedSender<Signal>,
-    owner: watch::Receiver<Option<u32>>,
+    root: u32,
 ) -> tokio::task::JoinHandle<()> {
     let api = Arc::new(Api {
         queue: tokio::sync::Mutex::new(queue),
@@ -97,14 +97,6 @@ pub(super) fn serve(
             let _ = stream.set_nodelay(true);
             let Ok(local) = stream.local_addr() else {
                 continue;
-            };
-            let mut owner = owner.clone();
-            let Ok(root) = owner
-                .wait_for(Option::is_some)
-                .await
-                .map(|o| o.expect("some"))
-            else {
-                return;
             };
             let ours = tokio::task::spawn_blocking(move || sandbox::from_worker(root, peer, local))
                 .await

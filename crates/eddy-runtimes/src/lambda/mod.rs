@@ -4,7 +4,9 @@
 //! one invocation at a time and is reused; more start as concurrent invocations need them (the
 //! executor caps them at the function's concurrency); idle ones stop after a while, except the
 //! function's `warm` ones, which are started ahead of its first invocation and kept; a worker
-//! that crashed or timed out is replaced by a new one at the next invocation.
+//! that crashed or timed out is replaced by a new one at the next invocation. A new worker's
+//! process is its function's spare when there is one: forked into its groups ahead of need and
+//! held ([`crate::sandbox::hold`]), so a cold start does not wait for that join.
 
 mod api;
 mod limits;
@@ -19,7 +21,7 @@ use eddy_subscriptions::{FunctionSpec, Runtime};
 use serde_json::Value;
 
 pub use worker::INIT_TIMEOUT;
-use worker::{Launch, Worker};
+use worker::{Launch, Parked, Worker};
 
 use crate::programs::Interpreters;
 use crate::sandbox::Sandbox;
@@ -48,6 +50,8 @@ pub struct Workers {
     pools: Mutex<HashMap<String, Pool>>,
     /// Told whenever a worker joins an idle pool.
     freed: tokio::sync::Notify,
+    /// Each function's spare: the process of its next worker, parked ahead of need.
+    spares: Mutex<HashMap<String, Spare>>,
     /// Counts [`retire_all`](Self::retire_all)s: a worker started or busy across one loaded
     /// the old app or code, and does not join the idle pool.
     generation: std::sync::atomic::AtomicU64,
@@ -66,6 +70,20 @@ struct Pool {
     keep: usize,
     starting: usize,
     waiting: usize,
+}
+
+/// A function's spare worker process. A new worker's process joins its cgroups before it runs
+/// anything, and on some hosts that join waits ~10 ms for an RCU grace period; a spare has
+/// done it ahead of the function's next start, which then only opens its gate.
+enum Spare {
+    /// Being forked and joined.
+    Parking,
+    /// Forked for `launch` and held since `since`.
+    Held {
+        launch: Launch,
+        parked: Box<Parked>,
+        since: Instant,
+    },
 }
 
 /// A worker started for one waiting invocation: its result, and whether the invocation (or
@@ -108,6 +126,7 @@ impl Workers {
             idle: Mutex::new(HashMap::new()),
             pools: Mutex::new(HashMap::new()),
             freed: tokio::sync::Notify::new(),
+            spares: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
             interpreters: OnceLock::new(),
             config,
@@ -209,12 +228,31 @@ impl Workers {
     }
 
     /// A new worker of `function`, initialised (its handler loaded) and ready for work, and
-    /// how long that took; or the outcome of an invocation that could not start it.
+    /// how long that took; or the outcome of an invocation that could not start it. It is the
+    /// function's spare when that was parked for the same launch; a worker that starts leaves a
+    /// new spare parked behind it.
     async fn start_ready(
-        &self,
+        self: &Arc<Self>,
         function: &FunctionSpec,
         launch: &Launch,
     ) -> Result<(Worker, Duration), Outcome> {
+        let parked = match self.take_spare(function.name.as_str(), launch) {
+            Some(parked) => parked,
+            None => self.park(function, launch).await.map_err(Outcome::failed)?,
+        };
+        let started = Worker::start_ready(parked).await;
+        if started.is_ok() {
+            self.park_spare(function, launch);
+        }
+        started
+    }
+
+    /// A process for a new worker of `function`, forked into its groups and held.
+    async fn park(
+        &self,
+        function: &FunctionSpec,
+        launch: &Launch,
+    ) -> Result<Parked, FunctionError> {
         let jail = self
             .config
             .sandbox
@@ -224,8 +262,61 @@ impl Workers {
                 &launch.needs,
                 &launch.dir,
             )
-            .map_err(|e| Outcome::failed(FunctionError::new("Runtime.Unknown", e.0)))?;
-        Worker::start_ready(launch, self.confinement(launch), jail).await
+            .map_err(|e| FunctionError::new("Runtime.Unknown", e.0))?;
+        Worker::park(launch, self.confinement(launch), jail).await
+    }
+
+    /// The spare of function `name`, if it was parked for `launch`; one parked for another
+    /// launch (an older configuration) is dropped, and its process ends.
+    fn take_spare(&self, name: &str, launch: &Launch) -> Option<Parked> {
+        let mut spares = self.spares.lock().expect("spares lock");
+        match spares.remove(name)? {
+            Spare::Held {
+                launch: l, parked, ..
+            } if same_start(&l, launch) => Some(*parked),
+            Spare::Held { .. } => None,
+            Spare::Parking => {
+                spares.insert(name.to_string(), Spare::Parking);
+                None
+            }
+        }
+    }
+
+    /// Parks a spare for `function` in the background, unless it has one or one is on its way.
+    fn park_spare(self: &Arc<Self>, function: &FunctionSpec, launch: &Launch) {
+        let name = function.name.to_string();
+        {
+            let mut spares = self.spares.lock().expect("spares lock");
+            if spares.contains_key(&name) {
+                return;
+            }
+            spares.insert(name.clone(), Spare::Parking);
+        }
+        let (workers, function, launch) = (self.clone(), function.clone(), launch.clone());
+        tokio::spawn(async move {
+            let parked = workers.park(&function, &launch).await;
+            let mut spares = workers.spares.lock().expect("spares lock");
+            let Some(Spare::Parking) = spares.get(&name) else {
+                return;
+            };
+            match parked {
+                Ok(parked) => {
+                    let since = Instant::now();
+                    spares.insert(
+                        name,
+                        Spare::Held {
+                            launch,
+                            parked: Box::new(parked),
+                            since,
+                        },
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(function = %name, error = error.message, "a spare worker process could not be started");
+                    spares.remove(&name);
+                }
+            }
+        });
     }
 
     /// Puts a ready worker in its function's idle pool (unless it was started for an app or
@@ -461,6 +552,17 @@ impl Workers {
             let stop = stale.min(pool.len().saturating_sub(keep));
             pool.drain(..stop);
         }
+        // A spare stays while its function keeps workers; one held past the idle timeout
+        // without any (a function gone from the app, or unused) ends.
+        self.spares
+            .lock()
+            .expect("spares lock")
+            .retain(|name, spare| match spare {
+                Spare::Parking => true,
+                Spare::Held { since, .. } => {
+                    *since > cutoff || idle.get(name).is_some_and(|pool| !pool.is_empty())
+                }
+            });
     }
 }
 

@@ -2,6 +2,7 @@
 //! invocation at a time, and is killed — with its whole process group — when it times out,
 //! crashes, or is retired.
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,7 +16,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{self, Pending, Reply, Signal};
-use crate::sandbox::Jail;
+use crate::sandbox::{Gate, Jail, Program};
 use crate::{Context, FunctionError, LOG_LIMIT, Outcome};
 
 /// What starts a worker process.
@@ -48,7 +49,7 @@ pub struct Worker {
     exited: oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
     logs: Arc<Mutex<LogBuffer>>,
     group: Option<Pid>,
-    pid: Option<u32>,
+    pid: u32,
     /// Whether the worker has asked for its first invocation (its init is over).
     ready: bool,
     started: Instant,
@@ -69,53 +70,88 @@ impl Drop for Worker {
     }
 }
 
+/// A worker whose process is forked and in its groups, held before it runs anything of the
+/// function (see [`crate::sandbox::hold`]) until [`Parked::run`].
+pub struct Parked {
+    worker: Worker,
+    gate: Gate,
+}
+
+impl Parked {
+    /// Opens the gate: the process enters its sandbox and runs the function's program, which
+    /// is then given `INIT_TIMEOUT` to ask for work.
+    fn run(self) -> Result<Worker, FunctionError> {
+        let Parked { mut worker, gate } = self;
+        gate.open().map_err(|e| {
+            FunctionError::new(
+                "Runtime.Unknown",
+                format!("the worker's held process is gone: {e}"),
+            )
+        })?;
+        worker.started = Instant::now();
+        Ok(worker)
+    }
+}
+
 impl Worker {
-    /// Starts a worker; `Err` carries the reason it could not even be started.
-    pub async fn start(
+    /// Forks a worker's process into its groups and holds it there (see [`Parked`]); `Err`
+    /// carries the reason it could not even be forked.
+    pub async fn park(
         launch: &Launch,
         confinement: super::limits::Confinement,
         jail: Jail,
-    ) -> Result<Self, FunctionError> {
+    ) -> Result<Parked, FunctionError> {
+        let unknown = |what: &str, e: &dyn std::fmt::Display| {
+            FunctionError::new("Runtime.Unknown", format!("{what}: {e}"))
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| {
-                FunctionError::new(
-                    "Runtime.Unknown",
-                    format!("no port for the Runtime API: {e}"),
-                )
-            })?;
+            .map_err(|e| unknown("no port for the Runtime API", &e))?;
         let address = listener
             .local_addr()
-            .map_err(|e| FunctionError::new("Runtime.Unknown", e.to_string()))?;
-        let (queue, pending) = mpsc::channel(1);
-        let (signal_tx, signals) = mpsc::unbounded_channel();
-        let (owner_tx, owner) = tokio::sync::watch::channel(None);
-        let api = api::serve(listener, pending, signal_tx, owner);
+            .map_err(|e| unknown("no port for the Runtime API", &e))?;
+        // The environment as layers, a later one's variable replacing an earlier one's.
+        let env: BTreeMap<String, String> = crate::inherited()
+            .into_iter()
+            .chain(launch.env.iter().cloned())
+            .chain([("AWS_LAMBDA_RUNTIME_API".into(), address.to_string())])
+            .collect();
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let program = Program::new(&launch.program, &launch.args, &env).map_err(|e| {
+            FunctionError::new(
+                "Runtime.InvalidEntrypoint",
+                format!("cannot start {}: {e}", launch.program.display()),
+            )
+        })?;
+        let (gate, held) = crate::sandbox::gate().map_err(|e| unknown("no gate", &e))?;
         let mut command = Command::new(&launch.program);
         command
-            .args(&launch.args)
-            .env_clear()
-            .envs(crate::inherited())
-            .envs(launch.env.iter().cloned())
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         confinement.apply(&mut command);
-        crate::sandbox::confine(&mut command, jail);
-        let started = Instant::now();
-        let mut child = command.spawn().map_err(|e| {
-            api.abort();
+        crate::sandbox::hold(&mut command, held, jail, program);
+        // `spawn` returns once the child is in its groups and held: that join can take
+        // milliseconds, so it waits on a blocking thread, not one of the runtime's.
+        let spawned = tokio::task::spawn_blocking(move || command.spawn())
+            .await
+            .map_err(|e| unknown("the fork was lost", &e))?;
+        let mut child = spawned.map_err(|e| {
             FunctionError::new(
                 "Runtime.InvalidEntrypoint",
                 format!("cannot start {}: {e}", launch.program.display()),
             )
         })?;
-        let pid = child.id();
+        let (queue, pending) = mpsc::channel(1);
+        let (signal_tx, signals) = mpsc::unbounded_channel();
+        // `None` only for a process already reaped, which cannot have been held.
+        let pid = child
+            .id()
+            .ok_or_else(|| unknown("the worker's process", &"ended at once"))?;
         // The Runtime API answers this worker's processes only.
-        owner_tx.send_replace(pid);
+        let api = api::serve(listener, pending, signal_tx, pid);
         let logs = Arc::new(Mutex::new(LogBuffer::default()));
         let (stdout, stderr) = (
             child.stdout.take().expect("piped"),
@@ -126,32 +162,33 @@ impl Worker {
             .map(|fd| fd.try_clone_to_owned())
             .into_iter()
             .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| FunctionError::new("Runtime.Unknown", format!("no pipe: {e}")))?;
+            .map_err(|e| unknown("no pipe", &e))?;
         for pipe in [stdout.into_owned_fd(), stderr.into_owned_fd()] {
             let pipe = pipe
                 .and_then(tokio::net::unix::pipe::Receiver::from_owned_fd)
-                .map_err(|e| FunctionError::new("Runtime.Unknown", format!("no pipe: {e}")))?;
+                .map_err(|e| unknown("no pipe", &e))?;
             tokio::spawn(collect(pipe, logs.clone()));
         }
         let (exit_tx, exited) = oneshot::channel();
         tokio::spawn(async move {
             let _ = exit_tx.send(child.wait().await);
         });
-        Ok(Self {
+        let worker = Self {
             queue,
             signals,
             exited,
             logs,
-            group: pid.map(|p| Pid::from_raw(p as i32)),
+            group: Some(Pid::from_raw(pid as i32)),
             pid,
             ready: false,
-            started,
+            started: Instant::now(),
             healthy: true,
             last_used: Instant::now(),
             api,
             confinement,
             pipes,
-        })
+        };
+        Ok(Parked { worker, gate })
     }
 
     fn kill(&mut self) {
@@ -236,17 +273,11 @@ impl Worker {
         (Outcome::ended(result, logs, truncated), init)
     }
 
-    /// A new worker that has loaded its handler and asks for work, and how long that took;
-    /// or the outcome of an invocation that found it could not (the error, and what the
-    /// process printed).
-    pub async fn start_ready(
-        launch: &Launch,
-        confinement: super::limits::Confinement,
-        jail: Jail,
-    ) -> Result<(Self, Duration), Outcome> {
-        let mut worker = Self::start(launch, confinement, jail)
-            .await
-            .map_err(Outcome::failed)?;
+    /// Runs a parked worker until it has loaded its handler and asks for work, and says how
+    /// long that took; or the outcome of an invocation that found it could not (the error,
+    /// and what the process printed).
+    pub async fn start_ready(parked: Parked) -> Result<(Self, Duration), Outcome> {
+        let mut worker = parked.run().map_err(Outcome::failed)?;
         match worker.wait_ready().await {
             Ok(init) => Ok((worker, init)),
             Err(error) => Err(worker.failed(error)),
@@ -264,7 +295,7 @@ impl Worker {
                     Some(Signal::InitError(error)) => Err(error),
                     None => Err(FunctionError::new("Runtime.Unknown", "the Runtime API stopped")),
                 },
-                exit = &mut self.exited => Err(exit_error(exit.ok().and_then(Result::ok))),
+                exit = &mut self.exited => Err(init_exit_error(exit.ok().and_then(Result::ok))),
             }
         })
         .await;
@@ -314,7 +345,7 @@ impl Worker {
 
     /// The most memory the worker has held, in MB.
     pub fn max_memory_mb(&self) -> Option<u64> {
-        self.confinement.peak_memory_mb(self.pid?)
+        self.confinement.peak_memory_mb(self.pid)
     }
 }
 
@@ -382,6 +413,22 @@ fn out_of_memory(error: FunctionError, logs: &str) -> FunctionError {
 fn parse_response(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+/// The error of a worker that exited before it asked for work: its program could not be
+/// executed, its sandbox could not be set up (both said in its log), or it ended.
+fn init_exit_error(status: Option<std::process::ExitStatus>) -> FunctionError {
+    match status.and_then(|s| s.code()) {
+        Some(crate::sandbox::EXEC_FAILED) => FunctionError::new(
+            "Runtime.InvalidEntrypoint",
+            "the function's program could not be executed (its log says why)",
+        ),
+        Some(crate::sandbox::SETUP_FAILED) => FunctionError::new(
+            "Runtime.Unknown",
+            "the function's sandbox could not be set up (its log says why)",
+        ),
+        _ => exit_error(status),
+    }
 }
 
 /// The error of a worker that exited mid-invocation: out of memory when the kernel killed it

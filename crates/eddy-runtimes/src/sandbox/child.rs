@@ -65,7 +65,7 @@ pub(crate) struct Jail {
     pub init: Option<std::sync::Arc<OwnedFd>>,
 }
 
-fn check(result: c_int) -> io::Result<()> {
+pub(super) fn check(result: c_int) -> io::Result<()> {
     if result < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -74,7 +74,7 @@ fn check(result: c_int) -> io::Result<()> {
 }
 
 /// Writes `bytes` to stderr, for a failure the parent cannot be told any other way.
-fn say(bytes: &[u8]) {
+pub(super) fn say(bytes: &[u8]) {
     // SAFETY: write(2) on fd 2 with a valid buffer.
     unsafe {
         libc::write(2, bytes.as_ptr().cast(), bytes.len());
@@ -96,8 +96,8 @@ fn write_file(path: &std::ffi::CStr, text: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Closes every descriptor from 3 up but the two in `keep` (-1 for none).
-fn close_except(mut keep: [RawFd; 2]) {
+/// Closes every descriptor from 3 up but those in `keep` (-1 for none).
+pub(super) fn close_except<const N: usize>(mut keep: [RawFd; N]) {
     keep.sort_unstable();
     let mut from: u32 = 3;
     for fd in keep.into_iter().filter(|fd| *fd >= 0) {
@@ -145,7 +145,7 @@ fn close_range(first: u32, last: u32, flags: u32) {
 const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
 
 /// Writes `n` in decimal into `buf`, NUL-terminated; returns the text.
-fn decimal(n: u64, buf: &mut [u8; 24]) -> *const c_char {
+pub(super) fn decimal(n: u64, buf: &mut [u8; 24]) -> *const c_char {
     let mut digits = [0u8; 20];
     let (mut i, mut n) = (0, n);
     loop {
@@ -164,6 +164,11 @@ fn decimal(n: u64, buf: &mut [u8; 24]) -> *const c_char {
 }
 
 impl Jail {
+    /// The descriptor of eddy's init program that entering needs, or -1.
+    pub(crate) fn init_fd(&self) -> RawFd {
+        self.init.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
     /// Enters the sandbox; called by `pre_exec`. Returns in the process that becomes the
     /// function's program; the namespace's helpers never return.
     ///
@@ -274,7 +279,7 @@ impl Jail {
 
     /// P1: waits for the namespace and ends as its function did.
     unsafe fn outer(&self, init: libc::pid_t, status: RawFd) -> ! {
-        close_except([status, self.init.as_ref().map_or(-1, |f| f.as_raw_fd())]);
+        close_except([status, self.init_fd()]);
         // SAFETY: see `enter`.
         unsafe {
             self.exec_init(b"outer\0", status, init);
@@ -284,7 +289,7 @@ impl Jail {
 
     /// P2: reaps the namespace and reports how the function ended.
     unsafe fn namespace_init(&self, program: libc::pid_t, status: RawFd) -> ! {
-        close_except([status, self.init.as_ref().map_or(-1, |f| f.as_raw_fd())]);
+        close_except([status, self.init_fd()]);
         // SAFETY: see `enter`.
         unsafe {
             self.exec_init(b"namespace\0", status, program);

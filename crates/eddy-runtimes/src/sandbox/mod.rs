@@ -15,6 +15,7 @@
 //! memory are closed even to a process of eddy's user).
 
 mod child;
+mod held;
 mod peer;
 mod plan;
 mod sock_diag;
@@ -28,7 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use child::INIT_COMMAND;
-pub(crate) use child::Jail;
+pub(crate) use child::{Jail, SETUP_FAILED};
+pub(crate) use held::{EXEC_FAILED, Gate, Program, gate, hold};
 pub(crate) use peer::{descendants, from_worker};
 pub use plan::PlanError;
 
