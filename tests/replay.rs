@@ -272,6 +272,12 @@ triggers:
             "{seq} is kept"
         );
     }
+    let counts = executor.counts().await.unwrap();
+    assert_eq!(
+        (counts.done, counts.ready),
+        (1, 1),
+        "the done deliveries of removed events went with them"
+    );
     let refused = executor
         .replay("on-orders", JournalPoint::Seq(2), None)
         .await
@@ -302,6 +308,23 @@ triggers:
     assert!(
         eddy.bus.event_at(5).await.unwrap().is_some(),
         "the newest stays"
+    );
+    let counts = executor.counts().await.unwrap();
+    // Dead: the jobs row's delivery (its event removed) and the replay's of event 5, both
+    // older than their trigger's maximum event age by now.
+    assert_eq!(
+        (counts.done, counts.dead),
+        (1, 2),
+        "the newest event's done delivery stays, and so do dead letters, a removed event's too"
+    );
+    let replayed = executor
+        .dead_letters(Some(&FunctionName::new("ok").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(
+        (replayed[0].event_seq, replayed[0].reason),
+        (5, eddy_executor::DeadReason::EventAgeExceeded)
     );
     insert("orders", 5).await;
     assert_eq!(eddy.bus.last_seq(), 6);

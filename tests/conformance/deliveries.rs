@@ -670,3 +670,71 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
         [("b-1", Some(2))]
     );
 }
+
+/// The journal's retention takes the done deliveries of the events it removed, with the notes
+/// of the batches they went in; dead letters and the deliveries of later events stay.
+pub async fn done_deliveries_of_removed_events_go_and_dead_letters_stay(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    create(
+        bus,
+        store,
+        (1..=4).map(|seq| delivery(seq, "f", None)).collect(),
+    )
+    .await;
+    let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+    let seqs: Vec<u64> = leased.iter().map(|l| l.event_seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    // Event 1's delivery went in a batch that failed (noted), then succeeded alone.
+    let batch = InvocationRecord {
+        delivery_id: None,
+        event_seq: None,
+        batch_size: Some(1),
+        ..success(&leased[0], "batch-1")
+    };
+    let failed = Settlement::Retry {
+        at_ms: NOW,
+        error: "the batch failed".into(),
+    };
+    let mut in_batch = settled(&leased[0], failed, NOW, Some(batch));
+    in_batch.batch = Some("batch-1".into());
+    record(bus, store, vec![in_batch]).await;
+    let again = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+    assert_eq!(again.len(), 1);
+    let dead = Settlement::Dead {
+        reason: DeadReason::RetriesExhausted,
+        error: "gave up".into(),
+    };
+    record(
+        bus,
+        store,
+        vec![
+            settled(&again[0], Settlement::Done, NOW, None),
+            settled(&leased[1], dead, NOW, None),
+            settled(&leased[2], Settlement::Done, NOW, None),
+            settled(&leased[3], Settlement::Done, NOW, None),
+        ],
+    )
+    .await;
+    let batches_of_event_1 = || async {
+        let page = store
+            .invocations(&mut bus.readers(), None, Some(1), 0, 10)
+            .await
+            .unwrap();
+        page.records.len()
+    };
+    assert_eq!(batches_of_event_1().await, 1);
+    let remove = |through: u64| {
+        bus.write((store.clone(), through), |tx, (store, through)| {
+            Box::pin(store.remove_done(tx, 0, *through))
+        })
+    };
+    assert_eq!(remove(3).await.unwrap(), 2, "events 1 and 3's");
+    let counts = store.counts(&mut bus.readers()).await.unwrap();
+    assert_eq!((counts.done, counts.dead), (1, 1));
+    for (seq, kept) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
+        let states = store.deliveries_of(&mut bus.readers(), seq).await.unwrap();
+        assert_eq!(states.len(), kept, "event {seq}");
+    }
+    assert_eq!(batches_of_event_1().await, 0, "the batch's note went too");
+    assert_eq!(remove(3).await.unwrap(), 0, "nothing more to remove");
+}

@@ -84,6 +84,7 @@ macro_rules! every_suite {
             deliveries::settling_again_changes_nothing_and_a_stale_attempt_leaves_the_lease_alone,
             deliveries::slots_are_one_limit_for_every_claimer,
             deliveries::batches_take_each_keys_due_records_and_a_bisection_is_not_an_attempt,
+            deliveries::done_deliveries_of_removed_events_go_and_dead_letters_stay,
             objects::listings_are_in_utf8_binary_order_across_pages,
             objects::inline_objects_keep_their_bytes,
             blobs::blobs_round_trip_whole_and_in_ranges,

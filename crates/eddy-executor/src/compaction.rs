@@ -4,7 +4,9 @@
 //! replay has yet to look at, one the dispatcher has not read, nor any event after those (the
 //! journal stays a gap-free run of sequence numbers from its first kept event), nor the newest
 //! event (the next sequence number follows it). The `compacted` cursor records the last event
-//! removed, so a replay that asks for what is gone is refused with what is left.
+//! removed, so a replay that asks for what is gone is refused with what is left. The done
+//! deliveries of removed events go with them (a delivery row per event and trigger would
+//! otherwise grow without end); dead ones stay as dead letters.
 
 use std::sync::Arc;
 
@@ -12,6 +14,9 @@ use crate::{ExecError, Inner, dispatch};
 
 /// The cursor that records the last event removed.
 pub(crate) const COMPACTED: &str = "compacted";
+/// The cursor that records the last event whose done deliveries were removed (behind
+/// [`COMPACTED`] only in a database compacted before deliveries were).
+const DELIVERIES_REMOVED: &str = "compacted_deliveries";
 /// How often the leading node compacts.
 const EVERY_MS: i64 = 60_000;
 
@@ -25,9 +30,16 @@ pub(crate) async fn compactor(inner: Arc<Inner>) {
         {
             let cutoff = inner.clock.now_ms() - retain as i64;
             match compact(&inner, cutoff).await {
-                Ok(0) => {}
-                Ok(removed) => {
-                    tracing::info!(removed, "journal events past their retention removed")
+                Ok(Compacted {
+                    events: 0,
+                    deliveries: 0,
+                }) => {}
+                Ok(Compacted { events, deliveries }) => {
+                    tracing::info!(
+                        events,
+                        deliveries,
+                        "journal events past their retention removed, with their done deliveries"
+                    )
                 }
                 Err(error) => {
                     tracing::error!(%error, "cannot compact the journal; trying again later")
@@ -43,8 +55,16 @@ pub(crate) async fn compactor(inner: Arc<Inner>) {
     }
 }
 
-/// Removes the events committed before `cutoff_ms` that nothing needs; returns how many.
-pub(crate) async fn compact(inner: &Inner, cutoff_ms: i64) -> Result<u64, ExecError> {
+/// What one compaction removed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Compacted {
+    pub events: u64,
+    pub deliveries: u64,
+}
+
+/// Removes the events committed before `cutoff_ms` that nothing needs, and the done deliveries
+/// of removed events; says how many of each.
+pub(crate) async fn compact(inner: &Inner, cutoff_ms: i64) -> Result<Compacted, ExecError> {
     inner
         .bus
         .write((inner.store.clone(), cutoff_ms), |tx, (store, cutoff)| {
@@ -60,13 +80,22 @@ pub(crate) async fn compact(inner: &Inner, cutoff_ms: i64) -> Result<u64, ExecEr
                 keep = keep.min(read + 1);
                 // The newest event always stays: sequence numbers continue from it.
                 keep = keep.min(tx.last_seq().await?);
-                let compacted = tx.cursor(COMPACTED).await?.unwrap_or(0);
-                if keep <= compacted + 1 {
-                    return Ok(0);
+                let mut compacted = tx.cursor(COMPACTED).await?.unwrap_or(0);
+                let mut events = 0;
+                if keep > compacted + 1 {
+                    events = tx.compact_journal(keep).await?;
+                    compacted = keep - 1;
+                    tx.set_cursor(COMPACTED, compacted).await?;
                 }
-                let removed = tx.compact_journal(keep).await?;
-                tx.set_cursor(COMPACTED, keep - 1).await?;
-                Ok::<_, ExecError>(removed)
+                // Every delivery of a removed event is settled (those that wait or run keep
+                // their events), and none is made for one again.
+                let cleared = tx.cursor(DELIVERIES_REMOVED).await?.unwrap_or(0);
+                let mut deliveries = 0;
+                if compacted > cleared {
+                    deliveries = store.remove_done(tx, cleared, compacted).await?;
+                    tx.set_cursor(DELIVERIES_REMOVED, compacted).await?;
+                }
+                Ok::<_, ExecError>(Compacted { events, deliveries })
             })
         })
         .await

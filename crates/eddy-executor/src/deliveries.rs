@@ -495,6 +495,16 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// unfinished replay has yet to look at): the journal keeps it and every later one.
     async fn oldest_needed_event(&self, db: &mut dyn Sql) -> Result<Option<u64>, ExecError>;
 
+    /// Removes the done deliveries of events `after_seq + 1 ..= through_seq` (events the
+    /// journal's retention removed), and the notes of the batches they went in; returns how
+    /// many deliveries. Dead ones stay: they are dead letters, listed and redriven.
+    async fn remove_done(
+        &self,
+        tx: &mut dyn Sql,
+        after_seq: u64,
+        through_seq: u64,
+    ) -> Result<u64, ExecError>;
+
     /// How many of replay `id`'s deliveries wait or run now.
     async fn replay_backlog(&self, db: &mut dyn Sql, id: i64) -> Result<u64, ExecError>;
 

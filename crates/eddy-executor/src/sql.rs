@@ -583,6 +583,33 @@ impl DeliveryStore for SqlDeliveries {
         Ok(row.get("seq")?)
     }
 
+    async fn remove_done(
+        &self,
+        tx: &mut dyn Sql,
+        after_seq: u64,
+        through_seq: u64,
+    ) -> Result<u64, ExecError> {
+        // Both walk the (event_seq, trigger, replay) index over the removed events only:
+        // `state || ''` keeps SQLite's planner from the due index, whose `state = 'done'` part
+        // would have it read every done delivery (the concatenation changes nothing on
+        // PostgreSQL).
+        tx.execute(
+            "DELETE FROM _eddy_batch_records WHERE delivery_id IN (
+                 SELECT id FROM _eddy_deliveries
+                 WHERE event_seq > ? AND event_seq <= ? AND state || '' = 'done')",
+            args![after_seq, through_seq],
+        )
+        .await?;
+        let removed = tx
+            .execute(
+                "DELETE FROM _eddy_deliveries
+                 WHERE event_seq > ? AND event_seq <= ? AND state || '' = 'done'",
+                args![after_seq, through_seq],
+            )
+            .await?;
+        Ok(removed)
+    }
+
     async fn replay_backlog(&self, db: &mut dyn Sql, id: i64) -> Result<u64, ExecError> {
         let row = db
             .fetch_one(
