@@ -257,6 +257,11 @@ triggers:
     })
     .await;
 
+    let ok_name = FunctionName::new("ok").unwrap();
+    let answered = executor.invocations(Some(&ok_name), None).await.unwrap();
+    assert_eq!(answered.len(), 4);
+    assert!(answered.iter().all(|r| r.response.is_some()));
+
     // Two hours on: every event is past the hour's retention; 4 is still needed.
     clock.advance(std::time::Duration::from_secs(2 * 3600));
     wait_for("the compaction", || async {
@@ -277,6 +282,16 @@ triggers:
         (counts.done, counts.ready),
         (1, 1),
         "the done deliveries of removed events went with them"
+    );
+    // Invocations older than the retention keep their records but not their answers and logs
+    // (event 5's among them: what counts is when an invocation started).
+    let answered = executor.invocations(Some(&ok_name), None).await.unwrap();
+    assert_eq!(answered.len(), 4);
+    assert!(
+        answered
+            .iter()
+            .all(|r| r.response.is_none() && r.output.is_empty()),
+        "{answered:?}"
     );
     let refused = executor
         .replay("on-orders", JournalPoint::Seq(2), None)
@@ -317,10 +332,7 @@ triggers:
         (1, 2),
         "the newest event's done delivery stays, and so do dead letters, a removed event's too"
     );
-    let replayed = executor
-        .dead_letters(Some(&FunctionName::new("ok").unwrap()))
-        .await
-        .unwrap();
+    let replayed = executor.dead_letters(Some(&ok_name)).await.unwrap();
     assert_eq!(replayed.len(), 1);
     assert_eq!(
         (replayed[0].event_seq, replayed[0].reason),

@@ -738,3 +738,75 @@ pub async fn done_deliveries_of_removed_events_go_and_dead_letters_stay(stores: 
     assert_eq!(batches_of_event_1().await, 0, "the batch's note went too");
     assert_eq!(remove(3).await.unwrap(), 0, "nothing more to remove");
 }
+
+/// The journal's retention removes the logs and answers of the invocations that started before
+/// it, function by function; their records, and so usage, stay.
+pub async fn old_invocations_lose_their_logs_and_keep_their_usage(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    let ran = |function: &str, request_id: &str, start_ms: i64| Settle {
+        delivery: None,
+        settlement: Settlement::Done,
+        record: Some(InvocationRecord {
+            request_id: request_id.into(),
+            function: function.into(),
+            delivery_id: None,
+            event_seq: None,
+            attempt: 1,
+            start_ms,
+            duration_us: 1_500,
+            outcome: "success".into(),
+            error_type: None,
+            error: None,
+            output: format!("{request_id} said something\n"),
+            truncated: false,
+            memory_mb: 256,
+            billed_ms: 2,
+            max_memory_mb: Some(40),
+            init_us: None,
+            batch_size: None,
+            response: Some(format!("\"{request_id}\"")),
+        }),
+        destination: None,
+        batch: None,
+        now_ms: start_ms,
+    };
+    record(
+        bus,
+        store,
+        vec![
+            ran("f", "old-f", NOW - 10),
+            ran("g", "old-g", NOW - 5),
+            ran("f", "new-f", NOW),
+        ],
+    )
+    .await;
+    let totals = store.invocation_totals(&mut bus.readers()).await.unwrap();
+    let clear = |from: i64, before: i64| {
+        bus.write(
+            (store.clone(), from, before),
+            |tx, (store, from, before)| Box::pin(store.clear_logs(tx, *from, *before)),
+        )
+    };
+    assert_eq!(clear(0, NOW).await.unwrap(), 2);
+    for function in ["f", "g"] {
+        let page = store
+            .invocations(&mut bus.readers(), Some(function), None, 0, 10)
+            .await
+            .unwrap();
+        for r in page.records {
+            let kept = r.request_id == "new-f";
+            assert_eq!(
+                (r.output.is_empty(), r.response.is_none()),
+                (!kept, !kept),
+                "{}",
+                r.request_id
+            );
+            assert_eq!((r.billed_ms, r.memory_mb), (2, 256), "the usage stays");
+        }
+    }
+    assert_eq!(
+        store.invocation_totals(&mut bus.readers()).await.unwrap(),
+        totals
+    );
+    assert_eq!(clear(NOW, NOW).await.unwrap(), 0);
+}

@@ -6,7 +6,9 @@
 //! event (the next sequence number follows it). The `compacted` cursor records the last event
 //! removed, so a replay that asks for what is gone is refused with what is left. The done
 //! deliveries of removed events go with them (a delivery row per event and trigger would
-//! otherwise grow without end); dead ones stay as dead letters.
+//! otherwise grow without end); dead ones stay as dead letters. The logs and answers of
+//! invocations that started before the retention go too (as a log group's retention removes
+//! Lambda's logs); their records, and so usage, stay.
 
 use std::sync::Arc;
 
@@ -17,6 +19,10 @@ pub(crate) const COMPACTED: &str = "compacted";
 /// The cursor that records the last event whose done deliveries were removed (behind
 /// [`COMPACTED`] only in a database compacted before deliveries were).
 const DELIVERIES_REMOVED: &str = "compacted_deliveries";
+/// The cursor that records the time (in ms) before which invocations' logs were removed. An
+/// invocation is recorded when it ends, at most its timeout (15 minutes) after it started, and
+/// the retention is at least an hour: a range is cleared once, after all of it was recorded.
+const LOGS_CLEARED: &str = "compacted_logs_before_ms";
 /// How often the leading node compacts.
 const EVERY_MS: i64 = 60_000;
 
@@ -33,12 +39,18 @@ pub(crate) async fn compactor(inner: Arc<Inner>) {
                 Ok(Compacted {
                     events: 0,
                     deliveries: 0,
+                    logs: 0,
                 }) => {}
-                Ok(Compacted { events, deliveries }) => {
+                Ok(Compacted {
+                    events,
+                    deliveries,
+                    logs,
+                }) => {
                     tracing::info!(
                         events,
                         deliveries,
-                        "journal events past their retention removed, with their done deliveries"
+                        logs,
+                        "journal events past their retention removed, with their done deliveries and the logs of invocations as old"
                     )
                 }
                 Err(error) => {
@@ -60,10 +72,13 @@ pub(crate) async fn compactor(inner: Arc<Inner>) {
 pub(crate) struct Compacted {
     pub events: u64,
     pub deliveries: u64,
+    /// Invocation records whose log and answer were removed.
+    pub logs: u64,
 }
 
-/// Removes the events committed before `cutoff_ms` that nothing needs, and the done deliveries
-/// of removed events; says how many of each.
+/// Removes the events committed before `cutoff_ms` that nothing needs, the done deliveries of
+/// removed events, and the logs of invocations started before `cutoff_ms`; says how many of
+/// each.
 pub(crate) async fn compact(inner: &Inner, cutoff_ms: i64) -> Result<Compacted, ExecError> {
     inner
         .bus
@@ -95,7 +110,19 @@ pub(crate) async fn compact(inner: &Inner, cutoff_ms: i64) -> Result<Compacted, 
                     deliveries = store.remove_done(tx, cleared, compacted).await?;
                     tx.set_cursor(DELIVERIES_REMOVED, compacted).await?;
                 }
-                Ok::<_, ExecError>(Compacted { events, deliveries })
+                let cleared_before = tx.cursor(LOGS_CLEARED).await?.unwrap_or(0);
+                let mut logs = 0;
+                if let Ok(before) = u64::try_from(*cutoff)
+                    && before > cleared_before
+                {
+                    logs = store.clear_logs(tx, cleared_before as i64, *cutoff).await?;
+                    tx.set_cursor(LOGS_CLEARED, before).await?;
+                }
+                Ok::<_, ExecError>(Compacted {
+                    events,
+                    deliveries,
+                    logs,
+                })
             })
         })
         .await

@@ -495,6 +495,16 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// unfinished replay has yet to look at): the journal keeps it and every later one.
     async fn oldest_needed_event(&self, db: &mut dyn Sql) -> Result<Option<u64>, ExecError>;
 
+    /// Removes the logs and answers of the invocations that started in `from_ms..before_ms`
+    /// (older than the journal's retention); their records — outcome, durations, usage — stay.
+    /// Returns how many records lost theirs.
+    async fn clear_logs(
+        &self,
+        tx: &mut dyn Sql,
+        from_ms: i64,
+        before_ms: i64,
+    ) -> Result<u64, ExecError>;
+
     /// Removes the done deliveries of events `after_seq + 1 ..= through_seq` (events the
     /// journal's retention removed), and the notes of the batches they went in; returns how
     /// many deliveries. Dead ones stay: they are dead letters, listed and redriven.

@@ -583,6 +583,39 @@ impl DeliveryStore for SqlDeliveries {
         Ok(row.get("seq")?)
     }
 
+    async fn clear_logs(
+        &self,
+        tx: &mut dyn Sql,
+        from_ms: i64,
+        before_ms: i64,
+    ) -> Result<u64, ExecError> {
+        // Function by function, each a range of the (function, start_ms) index: the functions
+        // are found by skipping from one name to the next in that index, not by reading it.
+        let functions = tx
+            .fetch(
+                "WITH RECURSIVE named(name) AS (
+                     SELECT min(function) FROM _eddy_invocations
+                     UNION ALL
+                     SELECT (SELECT min(function) FROM _eddy_invocations WHERE function > named.name)
+                     FROM named WHERE named.name IS NOT NULL)
+                 SELECT name FROM named WHERE name IS NOT NULL",
+                args![],
+            )
+            .await?;
+        let mut cleared = 0;
+        for row in &functions {
+            let function: String = row.get("name")?;
+            cleared += tx
+                .execute(
+                    "UPDATE _eddy_invocations SET output = '', response = NULL
+                     WHERE function = ? AND start_ms >= ? AND start_ms < ?",
+                    args![function, from_ms, before_ms],
+                )
+                .await?;
+        }
+        Ok(cleared)
+    }
+
     async fn remove_done(
         &self,
         tx: &mut dyn Sql,
