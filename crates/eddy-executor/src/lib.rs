@@ -67,6 +67,10 @@ pub struct ExecutorConfig {
     pub max_hops: u32,
     /// Deliveries leased per round at most.
     pub lease_batch: u32,
+    /// Journal events a compaction removes per transaction at most, with their done
+    /// deliveries (and about as many invocation logs per transaction): a backlog is removed
+    /// over several transactions, between which other writes go on.
+    pub compaction_step: u64,
     /// How long a lease outlives the function's timeout before it counts as abandoned.
     pub lease_grace: Duration,
     /// The scheduler looks for due work at least this often, whatever it was told.
@@ -95,6 +99,7 @@ impl Default for ExecutorConfig {
             node: "local".into(),
             max_hops: 16,
             lease_batch: 256,
+            compaction_step: 5_000,
             lease_grace: Duration::from_secs(30),
             safety_poll: Duration::from_secs(5),
             stream_labels: HashMap::new(),
