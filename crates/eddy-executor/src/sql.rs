@@ -608,7 +608,8 @@ impl DeliveryStore for SqlDeliveries {
             cleared += tx
                 .execute(
                     "UPDATE _eddy_invocations SET output = '', response = NULL
-                     WHERE function = ? AND start_ms >= ? AND start_ms < ?",
+                     WHERE function = ? AND start_ms >= ? AND start_ms < ?
+                       AND (output <> '' OR response IS NOT NULL)",
                     args![function, from_ms, before_ms],
                 )
                 .await?;
