@@ -835,28 +835,6 @@ triggers:
     );
 }
 
-/// eddy's held processes: its children that are still copies of it (forked, not executed:
-/// they share its command line) and have closed all but their standard streams, their gate and
-/// the sandbox's init program (any child is such a copy for a moment after its fork).
-fn held_processes(eddy: &Eddy) -> Vec<u32> {
-    let eddy_pid = eddy.child.id();
-    let own = std::fs::read(format!("/proc/{eddy_pid}/cmdline")).unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            parent_of(*pid) == Some(eddy_pid)
-                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == own)
-                && std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| fds.count() <= 5)
-        })
-        .collect()
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    process_stat(pid)?.get(1)?.parse().ok()
-}
-
 /// Whether `pid` has ended (gone, or a zombie nobody reaped yet).
 fn ended(pid: u32) -> bool {
     process_stat(pid).is_none_or(|fields| fields[0] == "Z")

@@ -39,6 +39,11 @@ exports.handler = async (event) => {
   out.eddy_environ = read(`/proc/${event.eddy_pid}/environ`);
   out.eddy_memory = read(`/proc/${event.eddy_pid}/maps`);
   out.victim_environ = read(`/proc/${event.victim_pid}/environ`);
+  // The victim's spare: a copy of eddy held before it runs anything (docs/security.md).
+  out.held_environ = read(`/proc/${event.held_pid}/environ`);
+  out.held_memory = read(`/proc/${event.held_pid}/maps`);
+  out.held_fds = attempt(() => 'LISTED ' + fs.readdirSync(`/proc/${event.held_pid}/fd`).join(','));
+  out.held_signal = attempt(() => { process.kill(event.held_pid, 0); return 'SIGNALLED'; });
   out.data_dir = attempt(() => 'LISTED ' + fs.readdirSync(event.data_dir).join(','));
   out.database = read(event.data_dir + '/eddy.db');
   out.victim_tmp = read(event.victim_secret);
@@ -57,6 +62,17 @@ exports.handler = async (event) => {
   return out;
 };
 "#;
+
+/// What a function in namespaces of its own (isolated, or namespaces without root) cannot
+/// reach: another worker's environment, the data directory, another function's scratch files,
+/// eddy's held processes.
+const NAMESPACED: [&str; 5] = [
+    "victim_environ",
+    "data_dir",
+    "database",
+    "victim_tmp",
+    "held_signal",
+];
 
 /// The unprivileged user the user-namespace and unsandboxed runs use.
 const NOBODY: u32 = 65534;
@@ -87,6 +103,9 @@ fn attack(eddy: &Eddy) -> (String, Value) {
         .expect("the victim's warm worker runs");
     let api = process_env(victim, "AWS_LAMBDA_RUNTIME_API").unwrap();
     let port: u16 = api.rsplit(':').next().unwrap().parse().unwrap();
+    // The victim's started worker left a spare behind, held before it runs anything.
+    eddy.wait_for("the victim's spare", |e| held_processes(e).len() == 1);
+    let held = held_processes(eddy)[0];
     // Another local process (this test) is refused by the victim's Runtime API too.
     assert_eq!(
         forged_answer(port),
@@ -97,6 +116,7 @@ fn attack(eddy: &Eddy) -> (String, Value) {
         "eddy_pid": eddy.child.id(),
         "victim_pid": victim,
         "victim_port": port,
+        "held_pid": held,
         "data_dir": eddy.dir.path().join("data"),
         "victim_secret": secret,
     });
@@ -144,7 +164,10 @@ fn forged_answer(port: u16) -> String {
 fn refused(report: &Value, what: &str) {
     let seen = report[what].as_str().unwrap_or_default();
     assert!(
-        !seen.starts_with("READ") && !seen.starts_with("LISTED") && !seen.starts_with("ANSWERED"),
+        !seen.starts_with("READ")
+            && !seen.starts_with("LISTED")
+            && !seen.starts_with("ANSWERED")
+            && !seen.starts_with("SIGNALLED"),
         "{what}: the attacker got {seen:?}"
     );
 }
@@ -152,7 +175,14 @@ fn refused(report: &Value, what: &str) {
 /// What every mode promises: eddy's environment and memory are closed (eddy is not dumpable),
 /// and the victim's Runtime API answers nobody but the victim's own worker.
 fn common_promises(report: &Value) {
-    for what in ["eddy_environ", "eddy_memory", "runtime_api"] {
+    for what in [
+        "eddy_environ",
+        "eddy_memory",
+        "runtime_api",
+        "held_environ",
+        "held_memory",
+        "held_fds",
+    ] {
         refused(report, what);
     }
     assert!(
@@ -172,7 +202,7 @@ fn isolated_functions_reach_nothing_of_eddy_or_each_other() {
         "root with namespaces gets the isolated sandbox"
     );
     common_promises(&report);
-    for what in ["victim_environ", "data_dir", "database", "victim_tmp"] {
+    for what in NAMESPACED {
         refused(&report, what);
     }
     assert!(
@@ -192,7 +222,7 @@ fn users_without_namespaces_still_close_eddy_and_the_other_worker() {
     let (mode, report) = attack(&eddy);
     assert_eq!(mode, "users");
     common_promises(&report);
-    for what in ["victim_environ", "data_dir", "database"] {
+    for what in ["victim_environ", "data_dir", "database", "held_signal"] {
         refused(&report, what);
     }
     assert!(
@@ -213,7 +243,7 @@ fn namespaces_keep_an_unprivileged_eddys_functions_apart() {
     common_promises(&report);
     match mode.as_str() {
         "namespaces" => {
-            for what in ["victim_environ", "data_dir", "database", "victim_tmp"] {
+            for what in NAMESPACED {
                 refused(&report, what);
             }
             assert!(report["processes"].as_u64().unwrap() <= 3, "{report}");
@@ -251,6 +281,8 @@ fn without_a_sandbox_eddy_warns_and_keeps_what_it_can() {
         report["data_dir"].as_str().unwrap().starts_with("LISTED"),
         "{report}"
     );
+    // And a function, being eddy's user, may signal eddy's held processes (not read them).
+    assert_eq!(report["held_signal"], "SIGNALLED", "{report}");
     let health = eddy.get("/_eddy/health").body;
     assert!(
         health["warnings"][0]

@@ -205,7 +205,7 @@ pub fn descends_from(pid: u32, ancestor: u32) -> bool {
         if current == ancestor {
             return true;
         }
-        match process_stat(current).and_then(|fields| fields.get(1)?.parse().ok()) {
+        match parent_of(current) {
             Some(parent) => current = parent,
             None => return false,
         }
@@ -219,6 +219,29 @@ pub fn process_stat(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
     Some(after.split_whitespace().map(str::to_string).collect())
+}
+
+/// eddy's held processes: its children that are still copies of it (forked, not executed:
+/// they share its command line) and have closed all but their standard streams, their gate and
+/// the sandbox's init program (any child is such a copy for a moment after its fork).
+pub fn held_processes(eddy: &Eddy) -> Vec<u32> {
+    let eddy_pid = eddy.child.id();
+    let own = std::fs::read(format!("/proc/{eddy_pid}/cmdline")).unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            parent_of(*pid) == Some(eddy_pid)
+                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == own)
+                && std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| fds.count() <= 5)
+        })
+        .collect()
+}
+
+/// The parent of process `pid`.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    process_stat(pid)?.get(1)?.parse().ok()
 }
 
 /// A variable of a process's environment.
