@@ -840,10 +840,37 @@ fn ended(pid: u32) -> bool {
     process_stat(pid).is_none_or(|fields| fields[0] == "Z")
 }
 
+/// How much of process `pid`'s anonymous memory (its heap, its stacks: no file's pages) it
+/// shares with another process, in kB. A forked copy shares its parent's until either writes.
+fn anonymous_memory_shared_kb(pid: u32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut anonymous = false;
+    let mut shared = 0;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields
+            .first()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            // A mapping's first line: an address range, …, and a path for a file's (the
+            // kernel's own pages, `[vdso]` and the like, are every process's).
+            let path = fields.get(5).copied().unwrap_or("");
+            anonymous = path.is_empty()
+                || ["[heap]", "[stack", "[anon"]
+                    .iter()
+                    .any(|p| path.starts_with(p));
+        } else if anonymous && matches!(fields.first(), Some(&"Shared_Clean:" | &"Shared_Dirty:")) {
+            shared += fields[1].parse::<u64>().unwrap();
+        }
+    }
+    shared
+}
+
 /// A new worker's process is forked and joined to its groups ahead of need: once a function's
 /// first worker has started, a spare process waits, held before it runs anything of the
-/// function, already in its own memory group; the function's next new worker is that process,
-/// and another spare takes its place. Killed, eddy leaves no held process behind.
+/// function, already in its own memory group, and as eddy's init program rather than a copy of
+/// eddy; the function's next new worker is that process, and another spare takes its place.
+/// Killed, eddy leaves no held process behind.
 #[test]
 fn a_spare_worker_process_waits_ahead_of_the_next_start_and_ends_with_eddy() {
     let dir = tempfile::tempdir().unwrap();
@@ -868,6 +895,12 @@ fn a_spare_worker_process_waits_ahead_of_the_next_start_and_ends_with_eddy() {
     eddy.wait_for("a spare", |e| held_processes(e).len() == 1);
     let spare = held_processes(&eddy)[0];
     let eddy_pid = eddy.child.id();
+    // It waits as eddy's init program, not as a copy of eddy: none of its memory is eddy's.
+    assert_eq!(
+        anonymous_memory_shared_kb(spare),
+        0,
+        "the spare shares eddy's memory"
+    );
     // Its memory group: under cgroup v1's memory hierarchy, or v2's single one (`0::`).
     let groups = std::fs::read_to_string(format!("/proc/{spare}/cgroup")).unwrap();
     let worker_group = format!("/eddy-{eddy_pid}/w");
@@ -890,9 +923,8 @@ fn a_spare_worker_process_waits_ahead_of_the_next_start_and_ends_with_eddy() {
         assert_eq!(invoke(&eddy, "spared", r#"{"ms": 0}"#).unwrap(), "done");
         assert_eq!(long.join().unwrap().unwrap(), "done");
     });
-    let own = std::fs::read(format!("/proc/{eddy_pid}/cmdline")).unwrap();
     assert!(
-        !ended(spare) && std::fs::read(format!("/proc/{spare}/cmdline")).unwrap() != own,
+        !ended(spare) && !held_processes(&eddy).contains(&spare),
         "the spare became the new worker"
     );
     eddy.wait_for("the next spare", |e| {

@@ -221,20 +221,18 @@ pub fn process_stat(pid: u32) -> Option<Vec<String>> {
     Some(after.split_whitespace().map(str::to_string).collect())
 }
 
-/// eddy's held processes: its children that are still copies of it (forked, not executed:
-/// they share its command line) and have closed all but their standard streams, their gate and
-/// the sandbox's init program (any child is such a copy for a moment after its fork).
+/// eddy's held processes: its children waiting at their gates as eddy's init program
+/// (`eddy __sandbox-init held GATE LAUNCH INIT`).
 pub fn held_processes(eddy: &Eddy) -> Vec<u32> {
     let eddy_pid = eddy.child.id();
-    let own = std::fs::read(format!("/proc/{eddy_pid}/cmdline")).unwrap();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             parent_of(*pid) == Some(eddy_pid)
-                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == own)
-                && std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| fds.count() <= 5)
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.starts_with(b"eddy\0__sandbox-init\0held\0"))
         })
         .collect()
 }

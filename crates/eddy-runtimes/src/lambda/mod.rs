@@ -24,7 +24,7 @@ pub use worker::INIT_TIMEOUT;
 use worker::{Launch, Parked, Worker};
 
 use crate::programs::Interpreters;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, Wait};
 use crate::{Context, FunctionError, Outcome, Unrunnable, function_environment};
 
 const NODE_BOOTSTRAP: &str = include_str!("bootstrap/node.js");
@@ -238,7 +238,10 @@ impl Workers {
     ) -> Result<(Worker, Duration), Outcome> {
         let parked = match self.take_spare(function.name.as_str(), launch) {
             Some(parked) => parked,
-            None => self.park(function, launch).await.map_err(Outcome::failed)?,
+            None => self
+                .park(function, launch, Wait::Brief)
+                .await
+                .map_err(Outcome::failed)?,
         };
         let started = Worker::start_ready(parked).await;
         if started.is_ok() {
@@ -247,11 +250,13 @@ impl Workers {
         started
     }
 
-    /// A process for a new worker of `function`, forked into its groups and held.
+    /// A process for a new worker of `function`, forked into its groups and held for a `wait`
+    /// as long as it says.
     async fn park(
         &self,
         function: &FunctionSpec,
         launch: &Launch,
+        wait: Wait,
     ) -> Result<Parked, FunctionError> {
         let jail = self
             .config
@@ -263,7 +268,7 @@ impl Workers {
                 &launch.dir,
             )
             .map_err(|e| FunctionError::new("Runtime.Unknown", e.0))?;
-        Worker::park(launch, self.confinement(launch), jail).await
+        Worker::park(launch, self.confinement(launch), jail, wait).await
     }
 
     /// The spare of function `name`, if it was parked for `launch`; one parked for another
@@ -294,7 +299,7 @@ impl Workers {
         }
         let (workers, function, launch) = (self.clone(), function.clone(), launch.clone());
         tokio::spawn(async move {
-            let parked = workers.park(&function, &launch).await;
+            let parked = workers.park(&function, &launch, Wait::Long).await;
             let mut spares = workers.spares.lock().expect("spares lock");
             let Some(Spare::Parking) = spares.get(&name) else {
                 return;

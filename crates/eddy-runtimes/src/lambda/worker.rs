@@ -16,7 +16,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{self, Pending, Reply, Signal};
-use crate::sandbox::{Gate, Jail, Program};
+use crate::sandbox::{Gate, Jail, Program, Wait};
 use crate::{Context, FunctionError, LOG_LIMIT, Outcome};
 
 /// What starts a worker process.
@@ -94,12 +94,13 @@ impl Parked {
 }
 
 impl Worker {
-    /// Forks a worker's process into its groups and holds it there (see [`Parked`]); `Err`
-    /// carries the reason it could not even be forked.
+    /// Forks a worker's process into its groups and holds it there (see [`Parked`]) for a
+    /// `wait` as long as it says; `Err` carries the reason it could not even be forked.
     pub async fn park(
         launch: &Launch,
         confinement: super::limits::Confinement,
         jail: Jail,
+        wait: Wait,
     ) -> Result<Parked, FunctionError> {
         let unknown = |what: &str, e: &dyn std::fmt::Display| {
             FunctionError::new("Runtime.Unknown", format!("{what}: {e}"))
@@ -132,7 +133,7 @@ impl Worker {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         confinement.apply(&mut command);
-        crate::sandbox::hold(&mut command, held, jail, program);
+        crate::sandbox::hold(&mut command, held, jail, program, wait);
         // `spawn` returns once the child is in its groups and held: that join can take
         // milliseconds, so it waits on a blocking thread, not one of the runtime's.
         let spawned = tokio::task::spawn_blocking(move || command.spawn())

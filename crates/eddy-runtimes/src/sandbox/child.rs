@@ -305,26 +305,43 @@ impl Jail {
         // SAFETY: fcntl on a descriptor of this process.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
         let (mut fd_text, mut pid_text) = ([0u8; 24], [0u8; 24]);
-        let argv: [*const c_char; 6] = [
-            c"eddy".as_ptr(),
-            INIT_COMMAND.as_ptr(),
+        let argv = [
             role.as_ptr().cast(),
             decimal(fd as u64, &mut fd_text),
             decimal(child as u64, &mut pid_text),
-            std::ptr::null(),
         ];
-        let envp: [*const c_char; 1] = [std::ptr::null()];
-        // SAFETY: execveat with NUL-terminated argv/envp arrays that outlive the call.
-        unsafe {
-            libc::syscall(
-                libc::SYS_execveat,
-                init.as_raw_fd() as libc::c_long,
-                c"".as_ptr(),
-                argv.as_ptr(),
-                envp.as_ptr(),
-                libc::AT_EMPTY_PATH as libc::c_long,
-            );
-        }
+        // SAFETY: NUL-terminated arguments that outlive the call.
+        unsafe { execute_init(init.as_raw_fd(), argv) };
+    }
+}
+
+/// Replaces this process with eddy's init program (`init`, opened for `execveat`), run as
+/// `eddy __sandbox-init ARGS…`. Returns only if that fails.
+///
+/// Its environment holds one setting: eddy's binary allocates with mimalloc, which backs its
+/// first allocation with transparent huge pages where the host makes them on request — 4 MB of
+/// memory for an init that needs a few kB, in every helper of every worker. (Other allocators
+/// ignore it; the function's program never sees it.)
+///
+/// # Safety
+/// `args` are NUL-terminated texts; async-signal-safe.
+pub(super) unsafe fn execute_init<const N: usize>(init: RawFd, args: [*const c_char; N]) {
+    const { assert!(N <= 5, "eddy's init takes at most five arguments here") };
+    let mut argv = [std::ptr::null(); 8];
+    argv[0] = c"eddy".as_ptr();
+    argv[1] = INIT_COMMAND.as_ptr();
+    argv[2..2 + N].copy_from_slice(&args);
+    let envp: [*const c_char; 2] = [c"MIMALLOC_ALLOW_THP=0".as_ptr(), std::ptr::null()];
+    // SAFETY: execveat with NULL-terminated argv/envp arrays that outlive the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            init as libc::c_long,
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_long,
+        );
     }
 }
 

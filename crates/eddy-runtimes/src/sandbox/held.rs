@@ -3,16 +3,20 @@
 //! stopped before it enters its sandbox or runs anything of the function, until eddy opens the
 //! gate. A worker started this way ahead of an invocation spares that invocation the join.
 //!
-//! While held, the process is a copy of eddy that has closed every descriptor but its standard
-//! streams, its gate and the sandbox's init program: it keeps nothing of eddy's open — not a
-//! database file, not a listening socket, not a copy of another child's close-on-exec channel
-//! (a spawn waits until every copy of its child's channel is closed, so a copy kept in a held
-//! process would stall it for as long as the process is held). Among those closed is the
-//! channel through which the standard library learns that `exec` failed, so `spawn` returns as
-//! soon as the process is held; what fails afterwards — the sandbox's set-up, the `exec` — is
-//! said on the process's stderr (the worker's log) and in its exit status, as the sandbox's
-//! helpers already report their own failures. When eddy closes the gate without opening it
-//! (the worker is dropped, or eddy ends, even by SIGKILL), the held process exits at once.
+//! Once in its groups, the process closes every descriptor but its standard streams, its gate
+//! and the sandbox's init program: it keeps nothing of eddy's open — not a database file, not a
+//! listening socket, not a copy of another child's close-on-exec channel (a spawn waits until
+//! every copy of its child's channel is closed, so a copy kept in a held process would stall it
+//! for as long as the process is held). Among those closed is the channel through which the
+//! standard library learns that `exec` failed, so `spawn` returns as soon as the process is
+//! held; what fails afterwards — the sandbox's set-up, the `exec` — is said on the process's
+//! stderr (the worker's log) and in its exit status, as the sandbox's helpers already report
+//! their own failures. When eddy closes the gate without opening it (the worker is dropped, or
+//! eddy ends, even by SIGKILL), the held process exits at once.
+//!
+//! How it waits depends on how long it may ([`Wait`]): a process whose gate opens at once waits
+//! as the copy of eddy it is; one held ahead of need first replaces itself with eddy's init
+//! program, so that it holds none of eddy's memory meanwhile (see [`super::parking`]).
 
 use std::ffi::CString;
 use std::io;
@@ -23,7 +27,7 @@ use std::path::Path;
 use libc::{c_char, c_int};
 
 use super::Jail;
-use super::child::{SETUP_FAILED, close_except, decimal, say};
+use super::child::{SETUP_FAILED, close_except, decimal, execute_init, say};
 
 /// The exit status of a held process whose program could not be executed (as a shell's).
 pub(crate) const EXEC_FAILED: c_int = 127;
@@ -36,6 +40,23 @@ pub(crate) struct Gate {
 /// The held process's end of its gate.
 pub(crate) struct Held {
     wait: OwnedFd,
+}
+
+impl From<OwnedFd> for Held {
+    fn from(wait: OwnedFd) -> Self {
+        Self { wait }
+    }
+}
+
+/// How long a held process may wait at its gate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Its gate opens as soon as it is held (a worker started for work at hand): it waits as
+    /// the copy of eddy it is, which costs nothing for a moment.
+    Brief,
+    /// Ahead of need, for as long as it takes (a spare): it waits as eddy's init program, when
+    /// eddy has one.
+    Long,
 }
 
 /// A new gate: eddy keeps [`Gate`]; [`hold`] gives [`Held`] to the process.
@@ -92,6 +113,11 @@ impl Program {
             .iter()
             .map(|(k, v)| CString::new(format!("{k}={v}")))
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_texts(path, argv, envp))
+    }
+
+    /// The program at `path`, run with `argv` (its own name first) and `envp` (`NAME=value`).
+    pub(super) fn from_texts(path: CString, argv: Vec<CString>, envp: Vec<CString>) -> Self {
         let pointers = |texts: &[CString]| {
             texts
                 .iter()
@@ -99,13 +125,18 @@ impl Program {
                 .chain([std::ptr::null()])
                 .collect()
         };
-        Ok(Self {
+        Self {
             argv_ptrs: pointers(&argv),
             envp_ptrs: pointers(&envp),
             path,
             argv,
             envp,
-        })
+        }
+    }
+
+    /// Its path, arguments and environment.
+    pub(super) fn texts(&self) -> (&CString, &[CString], &[CString]) {
+        (&self.path, &self.argv, &self.envp)
     }
 
     /// Replaces the process with the program, or exits with [`EXEC_FAILED`] saying why.
@@ -151,29 +182,84 @@ pub(crate) fn hold(
     held: Held,
     jail: Jail,
     program: Program,
+    wait: Wait,
 ) {
-    // SAFETY: the closure runs in the child between fork and exec; `wait`, `Jail::enter` and
-    // `Program::exec` make only async-signal-safe calls and allocate nothing.
+    // Written before the fork: the child may not allocate. Without it (no init program, or no
+    // memory file to be had) a long wait is spent as a copy of eddy, as a brief one is.
+    let launch = match (wait, &jail.init) {
+        (Wait::Long, Some(_)) => super::parking::launch_file(&jail, &program).ok(),
+        _ => None,
+    };
+    // SAFETY: the closure runs in the child between fork and exec; `park`, `wait`, and
+    // `proceed` make only async-signal-safe calls and allocate nothing.
     unsafe {
         command.pre_exec(move || {
-            held.wait(jail.init_fd());
-            if let Err(error) = jail.enter() {
-                say(b"eddy sandbox: the function's sandbox could not be set up");
-                report_errno(error.raw_os_error().unwrap_or(0));
-                libc::_exit(SETUP_FAILED);
+            if let Some(launch) = &launch {
+                held.park(jail.init_fd(), launch.as_raw_fd());
             }
-            program.exec()
+            held.wait(jail.init_fd());
+            proceed(&jail, &program)
         });
     }
 }
 
+/// Enters `jail` and executes `program`; exits with [`SETUP_FAILED`] or [`EXEC_FAILED`],
+/// saying why, when either cannot be done.
+///
+/// # Safety
+/// Only between fork and exec, in the child, or in a single-threaded process.
+pub(super) unsafe fn proceed(jail: &Jail, program: &Program) -> ! {
+    // SAFETY: as the caller's.
+    unsafe {
+        if let Err(error) = jail.enter() {
+            say(b"eddy sandbox: the function's sandbox could not be set up");
+            report_errno(error.raw_os_error().unwrap_or(0));
+            libc::_exit(SETUP_FAILED);
+        }
+        program.exec()
+    }
+}
+
 impl Held {
+    /// Replaces this process with eddy's init program (`init`) to wait at the gate there,
+    /// reading what to become from `launch`: the three descriptors are all it keeps. Returns
+    /// only if the program cannot be executed, with `launch` closed and the others close-on-exec
+    /// again (the process then waits as it is).
+    ///
+    /// # Safety
+    /// Only between fork and exec, in the child.
+    unsafe fn park(&self, init: RawFd, launch: RawFd) {
+        let gate = self.wait.as_raw_fd();
+        close_except([gate, init, launch]);
+        let (mut gate_text, mut launch_text, mut init_text) = ([0u8; 24], [0u8; 24], [0u8; 24]);
+        // SAFETY: fcntl and close on this process's descriptors; `execute_init` with
+        // NUL-terminated texts that outlive it.
+        unsafe {
+            for fd in [gate, init, launch] {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            execute_init(
+                init,
+                [
+                    c"held".as_ptr(),
+                    decimal(gate as u64, &mut gate_text),
+                    decimal(launch as u64, &mut launch_text),
+                    decimal(init as u64, &mut init_text),
+                ],
+            );
+            for fd in [gate, init] {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+            libc::close(launch);
+        }
+    }
+
     /// Closes every descriptor but the standard streams, the gate and `also`, then waits at the
     /// gate: returns when it is opened, and exits when it is closed unopened.
     ///
     /// # Safety
-    /// Only between fork and exec, in the child.
-    unsafe fn wait(&self, also: RawFd) {
+    /// Only between fork and exec, in the child, or in a single-threaded process.
+    pub(super) unsafe fn wait(&self, also: RawFd) {
         let fd = self.wait.as_raw_fd();
         close_except([fd, also]);
         let mut byte = 0u8;
@@ -234,7 +320,7 @@ mod tests {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        hold(&mut command, held, jail, program);
+        hold(&mut command, held, jail, program, Wait::Long);
         (command.spawn().unwrap(), gate_fd, gate)
     }
 
@@ -318,7 +404,7 @@ mod tests {
         let program = Program::new(&missing, &[], &[]).unwrap();
         let mut command = tokio::process::Command::new(&missing);
         command.stderr(std::process::Stdio::piped());
-        hold(&mut command, held, jail, program);
+        hold(&mut command, held, jail, program, Wait::Long);
         let child = command.spawn().unwrap();
         gate.open().unwrap();
         let out = child.wait_with_output().await.unwrap();

@@ -16,6 +16,7 @@
 
 mod child;
 mod held;
+mod parking;
 mod peer;
 mod plan;
 mod sock_diag;
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 pub use child::INIT_COMMAND;
 pub(crate) use child::{Jail, SETUP_FAILED};
-pub(crate) use held::{EXEC_FAILED, Gate, Program, gate, hold};
+pub(crate) use held::{EXEC_FAILED, Gate, Program, Wait, gate, hold};
 pub(crate) use peer::{descendants, from_worker};
 pub use plan::PlanError;
 
@@ -487,25 +488,30 @@ pub fn protect_this_process() {
 }
 
 /// Runs this process as a sandbox's init when eddy's binary was started as one
-/// (`eddy __sandbox-init outer|namespace FD PID`); returns otherwise. Call it first in `main`.
+/// (`eddy __sandbox-init outer|namespace FD PID`, or `… held GATE LAUNCH INIT` for a process
+/// held ahead of need); returns otherwise. Call it first in `main`.
 pub fn run_init_if_asked() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_bytes) != Some(INIT_COMMAND.to_bytes()) {
         return;
     }
     let number = |i: usize| args.get(i).and_then(|a| a.parse::<i32>().ok());
-    let (Some(fd), Some(pid)) = (number(3), number(4)) else {
-        eprintln!(
-            "eddy: {} is for eddy's own use",
-            INIT_COMMAND.to_string_lossy()
-        );
-        std::process::exit(2);
-    };
-    // SAFETY: plain waits, reads and writes on descriptors and pids this init was given.
-    unsafe {
-        match args[2].as_str() {
-            "outer" => child::outer_loop(pid, fd),
-            _ => child::namespace_loop(pid, fd),
+    match (
+        args.get(2).map(String::as_str),
+        number(3),
+        number(4),
+        number(5),
+    ) {
+        (Some("held"), Some(gate), Some(launch), Some(init)) => parking::run(gate, launch, init),
+        // SAFETY: plain waits, reads and writes on descriptors and pids this init was given.
+        (Some("outer"), Some(fd), Some(pid), None) => unsafe { child::outer_loop(pid, fd) },
+        (Some("namespace"), Some(fd), Some(pid), None) => unsafe { child::namespace_loop(pid, fd) },
+        _ => {
+            eprintln!(
+                "eddy: {} is for eddy's own use",
+                INIT_COMMAND.to_string_lossy()
+            );
+            std::process::exit(2);
         }
     }
 }
