@@ -866,10 +866,11 @@ fn anonymous_memory_shared_kb(pid: u32) -> u64 {
     shared
 }
 
-/// A new worker's process is forked and joined to its groups ahead of need: once a function's
-/// first worker has started, a spare process waits, held before it runs anything of the
+/// A new worker's process is forked and joined to its groups ahead of need: from the app's
+/// apply, and again after each worker starts, a spare process waits, held before it runs anything of the
 /// function, already in its own memory group, and as eddy's init program rather than a copy of
-/// eddy; the function's next new worker is that process, and another spare takes its place.
+/// eddy; the function's next new worker — its first too — is that process, and another spare
+/// takes its place.
 /// Killed, eddy leaves no held process behind.
 #[test]
 fn a_spare_worker_process_waits_ahead_of_the_next_start_and_ends_with_eddy() {
@@ -887,12 +888,18 @@ fn a_spare_worker_process_waits_ahead_of_the_next_start_and_ends_with_eddy() {
     )
     .unwrap();
     let eddy = spawn(dir, "app.yaml");
-    assert!(
-        held_processes(&eddy).is_empty(),
-        "nothing is parked before a worker starts"
-    );
-    assert_eq!(invoke(&eddy, "spared", r#"{"ms": 0}"#).unwrap(), "done");
+    // Parked when the app is applied: even the first cold start finds its process joined.
     eddy.wait_for("a spare", |e| held_processes(e).len() == 1);
+    let first = held_processes(&eddy)[0];
+    assert_eq!(invoke(&eddy, "spared", r#"{"ms": 0}"#).unwrap(), "done");
+    assert!(
+        !ended(first) && !held_processes(&eddy).contains(&first),
+        "the first cold start took the spare"
+    );
+    eddy.wait_for("a spare after the first worker", |e| {
+        let held = held_processes(e);
+        held.len() == 1 && held[0] != first
+    });
     let spare = held_processes(&eddy)[0];
     let eddy_pid = eddy.child.id();
     // It waits as eddy's init program, not as a copy of eddy: none of its memory is eddy's.

@@ -39,11 +39,23 @@ exports.handler = async (event) => {
   out.eddy_environ = read(`/proc/${event.eddy_pid}/environ`);
   out.eddy_memory = read(`/proc/${event.eddy_pid}/maps`);
   out.victim_environ = read(`/proc/${event.victim_pid}/environ`);
-  // The victim's spare: a copy of eddy held before it runs anything (docs/security.md).
-  out.held_environ = read(`/proc/${event.held_pid}/environ`);
-  out.held_memory = read(`/proc/${event.held_pid}/maps`);
-  out.held_fds = attempt(() => 'LISTED ' + fs.readdirSync(`/proc/${event.held_pid}/fd`).join(','));
-  out.held_signal = attempt(() => { process.kill(event.held_pid, 0); return 'SIGNALLED'; });
+  // eddy's held processes, the functions' spares, held before they run anything
+  // (docs/security.md) — but this one's own, which may have become this very process. What
+  // each try got from any of them: the first that got through, or the last refusal.
+  const held = event.held_pids.filter((pid) => pid !== process.pid);
+  out.held_tried = held.length;
+  const eachHeld = (f) => {
+    let got;
+    for (const pid of held) {
+      got = f(pid);
+      if (/^(READ|LISTED|SIGNALLED)/.test(got)) break;
+    }
+    return got;
+  };
+  out.held_environ = eachHeld((pid) => read(`/proc/${pid}/environ`));
+  out.held_memory = eachHeld((pid) => read(`/proc/${pid}/maps`));
+  out.held_fds = eachHeld((pid) => attempt(() => 'LISTED ' + fs.readdirSync(`/proc/${pid}/fd`).join(',')));
+  out.held_signal = eachHeld((pid) => attempt(() => { process.kill(pid, 0); return 'SIGNALLED'; }));
   out.data_dir = attempt(() => 'LISTED ' + fs.readdirSync(event.data_dir).join(','));
   out.database = read(event.data_dir + '/eddy.db');
   out.victim_tmp = read(event.victim_secret);
@@ -103,9 +115,10 @@ fn attack(eddy: &Eddy) -> (String, Value) {
         .expect("the victim's warm worker runs");
     let api = process_env(victim, "AWS_LAMBDA_RUNTIME_API").unwrap();
     let port: u16 = api.rsplit(':').next().unwrap().parse().unwrap();
-    // The victim's started worker left a spare behind, held before it runs anything.
-    eddy.wait_for("the victim's spare", |e| held_processes(e).len() == 1);
-    let held = held_processes(eddy)[0];
+    // Each Node.js function has a spare, held before it runs anything: the victim's, parked
+    // again once its worker started, and the attacker's, which its invocation may take.
+    eddy.wait_for("both spares", |e| held_processes(e).len() == 2);
+    let held = held_processes(eddy);
     // Another local process (this test) is refused by the victim's Runtime API too.
     assert_eq!(
         forged_answer(port),
@@ -116,7 +129,7 @@ fn attack(eddy: &Eddy) -> (String, Value) {
         "eddy_pid": eddy.child.id(),
         "victim_pid": victim,
         "victim_port": port,
-        "held_pid": held,
+        "held_pids": held,
         "data_dir": eddy.dir.path().join("data"),
         "victim_secret": secret,
     });
@@ -185,6 +198,10 @@ fn common_promises(report: &Value) {
     ] {
         refused(report, what);
     }
+    assert!(
+        report["held_tried"].as_u64().unwrap() >= 1,
+        "the attacker tried another function's held process: {report}"
+    );
     assert!(
         report["own_key"].as_str().unwrap().starts_with("EDDYFN"),
         "the attacker has only its own credentials: {report}"

@@ -173,7 +173,7 @@ fn join_cost(rcu_expedited: Option<&str>, mounts: &str) -> &'static str {
     });
     match rcu_expedited.map(str::trim) {
         Some("0") if !favoured => {
-            "; a new worker's process waits ~10 ms for an RCU grace period to join its groups, which each function's spare process takes ahead of need but its first cold start pays (mounting cgroup2 with favordynmods, or `echo 1 > /sys/kernel/rcu_expedited`, makes that ~0.3 ms; see docs/runtimes.md)"
+            "; a new worker's process waits ~10 ms for an RCU grace period to join its groups, which each function's spare process takes ahead of need, so only a cold start that finds no spare ready pays it (mounting cgroup2 with favordynmods, or `echo 1 > /sys/kernel/rcu_expedited`, makes that ~0.3 ms; see docs/runtimes.md)"
         }
         _ => "",
     }

@@ -177,13 +177,15 @@ impl Workers {
 
     /// Keeps `count` workers of `function` started, initialised and idle ahead of its
     /// invocations (its `warm`), starting the missing ones in the background; the reaper
-    /// leaves that many however long they wait. A function that cannot run is left to its
-    /// invocations to report.
+    /// leaves that many however long they wait. A spare is parked too, so that even the
+    /// function's first cold start finds its process in its groups. A function that cannot
+    /// run is left to its invocations to report.
     pub fn keep_warm(self: &Arc<Self>, function: &FunctionSpec, count: usize) {
         let name = function.name.to_string();
         let Ok(launch) = self.launch(function) else {
             return;
         };
+        self.park_spare(function, &launch);
         let missing = {
             let idle = self.idle.lock().expect("idle lock");
             let ready = idle.get(&name).map_or(0, |pool| {
@@ -287,13 +289,17 @@ impl Workers {
         }
     }
 
-    /// Parks a spare for `function` in the background, unless it has one or one is on its way.
+    /// Parks a spare for `function` in the background, unless it has one for `launch` or one
+    /// is on its way. One held for another launch (an older configuration) is dropped, and its
+    /// process ends.
     fn park_spare(self: &Arc<Self>, function: &FunctionSpec, launch: &Launch) {
         let name = function.name.to_string();
         {
             let mut spares = self.spares.lock().expect("spares lock");
-            if spares.contains_key(&name) {
-                return;
+            match spares.get(&name) {
+                Some(Spare::Parking) => return,
+                Some(Spare::Held { launch: held, .. }) if same_start(held, launch) => return,
+                _ => {}
             }
             spares.insert(name.clone(), Spare::Parking);
         }
