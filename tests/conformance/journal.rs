@@ -141,6 +141,38 @@ pub async fn cursors_and_followers(stores: Stores) {
     assert_eq!(resumed[0].seq, 3);
 }
 
+/// A cursor noted rather than saved (a reader that only read) costs no transaction of its
+/// own: it is saved with the next write, or alone once none comes; and a noted position never
+/// takes a saved cursor back.
+pub async fn a_noted_cursor_goes_with_the_next_write_and_never_back(stores: Stores) {
+    let bus = stores.bus;
+    bus.save_cursor("reader", 5).await.unwrap();
+    let steps = [
+        (7, 7, "saved with the write that came next"),
+        (6, 7, "never lowered"),
+    ];
+    for (n, (noted, saved, why)) in steps.into_iter().enumerate() {
+        bus.note_cursor("reader", noted);
+        write(&bus, 0, n, 1, false).await;
+        assert_eq!(bus.cursor("reader").await.unwrap(), Some(saved), "{why}");
+    }
+    // With no write to go with, it is saved on its own.
+    bus.note_cursor("reader", 9);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while bus.cursor("reader").await.unwrap() != Some(9) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a noted cursor was never saved without a write to go with"
+        );
+        tokio::time::sleep(eddy_bus::CURSOR_LAG / 4).await;
+    }
+    // A cursor saved further in a write is not taken back by one noted before.
+    bus.note_cursor("reader", 10);
+    bus.save_cursor("reader", 12).await.unwrap();
+    write(&bus, 0, steps.len(), 1, false).await;
+    assert_eq!(bus.cursor("reader").await.unwrap(), Some(12));
+}
+
 /// Finding the first event at or after each of many times (the activity chart's minute
 /// bounds) agrees with reading the whole journal, before, between, at and after its events.
 pub async fn events_are_found_by_time_as_a_scan_finds_them(stores: Stores) {

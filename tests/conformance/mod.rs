@@ -74,6 +74,7 @@ macro_rules! every_suite {
             journal::concurrent_writes_are_ordered_and_gap_free,
             journal::failed_writes_leave_no_events_and_no_gaps,
             journal::cursors_and_followers,
+            journal::a_noted_cursor_goes_with_the_next_write_and_never_back,
             journal::events_are_found_by_time_as_a_scan_finds_them,
             deliveries::creation_is_idempotent,
             deliveries::a_replay_delivers_again_apart_from_the_original,

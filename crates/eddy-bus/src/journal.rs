@@ -187,6 +187,17 @@ pub(crate) async fn set_cursor(db: &mut dyn Sql, name: &str, seq: u64) -> Result
     Ok(())
 }
 
+/// Saves cursor `name` at `seq` unless it is saved further already.
+pub(crate) async fn raise_cursor(db: &mut dyn Sql, name: &str, seq: u64) -> Result<(), BusError> {
+    db.execute(
+        "INSERT INTO _eddy_cursors (name, seq) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > _eddy_cursors.seq",
+        &[Value::from(name), Value::from(seq)],
+    )
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn cursor(db: &mut dyn Sql, name: &str) -> Result<Option<u64>, BusError> {
     let row = db
         .fetch_optional(

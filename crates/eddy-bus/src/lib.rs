@@ -27,7 +27,7 @@ pub use error::{BusError, Failure};
 pub use journal::EventRows;
 pub use open::{DB_FILE, PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file, redacted};
 pub use space::{BALLAST_FILE, StorageState, is_out_of_space};
-pub use writer::{Appended, TxFuture, WriteTx};
+pub use writer::{Appended, CURSOR_LAG, TxFuture, WriteTx};
 
 /// Milliseconds since the Unix epoch, the time unit of the journal.
 pub fn now_ms() -> i64 {
@@ -329,6 +329,14 @@ impl Bus {
     /// The saved position of the durable cursor `name`.
     pub async fn cursor(&self, name: &str) -> Result<Option<u64>, BusError> {
         journal::cursor(&mut self.readers(), name).await
+    }
+
+    /// Notes that the durable cursor `name` may be saved at `seq`, for a reader that only read
+    /// up to there: it is saved with the next write that commits, or alone within
+    /// [`CURSOR_LAG`], and never lowered. Until then a restart resumes from the position saved
+    /// before.
+    pub fn note_cursor(&self, name: &str, seq: u64) {
+        self.inner.writer.note_cursor(name, seq);
     }
 
     /// Saves the durable cursor `name` at `seq`.

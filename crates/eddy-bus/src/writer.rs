@@ -15,6 +15,12 @@
 //!   undoes only itself. That is why a job must be callable more than once (`Fn`), and must
 //!   not do anything outside the transaction.
 //!
+//! A cursor that records only that events were read — work derived from them, if any, went
+//! with its own write — need not cost a transaction of its own: it is *noted*
+//! ([`WriterHandle::note_cursor`]) and written in the next transaction the writer commits
+//! anyway, or alone once none has come for [`CURSOR_LAG`]. A noted position only ever raises
+//! the saved one.
+//!
 //! A storage fault is ridden through, never papered over. A full disk fails the transaction
 //! (SQLite rolls it back) and turns the data directory's [`Space`] to full, so writes that add
 //! data are refused until space returns. Any other I/O error fails the transaction and the
@@ -22,14 +28,15 @@
 //! never trusted from memory after a failed write or fsync — and if it cannot be reopened,
 //! nothing more is written and the storage reports failed.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use eddy_core::{Event, EventId, NewEvent};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::BusError;
 use crate::journal;
@@ -41,6 +48,8 @@ use crate::sql::{Dialect, Row, Sql, Value};
 const MAX_BATCH: usize = 512;
 /// Jobs waiting for the writer. When full, writers wait: the queue pushes back, it never drops.
 pub(crate) const QUEUE_DEPTH: usize = 4096;
+/// How long a noted cursor waits for a transaction to go with before it is written alone.
+pub const CURSOR_LAG: Duration = Duration::from_millis(100);
 
 /// A boxed future that borrows the transaction for its lifetime.
 pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = T> + Send + 't>>;
@@ -197,6 +206,55 @@ impl WriteTx {
 pub(crate) struct WriterHandle {
     jobs: mpsc::Sender<Job>,
     space: Arc<Space>,
+    noted: Arc<NotedCursors>,
+}
+
+/// Cursor positions noted for the writer to save, and the wake-up that tells it of one.
+#[derive(Default)]
+struct NotedCursors {
+    positions: Mutex<HashMap<String, u64>>,
+    noted: Notify,
+}
+
+impl NotedCursors {
+    fn note(&self, name: &str, seq: u64) {
+        let mut positions = self.positions.lock().expect("noted cursors lock");
+        let position = positions.entry(name.to_string()).or_default();
+        *position = (*position).max(seq);
+        drop(positions);
+        self.noted.notify_one();
+    }
+
+    fn snapshot(&self) -> Vec<(String, u64)> {
+        let positions = self.positions.lock().expect("noted cursors lock");
+        positions.iter().map(|(n, s)| (n.clone(), *s)).collect()
+    }
+
+    /// Forgets the positions `written` committed, unless noted further since.
+    fn written(&self, written: &[(String, u64)]) {
+        let mut positions = self.positions.lock().expect("noted cursors lock");
+        for (name, seq) in written {
+            if positions.get(name) == Some(seq) {
+                positions.remove(name);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.positions
+            .lock()
+            .expect("noted cursors lock")
+            .is_empty()
+    }
+
+    /// Returns once a position has been noted and no transaction has taken it for
+    /// [`CURSOR_LAG`] (the caller drops this future whenever a transaction runs).
+    async fn due(&self) {
+        while self.is_empty() {
+            self.noted.notified().await;
+        }
+        tokio::time::sleep(CURSOR_LAG).await;
+    }
 }
 
 impl WriterHandle {
@@ -216,7 +274,8 @@ impl WriterHandle {
             pending: Vec::new(),
             space: space.clone(),
         };
-        let writer = run(tx, queue, committed);
+        let noted = Arc::new(NotedCursors::default());
+        let writer = run(tx, queue, committed, noted.clone());
         if blocks {
             // Its jobs' futures are driven on that thread, with the runtime's timers and I/O.
             let runtime = tokio::runtime::Handle::current();
@@ -230,7 +289,13 @@ impl WriterHandle {
         } else {
             tokio::spawn(writer);
         }
-        Ok(Self { jobs, space })
+        Ok(Self { jobs, space, noted })
+    }
+
+    /// Notes that cursor `name` may be saved at `seq` (never lowering it): with the next
+    /// transaction, or alone within [`CURSOR_LAG`].
+    pub(crate) fn note_cursor(&self, name: &str, seq: u64) {
+        self.noted.note(name, seq);
     }
 
     pub(crate) async fn write<I, T, E, F>(&self, input: I, job: F) -> Result<T, E>
@@ -284,13 +349,32 @@ pub(crate) fn raise(seen: &mut u64, last: u64) -> bool {
     newer
 }
 
-async fn run(mut tx: WriteTx, mut queue: mpsc::Receiver<Job>, committed: watch::Sender<u64>) {
+async fn run(
+    mut tx: WriteTx,
+    mut queue: mpsc::Receiver<Job>,
+    committed: watch::Sender<u64>,
+    noted: Arc<NotedCursors>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut open = true;
+    while open {
+        tokio::select! {
+            biased;
+            received = queue.recv_many(&mut batch, MAX_BATCH) => open = received > 0,
+            () = noted.due() => {}
+        }
+        // Once the queue has closed (the bus is gone), what is noted is still written, once.
+        let cursors = noted.snapshot();
+        if batch.is_empty() && cursors.is_empty() {
+            continue;
+        }
         let mut answers = Vec::with_capacity(batch.len());
-        let result = run_batch(&mut tx, &batch, &mut answers).await;
+        let result = run_batch(&mut tx, &batch, &cursors, &mut answers).await;
         // Jobs that never ran are dropped here; their callers learn that nothing committed.
         batch.clear();
+        // Noted positions are forgotten once tried, committed or not: a failed one is noted
+        // again as its reader reads on, and is not retried alone in the meantime.
+        noted.written(&cursors);
         match result {
             Ok(()) => {
                 tx.space.committed();
@@ -372,10 +456,12 @@ type Answer = Box<dyn FnOnce(Result<(), BusError>) + Send>;
 async fn run_batch(
     tx: &mut WriteTx,
     batch: &[Job],
+    cursors: &[(String, u64)],
     answers: &mut Vec<Answer>,
 ) -> Result<(), BusError> {
     let last = tx.conn.begin(tx.committed_seq).await?;
     tx.next_seq = last + 1;
+    raise_cursors(tx, cursors).await?;
     let mut failed = None;
     for (i, job) in batch.iter().enumerate() {
         let outcome = job(tx).await;
@@ -392,6 +478,7 @@ async fn run_batch(
         tx.conn.rollback().await?;
         let last = tx.conn.begin(tx.committed_seq).await?;
         (tx.next_seq, tx.pending) = (last + 1, Vec::new());
+        raise_cursors(tx, cursors).await?;
         answers.clear();
         answers.push(failure.answer);
         for (i, job) in batch.iter().enumerate() {
@@ -403,6 +490,15 @@ async fn run_batch(
     journal::insert_all(tx.conn.as_mut(), &tx.pending).await?;
     tx.pending.clear();
     tx.conn.commit().await?;
+    Ok(())
+}
+
+/// Raises the noted cursors, first in the transaction: a job that saves one of them further
+/// (the reader that noted it, reading on) saves over it.
+async fn raise_cursors(tx: &mut WriteTx, cursors: &[(String, u64)]) -> Result<(), BusError> {
+    for (name, seq) in cursors {
+        journal::raise_cursor(tx.conn.as_mut(), name, *seq).await?;
+    }
     Ok(())
 }
 

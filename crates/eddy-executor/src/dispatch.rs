@@ -1,7 +1,10 @@
 //! The dispatcher: follows the journal (woken by each commit, never polling), matches each event
 //! against the triggers, and writes one delivery per match together with its durable cursor,
 //! so a restart neither skips nor repeats an event. Deliveries whose function has a free slot
-//! now are created leased and run at once, with their event in hand.
+//! now are created leased and run at once, with their event in hand. Events that match nothing
+//! cost no transaction of their own: the cursor past them is noted, and saved with the next
+//! write or alone a moment later ([`eddy_bus::CURSOR_LAG`]) — a restart before that reads them
+//! again, and, matching nothing again, creates nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +56,11 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
         }
         let deliveries = plan(&inner, &events, granted.clone(), None);
         let last = events.last().map_or(0, |e| e.seq);
+        if deliveries.is_empty() {
+            give_back_all(&inner, &granted).await;
+            inner.bus.note_cursor(CURSOR, last);
+            continue;
+        }
         // Deliveries and cursor commit together. Until they do, the batch is retried: the
         // follower has moved on, so giving up would skip these events.
         let created = loop {
