@@ -332,8 +332,9 @@ mod tests {
     }
 
     /// `spawn` returns once the process is held; by then it is still a copy of this process
-    /// (nothing executed), and it holds none of this process's descriptors — only its standard
-    /// streams and its gate. Opened, it runs the program, in its sandbox.
+    /// (nothing executed: without eddy's init program, as in a library embedding eddy, even a
+    /// long wait is spent so), and it holds none of this process's descriptors — only its
+    /// standard streams and its gate. Opened, it runs the program, in its sandbox.
     #[tokio::test]
     async fn a_held_process_keeps_nothing_open_and_runs_nothing_until_its_gate_opens() {
         for mode in [None, Some(Mode::Off)] {

@@ -18,8 +18,9 @@ use std::sync::atomic::AtomicI32;
 use super::child::{ChildStep, Jail, SETUP_FAILED, UserMaps, say};
 use super::held::{Held, Program, proceed};
 
-/// The launch file's first bytes: a launch written by another build of eddy is refused, not
-/// misread.
+/// The launch file's first bytes: a launch written by another version of eddy, or in another
+/// layout, is refused, not misread. Its last number is the layout's: raise it with any change
+/// to [`encode`].
 const FORMAT: &[u8] = concat!("eddy-launch ", env!("CARGO_PKG_VERSION"), " 1\n").as_bytes();
 
 /// A memory file holding `jail` and `program`, for a held process to read once it is eddy's
