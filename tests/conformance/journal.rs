@@ -142,8 +142,8 @@ pub async fn cursors_and_followers(stores: Stores) {
 }
 
 /// A cursor noted rather than saved (a reader that only read) costs no transaction of its
-/// own: it is saved with the next write, or alone once none comes; and a noted position never
-/// takes a saved cursor back.
+/// own: it is saved with the next write, or alone once none comes, or at once for a clean stop;
+/// and a noted position never takes a saved cursor back.
 pub async fn a_noted_cursor_goes_with_the_next_write_and_never_back(stores: Stores) {
     let bus = stores.bus;
     bus.save_cursor("reader", 5).await.unwrap();
@@ -166,8 +166,12 @@ pub async fn a_noted_cursor_goes_with_the_next_write_and_never_back(stores: Stor
         );
         tokio::time::sleep(eddy_bus::CURSOR_LAG / 4).await;
     }
-    // A cursor saved further in a write is not taken back by one noted before.
+    // A clean stop saves what is noted at once.
     bus.note_cursor("reader", 10);
+    bus.save_noted_cursors().await.unwrap();
+    assert_eq!(bus.cursor("reader").await.unwrap(), Some(10));
+    // A cursor saved further in a write is not taken back by one noted before.
+    bus.note_cursor("reader", 11);
     bus.save_cursor("reader", 12).await.unwrap();
     write(&bus, 0, steps.len(), 1, false).await;
     assert_eq!(bus.cursor("reader").await.unwrap(), Some(12));

@@ -339,6 +339,13 @@ impl Bus {
         self.inner.writer.note_cursor(name, seq);
     }
 
+    /// Saves every noted cursor now (see [`Bus::note_cursor`]): for a clean stop, which need
+    /// not outlive the lag.
+    pub async fn save_noted_cursors(&self) -> Result<(), BusError> {
+        self.write((), |_, ()| Box::pin(async { Ok::<_, BusError>(()) }))
+            .await
+    }
+
     /// Saves the durable cursor `name` at `seq`.
     pub async fn save_cursor(&self, name: &str, seq: u64) -> Result<(), BusError> {
         self.write((name.to_string(), seq), |tx, (name, seq)| {

@@ -629,6 +629,11 @@ impl Executor {
         if let Some(settler) = settler {
             let _ = settler.await;
         }
+        // The dispatcher's cursor past events that matched nothing is saved now, not left to
+        // a moment the process may not wait for.
+        if let Err(error) = inner.bus.save_noted_cursors().await {
+            tracing::warn!(%error, "the dispatcher's last position could not be saved; a restart reads its last events again");
+        }
     }
 }
 
