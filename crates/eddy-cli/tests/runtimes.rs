@@ -148,6 +148,11 @@ fn runs(eddy: &Eddy, function: &str) -> Vec<Value> {
     body["invocations"].as_array().cloned().unwrap_or_default()
 }
 
+/// The log of `function`'s first recorded invocation.
+fn first_log(eddy: &Eddy, function: &str) -> String {
+    runs(eddy, function)[0]["log"].as_str().unwrap().to_string()
+}
+
 /// The fields of a REPORT line, parsed as Lambda's format is (tab-separated `Name: value`).
 fn report(log: &str) -> std::collections::BTreeMap<String, String> {
     let line = log
@@ -283,7 +288,7 @@ fn python_handlers_and_awslambdaric_under_provided() {
         (&json!("py"), &json!("128"))
     );
     assert!(result["remaining"].as_u64().unwrap() > 0);
-    let log = runs(&eddy, "py")[0]["log"].as_str().unwrap().to_string();
+    let log = first_log(&eddy, "py");
     assert_eq!(own_output(&log), "python saw {'n': 2}\n");
 
     let failed = eddy.call(
@@ -326,18 +331,12 @@ fn triggers_run_node_and_python_handlers() {
     eddy.wait_for("both triggers", |e| {
         !runs(e, "node-upload").is_empty() && !runs(e, "py-row").is_empty()
     });
-    let upload = runs(&eddy, "node-upload")[0]["log"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let upload = first_log(&eddy, "node-upload");
     assert!(
         upload.contains("\tINFO\tupload ObjectCreated:Put photos/red+flower.jpg 10\n"),
         "{upload}"
     );
-    let row = runs(&eddy, "py-row")[0]["log"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let row = first_log(&eddy, "py-row");
     assert_eq!(own_output(&row), "row INSERT 42\n");
 }
 
@@ -350,10 +349,7 @@ fn limits_and_failures_have_lambdas_outcomes() {
         err.contains("Sandbox.Timedout: Task timed out after 1.00 seconds"),
         "{err}"
     );
-    let log = runs(&eddy, "node-spin")[0]["log"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let log = first_log(&eddy, "node-spin");
     assert!(
         log.contains(" Task timed out after 1.00 seconds\nEND RequestId: "),
         "{log}"
@@ -388,10 +384,7 @@ fn limits_and_failures_have_lambdas_outcomes() {
         err.contains("Runtime.InvalidEntrypoint: the function's program could not be executed"),
         "{err}"
     );
-    let log = runs(&eddy, "not-executable")[0]["log"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let log = first_log(&eddy, "not-executable");
     assert!(
         log.contains("eddy: cannot execute ")
             && log.contains(&format!(
@@ -696,10 +689,7 @@ triggers:
     assert_eq!(function_processes("warm-two").len(), 2);
     assert_eq!(function_processes("warm-default").len(), 1);
     assert_eq!(invoke(&eddy, "warm-two", "{}").unwrap(), "warm");
-    let log = runs(&eddy, "warm-two")[0]["log"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let log = first_log(&eddy, "warm-two");
     assert!(!report(&log).contains_key("Init Duration"), "{log}");
 }
 

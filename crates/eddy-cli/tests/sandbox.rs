@@ -392,3 +392,63 @@ fn the_root_secret_leaves_eddys_environment() {
     );
     assert_eq!(answer.status, 200, "{:?}", answer.body);
 }
+
+/// `eddy __sandbox-init held GATE LAUNCH INIT` is how a spare waits; anyone can type it. Typed
+/// by hand, it runs with the typer's own rights and nothing more, and it runs nothing it was
+/// not given by eddy: arguments that are not descriptors are refused, and a launch eddy did not
+/// write — here a file of the typer's — is refused with its reason once the gate opens, before
+/// anything is executed; a gate closed unopened ends it quietly.
+#[test]
+fn the_held_init_refuses_what_eddy_did_not_prepare() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let eddy = env!("CARGO_BIN_EXE_eddy");
+    for args in [&["held"][..], &["held", "x", "y", "z"], &["held", "0", "3"]] {
+        let out = Command::new(eddy)
+            .arg("__sandbox-init")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("is for eddy's own use"),
+            "{args:?}: {out:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let forged = dir.path().join("launch");
+    let ran = dir.path().join("ran");
+    std::fs::write(&forged, format!("#!/bin/sh\ntouch {}\n", ran.display())).unwrap();
+    // The gate is standard input; the launch, descriptor 3; the init program, descriptor 4.
+    let held = |open_gate: bool| {
+        let mut child = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "exec \"$0\" __sandbox-init held 0 3 4 3<\"$1\" 4<\"$0\"",
+                eddy,
+                forged.to_str().unwrap(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut gate = child.stdin.take().unwrap();
+        if open_gate {
+            gate.write_all(b"g").unwrap();
+        }
+        drop(gate);
+        child.wait_with_output().unwrap()
+    };
+    let out = held(true);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read its launch: it was not written by this build of eddy"),
+        "{out:?}"
+    );
+    let out = held(false);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert!(!ran.exists(), "a forged launch ran something");
+}

@@ -11,7 +11,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io::{self, Read};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::AtomicI32;
 
@@ -55,13 +55,13 @@ pub(crate) fn run(gate: RawFd, launch: RawFd, init: RawFd) -> ! {
         )
     };
     // SAFETY: fcntl on a descriptor this process owns: the program to come must not inherit it.
-    unsafe { libc::fcntl(init_fd(&init), libc::F_SETFD, libc::FD_CLOEXEC) };
+    unsafe { libc::fcntl(init.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
     let read = read_launch(launch).and_then(|bytes| decode(&bytes, init.clone()));
     // SAFETY: `gate` is the held process's end of its gate, handed over like the others.
     let held = Held::from(unsafe { OwnedFd::from_raw_fd(gate) });
     // SAFETY: this process is single-threaded: what may run between fork and exec may run here.
     unsafe {
-        held.wait(init_fd(&init));
+        held.wait(init.as_raw_fd());
         let (jail, program) = match read {
             Ok(launch) => launch,
             Err(reason) => {
@@ -76,10 +76,6 @@ pub(crate) fn run(gate: RawFd, launch: RawFd, init: RawFd) -> ! {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         proceed(&jail, &program)
     }
-}
-
-fn init_fd(init: &OwnedFd) -> RawFd {
-    std::os::fd::AsRawFd::as_raw_fd(init)
 }
 
 fn read_launch(mut launch: std::fs::File) -> Result<Vec<u8>, String> {
