@@ -8,7 +8,7 @@ use std::sync::Arc;
 use eddy_bus::Bus;
 use eddy_executor::{
     BatchCandidate, Claim, Created, DeadReason, DeliveryStore, ExecError, InvocationRecord, Leased,
-    NewDelivery, Settle, Settlement,
+    NewDelivery, RemovedDone, Settle, Settlement,
 };
 
 use super::Stores;
@@ -725,10 +725,13 @@ pub async fn done_deliveries_of_removed_events_go_and_dead_letters_stay(stores: 
     assert_eq!(batches_of_event_1().await, 1);
     let remove = |through: u64| {
         bus.write((store.clone(), through), |tx, (store, through)| {
-            Box::pin(store.remove_done(tx, 0, *through))
+            // No invocation had been aged: what removing their deliveries sums is in
+            // `old_invocations_are_summed_into_daily_usage_unless_a_kept_delivery_needs_them`.
+            Box::pin(store.remove_done(tx, 0, *through, 0))
         })
     };
-    assert_eq!(remove(3).await.unwrap(), 2, "events 1 and 3's");
+    let removed = remove(3).await.unwrap();
+    assert_eq!(removed.deliveries, 2, "events 1 and 3's");
     let counts = store.counts(&mut bus.readers()).await.unwrap();
     assert_eq!((counts.done, counts.dead), (1, 1));
     for (seq, kept) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
@@ -736,77 +739,195 @@ pub async fn done_deliveries_of_removed_events_go_and_dead_letters_stay(stores: 
         assert_eq!(states.len(), kept, "event {seq}");
     }
     assert_eq!(batches_of_event_1().await, 0, "the batch's note went too");
-    assert_eq!(remove(3).await.unwrap(), 0, "nothing more to remove");
+    assert_eq!(
+        remove(3).await.unwrap(),
+        RemovedDone::default(),
+        "nothing more to remove"
+    );
 }
 
 /// The journal's retention removes the logs and answers of the invocations that started before
-/// it, function by function; their records, and so usage, stay.
-pub async fn old_invocations_lose_their_logs_and_keep_their_usage(stores: Stores) {
+/// it, function by function; then sums into their day's usage and removes the records that
+/// explain nothing kept. A dead letter's attempts and those of a delivery still kept stay, and
+/// are summed when their delivery goes. Usage stays whole throughout.
+pub async fn old_invocations_are_summed_into_daily_usage_unless_a_kept_delivery_needs_them(
+    stores: Stores,
+) {
     let (bus, store) = (&stores.bus, &stores.deliveries);
-    let ran = |function: &str, request_id: &str, start_ms: i64| Settle {
+    const DAY: i64 = 86_400_000;
+    // Two days on from the deliveries' time, so that yesterday is a day too.
+    const AT: i64 = NOW + 2 * DAY;
+    let ran = |function: &str, request_id: &str, start_ms: i64| InvocationRecord {
+        request_id: request_id.into(),
+        function: function.into(),
+        delivery_id: None,
+        event_seq: None,
+        attempt: 1,
+        start_ms,
+        duration_us: 1_500,
+        outcome: "success".into(),
+        error_type: None,
+        error: None,
+        output: format!("{request_id} said something\n"),
+        truncated: false,
+        memory_mb: 256,
+        billed_ms: 2,
+        max_memory_mb: Some(40),
+        init_us: None,
+        batch_size: None,
+        response: Some(format!("\"{request_id}\"")),
+    };
+    let alone = |record: InvocationRecord| Settle {
         delivery: None,
         settlement: Settlement::Done,
-        record: Some(InvocationRecord {
-            request_id: request_id.into(),
-            function: function.into(),
-            delivery_id: None,
-            event_seq: None,
-            attempt: 1,
-            start_ms,
-            duration_us: 1_500,
-            outcome: "success".into(),
-            error_type: None,
-            error: None,
-            output: format!("{request_id} said something\n"),
-            truncated: false,
-            memory_mb: 256,
-            billed_ms: 2,
-            max_memory_mb: Some(40),
-            init_us: None,
-            batch_size: None,
-            response: Some(format!("\"{request_id}\"")),
-        }),
+        now_ms: record.start_ms,
+        record: Some(record),
         destination: None,
         batch: None,
-        now_ms: start_ms,
     };
+    // Events 1–4 have deliveries of f: 1's ends dead, 2's done; 3 and 4 go in a batch whose
+    // record names 3's delivery, and which finishes 3 but not 4 (noted), which ends dead.
+    create(
+        bus,
+        store,
+        (1..=4).map(|seq| delivery(seq, "f", None)).collect(),
+    )
+    .await;
+    let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+    let attempt = |leased: &Leased, request_id: &str, outcome: &str| InvocationRecord {
+        delivery_id: Some(leased.id),
+        event_seq: Some(leased.event_seq),
+        outcome: outcome.into(),
+        ..ran("f", request_id, AT - 20)
+    };
+    let dead = || Settlement::Dead {
+        reason: DeadReason::RetriesExhausted,
+        error: "gave up".into(),
+    };
+    let batch = InvocationRecord {
+        batch_size: Some(2),
+        ..attempt(&leased[2], "batch-3-4", "success")
+    };
+    let mut batched = [
+        settled(&leased[2], Settlement::Done, NOW, Some(batch)),
+        settled(&leased[3], dead(), NOW, None),
+    ];
+    for member in &mut batched {
+        member.batch = Some("batch-3-4".into());
+    }
+    let [three, four] = batched;
     record(
         bus,
         store,
         vec![
-            ran("f", "old-f", NOW - 10),
-            ran("g", "old-g", NOW - 5),
-            ran("f", "new-f", NOW),
+            settled(
+                &leased[0],
+                dead(),
+                NOW,
+                Some(attempt(&leased[0], "dead-1", "error")),
+            ),
+            settled(
+                &leased[1],
+                Settlement::Done,
+                NOW,
+                Some(attempt(&leased[1], "done-2", "success")),
+            ),
+            three,
+            four,
+            alone(ran("f", "yesterday-f", AT - DAY)),
+            alone(ran("f", "old-f", AT - 10)),
+            alone(ran("g", "old-g", AT - 5)),
+            alone(ran("f", "new-f", AT)),
         ],
     )
     .await;
-    let totals = store.invocation_totals(&mut bus.readers()).await.unwrap();
+    let usage = || async {
+        let mut db = bus.readers();
+        (
+            store.invocation_totals(&mut db).await.unwrap(),
+            store.invocation_days(&mut db).await.unwrap(),
+        )
+    };
+    let whole = usage().await;
+    let days: Vec<(i64, &str, u64)> = whole
+        .1
+        .iter()
+        .map(|d| (d.day_ms, d.function.as_str(), d.count))
+        .collect();
+    let today = AT / DAY * DAY;
+    assert_eq!(
+        days,
+        [(today - DAY, "f", 1), (today, "f", 5), (today, "g", 1)]
+    );
+    let kept = || async {
+        let page = store
+            .invocations(&mut bus.readers(), None, None, 0, 100)
+            .await
+            .unwrap();
+        let mut kept: Vec<(String, bool)> = page
+            .records
+            .into_iter()
+            .map(|r| (r.request_id, r.output.is_empty() && r.response.is_none()))
+            .collect();
+        kept.sort();
+        kept
+    };
+
     let clear = |from: i64, before: i64| {
         bus.write(
             (store.clone(), from, before),
             |tx, (store, from, before)| Box::pin(store.clear_logs(tx, *from, *before)),
         )
     };
-    assert_eq!(clear(0, NOW).await.unwrap(), 2);
-    for function in ["f", "g"] {
-        let page = store
-            .invocations(&mut bus.readers(), Some(function), None, 0, 10)
-            .await
-            .unwrap();
-        for r in page.records {
-            let kept = r.request_id == "new-f";
-            assert_eq!(
-                (r.output.is_empty(), r.response.is_none()),
-                (!kept, !kept),
-                "{}",
-                r.request_id
-            );
-            assert_eq!((r.billed_ms, r.memory_mb), (2, 256), "the usage stays");
-        }
-    }
+    let sum = |from: i64, before: i64| {
+        bus.write(
+            (store.clone(), from, before),
+            |tx, (store, from, before)| Box::pin(store.sum_usage(tx, *from, *before)),
+        )
+    };
+    assert_eq!(clear(0, AT).await.unwrap(), 6, "all but new-f's");
+    assert_eq!(clear(AT, AT).await.unwrap(), 0);
     assert_eq!(
-        store.invocation_totals(&mut bus.readers()).await.unwrap(),
-        totals
+        sum(0, AT).await.unwrap(),
+        3,
+        "yesterday's, old-f and old-g; not the attempts that kept deliveries are explained by"
     );
-    assert_eq!(clear(NOW, NOW).await.unwrap(), 0);
+    let cleared = |id: &str| (id.to_string(), true);
+    assert_eq!(
+        kept().await,
+        [
+            cleared("batch-3-4"),
+            cleared("dead-1"),
+            cleared("done-2"),
+            ("new-f".to_string(), false)
+        ]
+    );
+    assert_eq!(usage().await, whole, "usage is whole");
+    assert_eq!(sum(AT, AT).await.unwrap(), 0);
+
+    // The retention removes events 1–4: 2's and 3's deliveries are done, and go. 2's attempt —
+    // passed over by the summing — is summed with it; the batch that finished 3 stays, as 4's, a dead
+    // letter, went in it; so does the dead letter 1's attempt.
+    let removed = bus
+        .write((store.clone(),), |tx, (store,)| {
+            Box::pin(store.remove_done(tx, 0, 4, AT))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        removed,
+        RemovedDone {
+            deliveries: 2,
+            summed: 1
+        }
+    );
+    assert_eq!(
+        kept().await,
+        [
+            cleared("batch-3-4"),
+            cleared("dead-1"),
+            ("new-f".to_string(), false)
+        ]
+    );
+    assert_eq!(usage().await, whole, "usage is whole");
 }

@@ -86,7 +86,7 @@ macro_rules! every_suite {
             deliveries::slots_are_one_limit_for_every_claimer,
             deliveries::batches_take_each_keys_due_records_and_a_bisection_is_not_an_attempt,
             deliveries::done_deliveries_of_removed_events_go_and_dead_letters_stay,
-            deliveries::old_invocations_lose_their_logs_and_keep_their_usage,
+            deliveries::old_invocations_are_summed_into_daily_usage_unless_a_kept_delivery_needs_them,
             objects::listings_are_in_utf8_binary_order_across_pages,
             objects::inline_objects_keep_their_bytes,
             blobs::blobs_round_trip_whole_and_in_ranges,

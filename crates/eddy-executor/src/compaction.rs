@@ -8,11 +8,15 @@
 //! deliveries of removed events go with them (a delivery row per event and trigger would
 //! otherwise grow without end); dead ones stay as dead letters. The logs and answers of
 //! invocations that started before the retention go too (as a log group's retention removes
-//! Lambda's logs); their records, and so usage, stay.
+//! Lambda's logs); once they also started more than a day ago (per-minute activity reaches back
+//! a day), their records are summed into daily usage and removed (as Lambda's metrics outlive
+//! its logs) — but for those a kept delivery is explained by (a dead letter's attempts, those of
+//! a delivery whose event is still kept), which are summed when their delivery goes. Usage
+//! stays whole, and the records stay bounded by what a retention's (or a day's) traffic leaves.
 
 use std::sync::Arc;
 
-use crate::{ExecError, Inner, dispatch};
+use crate::{ExecError, Inner, RemovedDone, dispatch};
 
 /// The cursor that records the last event removed.
 pub(crate) const COMPACTED: &str = "compacted";
@@ -23,6 +27,12 @@ const DELIVERIES_REMOVED: &str = "compacted_deliveries";
 /// invocation is recorded when it ends, at most its timeout (15 minutes) after it started, and
 /// the retention is at least an hour: a range is cleared once, after all of it was recorded.
 const LOGS_CLEARED: &str = "compacted_logs_before_ms";
+/// The cursor that records the time (in ms) before which invocations were summed into daily
+/// usage (all but those a kept delivery is explained by).
+const USAGE_SUMMED: &str = "usage_summed_before_ms";
+/// Records are kept at least this long, whatever the retention: per-minute activity
+/// (`GET /_eddy/v1/activity`, the console's charts) reaches back a day and is counted from them.
+const RECORDS_KEPT_MS: i64 = 86_400_000;
 /// How often the leading node compacts.
 const EVERY_MS: i64 = 60_000;
 
@@ -39,21 +49,19 @@ pub(crate) async fn compactor(inner: Arc<Inner>) {
         {
             let cutoff = inner.clock.now_ms() - retain as i64;
             match compact(&inner, cutoff).await {
-                Ok(Compacted {
-                    events: 0,
-                    deliveries: 0,
-                    logs: 0,
-                }) => {}
+                Ok(compacted) if compacted == Compacted::default() => {}
                 Ok(Compacted {
                     events,
                     deliveries,
+                    records,
                     logs,
                 }) => {
                     tracing::info!(
                         events,
                         deliveries,
+                        records,
                         logs,
-                        "journal events past their retention removed, with their done deliveries and the logs of invocations as old"
+                        "journal events past their retention removed, with their done deliveries; the logs of invocations as old removed, and the records of those older than a day summed into daily usage"
                     )
                 }
                 Err(error) => {
@@ -70,10 +78,12 @@ pub(crate) async fn compactor(inner: Arc<Inner>) {
 }
 
 /// What a compaction removed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Compacted {
     pub events: u64,
     pub deliveries: u64,
+    /// Invocation records summed into their day's usage and removed.
+    pub records: u64,
     /// Invocation records whose log and answer were removed.
     pub logs: u64,
 }
@@ -88,27 +98,38 @@ pub(crate) async fn compact(inner: &Inner, cutoff_ms: i64) -> Result<Compacted, 
     let mut total = Compacted::default();
     let stopping = || *inner.stop.borrow();
     loop {
-        let (events, deliveries, more) = remove_events(inner, cutoff_ms, step).await?;
+        let (events, removed, more) = remove_events(inner, cutoff_ms, step).await?;
         total.events += events;
-        total.deliveries += deliveries;
+        total.deliveries += removed.deliveries;
+        total.records += removed.summed;
         if !more || stopping() {
             break;
         }
     }
-    // The window of start times one step clears adapts to how many records it found.
-    let mut window_ms: i64 = 60_000;
-    loop {
-        let (logs, more) = clear_logs(inner, cutoff_ms, window_ms).await?;
-        total.logs += logs;
-        if !more || stopping() {
-            break;
-        }
-        // A quiet stretch (the first compaction starts from the epoch) is crossed in a few
-        // doublings.
-        if logs > step {
-            window_ms = (window_ms / 2).max(1_000);
-        } else if logs <= step / 2 {
-            window_ms = window_ms.saturating_mul(2);
+    let summed_cutoff_ms = cutoff_ms.min(inner.clock.now_ms() - RECORDS_KEPT_MS);
+    for pass in [InvocationPass::ClearLogs, InvocationPass::SumUsage] {
+        let cutoff = match pass {
+            InvocationPass::ClearLogs => cutoff_ms,
+            InvocationPass::SumUsage => summed_cutoff_ms,
+        };
+        // The window of start times one step takes adapts to how many records it found.
+        let mut window_ms: i64 = 60_000;
+        loop {
+            let (records, more) = invocations_step(inner, pass, cutoff, window_ms).await?;
+            match pass {
+                InvocationPass::ClearLogs => total.logs += records,
+                InvocationPass::SumUsage => total.records += records,
+            }
+            if !more || stopping() {
+                break;
+            }
+            // A quiet stretch (the first compaction starts from the epoch) is crossed in a few
+            // doublings.
+            if records > step {
+                window_ms = (window_ms / 2).max(1_000);
+            } else if records <= step / 2 {
+                window_ms = window_ms.saturating_mul(2);
+            }
         }
     }
     Ok(total)
@@ -120,7 +141,7 @@ async fn remove_events(
     inner: &Inner,
     cutoff_ms: i64,
     step: u64,
-) -> Result<(u64, u64, bool), ExecError> {
+) -> Result<(u64, RemovedDone, bool), ExecError> {
     inner
         .bus
         .write(
@@ -151,44 +172,68 @@ async fn remove_events(
                     // Every delivery of a removed event is settled (those that wait or run keep
                     // their events), and none is made for one again.
                     let cleared = tx.cursor(DELIVERIES_REMOVED).await?.unwrap_or(0);
-                    let mut deliveries = 0;
+                    let mut removed = RemovedDone::default();
                     if compacted > cleared {
                         let through = compacted.min(cleared + *step);
                         more |= through < compacted;
-                        deliveries = store.remove_done(tx, cleared, through).await?;
+                        // With their invocations that summing passed over while they were kept.
+                        let summed_before = tx.cursor(USAGE_SUMMED).await?.unwrap_or(0);
+                        removed = store
+                            .remove_done(tx, cleared, through, summed_before as i64)
+                            .await?;
                         tx.set_cursor(DELIVERIES_REMOVED, through).await?;
                     }
-                    Ok::<_, ExecError>((events, deliveries, more))
+                    Ok::<_, ExecError>((events, removed, more))
                 })
             },
         )
         .await
 }
 
-/// One step of removing the logs of invocations started before `cutoff_ms`: those of the
-/// `window_ms` after the last step's; how many, and whether more are left.
-async fn clear_logs(
+/// What a step over old invocations does.
+#[derive(Clone, Copy)]
+enum InvocationPass {
+    /// Removes their logs and answers (past the retention).
+    ClearLogs,
+    /// Sums them into daily usage and removes their records (past the retention and a day).
+    SumUsage,
+}
+
+/// One step of a pass over the invocations started before `cutoff_ms`: those of the
+/// `window_ms` after the last step's; how many records it changed, and whether more are left.
+async fn invocations_step(
     inner: &Inner,
+    pass: InvocationPass,
     cutoff_ms: i64,
     window_ms: i64,
 ) -> Result<(u64, bool), ExecError> {
     inner
         .bus
         .write(
-            (inner.store.clone(), cutoff_ms, window_ms),
-            |tx, (store, cutoff, window)| {
+            (inner.store.clone(), pass, cutoff_ms, window_ms),
+            |tx, (store, pass, cutoff, window)| {
                 Box::pin(async move {
                     let Ok(cutoff) = u64::try_from(*cutoff) else {
                         return Ok((0, false));
                     };
-                    let from = tx.cursor(LOGS_CLEARED).await?.unwrap_or(0);
+                    let cursor = match pass {
+                        InvocationPass::ClearLogs => LOGS_CLEARED,
+                        InvocationPass::SumUsage => USAGE_SUMMED,
+                    };
+                    let from = tx.cursor(cursor).await?.unwrap_or(0);
                     if from >= cutoff {
                         return Ok((0, false));
                     }
                     let before = cutoff.min(from.saturating_add(*window as u64));
-                    let logs = store.clear_logs(tx, from as i64, before as i64).await?;
-                    tx.set_cursor(LOGS_CLEARED, before).await?;
-                    Ok::<_, ExecError>((logs, before < cutoff))
+                    let (from_ms, before_ms) = (from as i64, before as i64);
+                    let records = match pass {
+                        InvocationPass::ClearLogs => {
+                            store.clear_logs(tx, from_ms, before_ms).await?
+                        }
+                        InvocationPass::SumUsage => store.sum_usage(tx, from_ms, before_ms).await?,
+                    };
+                    tx.set_cursor(cursor, before).await?;
+                    Ok::<_, ExecError>((records, before < cutoff))
                 })
             },
         )

@@ -343,6 +343,14 @@ impl DayTotals {
     }
 }
 
+/// What removing the done deliveries of removed events took with them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemovedDone {
+    pub deliveries: u64,
+    /// Their invocations' records, added to their day's usage and removed.
+    pub summed: u64,
+}
+
 /// Totals of recorded attempts for one function and outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvocationTotals {
@@ -496,8 +504,7 @@ pub trait DeliveryStore: Send + Sync + 'static {
     async fn oldest_needed_event(&self, db: &mut dyn Sql) -> Result<Option<u64>, ExecError>;
 
     /// Removes the logs and answers of the invocations that started in `from_ms..before_ms`
-    /// (older than the journal's retention); their records — outcome, durations, usage — stay.
-    /// Returns how many records lost theirs.
+    /// (older than the journal's retention). Returns how many records lost theirs.
     async fn clear_logs(
         &self,
         tx: &mut dyn Sql,
@@ -505,15 +512,30 @@ pub trait DeliveryStore: Send + Sync + 'static {
         before_ms: i64,
     ) -> Result<u64, ExecError>;
 
+    /// Adds the records of the invocations that started in `from_ms..before_ms` and that no
+    /// kept delivery is explained by to their day's usage, and removes them; returns how many.
+    /// The others (a dead letter's attempts, those of a delivery whose event is still kept)
+    /// stay, to be summed when their delivery goes ([`DeliveryStore::remove_done`]).
+    async fn sum_usage(
+        &self,
+        tx: &mut dyn Sql,
+        from_ms: i64,
+        before_ms: i64,
+    ) -> Result<u64, ExecError>;
+
     /// Removes the done deliveries of events `after_seq + 1 ..= through_seq` (events the
-    /// journal's retention removed), and the notes of the batches they went in; returns how
-    /// many deliveries. Dead ones stay: they are dead letters, listed and redriven.
+    /// journal's retention removed), and the notes of the batches they went in; the records
+    /// of those events' invocations that started before `summed_before_ms` (passed over by
+    /// [`DeliveryStore::sum_usage`] while their delivery was kept) and that nothing kept is
+    /// explained by any more are added to their day's usage and removed with them. Dead
+    /// deliveries stay: they are dead letters, listed and redriven.
     async fn remove_done(
         &self,
         tx: &mut dyn Sql,
         after_seq: u64,
         through_seq: u64,
-    ) -> Result<u64, ExecError>;
+        summed_before_ms: i64,
+    ) -> Result<RemovedDone, ExecError>;
 
     /// How many of replay `id`'s deliveries wait or run now.
     async fn replay_backlog(&self, db: &mut dyn Sql, id: i64) -> Result<u64, ExecError>;
@@ -606,10 +628,12 @@ pub trait DeliveryStore: Send + Sync + 'static {
         since_ms: i64,
     ) -> Result<Vec<MinuteCount>, ExecError>;
 
-    /// Recorded attempts, totalled per day (UTC, by when they started) and function.
+    /// Recorded attempts, totalled per day (UTC, by when they started) and function: the
+    /// records kept and the usage of those aged out.
     async fn invocation_days(&self, db: &mut dyn Sql) -> Result<Vec<DayTotals>, ExecError>;
 
-    /// Recorded attempts, totalled per function and outcome.
+    /// Recorded attempts, totalled per function and outcome: the records kept and the usage of
+    /// those aged out.
     async fn invocation_totals(&self, db: &mut dyn Sql)
     -> Result<Vec<InvocationTotals>, ExecError>;
 

@@ -43,7 +43,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use deliveries::{
     BatchCandidate, Claim, Created, DayTotals, DeadLetter, DeadReason, DeliveryAttempt,
     DeliveryCounts, DeliveryState, DeliveryStore, Destination, InvocationPage, InvocationRecord,
-    InvocationTotals, Leased, MinuteCount, NewDelivery, Replay, Settle, Settlement,
+    InvocationTotals, Leased, MinuteCount, NewDelivery, RemovedDone, Replay, Settle, Settlement,
 };
 pub use destination::{DestinationWriter, Written};
 pub use error::ExecError;

@@ -136,6 +136,81 @@ const fn column_count(columns: &str) -> usize {
     commas + 1
 }
 
+/// An invocation record that nothing kept is explained by any more: its delivery is gone (or
+/// it had none), and no kept delivery is noted as having gone in it as a batch.
+const UNEXPLAINED: &str = "(delivery_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM _eddy_deliveries d WHERE d.id = _eddy_invocations.delivery_id))
+    AND NOT EXISTS (
+        SELECT 1 FROM _eddy_batch_records b WHERE b.request_id = _eddy_invocations.request_id)";
+
+/// The usage of the invocation records that `filter` picks, per day (its number since the
+/// epoch, UTC), function and outcome: what ageing adds to `_eddy_usage_by_day`.
+fn summed_records(filter: &str) -> String {
+    format!(
+        "SELECT start_ms / 86400000 AS day, function, outcome, count(*) AS invocations,
+                sum(CASE WHEN attempt > 1 THEN 1 ELSE 0 END) AS retries,
+                sum(duration_us) AS duration_us, sum(billed_ms) AS billed_ms,
+                sum(billed_ms * memory_mb) AS mb_ms
+         FROM _eddy_invocations WHERE {filter}
+         GROUP BY start_ms / 86400000, function, outcome"
+    )
+}
+
+/// Usage per day, function and outcome, whole: the records kept, summed, and the sums of those
+/// aged out. Its columns are those of `_eddy_usage_by_day`.
+fn whole_usage() -> String {
+    format!(
+        "{} UNION ALL SELECT day, function, outcome, invocations, retries, duration_us,
+                            billed_ms, mb_ms FROM _eddy_usage_by_day",
+        summed_records("true")
+    )
+}
+
+/// The functions with invocation records, each found by skipping from one name to the next in
+/// the (function, start_ms) index, not by reading it: ageing goes function by function, each a
+/// range of that index.
+async fn invoked_functions(tx: &mut dyn Sql) -> Result<Vec<String>, ExecError> {
+    let rows = tx
+        .fetch(
+            "WITH RECURSIVE named(name) AS (
+                 SELECT min(function) FROM _eddy_invocations
+                 UNION ALL
+                 SELECT (SELECT min(function) FROM _eddy_invocations WHERE function > named.name)
+                 FROM named WHERE named.name IS NOT NULL)
+             SELECT name FROM named WHERE name IS NOT NULL",
+            args![],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.get::<String>("name")?)).collect()
+}
+
+/// Adds the invocation records that `filter` picks (with `args`) to their day's usage and
+/// removes them; returns how many.
+async fn sum_into_days(tx: &mut dyn Sql, filter: &str, args: &[Value]) -> Result<u64, ExecError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO _eddy_usage_by_day
+                 (day, function, outcome, invocations, retries, duration_us, billed_ms, mb_ms)
+             {}
+             ON CONFLICT (day, function, outcome) DO UPDATE SET
+                 invocations = _eddy_usage_by_day.invocations + excluded.invocations,
+                 retries = _eddy_usage_by_day.retries + excluded.retries,
+                 duration_us = _eddy_usage_by_day.duration_us + excluded.duration_us,
+                 billed_ms = _eddy_usage_by_day.billed_ms + excluded.billed_ms,
+                 mb_ms = _eddy_usage_by_day.mb_ms + excluded.mb_ms",
+            summed_records(filter)
+        ),
+        args,
+    )
+    .await?;
+    Ok(tx
+        .execute(
+            &format!("DELETE FROM _eddy_invocations WHERE {filter}"),
+            args,
+        )
+        .await?)
+}
+
 fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
     Ok(InvocationRecord {
         request_id: r.get("request_id")?,
@@ -589,22 +664,8 @@ impl DeliveryStore for SqlDeliveries {
         from_ms: i64,
         before_ms: i64,
     ) -> Result<u64, ExecError> {
-        // Function by function, each a range of the (function, start_ms) index: the functions
-        // are found by skipping from one name to the next in that index, not by reading it.
-        let functions = tx
-            .fetch(
-                "WITH RECURSIVE named(name) AS (
-                     SELECT min(function) FROM _eddy_invocations
-                     UNION ALL
-                     SELECT (SELECT min(function) FROM _eddy_invocations WHERE function > named.name)
-                     FROM named WHERE named.name IS NOT NULL)
-                 SELECT name FROM named WHERE name IS NOT NULL",
-                args![],
-            )
-            .await?;
         let mut cleared = 0;
-        for row in &functions {
-            let function: String = row.get("name")?;
+        for function in invoked_functions(tx).await? {
             cleared += tx
                 .execute(
                     "UPDATE _eddy_invocations SET output = '', response = NULL
@@ -617,12 +678,31 @@ impl DeliveryStore for SqlDeliveries {
         Ok(cleared)
     }
 
+    async fn sum_usage(
+        &self,
+        tx: &mut dyn Sql,
+        from_ms: i64,
+        before_ms: i64,
+    ) -> Result<u64, ExecError> {
+        let mut summed = 0;
+        for function in invoked_functions(tx).await? {
+            summed += sum_into_days(
+                tx,
+                &format!("function = ? AND start_ms >= ? AND start_ms < ? AND {UNEXPLAINED}"),
+                args![function, from_ms, before_ms],
+            )
+            .await?;
+        }
+        Ok(summed)
+    }
+
     async fn remove_done(
         &self,
         tx: &mut dyn Sql,
         after_seq: u64,
         through_seq: u64,
-    ) -> Result<u64, ExecError> {
+        summed_before_ms: i64,
+    ) -> Result<RemovedDone, ExecError> {
         // Both walk the (event_seq, trigger, replay) index over the removed events only:
         // `state || ''` keeps SQLite's planner from the due index, whose `state = 'done'` part
         // would have it read every done delivery (the concatenation changes nothing on
@@ -634,14 +714,21 @@ impl DeliveryStore for SqlDeliveries {
             args![after_seq, through_seq],
         )
         .await?;
-        let removed = tx
+        let deliveries = tx
             .execute(
                 "DELETE FROM _eddy_deliveries
                  WHERE event_seq > ? AND event_seq <= ? AND state || '' = 'done'",
                 args![after_seq, through_seq],
             )
             .await?;
-        Ok(removed)
+        // After the deliveries: a record is summed once nothing kept is explained by it.
+        let summed = sum_into_days(
+            tx,
+            &format!("event_seq > ? AND event_seq <= ? AND start_ms < ? AND {UNEXPLAINED}"),
+            args![after_seq, through_seq, summed_before_ms],
+        )
+        .await?;
+        Ok(RemovedDone { deliveries, summed })
     }
 
     async fn replay_backlog(&self, db: &mut dyn Sql, id: i64) -> Result<u64, ExecError> {
@@ -906,12 +993,15 @@ impl DeliveryStore for SqlDeliveries {
     async fn invocation_days(&self, db: &mut dyn Sql) -> Result<Vec<DayTotals>, ExecError> {
         let rows = db
             .fetch(
-                "SELECT start_ms / 86400000 AS day, function, count(*) AS n,
-                        CAST(sum(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END) AS BIGINT) AS errors,
-                        CAST(sum(billed_ms) AS BIGINT) AS billed,
-                        CAST(sum(billed_ms * memory_mb) AS BIGINT) AS mb_ms
-                 FROM _eddy_invocations GROUP BY start_ms / 86400000, function
-                 ORDER BY day, function",
+                &format!(
+                    "SELECT day, function, CAST(sum(invocations) AS BIGINT) AS n,
+                            CAST(sum(CASE WHEN outcome = 'success' THEN 0 ELSE invocations END)
+                                 AS BIGINT) AS errors,
+                            CAST(sum(billed_ms) AS BIGINT) AS billed,
+                            CAST(sum(mb_ms) AS BIGINT) AS mb_ms
+                     FROM ({}) u GROUP BY day, function ORDER BY day, function",
+                    whole_usage()
+                ),
                 args![],
             )
             .await?;
@@ -935,11 +1025,15 @@ impl DeliveryStore for SqlDeliveries {
     ) -> Result<Vec<InvocationTotals>, ExecError> {
         let rows = db
             .fetch(
-                "SELECT function, outcome, count(*) AS n, CAST(sum(duration_us) AS BIGINT) AS us,
-                        CAST(sum(CASE WHEN attempt > 1 THEN 1 ELSE 0 END) AS BIGINT) AS retries,
-                        CAST(sum(billed_ms) AS BIGINT) AS billed,
-                        CAST(sum(billed_ms * memory_mb) AS BIGINT) AS mb_ms
-                 FROM _eddy_invocations GROUP BY function, outcome ORDER BY function, outcome",
+                &format!(
+                    "SELECT function, outcome, CAST(sum(invocations) AS BIGINT) AS n,
+                            CAST(sum(duration_us) AS BIGINT) AS us,
+                            CAST(sum(retries) AS BIGINT) AS retries,
+                            CAST(sum(billed_ms) AS BIGINT) AS billed,
+                            CAST(sum(mb_ms) AS BIGINT) AS mb_ms
+                     FROM ({}) u GROUP BY function, outcome ORDER BY function, outcome",
+                    whole_usage()
+                ),
                 args![],
             )
             .await?;
