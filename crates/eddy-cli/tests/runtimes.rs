@@ -117,6 +117,8 @@ functions:
   - {name: py-gate, runtime: python, handler: app.gate, code: ./py, concurrency: 1, memory_mb: 512}
   - {name: ric, runtime: provided, command: [python3, -m, awslambdaric, ric.handler], code: ./py}
   - {name: not-executable, runtime: provided, command: [./not-executable], code: ./py}
+  - {name: exits-127, runtime: provided, command: [sh, -c, 'echo \"helper: not found\" >&2; exit 127'], code: ./py}
+  - {name: exits-125, runtime: provided, command: [sh, -c, 'echo \"cannot go on\" >&2; exit 125'], code: ./py}
 triggers:
   - {function: node-upload, source: bucket/photos, events: ['object:created:*']}
   - {function: py-row, source: table/orders, events: [row:insert]}
@@ -392,6 +394,19 @@ fn limits_and_failures_have_lambdas_outcomes() {
                 nix::errno::Errno::EACCES as i32
             )),
         "{log}"
+    );
+    // A program that exits with those statuses itself, before asking for work, is told apart
+    // from eddy's own process by what it said last.
+    let err = invoke(&eddy, "exits-127", "{}").unwrap_err();
+    assert!(
+        err.contains("Runtime.ExitError: the runtime exited with status 127"),
+        "{err}"
+    );
+    assert!(first_log(&eddy, "exits-127").contains("helper: not found\n"));
+    let err = invoke(&eddy, "exits-125", "{}").unwrap_err();
+    assert!(
+        err.contains("Runtime.ExitError: the runtime exited with status 125"),
+        "{err}"
     );
 
     // The platform, and the functions that failed, still serve.

@@ -225,7 +225,7 @@ impl Worker {
         if cold {
             match self.wait_ready().await {
                 Ok(took) => init = Some(took),
-                Err(error) => return (self.failed(error), None),
+                Err(why) => return (self.not_ready(why).await, None),
             }
         }
         if self.queue.send(pending).await.is_err() {
@@ -281,22 +281,25 @@ impl Worker {
         let mut worker = parked.run().map_err(Outcome::failed)?;
         match worker.wait_ready().await {
             Ok(init) => Ok((worker, init)),
-            Err(error) => Err(worker.failed(error)),
+            Err(why) => Err(worker.not_ready(why).await),
         }
     }
 
     /// Waits until the worker asks for work, or says why it cannot.
-    async fn wait_ready(&mut self) -> Result<Duration, FunctionError> {
+    async fn wait_ready(&mut self) -> Result<Duration, NotReady> {
         let waited = tokio::time::timeout(INIT_TIMEOUT, async {
             // An init error the runtime reported before exiting is read before its exit.
             tokio::select! {
                 biased;
                 signal = self.signals.recv() => match signal {
                     Some(Signal::Ready) => Ok(()),
-                    Some(Signal::InitError(error)) => Err(error),
-                    None => Err(FunctionError::new("Runtime.Unknown", "the Runtime API stopped")),
+                    Some(Signal::InitError(error)) => Err(NotReady::Failed(error)),
+                    None => Err(NotReady::Failed(FunctionError::new(
+                        "Runtime.Unknown",
+                        "the Runtime API stopped",
+                    ))),
                 },
-                exit = &mut self.exited => Err(init_exit_error(exit.ok().and_then(Result::ok))),
+                exit = &mut self.exited => Err(NotReady::Exited(exit.ok().and_then(Result::ok))),
             }
         })
         .await;
@@ -305,15 +308,27 @@ impl Worker {
                 self.ready = true;
                 Ok(self.started.elapsed())
             }
-            Ok(Err(error)) => Err(error),
-            Err(_) => Err(FunctionError::new(
+            Ok(Err(why)) => Err(why),
+            Err(_) => Err(NotReady::Failed(FunctionError::new(
                 "Runtime.InitTimeout",
                 format!(
                     "the function did not start within {} seconds",
                     INIT_TIMEOUT.as_secs()
                 ),
-            )),
+            ))),
         }
+    }
+
+    /// The outcome of a worker that never asked for work, with all it wrote: an exit is
+    /// explained by its status and by what it said last.
+    async fn not_ready(&mut self, why: NotReady) -> Outcome {
+        self.kill();
+        let (logs, truncated) = self.take_logs().await;
+        let error = match why {
+            NotReady::Failed(error) => error,
+            NotReady::Exited(status) => init_exit_error(status, &logs),
+        };
+        Outcome::ended(Err(error), logs, truncated)
     }
 
     /// An invocation that ended with the worker unusable.
@@ -416,15 +431,31 @@ fn parse_response(body: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-/// The error of a worker that exited before it asked for work: its program could not be
-/// executed, its sandbox could not be set up (both said in its log), or it ended.
-fn init_exit_error(status: Option<std::process::ExitStatus>) -> FunctionError {
+/// Why a worker never asked for work.
+enum NotReady {
+    /// Its runtime said why, the Runtime API stopped, or its time to start ran out.
+    Failed(FunctionError),
+    /// It exited first, with this status.
+    Exited(Option<std::process::ExitStatus>),
+}
+
+/// The error of a worker that exited before it asked for work, given its log: its program
+/// could not be executed or its sandbox could not be set up — each an exit status of eddy's
+/// own process with its reason as the log's last line — or its program ended (a program may
+/// exit with either status itself, a shell's "command not found" with 127).
+fn init_exit_error(status: Option<std::process::ExitStatus>, logs: &str) -> FunctionError {
+    use crate::sandbox::{EXEC_FAILED, EXEC_FAILED_SAYS, SETUP_FAILED, SETUP_FAILED_SAYS};
+    let last_line = logs
+        .trim_end_matches('\n')
+        .rsplit('\n')
+        .next()
+        .unwrap_or("");
     match status.and_then(|s| s.code()) {
-        Some(crate::sandbox::EXEC_FAILED) => FunctionError::new(
+        Some(EXEC_FAILED) if last_line.starts_with(EXEC_FAILED_SAYS) => FunctionError::new(
             "Runtime.InvalidEntrypoint",
             "the function's program could not be executed (its log says why)",
         ),
-        Some(crate::sandbox::SETUP_FAILED) => FunctionError::new(
+        Some(SETUP_FAILED) if last_line.starts_with(SETUP_FAILED_SAYS) => FunctionError::new(
             "Runtime.Unknown",
             "the function's sandbox could not be set up (its log says why)",
         ),

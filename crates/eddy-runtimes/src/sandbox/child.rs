@@ -24,6 +24,9 @@ use libc::{c_char, c_int, c_ulong};
 /// The exit status of a namespace init that could not finish setting up (its reason is on
 /// the worker's stderr, so it reaches the invocation's log).
 pub(crate) const SETUP_FAILED: c_int = 125;
+/// How every reason given before exiting with [`SETUP_FAILED`] begins: a function's own
+/// program may exit with that status too, and is told apart by its last line.
+pub(crate) const SETUP_FAILED_SAYS: &str = "eddy sandbox: ";
 
 /// A step of the file-system view, ready for the child.
 pub(crate) enum ChildStep {
@@ -74,6 +77,17 @@ pub(super) fn check(result: c_int) -> io::Result<()> {
 }
 
 /// Writes `bytes` to stderr, for a failure the parent cannot be told any other way.
+/// Says why on stderr — [`SETUP_FAILED_SAYS`], then `reason`'s parts — and exits with
+/// [`SETUP_FAILED`].
+pub(super) fn setup_failed(reason: &[&[u8]]) -> ! {
+    say(SETUP_FAILED_SAYS.as_bytes());
+    for part in reason {
+        say(part);
+    }
+    // SAFETY: _exit(2) is always safe to call.
+    unsafe { libc::_exit(SETUP_FAILED) }
+}
+
 pub(super) fn say(bytes: &[u8]) {
     // SAFETY: write(2) on fd 2 with a valid buffer.
     unsafe {
@@ -216,19 +230,16 @@ impl Jail {
                     std::ptr::null(),
                 ) < 0
                 {
-                    say(b"eddy sandbox: mounting /proc for the function failed\n");
-                    libc::_exit(SETUP_FAILED);
+                    setup_failed(&[b"mounting /proc for the function failed\n"]);
                 }
                 let program = libc::fork();
                 if program < 0 {
-                    say(b"eddy sandbox: starting the function failed (fork)\n");
-                    libc::_exit(SETUP_FAILED);
+                    setup_failed(&[b"starting the function failed (fork)\n"]);
                 }
                 if program > 0 {
                     // The init holds no rights the function lacks.
                     if self.become_function().is_err() {
-                        say(b"eddy sandbox: the namespace init cannot drop its rights\n");
-                        libc::_exit(SETUP_FAILED);
+                        setup_failed(&[b"the namespace init cannot drop its rights\n"]);
                     }
                     self.namespace_init(program, status[1]);
                 }
@@ -464,7 +475,7 @@ pub(crate) unsafe fn namespace_loop(program: libc::pid_t, status_fd: RawFd) -> !
                 libc::_exit(0);
             }
             if pid < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                libc::_exit(SETUP_FAILED);
+                setup_failed(&[b"the namespace init lost the function's process\n"]);
             }
         }
     }

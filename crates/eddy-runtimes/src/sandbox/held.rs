@@ -27,10 +27,14 @@ use std::path::Path;
 use libc::{c_char, c_int};
 
 use super::Jail;
-use super::child::{SETUP_FAILED, close_except, decimal, execute_init, say};
+use super::child::{SETUP_FAILED, SETUP_FAILED_SAYS, close_except, decimal, execute_init, say};
 
 /// The exit status of a held process whose program could not be executed (as a shell's).
 pub(crate) const EXEC_FAILED: c_int = 127;
+/// How the reason given before exiting with [`EXEC_FAILED`] begins: a function's own program
+/// may exit with that status too (a shell's "command not found"), and is told apart by its
+/// last line.
+pub(crate) const EXEC_FAILED_SAYS: &str = "eddy: cannot execute ";
 
 /// eddy's end of a held process's gate.
 pub(crate) struct Gate {
@@ -155,7 +159,7 @@ impl Program {
                 self.envp_ptrs.as_ptr(),
             );
             let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            say(b"eddy: cannot execute ");
+            say(EXEC_FAILED_SAYS.as_bytes());
             say(self.path.as_bytes());
             report_errno(errno);
             libc::_exit(EXEC_FAILED)
@@ -212,7 +216,8 @@ pub(super) unsafe fn proceed(jail: &Jail, program: &Program) -> ! {
     // SAFETY: as the caller's.
     unsafe {
         if let Err(error) = jail.enter() {
-            say(b"eddy sandbox: the function's sandbox could not be set up");
+            say(SETUP_FAILED_SAYS.as_bytes());
+            say(b"the function's sandbox could not be set up");
             report_errno(error.raw_os_error().unwrap_or(0));
             libc::_exit(SETUP_FAILED);
         }

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use child::INIT_COMMAND;
-pub(crate) use child::{Jail, SETUP_FAILED};
-pub(crate) use held::{EXEC_FAILED, Gate, Program, Wait, gate, hold};
+pub(crate) use child::{Jail, SETUP_FAILED, SETUP_FAILED_SAYS};
+pub(crate) use held::{EXEC_FAILED, EXEC_FAILED_SAYS, Gate, Program, Wait, gate, hold};
 pub(crate) use peer::{descendants, from_worker};
 pub use plan::PlanError;
 

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::AtomicI32;
 
-use super::child::{ChildStep, Jail, SETUP_FAILED, UserMaps, say};
+use super::child::{ChildStep, Jail, UserMaps, setup_failed};
 use super::held::{Held, Program, proceed};
 
 /// The launch file's first bytes: a launch written by another version of eddy, or in another
@@ -41,7 +41,7 @@ pub(crate) fn launch_file(jail: &Jail, program: &Program) -> io::Result<OwnedFd>
 
 /// The init program's part for a held process (`held GATE LAUNCH INIT`): never returns. It
 /// becomes what its launch says once its gate opens, ends when the gate closes unopened, and
-/// exits [`SETUP_FAILED`] saying why when its launch cannot be read.
+/// exits [`SETUP_FAILED`](super::SETUP_FAILED) saying why when its launch cannot be read.
 pub(crate) fn run(gate: RawFd, launch: RawFd, init: RawFd) -> ! {
     // Nothing of it may be read by a function of eddy's user (its launch holds a function's
     // environment), as eddy's own memory may not.
@@ -64,12 +64,11 @@ pub(crate) fn run(gate: RawFd, launch: RawFd, init: RawFd) -> ! {
         held.wait(init.as_raw_fd());
         let (jail, program) = match read {
             Ok(launch) => launch,
-            Err(reason) => {
-                say(b"eddy sandbox: the held process cannot read its launch: ");
-                say(reason.as_bytes());
-                say(b"\n");
-                libc::_exit(SETUP_FAILED)
-            }
+            Err(reason) => setup_failed(&[
+                b"the held process cannot read its launch: ",
+                reason.as_bytes(),
+                b"\n",
+            ]),
         };
         // The program starts as a child of eddy does: with SIGPIPE's default action, which
         // Rust's start-up set aside in this program.
