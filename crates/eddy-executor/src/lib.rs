@@ -1,16 +1,17 @@
 //! eddy's executor: turns journal events into durable deliveries and runs them.
 //!
-//! - The **dispatcher** follows the journal (woken by each commit, never polling), matches each
+//! - The **dispatcher** (`dispatch`) follows the journal (woken by each commit, never polling), matches each
 //!   event against the triggers, and writes one delivery per match together with its durable
 //!   cursor, so a restart neither skips nor repeats an event.
-//! - The **scheduler** leases due deliveries — respecting each function's concurrency and,
-//!   for `per_key` triggers, the commit order of each key — and runs them.
-//! - Each attempt is **settled** in one transaction with its invocation record: done, retried
+//! - The **scheduler** (`schedule`, and `batch` for batched triggers) leases due deliveries — respecting each function's concurrency and,
+//!   for `per_key` triggers, the commit order of each key — and runs them (`attempt`).
+//! - Each attempt is **settled** (`settle`) in one transaction with its invocation record: done, retried
 //!   later (backoff with jitter), or dead-lettered with a reason. Leases held by a process that
 //!   died return to ready when the next one starts.
 //!
 //! Time comes from a [`Clock`], so tests move it instead of sleeping.
 
+mod attempt;
 mod backoff;
 mod batch;
 pub mod clock;
@@ -29,11 +30,11 @@ pub use eddy_runtimes as runtime;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use eddy_bus::{Appended, Bus, EventRows};
+use eddy_bus::{Appended, Bus};
 use eddy_core::{Event, EventKind, FunctionName, Lineage, NewEvent, Source};
-use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex, Target};
+use eddy_subscriptions::{App, Explanation, FunctionSpec, MatchIndex};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -51,9 +52,8 @@ pub use replay::JournalPoint;
 pub use runtime::{Context, FunctionError, Handler, Outcome};
 pub use sql::SqlDeliveries;
 
-use batch::Leases;
 use dispatch::CURSOR;
-use settle::{Finished, Recording};
+use settle::Finished;
 
 /// The trigger name of deliveries for asynchronous invocations.
 pub const INVOKE_TRIGGER: &str = "$invoke";
@@ -638,112 +638,6 @@ impl Executor {
 }
 
 impl Inner {
-    /// Commits settlements and invocation records, and tells whoever waits for new records.
-    /// A finished batch that holds on to its slot has its trigger's next batch leased in the
-    /// same transaction (one commit, not two, between a trigger's batches); those are returned
-    /// to be run — already being made ready, from the moment they were leased — and the slots
-    /// no batch took are given back.
-    async fn record(self: &Arc<Self>, recording: Arc<Recording>) -> Result<Leases, ExecError> {
-        let claim = Claim {
-            node: self.config.node.clone(),
-            now_ms: self.clock.now_ms(),
-            ..Claim::default()
-        };
-        let stopping = *self.stop.borrow();
-        // Slots held for a next batch, by function.
-        let mut held: HashMap<String, u32> = HashMap::new();
-        for next in &recording.next {
-            *held.entry(next.function.clone()).or_default() += 1;
-        }
-        let writer = self.config.destination_writer.clone();
-        let input = (self.clone(), recording, claim, writer);
-        let leases: Leases = self
-            .bus
-            .write(input, move |tx, (inner, recording, claim, writer)| {
-                let store = &inner.store;
-                Box::pin(async move {
-                    let settles = &recording.settles;
-                    let moved = store.settle(tx, settles).await?;
-                    // A destination's record goes with the settlement that moved its delivery:
-                    // once, however often the batch is recorded.
-                    for s in settles {
-                        let (Some(delivery), Some(destination)) = (s.delivery, &s.destination)
-                        else {
-                            continue;
-                        };
-                        if !moved.contains(&delivery.delivery_id) {
-                            continue;
-                        }
-                        let written = match (&destination.to, writer) {
-                            (Target::Function(function), _) => {
-                                let event = destination::event(function, destination);
-                                Written::Journaled(tx.append(event).await?.seq)
-                            }
-                            (_, Some(writer)) => writer.write(tx, destination).await?,
-                            (_, None) => {
-                                Written::Refused("this executor writes to no stores".into())
-                            }
-                        };
-                        match written {
-                            Written::Journaled(seq) => {
-                                store
-                                    .note_destination(tx, delivery.delivery_id, seq)
-                                    .await?
-                            }
-                            Written::Refused(why) => tracing::warn!(
-                                destination = %destination.to,
-                                record = destination.name,
-                                delivery = delivery.delivery_id,
-                                "a destination record was not written: {why}"
-                            ),
-                        }
-                    }
-                    let mut leased = Vec::new();
-                    // Shutting down: no new batch starts, and the slots go back.
-                    let next = if stopping {
-                        &[][..]
-                    } else {
-                        &recording.next[..]
-                    };
-                    for next in next {
-                        let mut room = HashMap::from([(next.function.clone(), 1)]);
-                        let found = batch::lease(
-                            store.as_ref(),
-                            tx,
-                            claim,
-                            std::slice::from_ref(next),
-                            &mut room,
-                        );
-                        leased.extend(found.await?.0);
-                    }
-                    // The next batches start as soon as this commits: their events are read
-                    // here, on the writer's connection, not by a reader after the commit, and
-                    // decoded and made into the batches' events off the writer while the
-                    // transaction goes on and commits.
-                    let seqs = batch::event_seqs(&leased);
-                    let rows = if seqs.is_empty() {
-                        EventRows::default()
-                    } else {
-                        Bus::event_rows_in(tx, &seqs).await?
-                    };
-                    Ok::<_, ExecError>(batch::prepare_all(inner, leased, rows))
-                })
-            })
-            .await?;
-        for (function, n) in held {
-            let taken = leases
-                .0
-                .iter()
-                .filter(|((_, b), _)| b[0].delivery.function == function)
-                .count() as u32;
-            if n > taken {
-                let _ = self.store.give_back(&function, n - taken).await;
-            }
-        }
-        self.recorded.send_modify(|n| *n += 1);
-        Ok(leases)
-    }
-
     /// Marks the waiting deliveries of the app's batched triggers as batched, and the others
     /// as not: a trigger that became batched (or stopped being) takes its backlog along.
     async fn mark_batched(&self) -> Result<(), ExecError> {
@@ -802,68 +696,6 @@ impl Inner {
             .function(name)
             .cloned()
             .ok_or_else(|| ExecError::NoSuchFunction(name.to_string()))
-    }
-
-    /// One attempt: runs the function and builds its invocation record.
-    async fn run(
-        &self,
-        function: &FunctionSpec,
-        payload: &Value,
-        request_id: String,
-        event: Option<&Event>,
-        lineage: Lineage,
-    ) -> Result<(Outcome, InvocationRecord), runtime::Unrunnable> {
-        let start_ms = self.clock.now_ms();
-        let context = Context {
-            request_id: request_id.clone(),
-            function_name: function.name.clone(),
-            memory_mb: function.memory_mb,
-            deadline_ms: start_ms + function.timeout.as_millis() as i64,
-            invoked_function_arn: runtime::function_arn(&function.name),
-            event_id: event.map(|e| e.id),
-            lineage,
-        };
-        let handler = self
-            .handlers
-            .read()
-            .expect("handler lock")
-            .get(&function.name)
-            .cloned();
-        let started = Instant::now();
-        let outcome = runtime::invoke(function, handler, &self.workers, payload, context).await?;
-        let (outcome_name, error_type, error) = match &outcome.result {
-            Ok(_) => ("success", None, None),
-            Err(e) => (
-                if outcome.timed_out {
-                    "timeout"
-                } else {
-                    "error"
-                },
-                Some(e.error_type.clone()),
-                Some(e.message.clone()),
-            ),
-        };
-        let record = InvocationRecord {
-            request_id,
-            function: function.name.to_string(),
-            delivery_id: None,
-            event_seq: event.map(|e| e.seq),
-            attempt: 1,
-            start_ms,
-            duration_us: started.elapsed().as_micros() as u64,
-            outcome: outcome_name.into(),
-            error_type,
-            error,
-            output: outcome.logs.clone(),
-            truncated: outcome.truncated,
-            memory_mb: function.memory_mb,
-            billed_ms: runtime::billed_ms(outcome.duration),
-            max_memory_mb: outcome.max_memory_mb,
-            init_us: outcome.init_duration.map(|d| d.as_micros() as u64),
-            batch_size: None,
-            response: outcome.result.as_ref().ok().map(deliveries::kept_response),
-        };
-        Ok((outcome, record))
     }
 }
 

@@ -1,13 +1,16 @@
 //! The settler: records finished attempts, as many at a time as have finished, in one
 //! transaction each round (their invocation records and their deliveries' next state).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use eddy_bus::BusError;
+use eddy_bus::{Bus, BusError, EventRows};
+use eddy_subscriptions::Target;
 use tokio::sync::mpsc;
 
-use crate::batch::Batched;
-use crate::deliveries::Settle;
+use crate::batch::{self, Batched, Leases};
+use crate::deliveries::{Claim, Settle};
+use crate::destination::{self, Written};
 use crate::{ExecError, Inner, schedule};
 
 /// A finished attempt on its way to the settler: what to record (a batch's settlements travel
@@ -87,5 +90,116 @@ pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Finished
             }
         }
         inner.wake.notify_one();
+    }
+}
+
+impl Inner {
+    /// Commits settlements and invocation records, and tells whoever waits for new records.
+    /// A finished batch that holds on to its slot has its trigger's next batch leased in the
+    /// same transaction (one commit, not two, between a trigger's batches); those are returned
+    /// to be run — already being made ready, from the moment they were leased — and the slots
+    /// no batch took are given back.
+    pub(crate) async fn record(
+        self: &Arc<Self>,
+        recording: Arc<Recording>,
+    ) -> Result<Leases, ExecError> {
+        let claim = Claim {
+            node: self.config.node.clone(),
+            now_ms: self.clock.now_ms(),
+            ..Claim::default()
+        };
+        let stopping = *self.stop.borrow();
+        // Slots held for a next batch, by function.
+        let mut held: HashMap<String, u32> = HashMap::new();
+        for next in &recording.next {
+            *held.entry(next.function.clone()).or_default() += 1;
+        }
+        let writer = self.config.destination_writer.clone();
+        let input = (self.clone(), recording, claim, writer);
+        let leases: Leases = self
+            .bus
+            .write(input, move |tx, (inner, recording, claim, writer)| {
+                let store = &inner.store;
+                Box::pin(async move {
+                    let settles = &recording.settles;
+                    let moved = store.settle(tx, settles).await?;
+                    // A destination's record goes with the settlement that moved its delivery:
+                    // once, however often the batch is recorded.
+                    for s in settles {
+                        let (Some(delivery), Some(destination)) = (s.delivery, &s.destination)
+                        else {
+                            continue;
+                        };
+                        if !moved.contains(&delivery.delivery_id) {
+                            continue;
+                        }
+                        let written = match (&destination.to, writer) {
+                            (Target::Function(function), _) => {
+                                let event = destination::event(function, destination);
+                                Written::Journaled(tx.append(event).await?.seq)
+                            }
+                            (_, Some(writer)) => writer.write(tx, destination).await?,
+                            (_, None) => {
+                                Written::Refused("this executor writes to no stores".into())
+                            }
+                        };
+                        match written {
+                            Written::Journaled(seq) => {
+                                store
+                                    .note_destination(tx, delivery.delivery_id, seq)
+                                    .await?
+                            }
+                            Written::Refused(why) => tracing::warn!(
+                                destination = %destination.to,
+                                record = destination.name,
+                                delivery = delivery.delivery_id,
+                                "a destination record was not written: {why}"
+                            ),
+                        }
+                    }
+                    let mut leased = Vec::new();
+                    // Shutting down: no new batch starts, and the slots go back.
+                    let next = if stopping {
+                        &[][..]
+                    } else {
+                        &recording.next[..]
+                    };
+                    for next in next {
+                        let mut room = HashMap::from([(next.function.clone(), 1)]);
+                        let found = batch::lease(
+                            store.as_ref(),
+                            tx,
+                            claim,
+                            std::slice::from_ref(next),
+                            &mut room,
+                        );
+                        leased.extend(found.await?.0);
+                    }
+                    // The next batches start as soon as this commits: their events are read
+                    // here, on the writer's connection, not by a reader after the commit, and
+                    // decoded and made into the batches' events off the writer while the
+                    // transaction goes on and commits.
+                    let seqs = batch::event_seqs(&leased);
+                    let rows = if seqs.is_empty() {
+                        EventRows::default()
+                    } else {
+                        Bus::event_rows_in(tx, &seqs).await?
+                    };
+                    Ok::<_, ExecError>(batch::prepare_all(inner, leased, rows))
+                })
+            })
+            .await?;
+        for (function, n) in held {
+            let taken = leases
+                .0
+                .iter()
+                .filter(|((_, b), _)| b[0].delivery.function == function)
+                .count() as u32;
+            if n > taken {
+                let _ = self.store.give_back(&function, n - taken).await;
+            }
+        }
+        self.recorded.send_modify(|n| *n += 1);
+        Ok(leases)
     }
 }
