@@ -10,11 +10,16 @@ use crate::sql::{Row, Sql, Value, rows_of};
 /// PostgreSQL's of 65,535.
 const INSERT_CHUNK: usize = 256;
 
-/// Writes events with as few statements as possible (each statement is a round trip).
-pub(crate) async fn insert_all(db: &mut dyn Sql, events: &[Event]) -> Result<(), BusError> {
+/// Writes events with as few statements as possible (each statement is a round trip); returns
+/// the length of each one's serialised payload.
+pub(crate) async fn insert_all(db: &mut dyn Sql, events: &[Event]) -> Result<Vec<usize>, BusError> {
+    let mut payload_sizes = Vec::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut args = Vec::with_capacity(chunk.len() * 11);
         for e in chunk {
+            let payload =
+                serde_json::to_string(&e.payload).expect("a JSON value always serialises");
+            payload_sizes.push(payload.len());
             args.extend([
                 Value::from(e.seq),
                 Value::from(e.id.to_string()),
@@ -23,9 +28,7 @@ pub(crate) async fn insert_all(db: &mut dyn Sql, events: &[Event]) -> Result<(),
                 Value::from(e.kind.as_str()),
                 Value::from(e.key.as_str()),
                 Value::from(e.time_ms),
-                Value::from(
-                    serde_json::to_string(&e.payload).expect("a JSON value always serialises"),
-                ),
+                Value::from(payload),
                 Value::from(e.lineage.cause_event.map(|id| id.to_string())),
                 Value::from(e.lineage.cause_invocation.clone()),
                 Value::from(e.lineage.hops),
@@ -40,7 +43,7 @@ pub(crate) async fn insert_all(db: &mut dyn Sql, events: &[Event]) -> Result<(),
         );
         db.execute(&sql, &args).await?;
     }
-    Ok(())
+    Ok(payload_sizes)
 }
 
 /// The newest sequence number the statement can see (0 for an empty journal).

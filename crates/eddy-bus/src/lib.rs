@@ -11,6 +11,7 @@ mod journal;
 mod leader;
 mod open;
 mod postgres;
+mod recent;
 mod space;
 pub mod sql;
 mod sqlite;
@@ -321,6 +322,7 @@ impl Bus {
     pub fn follow(&self, after: u64) -> Follower {
         Follower {
             readers: self.inner.readers.clone(),
+            recent: self.inner.writer.recent(),
             committed: self.inner.committed.clone(),
             position: after,
         }
@@ -355,9 +357,11 @@ impl Bus {
     }
 }
 
-/// A reader that follows the journal as it grows.
+/// A reader that follows the journal as it grows: events this node committed last are taken
+/// from memory as the writer had them, the others read from the journal.
 pub struct Follower {
     readers: Readers,
+    recent: Arc<recent::Recent>,
     committed: watch::Receiver<u64>,
     position: u64,
 }
@@ -368,11 +372,17 @@ const FOLLOW_BATCH: u32 = 1024;
 impl Follower {
     /// The next events after the follower's position, waiting for a commit if there are none.
     /// Returns `Err(WriterStopped)` once the bus has shut down and everything was read.
-    pub async fn next(&mut self) -> Result<Vec<Event>, BusError> {
+    pub async fn next(&mut self) -> Result<Vec<Arc<Event>>, BusError> {
         loop {
             if *self.committed.borrow_and_update() > self.position {
-                let events =
-                    journal::read_after(&mut self.readers, self.position, FOLLOW_BATCH).await?;
+                let mut events = self.recent.after(self.position, FOLLOW_BATCH as usize);
+                if events.is_empty() {
+                    events = journal::read_after(&mut self.readers, self.position, FOLLOW_BATCH)
+                        .await?
+                        .into_iter()
+                        .map(Arc::new)
+                        .collect();
+                }
                 if let Some(last) = events.last() {
                     self.position = last.seq;
                     return Ok(events);

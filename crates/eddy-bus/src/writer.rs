@@ -8,7 +8,8 @@
 //! writer's own thread). So the work per job is kept to the job's own statements:
 //!
 //! - the events jobs append are held in memory and written with one multi-row insert just
-//!   before the commit;
+//!   before the commit; once it commits they are kept a while ([`Recent`]) for the followers,
+//!   which then need not read back and parse what was just written;
 //! - jobs run optimistically, without savepoints. Jobs rarely fail, but when one does, its
 //!   writes may be half done: the transaction is rolled back, the failed job is answered with
 //!   its error, and the others run again, each in its own savepoint, so that a second failure
@@ -40,6 +41,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::BusError;
 use crate::journal;
+use crate::recent::Recent;
 use crate::space::Space;
 use crate::sql::{Dialect, Row, Sql, Value};
 
@@ -207,6 +209,7 @@ pub(crate) struct WriterHandle {
     jobs: mpsc::Sender<Job>,
     space: Arc<Space>,
     noted: Arc<NotedCursors>,
+    recent: Arc<Recent>,
 }
 
 /// Cursor positions noted for the writer to save, and the wake-up that tells it of one.
@@ -275,7 +278,8 @@ impl WriterHandle {
             space: space.clone(),
         };
         let noted = Arc::new(NotedCursors::default());
-        let writer = run(tx, queue, committed, noted.clone());
+        let recent = Arc::new(Recent::default());
+        let writer = run(tx, queue, committed, noted.clone(), recent.clone());
         if blocks {
             // Its jobs' futures are driven on that thread, with the runtime's timers and I/O.
             let runtime = tokio::runtime::Handle::current();
@@ -289,7 +293,17 @@ impl WriterHandle {
         } else {
             tokio::spawn(writer);
         }
-        Ok(Self { jobs, space, noted })
+        Ok(Self {
+            jobs,
+            space,
+            noted,
+            recent,
+        })
+    }
+
+    /// The events this writer committed last.
+    pub(crate) fn recent(&self) -> Arc<Recent> {
+        self.recent.clone()
     }
 
     /// Notes that cursor `name` may be saved at `seq` (never lowering it): with the next
@@ -354,6 +368,7 @@ async fn run(
     mut queue: mpsc::Receiver<Job>,
     committed: watch::Sender<u64>,
     noted: Arc<NotedCursors>,
+    recent: Arc<Recent>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut open = true;
@@ -376,8 +391,10 @@ async fn run(
         // again as its reader reads on, and is not retried alone in the meantime.
         noted.written(&cursors);
         match result {
-            Ok(()) => {
+            Ok(events) => {
                 tx.space.committed();
+                // Held before the commit is told of: a follower woken by it finds them.
+                recent.keep(events);
                 let last = tx.next_seq - 1;
                 if last > tx.committed_seq {
                     tx.committed_seq = last;
@@ -397,6 +414,7 @@ async fn run(
                     |reason| BusError::StorageFull { reason }
                 } else if error.is_io_fault() {
                     // After an I/O error nothing in memory is trusted: read the database again.
+                    recent.forget();
                     if let Err(reopen_error) = reopen(&mut tx, &committed).await {
                         answer_all(answers, &cause, |reason| BusError::StorageFault { reason });
                         if tx.conn.reachable_later() {
@@ -451,14 +469,15 @@ async fn reopen(tx: &mut WriteTx, committed: &watch::Sender<u64>) -> Result<(), 
 
 type Answer = Box<dyn FnOnce(Result<(), BusError>) + Send>;
 
-/// Runs a batch in one transaction, collecting each job's answer. `Err` means the transaction
-/// itself failed and nothing in it committed.
+/// Runs a batch in one transaction, collecting each job's answer; returns the events it
+/// committed, each with its payload's serialised length. `Err` means the transaction itself
+/// failed and nothing in it committed.
 async fn run_batch(
     tx: &mut WriteTx,
     batch: &[Job],
     cursors: &[(String, u64)],
     answers: &mut Vec<Answer>,
-) -> Result<(), BusError> {
+) -> Result<Vec<(Event, usize)>, BusError> {
     let last = tx.conn.begin(tx.committed_seq).await?;
     tx.next_seq = last + 1;
     raise_cursors(tx, cursors).await?;
@@ -487,10 +506,10 @@ async fn run_batch(
             }
         }
     }
-    journal::insert_all(tx.conn.as_mut(), &tx.pending).await?;
-    tx.pending.clear();
+    let sizes = journal::insert_all(tx.conn.as_mut(), &tx.pending).await?;
+    let events = std::mem::take(&mut tx.pending);
     tx.conn.commit().await?;
-    Ok(())
+    Ok(events.into_iter().zip(sizes).collect())
 }
 
 /// Raises the noted cursors, first in the transaction: a job that saves one of them further

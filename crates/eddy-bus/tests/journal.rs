@@ -101,15 +101,17 @@ async fn a_lone_failing_job_commits_nothing_and_the_next_one_works() {
     assert_eq!(events[0].key, "good");
 }
 
+/// A follower wakes on each commit, and what it is given — held in memory from the writer's
+/// commit, or read back when not held — is what the journal holds.
 #[tokio::test]
-async fn followers_wake_on_commit() {
+async fn followers_wake_on_commit_and_see_what_the_journal_holds() {
     let dir = tempfile::tempdir().unwrap();
     let bus = Bus::open(dir.path()).await.unwrap();
     let mut follower = bus.follow(0);
     let reader = tokio::spawn(async move {
         let mut seen = Vec::new();
         while seen.len() < 3 {
-            seen.extend(follower.next().await.unwrap().into_iter().map(|e| e.key));
+            seen.extend(follower.next().await.unwrap());
         }
         seen
     });
@@ -120,7 +122,11 @@ async fn followers_wake_on_commit() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(seen, ["a", "b", "c"]);
+    let keys: Vec<&str> = seen.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+    let journal = bus.read_after(0, 10).await.unwrap();
+    let followed: Vec<_> = seen.iter().map(|e| (**e).clone()).collect();
+    assert_eq!(followed, journal);
 }
 
 #[tokio::test]

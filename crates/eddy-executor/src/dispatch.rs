@@ -6,6 +6,7 @@
 //! write or alone a moment later ([`eddy_bus::CURSOR_LAG`]) — a restart before that reads them
 //! again, and, matching nothing again, creates nothing.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -94,8 +95,7 @@ pub(crate) async fn dispatch(inner: Arc<Inner>) {
             }
         };
         // Deliveries created leased run now, with their events at hand: no lease round, no read.
-        let by_seq: HashMap<u64, Arc<Event>> =
-            events.into_iter().map(|e| (e.seq, Arc::new(e))).collect();
+        let by_seq: HashMap<u64, Arc<Event>> = events.into_iter().map(|e| (e.seq, e)).collect();
         let mut started: HashMap<&str, u32> = HashMap::new();
         for c in created.into_iter().filter(|c| c.leased) {
             let Some(planned) = deliveries
@@ -137,7 +137,7 @@ async fn give_back_all(inner: &Inner, granted: &HashMap<String, u32>) {
 
 /// For each function, how many of these events' deliveries could start at once (unordered,
 /// not dead on arrival), and the function's concurrency.
-fn fast_path_candidates(inner: &Inner, events: &[Event]) -> HashMap<String, (u32, u32)> {
+fn fast_path_candidates(inner: &Inner, events: &[Arc<Event>]) -> HashMap<String, (u32, u32)> {
     let compiled = inner.compiled();
     let mut wanted: HashMap<String, (u32, u32)> = HashMap::new();
     for event in events.iter().filter(|e| takes(None, e)) {
@@ -193,7 +193,7 @@ fn takes(replay: Option<&ReplayOf>, event: &Event) -> bool {
 /// from the key's live deliveries).
 pub(crate) fn plan(
     inner: &Inner,
-    events: &[Event],
+    events: &[impl Borrow<Event>],
     mut granted: HashMap<String, u32>,
     replay: Option<&ReplayOf>,
 ) -> Vec<NewDelivery> {
@@ -206,7 +206,11 @@ pub(crate) fn plan(
         .map(|f| (f.name.to_string(), inner.lease_until(f, now)))
         .collect();
     let mut deliveries = Vec::new();
-    for event in events.iter().filter(|e| takes(replay, e)) {
+    for event in events
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|e| takes(replay, e))
+    {
         // (trigger, function, order key, batched)
         let matched: Vec<(String, String, Option<String>, bool)> = match &event.source {
             _ if replay.is_some()

@@ -222,7 +222,10 @@ pub async fn events(
         let mut follower = s.bus.follow(after);
         let next = tokio::time::timeout(Duration::from_secs(wait), follower.next()).await;
         if let Ok(found) = next {
-            events = found?;
+            events = found?
+                .into_iter()
+                .map(std::sync::Arc::unwrap_or_clone)
+                .collect();
             events.truncate(limit as usize);
         }
     }
