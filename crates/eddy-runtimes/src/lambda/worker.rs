@@ -483,3 +483,47 @@ fn exit_error(status: Option<std::process::ExitStatus>) -> FunctionError {
         None => FunctionError::new("Runtime.ExitError", "the runtime ended"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    fn exited(code: i32) -> Option<ExitStatus> {
+        Some(ExitStatus::from_raw(code << 8))
+    }
+
+    #[test]
+    fn an_early_exit_is_eddys_failure_only_when_eddys_process_said_so_last() {
+        let kind = |status, logs: &str| init_exit_error(status, logs).error_type;
+        let cannot = "eddy: cannot execute /code/bootstrap (errno 13)\n";
+        assert_eq!(kind(exited(127), cannot), "Runtime.InvalidEntrypoint");
+        let sandbox = "eddy sandbox: mounting /proc for the function failed\n";
+        assert_eq!(kind(exited(125), sandbox), "Runtime.Unknown");
+        // The program's own exits with those statuses, and eddy's words not last or with
+        // another status.
+        for (code, logs) in [
+            (127, "bootstrap: line 2: helper: not found\n"),
+            (125, ""),
+            (127, &format!("{cannot}and then more\n")),
+            (1, cannot),
+            (127, sandbox),
+        ] {
+            let error = init_exit_error(exited(code), logs);
+            assert_eq!(
+                (error.error_type.as_str(), error.message),
+                (
+                    "Runtime.ExitError",
+                    format!("the runtime exited with status {code}")
+                ),
+                "{code} {logs:?}"
+            );
+        }
+        assert_eq!(
+            kind(Some(ExitStatus::from_raw(libc::SIGKILL)), cannot),
+            "Runtime.OutOfMemory"
+        );
+    }
+}
