@@ -1,7 +1,8 @@
 //! Delivery benchmarks with an in-process no-op handler and durable writes:
 //!
 //! - latency from an acknowledged (committed) row insert to the start of its handler, one
-//!   insert at a time;
+//!   insert at a time: for an unordered trigger (a delivery created leased runs at once) and for
+//!   a `per_key` one (each delivery waits for the scheduler to lease it in its key's order);
 //! - sustained throughput: 64 concurrent writers insert rows, and the clock stops when every
 //!   delivery has been settled as done.
 //!
@@ -44,11 +45,11 @@ impl Handler for Noop {
     }
 }
 
-async fn setup(dir: &std::path::Path, concurrency: u32) -> (Eddy, Executor) {
+async fn setup(dir: &std::path::Path, concurrency: u32, ordering: &str) -> (Eddy, Executor) {
     let manifest = format!(
         "tables: [{{name: t, primary_key: id, columns: {{id: integer, v: integer}}}}]
 functions: [{{name: h, runtime: in_process, concurrency: {concurrency}}}]
-triggers: [{{function: h, source: table/t, events: [row:insert]}}]
+triggers: [{{function: h, source: table/t, events: [row:insert], ordering: {ordering}}}]
 "
     );
     start_executor(dir, app(dir, &manifest), Arc::new(SystemClock)).await
@@ -61,12 +62,13 @@ fn main() {
         "machine: {} cores",
         std::thread::available_parallelism().unwrap()
     );
-    rt.block_on(latency(&root.path().join("latency")));
+    rt.block_on(latency(&root.path().join("latency"), "unordered"));
+    rt.block_on(latency(&root.path().join("latency-per-key"), "per_key"));
     rt.block_on(throughput(&root.path().join("throughput")));
 }
 
-async fn latency(dir: &std::path::Path) {
-    let (eddy, executor) = setup(dir, 4).await;
+async fn latency(dir: &std::path::Path, ordering: &str) {
+    let (eddy, executor) = setup(dir, 4, ordering).await;
     let (tx, mut started) = mpsc::unbounded_channel();
     executor.register(FunctionName::new("h").unwrap(), Arc::new(Stamp(tx)));
     let table = TableName::new("t").unwrap();
@@ -84,7 +86,8 @@ async fn latency(dir: &std::path::Path) {
     samples.sort();
     let pick = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
     println!(
-        "latency from an acknowledged insert to the handler's start ({LATENCY_SAMPLES} inserts, one at a time):"
+        "latency from an acknowledged insert to the handler's start, {ordering} \
+         ({LATENCY_SAMPLES} inserts, one at a time):"
     );
     println!(
         "  p50 {:.3} ms   p99 {:.3} ms   p99.9 {:.3} ms",
@@ -96,7 +99,7 @@ async fn latency(dir: &std::path::Path) {
 }
 
 async fn throughput(dir: &std::path::Path) {
-    let (eddy, executor) = setup(dir, 64).await;
+    let (eddy, executor) = setup(dir, 64, "unordered").await;
     let noop = Arc::new(Noop(Mutex::new(0)));
     executor.register(FunctionName::new("h").unwrap(), noop.clone());
     let table = TableName::new("t").unwrap();

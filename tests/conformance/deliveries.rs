@@ -275,6 +275,55 @@ pub async fn a_key_runs_one_delivery_at_a_time_in_order(stores: Stores) {
     assert_eq!(store.counts(&mut bus.readers()).await.unwrap().done, 5);
 }
 
+/// A delivery ordered per key is created leased, to start at once, only while nothing of its
+/// key waits or runs; else it is created ready, and leased in its key's turn.
+pub async fn an_ordered_delivery_starts_leased_only_while_its_key_is_free(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    let leased_now = |seq, key| NewDelivery {
+        lease_until: Some(NOW + 60_000),
+        ..delivery(seq, "f", Some(key))
+    };
+    let states = |created: Vec<Created>| -> Vec<(u64, bool)> {
+        created.iter().map(|c| (c.event_seq, c.leased)).collect()
+    };
+    let first = create(bus, store, vec![leased_now(1, "k"), leased_now(2, "j")]).await;
+    let one = Leased {
+        id: first[0].id,
+        event_seq: 1,
+        event_time_ms: NOW,
+        trigger: "on-f".into(),
+        function: "f".into(),
+        attempt: 1,
+        replay: 0,
+    };
+    assert_eq!(states(first), [(1, true), (2, true)], "both keys free");
+    // 1 runs: k's next waits; j's next waits behind 2, which runs; "m" is free.
+    let second = create(
+        bus,
+        store,
+        vec![leased_now(3, "k"), leased_now(4, "j"), leased_now(5, "m")],
+    )
+    .await;
+    assert_eq!(states(second), [(3, false), (4, false), (5, true)]);
+    let claimed = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+    assert!(claimed.is_empty(), "3 and 4 wait behind 1 and 2");
+    // 1 done: 3 is k's turn, leased by a claim; a dead one holds nothing.
+    settle(bus, store, &one, Settlement::Done, NOW).await;
+    let next = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
+    assert_eq!(next.iter().map(|d| d.event_seq).collect::<Vec<_>>(), [3]);
+    let dead = Settlement::Dead {
+        reason: DeadReason::RetriesExhausted,
+        error: "gave up".into(),
+    };
+    settle(bus, store, &next[0], dead, NOW).await;
+    let after_dead = create(bus, store, vec![leased_now(6, "k")]).await;
+    assert_eq!(
+        states(after_dead),
+        [(6, true)],
+        "a dead letter does not hold its key"
+    );
+}
+
 pub async fn leases_expire_and_a_node_reclaims_only_its_own(stores: Stores) {
     let (bus, store) = (&stores.bus, &stores.deliveries);
     create(

@@ -80,6 +80,7 @@ macro_rules! every_suite {
             deliveries::a_replay_delivers_again_apart_from_the_original,
             deliveries::concurrent_claimers_never_share_a_delivery,
             deliveries::a_key_runs_one_delivery_at_a_time_in_order,
+            deliveries::an_ordered_delivery_starts_leased_only_while_its_key_is_free,
             deliveries::leases_expire_and_a_node_reclaims_only_its_own,
             deliveries::settling_retries_dead_letters_and_redrives,
             deliveries::settling_again_changes_nothing_and_a_stale_attempt_leaves_the_lease_alone,

@@ -398,7 +398,9 @@ pub struct Claim {
 pub trait DeliveryStore: Send + Sync + 'static {
     /// Records the deliveries matched events make — once per event and trigger, whatever
     /// happens — in the caller's transaction. Those with `lease_until` are created leased to
-    /// `node`. Returns the deliveries it created (not those that existed).
+    /// `node`, but for one ordered per key whose key has a delivery waiting or running, which is
+    /// created ready (the caller leases at most one per key). Returns the deliveries it created
+    /// (not those that existed), saying which are leased.
     async fn create(
         &self,
         tx: &mut dyn Sql,

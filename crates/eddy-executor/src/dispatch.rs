@@ -1,13 +1,14 @@
 //! The dispatcher: follows the journal (woken by each commit, never polling), matches each event
 //! against the triggers, and writes one delivery per match together with its durable cursor,
 //! so a restart neither skips nor repeats an event. Deliveries whose function has a free slot
-//! now are created leased and run at once, with their event in hand. Events that match nothing
+//! now are created leased and run at once, with their event in hand — one ordered per key too,
+//! when it is the first of its key in the batch and nothing of its key waits or runs. Events that match nothing
 //! cost no transaction of their own: the cursor past them is noted, and saved with the next
 //! write or alone a moment later ([`eddy_bus::CURSOR_LAG`]) — a restart before that reads them
 //! again, and, matching nothing again, creates nothing.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use eddy_bus::BusError;
@@ -156,7 +157,7 @@ fn fast_path_candidates(inner: &Inner, events: &[Arc<Event>]) -> HashMap<String,
                 .index
                 .matching(event)
                 .into_iter()
-                .filter(|t| t.ordering != Ordering::PerKey && t.batch.is_none())
+                .filter(|t| t.batch.is_none())
                 .map(|t| t.function.to_string())
                 .collect(),
         };
@@ -206,6 +207,8 @@ pub(crate) fn plan(
         .map(|f| (f.name.to_string(), inner.lease_until(f, now)))
         .collect();
     let mut deliveries = Vec::new();
+    // The keys met so far: only a key's first delivery here may start leased.
+    let mut keys_seen: HashSet<String> = HashSet::new();
     for event in events
         .iter()
         .map(Borrow::borrow)
@@ -255,9 +258,14 @@ pub(crate) fn plan(
             )
         });
         for (trigger, function, order_key, batched) in matched {
-            // A batched delivery waits for the scheduler to gather its batch.
+            // A batched delivery waits for the scheduler to gather its batch; one ordered per
+            // key may start leased if it is its key's first here (the store keeps it ready if
+            // an earlier one of the key still waits or runs).
+            let first_of_key = order_key
+                .as_ref()
+                .is_none_or(|key| keys_seen.insert(key.clone()));
             let lease_until = match granted.get_mut(&function) {
-                Some(free) if *free > 0 && order_key.is_none() && !batched && dead.is_none() => {
+                Some(free) if *free > 0 && first_of_key && !batched && dead.is_none() => {
                     *free -= 1;
                     until.get(&function).copied()
                 }

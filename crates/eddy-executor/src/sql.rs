@@ -211,6 +211,31 @@ async fn sum_into_days(tx: &mut dyn Sql, filter: &str, args: &[Value]) -> Result
         .await?)
 }
 
+/// The order keys of `deliveries` to be created leased that have a delivery waiting or
+/// running (as the claim's `DUE` sees a key: an unfinished earlier delivery holds it).
+async fn busy_keys(
+    tx: &mut dyn Sql,
+    deliveries: &[NewDelivery],
+) -> Result<HashSet<String>, ExecError> {
+    let keys: Vec<&str> = deliveries
+        .iter()
+        .filter(|d| d.lease_until.is_some() && d.dead.is_none())
+        .filter_map(|d| d.order_key.as_deref())
+        .collect();
+    let mut busy = HashSet::new();
+    for chunk in keys.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT DISTINCT order_key FROM _eddy_deliveries
+             WHERE order_key {} AND state IN ('ready', 'leased')",
+            tx.dialect().in_texts()
+        );
+        for row in tx.fetch(&sql, &[Value::texts(chunk)]).await? {
+            busy.insert(row.get("order_key")?);
+        }
+    }
+    Ok(busy)
+}
+
 fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
     Ok(InvocationRecord {
         request_id: r.get("request_id")?,
@@ -243,11 +268,17 @@ impl DeliveryStore for SqlDeliveries {
         deliveries: &[NewDelivery],
         now_ms: i64,
     ) -> Result<Vec<Created>, ExecError> {
+        let busy = busy_keys(tx, deliveries).await?;
         let mut created = Vec::new();
         for chunk in deliveries.chunks(CHUNK) {
             let mut values = Vec::with_capacity(chunk.len() * 15);
             for d in chunk {
-                let (state, reason, error) = match (&d.dead, d.lease_until) {
+                // One ordered per key starts leased only if nothing of its key waits or runs:
+                // else it waits, ready, for the scheduler to lease it in its turn.
+                let lease_until = d
+                    .lease_until
+                    .filter(|_| d.order_key.as_ref().is_none_or(|key| !busy.contains(key)));
+                let (state, reason, error) = match (&d.dead, lease_until) {
                     (Some((reason, error)), _) => {
                         ("dead", Some(reason.as_str()), Some(error.clone()))
                     }
@@ -261,10 +292,10 @@ impl DeliveryStore for SqlDeliveries {
                     Value::from(&d.function),
                     Value::from(d.order_key.clone()),
                     Value::from(state),
-                    Value::from(d.lease_until.is_some()),
+                    Value::from(lease_until.is_some()),
                     Value::from(now_ms),
-                    Value::from(d.lease_until),
-                    Value::from(d.lease_until.map(|_| node)),
+                    Value::from(lease_until),
+                    Value::from(lease_until.map(|_| node)),
                     Value::from(reason),
                     Value::from(error),
                     Value::from(now_ms),
