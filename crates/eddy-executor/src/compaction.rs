@@ -108,6 +108,9 @@ pub(crate) async fn compact(inner: &Inner, cutoff_ms: i64) -> Result<Compacted, 
     }
     let summed_cutoff_ms = cutoff_ms.min(inner.clock.now_ms() - RECORDS_KEPT_MS);
     for pass in [InvocationPass::ClearLogs, InvocationPass::SumUsage] {
+        if stopping() {
+            break;
+        }
         let cutoff = match pass {
             InvocationPass::ClearLogs => cutoff_ms,
             InvocationPass::SumUsage => summed_cutoff_ms,

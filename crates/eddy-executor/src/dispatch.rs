@@ -2,10 +2,10 @@
 //! against the triggers, and writes one delivery per match together with its durable cursor,
 //! so a restart neither skips nor repeats an event. Deliveries whose function has a free slot
 //! now are created leased and run at once, with their event in hand — one ordered per key too,
-//! when it is the first of its key in the batch and nothing of its key waits or runs. Events that match nothing
-//! cost no transaction of their own: the cursor past them is noted, and saved with the next
-//! write or alone a moment later ([`eddy_bus::CURSOR_LAG`]) — a restart before that reads them
-//! again, and, matching nothing again, creates nothing.
+//! when it is the first of its key in the batch and nothing of its key waits or runs. Events
+//! that match nothing cost no transaction of their own: the cursor past them is noted, and
+//! saved with the next write or alone a moment later ([`eddy_bus::CURSOR_LAG`]) — a restart
+//! before that reads them again, and, matching nothing again, creates nothing.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
