@@ -3,8 +3,8 @@
 //! - latency from an acknowledged (committed) row insert to the start of its handler, one
 //!   insert at a time: for an unordered trigger (a delivery created leased runs at once) and for
 //!   a `per_key` one (each delivery waits for the scheduler to lease it in its key's order);
-//! - sustained throughput: 64 concurrent writers insert rows, and the clock stops when every
-//!   delivery has been settled as done.
+//! - sustained throughput: 64 concurrent writers insert rows (each its own key), and the clock
+//!   stops when every delivery has been settled as done; for both kinds of trigger.
 //!
 //! Run with `cargo bench -p eddy-tests --bench delivery`.
 
@@ -64,7 +64,11 @@ fn main() {
     );
     rt.block_on(latency(&root.path().join("latency"), "unordered"));
     rt.block_on(latency(&root.path().join("latency-per-key"), "per_key"));
-    rt.block_on(throughput(&root.path().join("throughput")));
+    rt.block_on(throughput(&root.path().join("throughput"), "unordered"));
+    rt.block_on(throughput(
+        &root.path().join("throughput-per-key"),
+        "per_key",
+    ));
 }
 
 async fn latency(dir: &std::path::Path, ordering: &str) {
@@ -98,8 +102,8 @@ async fn latency(dir: &std::path::Path, ordering: &str) {
     executor.shutdown().await;
 }
 
-async fn throughput(dir: &std::path::Path) {
-    let (eddy, executor) = setup(dir, 64, "unordered").await;
+async fn throughput(dir: &std::path::Path, ordering: &str) {
+    let (eddy, executor) = setup(dir, 64, ordering).await;
     let noop = Arc::new(Noop(Mutex::new(0)));
     executor.register(FunctionName::new("h").unwrap(), noop.clone());
     let table = TableName::new("t").unwrap();
@@ -129,7 +133,8 @@ async fn throughput(dir: &std::path::Path) {
     }
     let elapsed = start.elapsed();
     println!(
-        "sustained throughput, {THROUGHPUT_ROWS} durable inserts by {WRITERS} writers, no-op handler:"
+        "sustained throughput, {ordering}, {THROUGHPUT_ROWS} durable inserts (each its own key) \
+         by {WRITERS} writers, no-op handler:"
     );
     println!(
         "  {:.0} events/s delivered end to end ({:.0} inserts/s while delivering; all settled after {:.2} s)",
