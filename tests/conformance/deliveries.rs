@@ -37,6 +37,16 @@ async fn create(bus: &Bus, store: &Arc<dyn DeliveryStore>, rows: Vec<NewDelivery
     .unwrap()
 }
 
+/// Creates unordered deliveries of `f` for events 1 ..= `events`.
+async fn create_of_f(bus: &Bus, store: &Arc<dyn DeliveryStore>, events: u64) -> Vec<Created> {
+    create(
+        bus,
+        store,
+        (1..=events).map(|seq| delivery(seq, "f", None)).collect(),
+    )
+    .await
+}
+
 fn claim_for(node: &str, now_ms: i64, limit: u32, room: u32) -> Claim {
     Claim {
         node: node.into(),
@@ -326,12 +336,7 @@ pub async fn an_ordered_delivery_starts_leased_only_while_its_key_is_free(stores
 
 pub async fn leases_expire_and_a_node_reclaims_only_its_own(stores: Stores) {
     let (bus, store) = (&stores.bus, &stores.deliveries);
-    create(
-        bus,
-        store,
-        (1..=4).map(|s| delivery(s, "f", None)).collect(),
-    )
-    .await;
+    create_of_f(bus, store, 4).await;
     let a = claim(bus, store, claim_for("a", NOW, 2, 2)).await;
     let b = claim(bus, store, claim_for("b", NOW, 2, 2)).await;
     assert_eq!((a.len(), b.len()), (2, 2));
@@ -724,12 +729,7 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
 /// of the batches they went in; dead letters and the deliveries of later events stay.
 pub async fn done_deliveries_of_removed_events_go_and_dead_letters_stay(stores: Stores) {
     let (bus, store) = (&stores.bus, &stores.deliveries);
-    create(
-        bus,
-        store,
-        (1..=4).map(|seq| delivery(seq, "f", None)).collect(),
-    )
-    .await;
+    create_of_f(bus, store, 4).await;
     let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
     let seqs: Vec<u64> = leased.iter().map(|l| l.event_seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
@@ -836,12 +836,7 @@ pub async fn old_invocations_are_summed_into_daily_usage_unless_a_kept_delivery_
     };
     // Events 1–4 have deliveries of f: 1's ends dead, 2's done; 3 and 4 go in a batch whose
     // record names 3's delivery, and which finishes 3 but not 4 (noted), which ends dead.
-    create(
-        bus,
-        store,
-        (1..=4).map(|seq| delivery(seq, "f", None)).collect(),
-    )
-    .await;
+    create_of_f(bus, store, 4).await;
     let leased = claim(bus, store, claim_for("a", NOW, 10, 10)).await;
     let attempt = |leased: &Leased, request_id: &str, outcome: &str| InvocationRecord {
         delivery_id: Some(leased.id),

@@ -158,14 +158,10 @@ pub async fn a_noted_cursor_goes_with_the_next_write_and_never_back(stores: Stor
     }
     // With no write to go with, it is saved on its own.
     bus.note_cursor("reader", 9);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while bus.cursor("reader").await.unwrap() != Some(9) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a noted cursor was never saved without a write to go with"
-        );
-        tokio::time::sleep(eddy_bus::CURSOR_LAG / 4).await;
-    }
+    eddy_tests::wait_for("the noted cursor, saved without a write", || async {
+        bus.cursor("reader").await.unwrap() == Some(9)
+    })
+    .await;
     // A clean stop saves what is noted at once.
     bus.note_cursor("reader", 10);
     bus.save_noted_cursors().await.unwrap();

@@ -136,11 +136,14 @@ async fn give_back_all(inner: &Inner, granted: &HashMap<String, u32>) {
     }
 }
 
-/// For each function, how many of these events' deliveries could start at once (unordered,
-/// not dead on arrival), and the function's concurrency.
+/// For each function, how many of these events' deliveries could start at once (not batched,
+/// not dead on arrival, for a trigger ordered per key only the first of each key), and the
+/// function's concurrency.
 fn fast_path_candidates(inner: &Inner, events: &[Arc<Event>]) -> HashMap<String, (u32, u32)> {
     let compiled = inner.compiled();
     let mut wanted: HashMap<String, (u32, u32)> = HashMap::new();
+    // (trigger, source, key) of the per-key deliveries counted.
+    let mut keys_seen: HashSet<(&str, &Source, &str)> = HashSet::new();
     for event in events.iter().filter(|e| takes(None, e)) {
         if event.lineage.hops > inner.config.max_hops {
             continue;
@@ -158,6 +161,10 @@ fn fast_path_candidates(inner: &Inner, events: &[Arc<Event>]) -> HashMap<String,
                 .matching(event)
                 .into_iter()
                 .filter(|t| t.batch.is_none())
+                .filter(|t| {
+                    t.ordering != Ordering::PerKey
+                        || keys_seen.insert((t.name.as_str(), &event.source, event.key.as_str()))
+                })
                 .map(|t| t.function.to_string())
                 .collect(),
         };

@@ -217,21 +217,25 @@ pub async fn events(
         number(&q, "after", 0)?
     };
     let wait = number(&q, "wait", 0)?.min(MAX_WAIT_SECONDS);
-    let mut events = s.bus.read_after(after, limit).await?;
+    // Shared as a follower hands them over (the events it holds are not copied).
+    let mut events: Vec<std::sync::Arc<Event>> = s
+        .bus
+        .read_after(after, limit)
+        .await?
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect();
     if events.is_empty() && wait > 0 {
         let mut follower = s.bus.follow(after);
         let next = tokio::time::timeout(Duration::from_secs(wait), follower.next()).await;
         if let Ok(found) = next {
-            events = found?
-                .into_iter()
-                .map(std::sync::Arc::unwrap_or_clone)
-                .collect();
+            events = found?;
             events.truncate(limit as usize);
         }
     }
     Ok(Json(EventPage {
         next: events.last().map_or(after, |e| e.seq),
-        events: events.iter().map(event_record).collect(),
+        events: events.iter().map(|e| event_record(e)).collect(),
     }))
 }
 

@@ -230,7 +230,7 @@ impl Worker {
         }
         if self.queue.send(pending).await.is_err() {
             let error = FunctionError::new("Runtime.Unknown", "the worker stopped taking work");
-            return (self.failed(error), init);
+            return (self.not_ready(NotReady::Failed(error)).await, init);
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -319,8 +319,9 @@ impl Worker {
         }
     }
 
-    /// The outcome of a worker that never asked for work, with all it wrote: an exit is
-    /// explained by its status and by what it said last.
+    /// The outcome of a worker that cannot take the work (it never asked for it, or stopped
+    /// taking it), with all it wrote: an exit is explained by its status and by what it said
+    /// last.
     async fn not_ready(&mut self, why: NotReady) -> Outcome {
         self.kill();
         let (logs, truncated) = self.take_logs().await;
@@ -329,14 +330,6 @@ impl Worker {
             NotReady::Exited(status) => init_exit_error(status, &logs),
         };
         Outcome::ended(Err(error), logs, truncated)
-    }
-
-    /// An invocation that ended with the worker unusable.
-    fn failed(&mut self, error: FunctionError) -> Outcome {
-        self.kill();
-        let mut logs = self.logs.lock().expect("log lock");
-        let text = String::from_utf8_lossy(&std::mem::take(&mut logs.text)).into_owned();
-        Outcome::ended(Err(error), text, std::mem::take(&mut logs.cut))
     }
 
     /// The invocation's log. The handler wrote it before it answered, so each byte is in a
@@ -431,9 +424,10 @@ fn parse_response(body: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-/// Why a worker never asked for work.
+/// Why a worker cannot take the work.
 enum NotReady {
-    /// Its runtime said why, the Runtime API stopped, or its time to start ran out.
+    /// Its runtime said why, the Runtime API stopped, its time to start ran out, or it stopped
+    /// taking work.
     Failed(FunctionError),
     /// It exited first, with this status.
     Exited(Option<std::process::ExitStatus>),
