@@ -15,6 +15,7 @@ use eddy_core::{FunctionName, Lineage, TableName};
 use eddy_executor::*;
 use eddy_tests::{Eddy, Recorder, app, start_executor, wait_for};
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
 const APP: &str = "
 tables:
@@ -51,6 +52,8 @@ struct Stream {
     rendezvous: usize,
     running: AtomicUsize,
     most_at_once: AtomicUsize,
+    /// Holds the first batch until it is sent (or dropped).
+    hold: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 fn record_id(record: &Value) -> i64 {
@@ -75,6 +78,10 @@ impl Handler for Stream {
         self.batches.lock().unwrap().push(batch.clone());
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        let hold = self.hold.lock().unwrap().take();
+        if let Some(hold) = hold {
+            let _ = hold.await;
+        }
         if self.rendezvous > 1 {
             let meet = async {
                 while self.most_at_once.load(Ordering::SeqCst) < self.rendezvous {
@@ -368,6 +375,101 @@ async fn parallel_batches_keep_each_keys_records_in_order() {
     }
     let most = node.stream.most_at_once.load(Ordering::SeqCst);
     assert_eq!(most, 3, "three batches ran at once, never more");
+    node.executor.shutdown().await;
+}
+
+/// Starts a trigger that runs one batch of 5 at a time with its first batch held; writes ids
+/// 1–10 and then each again. Returns the node, once two batches are leased (the held one, ids
+/// 1–5, and the next, leased ahead: ids 6–10, since 1–5 have a record leased) and ten records
+/// wait; and what lets the held batch go.
+async fn one_batch_running_and_one_leased_ahead(
+    dir: &std::path::Path,
+) -> (Node, oneshot::Sender<()>) {
+    let (release, hold) = oneshot::channel();
+    let stream = Stream {
+        hold: Mutex::new(Some(hold)),
+        ..Stream::default()
+    };
+    let node = start(dir, "{size: 5}", stream, Arc::new(SystemClock)).await;
+    node.insert(1..=10).await;
+    for id in 1..=10 {
+        node.put(id, 1).await;
+    }
+    wait_for("one batch running and one leased ahead", || async {
+        let c = node.executor.counts().await.unwrap();
+        (c.leased, c.ready) == (10, 10)
+    })
+    .await;
+    assert_eq!(node.stream.ids(), [vec![1, 2, 3, 4, 5]], "only one runs");
+    (node, release)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_at_a_time_has_the_next_leased_ahead_and_never_two_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, release) = one_batch_running_and_one_leased_ahead(dir.path()).await;
+    release.send(()).unwrap();
+    node.settled(20).await;
+    let batches = node.stream.batches();
+    assert_eq!(
+        node.stream.ids()[1],
+        [6, 7, 8, 9, 10],
+        "the batch leased ahead"
+    );
+    let mut seen: HashMap<i64, Vec<u64>> = HashMap::new();
+    for (id, seq) in batches.into_iter().flatten() {
+        seen.entry(id).or_default().push(seq);
+    }
+    for id in 1..=10 {
+        let seqs = &seen[&id];
+        assert!(
+            seqs.len() == 2 && seqs[0] < seqs[1],
+            "key {id}: each record once, in order: {seqs:?}"
+        );
+    }
+    let most = node.stream.most_at_once.load(Ordering::SeqCst);
+    assert_eq!(most, 1, "never two batches at once");
+    node.executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_leased_ahead_goes_back_unrun_when_the_executor_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, release) = one_batch_running_and_one_leased_ahead(dir.path()).await;
+    {
+        let mut stopping = std::pin::pin!(node.executor.shutdown());
+        // Polled once, the executor has stopped taking work and waits for the running batch.
+        tokio::select! {
+            biased;
+            _ = &mut stopping => panic!("the running batch is held"),
+            _ = std::future::ready(()) => {}
+        }
+        // The running batch finishes, and is recorded; the one leased ahead does not start.
+        release.send(()).unwrap();
+        stopping.await;
+    }
+    assert_eq!(node.stream.ids(), [vec![1, 2, 3, 4, 5]]);
+    let c = node.executor.counts().await.unwrap();
+    assert_eq!(
+        (c.done, c.leased, c.ready),
+        (5, 0, 15),
+        "given back, not left leased"
+    );
+    let Node { eddy, executor, .. } = node;
+    drop((executor, eddy));
+
+    // Started again, each waiting record runs once, the batch given back first.
+    let node = start(
+        dir.path(),
+        "{size: 5}",
+        Stream::default(),
+        Arc::new(SystemClock),
+    )
+    .await;
+    node.settled(20).await;
+    let ids: Vec<i64> = node.stream.ids().into_iter().flatten().collect();
+    assert_eq!(ids.len(), 15);
+    assert_eq!(ids[..5], [6, 7, 8, 9, 10]);
     node.executor.shutdown().await;
 }
 

@@ -573,7 +573,8 @@ pub async fn slots_are_one_limit_for_every_claimer(stores: Stores) {
 }
 
 /// A batched trigger's candidates are each key's due records in event order, none of a key
-/// with a record in a running batch; a batch is leased under its invocation's id; a record sent
+/// with a record in a running batch; its running batches are counted, those another node
+/// leased apart; a batch is leased under its invocation's id; a record sent
 /// back by a bisection keeps its half's name and is not counted as an attempt; and an event's
 /// invocations include the batches it went in.
 pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attempt(stores: Stores) {
@@ -601,9 +602,13 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
         async move {
             bus.write((store, at), |tx, (store, at)| {
                 Box::pin(async move {
-                    let running = store.running_batches(tx, "on-f").await?;
+                    // As node b sees them: node a leases them all below.
+                    let running = store.running_batches(tx, "on-f", "b").await?;
+                    let own = store.running_batches(tx, "on-f", "a").await?;
+                    assert_eq!((own.all, own.elsewhere), (running.all, 0));
+                    assert_eq!(running.elsewhere, running.all);
                     let found = store.batch_candidates(tx, "on-f", *at, 100).await?;
-                    Ok::<_, ExecError>((found, running))
+                    Ok::<_, ExecError>((found, running.all))
                 })
             })
             .await

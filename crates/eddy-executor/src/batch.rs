@@ -4,7 +4,8 @@
 //!
 //! - **Leasing** (`lease`): in the scheduler's claim transaction, each batched trigger's due
 //!   records are packed (`pack`) into at most as many batches as its function has slots and
-//!   the trigger's `parallel` allows, each leased under its invocation's request id.
+//!   the trigger's `parallel` allows, each leased under its invocation's request id. A trigger
+//!   that runs one batch at a time has one more leased ahead, which waits for its turn (`turn`).
 //! - **Running** (`deliver`): one invocation with the records in event order, as DynamoDB
 //!   Streams' or S3's `Records`; what it answers decides each record's fate — all done, the
 //!   records it reported failed (and those after them in their key's order) tried again, or
@@ -13,6 +14,7 @@
 
 mod pack;
 mod response;
+mod turn;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use crate::settle::Finished;
 use crate::{ExecError, FunctionError, Inner, backoff, destination, payload};
 
 pub(crate) use pack::{Packed, pack};
+pub(crate) use turn::{Turn, Turns};
 
 /// The largest event a batch is given, as Lambda's 6 MB synchronous payload: the records
 /// after the one that would pass it wait for the next batch.
@@ -45,6 +48,51 @@ pub(crate) struct Batched {
     pub function: String,
     pub spec: BatchSpec,
     pub lease_until: i64,
+    /// How much longer a batch leased ahead is leased: the current one's run (its function's
+    /// timeout) may come first.
+    pub turn_wait_ms: i64,
+}
+
+impl Batched {
+    /// `trigger` of `function`, batched as `spec`, leased at `now_ms`.
+    pub fn new(
+        inner: &Inner,
+        trigger: &str,
+        function: &eddy_subscriptions::FunctionSpec,
+        spec: BatchSpec,
+        now_ms: i64,
+    ) -> Self {
+        Self {
+            trigger: trigger.to_string(),
+            function: function.name.to_string(),
+            spec,
+            lease_until: inner.lease_until(function, now_ms),
+            turn_wait_ms: function.timeout.as_millis() as i64,
+        }
+    }
+}
+
+/// The most batches of a trigger leased at once: `parallel` running and, for a trigger that
+/// runs one at a time and that no other node runs now, one more leased ahead, waiting for its
+/// turn. (With several at once, a batch leased ahead could start beside another node's.)
+pub(crate) fn most_leased(spec: &BatchSpec, elsewhere: u32) -> u32 {
+    spec.parallel + u32::from(spec.parallel == 1 && elsewhere == 0)
+}
+
+/// A leased batch's place among its trigger's: behind the ones before it when the trigger
+/// runs one at a time.
+pub(crate) fn turn(inner: &Inner, trigger: &str) -> Turn {
+    let one_at_a_time = inner
+        .compiled()
+        .app
+        .trigger(trigger)
+        .and_then(|t| t.batch)
+        .is_some_and(|spec| spec.parallel == 1);
+    if one_at_a_time {
+        inner.turns.queue(trigger)
+    } else {
+        Turn::none()
+    }
 }
 
 /// A leased batch: its invocation's request id and its records, in event order.
@@ -107,14 +155,15 @@ pub(crate) async fn lease(
         if free == 0 {
             continue;
         }
-        // While the trigger runs all the batches it may, its candidates are not looked for:
-        // the batch that finishes leases the next as it settles.
-        let running = store.running_batches(tx, &b.trigger).await?;
-        let allowed = free.min(b.spec.parallel.saturating_sub(running));
+        // While the trigger has all the batches it may leased, its candidates are not looked
+        // for: the batch that finishes leases the next as it settles.
+        let running = store.running_batches(tx, &b.trigger, &claim.node).await?;
+        let most = most_leased(&b.spec, running.elsewhere);
+        let allowed = free.min(most.saturating_sub(running.all));
         if allowed == 0 {
             continue;
         }
-        let limit = b.spec.size.saturating_mul(free.min(b.spec.parallel));
+        let limit = b.spec.size.saturating_mul(free.min(most));
         let candidates = store
             .batch_candidates(tx, &b.trigger, claim.now_ms, limit)
             .await?;
@@ -125,11 +174,13 @@ pub(crate) async fn lease(
         if let Some(h) = held {
             held_until = Some(held_until.map_or(h, |u| u.min(h)));
         }
-        for batch in batches {
+        for (i, batch) in batches.into_iter().enumerate() {
             let request_id = uuid::Uuid::new_v4().to_string();
             let ids: Vec<i64> = batch.iter().map(|c| c.delivery.id).collect();
+            let ahead = running.all + i as u32 >= b.spec.parallel;
+            let until = b.lease_until + if ahead { b.turn_wait_ms } else { 0 };
             store
-                .lease_batch(tx, claim, &ids, &request_id, b.lease_until)
+                .lease_batch(tx, claim, &ids, &request_id, until)
                 .await?;
             *room.get_mut(&b.function).expect("had room") -= 1;
             leased.push((request_id, batch));
@@ -139,8 +190,13 @@ pub(crate) async fn lease(
 }
 
 /// Runs one leased batch (which holds one slot of its function, unless the function is gone)
-/// and hands each record's outcome to the settler.
-pub(crate) async fn deliver(inner: Arc<Inner>, (request_id, members): LeasedBatch, ready: Ready) {
+/// once its `turn` has come, and hands each record's outcome to the settler.
+pub(crate) async fn deliver(
+    inner: Arc<Inner>,
+    (request_id, members): LeasedBatch,
+    ready: Ready,
+    mut turn: Turn,
+) {
     let function_name = members[0].delivery.function.clone();
     let trigger_name = members[0].delivery.trigger.clone();
     let mut prepared = match ready {
@@ -155,25 +211,37 @@ pub(crate) async fn deliver(inner: Arc<Inner>, (request_id, members): LeasedBatc
             }
         },
     };
+    turn.wait().await;
     let function = prepared.function.take();
-    let settles = attempt(&inner, &request_id, function.as_ref(), prepared).await;
+    if *inner.stop.borrow() && function.is_some() {
+        // Its turn came as the executor stops (a batch leased ahead, or one leased just before
+        // the stop): it has not started, so it goes back now rather than hold up the stop or
+        // wait for its lease to pass.
+        give_back_slot(&inner, &function_name).await;
+        let (finished, recorded) = Finished::of_batch(given_back(&request_id, prepared), None);
+        if inner.settled.send(finished).await.is_ok() {
+            let _ = recorded.await;
+        }
+        return;
+    }
+    let settles = attempt(&inner, &request_id, function.as_ref(), prepared, turn).await;
     // The slot goes to the trigger's next batch, leased as this one is settled (the settler
     // gives it back if there is none); without a batched trigger, back now.
     let compiled = inner.compiled();
     let next = match (&function, compiled.app.trigger(&trigger_name)) {
-        (Some(f), Some(t)) => t.batch.map(|spec| Batched {
-            trigger: trigger_name.clone(),
-            function: function_name.clone(),
-            spec,
-            lease_until: inner.lease_until(f, inner.clock.now_ms()),
-        }),
+        (Some(f), Some(t)) => t
+            .batch
+            .map(|spec| Batched::new(&inner, &trigger_name, f, spec, inner.clock.now_ms())),
         _ => None,
     };
     if function.is_some() && next.is_none() {
         let _ = inner.store.give_back(&function_name, 1).await;
     }
     // Only fails once the settler has stopped; the leases then expire and run again.
-    let _ = inner.settled.send(Finished { settles, next }).await;
+    let (finished, recorded) = Finished::of_batch(settles, next);
+    if inner.settled.send(finished).await.is_ok() {
+        let _ = recorded.await;
+    }
 }
 
 /// Gives back the slot a batch of `function` holds (none once the app no longer has it).
@@ -352,13 +420,29 @@ fn prepare(inner: &Inner, members: Vec<BatchCandidate>, events: Events) -> Prepa
     prepared
 }
 
+/// What a batch that did not start records: each record it would have carried back to ready,
+/// not an attempt (its count goes back down, its half of a bisection kept), and those that
+/// could not go as they were found.
+fn given_back(request_id: &str, prepared: Prepared) -> Vec<Settle> {
+    let mut members = prepared.finished;
+    members.extend(prepared.live.into_iter().map(|(candidate, _)| {
+        let rebatch = Settlement::Rebatch {
+            part: candidate.part.clone(),
+            error: None,
+        };
+        Member::left_out(candidate, rebatch)
+    }));
+    settles(request_id, members, None, None, prepared.now_ms)
+}
+
 /// One attempt at a prepared batch of `function`: what becomes of each record, as settlements
-/// to record.
+/// to record. The `turn` passes to the trigger's next batch as soon as the handler has answered.
 async fn attempt(
     inner: &Inner,
     request_id: &str,
     function: Option<&eddy_subscriptions::FunctionSpec>,
     prepared: Prepared,
+    turn: Turn,
 ) -> Vec<Settle> {
     let Prepared {
         events,
@@ -391,6 +475,7 @@ async fn attempt(
             lineage,
         )
         .await;
+    drop(turn);
     let (outcome, mut record) = match ran {
         Ok(ran) => ran,
         Err(unrunnable) => {

@@ -100,6 +100,14 @@ pub struct BatchCandidate {
     pub ready_ms: i64,
 }
 
+/// The batches of a trigger leased now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunningBatches {
+    pub all: u32,
+    /// Those leased by another node.
+    pub elsewhere: u32,
+}
+
 /// A delivery of one event, as `events show` tells it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryState {
@@ -435,8 +443,14 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// When the earliest ready delivery is due, of those due after `after_ms`.
     async fn next_due(&self, db: &mut dyn Sql, after_ms: i64) -> Result<Option<i64>, ExecError>;
 
-    /// How many batches of `trigger` run now.
-    async fn running_batches(&self, tx: &mut dyn Sql, trigger: &str) -> Result<u32, ExecError>;
+    /// How many batches of `trigger` are leased now (running, or waiting for their turn), and
+    /// how many of them by a node other than `node`.
+    async fn running_batches(
+        &self,
+        tx: &mut dyn Sql,
+        trigger: &str,
+        node: &str,
+    ) -> Result<RunningBatches, ExecError>;
 
     /// The deliveries of batched `trigger` that could go in a batch now, in event order, at most
     /// `limit`.

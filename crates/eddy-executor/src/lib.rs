@@ -44,7 +44,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use deliveries::{
     BatchCandidate, Claim, Created, DayTotals, DeadLetter, DeadReason, DeliveryAttempt,
     DeliveryCounts, DeliveryState, DeliveryStore, Destination, InvocationPage, InvocationRecord,
-    InvocationTotals, Leased, MinuteCount, NewDelivery, RemovedDone, Replay, Settle, Settlement,
+    InvocationTotals, Leased, MinuteCount, NewDelivery, RemovedDone, Replay, RunningBatches,
+    Settle, Settlement,
 };
 pub use destination::{DestinationWriter, Written};
 pub use error::ExecError;
@@ -148,6 +149,8 @@ struct Inner {
     drained: watch::Sender<bool>,
     /// Finished attempts on their way to the settler, which records them in batches.
     settled: mpsc::Sender<Finished>,
+    /// The line of each batched trigger that runs one batch at a time.
+    turns: batch::Turns,
     /// The warm workers of the Lambda runtimes.
     workers: Arc<runtime::Workers>,
     /// Synchronous invocations refused for want of a free slot, by function, since start.
@@ -237,6 +240,7 @@ impl Executor {
             attempts: TaskTracker::new(),
             drained: watch::Sender::new(false),
             settled,
+            turns: batch::Turns::default(),
             workers,
             throttles: Mutex::new(HashMap::new()),
             recorded: watch::Sender::new(0),

@@ -143,14 +143,9 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
     let mut batched = Vec::new();
     for (t, spec, f) in batched_triggers {
         if batches_due.contains(&t.name) {
-            // Up to `parallel` batches; the claim gives back what it does not use.
-            *wanted.entry(f.name.to_string()).or_default() += spec.parallel;
-            batched.push(Batched {
-                trigger: t.name.clone(),
-                function: f.name.to_string(),
-                spec,
-                lease_until: inner.lease_until(f, now),
-            });
+            // Up to the most it may have leased; the claim gives back what it does not use.
+            *wanted.entry(f.name.to_string()).or_default() += batch::most_leased(&spec, 0);
+            batched.push(Batched::new(inner, &t.name, f, spec, now));
         }
     }
     let mut claim = Claim {
@@ -240,9 +235,11 @@ pub(crate) async fn run_batches(inner: &Arc<Inner>, batches: Vec<LeasedBatch>) {
 /// Starts the invocation of each leased batch.
 pub(crate) fn start_batches(inner: &Arc<Inner>, leases: Leases) {
     for (leased, ready) in leases.0 {
+        // Queued in the order they were leased.
+        let turn = batch::turn(inner, &leased.1[0].delivery.trigger);
         inner
             .attempts
-            .spawn(batch::deliver(inner.clone(), leased, ready));
+            .spawn(batch::deliver(inner.clone(), leased, ready, turn));
     }
 }
 

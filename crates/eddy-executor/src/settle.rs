@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use eddy_bus::{Bus, BusError, EventRows};
 use eddy_subscriptions::Target;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{self, Batched, Leases};
 use crate::deliveries::{Claim, Settle};
@@ -20,6 +20,8 @@ use crate::{ExecError, Inner, schedule};
 pub(crate) struct Finished {
     pub settles: Vec<Settle>,
     pub next: Option<Batched>,
+    /// Told once the recording has committed and the batches it leased have started.
+    pub recorded: Option<oneshot::Sender<()>>,
 }
 
 impl From<Settle> for Finished {
@@ -27,7 +29,23 @@ impl From<Settle> for Finished {
         Self {
             settles: vec![settle],
             next: None,
+            recorded: None,
         }
+    }
+}
+
+impl Finished {
+    /// A batch's outcome, and what waits for it to be recorded: a batch's task ends only then,
+    /// so that a stop, which waits for the running tasks, also waits for the batches the
+    /// recording leased (they have started, or gone back, by the time it is told).
+    pub fn of_batch(settles: Vec<Settle>, next: Option<Batched>) -> (Self, oneshot::Receiver<()>) {
+        let (recorded, told) = oneshot::channel();
+        let finished = Self {
+            settles,
+            next,
+            recorded: Some(recorded),
+        };
+        (finished, told)
     }
 }
 
@@ -37,6 +55,8 @@ impl From<Settle> for Finished {
 pub(crate) struct Recording {
     pub settles: Vec<Settle>,
     pub next: Vec<Batched>,
+    /// Who is told once it has committed.
+    told: Vec<oneshot::Sender<()>>,
 }
 
 impl From<Vec<Finished>> for Recording {
@@ -44,10 +64,12 @@ impl From<Vec<Finished>> for Recording {
         let mut recording = Recording {
             settles: Vec::with_capacity(finished.len()),
             next: Vec::new(),
+            told: Vec::new(),
         };
         for f in finished {
             recording.settles.extend(f.settles);
             recording.next.extend(f.next);
+            recording.told.extend(f.recorded);
         }
         recording
     }
@@ -75,11 +97,16 @@ pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Finished
             }
             return;
         }
-        let recording = Arc::new(Recording::from(std::mem::take(&mut batch)));
+        let mut recording = Recording::from(std::mem::take(&mut batch));
+        let told = std::mem::take(&mut recording.told);
+        let recording = Arc::new(recording);
         loop {
             match inner.record(recording.clone()).await {
                 Ok(next) => {
                     schedule::start_batches(&inner, next);
+                    for recorded in told {
+                        let _ = recorded.send(());
+                    }
                     break;
                 }
                 Err(ExecError::Bus(BusError::WriterStopped)) => return,

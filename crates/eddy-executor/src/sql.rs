@@ -425,15 +425,25 @@ impl DeliveryStore for SqlDeliveries {
         Ok(row.at(0)?)
     }
 
-    async fn running_batches(&self, tx: &mut dyn Sql, trigger: &str) -> Result<u32, ExecError> {
-        Ok(tx
+    async fn running_batches(
+        &self,
+        tx: &mut dyn Sql,
+        trigger: &str,
+        node: &str,
+    ) -> Result<RunningBatches, ExecError> {
+        let row = tx
             .fetch_one(
-                "SELECT count(DISTINCT lease_batch) FROM _eddy_deliveries
+                "SELECT count(DISTINCT lease_batch) AS all_batches,
+                        count(DISTINCT CASE WHEN lease_node <> ? THEN lease_batch END) AS elsewhere
+                 FROM _eddy_deliveries
                  WHERE batched = 1 AND trigger = ? AND state = 'leased'",
-                args![trigger],
+                args![node, trigger],
             )
-            .await?
-            .at::<u32>(0)?)
+            .await?;
+        Ok(RunningBatches {
+            all: row.get("all_batches")?,
+            elsewhere: row.get("elsewhere")?,
+        })
     }
 
     async fn batch_candidates(
