@@ -871,36 +871,18 @@ s3.put_object(Bucket="inbox", Key="empty", Body=b"")
     });
 }
 
-#[test]
-fn nodes_share_a_batched_stream_and_keep_each_keys_order() {
-    let manifest = r#"
-tables: [{name: ledger, primary_key: id, columns: {id: integer, n: integer}}]
-functions:
-  - {name: tally, runtime: exec, command: [sh, -c, 'cat >&2'], concurrency: 4}
-triggers:
-  - {function: tally, source: table/ledger, events: ['row:*'], batch: {size: 10, parallel: 3}}
-"#;
-    let cluster = Cluster::start(manifest);
-    let nodes = cluster.nodes(2);
-    // Eight keys, each written five times, the writes spread over both nodes.
-    let mut written = 0;
-    for round in 0..5 {
-        for id in 0..8 {
-            let node = &nodes[(id + round) % 2];
-            let row = json!({"id": id, "n": round});
-            let put = node.json("PUT", &format!("/_eddy/v1/tables/ledger/rows/{id}"), row);
-            assert!(put.status < 300, "{}", put.body);
-            written += 1;
-        }
-    }
-    // Every record once, whichever node ran its batch; the batches' records per key in
-    // commit order (a key's next batch is leased only once its previous one is settled, and
-    // records are recorded in settling order).
+/// The records each key's batches carried to `function`, in the order its invocations were
+/// recorded, once `expected` records have been carried.
+fn batched_records_per_key(
+    node: &Eddy,
+    function: &str,
+    expected: usize,
+) -> BTreeMap<i64, Vec<u64>> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let per_key = loop {
+    loop {
         let mut per_key: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
         let mut total = 0;
-        for run in invocations(&nodes[0], "tally") {
+        for run in invocations(node, function) {
             assert_eq!(run["outcome"], "success", "{run}");
             let log = run["log"].as_str().unwrap();
             let batch: Value = log
@@ -917,12 +899,41 @@ triggers:
                 total += 1;
             }
         }
-        if total >= written {
-            break per_key;
+        if total >= expected {
+            return per_key;
         }
-        assert!(Instant::now() < deadline, "{total} of {written} delivered");
+        assert!(
+            Instant::now() < deadline,
+            "{total} of {expected} delivered to {function}"
+        );
         std::thread::sleep(Duration::from_millis(100));
-    };
+    }
+}
+
+#[test]
+fn nodes_share_a_batched_stream_and_keep_each_keys_order() {
+    let manifest = r#"
+tables: [{name: ledger, primary_key: id, columns: {id: integer, n: integer}}]
+functions:
+  - {name: tally, runtime: exec, command: [sh, -c, 'cat >&2'], concurrency: 4}
+  - {name: serial, runtime: exec, command: [sh, -c, 'sleep 0.05; cat >&2'], concurrency: 4}
+triggers:
+  - {function: tally, source: table/ledger, events: ['row:*'], batch: {size: 10, parallel: 3}}
+  - {function: serial, source: table/ledger, events: ['row:*'], batch: {size: 4}}
+"#;
+    let cluster = Cluster::start(manifest);
+    let nodes = cluster.nodes(2);
+    // Eight keys, each written five times, the writes spread over both nodes.
+    let mut written = 0;
+    for round in 0..5 {
+        for id in 0..8 {
+            let node = &nodes[(id + round) % 2];
+            let row = json!({"id": id, "n": round});
+            let put = node.json("PUT", &format!("/_eddy/v1/tables/ledger/rows/{id}"), row);
+            assert!(put.status < 300, "{}", put.body);
+            written += 1;
+        }
+    }
     let sequences: BTreeMap<i64, Vec<u64>> =
         events(&nodes[1], "table/ledger")
             .iter()
@@ -935,8 +946,31 @@ triggers:
                     .push(e["sequence"].as_u64().unwrap());
                 keys
             });
-    assert_eq!(
-        per_key, sequences,
-        "each key's records once, in commit order"
-    );
+    // Every record once, whichever node ran its batch; the batches' records per key in
+    // commit order (a key's next batch is leased only once its previous one is settled, and
+    // records are recorded in settling order).
+    for function in ["tally", "serial"] {
+        assert_eq!(
+            batched_records_per_key(&nodes[0], function, written),
+            sequences,
+            "{function}: each key's records once, in commit order"
+        );
+    }
+    // The trigger that runs one batch at a time leases its next one ahead, on the node that
+    // runs it: still never two at once, on either node.
+    let mut runs: Vec<(f64, f64)> = invocations(&nodes[1], "serial")
+        .iter()
+        .map(|run| {
+            let start = run["start_ms"].as_f64().unwrap();
+            (start, start + run["duration_ms"].as_f64().unwrap())
+        })
+        .collect();
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in runs.windows(2) {
+        // A start is in whole milliseconds: a batch may seem to start up to 1 ms early.
+        assert!(
+            pair[1].0 >= pair[0].1 - 1.0,
+            "two batches at once: {pair:?}"
+        );
+    }
 }
