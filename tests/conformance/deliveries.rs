@@ -572,6 +572,36 @@ pub async fn slots_are_one_limit_for_every_claimer(stores: Stores) {
     );
 }
 
+/// A slot held anew does not run out while its holder lives (a chain of batches hands one on
+/// for as long as its trigger is busy); a node holds only its own.
+pub async fn held_slots_do_not_run_out(stores: Stores) {
+    let (bus, store) = (&stores.bus, &stores.deliveries);
+    let one_process = Arc::ptr_eq(&stores.deliveries, &stores.other_node);
+    let past = eddy_bus::now_ms() - 1;
+    let later = eddy_bus::now_ms() + 60_000;
+    // Taken long ago: by now they would count no more.
+    assert_eq!(store.take_slots("h", 1, 1, past).await.unwrap(), 1);
+    let other = &stores.other_node;
+    assert_eq!(other.take_slots("i", 1, 1, past).await.unwrap(), 1);
+    for function in ["h", "i"] {
+        bus.write(store.clone(), move |tx, store| {
+            Box::pin(store.hold_slots(tx, function, later))
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        other.take_slots("h", 1, 1, later).await.unwrap(),
+        0,
+        "held again"
+    );
+    assert_eq!(
+        store.take_slots("i", 1, 1, later).await.unwrap(),
+        if one_process { 0 } else { 1 },
+        "another node's slot is not this node's to hold (in one process, none runs out)"
+    );
+}
+
 /// A batched trigger's candidates are each key's due records in event order, none of a key
 /// with a record in a running batch; its running batches are counted, those another node
 /// leased apart; a batch is leased under its invocation's id; a record sent

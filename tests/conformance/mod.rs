@@ -85,6 +85,7 @@ macro_rules! every_suite {
             deliveries::settling_retries_dead_letters_and_redrives,
             deliveries::settling_again_changes_nothing_and_a_stale_attempt_leaves_the_lease_alone,
             deliveries::slots_are_one_limit_for_every_claimer,
+            deliveries::held_slots_do_not_run_out,
             deliveries::batches_take_each_keys_due_records_and_a_bisection_is_not_an_attempt,
             deliveries::done_deliveries_of_removed_events_go_and_dead_letters_stay,
             deliveries::old_invocations_are_summed_into_daily_usage_unless_a_kept_delivery_needs_them,

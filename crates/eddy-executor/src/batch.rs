@@ -51,6 +51,9 @@ pub(crate) struct Batched {
     /// How much longer a batch leased ahead is leased: the current one's run (its function's
     /// timeout) may come first.
     pub turn_wait_ms: i64,
+    /// Until when the function's slots a leased batch holds are held should this node die (in
+    /// real time, as slots are): time for a batch leased ahead to wait its turn and run.
+    pub slot_until: i64,
 }
 
 impl Batched {
@@ -68,6 +71,8 @@ impl Batched {
             spec,
             lease_until: inner.lease_until(function, now_ms),
             turn_wait_ms: function.timeout.as_millis() as i64,
+            slot_until: inner.slot_until(function.name.as_str())
+                + function.timeout.as_millis() as i64,
         }
     }
 }
@@ -174,6 +179,7 @@ pub(crate) async fn lease(
         if let Some(h) = held {
             held_until = Some(held_until.map_or(h, |u| u.min(h)));
         }
+        let found = !batches.is_empty();
         for (i, batch) in batches.into_iter().enumerate() {
             let request_id = uuid::Uuid::new_v4().to_string();
             let ids: Vec<i64> = batch.iter().map(|c| c.delivery.id).collect();
@@ -184,6 +190,11 @@ pub(crate) async fn lease(
                 .await?;
             *room.get_mut(&b.function).expect("had room") -= 1;
             leased.push((request_id, batch));
+        }
+        if found {
+            // A slot handed on from a finished batch was taken when its trigger's first batch
+            // started, maybe hours ago.
+            store.hold_slots(tx, &b.function, b.slot_until).await?;
         }
     }
     Ok((leased, held_until))

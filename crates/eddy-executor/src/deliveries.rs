@@ -665,6 +665,17 @@ pub trait DeliveryStore: Send + Sync + 'static {
 
     /// Returns `n` slots of `function`.
     async fn give_back(&self, function: &str, n: u32) -> Result<(), ExecError>;
+
+    /// Holds this node's slots of `function` at least until `until_ms`, in the caller's
+    /// transaction: a slot a finished batch hands to its trigger's next one (a chain of batches
+    /// can hold one for hours), or one held by a batch waiting for its turn, must not run out
+    /// while its holder lives. Other nodes' slots are left alone.
+    async fn hold_slots(
+        &self,
+        tx: &mut dyn Sql,
+        function: &str,
+        until_ms: i64,
+    ) -> Result<(), ExecError>;
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! PostgreSQL each running invocation holds a row of `_eddy_slots`, taken in a write
 //! transaction (writes are serialised by the journal lock, so a count and the rows it allows
 //! are one step across every node); a node that dies leaves rows that stop counting when their
-//! time runs out, and a node that starts again releases its own.
+//! time runs out (a row handed from batch to batch is held anew each time), and a node that
+//! starts again releases its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -1144,6 +1145,27 @@ impl DeliveryStore for SqlDeliveries {
             })
         })
         .await
+    }
+
+    async fn hold_slots(
+        &self,
+        tx: &mut dyn Sql,
+        function: &str,
+        until_ms: i64,
+    ) -> Result<(), ExecError> {
+        match &self.slots {
+            // Held in this process's memory, for as long as it lives.
+            Slots::InProcess(_) => Ok(()),
+            Slots::Shared { node, .. } => {
+                tx.execute(
+                    "UPDATE _eddy_slots SET until_ms = ?
+                     WHERE function = ? AND node = ? AND until_ms < ?",
+                    args![until_ms, function, node.as_str(), until_ms],
+                )
+                .await?;
+                Ok(())
+            }
+        }
     }
 
     async fn give_back(&self, function: &str, n: u32) -> Result<(), ExecError> {
