@@ -131,8 +131,16 @@ struct Node {
 }
 
 async fn start(dir: &std::path::Path, batch: &str, stream: Stream, clock: Arc<dyn Clock>) -> Node {
-    let manifest = APP.replace("BATCH", batch);
-    let (eddy, executor) = start_executor(dir, app(dir, &manifest), clock).await;
+    start_app(dir, &APP.replace("BATCH", batch), stream, clock).await
+}
+
+async fn start_app(
+    dir: &std::path::Path,
+    manifest: &str,
+    stream: Stream,
+    clock: Arc<dyn Clock>,
+) -> Node {
+    let (eddy, executor) = start_executor(dir, app(dir, manifest), clock).await;
     let stream = Arc::new(stream);
     let failed = Arc::new(Recorder::default());
     executor.register(function("stream"), stream.clone());
@@ -378,19 +386,26 @@ async fn parallel_batches_keep_each_keys_records_in_order() {
     node.executor.shutdown().await;
 }
 
-/// Starts a trigger that runs one batch of 5 at a time with its first batch held; writes ids
-/// 1–10 and then each again. Returns the node, once two batches are leased (the held one, ids
-/// 1–5, and the next, leased ahead: ids 6–10, since 1–5 have a record leased) and ten records
-/// wait; and what lets the held batch go.
+/// The app of the tests of a batch leased ahead: batches of 5, one at a time.
+fn one_at_a_time() -> String {
+    APP.replace("BATCH", "{size: 5}")
+}
+
+/// Starts `manifest` (a trigger that runs one batch of 5 at a time) with its first batch held;
+/// writes ids 1–10 and then each again. Returns the node, once two batches are leased (the held
+/// one, ids 1–5, and the next, leased ahead: ids 6–10, since 1–5 have a record leased) and ten
+/// records wait; and what lets the held batch go.
 async fn one_batch_running_and_one_leased_ahead(
     dir: &std::path::Path,
+    manifest: &str,
+    clock: Arc<dyn Clock>,
 ) -> (Node, oneshot::Sender<()>) {
     let (release, hold) = oneshot::channel();
     let stream = Stream {
         hold: Mutex::new(Some(hold)),
         ..Stream::default()
     };
-    let node = start(dir, "{size: 5}", stream, Arc::new(SystemClock)).await;
+    let node = start_app(dir, manifest, stream, clock).await;
     node.insert(1..=10).await;
     for id in 1..=10 {
         node.put(id, 1).await;
@@ -407,7 +422,9 @@ async fn one_batch_running_and_one_leased_ahead(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_batch_at_a_time_has_the_next_leased_ahead_and_never_two_running() {
     let dir = tempfile::tempdir().unwrap();
-    let (node, release) = one_batch_running_and_one_leased_ahead(dir.path()).await;
+    let (node, release) =
+        one_batch_running_and_one_leased_ahead(dir.path(), &one_at_a_time(), Arc::new(SystemClock))
+            .await;
     release.send(()).unwrap();
     node.settled(20).await;
     let batches = node.stream.batches();
@@ -435,7 +452,9 @@ async fn one_batch_at_a_time_has_the_next_leased_ahead_and_never_two_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_leased_ahead_goes_back_unrun_when_the_executor_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let (node, release) = one_batch_running_and_one_leased_ahead(dir.path()).await;
+    let (node, release) =
+        one_batch_running_and_one_leased_ahead(dir.path(), &one_at_a_time(), Arc::new(SystemClock))
+            .await;
     {
         let mut stopping = std::pin::pin!(node.executor.shutdown());
         // Polled once, the executor has stopped taking work and waits for the running batch.
@@ -470,6 +489,53 @@ async fn a_batch_leased_ahead_goes_back_unrun_when_the_executor_stops() {
     let ids: Vec<i64> = node.stream.ids().into_iter().flatten().collect();
     assert_eq!(ids.len(), 15);
     assert_eq!(ids[..5], [6, 7, 8, 9, 10]);
+    node.executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_leased_ahead_gives_up_on_records_that_grew_too_old_waiting_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let manifest = one_at_a_time().replace(
+        "backoff: 1ms..1ms}",
+        "backoff: 1ms..1ms, max_event_age: 2s}",
+    );
+    let (node, release) =
+        one_batch_running_and_one_leased_ahead(dir.path(), &manifest, Arc::new(clock.clone()))
+            .await;
+    // The batch leased ahead was made ready at once; its records (and the ten waiting) pass
+    // their age while the running one holds the turn.
+    clock.advance(Duration::from_secs(3));
+    release.send(()).unwrap();
+    wait_for("every record done or given up on", || async {
+        let c = node.executor.counts().await.unwrap();
+        (c.dead, c.ready, c.leased) == (15, 0, 0)
+    })
+    .await;
+    assert_eq!(
+        node.stream.ids(),
+        [vec![1, 2, 3, 4, 5]],
+        "none that grew too old was delivered"
+    );
+    // Each batch given up on unrun reached on_failure, the one leased ahead first.
+    wait_for("their failure records", || async {
+        let sizes = node
+            .failed
+            .events()
+            .iter()
+            .map(|r| r["DDBStreamBatchInfo"]["batchSize"].as_u64().unwrap())
+            .sum::<u64>();
+        sizes == 15
+    })
+    .await;
+    let records = node.failed.events();
+    for record in &records {
+        assert_eq!(
+            record["requestContext"]["condition"], "RecordAgeExceeded",
+            "{record}"
+        );
+    }
+    assert_eq!(records[0]["DDBStreamBatchInfo"]["batchSize"], 5);
     node.executor.shutdown().await;
 }
 

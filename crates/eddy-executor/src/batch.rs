@@ -222,7 +222,9 @@ pub(crate) async fn deliver(
             }
         },
     };
-    turn.wait().await;
+    if turn.wait().await {
+        prepared = aged(&inner, prepared);
+    }
     let function = prepared.function.take();
     if *inner.stop.borrow() && function.is_some() {
         // Its turn came as the executor stops (a batch leased ahead, or one leased just before
@@ -431,6 +433,29 @@ fn prepare(inner: &Inner, members: Vec<BatchCandidate>, events: Events) -> Prepa
     prepared
 }
 
+/// A batch that waited for its turn, its records given up on if they grew too old meanwhile
+/// (as they would have been, had they waited unleased).
+fn aged(inner: &Inner, prepared: Prepared) -> Prepared {
+    let Some((first, _)) = prepared.live.first() else {
+        return prepared;
+    };
+    let policy = inner.compiled().app.retry_policy(&first.delivery.trigger);
+    let now = inner.clock.now_ms();
+    let grown_old = |c: &BatchCandidate| too_old(&policy, c.delivery.event_time_ms, now);
+    if !prepared.live.iter().any(|(c, _)| grown_old(c)) {
+        return prepared;
+    }
+    let Prepared {
+        events,
+        finished,
+        live,
+        ..
+    } = prepared;
+    let mut again = prepare(inner, live.into_iter().map(|(c, _)| c).collect(), events);
+    again.finished.extend(finished);
+    again
+}
+
 /// What a batch that did not start records: each record it would have carried back to ready,
 /// not an attempt (its count goes back down, its half of a bisection kept), and those that
 /// could not go as they were found.
@@ -464,7 +489,9 @@ async fn attempt(
         ..
     } = prepared;
     let (Some(function), Some(payload)) = (function, payload) else {
-        return settles(request_id, finished, None, None, now);
+        let destination =
+            function.and_then(|f| unrun_destination(inner, request_id, f, &finished, &events, now));
+        return settles(request_id, finished, None, destination, now);
     };
     let compiled = inner.compiled();
     let trigger_name = live[0].0.delivery.trigger.clone();
@@ -599,7 +626,7 @@ async fn attempt(
         function,
         request_id,
         &payload,
-        &response,
+        Some(&response),
         &finished
             .iter()
             .map(|m| (&m.candidate, &m.settlement))
@@ -608,6 +635,45 @@ async fn attempt(
         now,
     );
     settles(request_id, finished, Some(record), destination, now)
+}
+
+/// The destination record of a batch that did not run because every record it leased was
+/// given up on first (too old, or its event gone): the records that could be built are its
+/// request payload.
+fn unrun_destination(
+    inner: &Inner,
+    request_id: &str,
+    function: &eddy_subscriptions::FunctionSpec,
+    finished: &[Member],
+    events: &Events,
+    now_ms: i64,
+) -> Option<(i64, crate::Destination)> {
+    let trigger_name = &finished.first()?.candidate.delivery.trigger;
+    let compiled = inner.compiled();
+    let trigger = compiled.app.trigger(trigger_name);
+    let records: Vec<Value> = finished
+        .iter()
+        .filter_map(|m| {
+            let event = events.get(&m.candidate.delivery.event_seq)?;
+            let label = compiled.stream_label(&event.source);
+            payload::record(event, trigger, trigger_name, label).ok()
+        })
+        .collect();
+    let payload = eddy_events::envelope(records);
+    destination::of_batch(
+        inner,
+        trigger_name,
+        function,
+        request_id,
+        &payload,
+        None,
+        &finished
+            .iter()
+            .map(|m| (&m.candidate, &m.settlement))
+            .collect::<Vec<_>>(),
+        events,
+        now_ms,
+    )
 }
 
 /// The settlements of an attempt's records: the first carries the invocation's record, the

@@ -127,7 +127,7 @@ pub(crate) fn of_batch(
     function: &FunctionSpec,
     request_id: &str,
     payload: &Value,
-    response: &Response,
+    response: Option<&Response>,
     members: &[(&BatchCandidate, &Settlement)],
     events: &HashMap<u64, Arc<Event>>,
     now_ms: i64,
@@ -140,7 +140,7 @@ pub(crate) fn of_batch(
         function: function.name.as_str(),
         condition,
         attempts,
-        response: Some(response),
+        response,
         now_ms,
     };
     let dead: Vec<(&BatchCandidate, DeadReason)> = members

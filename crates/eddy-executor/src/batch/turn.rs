@@ -45,12 +45,18 @@ impl Turn {
         }
     }
 
-    /// Waits until every batch queued before this one has had its turn.
-    pub async fn wait(&mut self) {
-        if let Some(before) = self.before.take() {
-            // Dropped unsent: the batch before has had its turn.
-            let _ = before.await;
+    /// Waits until every batch queued before this one has had its turn. Returns whether it
+    /// had to wait.
+    pub async fn wait(&mut self) -> bool {
+        let Some(mut before) = self.before.take() else {
+            return false;
+        };
+        // Dropped unsent: the batch before has had its turn.
+        if before.try_recv() != Err(oneshot::error::TryRecvError::Empty) {
+            return false;
         }
+        let _ = before.await;
+        true
     }
 }
 
