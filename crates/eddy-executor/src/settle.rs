@@ -110,6 +110,12 @@ pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Finished
                     break;
                 }
                 Err(ExecError::Bus(BusError::WriterStopped)) => return,
+                Err(error) if *inner.stop.borrow() => {
+                    // Stopping, and the attempts waiting for this to be recorded hold the stop
+                    // up: they end now, and their leases return at the next start.
+                    tracing::error!(%error, "cannot record finished attempts as eddy stops; they run again at the next start");
+                    return;
+                }
                 Err(error) => {
                     tracing::error!(%error, "cannot record finished attempts; trying again");
                     inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
