@@ -1,25 +1,21 @@
-//! Deliveries and invocation records in a SQL database (the storage module of this crate: no
-//! SQL elsewhere). Statements are few and carry many rows each: a read on SQLite is a round trip
-//! to a reader's connection thread, a statement on PostgreSQL one to the server, and round trips,
-//! not SQL work, bound the executor.
-//!
-//! Slots: a SQLite database is held by one process (its data directory's lock), so every
-//! executor that can claim from it shares this store, and slots are counted in its memory. On
-//! PostgreSQL each running invocation holds a row of `_eddy_slots`, taken in a write
-//! transaction (writes are serialised by the journal lock, so a count and the rows it allows
-//! are one step across every node); a node that dies leaves rows that stop counting when their
-//! time runs out (a row handed from batch to batch is held anew each time), and a node that
-//! starts again releases its own.
+//! Deliveries in a SQL database — with invocation records (`records`) and slots (`slots`), the
+//! storage module of this crate: no SQL elsewhere. Statements are few and carry many rows each:
+//! a read on SQLite is a round trip to a reader's connection thread, a statement on PostgreSQL
+//! one to the server, and round trips, not SQL work, bound the executor.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
-use eddy_bus::sql::{Dialect, Row, Sql, Value, rows_of};
+use eddy_bus::sql::{Row, Sql, Value, rows_of};
 use eddy_bus::{Bus, args};
 
 use crate::ExecError;
 use crate::deliveries::*;
+use records::{UNEXPLAINED, insert_batch_records, insert_invocations, sum_into_days};
+use slots::Slots;
+
+mod records;
+mod slots;
 
 /// Rows per multi-row statement: far below SQLite's 32,766 parameters.
 const CHUNK: usize = 200;
@@ -29,32 +25,12 @@ pub struct SqlDeliveries {
     slots: Slots,
 }
 
-enum Slots {
-    /// Running attempts per function, in this process.
-    InProcess(Mutex<HashMap<String, u32>>),
-    /// Rows of `_eddy_slots`, this node's marked with its id.
-    Shared { bus: Bus, node: String },
-}
-
 impl SqlDeliveries {
     /// The deliveries of `bus`'s database, for node `node`.
     pub fn new(bus: &Bus, node: &str) -> Self {
-        let slots = match bus.dialect() {
-            Dialect::Sqlite => Slots::InProcess(Mutex::default()),
-            Dialect::Postgres => Slots::Shared {
-                bus: bus.clone(),
-                node: node.to_string(),
-            },
-        };
-        Self { slots }
-    }
-}
-
-/// The column that numbers invocation records in the order they were recorded.
-fn recorded_order(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => "rowid",
-        Dialect::Postgres => "seq",
+        Self {
+            slots: Slots::new(bus, node),
+        }
     }
 }
 
@@ -117,101 +93,6 @@ fn dead_letter(r: &Row) -> Result<DeadLetter, ExecError> {
     })
 }
 
-/// An invocation record's columns, as [`insert_invocations`] writes them and [`invocation`]
-/// reads them.
-const INVOCATION_COLUMNS: &str = "request_id, function, delivery_id, event_seq, attempt, start_ms,
-    duration_us, outcome, error_type, error, output, truncated, memory_mb, billed_ms,
-    max_memory_mb, init_us, batch_size, response";
-const INVOCATION_WIDTH: usize = column_count(INVOCATION_COLUMNS);
-
-/// How many columns a comma-separated list names.
-const fn column_count(columns: &str) -> usize {
-    let bytes = columns.as_bytes();
-    let (mut i, mut commas) = (0, 0);
-    while i < bytes.len() {
-        if bytes[i] == b',' {
-            commas += 1;
-        }
-        i += 1;
-    }
-    commas + 1
-}
-
-/// An invocation record that nothing kept is explained by any more: its delivery is gone (or
-/// it had none), and no kept delivery is noted as having gone in it as a batch.
-const UNEXPLAINED: &str = "(delivery_id IS NULL OR NOT EXISTS (
-        SELECT 1 FROM _eddy_deliveries d WHERE d.id = _eddy_invocations.delivery_id))
-    AND NOT EXISTS (
-        SELECT 1 FROM _eddy_batch_records b WHERE b.request_id = _eddy_invocations.request_id)";
-
-/// The usage of the invocation records that `filter` picks, per day (its number since the
-/// epoch, UTC), function and outcome: what ageing adds to `_eddy_usage_by_day`.
-fn summed_records(filter: &str) -> String {
-    format!(
-        "SELECT start_ms / 86400000 AS day, function, outcome, count(*) AS invocations,
-                sum(CASE WHEN attempt > 1 THEN 1 ELSE 0 END) AS retries,
-                sum(duration_us) AS duration_us, sum(billed_ms) AS billed_ms,
-                sum(billed_ms * memory_mb) AS mb_ms
-         FROM _eddy_invocations WHERE {filter}
-         GROUP BY start_ms / 86400000, function, outcome"
-    )
-}
-
-/// Usage per day, function and outcome, whole: the records kept, summed, and the sums of those
-/// aged out. Its columns are those of `_eddy_usage_by_day`.
-fn whole_usage() -> String {
-    format!(
-        "{} UNION ALL SELECT day, function, outcome, invocations, retries, duration_us,
-                            billed_ms, mb_ms FROM _eddy_usage_by_day",
-        summed_records("true")
-    )
-}
-
-/// The functions with invocation records, each found by skipping from one name to the next in
-/// the (function, start_ms) index, not by reading it: ageing goes function by function, each a
-/// range of that index.
-async fn invoked_functions(tx: &mut dyn Sql) -> Result<Vec<String>, ExecError> {
-    let rows = tx
-        .fetch(
-            "WITH RECURSIVE named(name) AS (
-                 SELECT min(function) FROM _eddy_invocations
-                 UNION ALL
-                 SELECT (SELECT min(function) FROM _eddy_invocations WHERE function > named.name)
-                 FROM named WHERE named.name IS NOT NULL)
-             SELECT name FROM named WHERE name IS NOT NULL",
-            args![],
-        )
-        .await?;
-    rows.iter().map(|r| Ok(r.get::<String>("name")?)).collect()
-}
-
-/// Adds the invocation records that `filter` picks (with `args`) to their day's usage and
-/// removes them; returns how many.
-async fn sum_into_days(tx: &mut dyn Sql, filter: &str, args: &[Value]) -> Result<u64, ExecError> {
-    tx.execute(
-        &format!(
-            "INSERT INTO _eddy_usage_by_day
-                 (day, function, outcome, invocations, retries, duration_us, billed_ms, mb_ms)
-             {}
-             ON CONFLICT (day, function, outcome) DO UPDATE SET
-                 invocations = _eddy_usage_by_day.invocations + excluded.invocations,
-                 retries = _eddy_usage_by_day.retries + excluded.retries,
-                 duration_us = _eddy_usage_by_day.duration_us + excluded.duration_us,
-                 billed_ms = _eddy_usage_by_day.billed_ms + excluded.billed_ms,
-                 mb_ms = _eddy_usage_by_day.mb_ms + excluded.mb_ms",
-            summed_records(filter)
-        ),
-        args,
-    )
-    .await?;
-    Ok(tx
-        .execute(
-            &format!("DELETE FROM _eddy_invocations WHERE {filter}"),
-            args,
-        )
-        .await?)
-}
-
 /// The order keys of `deliveries` to be created leased that have a delivery waiting or
 /// running (as the claim's `DUE` sees a key: an unfinished earlier delivery holds it).
 async fn busy_keys(
@@ -235,29 +116,6 @@ async fn busy_keys(
         }
     }
     Ok(busy)
-}
-
-fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
-    Ok(InvocationRecord {
-        request_id: r.get("request_id")?,
-        function: r.get("function")?,
-        delivery_id: r.get("delivery_id")?,
-        event_seq: r.get("event_seq")?,
-        attempt: r.get("attempt")?,
-        start_ms: r.get("start_ms")?,
-        duration_us: r.get("duration_us")?,
-        outcome: r.get("outcome")?,
-        error_type: r.get("error_type")?,
-        error: r.get("error")?,
-        output: r.get("output")?,
-        truncated: r.get("truncated")?,
-        memory_mb: r.get("memory_mb")?,
-        billed_ms: r.get("billed_ms")?,
-        max_memory_mb: r.get("max_memory_mb")?,
-        init_us: r.get("init_us")?,
-        batch_size: r.get("batch_size")?,
-        response: r.get("response")?,
-    })
 }
 
 #[async_trait]
@@ -518,14 +376,7 @@ impl DeliveryStore for SqlDeliveries {
     }
 
     async fn reclaim(&self, tx: &mut dyn Sql, node: &str, now_ms: i64) -> Result<u64, ExecError> {
-        if matches!(self.slots, Slots::Shared { .. }) {
-            // The slots this node held were its previous process's attempts: none runs now.
-            tx.execute(
-                "DELETE FROM _eddy_slots WHERE node = ? OR until_ms < ?",
-                args![node, now_ms],
-            )
-            .await?;
-        }
+        self.slots.release_node(tx, node, now_ms).await?;
         Ok(tx
             .execute(
                 "UPDATE _eddy_deliveries SET state = 'ready', lease_until_ms = NULL, lease_node = NULL
@@ -706,18 +557,7 @@ impl DeliveryStore for SqlDeliveries {
         from_ms: i64,
         before_ms: i64,
     ) -> Result<u64, ExecError> {
-        let mut cleared = 0;
-        for function in invoked_functions(tx).await? {
-            cleared += tx
-                .execute(
-                    "UPDATE _eddy_invocations SET output = '', response = NULL
-                     WHERE function = ? AND start_ms >= ? AND start_ms < ?
-                       AND (output <> '' OR response IS NOT NULL)",
-                    args![function, from_ms, before_ms],
-                )
-                .await?;
-        }
-        Ok(cleared)
+        records::clear_logs(tx, from_ms, before_ms).await
     }
 
     async fn sum_usage(
@@ -726,16 +566,7 @@ impl DeliveryStore for SqlDeliveries {
         from_ms: i64,
         before_ms: i64,
     ) -> Result<u64, ExecError> {
-        let mut summed = 0;
-        for function in invoked_functions(tx).await? {
-            summed += sum_into_days(
-                tx,
-                &format!("function = ? AND start_ms >= ? AND start_ms < ? AND {UNEXPLAINED}"),
-                args![function, from_ms, before_ms],
-            )
-            .await?;
-        }
-        Ok(summed)
+        records::sum_usage(tx, from_ms, before_ms).await
     }
 
     async fn remove_done(
@@ -934,38 +765,7 @@ impl DeliveryStore for SqlDeliveries {
         after: i64,
         limit: u32,
     ) -> Result<InvocationPage, ExecError> {
-        let rows = db
-            .fetch(
-                &format!(
-                    "SELECT {position} AS position, {INVOCATION_COLUMNS}
-                     FROM _eddy_invocations
-                     WHERE (CAST(? AS TEXT) IS NULL OR function = ?)
-                       AND (CAST(? AS BIGINT) IS NULL OR event_seq = ? OR request_id IN (
-                             SELECT b.request_id FROM _eddy_batch_records b
-                             JOIN _eddy_deliveries d ON d.id = b.delivery_id
-                             WHERE d.event_seq = ?
-                             UNION
-                             SELECT lease_batch FROM _eddy_deliveries
-                             WHERE event_seq = ? AND lease_batch IS NOT NULL))
-                       AND {position} > ?
-                     ORDER BY {position}
-                     LIMIT ?",
-                    position = recorded_order(db.dialect())
-                ),
-                args![
-                    function, function, event_seq, event_seq, event_seq, event_seq, after, limit
-                ],
-            )
-            .await?;
-        let mut page = InvocationPage {
-            records: Vec::with_capacity(rows.len()),
-            next: after,
-        };
-        for r in &rows {
-            page.next = r.get("position")?;
-            page.records.push(invocation(r)?);
-        }
-        Ok(page)
+        records::invocations(db, function, event_seq, after, limit).await
     }
 
     async fn delivery_states(
@@ -994,16 +794,7 @@ impl DeliveryStore for SqlDeliveries {
         function: &str,
         limit: u32,
     ) -> Result<Vec<InvocationRecord>, ExecError> {
-        let rows = db
-            .fetch(
-                &format!(
-                    "SELECT {INVOCATION_COLUMNS} FROM _eddy_invocations WHERE function = ?
-                     ORDER BY start_ms DESC LIMIT ?"
-                ),
-                args![function, limit],
-            )
-            .await?;
-        rows.iter().map(invocation).collect()
+        records::latest_invocations(db, function, limit).await
     }
 
     async fn invocations_per_minute(
@@ -1012,86 +803,18 @@ impl DeliveryStore for SqlDeliveries {
         function: &str,
         since_ms: i64,
     ) -> Result<Vec<MinuteCount>, ExecError> {
-        let rows = db
-            .fetch(
-                "SELECT start_ms / 60000 AS minute, count(*) AS invocations,
-                        sum(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END) AS errors
-                 FROM _eddy_invocations WHERE function = ? AND start_ms >= ?
-                 GROUP BY start_ms / 60000 ORDER BY minute",
-                args![function, since_ms],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MinuteCount {
-                    minute_ms: r.get::<i64>("minute")? * 60_000,
-                    invocations: r.get::<i64>("invocations")? as u64,
-                    errors: r.get::<i64>("errors")? as u64,
-                })
-            })
-            .collect()
+        records::invocations_per_minute(db, function, since_ms).await
     }
 
     async fn invocation_days(&self, db: &mut dyn Sql) -> Result<Vec<DayTotals>, ExecError> {
-        let rows = db
-            .fetch(
-                &format!(
-                    "SELECT day, function, CAST(sum(invocations) AS BIGINT) AS n,
-                            CAST(sum(CASE WHEN outcome = 'success' THEN 0 ELSE invocations END)
-                                 AS BIGINT) AS errors,
-                            CAST(sum(billed_ms) AS BIGINT) AS billed,
-                            CAST(sum(mb_ms) AS BIGINT) AS mb_ms
-                     FROM ({}) u GROUP BY day, function ORDER BY day, function",
-                    whole_usage()
-                ),
-                args![],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DayTotals {
-                    day_ms: r.get::<i64>("day")? * 86_400_000,
-                    function: r.get("function")?,
-                    count: r.get::<i64>("n")? as u64,
-                    errors: r.get::<i64>("errors")? as u64,
-                    billed_ms: r.get::<i64>("billed")? as u64,
-                    mb_ms: r.get::<i64>("mb_ms")? as u64,
-                })
-            })
-            .collect()
+        records::invocation_days(db).await
     }
 
     async fn invocation_totals(
         &self,
         db: &mut dyn Sql,
     ) -> Result<Vec<InvocationTotals>, ExecError> {
-        let rows = db
-            .fetch(
-                &format!(
-                    "SELECT function, outcome, CAST(sum(invocations) AS BIGINT) AS n,
-                            CAST(sum(duration_us) AS BIGINT) AS us,
-                            CAST(sum(retries) AS BIGINT) AS retries,
-                            CAST(sum(billed_ms) AS BIGINT) AS billed,
-                            CAST(sum(mb_ms) AS BIGINT) AS mb_ms
-                     FROM ({}) u GROUP BY function, outcome ORDER BY function, outcome",
-                    whole_usage()
-                ),
-                args![],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(InvocationTotals {
-                    function: r.get("function")?,
-                    outcome: r.get("outcome")?,
-                    count: r.get("n")?,
-                    duration_us: r.get("us")?,
-                    retries: r.get("retries")?,
-                    billed_ms: r.get("billed")?,
-                    mb_ms: r.get("mb_ms")?,
-                })
-            })
-            .collect()
+        records::invocation_totals(db).await
     }
 
     async fn take_slots(
@@ -1101,50 +824,7 @@ impl DeliveryStore for SqlDeliveries {
         want: u32,
         until_ms: i64,
     ) -> Result<u32, ExecError> {
-        let (bus, node) = match &self.slots {
-            Slots::InProcess(in_use) => {
-                let mut in_use = in_use.lock().expect("slot lock");
-                let used = in_use.entry(function.to_string()).or_default();
-                let granted = capacity.saturating_sub(*used).min(want);
-                *used += granted;
-                return Ok(granted);
-            }
-            Slots::Shared { bus, node } => (bus, node),
-        };
-        if want == 0 {
-            return Ok(0);
-        }
-        let input = (function.to_string(), node.clone(), capacity, want, until_ms);
-        bus.write(input, |tx, (function, node, capacity, want, until_ms)| {
-            Box::pin(async move {
-                let now = eddy_bus::now_ms();
-                let row = tx
-                    .fetch_one(
-                        "SELECT count(*) AS n FROM _eddy_slots WHERE function = ? AND until_ms > ?",
-                        args![function.as_str(), now],
-                    )
-                    .await?;
-                let used: u32 = row.get("n")?;
-                let granted = capacity.saturating_sub(used).min(*want);
-                if granted > 0 {
-                    let mut values = Vec::new();
-                    for _ in 0..granted {
-                        values.extend([
-                            Value::from(function.as_str()),
-                            Value::from(node.as_str()),
-                            Value::from(*until_ms),
-                        ]);
-                    }
-                    let sql = format!(
-                        "INSERT INTO _eddy_slots (function, node, until_ms) VALUES {}",
-                        rows_of(granted as usize, 3)
-                    );
-                    tx.execute(&sql, &values).await?;
-                }
-                Ok::<_, ExecError>(granted)
-            })
-        })
-        .await
+        self.slots.take(function, capacity, want, until_ms).await
     }
 
     async fn hold_slots(
@@ -1153,104 +833,10 @@ impl DeliveryStore for SqlDeliveries {
         function: &str,
         until_ms: i64,
     ) -> Result<(), ExecError> {
-        match &self.slots {
-            // Held in this process's memory, for as long as it lives.
-            Slots::InProcess(_) => Ok(()),
-            Slots::Shared { node, .. } => {
-                tx.execute(
-                    "UPDATE _eddy_slots SET until_ms = ?
-                     WHERE function = ? AND node = ? AND until_ms < ?",
-                    args![until_ms, function, node.as_str(), until_ms],
-                )
-                .await?;
-                Ok(())
-            }
-        }
+        self.slots.hold(tx, function, until_ms).await
     }
 
     async fn give_back(&self, function: &str, n: u32) -> Result<(), ExecError> {
-        let (bus, node) = match &self.slots {
-            Slots::InProcess(in_use) => {
-                let mut in_use = in_use.lock().expect("slot lock");
-                if let Some(used) = in_use.get_mut(function) {
-                    *used = used.saturating_sub(n);
-                }
-                return Ok(());
-            }
-            Slots::Shared { bus, node } => (bus, node),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        let input = (function.to_string(), node.clone(), n);
-        bus.write(input, |tx, (function, node, n)| {
-            Box::pin(async move {
-                tx.execute(
-                    "DELETE FROM _eddy_slots WHERE id IN (
-                         SELECT id FROM _eddy_slots WHERE function = ? AND node = ?
-                         ORDER BY until_ms LIMIT ?)",
-                    args![function.as_str(), node.as_str(), *n],
-                )
-                .await?;
-                Ok::<_, ExecError>(())
-            })
-        })
-        .await
+        self.slots.give_back(function, n).await
     }
-}
-
-async fn insert_invocations(
-    tx: &mut dyn Sql,
-    records: &[&InvocationRecord],
-) -> Result<(), ExecError> {
-    for chunk in records.chunks(CHUNK) {
-        let mut values = Vec::with_capacity(chunk.len() * INVOCATION_WIDTH);
-        for r in chunk {
-            values.extend([
-                Value::from(&r.request_id),
-                Value::from(&r.function),
-                Value::from(r.delivery_id),
-                Value::from(r.event_seq),
-                Value::from(r.attempt),
-                Value::from(r.start_ms),
-                Value::from(r.duration_us),
-                Value::from(&r.outcome),
-                Value::from(r.error_type.clone()),
-                Value::from(r.error.clone()),
-                Value::from(&r.output),
-                Value::from(r.truncated),
-                Value::from(r.memory_mb),
-                Value::from(r.billed_ms),
-                Value::from(r.max_memory_mb),
-                Value::from(r.init_us),
-                Value::from(r.batch_size),
-                Value::from(r.response.clone()),
-            ]);
-        }
-        let sql = format!(
-            "INSERT INTO _eddy_invocations ({INVOCATION_COLUMNS})
-             VALUES {}
-             ON CONFLICT (request_id) DO NOTHING",
-            rows_of(chunk.len(), INVOCATION_WIDTH)
-        );
-        tx.execute(&sql, &values).await?;
-    }
-    Ok(())
-}
-
-/// Which deliveries each batch invocation carried: (delivery, request id).
-async fn insert_batch_records(tx: &mut dyn Sql, members: &[(i64, &str)]) -> Result<(), ExecError> {
-    for chunk in members.chunks(CHUNK) {
-        let mut values = Vec::with_capacity(chunk.len() * 2);
-        for (delivery, request) in chunk {
-            values.extend([Value::from(*delivery), Value::from(*request)]);
-        }
-        let sql = format!(
-            "INSERT INTO _eddy_batch_records (delivery_id, request_id) VALUES {}
-             ON CONFLICT (delivery_id, request_id) DO NOTHING",
-            rows_of(chunk.len(), 2)
-        );
-        tx.execute(&sql, &values).await?;
-    }
-    Ok(())
 }
