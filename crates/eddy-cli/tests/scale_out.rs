@@ -958,7 +958,12 @@ triggers:
     }
     // The trigger that runs one batch at a time leases its next one ahead, on the node that
     // runs it: still never two at once, on either node.
-    let mut runs: Vec<(f64, f64)> = invocations(&nodes[1], "serial")
+    assert_one_at_a_time(&nodes[1], "serial");
+}
+
+/// Asserts that no two recorded invocations of `function` overlapped in time.
+fn assert_one_at_a_time(node: &Eddy, function: &str) {
+    let mut runs: Vec<(f64, f64)> = invocations(node, function)
         .iter()
         .map(|run| {
             let start = run["start_ms"].as_f64().unwrap();
@@ -967,10 +972,32 @@ triggers:
         .collect();
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     for pair in runs.windows(2) {
-        // A start is in whole milliseconds: a batch may seem to start up to 1 ms early.
+        // A start is in whole milliseconds: a run may seem to start up to 1 ms early.
         assert!(
             pair[1].0 >= pair[0].1 - 1.0,
-            "two batches at once: {pair:?}"
+            "two runs of {function} at once: {pair:?}"
         );
     }
+}
+
+#[test]
+fn a_busy_batched_trigger_keeps_its_functions_concurrency() {
+    // Two batches may run at once, but the function only one invocation.
+    let manifest = r#"
+tables: [{name: feed, primary_key: id, columns: {id: integer}}]
+functions:
+  - {name: chain, runtime: exec, command: [sh, -c, 'sleep 0.2; cat >&2'], concurrency: 1, timeout: 1s}
+triggers:
+  - {function: chain, source: table/feed, events: [row:insert], batch: {size: 1, parallel: 2}}
+"#;
+    let cluster = Cluster::start(manifest);
+    let nodes = cluster.nodes(1);
+    let node = &nodes[0];
+    // Batch after batch, each handing the function's one slot to the next, for longer than a
+    // slot is held unrenewed (the timeout and the nodes' 2 s lease grace: 3 s).
+    let rows: Vec<Value> = (0..25).map(|id| json!({ "id": id })).collect();
+    let put = node.json("POST", "/_eddy/v1/tables/feed/rows", json!(rows));
+    assert_eq!(put.status, 201, "{}", put.body);
+    node.wait_for("every invocation", |n| invocations(n, "chain").len() == 25);
+    assert_one_at_a_time(node, "chain");
 }
