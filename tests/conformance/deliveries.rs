@@ -604,8 +604,8 @@ pub async fn held_slots_do_not_run_out(stores: Stores) {
 
 /// A batched trigger's candidates are each key's due records in event order, none of a key
 /// with a record in a running batch; its running batches are counted, those another node
-/// leased apart; a batch is leased under its invocation's id; a record sent
-/// back by a bisection keeps its half's name and is not counted as an attempt; and an event's
+/// leased apart; a batch is leased under its invocation's id; a record sent back by a
+/// bisection keeps its half's name and is not counted as an attempt; and an event's
 /// invocations include the batches it went in.
 pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attempt(stores: Stores) {
     let (bus, store) = (&stores.bus, &stores.deliveries);
