@@ -117,7 +117,7 @@ mod tests {
     }
 
     #[test]
-    fn what_is_not_held_is_read_from_the_journal() {
+    fn a_commit_that_does_not_follow_on_replaces_what_is_held() {
         let recent = Recent::default();
         recent.keep((1..=3).map(event).collect());
         // Another node wrote 4: what this one wrote next does not follow on, and replaces.

@@ -223,10 +223,7 @@ pub(crate) async fn deliver(
         // the stop): it has not started, so it goes back now rather than hold up the stop or
         // wait for its lease to pass.
         give_back_slot(&inner, &function_name).await;
-        let (finished, recorded) = Finished::of_batch(given_back(&request_id, prepared), None);
-        if inner.settled.send(finished).await.is_ok() {
-            let _ = recorded.await;
-        }
+        Finished::record_batch(&inner, given_back(&request_id, prepared), None).await;
         return;
     }
     let settles = attempt(&inner, &request_id, function.as_ref(), prepared, turn).await;
@@ -242,11 +239,7 @@ pub(crate) async fn deliver(
     if function.is_some() && next.is_none() {
         let _ = inner.store.give_back(&function_name, 1).await;
     }
-    // Only fails once the settler has stopped; the leases then expire and run again.
-    let (finished, recorded) = Finished::of_batch(settles, next);
-    if inner.settled.send(finished).await.is_ok() {
-        let _ = recorded.await;
-    }
+    Finished::record_batch(&inner, settles, next).await;
 }
 
 /// Gives back the slot a batch of `function` holds (none once the app no longer has it).

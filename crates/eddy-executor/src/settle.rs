@@ -35,17 +35,20 @@ impl From<Settle> for Finished {
 }
 
 impl Finished {
-    /// A batch's outcome, and what waits for it to be recorded: a batch's task ends only then,
-    /// so that a stop, which waits for the running tasks, also waits for the batches the
-    /// recording leased (they have started, or gone back, by the time it is told).
-    pub fn of_batch(settles: Vec<Settle>, next: Option<Batched>) -> (Self, oneshot::Receiver<()>) {
+    /// Hands a batch's outcome to the settler and waits until it is recorded: a batch's task
+    /// ends only then, so that a stop, which waits for the running tasks, also waits for the
+    /// batches the recording leased (they have started, or gone back, by the time it is told).
+    /// Once the settler has stopped it returns at once; the leases then expire and run again.
+    pub async fn record_batch(inner: &Inner, settles: Vec<Settle>, next: Option<Batched>) {
         let (recorded, told) = oneshot::channel();
         let finished = Self {
             settles,
             next,
             recorded: Some(recorded),
         };
-        (finished, told)
+        if inner.settled.send(finished).await.is_ok() {
+            let _ = told.await;
+        }
     }
 }
 

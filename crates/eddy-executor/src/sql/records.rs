@@ -117,6 +117,7 @@ pub(super) async fn sum_into_days(
         .await?)
 }
 
+/// An invocation record read from its [`INVOCATION_COLUMNS`].
 pub(super) fn invocation(r: &Row) -> Result<InvocationRecord, ExecError> {
     Ok(InvocationRecord {
         request_id: r.get("request_id")?,
