@@ -305,6 +305,12 @@ impl Executor {
         });
     }
 
+    /// Returns once the work the executor started beside start-up is over (finding the
+    /// interpreters on this machine): from then on it spends nothing it was not asked for.
+    pub async fn settled(&self) {
+        self.inner.workers.interpreters_found().await;
+    }
+
     /// How function processes are kept from eddy and from each other.
     pub fn sandbox(&self) -> &runtime::sandbox::Sandbox {
         &self.inner.config.sandbox

@@ -148,6 +148,18 @@ impl Workers {
         &self.config.sandbox
     }
 
+    /// Returns once the interpreters on this machine are known: the work started beside
+    /// start-up (a few hundred milliseconds of both cores here, spent running `node` and
+    /// `python3` to ask where they live) is over.
+    pub async fn interpreters_found(self: &Arc<Self>) {
+        let workers = self.clone();
+        // `OnceLock` makes this wait for the search under way rather than start another.
+        let _ = tokio::task::spawn_blocking(move || {
+            workers.interpreters();
+        })
+        .await;
+    }
+
     /// What a function's processes get from the platform: where eddy is, the function's own
     /// credentials, and a home in its private scratch space when it has one.
     pub fn environment(&self, function: &str) -> Vec<(String, String)> {
@@ -618,4 +630,24 @@ fn uuid_like() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_interpreters_are_known_once_found() {
+        let workers = Workers::new(WorkerConfig {
+            env: Vec::new(),
+            idle_timeout: Duration::from_secs(60),
+            strict_cpu: false,
+            sandbox: Sandbox::off(),
+        });
+        workers.interpreters_found().await;
+        assert!(
+            workers.interpreters.get().is_some(),
+            "the search begun beside start-up is over"
+        );
+    }
 }
