@@ -98,20 +98,31 @@ const PARALLEL_PUTS: usize = 8;
 const PARALLEL_CLIENTS: usize = 2;
 const PARALLEL_SIZE: usize = 16 * 1024 * 1024;
 
+/// The large objects, each with bytes of its own (eddy names a blob by its bytes' digest:
+/// identical bodies would all be written over one file, which no real workload does).
+fn parallel_bodies() -> std::sync::Arc<Vec<Vec<u8>>> {
+    let body = |i: usize| {
+        let mut body = vec![7u8; PARALLEL_SIZE];
+        body[..8].copy_from_slice(&i.to_le_bytes());
+        body
+    };
+    std::sync::Arc::new((0..PARALLEL_PUTS).map(body).collect())
+}
+
 /// The floor for large puts: the same bytes written into files and fsynced (with their
 /// directory), `PARALLEL_CLIENTS` threads at once. MB/s.
 fn files_in_parallel(dir: &std::path::Path) -> f64 {
     std::fs::create_dir_all(dir).unwrap();
-    let body = std::sync::Arc::new(vec![7u8; PARALLEL_SIZE]);
+    let bodies = parallel_bodies();
     let start = Instant::now();
     let threads: Vec<_> = (0..PARALLEL_CLIENTS)
         .map(|c| {
-            let (dir, body) = (dir.to_path_buf(), body.clone());
+            let (dir, bodies) = (dir.to_path_buf(), bodies.clone());
             std::thread::spawn(move || {
                 use std::io::Write;
                 for i in (c..PARALLEL_PUTS).step_by(PARALLEL_CLIENTS) {
                     let mut file = std::fs::File::create(dir.join(format!("large-{i}"))).unwrap();
-                    file.write_all(&body).unwrap();
+                    file.write_all(&bodies[i]).unwrap();
                     file.sync_all().unwrap();
                     std::fs::File::open(&dir).unwrap().sync_all().unwrap();
                 }
@@ -126,11 +137,11 @@ fn files_in_parallel(dir: &std::path::Path) -> f64 {
 fn puts_in_parallel(address: SocketAddr) -> f64 {
     let agent = || -> ureq::Agent { ureq::Agent::config_builder().build().into() };
     s3(&agent(), address, "PUT", "/parallel", b"", false);
-    let body = std::sync::Arc::new(vec![7u8; PARALLEL_SIZE]);
+    let bodies = parallel_bodies();
     let start = Instant::now();
     let threads: Vec<_> = (0..PARALLEL_CLIENTS)
         .map(|c| {
-            let body = body.clone();
+            let bodies = bodies.clone();
             std::thread::spawn(move || {
                 let agent = agent();
                 for i in (c..PARALLEL_PUTS).step_by(PARALLEL_CLIENTS) {
@@ -139,7 +150,7 @@ fn puts_in_parallel(address: SocketAddr) -> f64 {
                         address,
                         "PUT",
                         &format!("/parallel/large-{i}"),
-                        &body,
+                        &bodies[i],
                         true,
                     );
                 }
