@@ -161,8 +161,7 @@ pub fn s3_request(
 }
 
 /// Starts the HTTP surfaces on a free loopback port, as `eddy serve` does, keeping objects up
-/// to `inline_objects_up_to` bytes inline; returns once the node has settled, so that what it
-/// does beside start-up is not measured with the requests that follow.
+/// to `inline_objects_up_to` bytes inline.
 pub async fn start_server(dir: PathBuf, inline_objects_up_to: u64) -> std::net::SocketAddr {
     let bus = eddy_bus::Bus::open(&dir).await.unwrap();
     let config = eddy_node::NodeConfig {
@@ -178,7 +177,6 @@ pub async fn start_server(dir: PathBuf, inline_objects_up_to: u64) -> std::net::
     let node = eddy_node::Node::start(bus, eddy_subscriptions::App::default(), config)
         .await
         .unwrap();
-    node.executor.settled().await;
     let services = std::sync::Arc::new(eddy_server::Services::new(
         node,
         eddy_server::Hosts::new(&[]),

@@ -209,8 +209,6 @@ async fn in_process(case: Case, total: u64) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let app = eddy_tests::app(dir.path(), &manifest("runtime: in_process", case));
     let (eddy, executor) = eddy_tests::start_executor(dir.path(), app, Arc::new(SystemClock)).await;
-    // What the executor does beside its start is not measured with the records.
-    executor.settled().await;
     let count = Arc::new(Count(AtomicU64::new(0)));
     executor.register(FunctionName::new("sink").unwrap(), count.clone());
     let table = TableName::new("t").unwrap();

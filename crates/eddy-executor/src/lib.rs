@@ -221,6 +221,14 @@ impl Executor {
             strict_cpu: config.strict_cpu,
             sandbox: config.sandbox.clone(),
         });
+        // The interpreters the app's functions run are looked for now, beside start-up and off
+        // the async threads, not inside a first invocation (looking runs them).
+        let (finder, functions) = (workers.clone(), app.functions.clone());
+        tokio::task::spawn_blocking(move || {
+            functions
+                .iter()
+                .for_each(|f| finder.look_for_interpreter(f));
+        });
         let compiled = Compiled {
             index: MatchIndex::new(&app),
             app,
@@ -291,24 +299,18 @@ impl Executor {
     }
 
     /// Starts each function's warm workers (those missing), for the app and credentials in
-    /// force now — off the caller's thread: preparing a start may first look for the
-    /// interpreters, which runs them.
+    /// force now — off the caller's thread: looking for an interpreter runs it.
     fn keep_warm(&self) {
         let app = self.inner.app.read().expect("app lock").clone();
         let workers = self.inner.workers.clone();
         tokio::task::spawn_blocking(move || {
             for function in &app.app.functions {
+                workers.look_for_interpreter(function);
                 let triggered = app.app.triggers.iter().any(|t| t.function == function.name);
                 let count = function.warm_workers(triggered) as usize;
                 workers.keep_warm(function, count);
             }
         });
-    }
-
-    /// Returns once the work the executor started beside start-up is over (finding the
-    /// interpreters on this machine): from then on it spends nothing it was not asked for.
-    pub async fn settled(&self) {
-        self.inner.workers.interpreters_found().await;
     }
 
     /// How function processes are kept from eddy and from each other.

@@ -1,12 +1,13 @@
 //! Which program a function's process runs, and which directories it needs to see to run.
 //!
-//! `node`, `python3` and `python` always mean the real interpreters eddy found when it started
-//! (a version manager's shim is a script that needs the manager's whole tree and costs tens of
-//! milliseconds a start); other names are looked up on eddy's `PATH`, and a name with a `/` is
+//! `node`, `python3` and `python` always mean the real interpreters, each asked where it lives
+//! the first time a function needs it (a version manager's shim is a script that needs the
+//! manager's whole tree and costs tens of milliseconds a start); other names are looked up on eddy's `PATH`, and a name with a `/` is
 //! relative to the function's folder. A sandboxed function sees the directory of its program
 //! and, for an interpreter, its installation (`sys.prefix`), at their own paths.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// A program and the directories it needs besides the function's own folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,53 +32,70 @@ impl Interpreter {
     }
 }
 
-/// The interpreters on this machine, found once.
-#[derive(Clone, Debug, Default)]
+/// The interpreters on this machine, each looked for the first time it is needed (looking runs
+/// it, which costs tens of milliseconds of CPU): a node whose functions run no Python never
+/// runs `python3`, and one with no functions runs neither.
+#[derive(Debug, Default)]
 pub(crate) struct Interpreters {
-    pub node: Option<Interpreter>,
-    pub python: Option<Interpreter>,
+    node: OnceLock<Option<Interpreter>>,
+    python: OnceLock<Option<Interpreter>>,
 }
 
 impl Interpreters {
-    pub fn find() -> Self {
-        Self {
-            node: ask("node", &["-p", "process.execPath"]).map(|lines| {
-                let path = PathBuf::from(&lines[0]);
-                // …/bin/node: the installation is the folder above bin/.
-                let prefix = path.parent().and_then(Path::parent).map(Path::to_path_buf);
-                Interpreter {
-                    prefixes: prefix.into_iter().collect(),
-                    path,
-                }
-            }),
-            python: ask(
-                "python3",
-                &[
-                    "-c",
-                    "import sys; print(sys.executable); print(sys.prefix); print(sys.base_prefix); print(sys.exec_prefix)",
-                ],
-            )
-            .map(|lines| {
-                let mut prefixes: Vec<PathBuf> = lines[1..].iter().map(PathBuf::from).collect();
-                prefixes.sort();
-                prefixes.dedup();
-                Interpreter {
-                    path: PathBuf::from(&lines[0]),
-                    prefixes,
-                }
-            }),
+    /// The real `node`, if there is one.
+    pub fn node(&self) -> Option<&Interpreter> {
+        self.node
+            .get_or_init(|| {
+                ask("node", &["-p", "process.execPath"]).map(|lines| {
+                    let path = PathBuf::from(&lines[0]);
+                    // …/bin/node: the installation is the folder above bin/.
+                    let prefix = path.parent().and_then(Path::parent).map(Path::to_path_buf);
+                    Interpreter {
+                        prefixes: prefix.into_iter().collect(),
+                        path,
+                    }
+                })
+            })
+            .as_ref()
+    }
+
+    /// The real `python3`, if there is one.
+    pub fn python(&self) -> Option<&Interpreter> {
+        self.python
+            .get_or_init(|| {
+                ask(
+                    "python3",
+                    &[
+                        "-c",
+                        "import sys; print(sys.executable); print(sys.prefix); print(sys.base_prefix); print(sys.exec_prefix)",
+                    ],
+                )
+                .map(|lines| {
+                    let mut prefixes: Vec<PathBuf> = lines[1..].iter().map(PathBuf::from).collect();
+                    prefixes.sort();
+                    prefixes.dedup();
+                    Interpreter {
+                        path: PathBuf::from(&lines[0]),
+                        prefixes,
+                    }
+                })
+            })
+            .as_ref()
+    }
+
+    /// The real interpreter `name` means, when it means one (looked for now if it was not).
+    pub fn named(&self, name: &str) -> Option<&Interpreter> {
+        match name {
+            "node" | "nodejs" => self.node(),
+            "python3" | "python" => self.python(),
+            _ => None,
         }
     }
 
     /// The program `name` names for a function whose folder is `dir`; `None` when there is no
     /// such program.
     pub fn resolve(&self, name: &str, dir: &Path) -> Option<Program> {
-        let interpreter = match name {
-            "node" | "nodejs" => self.node.as_ref(),
-            "python3" | "python" => self.python.as_ref(),
-            _ => None,
-        };
-        if let Some(found) = interpreter {
+        if let Some(found) = self.named(name) {
             return Some(found.program());
         }
         let path = if name.contains('/') {
@@ -124,11 +142,20 @@ mod tests {
 
     #[test]
     fn names_resolve_to_real_programs() {
-        let found = Interpreters::find();
+        let found = Interpreters::default();
         let dir = Path::new("/");
         let sh = found.resolve("sh", dir).expect("sh is on the PATH");
         assert!(sh.path.is_absolute() && sh.needs.is_empty(), "{sh:?}");
-        if let Some(python) = &found.python {
+        assert!(
+            found.node.get().is_none() && found.python.get().is_none(),
+            "no interpreter is run before one is asked for"
+        );
+        let _ = found.named("node");
+        assert!(
+            found.node.get().is_some() && found.python.get().is_none(),
+            "asking for one interpreter runs only that one"
+        );
+        if let Some(python) = found.python() {
             let resolved = found.resolve("python3", dir).unwrap();
             assert_eq!(resolved.path, python.path);
             assert!(

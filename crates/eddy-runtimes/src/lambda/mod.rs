@@ -14,7 +14,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use eddy_subscriptions::{FunctionSpec, Runtime};
@@ -55,7 +55,7 @@ pub struct Workers {
     /// Counts [`retire_all`](Self::retire_all)s: a worker started or busy across one loaded
     /// the old app or code, and does not join the idle pool.
     generation: std::sync::atomic::AtomicU64,
-    interpreters: OnceLock<Interpreters>,
+    interpreters: Interpreters,
     config: WorkerConfig,
     /// Given to each function's processes: its own credentials, by function name.
     function_env: std::sync::RwLock<HashMap<String, Vec<(String, String)>>>,
@@ -128,36 +128,18 @@ impl Workers {
             freed: tokio::sync::Notify::new(),
             spares: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
-            interpreters: OnceLock::new(),
+            interpreters: Interpreters::default(),
             config,
             function_env: std::sync::RwLock::new(HashMap::new()),
             limits: limits::Mechanism::detect(),
         });
         tracing::info!(limits = workers.limits.describe(), "function limits");
         tokio::spawn(reap(Arc::downgrade(&workers)));
-        // Finding the interpreters takes a moment (each is asked where it lives): do it now,
-        // beside start-up, rather than inside the first invocation.
-        let finder = workers.clone();
-        std::thread::spawn(move || {
-            finder.interpreters();
-        });
         workers
     }
 
     pub fn sandbox(&self) -> &Sandbox {
         &self.config.sandbox
-    }
-
-    /// Returns once the interpreters on this machine are known: the work started beside
-    /// start-up (a few hundred milliseconds of both cores here, spent running `node` and
-    /// `python3` to ask where they live) is over.
-    pub async fn interpreters_found(self: &Arc<Self>) {
-        let workers = self.clone();
-        // `OnceLock` makes this wait for the search under way rather than start another.
-        let _ = tokio::task::spawn_blocking(move || {
-            workers.interpreters();
-        })
-        .await;
     }
 
     /// What a function's processes get from the platform: where eddy is, the function's own
@@ -366,7 +348,20 @@ impl Workers {
     }
 
     pub(crate) fn interpreters(&self) -> &Interpreters {
-        self.interpreters.get_or_init(Interpreters::find)
+        &self.interpreters
+    }
+
+    /// Looks for the interpreter `function` runs, unless it was looked for before: looking
+    /// runs it (tens of milliseconds), which is better done ahead than inside an invocation.
+    /// Blocks while it looks.
+    pub fn look_for_interpreter(&self, function: &FunctionSpec) {
+        let program = match &function.runtime {
+            Runtime::Nodejs { .. } => "node",
+            Runtime::Python { .. } => "python3",
+            Runtime::Exec { command, .. } | Runtime::Provided { command, .. } => &command[0],
+            _ => return,
+        };
+        let _ = self.interpreters.named(program);
     }
 
     /// How `function` starts: its program, arguments, folder and environment.
@@ -380,7 +375,7 @@ impl Workers {
         let interpreters = self.interpreters();
         let (program, args, dir, handler) = match &function.runtime {
             Runtime::Nodejs { handler, code } => {
-                let node = interpreters.node.as_ref().ok_or_else(|| missing("node"))?;
+                let node = interpreters.node().ok_or_else(|| missing("node"))?;
                 // V8 keeps its heap below the limit, as Lambda's Node runtime sets it.
                 let heap = (function.memory_mb * 85 / 100).max(16);
                 // The bootstrap travels on the command line: no file of eddy's to share.
@@ -392,10 +387,7 @@ impl Workers {
                 (node.program(), args, code.clone(), Some(handler.clone()))
             }
             Runtime::Python { handler, code } => {
-                let python = interpreters
-                    .python
-                    .as_ref()
-                    .ok_or_else(|| missing("python3"))?;
+                let python = interpreters.python().ok_or_else(|| missing("python3"))?;
                 let args = vec!["-c".into(), PYTHON_BOOTSTRAP.into()];
                 (python.program(), args, code.clone(), Some(handler.clone()))
             }
@@ -630,24 +622,4 @@ fn uuid_like() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_interpreters_are_known_once_found() {
-        let workers = Workers::new(WorkerConfig {
-            env: Vec::new(),
-            idle_timeout: Duration::from_secs(60),
-            strict_cpu: false,
-            sandbox: Sandbox::off(),
-        });
-        workers.interpreters_found().await;
-        assert!(
-            workers.interpreters.get().is_some(),
-            "the search begun beside start-up is over"
-        );
-    }
 }
