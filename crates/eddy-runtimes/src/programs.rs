@@ -2,9 +2,10 @@
 //!
 //! `node`, `python3` and `python` always mean the real interpreters, each asked where it lives
 //! the first time a function needs it (a version manager's shim is a script that needs the
-//! manager's whole tree and costs tens of milliseconds a start); other names are looked up on eddy's `PATH`, and a name with a `/` is
-//! relative to the function's folder. A sandboxed function sees the directory of its program
-//! and, for an interpreter, its installation (`sys.prefix`), at their own paths.
+//! manager's whole tree and costs tens of milliseconds a start); other names are looked up on
+//! eddy's `PATH`, and a name with a `/` is relative to the function's folder. A sandboxed
+//! function sees the directory of its program and, for an interpreter, its installation
+//! (`sys.prefix`), at their own paths.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -33,7 +34,7 @@ impl Interpreter {
 }
 
 /// The interpreters on this machine, each looked for the first time it is needed (looking runs
-/// it, which costs tens of milliseconds of CPU): a node whose functions run no Python never
+/// it, which costs tens of milliseconds of CPU): an eddy whose functions run no Python never
 /// runs `python3`, and one with no functions runs neither.
 #[derive(Debug, Default)]
 pub(crate) struct Interpreters {
