@@ -218,10 +218,11 @@ pub(crate) async fn read_after(
     after: u64,
     limit: u32,
 ) -> Result<Vec<Event>, BusError> {
-    let sql = format!("SELECT {COLUMNS} FROM _eddy_journal WHERE seq > ? ORDER BY seq LIMIT ?");
-    let rows = db
-        .fetch(&sql, &[Value::from(after), Value::from(limit)])
-        .await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM _eddy_journal WHERE seq > ? ORDER BY seq {}",
+        crate::sql::limit(limit)
+    );
+    let rows = db.fetch(&sql, &[Value::from(after)]).await?;
     rows.iter().map(decode).collect()
 }
 

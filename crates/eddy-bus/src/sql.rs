@@ -12,6 +12,16 @@ use async_trait::async_trait;
 
 use crate::BusError;
 
+/// `LIMIT n`, the number written into the statement's text rather than bound as an argument.
+/// SQLite plans a statement with `LIMIT ?` for the value bound (as it may for a constant), so
+/// binding that argument expires the prepared statement: a `LIMIT ?` query was parsed and
+/// planned again at every execution, however often it ran. A limit comes from eddy's own
+/// configuration or a checked request, never from free text, and takes few values, each
+/// prepared once.
+pub fn limit(n: impl Into<u64>) -> String {
+    format!("LIMIT {}", n.into())
+}
+
 /// The SQL dialect a backend speaks, for the few statements that differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {

@@ -410,4 +410,28 @@ mod tests {
         let rows = db.fetch("SELECT k FROM t", &[]).await.unwrap();
         assert_eq!(rows.len(), 1);
     }
+
+    #[tokio::test]
+    async fn a_limit_written_into_the_statement_keeps_it_prepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = writer(&dir);
+        // How many times the cached statement was planned again, after three runs of it.
+        let mut replanned = async |sql: &str, args: &[Value]| {
+            for _ in 0..3 {
+                db.fetch(sql, args).await.unwrap();
+            }
+            let statement = db.conn.prepare_cached(sql).unwrap();
+            statement.get_status(rusqlite::StatementStatus::RePrepare)
+        };
+        let bound = "SELECT k FROM t WHERE k > ? ORDER BY k LIMIT ?";
+        assert!(
+            replanned(bound, args!["a", 10]).await >= 2,
+            "SQLite plans `LIMIT ?` for each value bound"
+        );
+        let written = format!(
+            "SELECT k FROM t WHERE k > ? ORDER BY k {}",
+            crate::sql::limit(10u32)
+        );
+        assert_eq!(replanned(&written, args!["a"]).await, 0);
+    }
 }

@@ -37,7 +37,7 @@ impl SqlDeliveries {
 /// Candidates for leasing one by one: not a batched trigger's, due, ready, and — for ordered
 /// deliveries — the oldest unfinished of their key. Longest due first, walking the due index
 /// (state, batched, time) in its order: a round reads what it leases, however long a batched
-/// trigger's backlog.
+/// trigger's backlog. Followed by its `LIMIT`.
 const DUE: &str =
     "SELECT id, event_seq, event_time_ms, trigger, function, attempts, replay FROM _eddy_deliveries d
      WHERE state = 'ready' AND batched = 0 AND next_attempt_ms <= ?
@@ -45,13 +45,13 @@ const DUE: &str =
              SELECT 1 FROM _eddy_deliveries e
              WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
                AND e.state IN ('ready', 'leased')))
-     ORDER BY next_attempt_ms, id LIMIT ?";
+     ORDER BY next_attempt_ms, id";
 
 /// Candidates for a batch of one trigger: ready and due, and no earlier delivery of their key
 /// running or waiting for a later time (so a key's due records go together, in order). Read
 /// from the trigger's index in event order, stopping at the limit: `+next_attempt_ms` keeps
 /// SQLite's planner from the due index, which would read the whole backlog to sort it (the
-/// unary plus changes nothing on PostgreSQL).
+/// unary plus changes nothing on PostgreSQL). Followed by its `LIMIT`.
 const BATCH_CANDIDATES: &str =
     "SELECT id, event_seq, event_time_ms, trigger, function, attempts, replay, order_key, batch_part,
             next_attempt_ms
@@ -61,7 +61,7 @@ const BATCH_CANDIDATES: &str =
              SELECT 1 FROM _eddy_deliveries e
              WHERE e.order_key = d.order_key AND e.event_seq < d.event_seq
                AND (e.state = 'leased' OR (e.state = 'ready' AND e.next_attempt_ms > ?))))
-     ORDER BY event_seq LIMIT ?";
+     ORDER BY event_seq";
 
 fn leased(row: &Row) -> Result<Leased, ExecError> {
     Ok(Leased {
@@ -184,7 +184,8 @@ impl DeliveryStore for SqlDeliveries {
     }
 
     async fn claim(&self, tx: &mut dyn Sql, claim: &Claim) -> Result<Vec<Leased>, ExecError> {
-        let rows = tx.fetch(DUE, args![claim.now_ms, claim.limit]).await?;
+        let sql = format!("{DUE} {}", eddy_bus::sql::limit(claim.limit));
+        let rows = tx.fetch(&sql, args![claim.now_ms]).await?;
         let mut taken: HashMap<String, u32> = HashMap::new();
         let mut chosen = Vec::new();
         for row in &rows {
@@ -238,9 +239,12 @@ impl DeliveryStore for SqlDeliveries {
         now_ms: i64,
         limit: u32,
     ) -> Result<HashMap<String, u32>, ExecError> {
-        let sql = format!("SELECT function, count(*) AS n FROM ({DUE}) AS due GROUP BY function");
+        let sql = format!(
+            "SELECT function, count(*) AS n FROM ({DUE} {}) AS due GROUP BY function",
+            eddy_bus::sql::limit(limit)
+        );
         let mut due = HashMap::new();
-        for row in db.fetch(&sql, args![now_ms, limit]).await? {
+        for row in db.fetch(&sql, args![now_ms]).await? {
             due.insert(row.get::<String>("function")?, row.get::<u32>("n")?);
         }
         Ok(due)
@@ -312,9 +316,8 @@ impl DeliveryStore for SqlDeliveries {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<BatchCandidate>, ExecError> {
-        let rows = tx
-            .fetch(BATCH_CANDIDATES, args![trigger, now_ms, now_ms, limit])
-            .await?;
+        let sql = format!("{BATCH_CANDIDATES} {}", eddy_bus::sql::limit(limit));
+        let rows = tx.fetch(&sql, args![trigger, now_ms, now_ms]).await?;
         let mut candidates = Vec::with_capacity(rows.len());
         for row in &rows {
             candidates.push(BatchCandidate {

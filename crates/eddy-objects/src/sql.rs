@@ -237,11 +237,10 @@ impl ObjectIndex for SqlIndex {
             ListPosition::From(k) => (">=", k),
         };
         let sql = format!(
-            "SELECT {META_COLUMNS} FROM _eddy_objects WHERE bucket = ? AND key {op} ? ORDER BY key LIMIT ?"
+            "SELECT {META_COLUMNS} FROM _eddy_objects WHERE bucket = ? AND key {op} ? ORDER BY key {}",
+            eddy_bus::sql::limit(limit as u64)
         );
-        let rows = db
-            .fetch(&sql, args![bucket.as_str(), key.as_str(), limit])
-            .await?;
+        let rows = db.fetch(&sql, args![bucket.as_str(), key.as_str()]).await?;
         rows.iter().map(meta).collect()
     }
 

@@ -258,11 +258,12 @@ pub(super) async fn invocations(
                          WHERE event_seq = ? AND lease_batch IS NOT NULL))
                    AND {position} > ?
                  ORDER BY {position}
-                 LIMIT ?",
-                position = recorded_order(db.dialect())
+                 {limit}",
+                position = recorded_order(db.dialect()),
+                limit = eddy_bus::sql::limit(limit),
             ),
             args![
-                function, function, event_seq, event_seq, event_seq, event_seq, after, limit
+                function, function, event_seq, event_seq, event_seq, event_seq, after
             ],
         )
         .await?;
@@ -286,9 +287,10 @@ pub(super) async fn latest_invocations(
         .fetch(
             &format!(
                 "SELECT {INVOCATION_COLUMNS} FROM _eddy_invocations WHERE function = ?
-                 ORDER BY start_ms DESC LIMIT ?"
+                 ORDER BY start_ms DESC {}",
+                eddy_bus::sql::limit(limit)
             ),
-            args![function, limit],
+            args![function],
         )
         .await?;
     rows.iter().map(invocation).collect()

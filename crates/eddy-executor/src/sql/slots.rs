@@ -146,13 +146,14 @@ impl Slots {
         let input = (function.to_string(), node.clone(), n);
         bus.write(input, |tx, (function, node, n)| {
             Box::pin(async move {
-                tx.execute(
+                let sql = format!(
                     "DELETE FROM _eddy_slots WHERE id IN (
                          SELECT id FROM _eddy_slots WHERE function = ? AND node = ?
-                         ORDER BY until_ms LIMIT ?)",
-                    args![function.as_str(), node.as_str(), *n],
-                )
-                .await?;
+                         ORDER BY until_ms {})",
+                    eddy_bus::sql::limit(*n)
+                );
+                tx.execute(&sql, args![function.as_str(), node.as_str()])
+                    .await?;
                 Ok::<_, ExecError>(())
             })
         })
