@@ -6,7 +6,6 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
 use crate::client::{Client, Payload, encode, encode_key, read_text, xml_blocks, xml_text};
@@ -101,7 +100,7 @@ fn upload(client: &Client, from: &Path, to: &S3Url) -> anyhow::Result<Value> {
     let etag = if len > MULTIPART_THRESHOLD {
         upload_parts(client, &mut file, to, &bar)?
     } else {
-        let md5 = md5_of(&mut file)?;
+        let md5 = eddy_objects::md5_of(&mut file)?;
         file.seek(SeekFrom::Start(0))?;
         let mut reader = bar.wrap_read(file);
         let response = client.s3(
@@ -121,12 +120,6 @@ fn upload(client: &Client, from: &Path, to: &S3Url) -> anyhow::Result<Value> {
     Ok(
         json!({"uploaded": from.display().to_string(), "bucket": to.bucket, "key": to.key, "size": len, "etag": etag}),
     )
-}
-
-fn md5_of(reader: &mut impl Read) -> anyhow::Result<[u8; 16]> {
-    let mut hasher = Md5::new();
-    std::io::copy(reader, &mut hasher)?;
-    Ok(hasher.finalize().into())
 }
 
 fn etag_of(response: &crate::client::Response) -> String {

@@ -296,13 +296,9 @@ async fn holds_same_bytes(
         return Some((false, file));
     }
     let hashed = tokio::task::spawn_blocking(move || {
-        use md5::{Digest, Md5};
         use std::io::Seek;
         let mut file = file;
-        let mut hasher = Md5::new();
-        let md5 = std::io::copy(&mut file, &mut hasher)
-            .ok()
-            .map(|_| hex::encode(hasher.finalize()));
+        let md5 = eddy_objects::md5_of(&mut file).ok().map(hex::encode);
         let _ = file.rewind();
         (md5, file)
     })

@@ -215,7 +215,6 @@ pub enum Hasher {
 
 impl Hasher {
     pub fn new(algorithm: ChecksumAlgorithm) -> Self {
-        use sha1::Digest as _;
         use sha2::Digest as _;
         match (algorithm, algorithm.crc()) {
             (_, Some(crc)) => Hasher::Crc(crc_fast::Digest::new(crc), algorithm.digest_len()),
@@ -225,7 +224,6 @@ impl Hasher {
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        use sha1::Digest as _;
         use sha2::Digest as _;
         match self {
             Hasher::Crc(digest, _) => digest.update(bytes),
@@ -236,7 +234,6 @@ impl Hasher {
 
     /// The digest, big-endian for a CRC as S3 encodes it.
     pub fn finish(self) -> Vec<u8> {
-        use sha1::Digest as _;
         use sha2::Digest as _;
         match self {
             Hasher::Crc(digest, len) => digest.finalize().to_be_bytes()[8 - len..].to_vec(),

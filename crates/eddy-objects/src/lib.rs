@@ -30,4 +30,5 @@ pub use index::{ObjectIndex, StoredPart, Upload};
 pub use model::*;
 pub use s3::{S3Blobs, S3Failure, S3Location};
 pub use sql::SqlIndex;
+pub use staging::md5_of;
 pub use store::{DEFAULT_INLINE_BYTES, ObjectBody, ObjectStore, created_event};

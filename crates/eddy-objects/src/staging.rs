@@ -314,6 +314,20 @@ impl Digests {
     }
 }
 
+/// The MD5 of everything `reader` holds: the ETag a single-part upload of those bytes gets.
+pub fn md5_of(reader: &mut impl std::io::Read) -> std::io::Result<[u8; 16]> {
+    let mut hasher = Md5::new();
+    let mut buf = vec![0; 256 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finalize().into()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Digests of bytes held in memory (a small object kept inline), checked as a staged blob's
 /// are, within `limits`.
 pub(crate) fn digest_held(
@@ -426,6 +440,25 @@ mod tests {
                 expected: None,
             }),
         }
+    }
+
+    #[test]
+    fn md5_of_a_reader_is_that_of_all_its_bytes() {
+        /// Says `Interrupted` once before giving its bytes, as a read cut short by a signal.
+        struct Interrupted<'a>(bool, &'a [u8]);
+        impl std::io::Read for Interrupted<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if !std::mem::replace(&mut self.0, true) {
+                    return Err(std::io::ErrorKind::Interrupted.into());
+                }
+                std::io::Read::read(&mut self.1, buf)
+            }
+        }
+        // RFC 1321's test suite.
+        let abc = md5_of(&mut Interrupted(false, b"abc")).unwrap();
+        assert_eq!(hex::encode(abc), "900150983cd24fb0d6963f7d28e17f72");
+        let empty = md5_of(&mut std::io::empty()).unwrap();
+        assert_eq!(hex::encode(empty), "d41d8cd98f00b204e9800998ecf8427e");
     }
 
     #[tokio::test]
