@@ -604,7 +604,8 @@ pub async fn held_slots_do_not_run_out(stores: Stores) {
 
 /// A batched trigger's candidates are each key's due records in event order, none of a key
 /// with a record in a running batch; its running batches are counted, those another node
-/// leased apart; a batch is leased under its invocation's id; a record sent back by a
+/// leased apart, and those that have run and wait for their settlement not at all (their keys
+/// stay taken); a batch is leased under its invocation's id; a record sent back by a
 /// bisection keeps its half's name and is not counted as an attempt; and an event's
 /// invocations include the batches it went in.
 pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attempt(stores: Stores) {
@@ -633,8 +634,8 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
             bus.write((store, at), |tx, (store, at)| {
                 Box::pin(async move {
                     // As node b sees them: node a leases them all below.
-                    let running = store.running_batches(tx, "on-f", "b").await?;
-                    let own = store.running_batches(tx, "on-f", "a").await?;
+                    let running = store.running_batches(tx, "on-f", "b", &[]).await?;
+                    let own = store.running_batches(tx, "on-f", "a", &[]).await?;
                     assert_eq!((own.all, own.elsewhere), (running.all, 0));
                     assert_eq!(running.elsewhere, running.all);
                     let found = store.batch_candidates(tx, "on-f", *at, 100).await?;
@@ -679,6 +680,21 @@ pub async fn batches_take_each_keys_due_records_and_a_bisection_is_not_an_attemp
     );
     lease(vec![ids[&3]], "b-2").await;
     assert_eq!(candidates(NOW).await.1, 2, "two batches run");
+    // b-1 has run and waits for its settlement: it is not counted, but its key stays taken.
+    let (settling, found) = bus
+        .write(store.clone(), |tx, store| {
+            Box::pin(async move {
+                let settling = store
+                    .running_batches(tx, "on-f", "a", &["b-1".to_string(), "gone".to_string()])
+                    .await?;
+                let found = store.batch_candidates(tx, "on-f", NOW, 100).await?;
+                Ok::<_, ExecError>((settling, found))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!((settling.all, settling.elsewhere), (1, 0));
+    assert_eq!(seqs(&found), [5], "k's and j's records wait");
 
     // b-1 failed and was bisected: record 1 done (say), record 2 sent back to its half.
     let leased = |seq: u64| Leased {

@@ -5,7 +5,9 @@
 //! - **Leasing** (`lease`): in the scheduler's claim transaction, each batched trigger's due
 //!   records are packed (`pack`) into at most as many batches as its function has slots and
 //!   the trigger's `parallel` allows, each leased under its invocation's request id. A trigger
-//!   that runs one batch at a time has one more leased ahead, which waits for its turn (`turn`).
+//!   that runs one batch at a time has up to three more leased ahead, each waiting for its turn
+//!   (`turn`); batches that have run and wait for their settlement are not counted
+//!   (`settling`).
 //! - **Preparing** (`prepare`): the records built and the invocation's event made, from the
 //!   moment of the lease.
 //! - **Running** (`deliver`, `run`): one invocation with the records in event order, as DynamoDB
@@ -18,6 +20,7 @@ mod pack;
 mod prepare;
 mod response;
 mod run;
+mod settling;
 mod turn;
 
 use std::collections::HashMap;
@@ -36,6 +39,7 @@ pub(crate) use pack::{Packed, pack};
 pub(crate) use prepare::prepare_all;
 use prepare::{Prepared, aged, by_seq, prepare};
 use run::{attempt, given_back};
+pub(crate) use settling::Settling;
 pub(crate) use turn::{Turn, Turns};
 
 /// A batched trigger whose records a claim may lease.
@@ -45,11 +49,11 @@ pub(crate) struct Batched {
     pub function: String,
     pub spec: BatchSpec,
     pub lease_until: i64,
-    /// How much longer a batch leased ahead is leased: the current one's run (its function's
-    /// timeout) may come first.
+    /// How much longer a batch leased ahead is leased for each batch before it in line: each
+    /// one's run (its function's timeout) may come first.
     pub turn_wait_ms: i64,
     /// Until when the function's slots a leased batch holds are held should this node die (in
-    /// real time, as slots are): time for a batch leased ahead to wait its turn and run.
+    /// real time, as slots are): time for the last batch leased ahead to wait its turn and run.
     pub slot_until: i64,
 }
 
@@ -69,17 +73,26 @@ impl Batched {
             lease_until: inner.lease_until(function, now_ms),
             turn_wait_ms: function.timeout.as_millis() as i64,
             slot_until: inner.slot_until(function.name.as_str())
-                + function.timeout.as_millis() as i64,
+                + i64::from(LEASED_AHEAD) * function.timeout.as_millis() as i64,
         }
     }
 }
 
 /// The most batches of a trigger leased at once: `parallel` running and, for a trigger that
-/// runs one at a time and that no other node runs now, one more leased ahead, waiting for its
-/// turn. (With several at once, a batch leased ahead could start beside another node's.)
+/// runs one at a time and that no other node runs now, [`LEASED_AHEAD`] more, each waiting for
+/// its turn. (With several at once, a batch leased ahead could start beside another node's.)
+/// Batches that have run and wait for their settlement are not counted ([`Settling`]).
 pub(crate) fn most_leased(spec: &BatchSpec, elsewhere: u32) -> u32 {
-    spec.parallel + u32::from(spec.parallel == 1 && elsewhere == 0)
+    let one_here = spec.parallel == 1 && elsewhere == 0;
+    spec.parallel + if one_here { LEASED_AHEAD } else { 0 }
 }
+
+/// How many batches a trigger that runs one at a time may have leased ahead of the running
+/// one (as its function's free slots allow). A batch's settlement waits for the writer's
+/// transaction in progress and then commits its own — tens of milliseconds while rows pour in
+/// — and a warm handler takes a batch of 100 in one or two: with three in line, it runs the
+/// next ones meanwhile (docs/performance.md, "Settlements on their way together").
+pub(crate) const LEASED_AHEAD: u32 = 3;
 
 /// A leased batch's place among its trigger's: behind the ones before it when the trigger
 /// runs one at a time.
@@ -136,12 +149,13 @@ pub(crate) fn event_seqs(batches: &[LeasedBatch]) -> Vec<u64> {
 }
 
 /// Leases the batches of each of `batched` that `room` (free slots by function, taken from as
-/// batches are leased) allows. Returns them, and when the earliest batch held back by its
-/// window is due.
+/// batches are leased) allows, this node's `settling` batches not counted as leased. Returns
+/// them, and when the earliest batch held back by its window is due.
 pub(crate) async fn lease(
     store: &dyn DeliveryStore,
     tx: &mut dyn Sql,
     claim: &Claim,
+    settling: &Settling,
     batched: &[Batched],
     room: &mut HashMap<String, u32>,
 ) -> Result<(Vec<LeasedBatch>, Option<i64>), ExecError> {
@@ -154,7 +168,9 @@ pub(crate) async fn lease(
         }
         // While the trigger has all the batches it may leased, its candidates are not looked
         // for: the batch that finishes leases the next as it settles.
-        let running = store.running_batches(tx, &b.trigger, &claim.node).await?;
+        let running = store
+            .running_batches(tx, &b.trigger, &claim.node, &settling.of(&b.trigger))
+            .await?;
         let most = most_leased(&b.spec, running.elsewhere);
         let allowed = free.min(most.saturating_sub(running.all));
         if allowed == 0 {
@@ -175,8 +191,9 @@ pub(crate) async fn lease(
         for (i, batch) in batches.into_iter().enumerate() {
             let request_id = uuid::Uuid::new_v4().to_string();
             let ids: Vec<i64> = batch.iter().map(|c| c.delivery.id).collect();
-            let ahead = running.all + i as u32 >= b.spec.parallel;
-            let until = b.lease_until + if ahead { b.turn_wait_ms } else { 0 };
+            // Batches before it in line: none for one that starts at once.
+            let before = (running.all + i as u32 + 1).saturating_sub(b.spec.parallel);
+            let until = b.lease_until + i64::from(before) * b.turn_wait_ms;
             store
                 .lease_batch(tx, claim, &ids, &request_id, until)
                 .await?;
@@ -227,6 +244,7 @@ pub(crate) async fn deliver(
         return;
     }
     let settles = attempt(&inner, &request_id, function.as_ref(), prepared, turn).await;
+    let _settling = inner.settling.begin(&trigger_name, &request_id);
     // The slot goes to the trigger's next batch, leased as this one is settled (the settler
     // gives it back if there is none); without a batched trigger, back now.
     let compiled = inner.compiled();

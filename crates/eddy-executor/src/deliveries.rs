@@ -443,13 +443,15 @@ pub trait DeliveryStore: Send + Sync + 'static {
     /// When the earliest ready delivery is due, of those due after `after_ms`.
     async fn next_due(&self, db: &mut dyn Sql, after_ms: i64) -> Result<Option<i64>, ExecError>;
 
-    /// How many batches of `trigger` are leased now (running, or waiting for their turn), and
-    /// how many of them by a node other than `node`.
+    /// How many batches of `trigger` are leased now (running, or waiting for their turn) but
+    /// for `settling` (batches of `node` that have run and wait for their settlement), and how
+    /// many of them by a node other than `node`.
     async fn running_batches(
         &self,
         tx: &mut dyn Sql,
         trigger: &str,
         node: &str,
+        settling: &[String],
     ) -> Result<RunningBatches, ExecError>;
 
     /// The deliveries of batched `trigger` that could go in a batch now, in event order, at most

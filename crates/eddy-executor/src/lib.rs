@@ -151,6 +151,8 @@ struct Inner {
     settled: mpsc::Sender<Finished>,
     /// The line of each batched trigger that runs one batch at a time.
     turns: batch::Turns,
+    /// This node's batches that have run and wait for their settlement to commit.
+    settling: Arc<batch::Settling>,
     /// The warm workers of the Lambda runtimes.
     workers: Arc<runtime::Workers>,
     /// Synchronous invocations refused for want of a free slot, by function, since start.
@@ -161,7 +163,7 @@ struct Inner {
 
 /// Finished attempts waiting to be recorded at most (a batch counts as one: its settlements
 /// travel together); beyond, attempts wait (push back).
-const SETTLE_QUEUE: usize = 4096;
+pub(crate) const SETTLE_QUEUE: usize = 4096;
 
 struct Compiled {
     app: App,
@@ -249,6 +251,7 @@ impl Executor {
             drained: watch::Sender::new(false),
             settled,
             turns: batch::Turns::default(),
+            settling: Arc::default(),
             workers,
             throttles: Mutex::new(HashMap::new()),
             recorded: watch::Sender::new(0),

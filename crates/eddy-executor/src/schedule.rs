@@ -171,10 +171,15 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
         claim.room.insert(name.clone(), room);
         claim.lease_until.insert(name, inner.lease_until(f, now));
     }
-    let input = (inner.store.clone(), claim.clone(), batched);
+    let input = (
+        inner.store.clone(),
+        claim.clone(),
+        inner.settling.clone(),
+        batched,
+    );
     let round = inner
         .bus
-        .write(input, |tx, (store, claim, batched)| {
+        .write(input, |tx, (store, claim, settling, batched)| {
             Box::pin(async move {
                 let leased = store.claim(tx, claim).await?;
                 // What single deliveries left of each function's slots goes to batches.
@@ -185,7 +190,7 @@ async fn lease_round(inner: &Arc<Inner>, now: i64) -> Round {
                     }
                 }
                 let (batches, held_until) =
-                    batch::lease(store.as_ref(), tx, claim, batched, &mut room).await?;
+                    batch::lease(store.as_ref(), tx, claim, settling, batched, &mut room).await?;
                 Ok::<_, ExecError>(Round {
                     leased,
                     batches,

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use eddy_bus::{Bus, BusError, EventRows};
 use eddy_subscriptions::Target;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
-use crate::batch::{self, Batched, Leases};
+use crate::batch::{self, Batched, Leases, Turn, Turns};
 use crate::deliveries::{Claim, Settle};
 use crate::destination::{self, Written};
-use crate::{ExecError, Inner, schedule};
+use crate::{ExecError, Inner, SETTLE_QUEUE, schedule};
 
 /// A finished attempt on its way to the settler: what to record (a batch's settlements travel
 /// together, so they are recorded in one transaction, not split across rounds), and — for a
@@ -78,54 +79,97 @@ impl From<Vec<Finished>> for Recording {
     }
 }
 
+/// Rounds being recorded at once, at most. A round waits for the writer's transaction in
+/// progress and then commits its own — milliseconds, tens of them under a heavy write load.
+/// A batch that has run holds its function's slot, and its trigger's next batch, until it is
+/// recorded, so what finishes meanwhile goes to the writer as a round of its own when it holds
+/// such a batch; other settlements wait for the rounds on their way and go together (a larger
+/// round costs the writer less per settlement).
+const ROUNDS_AT_ONCE: usize = 4;
+
 /// Records finished attempts, as many at a time as have finished, in one transaction each
-/// round; then wakes the scheduler (a key may be free now).
+/// round (more than one round at once only for batches, up to [`ROUNDS_AT_ONCE`]); after
+/// each, wakes the scheduler (a key may be free now).
 pub(crate) async fn settle(inner: Arc<Inner>, mut queue: mpsc::Receiver<Finished>) {
     let mut stop = inner.drained.subscribe();
-    let mut batch = Vec::new();
+    let mut rounds = JoinSet::new();
+    // The batches rounds lease start in the order the rounds were sent to the writer, which
+    // is the order they commit in.
+    let line = Turns::default();
+    let mut finished: Vec<Finished> = Vec::new();
     loop {
-        let stopping = tokio::select! {
-            n = queue.recv_many(&mut batch, 1024) => if n == 0 { return } else { false },
-            _ = stop.wait_for(|s| *s) => true,
-        };
-        if stopping {
-            // Every attempt has finished and queued its outcome: record the last of them.
-            while let Ok(s) = queue.try_recv() {
-                batch.push(s);
-            }
-            if !batch.is_empty() {
-                let _ = inner
-                    .record(Arc::new(std::mem::take(&mut batch).into()))
-                    .await;
-            }
-            return;
+        let batch_waits = || finished.iter().any(|f| f.next.is_some());
+        if !finished.is_empty()
+            && (rounds.is_empty() || (rounds.len() < ROUNDS_AT_ONCE && batch_waits()))
+        {
+            let recording = Recording::from(std::mem::take(&mut finished));
+            rounds.spawn(round(inner.clone(), recording, line.queue("")));
         }
-        let mut recording = Recording::from(std::mem::take(&mut batch));
-        let told = std::mem::take(&mut recording.told);
-        let recording = Arc::new(recording);
-        loop {
-            match inner.record(recording.clone()).await {
-                Ok(next) => {
-                    schedule::start_batches(&inner, next);
-                    for recorded in told {
-                        let _ = recorded.send(());
-                    }
+        let abandoned = tokio::select! {
+            Some(round) = rounds.join_next(), if !rounds.is_empty() => {
+                round.is_ok_and(|r| r == Round::Abandoned)
+            }
+            n = queue.recv_many(&mut finished, 1024), if finished.len() < SETTLE_QUEUE => {
+                if n == 0 {
                     break;
                 }
-                Err(ExecError::Bus(BusError::WriterStopped)) => return,
-                Err(error) if *inner.stop.borrow() => {
-                    // Stopping, and the attempts waiting for this to be recorded hold the stop
-                    // up: they end now, and their leases return at the next start.
-                    tracing::error!(%error, "cannot record finished attempts as eddy stops; they run again at the next start");
-                    return;
+                false
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        if abandoned {
+            // The rounds on their way end too; what waits is not recorded.
+            while rounds.join_next().await.is_some() {}
+            return;
+        }
+    }
+    // Stopping: every attempt has finished and queued its outcome (or the queue closed).
+    // Record the last of them once the rounds on their way have been.
+    while rounds.join_next().await.is_some() {}
+    while let Ok(f) = queue.try_recv() {
+        finished.push(f);
+    }
+    if !finished.is_empty() {
+        let _ = inner.record(Arc::new(finished.into())).await;
+    }
+}
+
+/// How a round ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Round {
+    Recorded,
+    /// It could not be recorded and will not be: the writer has stopped, or eddy stops. Its
+    /// attempts end now and their leases return at the next start.
+    Abandoned,
+}
+
+/// Records one round, trying again until it commits, then starts the batches it leased once
+/// the rounds before it have started theirs (its `turn`).
+async fn round(inner: Arc<Inner>, mut recording: Recording, mut turn: Turn) -> Round {
+    let told = std::mem::take(&mut recording.told);
+    let recording = Arc::new(recording);
+    loop {
+        match inner.record(recording.clone()).await {
+            Ok(next) => {
+                turn.wait().await;
+                schedule::start_batches(&inner, next);
+                drop(turn);
+                for recorded in told {
+                    let _ = recorded.send(());
                 }
-                Err(error) => {
-                    tracing::error!(%error, "cannot record finished attempts; trying again");
-                    inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
-                }
+                inner.wake.notify_one();
+                return Round::Recorded;
+            }
+            Err(ExecError::Bus(BusError::WriterStopped)) => return Round::Abandoned,
+            Err(error) if *inner.stop.borrow() => {
+                tracing::error!(%error, "cannot record finished attempts as eddy stops; they run again at the next start");
+                return Round::Abandoned;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot record finished attempts; trying again");
+                inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
             }
         }
-        inner.wake.notify_one();
     }
 }
 
@@ -206,6 +250,7 @@ impl Inner {
                             store.as_ref(),
                             tx,
                             claim,
+                            &inner.settling,
                             std::slice::from_ref(next),
                             &mut room,
                         );

@@ -293,14 +293,24 @@ impl DeliveryStore for SqlDeliveries {
         tx: &mut dyn Sql,
         trigger: &str,
         node: &str,
+        settling: &[String],
     ) -> Result<RunningBatches, ExecError> {
+        let sql = format!(
+            "SELECT count(DISTINCT CASE WHEN NOT (lease_batch {}) THEN lease_batch END) AS all_batches,
+                    count(DISTINCT CASE WHEN lease_node <> ? THEN lease_batch END) AS elsewhere
+             FROM _eddy_deliveries
+             WHERE batched = 1 AND trigger = ? AND state = 'leased'",
+            tx.dialect().in_texts()
+        );
+        let settling: Vec<&str> = settling.iter().map(String::as_str).collect();
         let row = tx
             .fetch_one(
-                "SELECT count(DISTINCT lease_batch) AS all_batches,
-                        count(DISTINCT CASE WHEN lease_node <> ? THEN lease_batch END) AS elsewhere
-                 FROM _eddy_deliveries
-                 WHERE batched = 1 AND trigger = ? AND state = 'leased'",
-                args![node, trigger],
+                &sql,
+                &[
+                    Value::texts(&settling),
+                    Value::from(node),
+                    Value::from(trigger),
+                ],
             )
             .await?;
         Ok(RunningBatches {
