@@ -144,14 +144,19 @@ enum Round {
 }
 
 /// Records one round, trying again until it commits, then starts the batches it leased once
-/// the rounds before it have started theirs (its `turn`).
-async fn round(inner: Arc<Inner>, mut recording: Recording, mut turn: Turn) -> Round {
+/// the rounds before it have started theirs (its `turn`). A round that fails gives up its
+/// place at once: it leased nothing, and the rounds after it need not wait for its retry
+/// (their batches are leased for a while only).
+async fn round(inner: Arc<Inner>, mut recording: Recording, turn: Turn) -> Round {
     let told = std::mem::take(&mut recording.told);
     let recording = Arc::new(recording);
+    let mut turn = Some(turn);
     loop {
         match inner.record(recording.clone()).await {
             Ok(next) => {
-                turn.wait().await;
+                if let Some(turn) = turn.as_mut() {
+                    turn.wait().await;
+                }
                 schedule::start_batches(&inner, next);
                 drop(turn);
                 for recorded in told {
@@ -167,6 +172,7 @@ async fn round(inner: Arc<Inner>, mut recording: Recording, mut turn: Turn) -> R
             }
             Err(error) => {
                 tracing::error!(%error, "cannot record finished attempts; trying again");
+                turn = None;
                 inner.clock.sleep_until(inner.clock.now_ms() + 1000).await;
             }
         }
