@@ -91,7 +91,7 @@ pub(crate) fn most_leased(spec: &BatchSpec, elsewhere: u32) -> u32 {
 /// one (as its function's free slots allow). A batch's settlement waits for the writer's
 /// transaction in progress and then commits its own — tens of milliseconds while rows pour in
 /// — and a warm handler takes a batch of 100 in one or two: with three in line, it runs the
-/// next ones meanwhile (docs/performance.md, "Settlements on their way together").
+/// next ones meanwhile (docs/performance.md, "Batches that have run no longer hold the line").
 pub(crate) const LEASED_AHEAD: u32 = 3;
 
 /// A leased batch's place among its trigger's: behind the ones before it when the trigger

@@ -1,11 +1,11 @@
 //! Batches that have run and wait for their settlement to commit. Their records stay leased
 //! until it has — no other batch takes their keys, and should this node die they run again —
 //! but they no longer run. So when a trigger's batches are counted against how many it may
-//! have leased, this node's settling batches are left out: the settler records one round at a
-//! time, and a round waits for the writer's transaction in progress and then commits its own
-//! (milliseconds, tens of them under a heavy write load). Counted as running, the batch that
-//! finished while a round was on its way would take the place of the one leased ahead, and a
-//! trigger that runs one batch at a time would run one batch per round.
+//! have leased, this node's settling batches are left out: a round of settlements waits for the
+//! writer's transaction in progress and then commits its own (milliseconds, tens of them under
+//! a heavy write load). Counted as running, the batch that finished while a round was on its
+//! way would take the place of the one leased ahead, and a trigger that runs one batch at a
+//! time would run about one batch per round.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;

@@ -1,9 +1,10 @@
 //! Turns: a trigger that runs one batch at a time (`parallel: 1`) has its next batches leased
 //! and made ready while the current one runs; each one's invocation waits for its turn, which
 //! comes the moment the one before has had its handler answer — not once its settlement has
-//! committed. The settler uses a line too: the batches its rounds lease start in the order the
-//! rounds were sent to the writer. Batches leased together never share a key (a key with a record leased is
-//! not batched), so the order within each key does not depend on which of them settles first.
+//! committed. Batches leased together never share a key (a key with a record leased is not
+//! batched), so the order within each key does not depend on which of them settles first. The
+//! settler keeps a line too: the batches its rounds lease start in the order the rounds were
+//! sent to the writer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
