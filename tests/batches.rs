@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use eddy_bus::sql::Sql;
 use eddy_core::{FunctionName, Lineage, TableName};
 use eddy_executor::*;
 use eddy_tests::{Eddy, Recorder, app, start_executor, wait_for};
@@ -489,6 +490,61 @@ async fn a_batch_leased_ahead_goes_back_unrun_when_the_executor_stops() {
     let ids: Vec<i64> = node.stream.ids().into_iter().flatten().collect();
     assert_eq!(ids.len(), 15);
     assert_eq!(ids[..5], [6, 7, 8, 9, 10]);
+    node.executor.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlements_that_fail_are_tried_again_and_each_keys_records_stay_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_app(
+        dir.path(),
+        &one_at_a_time(),
+        Stream::default(),
+        Arc::new(SystemClock),
+    )
+    .await;
+    // Every settlement fails while the switch is on: SQLite refuses its invocation record.
+    let switch = |on: bool| {
+        let script = if on {
+            "CREATE TABLE test_refuse_settlements (refuse INTEGER NOT NULL);
+             INSERT INTO test_refuse_settlements VALUES (1);
+             CREATE TRIGGER test_refuse_settlements BEFORE INSERT ON _eddy_invocations
+             WHEN (SELECT refuse FROM test_refuse_settlements) = 1
+             BEGIN SELECT RAISE(ABORT, 'settlements are refused for a while'); END;"
+        } else {
+            "UPDATE test_refuse_settlements SET refuse = 0;"
+        };
+        node.eddy.bus.write(script, |tx, script| {
+            Box::pin(async move { Ok::<_, ExecError>(tx.run_script(script).await?) })
+        })
+    };
+    switch(true).await.unwrap();
+    node.insert(1..=10).await;
+    for id in 1..=10 {
+        node.put(id, 1).await;
+    }
+    // The batch leased ahead runs while the first one's settlement fails, and the one after
+    // it is not leased until a settlement commits.
+    wait_for("two batches run, neither settled", || async {
+        node.stream.batches().len() >= 2
+    })
+    .await;
+    let c = node.executor.counts().await.unwrap();
+    assert_eq!((c.done, c.leased), (0, 10), "nothing settles yet");
+    switch(false).await.unwrap();
+    node.settled(20).await;
+    let mut seen: HashMap<i64, Vec<u64>> = HashMap::new();
+    for (id, seq) in node.stream.batches().into_iter().flatten() {
+        seen.entry(id).or_default().push(seq);
+    }
+    for id in 1..=10 {
+        let seqs = &seen[&id];
+        assert!(
+            seqs.len() == 2 && seqs[0] < seqs[1],
+            "key {id}: each record once, in order: {seqs:?}"
+        );
+    }
+    assert_eq!(node.executor.counts().await.unwrap().done, 20);
     node.executor.shutdown().await;
 }
 
