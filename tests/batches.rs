@@ -115,6 +115,22 @@ impl Stream {
         self.batches.lock().unwrap().clone()
     }
 
+    /// Asserts that keys 1–10 each ran their two records once each, in order (the tests of
+    /// batches leased ahead write each key twice).
+    fn assert_each_key_twice_in_order(&self) {
+        let mut seen: HashMap<i64, Vec<u64>> = HashMap::new();
+        for (id, seq) in self.batches().into_iter().flatten() {
+            seen.entry(id).or_default().push(seq);
+        }
+        for id in 1..=10 {
+            let seqs = &seen[&id];
+            assert!(
+                seqs.len() == 2 && seqs[0] < seqs[1],
+                "key {id}: each record once, in order: {seqs:?}"
+            );
+        }
+    }
+
     fn ids(&self) -> Vec<Vec<i64>> {
         let batches = self.batches();
         batches
@@ -428,23 +444,12 @@ async fn one_batch_at_a_time_has_the_next_leased_ahead_and_never_two_running() {
             .await;
     release.send(()).unwrap();
     node.settled(20).await;
-    let batches = node.stream.batches();
     assert_eq!(
         node.stream.ids()[1],
         [6, 7, 8, 9, 10],
         "the batch leased ahead"
     );
-    let mut seen: HashMap<i64, Vec<u64>> = HashMap::new();
-    for (id, seq) in batches.into_iter().flatten() {
-        seen.entry(id).or_default().push(seq);
-    }
-    for id in 1..=10 {
-        let seqs = &seen[&id];
-        assert!(
-            seqs.len() == 2 && seqs[0] < seqs[1],
-            "key {id}: each record once, in order: {seqs:?}"
-        );
-    }
+    node.stream.assert_each_key_twice_in_order();
     let most = node.stream.most_at_once.load(Ordering::SeqCst);
     assert_eq!(most, 1, "never two batches at once");
     node.executor.shutdown().await;
@@ -533,17 +538,7 @@ async fn settlements_that_fail_are_tried_again_and_each_keys_records_stay_in_ord
     assert_eq!((c.done, c.leased), (0, 10), "nothing settles yet");
     switch(false).await.unwrap();
     node.settled(20).await;
-    let mut seen: HashMap<i64, Vec<u64>> = HashMap::new();
-    for (id, seq) in node.stream.batches().into_iter().flatten() {
-        seen.entry(id).or_default().push(seq);
-    }
-    for id in 1..=10 {
-        let seqs = &seen[&id];
-        assert!(
-            seqs.len() == 2 && seqs[0] < seqs[1],
-            "key {id}: each record once, in order: {seqs:?}"
-        );
-    }
+    node.stream.assert_each_key_twice_in_order();
     assert_eq!(node.executor.counts().await.unwrap().done, 20);
     node.executor.shutdown().await;
 }
