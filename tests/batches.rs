@@ -193,6 +193,33 @@ impl Node {
         put.unwrap().seq.unwrap()
     }
 
+    /// Makes SQLite refuse every invocation record — and so every settlement — until
+    /// [`Node::allow_settlements`].
+    async fn refuse_settlements(&self) {
+        self.run_script(
+            "CREATE TABLE test_refuse (refuse INTEGER NOT NULL);
+             INSERT INTO test_refuse VALUES (1);
+             CREATE TRIGGER test_refuse BEFORE INSERT ON _eddy_invocations
+             WHEN (SELECT refuse FROM test_refuse) = 1
+             BEGIN SELECT RAISE(ABORT, 'settlements are refused for a while'); END;",
+        )
+        .await;
+    }
+
+    async fn allow_settlements(&self) {
+        self.run_script("UPDATE test_refuse SET refuse = 0;").await;
+    }
+
+    async fn run_script(&self, script: &'static str) {
+        self.eddy
+            .bus
+            .write(script, |tx, script| {
+                Box::pin(async move { Ok::<_, ExecError>(tx.run_script(script).await?) })
+            })
+            .await
+            .unwrap();
+    }
+
     /// Waits until `total` deliveries exist and none waits or runs.
     async fn settled(&self, total: u64) {
         wait_for("every delivery to settle", || async {
@@ -508,22 +535,7 @@ async fn settlements_that_fail_are_tried_again_and_each_keys_records_stay_in_ord
         Arc::new(SystemClock),
     )
     .await;
-    // Every settlement fails while the switch is on: SQLite refuses its invocation record.
-    let switch = |on: bool| {
-        let script = if on {
-            "CREATE TABLE test_refuse_settlements (refuse INTEGER NOT NULL);
-             INSERT INTO test_refuse_settlements VALUES (1);
-             CREATE TRIGGER test_refuse_settlements BEFORE INSERT ON _eddy_invocations
-             WHEN (SELECT refuse FROM test_refuse_settlements) = 1
-             BEGIN SELECT RAISE(ABORT, 'settlements are refused for a while'); END;"
-        } else {
-            "UPDATE test_refuse_settlements SET refuse = 0;"
-        };
-        node.eddy.bus.write(script, |tx, script| {
-            Box::pin(async move { Ok::<_, ExecError>(tx.run_script(script).await?) })
-        })
-    };
-    switch(true).await.unwrap();
+    node.refuse_settlements().await;
     node.insert(1..=10).await;
     for id in 1..=10 {
         node.put(id, 1).await;
@@ -536,7 +548,7 @@ async fn settlements_that_fail_are_tried_again_and_each_keys_records_stay_in_ord
     .await;
     let c = node.executor.counts().await.unwrap();
     assert_eq!((c.done, c.leased), (0, 10), "nothing settles yet");
-    switch(false).await.unwrap();
+    node.allow_settlements().await;
     node.settled(20).await;
     node.stream.assert_each_key_twice_in_order();
     assert_eq!(node.executor.counts().await.unwrap().done, 20);
