@@ -65,8 +65,9 @@ impl Value {
     }
 
     /// A list of strings as one argument, for [`Dialect::in_texts`].
-    pub fn texts(values: &[&str]) -> Value {
-        Value::Text(serde_json::to_string(values).expect("strings serialize"))
+    pub fn texts(values: &[impl AsRef<str>]) -> Value {
+        let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+        Value::Text(serde_json::to_string(&values).expect("strings serialize"))
     }
 }
 

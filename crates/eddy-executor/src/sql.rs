@@ -302,12 +302,11 @@ impl DeliveryStore for SqlDeliveries {
              WHERE batched = 1 AND trigger = ? AND state = 'leased'",
             tx.dialect().in_texts()
         );
-        let settling: Vec<&str> = settling.iter().map(String::as_str).collect();
         let row = tx
             .fetch_one(
                 &sql,
                 &[
-                    Value::texts(&settling),
+                    Value::texts(settling),
                     Value::from(node),
                     Value::from(trigger),
                 ],
