@@ -20,6 +20,11 @@ impl EventId {
     pub fn generate() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// The id without its hyphens, as DynamoDB Streams writes an `eventID`.
+    pub fn simple(&self) -> impl fmt::Display + use<> {
+        self.0.simple()
+    }
 }
 
 impl fmt::Display for EventId {

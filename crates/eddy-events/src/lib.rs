@@ -1,7 +1,8 @@
 //! The events handlers receive, built from journal records:
 //!
 //! - [`s3_record`]: an S3 event notification record, exactly as S3 sends one to Lambda;
-//! - [`dynamodb_record`]: a DynamoDB-Streams record with typed attribute values;
+//! - [`DynamoDbRecord`] ([`dynamodb_record`] as a value): a DynamoDB-Streams record with typed
+//!   attribute values;
 //! - [`plain_record`]: eddy's simpler record for handlers that were not written for AWS;
 //! - [`scheduled_event`]: the event EventBridge sends when a schedule runs;
 //! - [`destination`]: the records Lambda sends to an invocation's destinations.
@@ -9,9 +10,13 @@
 //! Handlers receive records wrapped as `{"Records": [...]}` ([`envelope`]).
 
 pub mod destination;
+mod dynamodb;
 
 use eddy_core::{Event, EventKind, Source};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+
+pub use dynamodb::{AttributeValue, DynamoDbRecord, Item};
 
 pub use eddy_core::time::iso8601_millis;
 
@@ -85,52 +90,14 @@ pub fn s3_record(event: &Event, configuration_id: &str) -> Result<Value, FormatE
     }))
 }
 
-/// The DynamoDB-Streams record for a row event. `stream_label` is the stream's creation time
-/// as DynamoDB writes it (`2026-11-25T10:00:00.000`).
+/// The DynamoDB-Streams record for a row event, as a JSON value. `stream_label` is the
+/// stream's creation time as DynamoDB writes it (`2026-11-25T10:00:00.000`).
 pub fn dynamodb_record(event: &Event, stream_label: &str) -> Result<Value, FormatError> {
-    let Source::Table(table) = &event.source else {
-        return Err(wrong_source(event, "DynamoDB-Streams"));
-    };
-    let change = event.row_change_ref().map_err(|e| bad_payload(event, e))?;
-    let mut record = Map::new();
-    record.insert(
-        "ApproximateCreationDateTime".into(),
-        json!(event.time_ms / 1000),
-    );
-    record.insert("Keys".into(), item(change.keys));
-    if let Some(new) = change.new {
-        record.insert("NewImage".into(), item(new));
-    }
-    if let Some(old) = change.old {
-        record.insert("OldImage".into(), item(old));
-    }
-    let size: usize = ["Keys", "NewImage", "OldImage"]
-        .iter()
-        .filter_map(|k| record.get(*k))
-        .map(json_len)
-        .sum();
-    record.insert(
-        "SequenceNumber".into(),
-        Value::String(format!("{:021}", event.seq)),
-    );
-    record.insert("SizeBytes".into(), json!(size));
-    record.insert("StreamViewType".into(), json!("NEW_AND_OLD_IMAGES"));
-    let mut wrapped = json!({
-        "eventID": event.id.to_string().replace('-', ""),
-        "eventName": event.kind.as_str(),
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": REGION,
-        "eventSourceARN": format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table}/stream/{stream_label}"),
-    });
-    if let Value::Object(fields) = &mut wrapped {
-        fields.insert("dynamodb".into(), Value::Object(record));
-    }
-    Ok(wrapped)
+    Ok(DynamoDbRecord::new(event, stream_label)?.to_value())
 }
 
 /// The length of `value` as JSON, counted without writing it anywhere.
-pub fn json_len(value: &Value) -> usize {
+pub fn json_len(value: &impl Serialize) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -142,7 +109,7 @@ pub fn json_len(value: &Value) -> usize {
         }
     }
     let mut count = Count(0);
-    // Writing a `Value` to a writer that never fails cannot fail.
+    // Writing a value to a writer that never fails cannot fail.
     let _ = serde_json::to_writer(&mut count, value);
     count.0
 }
@@ -202,36 +169,6 @@ pub fn plain_record(event: &Event) -> Result<Value, FormatError> {
     let map = record.as_object_mut().expect("records are objects");
     map.extend(common.as_object().expect("an object").clone());
     Ok(record)
-}
-
-/// A DynamoDB item: each attribute as a typed attribute value.
-pub fn item(row: &Map<String, Value>) -> Value {
-    Value::Object(
-        row.iter()
-            .map(|(k, v)| (k.clone(), attribute_value(v)))
-            .collect(),
-    )
-}
-
-/// A JSON value as a DynamoDB attribute value: `S`, `N` (as a string), `BOOL`, `NULL`, `L`, `M`.
-pub fn attribute_value(value: &Value) -> Value {
-    match value {
-        Value::Null => tagged("NULL", Value::Bool(true)),
-        Value::Bool(b) => tagged("BOOL", Value::Bool(*b)),
-        Value::Number(n) => tagged("N", Value::String(number_text(n))),
-        Value::String(s) => tagged("S", Value::String(s.clone())),
-        Value::Array(items) => tagged("L", items.iter().map(attribute_value).collect()),
-        Value::Object(map) => tagged("M", item(map)),
-    }
-}
-
-/// DynamoDB writes numbers without a trailing `.0`.
-fn number_text(n: &serde_json::Number) -> String {
-    let text = n.to_string();
-    match text.strip_suffix(".0") {
-        Some(whole) => whole.to_string(),
-        None => text,
-    }
 }
 
 /// Encodes an object key as S3 does in event notifications (form encoding): letters, digits,
@@ -308,17 +245,5 @@ mod tests {
         );
         assert_eq!(seen.detail, Some(json!({})));
         assert_eq!(sent["time"], "2026-12-01T12:00:00Z", "to the second");
-    }
-
-    #[test]
-    fn values_become_typed_attributes() {
-        let v = json!({"s": "x", "i": 1, "f": 2.5, "whole": 10.0, "b": true, "n": null, "l": [1, "a"], "m": {"k": false}});
-        assert_eq!(
-            item(v.as_object().unwrap()),
-            json!({
-                "s": {"S": "x"}, "i": {"N": "1"}, "f": {"N": "2.5"}, "whole": {"N": "10"}, "b": {"BOOL": true},
-                "n": {"NULL": true}, "l": {"L": [{"N": "1"}, {"S": "a"}]}, "m": {"M": {"k": {"BOOL": false}}}
-            })
-        );
     }
 }

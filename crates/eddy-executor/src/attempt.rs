@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use eddy_core::{Event, Lineage};
 use eddy_subscriptions::FunctionSpec;
-use serde_json::Value;
 
 use crate::Inner;
 use crate::deliveries::{self, InvocationRecord};
@@ -16,7 +15,7 @@ impl Inner {
     pub(crate) async fn run(
         &self,
         function: &FunctionSpec,
-        payload: &Value,
+        payload: &runtime::Payload,
         request_id: String,
         event: Option<&Event>,
         lineage: Lineage,

@@ -16,6 +16,7 @@
 //!   the whole batch failed: tried again together, or split in two and each half tried apart
 //!   (a bisection is not an attempt), down to the record that fails alone.
 
+mod event;
 mod pack;
 mod prepare;
 mod response;

@@ -25,6 +25,7 @@ use eddy_subscriptions::{App, FunctionSpec, Target, TriggerSpec};
 use serde_json::Value;
 
 use crate::deliveries::{BatchCandidate, DeadReason, Destination, Leased, Settlement};
+use crate::runtime::Payload;
 use crate::schedule::Attempted;
 use crate::{Compiled, ExecError, INVOKE_TRIGGER, Inner, payload};
 
@@ -105,13 +106,12 @@ pub(crate) fn of(
     if !asynchronous {
         return None;
     }
-    let request = attempted.payload.clone().unwrap_or_default();
     asynchronous_destination(
         &compiled.app,
         &d.function,
         &attempted.settlement,
         outcome,
-        &request,
+        attempted.payload.as_ref(),
         lineage,
     )
 }
@@ -126,7 +126,7 @@ pub(crate) fn of_batch(
     trigger_name: &str,
     function: &FunctionSpec,
     request_id: &str,
-    payload: &Value,
+    payload: &Payload,
     response: Option<&Response>,
     members: &[(&BatchCandidate, &Settlement)],
     events: &HashMap<u64, Arc<Event>>,
@@ -195,7 +195,7 @@ pub(crate) fn of_batch(
         function.name.as_str(),
         settlement,
         outcome,
-        payload,
+        Some(payload),
         lineage_of(carrier),
     )?;
     Some((carrier.delivery.id, destination))
@@ -226,7 +226,7 @@ fn stream_failure(
     table: &str,
     outcome: &Outcome,
     given_up: GivenUp,
-    payload: Option<&Value>,
+    payload: Option<&Payload>,
     lineage: Lineage,
 ) -> Option<Destination> {
     let to = trigger.on_failure.clone()?;
@@ -246,7 +246,7 @@ fn stream_failure(
     if let (Some(payload), Target::Bucket(_) | Target::Table(_)) = (payload, &to)
         && let Value::Object(fields) = &mut record
     {
-        fields.insert("payload".into(), payload.clone());
+        fields.insert("payload".into(), payload.value().into_owned());
     }
     Some(Destination {
         to,
@@ -267,7 +267,7 @@ fn asynchronous_destination<'a>(
     function: &str,
     settlement: &Settlement,
     outcome: impl Fn(&'static str) -> Outcome<'a>,
-    request: &Value,
+    request: Option<&Payload>,
     lineage: Lineage,
 ) -> Option<Destination> {
     let destinations = &app
@@ -291,6 +291,7 @@ fn asynchronous_destination<'a>(
         Settlement::Retry { .. } | Settlement::Rebatch { .. } => return None,
     };
     let outcome = outcome(condition.as_str());
+    let request = request.map(Payload::value);
     Some(Destination {
         to,
         name: record_name(
@@ -298,7 +299,7 @@ fn asynchronous_destination<'a>(
             outcome.now_ms,
             outcome.request_id,
         ),
-        record: invocation_record(&outcome, request),
+        record: invocation_record(&outcome, request.as_deref().unwrap_or(&Value::Null)),
         lineage,
     })
 }

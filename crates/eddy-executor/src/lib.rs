@@ -373,7 +373,7 @@ impl Executor {
             hops: caller.hops + 1,
         };
         let attempt = inner
-            .run(&spec, &payload, request_id.clone(), None, lineage)
+            .run(&spec, &payload.into(), request_id.clone(), None, lineage)
             .await;
         inner.store.give_back(&name, 1).await?;
         inner.wake.notify_one();

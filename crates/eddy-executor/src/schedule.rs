@@ -9,7 +9,6 @@ use std::sync::Arc;
 use eddy_core::{Event, Lineage};
 use eddy_events::destination::Response;
 use eddy_subscriptions::{BatchSpec, FunctionSpec, RetryPolicy, TriggerSpec};
-use serde_json::Value;
 
 use crate::batch::{self, Batched, LeasedBatch, Leases};
 use crate::deliveries::{
@@ -311,7 +310,7 @@ pub(crate) struct Attempted {
     pub settlement: Settlement,
     pub record: Option<InvocationRecord>,
     pub request_id: String,
-    pub payload: Option<Value>,
+    pub payload: Option<runtime::Payload>,
     pub response: Option<Response>,
 }
 
@@ -327,7 +326,7 @@ async fn attempt(
     let trigger = compiled.app.trigger(&d.trigger);
     let policy = compiled.app.retry_policy(&d.trigger);
     let request_id = uuid::Uuid::new_v4().to_string();
-    let dead = |reason, error: String, payload: Option<Value>| Attempted {
+    let dead = |reason, error: String, payload: Option<runtime::Payload>| Attempted {
         settlement: Settlement::Dead { reason, error },
         record: None,
         request_id: request_id.clone(),
@@ -347,6 +346,7 @@ async fn attempt(
         Err(e) => return dead(DeadReason::RetriesExhausted, e.to_string(), None),
     };
     payload::mark_replay(&mut payload, d.replay, event.backfill().is_some());
+    let payload = runtime::Payload::from(payload);
     if too_old(&policy, d.event_time_ms, now) {
         return dead(
             DeadReason::EventAgeExceeded,

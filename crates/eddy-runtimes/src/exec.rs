@@ -23,7 +23,7 @@ pub(super) async fn run(
     command: &[String],
     dir: &Path,
     workers: &Workers,
-    payload: &Value,
+    payload: &crate::Payload,
     context: &Context,
 ) -> Result<Outcome, Unrunnable> {
     let cannot_start = |e: &dyn std::fmt::Display| {
@@ -56,7 +56,7 @@ pub(super) async fn run(
         Err(e) => return cannot_start(&e),
     };
     let group = child.id().map(|id| Pid::from_raw(id as i32));
-    let input = crate::event_bytes(payload);
+    let input = payload.to_bytes();
     let mut stdin = child.stdin.take().expect("stdin is piped");
     // A handler that never reads its input must not block the invocation.
     let writer = tokio::spawn(async move {

@@ -204,7 +204,7 @@ impl ureq::unversioned::resolver::Resolver for Checked {
 pub(crate) async fn post(
     function: &FunctionSpec,
     target: &Target<'_>,
-    payload: &Value,
+    payload: &crate::Payload,
     context: &Context,
 ) -> Result<Outcome, Unrunnable> {
     let (url, secret_env) = (target.url, target.secret_env);
@@ -217,7 +217,7 @@ pub(crate) async fn post(
             ))
         })?),
     };
-    let body = crate::event_bytes(payload);
+    let body = payload.to_bytes();
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use eddy_bus::EventRows;
 use eddy_core::Event;
-use serde_json::Value;
+use eddy_subscriptions::Runtime;
 use tokio::sync::oneshot;
 
+use super::event::{BatchEvent, RecordsOf};
 use super::{Events, LeasedBatch, Leases, Ready};
+use crate::Inner;
 use crate::deliveries::{BatchCandidate, DeadReason, Settlement};
+use crate::runtime::Payload;
 use crate::schedule::too_old;
-use crate::{Inner, payload};
 
 /// The largest event a batch is given, as Lambda's 6 MB synchronous payload: the records
 /// after the one that would pass it wait for the next batch.
@@ -92,7 +94,7 @@ pub(crate) struct Prepared {
     pub(super) now_ms: i64,
     pub(super) finished: Vec<Member>,
     pub(super) live: Vec<(BatchCandidate, Arc<Event>)>,
-    pub(super) payload: Option<Value>,
+    pub(super) payload: Option<Payload>,
 }
 
 /// Makes a leased batch ready: each record built, or given up on with why (gone from the
@@ -131,10 +133,18 @@ pub(super) fn prepare(inner: &Inner, members: Vec<BatchCandidate>, events: Event
             .collect();
         return prepared;
     }
-    let mut records = Vec::new();
+    let in_process = prepared
+        .function
+        .as_ref()
+        .is_some_and(|f| f.runtime == Runtime::InProcess);
+    let mut batch = BatchEvent::new(!in_process);
+    let of = RecordsOf {
+        trigger,
+        trigger_name: &trigger_name,
+    };
     let mut size = 0;
     // A record that cannot go is given up on with why.
-    let build = |d: &crate::Leased| -> Result<(&Arc<Event>, Value), Settlement> {
+    let check = |d: &crate::Leased| -> Result<&Arc<Event>, Settlement> {
         let Some(event) = events.get(&d.event_seq) else {
             let error = format!(
                 "event {} was removed by the journal's retention",
@@ -149,18 +159,17 @@ pub(super) fn prepare(inner: &Inner, members: Vec<BatchCandidate>, events: Event
             );
             return Err(dead(DeadReason::EventAgeExceeded, error));
         }
-        payload::record(
-            event,
-            trigger,
-            &trigger_name,
-            compiled.stream_label(&event.source),
-        )
-        .map(|record| (event, record))
-        .map_err(|e| dead(DeadReason::RetriesExhausted, e.to_string()))
+        Ok(event)
     };
     for candidate in members {
-        let (event, record) = match build(&candidate.delivery) {
-            Ok(built) => built,
+        let added = check(&candidate.delivery).and_then(|event| {
+            batch
+                .push(&of, event, compiled.stream_label(&event.source))
+                .map(|bytes| (event, bytes))
+                .map_err(|e| dead(DeadReason::RetriesExhausted, e.to_string()))
+        });
+        let (event, bytes) = match added {
+            Ok(added) => added,
             Err(settlement) => {
                 prepared
                     .finished
@@ -168,8 +177,8 @@ pub(super) fn prepare(inner: &Inner, members: Vec<BatchCandidate>, events: Event
                 continue;
             }
         };
-        let bytes = eddy_events::json_len(&record);
         if !prepared.live.is_empty() && size + bytes > MAX_PAYLOAD {
+            batch.pop();
             let rebatch = Settlement::Rebatch {
                 part: None,
                 error: None,
@@ -178,11 +187,11 @@ pub(super) fn prepare(inner: &Inner, members: Vec<BatchCandidate>, events: Event
             continue;
         }
         size += bytes;
-        records.push(record);
         prepared.live.push((candidate, event.clone()));
     }
-    if !prepared.live.is_empty() {
-        prepared.payload = Some(batch_payload(records, &prepared.live));
+    if let Some((first, _)) = prepared.live.first() {
+        let backfill = prepared.live.iter().any(|(_, e)| e.backfill().is_some());
+        prepared.payload = Some(batch.finish(first.delivery.replay, backfill));
     }
     prepared
 }
@@ -208,13 +217,4 @@ pub(super) fn aged(inner: &Inner, prepared: Prepared) -> Prepared {
     let mut again = prepare(inner, live.into_iter().map(|(c, _)| c).collect(), events);
     again.finished.extend(finished);
     again
-}
-
-/// The event of a batch: the records as `Records`, as DynamoDB Streams and S3 send them
-/// (eddy's plain records likewise), marked when they are a replay's or a backfill's.
-fn batch_payload(records: Vec<Value>, live: &[(BatchCandidate, Arc<Event>)]) -> Value {
-    let mut payload = eddy_events::envelope(records);
-    let backfill = live.iter().any(|(_, e)| e.backfill().is_some());
-    payload::mark_replay(&mut payload, live[0].0.delivery.replay, backfill);
-    payload
 }

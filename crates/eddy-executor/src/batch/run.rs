@@ -217,7 +217,7 @@ fn unrun_destination(
             payload::record(event, trigger, trigger_name, label).ok()
         })
         .collect();
-    let payload = eddy_events::envelope(records);
+    let payload = eddy_events::envelope(records).into();
     destination::of_batch(
         inner,
         trigger_name,

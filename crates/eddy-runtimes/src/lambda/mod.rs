@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use eddy_subscriptions::{FunctionSpec, Runtime};
-use serde_json::Value;
 
 pub use worker::INIT_TIMEOUT;
 use worker::{Launch, Parked, Worker};
@@ -439,7 +438,7 @@ impl Workers {
     pub async fn invoke(
         self: &Arc<Self>,
         function: &FunctionSpec,
-        payload: &Value,
+        payload: &crate::Payload,
         context: &Context,
     ) -> Result<Outcome, Unrunnable> {
         let launch = self.launch(function)?;

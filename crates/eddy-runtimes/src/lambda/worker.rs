@@ -203,7 +203,7 @@ impl Worker {
     /// long initialisation took.
     pub async fn invoke(
         &mut self,
-        payload: &Value,
+        payload: &crate::Payload,
         context: &Context,
         timeout: Duration,
     ) -> (Outcome, Option<Duration>) {
@@ -214,7 +214,7 @@ impl Worker {
         }
         let pending = Pending {
             request_id: context.request_id.clone(),
-            payload: crate::event_bytes(payload),
+            payload: payload.to_bytes(),
             deadline_ms: context.deadline_ms,
             function_arn: context.invoked_function_arn.clone(),
             lineage,
