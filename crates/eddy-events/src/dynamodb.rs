@@ -92,7 +92,7 @@ impl Serialize for StreamRecord<'_, '_> {
 }
 
 /// A DynamoDB item: each attribute of a row as a typed attribute value.
-pub struct Item<'a>(pub &'a Map<String, Value>);
+struct Item<'a>(&'a Map<String, Value>);
 
 impl Serialize for Item<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -101,7 +101,7 @@ impl Serialize for Item<'_> {
 }
 
 /// A JSON value as a DynamoDB attribute value: `S`, `N` (as a string), `BOOL`, `NULL`, `L`, `M`.
-pub struct AttributeValue<'a>(pub &'a Value);
+struct AttributeValue<'a>(&'a Value);
 
 impl Serialize for AttributeValue<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -16,7 +16,7 @@ use eddy_core::{Event, EventKind, Source};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-pub use dynamodb::{AttributeValue, DynamoDbRecord, Item};
+pub use dynamodb::DynamoDbRecord;
 
 pub use eddy_core::time::iso8601_millis;
 
