@@ -1,8 +1,9 @@
 //! The event a handler receives for a delivery, in the trigger's format.
 
 use eddy_core::{Event, Source};
-use eddy_events::{FormatError, dynamodb_record, envelope, plain_record, s3_record};
+use eddy_events::{DynamoDbRecord, FormatError, envelope, plain_record, s3_record};
 use eddy_subscriptions::{Format, TriggerSpec};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 /// The stream label when the table's creation time is not known.
@@ -20,29 +21,55 @@ pub(crate) fn build(
     if let Source::Function(_) | Source::Schedule(_) = event.source {
         return Ok(event.payload.clone());
     }
-    let record = record(event, trigger, trigger_name, stream_label)?;
+    let record = record(event, trigger, trigger_name, stream_label)?.into_value();
     Ok(match trigger.map(|t| t.format).unwrap_or_default() {
         Format::Plain => record,
         Format::Aws => envelope(vec![record]),
     })
 }
 
+/// One record of a trigger's event: a DynamoDB-Streams record, ready to be written straight
+/// from its event, or an S3 or plain one, built as a value.
+pub(crate) enum Record<'a> {
+    DynamoDb(DynamoDbRecord<'a>),
+    Value(Value),
+}
+
+impl Record<'_> {
+    pub fn into_value(self) -> Value {
+        match self {
+            Self::DynamoDb(record) => record.to_value(),
+            Self::Value(value) => value,
+        }
+    }
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::DynamoDb(record) => record.serialize(serializer),
+            Self::Value(value) => value.serialize(serializer),
+        }
+    }
+}
+
 /// One record of a trigger's event: an S3 or DynamoDB-Streams record, or eddy's plain one.
-pub(crate) fn record(
-    event: &Event,
+pub(crate) fn record<'a>(
+    event: &'a Event,
     trigger: Option<&TriggerSpec>,
     trigger_name: &str,
-    stream_label: Option<&str>,
-) -> Result<Value, FormatError> {
-    match trigger.map(|t| t.format).unwrap_or_default() {
-        Format::Plain => plain_record(event),
+    stream_label: Option<&'a str>,
+) -> Result<Record<'a>, FormatError> {
+    Ok(match trigger.map(|t| t.format).unwrap_or_default() {
+        Format::Plain => Record::Value(plain_record(event)?),
         Format::Aws => match event.source {
-            Source::Table(_) => {
-                dynamodb_record(event, stream_label.unwrap_or(DEFAULT_STREAM_LABEL))
-            }
-            _ => s3_record(event, trigger_name),
+            Source::Table(_) => Record::DynamoDb(DynamoDbRecord::new(
+                event,
+                stream_label.unwrap_or(DEFAULT_STREAM_LABEL),
+            )?),
+            _ => Record::Value(s3_record(event, trigger_name)?),
         },
-    }
+    })
 }
 
 /// Marks a replay's event with its id (`eddyReplay`), and a backfill's with `eddyBackfill`; an

@@ -7,14 +7,12 @@
 //! as a tree of values only to be serialised and dropped. A handler in this process is given
 //! values. Both forms are the same JSON, byte for byte.
 
-use std::io::Write;
+use eddy_core::Event;
+use eddy_events::FormatError;
+use eddy_subscriptions::TriggerSpec;
+use serde_json::{Map, Value};
 
-use eddy_core::{BACKFILL_FIELD, Event, Source};
-use eddy_events::{DynamoDbRecord, FormatError};
-use eddy_subscriptions::{Format, TriggerSpec};
-use serde_json::Value;
-
-use crate::payload::{self, DEFAULT_STREAM_LABEL};
+use crate::payload;
 use crate::runtime::Payload;
 
 /// The opening of a batch's event as text, before its first record.
@@ -59,22 +57,19 @@ impl BatchEvent {
     ) -> Result<usize, FormatError> {
         match self {
             Self::Values(records) => {
-                let record = payload::record(event, of.trigger, of.trigger_name, stream_label)?;
+                let record =
+                    payload::record(event, of.trigger, of.trigger_name, stream_label)?.into_value();
                 let length = eddy_events::json_len(&record);
                 records.push(record);
                 Ok(length)
             }
             Self::Text { json, last } => {
-                let before = json.len();
-                if before > OPENING.len() {
+                let record = payload::record(event, of.trigger, of.trigger_name, stream_label)?;
+                if json.len() > OPENING.len() {
                     json.push(b',');
                 }
                 let start = json.len();
-                let written = write_record(json, of, event, stream_label);
-                if let Err(e) = written {
-                    json.truncate(before);
-                    return Err(e);
-                }
+                serde_json::to_writer(&mut *json, &record).expect("a record always serialises");
                 *last = start;
                 Ok(json.len() - start)
             }
@@ -109,12 +104,15 @@ impl BatchEvent {
             }
             Self::Text { mut json, .. } => {
                 json.push(b']');
-                // After `Records`, in the order a value keeps its fields (sorted by name).
-                if replay != 0 {
-                    if backfill {
-                        write!(json, r#","{BACKFILL_FIELD}":true"#).expect("into memory");
-                    }
-                    write!(json, r#","eddyReplay":{replay}"#).expect("into memory");
+                // The marks as `mark_replay` makes them, after `Records` as a value keeps its
+                // fields (sorted by name: they all begin with `eddy`).
+                let mut marks = Value::Object(Map::new());
+                payload::mark_replay(&mut marks, replay, backfill);
+                for (name, mark) in marks.as_object().into_iter().flatten() {
+                    json.push(b',');
+                    serde_json::to_writer(&mut json, name).expect("into memory");
+                    json.push(b':');
+                    serde_json::to_writer(&mut json, mark).expect("into memory");
                 }
                 json.push(b'}');
                 Payload::Json(json)
@@ -123,28 +121,9 @@ impl BatchEvent {
     }
 }
 
-/// Writes `event`'s record as JSON: a DynamoDB-Streams record straight from the event, any
-/// other through its value.
-fn write_record(
-    json: &mut Vec<u8>,
-    of: &RecordsOf<'_>,
-    event: &Event,
-    stream_label: Option<&str>,
-) -> Result<(), FormatError> {
-    let aws = of.trigger.map(|t| t.format).unwrap_or_default() == Format::Aws;
-    if aws && let Source::Table(_) = event.source {
-        let record = DynamoDbRecord::new(event, stream_label.unwrap_or(DEFAULT_STREAM_LABEL))?;
-        serde_json::to_writer(json, &record).expect("a record always serialises");
-    } else {
-        let record = payload::record(event, of.trigger, of.trigger_name, stream_label)?;
-        serde_json::to_writer(json, &record).expect("a JSON value always serialises");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use eddy_core::{EventId, EventKind, Lineage, TableName};
+    use eddy_core::{EventId, EventKind, Lineage, Source, TableName};
     use serde_json::json;
 
     use super::*;

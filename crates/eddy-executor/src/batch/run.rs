@@ -214,7 +214,9 @@ fn unrun_destination(
         .filter_map(|m| {
             let event = events.get(&m.candidate.delivery.event_seq)?;
             let label = compiled.stream_label(&event.source);
-            payload::record(event, trigger, trigger_name, label).ok()
+            payload::record(event, trigger, trigger_name, label)
+                .ok()
+                .map(payload::Record::into_value)
         })
         .collect();
     let payload = eddy_events::envelope(records).into();
